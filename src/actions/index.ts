@@ -1,0 +1,14 @@
+/**
+ * The action registry: every action a rule may use, by the name used in rule files. Adding an action is
+ * adding a module here; its schema is assembled into rules.schema.json automatically.
+ */
+import { deny } from './deny.js';
+import { removeHeaders, setHeaders } from './headers.js';
+import { routeTo } from './route_to.js';
+import { tagBilling } from './tag_billing.js';
+import { transform } from './transform.js';
+import type { ActionModule } from './types.js';
+
+export const ACTIONS: ReadonlyMap<string, ActionModule<unknown>> = new Map(
+  ([routeTo, tagBilling, setHeaders, removeHeaders, deny, transform] as ActionModule<never>[]).map((a) => [a.name, a as ActionModule<unknown>]),
+);

@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+/**
+ * `switchyard` — one entry, subcommands: `serve`, `validate-rules`, `dry-run`.
+ * `validate-rules` and `dry-run` take the same `--config` / `--rules` options as `serve` and never touch
+ * the network.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULT_CONFIG_FILE, loadConfig, type ConfigOverrides, type GatewayConfig } from './config.js';
+import { buildContext } from './rules/context.js';
+import { evaluate } from './rules/evaluate.js';
+import { loadRuleDir } from './rules/load.js';
+import { dryRunReport, formatReport } from './rules/report.js';
+import { startGateway } from './server/serve.js';
+import { prepareUpstream } from './upstream/prepare.js';
+import { formatIssue, LoadError, type LoadIssue } from './validation.js';
+
+interface CommonOptions {
+  config?: string;
+  rules?: string;
+}
+
+function configPath(opts: CommonOptions): string {
+  return opts.config ?? process.env.SWITCHYARD_CONFIG ?? DEFAULT_CONFIG_FILE;
+}
+
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('a port is an integer from 0 to 65535');
+  return n;
+}
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+function printIssues(issues: LoadIssue[]): void {
+  for (const i of issues) (i.severity === 'error' ? console.error : console.warn)(formatIssue(i));
+}
+
+const program = new Command();
+program
+  .name('switchyard')
+  .description('A gateway for Claude Code and other Anthropic-API clients, driven by YAML rules.')
+  .showHelpAfterError();
+
+const withCommon = (cmd: Command) =>
+  cmd
+    .option('-c, --config <file>', `gateway config file (default: $SWITCHYARD_CONFIG or ./${DEFAULT_CONFIG_FILE})`)
+    .option('-r, --rules <dir>', 'rules directory (default: the config\'s `rules`)');
+
+withCommon(program.command('serve').description('start the gateway'))
+  .option('-p, --port <n>', 'listen port (beats $PORT and the config)', parsePort)
+  .option('-H, --host <host>', 'listen address (beats $HOST and the config)')
+  .option('--dry-run', 'answer every request with its routing decision (JSON) instead of forwarding')
+  .action(async (opts: CommonOptions & { port?: number; host?: string; dryRun?: boolean }) => {
+    try {
+      await startGateway({
+        configFile: configPath(opts),
+        overrides: { port: opts.port, host: opts.host, rulesDir: opts.rules },
+        dryRun: opts.dryRun,
+        handleSignals: true,
+      });
+    } catch (err) {
+      if (err instanceof LoadError) {
+        console.error('switchyard: not starting, the configuration is invalid:');
+        printIssues(err.issues);
+        process.exit(1);
+      }
+      console.error(`switchyard: not starting: ${(err as Error).message}`);
+      process.exit(1);
+    }
+  });
+
+/** What a path given to validate-rules is: a rules directory, a rule file, or a gateway config file. */
+function classify(p: string): 'dir' | 'config' | 'rules' {
+  if (statSync(p).isDirectory()) return 'dir';
+  try {
+    const doc = parseYaml(readFileSync(p, 'utf8')) as Record<string, unknown> | null;
+    if (doc && typeof doc === 'object' && 'providers' in doc) return 'config';
+  } catch {
+    // a file that does not parse is reported by the rules loader with its position
+  }
+  return 'rules';
+}
+
+withCommon(program.command('validate-rules').description('check rule files and configs; exit 0 when valid, 1 with file:line:col messages otherwise'))
+  .argument('[paths...]', 'rule files, rule directories or config files (default: the config and its rules directory)')
+  .action((paths: string[], opts: CommonOptions) => {
+    const issues: LoadIssue[] = [];
+    let ruleCount = 0;
+    const dirsDone = new Set<string>();
+    const overrides: ConfigOverrides = { rulesDir: opts.rules, missingEnv: 'warning' };
+    let baseConfig: GatewayConfig | null | undefined;
+    const providersFromBase = (): string[] | null => {
+      if (baseConfig === undefined) {
+        try {
+          baseConfig = loadConfig(configPath(opts), overrides);
+          issues.push(...baseConfig.warnings);
+        } catch (err) {
+          if (!(err instanceof LoadError)) throw err;
+          issues.push(...err.issues);
+          baseConfig = null;
+        }
+      }
+      return baseConfig ? Object.keys(baseConfig.providers) : null;
+    };
+    const checkDir = (dir: string, providers: string[] | null) => {
+      const abs = path.resolve(dir);
+      if (dirsDone.has(abs) || providers === null) return;
+      dirsDone.add(abs);
+      try {
+        const set = loadRuleDir(abs, providers);
+        ruleCount += set.rules.length;
+        issues.push(...set.warnings);
+      } catch (err) {
+        if (!(err instanceof LoadError)) throw err;
+        issues.push(...err.issues);
+      }
+    };
+    const checkConfig = (file: string) => {
+      try {
+        const cfg = loadConfig(file, { missingEnv: 'warning' });
+        issues.push(...cfg.warnings);
+        checkDir(cfg.rulesDir, Object.keys(cfg.providers));
+      } catch (err) {
+        if (!(err instanceof LoadError)) throw err;
+        issues.push(...err.issues);
+      }
+    };
+    if (paths.length === 0) {
+      const providers = providersFromBase();
+      if (baseConfig) checkDir(baseConfig.rulesDir, providers);
+    }
+    for (const p of paths) {
+      let kind: ReturnType<typeof classify>;
+      try {
+        kind = classify(p);
+      } catch (err) {
+        issues.push({ file: p, line: 1, col: 1, severity: 'error', message: `cannot read: ${(err as Error).message}` });
+        continue;
+      }
+      if (kind === 'config') checkConfig(p);
+      else checkDir(kind === 'dir' ? p : path.dirname(p), providersFromBase());
+    }
+    printIssues(issues);
+    const errors = issues.filter((i) => i.severity === 'error').length;
+    if (errors) {
+      console.error(`${errors} error${errors === 1 ? '' : 's'}`);
+      process.exit(1);
+    }
+    console.log(`ok: ${ruleCount} rule${ruleCount === 1 ? '' : 's'} in ${dirsDone.size} director${dirsDone.size === 1 ? 'y' : 'ies'}`);
+  });
+
+withCommon(program.command('dry-run').description('print the routing decision for a request without sending anything'))
+  .requiredOption('--request <file>', 'JSON file holding the request body (a Messages API request)')
+  .option('--key <id>', 'client id to evaluate as (as if the request came from that client)')
+  .addOption(new Option('--header <name=value>', 'request header (repeatable)').argParser(collect).default([]))
+  .option('--path <path>', 'endpoint path and query', '/v1/messages?beta=true')
+  .option('--json', 'print JSON instead of a table')
+  .action(async (opts: CommonOptions & { request: string; key?: string; header: string[]; path: string; json?: boolean }) => {
+    try {
+      const config = loadConfig(configPath(opts), { rulesDir: opts.rules, missingEnv: 'warning' });
+      const rules = loadRuleDir(config.rulesDir, Object.keys(config.providers));
+      const raw = readFileSync(opts.request);
+      const body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new Error(`${opts.request}: the request must be a JSON object`);
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      for (const h of opts.header) {
+        const eq = h.indexOf('=');
+        if (eq <= 0) throw new Error(`--header ${h}: expected name=value`);
+        headers[h.slice(0, eq).trim().toLowerCase()] = h.slice(eq + 1);
+      }
+      const rc = buildContext({ path: opts.path.split('?')[0]!, body, headers, bodyBytes: raw.length, clientId: opts.key });
+      const decision = await evaluate(rules, rc, config.defaultProvider);
+      const prepared = prepareUpstream(config, decision, headers, raw, opts.path);
+      const report = dryRunReport(decision, prepared.url, prepared.headers);
+      console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
+    } catch (err) {
+      if (err instanceof LoadError) printIssues(err.issues);
+      else console.error(`switchyard dry-run: ${(err as Error).message}`);
+      process.exit(1);
+    }
+  });
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,145 @@
+/**
+ * The one place that reads the gateway config (`switchyard.yaml`): parse, resolve `${ENV}` references,
+ * validate against {@link configSchema}, apply defaults and the HOST/PORT/flag overrides.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { configSchema, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUTS } from './config-schema.js';
+import { compileSchema, LoadError, schemaIssues, SourceFile, type DocPath, type LoadIssue } from './validation.js';
+
+/** Upstream timeouts, ms. */
+export interface Timeouts {
+  connect_ms: number;
+  headers_ms: number;
+  body_ms: number;
+}
+
+/** One upstream provider, resolved. */
+export interface ProviderConfig {
+  name: string;
+  type: 'anthropic';
+  /** Base URL without a trailing slash. */
+  base_url: string;
+  /** Resolved upstream keys; empty = forward the client's credential. */
+  keys: string[];
+  timeouts: Timeouts;
+}
+
+/** The whole gateway config, resolved and defaulted. */
+export interface GatewayConfig {
+  /** Absolute path of the file it came from. */
+  file: string;
+  listen: { host: string; port: number };
+  /** Absolute path of the rules directory. */
+  rulesDir: string;
+  defaultProvider: string;
+  providers: Record<string, ProviderConfig>;
+  limits: { max_body_bytes: number };
+  shutdown: { grace_ms: number };
+  log: { level?: string };
+  /** Non-fatal findings (unset `${ENV}` references when `missingEnv` is 'warning'). */
+  warnings: LoadIssue[];
+}
+
+/** Overrides from the command line (they beat the environment, which beats the file). */
+export interface ConfigOverrides {
+  host?: string;
+  port?: number;
+  rulesDir?: string;
+  /** How an unset `${ENV}` without a default counts: an error (serving) or a warning (validate-rules). */
+  missingEnv?: 'error' | 'warning';
+}
+
+/** The bundled config, used when neither --config nor SWITCHYARD_CONFIG is given. */
+export const DEFAULT_CONFIG_FILE = 'switchyard.yaml';
+
+let validateConfig: ReturnType<typeof compileSchema> | undefined;
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/**
+ * Replaces `${NAME}` and `${NAME:-default}` in every string of `value` (shell semantics: the default
+ * applies when NAME is unset or empty). Unset names without a default become issues.
+ */
+function resolveEnv(value: unknown, env: NodeJS.ProcessEnv, source: SourceFile, at: DocPath, issues: LoadIssue[], missing: 'error' | 'warning'): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (_m, name: string, def: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (def !== undefined) return def;
+      issues.push(source.issueAt(at, `environment variable ${name} is not set; set it or give a default with \${${name}:-value}`, missing));
+      return missing === 'warning' ? `unset-${name}` : '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => resolveEnv(v, env, source, [...at, i], issues, missing));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = resolveEnv(v, env, source, [...at, k], issues, missing);
+    return out;
+  }
+  return value;
+}
+
+interface RawConfig {
+  listen?: { host?: string; port?: number | string };
+  rules?: string;
+  default_provider?: string;
+  providers: Record<string, { type: 'anthropic'; base_url: string; keys?: string[]; timeouts?: Partial<Timeouts> }>;
+  limits?: { max_body_bytes?: number };
+  shutdown?: { grace_ms?: number };
+  log?: { level?: string };
+}
+
+/**
+ * Loads and validates a config file.
+ * @param file path of `switchyard.yaml`.
+ * @param env environment for `${ENV}` references and the HOST / PORT overrides.
+ * @throws LoadError with every problem as `file:line:col: message`.
+ */
+export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (err) {
+    throw new LoadError([{ file, line: 1, col: 1, severity: 'error', message: `cannot read config file: ${(err as Error).message}` }]);
+  }
+  const { source, issues } = SourceFile.parse(file, text);
+  if (issues.some((i) => i.severity === 'error')) throw new LoadError(issues);
+  const resolved = resolveEnv(source.toJS(), env, source, [], issues, overrides.missingEnv ?? 'error');
+  if (issues.some((i) => i.severity === 'error')) throw new LoadError(issues);
+  validateConfig ??= compileSchema(configSchema);
+  if (!validateConfig(resolved)) throw new LoadError(schemaIssues(source, resolved, validateConfig.errors));
+  const raw = resolved as RawConfig;
+
+  const portText = overrides.port ?? env.PORT ?? raw.listen?.port ?? 8790;
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new LoadError([source.issueAt(['listen', 'port'], `listen.port must be an integer from 0 to 65535, got ${JSON.stringify(portText)}`)]);
+  }
+  const providers: Record<string, ProviderConfig> = {};
+  for (const [name, p] of Object.entries(raw.providers)) {
+    providers[name] = {
+      name,
+      type: p.type,
+      base_url: p.base_url.replace(/\/+$/, ''),
+      keys: (p.keys ?? []).filter((k) => k !== ''),
+      timeouts: { ...DEFAULT_TIMEOUTS, ...p.timeouts },
+    };
+  }
+  const defaultProvider = raw.default_provider ?? ('anthropic' in providers ? 'anthropic' : Object.keys(providers)[0]!);
+  if (!(defaultProvider in providers)) {
+    throw new LoadError([source.issueAt(['default_provider'], `default_provider "${defaultProvider}" is not defined under providers (defined: ${Object.keys(providers).join(', ')})`)]);
+  }
+  return {
+    file: abs,
+    listen: { host: overrides.host ?? env.HOST ?? raw.listen?.host ?? '127.0.0.1', port },
+    rulesDir: overrides.rulesDir ? path.resolve(overrides.rulesDir) : path.resolve(path.dirname(abs), raw.rules ?? './rules'),
+    defaultProvider,
+    providers,
+    limits: { max_body_bytes: raw.limits?.max_body_bytes ?? DEFAULT_MAX_BODY_BYTES },
+    shutdown: { grace_ms: raw.shutdown?.grace_ms ?? 30_000 },
+    log: { level: raw.log?.level },
+    warnings: issues,
+  };
+}

@@ -1,0 +1,43 @@
+/**
+ * The gateway's structured logger (pino). One JSON line per event; `pino-pretty` when stdout is a TTY.
+ * Credentials are redacted by path as a second line of defence: the code never passes request or
+ * response bodies or credential headers to the logger in the first place.
+ */
+import { pino, type Logger, type LoggerOptions } from 'pino';
+
+export type { Logger };
+
+/** Header names that carry credentials; never logged, masked in dry-run output. */
+export const CREDENTIAL_HEADERS = ['x-api-key', 'authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
+
+/** pino redaction paths for credential-bearing fields that might appear in a log object. */
+export const REDACT_PATHS = [
+  ...CREDENTIAL_HEADERS.flatMap((h) => [`headers["${h}"]`, `req.headers["${h}"]`, `upstreamHeaders["${h}"]`]),
+  'key',
+  'apiKey',
+  'api_key',
+  'body',
+  'req.body',
+];
+
+/**
+ * Creates the root logger.
+ * @param options.level pino level name; defaults to `LOG_LEVEL` or `info`.
+ * @param options.pretty force pretty printing on or off; defaults to "stdout is a TTY".
+ * @param options.destination a pino destination stream (tests capture logs this way).
+ */
+export function createLogger(
+  options: { level?: string; pretty?: boolean; destination?: NodeJS.WritableStream } = {},
+): Logger {
+  const opts: LoggerOptions = {
+    level: options.level ?? process.env.LOG_LEVEL ?? 'info',
+    base: { service: 'switchyard' },
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+  };
+  if (options.destination) return pino(opts, options.destination);
+  const pretty = options.pretty ?? Boolean(process.stdout.isTTY);
+  if (pretty) {
+    return pino({ ...opts, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
+  }
+  return pino(opts);
+}

@@ -1,0 +1,108 @@
+/**
+ * The request context: the one object that rules' matchers and JSONata expressions see (DESIGN §4).
+ * Built once per request from the parsed body, the headers and the identified client.
+ */
+import { createHash } from 'node:crypto';
+import { CREDENTIAL_HEADERS } from '../log.js';
+
+/** What matchers and JSONata (`when`, `tag_billing.expr`, `transform`) see. */
+export interface RequestContext {
+  /** The endpoint path without the query, e.g. `/v1/messages`. */
+  path: string;
+  /** `body.model`, or '' when absent. */
+  model: string;
+  /** `body.stream === true`. */
+  stream: boolean;
+  /** The parsed request body (a JSON object). Never mutate it: actions copy on write. */
+  body: Record<string, unknown>;
+  /** Alias of `body.messages` ([] when absent), so `$count(messages)` reads naturally. */
+  messages: unknown[];
+  /** Request headers with lower-cased names; credential headers (x-api-key, authorization...) are left out. */
+  headers: Record<string, string>;
+  /** The client: its id (a configured client id, or a fingerprint of its credential) and tags. */
+  client: { id: string; tags: Record<string, string> };
+  /** The Claude Code session: `x-claude-code-session-id`, else `session_id` from `metadata.user_id`. */
+  session: { id: string | null };
+  /** Cheap estimates; `input_tokens` is request bytes / 4 (not a tokenizer count). */
+  estimate: { input_tokens: number };
+  /** Request time, UTC: `hour` 0–23, `weekday` 0 (Sunday)–6, `iso` timestamp. */
+  time: { hour: number; weekday: number; iso: string };
+}
+
+/** Characters per token used by the cheap estimates (English prose and JSON run 3.5–4.5). */
+export const CHARS_PER_TOKEN = 4;
+
+/**
+ * Session id from `metadata.user_id`, which Claude Code sends as a JSON *string* holding
+ * `device_id`, `account_uuid` and `session_id` (older versions: `user_<hash>_account_<uuid>_session_<uuid>`).
+ */
+export function sessionIdFromMetadata(body: Record<string, unknown>): string | null {
+  const userId = (body.metadata as { user_id?: unknown } | undefined)?.user_id;
+  if (typeof userId !== 'string') return null;
+  if (userId.startsWith('{')) {
+    try {
+      const parsed = JSON.parse(userId) as { session_id?: unknown };
+      return typeof parsed.session_id === 'string' ? parsed.session_id : null;
+    } catch {
+      return null;
+    }
+  }
+  return /_session_([0-9a-fA-F-]{8,})$/.exec(userId)?.[1] ?? null;
+}
+
+/** A stable, non-reversible id for a credential: `fp-` and 10 hex digits of its SHA-256. */
+export function credentialFingerprint(secret: string): string {
+  return 'fp-' + createHash('sha256').update(secret).digest('hex').slice(0, 10);
+}
+
+/** The client credential a request carries: `x-api-key`, else the token of `Authorization: Bearer`. */
+export function clientCredential(headers: Record<string, string | string[] | undefined>): string | null {
+  const apiKey = headers['x-api-key'];
+  if (typeof apiKey === 'string' && apiKey) return apiKey;
+  const auth = headers.authorization;
+  if (typeof auth === 'string') {
+    const m = /^Bearer\s+(.+)$/i.exec(auth);
+    if (m) return m[1]!.trim();
+  }
+  return null;
+}
+
+/** Inputs of {@link buildContext}. */
+export interface ContextInput {
+  path: string;
+  body: Record<string, unknown>;
+  /** Raw request headers as Node gives them (lower-cased names). */
+  headers: Record<string, string | string[] | undefined>;
+  /** Request body size in bytes (for the token estimate). */
+  bodyBytes: number;
+  /** Client id when already known (configured clients, `dry-run --key`); else derived from the credential. */
+  clientId?: string;
+  clientTags?: Record<string, string>;
+  now?: Date;
+}
+
+const CREDENTIALS = new Set(CREDENTIAL_HEADERS);
+
+/** Builds the request context. Pure apart from reading `now`. */
+export function buildContext(input: ContextInput): RequestContext {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(input.headers)) {
+    if (value === undefined || CREDENTIALS.has(name)) continue;
+    headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  const credential = clientCredential(input.headers);
+  const now = input.now ?? new Date();
+  const body = input.body;
+  return {
+    path: input.path,
+    model: typeof body.model === 'string' ? body.model : '',
+    stream: body.stream === true,
+    body,
+    messages: Array.isArray(body.messages) ? body.messages : [],
+    headers,
+    client: { id: input.clientId ?? (credential ? credentialFingerprint(credential) : 'anonymous'), tags: input.clientTags ?? {} },
+    session: { id: headers['x-claude-code-session-id'] || sessionIdFromMetadata(body) },
+    estimate: { input_tokens: Math.ceil(input.bodyBytes / CHARS_PER_TOKEN) },
+    time: { hour: now.getUTCHours(), weekday: now.getUTCDay(), iso: now.toISOString() },
+  };
+}

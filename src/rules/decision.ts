@@ -1,0 +1,154 @@
+/**
+ * The `Decision`: what the rules engine concluded for one request, as plain data. Only the proxy acts on
+ * it; `dry-run` prints it. Built through a {@link DecisionDraft} that enforces "first writer wins" for
+ * single-valued settings (the route, the model, each tag, each header) and records who shadowed whom.
+ */
+
+/** What happened to one action of a matched rule. */
+export interface ActionTrace {
+  /** Action name, e.g. `route_to`. */
+  action: string;
+  /** True when the action took effect (at least one of its settings, or it accumulates). */
+  applied: boolean;
+  /** When not applied: the rule whose earlier action already set what this one would set. */
+  shadowed_by?: string;
+  /** Settings this action lost to earlier rules (`route`, `model`, `tag:team`, `header:x-foo`...). */
+  shadowed?: Array<{ setting: string; by: string }>;
+  /** Action-specific detail for dry-run (e.g. the tag values it set). */
+  detail?: unknown;
+}
+
+/** What happened to one rule. */
+export interface RuleTrace {
+  id: string;
+  /** The file the rule came from, relative to the rules directory. */
+  file: string;
+  matched: boolean;
+  /** Why it did not match (the first failing condition), or why it was not evaluated. */
+  reason?: string;
+  actions: ActionTrace[];
+}
+
+/** A throttle that every request matching its rule must pass (filled in by the throttle action). */
+export interface ThrottleSpec {
+  rule: string;
+  [param: string]: unknown;
+}
+
+/** The result of evaluating a rule set against one request. */
+export interface Decision {
+  /** Version (content hash) of the rule set that decided. */
+  ruleset: string;
+  route: {
+    provider: string;
+    /** The model sent upstream. */
+    model: string;
+    /** The model the client asked for. */
+    requested_model: string;
+    /** Providers to try next, in order. */
+    fallback: string[];
+    /** The rule that chose the route, or null for the config's default provider. */
+    rule: string | null;
+  };
+  rules: RuleTrace[];
+  /** Billing tags (name to value). */
+  tags: Record<string, string>;
+  /** Changes to the upstream request headers. */
+  headers: { set: Record<string, string>; remove: string[] };
+  throttles: ThrottleSpec[];
+  /** Set when a `deny` action refused the request. */
+  denied: { rule: string; status: number; message: string } | null;
+  /** Set when applying a rule failed (e.g. a transform returned a non-object); answered 500. */
+  error: { rule: string; message: string } | null;
+  /** Problems that did not stop evaluation (e.g. a `when` expression that threw), for logging. */
+  warnings: Array<{ rule: string; message: string }>;
+  /** The body to forward. Identical (===) to the request body when nothing changed it. */
+  body: Record<string, unknown>;
+  bodyChanged: boolean;
+  /** Per-action extra outputs keyed by action name (e.g. `cache_breakpoints`). */
+  extra: Record<string, unknown>;
+}
+
+/** A mutable decision under construction. Actions write through {@link DecisionDraft.claim}. */
+export class DecisionDraft {
+  private readonly claims = new Map<string, string>();
+  route: { provider?: string; model?: string; fallback: string[]; rule: string | null } = { fallback: [], rule: null };
+  readonly tags: Record<string, string> = {};
+  readonly setHeaders: Record<string, string> = {};
+  readonly removeHeaders: string[] = [];
+  readonly throttles: ThrottleSpec[] = [];
+  readonly warnings: Array<{ rule: string; message: string }> = [];
+  readonly extra: Record<string, unknown> = {};
+  denied: Decision['denied'] = null;
+  error: Decision['error'] = null;
+  body: Record<string, unknown>;
+  bodyChanged = false;
+
+  constructor(body: Record<string, unknown>) {
+    this.body = body;
+  }
+
+  /** True once a deny or an error ends evaluation. */
+  get stopped(): boolean {
+    return this.denied !== null || this.error !== null;
+  }
+
+  /**
+   * Claims single-valued settings for `rule`, first writer wins. Each entry is a setting name and the
+   * write to perform if the claim succeeds.
+   * @returns the action trace: applied if any setting was taken, with the ones lost to earlier rules.
+   */
+  claim(action: string, rule: string, writes: Array<[setting: string, write: () => void]>, detail?: unknown): ActionTrace {
+    const shadowed: Array<{ setting: string; by: string }> = [];
+    let applied = false;
+    for (const [setting, write] of writes) {
+      const owner = this.claims.get(setting);
+      if (owner !== undefined) {
+        shadowed.push({ setting, by: owner });
+      } else {
+        this.claims.set(setting, rule);
+        write();
+        applied = true;
+      }
+    }
+    const trace: ActionTrace = { action, applied };
+    if (!applied && shadowed.length) trace.shadowed_by = shadowed[0]!.by;
+    if (shadowed.length) trace.shadowed = shadowed;
+    if (detail !== undefined) trace.detail = detail;
+    return trace;
+  }
+
+  /** Replaces the body to forward (copy-on-write: never mutate the request's body in place). */
+  replaceBody(body: Record<string, unknown>): void {
+    this.body = body;
+    this.bodyChanged = true;
+  }
+
+  /** The final, immutable decision. `defaultProvider` applies when no rule routed the request. */
+  finish(ruleset: string, rules: RuleTrace[], requestedModel: string, defaultProvider: string): Decision {
+    const model = this.route.model ?? (typeof this.body.model === 'string' ? this.body.model : requestedModel);
+    if (this.route.model !== undefined && this.body.model !== this.route.model) {
+      this.replaceBody({ ...this.body, model: this.route.model });
+    }
+    return {
+      ruleset,
+      route: {
+        provider: this.route.provider ?? defaultProvider,
+        model,
+        requested_model: requestedModel,
+        fallback: this.route.fallback,
+        rule: this.route.rule,
+      },
+      rules,
+      tags: this.tags,
+      headers: { set: this.setHeaders, remove: this.removeHeaders },
+      throttles: this.throttles,
+      denied: this.denied,
+      error: this.error,
+      warnings: this.warnings,
+      body: this.body,
+      bodyChanged: this.bodyChanged,
+      extra: this.extra,
+    };
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Rule matchers, compiled once at load: `model` and `key` (globs), `header` (present / regex / exact,
+ * names case-insensitive) and `when` (JSONata, must return a boolean). A matcher answers whether it holds
+ * and, when it does not, a short reason for dry-run.
+ */
+import picomatch from 'picomatch';
+import type { CompileContext } from '../actions/types.js';
+import type { RequestContext } from './context.js';
+import { compileJsonata, describeResult, evalErrorMessage } from './jsonata.js';
+
+/** Outcome of one matcher: `null` when it holds, else why not. `warning` marks an evaluation error. */
+export type MatchResult = null | { reason: string; warning?: boolean };
+
+/** A compiled condition. Sync matchers run before async ones (JSONata), cheapest first. */
+export interface Matcher {
+  name: 'model' | 'key' | 'header' | 'when';
+  async: boolean;
+  test(rc: RequestContext): MatchResult | Promise<MatchResult>;
+}
+
+function globList(v: string | string[]): { list: string[]; test: (s: string) => boolean } {
+  const list = Array.isArray(v) ? v : [v];
+  return { list, test: picomatch(list, { dot: true, nobrace: false }) };
+}
+
+/** The raw `match` block of a rule, as validated by the schema. */
+export interface MatchSpec {
+  model?: string | string[];
+  key?: string | string[];
+  header?: Record<string, string>;
+  when?: string;
+}
+
+/** Parses `/re/flags`; returns null when `s` is not in that form. */
+function parseRegex(s: string): { source: string; flags: string } | null {
+  const m = /^\/(.*)\/([dgimsuyv]*)$/s.exec(s);
+  return m ? { source: m[1]!, flags: m[2]!.replace(/[gy]/g, '') } : null;
+}
+
+/** Compiles a rule's `match` block; problems go to `cx.error` with a path relative to `match`. */
+export function compileMatchers(spec: MatchSpec | undefined, cx: CompileContext): Matcher[] {
+  const out: Matcher[] = [];
+  if (!spec) return out;
+  if (spec.model !== undefined) {
+    const g = globList(spec.model);
+    out.push({ name: 'model', async: false, test: (rc) => (g.test(rc.model) ? null : { reason: `model "${rc.model}" does not match ${g.list.join(', ')}` }) });
+  }
+  if (spec.key !== undefined) {
+    const g = globList(spec.key);
+    out.push({ name: 'key', async: false, test: (rc) => (g.test(rc.client.id) ? null : { reason: `client "${rc.client.id}" does not match ${g.list.join(', ')}` }) });
+  }
+  if (spec.header) {
+    for (const [rawName, want] of Object.entries(spec.header)) {
+      const name = rawName.toLowerCase();
+      let check: (v: string) => boolean;
+      let label: string;
+      const re = parseRegex(want);
+      if (want === '*') {
+        check = () => true;
+        label = 'present';
+      } else if (re) {
+        try {
+          const rx = new RegExp(re.source, re.flags);
+          check = (v) => rx.test(v);
+          label = `matching ${want}`;
+        } catch (err) {
+          cx.error(['header', rawName], `invalid regular expression ${want}: ${(err as Error).message}`);
+          continue;
+        }
+      } else {
+        check = (v) => v === want;
+        label = `equal to ${JSON.stringify(want)}`;
+      }
+      out.push({
+        name: 'header',
+        async: false,
+        test: (rc) => {
+          const v = rc.headers[name];
+          if (v === undefined) return { reason: `header ${name} is absent (wanted ${label})` };
+          return check(v) ? null : { reason: `header ${name} is not ${label}` };
+        },
+      });
+    }
+  }
+  if (spec.when !== undefined) {
+    const expr = compileJsonata(spec.when, cx, ['when']);
+    if (expr) {
+      out.push({
+        name: 'when',
+        async: true,
+        async test(rc) {
+          let r: unknown;
+          try {
+            r = await expr.evaluate(rc);
+          } catch (err) {
+            return { reason: `when failed: ${evalErrorMessage(err)}`, warning: true };
+          }
+          if (r === true) return null;
+          if (r === false || r === undefined) return { reason: `when is ${r === false ? 'false' : 'nothing (treated as false)'}` };
+          return { reason: `when returned ${describeResult(r)}, not true or false`, warning: true };
+        },
+      });
+    }
+  }
+  // Cheap synchronous matchers first; JSONata last.
+  return out.sort((a, b) => Number(a.async) - Number(b.async));
+}

@@ -1,0 +1,84 @@
+/**
+ * The dry-run report: a decision as JSON-ready data (what `dry-run --json` and `serve --dry-run` print)
+ * and as a short human-readable table. Credentials are masked.
+ */
+import { CREDENTIAL_HEADERS } from '../log.js';
+import { clientCredential, credentialFingerprint } from './context.js';
+import type { Decision } from './decision.js';
+
+/** What dry-run prints. */
+export interface DryRunReport {
+  ruleset: string;
+  route: Decision['route'] & { url: string };
+  rules: Decision['rules'];
+  tags: Decision['tags'];
+  throttles: Decision['throttles'];
+  /** Headers that would go upstream, credentials masked. */
+  headers: Record<string, string>;
+  denied: Decision['denied'];
+  error: Decision['error'];
+  warnings: Decision['warnings'];
+  body_changed: boolean;
+  [extra: string]: unknown;
+}
+
+const CREDENTIALS = new Set(CREDENTIAL_HEADERS);
+
+/** Masks credential header values as `[masked fp-…]` (a non-reversible fingerprint, to tell keys apart). */
+export function maskHeaders(headers: Record<string, string | string[]>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const v = Array.isArray(value) ? value.join(', ') : value;
+    if (!CREDENTIALS.has(name)) out[name] = v;
+    else {
+      const secret = name === 'authorization' ? clientCredential({ authorization: v }) ?? v : v;
+      out[name] = `[masked ${credentialFingerprint(secret)}]`;
+    }
+  }
+  return out;
+}
+
+/** Builds the report for a decision and the upstream request it leads to. */
+export function dryRunReport(d: Decision, url: string, upstreamHeaders: Record<string, string | string[]>): DryRunReport {
+  return {
+    ruleset: d.ruleset,
+    route: { ...d.route, url },
+    rules: d.rules,
+    tags: d.tags,
+    throttles: d.throttles,
+    headers: maskHeaders(upstreamHeaders),
+    denied: d.denied,
+    error: d.error,
+    warnings: d.warnings,
+    body_changed: d.bodyChanged,
+    ...d.extra,
+  };
+}
+
+/** The human-readable form: the route, then one line per rule with its actions. */
+export function formatReport(r: DryRunReport): string {
+  const lines: string[] = [];
+  lines.push(`rules ${r.ruleset}`);
+  if (r.denied) lines.push(`DENIED by ${r.denied.rule}: ${r.denied.status} ${r.denied.message}`);
+  if (r.error) lines.push(`ERROR in ${r.error.rule}: ${r.error.message}`);
+  lines.push(`route     ${r.route.provider} ${r.route.url}`);
+  lines.push(`model     ${r.route.model}${r.route.model !== r.route.requested_model ? ` (requested ${r.route.requested_model})` : ''}`);
+  lines.push(`fallback  ${r.route.fallback.length ? r.route.fallback.join(' -> ') : '-'}`);
+  lines.push(`tags      ${Object.entries(r.tags).map(([k, v]) => `${k}=${v}`).join(' ') || '-'}`);
+  lines.push(`throttles ${r.throttles.length ? r.throttles.map((t) => t.rule).join(', ') : '-'}`);
+  lines.push(`body      ${r.body_changed ? 'changed by rules' : 'forwarded byte for byte'}`);
+  lines.push('');
+  const idWidth = Math.max(4, ...r.rules.map((x) => x.id.length));
+  lines.push(`${'RULE'.padEnd(idWidth)}  MATCH  DETAIL`);
+  for (const rule of r.rules) {
+    const detail = rule.matched
+      ? rule.actions.map((a) => `${a.action}${a.applied ? '' : ' (shadowed' + (a.shadowed_by ? ` by ${a.shadowed_by}` : '') + ')'}${a.applied && a.shadowed?.length ? ` (partly shadowed: ${a.shadowed.map((s) => `${s.setting} by ${s.by}`).join(', ')})` : ''}`).join(', ')
+      : rule.reason ?? '';
+    lines.push(`${rule.id.padEnd(idWidth)}  ${rule.matched ? 'yes  ' : 'no   '}  ${detail}`);
+  }
+  lines.push('');
+  lines.push('upstream headers:');
+  for (const [k, v] of Object.entries(r.headers)) lines.push(`  ${k}: ${v}`);
+  for (const w of r.warnings) lines.push(`warning: rule ${w.rule}: ${w.message}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,81 @@
+/**
+ * The Hono app: routes, health, admin. No rule logic here: the proxied endpoints hand Node's request and
+ * response to the pipeline in `proxy.ts`, which streams without buffering.
+ */
+import type { HttpBindings } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { Hono, type Context } from 'hono';
+import { asGatewayError, errorBody, GatewayError, NotFoundError } from '../errors.js';
+import { formatIssue } from '../validation.js';
+import { proxyRequest, type ProxyDeps } from './proxy.js';
+
+/** State the health routes read. */
+export interface AppState {
+  /** True from the moment shutdown starts: readiness fails so load balancers drain us. */
+  shuttingDown: boolean;
+}
+
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+/** Builds the app. */
+export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: HttpBindings }> {
+  const app = new Hono<{ Bindings: HttpBindings }>();
+
+  const proxied = (endpoint: 'messages' | 'count_tokens' | 'models') => async (c: Context<{ Bindings: HttpBindings }>) => {
+    await proxyRequest(c.env.incoming, c.env.outgoing, endpoint, deps);
+    return RESPONSE_ALREADY_SENT;
+  };
+
+  // Claude Code probes reachability with HEAD / or HEAD /api/hello: answer any HEAD without an upstream.
+  // (Hono dispatches HEAD to GET routes, so this is a middleware, not a route.)
+  app.use('*', async (c, next) => {
+    if (c.req.method === 'HEAD') return c.body(null, 200);
+    await next();
+  });
+  app.get('/', (c) => c.json({ service: 'switchyard', status: 'ok' }));
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', (c) => {
+    const { rules } = deps.runtime.current;
+    const body = { status: state.shuttingDown ? 'shutting_down' : 'ready', rules_version: rules.version, rules: rules.rules.length };
+    return c.json(body, state.shuttingDown ? 503 : 200);
+  });
+
+  app.post('/v1/messages', proxied('messages'));
+  app.post('/v1/messages/count_tokens', proxied('count_tokens'));
+  app.get('/v1/models', proxied('models'));
+  app.get('/v1/models/:id', proxied('models'));
+
+  // Admin: loopback only until admin tokens exist.
+  app.use('/admin/*', async (c, next) => {
+    const addr = c.env.incoming.socket.remoteAddress ?? '';
+    if (!LOOPBACK.test(addr)) {
+      throw new GatewayError('SY_ADMIN_FORBIDDEN', 'permission_error', 403, 'admin routes are served on loopback only');
+    }
+    await next();
+  });
+  app.get('/admin/rules', (c) => {
+    const { rules } = deps.runtime.current;
+    const err = deps.runtime.lastError;
+    return c.json({
+      version: rules.version,
+      loaded_at: rules.loadedAt,
+      dir: rules.dir,
+      files: rules.files,
+      rules: rules.rules.map((r) => ({ id: r.id, file: r.file, description: r.description ?? null })),
+      warnings: rules.warnings.map(formatIssue),
+      last_error: err ? { at: err.at, errors: err.issues.map(formatIssue) } : null,
+    });
+  });
+
+  app.notFound((c) => errorResponse(c, new NotFoundError(c.req.method, c.req.path)));
+  app.onError((err, c) => {
+    const gerr = asGatewayError(err);
+    if (gerr.status >= 500) deps.log.error({ err }, 'unhandled error');
+    return errorResponse(c, gerr);
+  });
+  return app;
+}
+
+function errorResponse(c: Context, err: GatewayError): Response {
+  return new Response(errorBody(err), { status: err.status, headers: { 'content-type': 'application/json', ...err.headers } });
+}

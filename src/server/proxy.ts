@@ -1,0 +1,241 @@
+/**
+ * The request pipeline for the proxied endpoints (DESIGN §3) as a short list of stages over one
+ * request: receive (read and parse the body once), build the context, evaluate the rules into a
+ * Decision, refuse (deny/error) or forward, and stream the upstream answer back byte for byte.
+ * Works on Node's request/response objects directly: no buffering, no compression, backpressure kept.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { asGatewayError, DeniedError, errorBody, InvalidRequestError, RequestTooLargeError, RuleError, type GatewayError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { buildContext } from '../rules/context.js';
+import type { Decision } from '../rules/decision.js';
+import { evaluate } from '../rules/evaluate.js';
+import { dryRunReport } from '../rules/report.js';
+import type { Runtime } from '../runtime.js';
+import type { UpstreamClient } from '../upstream/client.js';
+import { clientResponseHeaders } from '../upstream/headers.js';
+import { prepareUpstream } from '../upstream/prepare.js';
+
+/** Everything the pipeline needs from the server. */
+export interface ProxyDeps {
+  runtime: Runtime;
+  upstream: UpstreamClient;
+  log: Logger;
+  /** `serve --dry-run`: answer each request with its decision instead of forwarding. */
+  dryRun: boolean;
+  /** Called once per rule per rule-set version when a rule's evaluation warns (logged once). */
+  warnOnce: (rulesVersion: string, rule: string, message: string) => void;
+}
+
+/** A short unique request id, `sy_` and 20 hex digits. */
+export function newRequestId(): string {
+  return 'sy_' + randomBytes(10).toString('hex');
+}
+
+/**
+ * Reads the whole request body, refusing early when it exceeds `limit` bytes.
+ * @throws RequestTooLargeError (413) when over the limit.
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(new RequestTooLargeError(limit));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.off('data', onData);
+        req.resume();
+        reject(new RequestTooLargeError(limit));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    req.once('error', reject);
+  });
+}
+
+/** Parses a Messages API body: it must be a JSON object. @throws InvalidRequestError (400) */
+export function parseJsonBody(raw: Buffer): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw new InvalidRequestError(`request body is not valid JSON: ${(err as Error).message}`, err);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new InvalidRequestError('request body must be a JSON object');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Writes a gateway error in Anthropic's shape, unless the response has already started. */
+export function sendError(res: ServerResponse, err: GatewayError, requestId: string, extraHeaders: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const body = errorBody(err, requestId);
+  res.writeHead(err.status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'x-switchyard-request-id': requestId,
+    ...err.headers,
+    ...extraHeaders,
+  });
+  res.end(body);
+}
+
+/** Per-request facts for the one log line each request gets. */
+interface RequestLog {
+  request_id: string;
+  method: string;
+  path: string;
+  status?: number;
+  model?: string;
+  upstream?: string;
+  upstream_model?: string;
+  rules_version?: string;
+  session_id?: string | null;
+  agent_id?: string;
+  latency_ms?: number;
+  ttfb_ms?: number;
+  error?: string;
+  outcome?: 'ok' | 'client_aborted' | 'upstream_failed' | 'refused';
+}
+
+/**
+ * Handles one proxied request end to end.
+ * @param endpoint which API endpoint this is; `models` is a GET without a body or rule evaluation.
+ */
+export async function proxyRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  endpoint: 'messages' | 'count_tokens' | 'models',
+  deps: ProxyDeps,
+): Promise<void> {
+  const started = performance.now();
+  const snapshot = deps.runtime.current;
+  const { config } = snapshot;
+  const requestId = newRequestId();
+  const url = req.url ?? '/';
+  const path = url.split('?')[0]!;
+  const entry: RequestLog = {
+    request_id: requestId,
+    method: req.method ?? 'GET',
+    path,
+    rules_version: snapshot.rules.version,
+    session_id: (req.headers['x-claude-code-session-id'] as string | undefined) ?? null,
+    agent_id: req.headers['x-claude-code-agent-id'] as string | undefined,
+  };
+  const finish = (status: number, extra: Partial<RequestLog> = {}) => {
+    Object.assign(entry, extra, { status, latency_ms: round(performance.now() - started) });
+    const level = status >= 500 ? 'error' : status >= 400 || entry.outcome === 'client_aborted' ? 'warn' : 'info';
+    deps.log[level](entry, 'request');
+  };
+
+  // A client that goes away aborts the upstream call (and its socket) at once.
+  const abort = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) abort.abort(new Error('client disconnected'));
+  });
+
+  let decision: Decision | null = null;
+  try {
+    // 1. Receive: read and parse the body once.
+    let raw: Buffer | null = null;
+    let body: Record<string, unknown> = {};
+    if (endpoint !== 'models') {
+      raw = await readBody(req, config.limits.max_body_bytes);
+      body = parseJsonBody(raw);
+    }
+    // 2–3. Context and decision.
+    const rc = buildContext({ path, body, headers: req.headers, bodyBytes: raw?.length ?? 0 });
+    entry.model = rc.model || undefined;
+    if (entry.session_id === null) entry.session_id = rc.session.id;
+    decision = endpoint === 'models'
+      ? noRulesDecision(snapshot.rules.version, config.defaultProvider, body)
+      : await evaluate(snapshot.rules, rc, config.defaultProvider);
+    for (const w of decision.warnings) deps.warnOnce(snapshot.rules.version, w.rule, w.message);
+    entry.upstream = decision.route.provider;
+    entry.upstream_model = decision.route.model || undefined;
+
+    if (deps.dryRun) {
+      const prepared = prepareUpstream(config, decision, req.headers, raw, url);
+      const report = JSON.stringify(dryRunReport(decision, prepared.url, prepared.headers), null, 2);
+      res.writeHead(200, { 'content-type': 'application/json', 'x-switchyard-dry-run': 'true', 'x-switchyard-request-id': requestId });
+      res.end(report);
+      finish(200, { outcome: 'ok' });
+      return;
+    }
+    if (decision.denied) throw new DeniedError(decision.denied.rule, decision.denied.status, decision.denied.message);
+    if (decision.error) throw new RuleError(decision.error.rule, decision.error.message);
+
+    // 4. Forward.
+    const prepared = prepareUpstream(config, decision, req.headers, raw, url);
+    const upstream = await deps.upstream.send(prepared.provider, {
+      method: endpoint === 'models' ? 'GET' : 'POST',
+      pathAndQuery: url,
+      headers: prepared.headers,
+      body: prepared.body,
+      signal: abort.signal,
+    });
+
+    // 5. Respond: headers, then the body as it arrives.
+    const { headers, sse } = clientResponseHeaders(upstream.headers);
+    headers['x-switchyard-request-id'] = requestId;
+    res.writeHead(upstream.statusCode, headers);
+    if (sse) res.flushHeaders(); // the client sees the stream open before the first event
+    let ttfb: number | undefined;
+    upstream.body.once('data', () => {
+      ttfb = round(performance.now() - started);
+    });
+    try {
+      await pipeline(upstream.body, res);
+      finish(upstream.statusCode, { ttfb_ms: ttfb, outcome: 'ok' });
+    } catch (err) {
+      const aborted = abort.signal.aborted;
+      finish(upstream.statusCode, {
+        ttfb_ms: ttfb,
+        outcome: aborted ? 'client_aborted' : 'upstream_failed',
+        error: aborted ? 'client disconnected' : (err as Error).message,
+      });
+      if (!res.destroyed) res.destroy();
+    }
+  } catch (err) {
+    if (abort.signal.aborted) {
+      finish(499, { outcome: 'client_aborted', error: 'client disconnected before the answer' });
+      return;
+    }
+    const gerr = asGatewayError(err);
+    sendError(res, gerr, requestId);
+    finish(gerr.status, { outcome: gerr.status >= 500 ? 'upstream_failed' : 'refused', error: `${gerr.code}: ${gerr.message}` });
+  }
+}
+
+/** The decision for endpoints rules do not apply to (GET /v1/models): the default provider, body untouched. */
+function noRulesDecision(version: string, provider: string, body: Record<string, unknown>): Decision {
+  return {
+    ruleset: version,
+    route: { provider, model: '', requested_model: '', fallback: [], rule: null },
+    rules: [],
+    tags: {},
+    headers: { set: {}, remove: [] },
+    throttles: [],
+    denied: null,
+    error: null,
+    warnings: [],
+    body,
+    bodyChanged: false,
+    extra: {},
+  };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

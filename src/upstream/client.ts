@@ -1,0 +1,102 @@
+/**
+ * The upstream HTTP client: undici `request` on one pooled keep-alive `Agent` per provider (not `fetch`,
+ * which is several times slower and decompresses bodies while keeping `content-encoding`). Response
+ * bodies are Node streams of the upstream's bytes, untouched. Transport failures become
+ * {@link UpstreamError}s whose message names the provider, the method and URL, and what went wrong.
+ */
+import { Agent, request, type Dispatcher } from 'undici';
+import type { ProviderConfig } from '../config.js';
+import { UpstreamError } from '../errors.js';
+
+/** One upstream call. */
+export interface UpstreamCall {
+  method: 'GET' | 'POST';
+  /** Path and query appended to the provider's `base_url`, e.g. `/v1/messages?beta=true`. */
+  pathAndQuery: string;
+  headers: Record<string, string | string[]>;
+  body: Buffer | null;
+  /** Aborts the call (client disconnect). */
+  signal: AbortSignal;
+}
+
+/** The full URL of a call; `base_url` may carry a path prefix (e.g. `https://host/anthropic`). */
+export function upstreamUrl(provider: ProviderConfig, pathAndQuery: string): string {
+  return provider.base_url + pathAndQuery;
+}
+
+/** Maps a transport error to an actionable gateway error. */
+export function describeTransportError(err: unknown, provider: ProviderConfig, method: string, url: string): UpstreamError {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = e.code ?? e.cause?.code ?? '';
+  const where = `provider "${provider.name}" (${method} ${url})`;
+  const t = provider.timeouts;
+  switch (code) {
+    case 'ECONNREFUSED':
+      return new UpstreamError('SY_UPSTREAM_CONNECT', 502, `${where}: connection refused; is the upstream running and is base_url right?`, err);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new UpstreamError('SY_UPSTREAM_DNS', 502, `${where}: DNS lookup failed for ${new URL(url).hostname} (${code})`, err);
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return new UpstreamError('SY_UPSTREAM_CONNECT_TIMEOUT', 504, `${where}: no connection within ${t.connect_ms} ms (timeouts.connect_ms)`, err);
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return new UpstreamError('SY_UPSTREAM_HEADERS_TIMEOUT', 504, `${where}: no response headers within ${t.headers_ms} ms (timeouts.headers_ms)`, err);
+    case 'UND_ERR_BODY_TIMEOUT':
+      return new UpstreamError('SY_UPSTREAM_BODY_TIMEOUT', 504, `${where}: response body stalled for ${t.body_ms} ms (timeouts.body_ms)`, err);
+    case 'ECONNRESET':
+    case 'UND_ERR_SOCKET':
+    case 'EPIPE':
+      return new UpstreamError('SY_UPSTREAM_RESET', 502, `${where}: connection closed by the upstream before it answered`, err);
+    default:
+      if (/CERT|TLS|SSL|SELF_SIGNED/i.test(code)) {
+        return new UpstreamError('SY_UPSTREAM_TLS', 502, `${where}: TLS handshake failed (${code})`, err);
+      }
+      return new UpstreamError('SY_UPSTREAM_FAILED', 502, `${where}: ${e.message ?? code ?? 'request failed'}`, err);
+  }
+}
+
+/** Pooled upstream connections, one keep-alive Agent per provider. */
+export class UpstreamClient {
+  private readonly agents = new Map<string, { connectMs: number; agent: Agent }>();
+
+  /** The Agent of a provider; recreated when its connect timeout changed in a config reload. */
+  agentFor(provider: ProviderConfig): Agent {
+    const existing = this.agents.get(provider.name);
+    if (existing && existing.connectMs === provider.timeouts.connect_ms) return existing.agent;
+    if (existing) void existing.agent.close();
+    const agent = new Agent({
+      connect: { timeout: provider.timeouts.connect_ms },
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 600_000,
+      // Anthropic SSE streams can be long; the body timeout is per-request below.
+    });
+    this.agents.set(provider.name, { connectMs: provider.timeouts.connect_ms, agent });
+    return agent;
+  }
+
+  /**
+   * Sends one call and resolves when the response headers arrive; the body is a stream to consume.
+   * @throws UpstreamError (502/504) on transport failures; the signal's reason when aborted.
+   */
+  async send(provider: ProviderConfig, call: UpstreamCall): Promise<Dispatcher.ResponseData> {
+    const url = upstreamUrl(provider, call.pathAndQuery);
+    try {
+      return await request(url, {
+        dispatcher: this.agentFor(provider),
+        method: call.method,
+        headers: call.headers,
+        body: call.body,
+        signal: call.signal,
+        headersTimeout: provider.timeouts.headers_ms,
+        bodyTimeout: provider.timeouts.body_ms,
+      });
+    } catch (err) {
+      if (call.signal.aborted) throw err;
+      throw describeTransportError(err, provider, call.method, url);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.agents.values()].map((a) => a.agent.close()));
+    this.agents.clear();
+  }
+}

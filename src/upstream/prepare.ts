@@ -1,0 +1,45 @@
+/**
+ * Turns a decision into the concrete upstream request: which provider, which URL, which headers
+ * (DESIGN §6) and which body bytes. The original bytes are forwarded when no action changed the body.
+ * Used by the proxy and by dry-run, so what dry-run shows is what would be sent.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { GatewayConfig, ProviderConfig } from '../config.js';
+import { InternalError } from '../errors.js';
+import type { Decision } from '../rules/decision.js';
+import { upstreamUrl } from './client.js';
+import { upstreamRequestHeaders, type UpstreamCredential } from './headers.js';
+
+/** A request ready to send. */
+export interface PreparedRequest {
+  provider: ProviderConfig;
+  url: string;
+  headers: Record<string, string | string[]>;
+  /** Body bytes; null for GET. */
+  body: Buffer | null;
+}
+
+/** The credential used upstream: the provider's first key, or the client's own (transparent mode). */
+export function providerCredential(provider: ProviderConfig): UpstreamCredential {
+  const key = provider.keys[0];
+  return key === undefined ? { kind: 'client' } : { kind: 'key', key };
+}
+
+/**
+ * @param rawBody the client's body bytes (forwarded as is when the decision did not change the body).
+ * @param pathAndQuery the client's path and query string, forwarded unchanged (e.g. `/v1/messages?beta=true`).
+ * @throws InternalError when the decision names a provider the config lacks (the loader prevents this).
+ */
+export function prepareUpstream(
+  config: GatewayConfig,
+  decision: Pick<Decision, 'route' | 'headers' | 'body' | 'bodyChanged'>,
+  incoming: IncomingHttpHeaders,
+  rawBody: Buffer | null,
+  pathAndQuery: string,
+): PreparedRequest {
+  const provider = config.providers[decision.route.provider];
+  if (!provider) throw new InternalError(`provider "${decision.route.provider}" is not in the config`);
+  const body = rawBody === null ? null : decision.bodyChanged ? Buffer.from(JSON.stringify(decision.body)) : rawBody;
+  const headers = upstreamRequestHeaders(incoming, providerCredential(provider), decision.headers, body === null ? null : body.length);
+  return { provider, url: upstreamUrl(provider, pathAndQuery), headers, body };
+}

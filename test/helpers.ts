@@ -1,0 +1,103 @@
+/**
+ * Test helpers: a temporary gateway config + rules directory, an in-process gateway with a captured
+ * log, and a Claude-Code-shaped request body.
+ */
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { createLogger } from '../src/log.js';
+import { startGateway, type Gateway } from '../src/server/serve.js';
+
+/** Captured log lines (parsed JSON). */
+export class LogCapture extends Writable {
+  readonly lines: Array<Record<string, unknown>> = [];
+  readonly raw: string[] = [];
+  override _write(chunk: Buffer, _enc: string, cb: () => void): void {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (!line) continue;
+      this.raw.push(line);
+      this.lines.push(JSON.parse(line) as Record<string, unknown>);
+    }
+    cb();
+  }
+  text(): string {
+    return this.raw.join('\n');
+  }
+}
+
+/** Writes a config (and rule files) to a fresh temp directory; returns the config path. */
+export function writeConfig(opts: { upstream: string; rules?: Record<string, string>; extraConfig?: string; providers?: string }): { dir: string; configFile: string; rulesDir: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-test-'));
+  const rulesDir = path.join(dir, 'rules');
+  mkdirSync(rulesDir);
+  const providers =
+    opts.providers ??
+    `  anthropic:\n    type: anthropic\n    base_url: ${opts.upstream}\n    timeouts: { connect_ms: 2000, headers_ms: 5000, body_ms: 5000 }\n`;
+  writeFileSync(
+    path.join(dir, 'switchyard.yaml'),
+    `listen: { host: 127.0.0.1, port: 0 }\nrules: ./rules\nproviders:\n${providers}${opts.extraConfig ?? ''}shutdown: { grace_ms: 2000 }\n`,
+  );
+  const rules = opts.rules ?? { '50-default.yaml': 'version: 1\nrules:\n  - id: default\n    actions:\n      - route_to: { provider: anthropic }\n' };
+  for (const [name, text] of Object.entries(rules)) writeFileSync(path.join(rulesDir, name), text);
+  return { dir, configFile: path.join(dir, 'switchyard.yaml'), rulesDir };
+}
+
+/** Starts an in-process gateway on a free port with a captured debug log. */
+export async function startTestGateway(opts: Parameters<typeof writeConfig>[0] & { dryRun?: boolean; watch?: boolean }): Promise<{ gw: Gateway; logs: LogCapture; configFile: string; rulesDir: string }> {
+  const { configFile, rulesDir } = writeConfig(opts);
+  const logs = new LogCapture();
+  const gw = await startGateway({ configFile, dryRun: opts.dryRun, watch: opts.watch ?? false, logger: createLogger({ level: 'debug', destination: logs }) });
+  return { gw, logs, configFile, rulesDir };
+}
+
+/**
+ * A Claude-Code-shaped request body of about `targetBytes` (default 76 KB): ~two dozen tools with JSON
+ * Schemas, 3 system blocks (the first an attribution block, the last two with cache_control), metadata
+ * with a JSON-string user_id, thinking, context_management, output_config, and the last user block
+ * marked with cache_control. Synthetic text, not Claude Code's prompts.
+ */
+export function claudeCodeBody(opts: { targetBytes?: number; stream?: boolean; model?: string } = {}): Record<string, unknown> {
+  const target = opts.targetBytes ?? 76_000;
+  const filler = (n: number, seed: string) => {
+    let s = '';
+    let i = 0;
+    while (s.length < n) s += `${seed} sentence ${i++} describes how the synthetic agent should behave in this test. `;
+    return s.slice(0, n);
+  };
+  const tools = Array.from({ length: 24 }, (_, i) => ({
+    name: `tool_${i}`,
+    description: filler(1400, `Tool ${i}`),
+    input_schema: {
+      type: 'object',
+      properties: { path: { type: 'string', description: 'A file path.' }, limit: { type: 'integer', description: 'How many.' } },
+      required: ['path'],
+      additionalProperties: false,
+    },
+  }));
+  const body: Record<string, unknown> = {
+    model: opts.model ?? 'claude-sonnet-4-6',
+    max_tokens: 64000,
+    stream: opts.stream ?? true,
+    metadata: { user_id: JSON.stringify({ device_id: 'dev-123', account_uuid: 'acc-456', session_id: 'sess-from-metadata' }) },
+    thinking: { type: 'adaptive' },
+    context_management: { edits: [{ type: 'clear_thinking_20251015', keep: 'all' }] },
+    output_config: { effort: 'high' },
+    an_unknown_future_field: { keep: ['me', 1, true, null] },
+    system: [
+      { type: 'text', text: 'x-anthropic-billing-header: cc_version=2.1.0; cc_entrypoint=cli' },
+      { type: 'text', text: filler(3000, 'System'), cache_control: { type: 'ephemeral' } },
+      { type: 'text', text: filler(2000, 'Context'), cache_control: { type: 'ephemeral' } },
+    ],
+    tools,
+    messages: [] as unknown[],
+  };
+  const size = () => Buffer.byteLength(JSON.stringify(body));
+  const messages = body.messages as unknown[];
+  messages.push({ role: 'user', content: [{ type: 'text', text: 'Say hello — ünïcödé ✓ and "quotes".', cache_control: { type: 'ephemeral' } }] });
+  const remaining = target - size();
+  if (remaining > 200) {
+    (messages[0] as { content: Array<{ text: string }> }).content.unshift({ text: filler(remaining - 120, 'History'), type: 'text' } as never);
+  }
+  return body;
+}
