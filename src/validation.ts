@@ -88,15 +88,24 @@ export class SourceFile {
     return { line: 1, col: 1 };
   }
 
-  /** An issue located at `path`. */
-  issueAt(path: DocPath, message: string, severity: LoadIssue['severity'] = 'error', which: 'key' | 'value' = 'value'): LoadIssue {
-    return { file: this.file, ...this.position(path, which), severity, message };
+  /**
+   * An issue located at `path`. With `offset` (a 0-based character index into a single-line string
+   * value, e.g. where a JSONata expression broke), the column points at that character.
+   */
+  issueAt(path: DocPath, message: string, severity: LoadIssue['severity'] = 'error', which: 'key' | 'value' = 'value', offset?: number): LoadIssue {
+    const pos = this.position(path, which);
+    const node = this.node(path);
+    if (offset !== undefined && isScalar(node) && node.range && this.lines.linePos(node.range[1]).line === pos.line) {
+      const quoted = node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE' ? 1 : 0;
+      pos.col += quoted + Math.max(0, offset);
+    }
+    return { file: this.file, ...pos, severity, message };
   }
 }
 
 /** Compiles a JSON Schema 2020-12 document once; `allErrors` so a file reports every problem at once. */
 export function compileSchema<T>(schema: object): ValidateFunction<T> {
-  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
+  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
   return ajv.compile<T>(schema);
 }
 
@@ -141,6 +150,9 @@ function typeWord(t: unknown): string {
 export function schemaIssues(source: SourceFile, data: unknown, errors: ErrorObject[] | null | undefined): LoadIssue[] {
   if (!errors?.length) return [];
   const unionPaths = new Set(errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf').map((e) => e.instancePath));
+  // A union whose value has a deeper, more precise error (e.g. `{expr: 1}` in a string-or-{expr} field) is
+  // reported by that error alone.
+  const deeper = (p: string) => errors.some((e) => e.instancePath.startsWith(p + '/'));
   const issues: LoadIssue[] = [];
   const seen = new Set<string>();
   for (const err of errors) {
@@ -173,6 +185,7 @@ export function schemaIssues(source: SourceFile, data: unknown, errors: ErrorObj
         break;
       case 'anyOf':
       case 'oneOf': {
+        if (deeper(err.instancePath)) continue;
         const desc = (err.parentSchema as { description?: string } | undefined)?.description;
         const branches = ((err.schema as Array<{ type?: unknown; description?: string }>) ?? []).map((b) => b.description ?? typeWord(b.type ?? 'object'));
         issue = source.issueAt(path, `${where} has the wrong form: expected ${branches.join(', or ')}; got ${describeValue(value)}${desc ? ` (${desc})` : ''}`);

@@ -10,8 +10,11 @@ import type { DocPath } from '../validation.js';
 export interface CompileContext {
   /** Names of the providers defined in the gateway config. */
   providers: ReadonlySet<string>;
-  /** Reports a load error at `subpath`, relative to the action's parameters. */
-  error(subpath: DocPath, message: string): void;
+  /**
+   * Reports a load error at `subpath`, relative to the action's parameters (or to `match` for matchers);
+   * `offset` is a character index into that string value, when known.
+   */
+  error(subpath: DocPath, message: string, offset?: number): void;
 }
 
 /** A single-valued setting an action writes; `always` is false when it may not write it (an expression). */

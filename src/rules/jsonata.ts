@@ -14,7 +14,8 @@ export function compileJsonata(text: string, cx: CompileContext, subpath: DocPat
     return jsonata(text);
   } catch (err) {
     const e = err as { message?: string; position?: number; token?: string };
-    cx.error(subpath, `JSONata syntax error${e.position !== undefined ? ` at character ${e.position}` : ''}: ${e.message ?? String(err)}`);
+    // jsonata's `position` counts characters up to and including the offending token (1-based end).
+    cx.error(subpath, `JSONata syntax error: ${e.message ?? String(err)}`, e.position !== undefined ? e.position - 1 : undefined);
     return undefined;
   }
 }

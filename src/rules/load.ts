@@ -134,7 +134,7 @@ export function compileRuleSources(sources: RuleSource[], providers: Iterable<st
       if (r.enabled === false) return;
       const cx = (base: DocPath): CompileContext => ({
         providers: providerSet,
-        error: (sub, message) => issues.push(source.issueAt([...base, ...sub], `rule "${r.id}": ${message}`)),
+        error: (sub, message, offset) => issues.push(source.issueAt([...base, ...sub], `rule "${r.id}": ${message}`, 'error', 'value', offset)),
       });
       const matchers = compileMatchers(r.match, cx([...at, 'match']));
       const actions = r.actions.map((a, j): CompiledAction => {
@@ -176,7 +176,7 @@ function deadRuleWarnings(rules: CompiledRule[]): LoadIssue[] {
       ? [...new Set(perAction.flat().map((w) => owned.get(w.setting)!))]
       : null;
     if (shadowedBy && rule.actions.length > 0) {
-      out.push({ ...where(rule), severity: 'warning', message: `rule "${rule.id}" can never take effect: everything it sets is already set by ${shadowedBy.map((s) => `"${s}"`).join(', ')}, which match every request` });
+      out.push({ ...where(rule), severity: 'warning', message: `rule "${rule.id}" can never take effect: everything it sets is already set by ${shadowedBy.map((s) => `"${s}"`).join(', ')}, which ${shadowedBy.length === 1 ? 'matches' : 'match'} every request` });
     }
     if (rule.matchers.length === 0) {
       for (const s of perAction.flat()) if (s.always && !owned.has(s.setting)) owned.set(s.setting, rule.id);
