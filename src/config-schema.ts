@@ -58,8 +58,8 @@ export const configSchema = {
           base_url: { type: 'string', pattern: '^https?://', description: 'Base URL, e.g. https://api.anthropic.com; request paths such as /v1/messages are appended.' },
           keys: {
             type: 'array',
-            items: { type: 'string', minLength: 1 },
-            description: 'Upstream API keys, as ${ENV} references. Absent or empty: the client\'s own x-api-key / Authorization is forwarded (transparent mode).',
+            items: { type: 'string' },
+            description: 'Upstream API keys, as ${ENV} references; entries that resolve to an empty string are ignored. Absent or empty: the client\'s own x-api-key / Authorization is forwarded (transparent mode).',
           },
           timeouts,
         },
