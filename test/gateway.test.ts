@@ -7,6 +7,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createServer } from 'node:net';
+import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { DEFAULT_MAX_BODY_BYTES } from '../src/config-schema.js';
@@ -257,7 +258,7 @@ describe('gateway errors', () => {
     async function* chunks() {
       for (let i = 0; i < 5; i++) yield Buffer.alloc(60_000, 'b');
     }
-    const r2 = await request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json' }, body: chunks() });
+    const r2 = await request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json' }, body: Readable.from(chunks()) });
     assert.equal(r2.statusCode, 413);
     await r2.body.dump();
     assert.equal(DEFAULT_MAX_BODY_BYTES, 32 * 1024 * 1024);
