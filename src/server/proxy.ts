@@ -14,6 +14,7 @@ import type { Decision } from '../rules/decision.js';
 import { evaluate } from '../rules/evaluate.js';
 import { dryRunReport } from '../rules/report.js';
 import type { Runtime } from '../runtime.js';
+import type { Dispatcher } from 'undici';
 import type { UpstreamClient } from '../upstream/client.js';
 import { clientResponseHeaders } from '../upstream/headers.js';
 import { prepareUpstream } from '../upstream/prepare.js';
@@ -29,9 +30,12 @@ export interface ProxyDeps {
   warnOnce: (rulesVersion: string, rule: string, message: string) => void;
 }
 
-/** A short unique request id, `sy_` and 20 hex digits. */
+const ID_PREFIX = 'sy_' + randomBytes(6).toString('hex');
+let idCounter = 0;
+
+/** A unique request id: `sy_`, 12 random hex digits fixed per process, and a counter (no syscall per request). */
 export function newRequestId(): string {
-  return 'sy_' + randomBytes(10).toString('hex');
+  return `${ID_PREFIX}${(idCounter++).toString(36).padStart(6, '0')}`;
 }
 
 /**
@@ -42,21 +46,29 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(new RequestTooLargeError(limit));
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
+    let chunks: Buffer[] = [];
     let size = 0;
+    // Listeners are removed when done: `req` lives as long as the response, and must not keep the body.
+    const done = (err: Error | null) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', done);
+      const got = chunks;
+      chunks = [];
+      if (err) {
+        req.resume();
+        reject(err);
+      } else resolve(got.length === 1 ? got[0]! : Buffer.concat(got, size));
+    };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
-        req.off('data', onData);
-        req.resume();
-        reject(new RequestTooLargeError(limit));
-        return;
-      }
-      chunks.push(chunk);
+      if (size > limit) done(new RequestTooLargeError(limit));
+      else chunks.push(chunk);
     };
+    const onEnd = () => done(null);
     req.on('data', onData);
-    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
-    req.once('error', reject);
+    req.once('end', onEnd);
+    req.once('error', done);
   });
 }
 
@@ -110,7 +122,10 @@ interface RequestLog {
 }
 
 /**
- * Handles one proxied request end to end.
+ * Handles one proxied request end to end: {@link admit} (body, context, decision, upstream call), then
+ * {@link relay} (stream the answer). The two are separate functions so that the request body, its parsed
+ * form and the decision are unreachable while a long stream is relayed: an open stream costs only its
+ * sockets and buffers, not a copy of a 76 KB+ request.
  * @param endpoint which API endpoint this is; `models` is a GET without a body or rule evaluation.
  */
 export async function proxyRequest(
@@ -120,16 +135,11 @@ export async function proxyRequest(
   deps: ProxyDeps,
 ): Promise<void> {
   const started = performance.now();
-  const snapshot = deps.runtime.current;
-  const { config } = snapshot;
   const requestId = newRequestId();
-  const url = req.url ?? '/';
-  const path = url.split('?')[0]!;
   const entry: RequestLog = {
     request_id: requestId,
     method: req.method ?? 'GET',
-    path,
-    rules_version: snapshot.rules.version,
+    path: (req.url ?? '/').split('?')[0]!,
     session_id: (req.headers['x-claude-code-session-id'] as string | undefined) ?? null,
     agent_id: req.headers['x-claude-code-agent-id'] as string | undefined,
   };
@@ -145,68 +155,9 @@ export async function proxyRequest(
     if (!res.writableFinished) abort.abort(new Error('client disconnected'));
   });
 
-  let decision: Decision | null = null;
+  let upstream: Dispatcher.ResponseData | null;
   try {
-    // 1. Receive: read and parse the body once.
-    let raw: Buffer | null = null;
-    let body: Record<string, unknown> = {};
-    if (endpoint !== 'models') {
-      raw = await readBody(req, config.limits.max_body_bytes);
-      body = parseJsonBody(raw);
-    }
-    // 2–3. Context and decision.
-    const rc = buildContext({ path, body, headers: req.headers, bodyBytes: raw?.length ?? 0 });
-    entry.model = rc.model || undefined;
-    if (entry.session_id === null) entry.session_id = rc.session.id;
-    decision = endpoint === 'models'
-      ? noRulesDecision(snapshot.rules.version, config.defaultProvider, body)
-      : await evaluate(snapshot.rules, rc, config.defaultProvider);
-    for (const w of decision.warnings) deps.warnOnce(snapshot.rules.version, w.rule, w.message);
-    entry.upstream = decision.route.provider;
-    entry.upstream_model = decision.route.model || undefined;
-
-    if (deps.dryRun) {
-      const prepared = prepareUpstream(config, decision, req.headers, raw, url);
-      const report = JSON.stringify(dryRunReport(decision, prepared.url, prepared.headers), null, 2);
-      res.writeHead(200, { 'content-type': 'application/json', 'x-switchyard-dry-run': 'true', 'x-switchyard-request-id': requestId });
-      res.end(report);
-      finish(200, { outcome: 'ok' });
-      return;
-    }
-    if (decision.denied) throw new DeniedError(decision.denied.rule, decision.denied.status, decision.denied.message);
-    if (decision.error) throw new RuleError(decision.error.rule, decision.error.message);
-
-    // 4. Forward.
-    const prepared = prepareUpstream(config, decision, req.headers, raw, url);
-    const upstream = await deps.upstream.send(prepared.provider, {
-      method: endpoint === 'models' ? 'GET' : 'POST',
-      pathAndQuery: url,
-      headers: prepared.headers,
-      body: prepared.body,
-      signal: abort.signal,
-    });
-
-    // 5. Respond: headers, then the body as it arrives.
-    const { headers, sse } = clientResponseHeaders(upstream.headers);
-    headers['x-switchyard-request-id'] = requestId;
-    res.writeHead(upstream.statusCode, headers);
-    if (sse) res.flushHeaders(); // the client sees the stream open before the first event
-    let ttfb: number | undefined;
-    upstream.body.once('data', () => {
-      ttfb = round(performance.now() - started);
-    });
-    try {
-      await pipeline(upstream.body, res);
-      finish(upstream.statusCode, { ttfb_ms: ttfb, outcome: 'ok' });
-    } catch (err) {
-      const aborted = abort.signal.aborted;
-      finish(upstream.statusCode, {
-        ttfb_ms: ttfb,
-        outcome: aborted ? 'client_aborted' : 'upstream_failed',
-        error: aborted ? 'client disconnected' : (err as Error).message,
-      });
-      if (!res.destroyed) res.destroy();
-    }
+    upstream = await admit(req, res, endpoint, deps, entry, abort.signal);
   } catch (err) {
     if (abort.signal.aborted) {
       finish(499, { outcome: 'client_aborted', error: 'client disconnected before the answer' });
@@ -215,6 +166,94 @@ export async function proxyRequest(
     const gerr = asGatewayError(err);
     sendError(res, gerr, requestId);
     finish(gerr.status, { outcome: gerr.status >= 500 ? 'upstream_failed' : 'refused', error: `${gerr.code}: ${gerr.message}` });
+    return;
+  }
+  if (!upstream) {
+    finish(res.statusCode, { outcome: 'ok' }); // answered without an upstream (dry-run)
+    return;
+  }
+  const outcome = await relay(upstream, res, requestId, started, abort.signal);
+  finish(upstream.statusCode, outcome);
+}
+
+/**
+ * Stages 1–4: read and parse the body once, build the context, evaluate the rules, and send the
+ * upstream request. Resolves with the upstream response once its headers arrived, or null when the
+ * request was answered here (`serve --dry-run`).
+ * @throws GatewayError for anything answered with an error (400, 413, deny, rule failure, 502/504).
+ */
+async function admit(
+  req: IncomingMessage,
+  res: ServerResponse,
+  endpoint: 'messages' | 'count_tokens' | 'models',
+  deps: ProxyDeps,
+  entry: RequestLog,
+  signal: AbortSignal,
+): Promise<Dispatcher.ResponseData | null> {
+  const snapshot = deps.runtime.current;
+  const { config } = snapshot;
+  const url = req.url ?? '/';
+  entry.rules_version = snapshot.rules.version;
+  let raw: Buffer | null = null;
+  let body: Record<string, unknown> = {};
+  if (endpoint !== 'models') {
+    raw = await readBody(req, config.limits.max_body_bytes);
+    body = parseJsonBody(raw);
+  }
+  const rc = buildContext({ path: entry.path, body, headers: req.headers, bodyBytes: raw?.length ?? 0 });
+  entry.model = rc.model || undefined;
+  if (entry.session_id === null) entry.session_id = rc.session.id;
+  const decision = endpoint === 'models'
+    ? noRulesDecision(snapshot.rules.version, config.defaultProvider, body)
+    : await evaluate(snapshot.rules, rc, config.defaultProvider);
+  for (const w of decision.warnings) deps.warnOnce(snapshot.rules.version, w.rule, w.message);
+  entry.upstream = decision.route.provider;
+  entry.upstream_model = decision.route.model || undefined;
+
+  const prepared = prepareUpstream(config, decision, req.headers, raw, url);
+  if (deps.dryRun) {
+    const report = JSON.stringify(dryRunReport(decision, prepared.url, prepared.headers), null, 2);
+    res.writeHead(200, { 'content-type': 'application/json', 'x-switchyard-dry-run': 'true', 'x-switchyard-request-id': entry.request_id });
+    res.end(report);
+    return null;
+  }
+  if (decision.denied) throw new DeniedError(decision.denied.rule, decision.denied.status, decision.denied.message);
+  if (decision.error) throw new RuleError(decision.error.rule, decision.error.message);
+  return deps.upstream.send(prepared.provider, {
+    method: endpoint === 'models' ? 'GET' : 'POST',
+    pathAndQuery: url,
+    headers: prepared.headers,
+    body: prepared.body,
+    signal,
+  });
+}
+
+/**
+ * Stage 5: the upstream's status and headers, then its body byte for byte as it arrives (SSE events,
+ * pings and comment lines included), with backpressure. Never throws.
+ */
+async function relay(
+  upstream: Dispatcher.ResponseData,
+  res: ServerResponse,
+  requestId: string,
+  started: number,
+  signal: AbortSignal,
+): Promise<Partial<RequestLog>> {
+  const { headers, sse } = clientResponseHeaders(upstream.headers);
+  headers['x-switchyard-request-id'] = requestId;
+  res.writeHead(upstream.statusCode, headers);
+  if (sse) res.flushHeaders(); // the client sees the stream open before the first event
+  let ttfb: number | undefined;
+  upstream.body.once('data', () => {
+    ttfb = round(performance.now() - started);
+  });
+  try {
+    await pipeline(upstream.body, res);
+    return { ttfb_ms: ttfb, outcome: 'ok' };
+  } catch (err) {
+    if (!res.destroyed) res.destroy();
+    const aborted = signal.aborted;
+    return { ttfb_ms: ttfb, outcome: aborted ? 'client_aborted' : 'upstream_failed', error: aborted ? 'client disconnected' : (err as Error).message };
   }
 }
 

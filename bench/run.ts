@@ -1,0 +1,168 @@
+/**
+ * `npm run bench [-- section ...]`: switchyard against a direct connection to the same fake upstream,
+ * measured in one run, reported as ratios and differences (never asserted in tests). Sections:
+ *   latency     added latency per request, 1 sequential connection, 76 KB body, non-streaming
+ *   throughput  requests/s at saturation with 50 connections (autocannon), gateway / direct
+ *   streaming   added time to first byte and to last byte of an SSE stream, sequential
+ *   memory      gateway resident memory with 500 concurrent slow streams held open
+ *   rules       rule evaluation time for 10 and 100 rules with JSONata conditions on a 76 KB body
+ * Results print as a table and are written to bench/results/latest.json.
+ */
+import autocannon from 'autocannon';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Agent, request } from 'undici';
+import { claudeCodeBody, writeConfig } from '../test/helpers.js';
+import { benchRules } from './rules.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['latency', 'throughput', 'streaming', 'memory', 'rules'];
+const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
+
+/**
+ * Starts a benchmark process and waits for its URL: the fake upstream (via tsx), or the gateway as it
+ * runs in production: `node dist/cli.js serve` (built by `npm run bench`) on a config routing to `upstream`.
+ */
+function startServer(kind: 'fake' | 'gateway', upstream?: string): Promise<{ url: string; child: ChildProcess }> {
+  const prof = process.env.BENCH_PROF && kind === 'gateway' ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [];
+  const args = kind === 'fake'
+    ? ['--import', 'tsx', path.join(ROOT, 'bench/server.ts'), 'fake']
+    : [...prof, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', writeConfig({ upstream: upstream! }).configFile];
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'info' } });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`${kind} did not start:\n${out}`)), 20_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /(?:READY |listening on )(http:\/\/[^\s"]+)/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        child.stdout!.off('data', onData);
+        child.stdout!.resume(); // keep draining the gateway's log lines, as a log shipper would
+        resolve({ url: m[1]!, child });
+      }
+    };
+    child.stdout!.on('data', onData);
+  });
+}
+
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { median: pct(s, 50), p99: pct(s, 99), n: s.length };
+};
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+const body76k = Buffer.from(JSON.stringify(claudeCodeBody({ targetBytes: 76_000, stream: false })));
+const streamBody = Buffer.from(JSON.stringify(claudeCodeBody({ targetBytes: 76_000, stream: true })));
+const headers = { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'x-api-key': 'sk-bench' };
+
+/** One request; returns ms to headers, to first body byte and to the end. */
+async function timed(agent: Agent, url: string, body: Buffer, extra: Record<string, string> = {}) {
+  const t0 = performance.now();
+  const r = await request(url + '/v1/messages', { method: 'POST', headers: { ...headers, ...extra }, body, dispatcher: agent });
+  let first = 0;
+  for await (const _chunk of r.body) if (!first) first = performance.now() - t0;
+  return { first, total: performance.now() - t0, status: r.statusCode };
+}
+
+/** Alternates direct and gateway in blocks so drift hits both equally. */
+async function compareSequential(direct: string, gateway: string, body: Buffer, n: number, pick: (t: { first: number; total: number }) => number, extra: Record<string, string> = {}) {
+  const agents = { direct: new Agent({ connections: 1 }), gateway: new Agent({ connections: 1 }) };
+  const out = { direct: [] as number[], gateway: [] as number[] };
+  for (let i = 0; i < 200; i++) {
+    await timed(agents.direct, direct, body, extra);
+    await timed(agents.gateway, gateway, body, extra);
+  }
+  for (let block = 0; block < n / 100; block++) {
+    for (const which of ['direct', 'gateway'] as const) {
+      for (let i = 0; i < 100; i++) {
+        const t = await timed(agents[which], which === 'direct' ? direct : gateway, body, extra);
+        if (t.status !== 200) throw new Error(`${which} answered ${t.status}`);
+        out[which].push(pick(t));
+      }
+    }
+  }
+  await agents.direct.close();
+  await agents.gateway.close();
+  const d = stats(out.direct);
+  const g = stats(out.gateway);
+  return { direct_ms: { median: r3(d.median), p99: r3(d.p99) }, gateway_ms: { median: r3(g.median), p99: r3(g.p99) }, added_ms: { median: r3(g.median - d.median), p99: r3(g.p99 - d.p99) }, n };
+}
+
+function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+const fake = await startServer('fake');
+const gw = await startServer('gateway', fake.url);
+try {
+  if (sections.includes('latency')) {
+    results.latency = await compareSequential(fake.url, gw.url, body76k, 3000, (t) => t.total);
+    console.log('latency (76 KB, non-streaming, 1 connection):', JSON.stringify(results.latency));
+  }
+  if (sections.includes('throughput')) {
+    const run = (url: string) =>
+      autocannon({ url: url + '/v1/messages', method: 'POST', headers, body: body76k, connections: 50, duration: 10 });
+    const direct = await run(fake.url);
+    const viaGw = await run(gw.url);
+    results.throughput = {
+      direct_rps: Math.round(direct.requests.average),
+      gateway_rps: Math.round(viaGw.requests.average),
+      ratio: r3(viaGw.requests.average / direct.requests.average),
+      gateway_errors: viaGw.errors + viaGw.non2xx,
+      gateway_latency_ms: { p50: viaGw.latency.p50, p99: viaGw.latency.p99 },
+      direct_latency_ms: { p50: direct.latency.p50, p99: direct.latency.p99 },
+    };
+    console.log('throughput (76 KB, 50 connections, 10 s each):', JSON.stringify(results.throughput));
+  }
+  if (sections.includes('streaming')) {
+    const ttfb = await compareSequential(fake.url, gw.url, streamBody, 1000, (t) => t.first);
+    const total = await compareSequential(fake.url, gw.url, streamBody, 1000, (t) => t.total);
+    results.streaming = { ttfb, total };
+    console.log('streaming time to first byte:', JSON.stringify(ttfb));
+    console.log('streaming time to last byte (10 events, 2 ms apart):', JSON.stringify(total));
+  }
+  if (sections.includes('memory')) {
+    // A fresh gateway, so earlier sections' heap growth does not count.
+    const fresh = await startServer('gateway', fake.url);
+    const N = 500;
+    const base = rssOf(fresh.child.pid!);
+    const agent = new Agent({ connections: N + 10 });
+    const bodies: Array<{ destroy(): void }> = [];
+    // Streams open in waves of 25, as sessions start over time; all 500 are then held open together.
+    const opened: number[] = [];
+    for (let wave = 0; wave < N / 25; wave++) {
+      opened.push(
+        ...(await Promise.all(
+          Array.from({ length: 25 }, async () => {
+            const r = await request(fresh.url + '/v1/messages', { method: 'POST', headers: { ...headers, 'x-fake': 'slow-sse' }, body: streamBody, dispatcher: agent });
+            r.body.on('data', () => {});
+            r.body.on('error', () => {});
+            bodies.push(r.body);
+            return r.statusCode;
+          }),
+        )),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+    const held = rssOf(fresh.child.pid!);
+    results.memory = { streams: N, all_200: opened.every((s) => s === 200), rss_idle_mb: r3(base / 2 ** 20), rss_with_streams_mb: r3(held / 2 ** 20), bytes_per_stream: Math.round((held - base) / N) };
+    console.log('memory (500 slow streams open):', JSON.stringify(results.memory));
+    for (const b of bodies) b.destroy();
+    await agent.destroy();
+    fresh.child.kill('SIGTERM');
+  }
+  if (sections.includes('rules')) {
+    results.rules = await benchRules();
+    console.log('rule evaluation:', JSON.stringify(results.rules));
+  }
+} finally {
+  gw.child.kill('SIGTERM');
+  fake.child.kill('SIGTERM');
+}
+mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
+writeFileSync(path.join(ROOT, 'bench/results/latest.json'), JSON.stringify(results, null, 2) + '\n');
+console.log('written to bench/results/latest.json');
