@@ -4,11 +4,12 @@
  */
 import { deny } from './deny.js';
 import { removeHeaders, setHeaders } from './headers.js';
+import { injectCache } from './inject_cache.js';
 import { routeTo } from './route_to.js';
 import { tagBilling } from './tag_billing.js';
 import { transform } from './transform.js';
 import type { ActionModule } from './types.js';
 
 export const ACTIONS: ReadonlyMap<string, ActionModule<unknown>> = new Map(
-  ([routeTo, tagBilling, setHeaders, removeHeaders, deny, transform] as ActionModule<never>[]).map((a) => [a.name, a as ActionModule<unknown>]),
+  ([routeTo, injectCache, tagBilling, setHeaders, removeHeaders, deny, transform] as ActionModule<never>[]).map((a) => [a.name, a as ActionModule<unknown>]),
 );

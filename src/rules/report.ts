@@ -67,6 +67,11 @@ export function formatReport(r: DryRunReport): string {
   lines.push(`tags      ${Object.entries(r.tags).map(([k, v]) => `${k}=${v}`).join(' ') || '-'}`);
   lines.push(`throttles ${r.throttles.length ? r.throttles.map((t) => t.rule).join(', ') : '-'}`);
   lines.push(`body      ${r.body_changed ? 'changed by rules' : 'forwarded byte for byte'}`);
+  const cache = r.cache_breakpoints as { existing: number; places: Array<{ place: string; ttl: string; status: string; reason?: string }> } | undefined;
+  if (cache) {
+    lines.push(`cache     ${cache.existing} breakpoint(s) from the client`);
+    for (const p of cache.places) lines.push(`          ${p.place} (${p.ttl}): ${p.status}${p.reason ? ` — ${p.reason}` : ''}`);
+  }
   lines.push('');
   const idWidth = Math.max(4, ...r.rules.map((x) => x.id.length));
   lines.push(`${'RULE'.padEnd(idWidth)}  MATCH  DETAIL`);

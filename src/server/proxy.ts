@@ -207,6 +207,7 @@ async function admit(
     ? noRulesDecision(snapshot.rules.version, config.defaultProvider, body)
     : await evaluate(snapshot.rules, rc, config.defaultProvider);
   for (const w of decision.warnings) deps.warnOnce(snapshot.rules.version, w.rule, w.message);
+  if (decision.extra.cache_breakpoints) deps.log.debug({ request_id: entry.request_id, cache_breakpoints: decision.extra.cache_breakpoints }, 'inject_cache');
   entry.upstream = decision.route.provider;
   entry.upstream_model = decision.route.model || undefined;
 

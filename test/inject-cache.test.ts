@@ -1,0 +1,216 @@
+/**
+ * inject_cache: Anthropic's breakpoint rules (limit of 4 counting the client's, TTL order, minimum
+ * cacheable length, uncacheable blocks, the attribution block), idempotence, and the markers arriving
+ * upstream through the running gateway and in dry-run.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { request } from 'undici';
+import { existingBreakpoints, injectBreakpoints, minCacheableTokens, type CachePlace } from '../src/actions/inject_cache.js';
+import { buildContext } from '../src/rules/context.js';
+import { evaluate } from '../src/rules/evaluate.js';
+import { compileRuleSources } from '../src/rules/load.js';
+import { startFakeUpstream } from './fake-upstream.js';
+import { claudeCodeBody, startTestGateway } from './helpers.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const long = (n: number, seed = 'word') => `${seed} `.repeat(Math.ceil(n / (seed.length + 1))).slice(0, n);
+const ALL: CachePlace[] = ['tools', 'system', 'last_user', 'second_last_user', { message: 0 }, { message: -2 }];
+const inject = (body: Record<string, unknown>, at: CachePlace[] = ALL, ttl: '5m' | '1h' = '5m', minTokens = 1024) => injectBreakpoints(body, { at, ttl, minTokens });
+
+/** A body with a big tools + system prefix, several turns, and `marked` client breakpoints (0–4). */
+function bodyWith(marked: number): Record<string, unknown> {
+  const cc = { type: 'ephemeral' };
+  const body: Record<string, any> = {
+    model: 'claude-sonnet-4-6',
+    max_tokens: 100,
+    tools: [
+      { name: 'a', description: long(6000), input_schema: { type: 'object' } },
+      { name: 'b', description: long(6000), input_schema: { type: 'object' } },
+    ],
+    system: [{ type: 'text', text: long(8000) }, { type: 'text', text: long(8000) }],
+    messages: [
+      { role: 'user', content: [{ type: 'text', text: long(3000) }] },
+      { role: 'assistant', content: [{ type: 'text', text: long(3000) }] },
+      { role: 'user', content: [{ type: 'text', text: long(3000) }] },
+      { role: 'assistant', content: [{ type: 'text', text: long(3000) }] },
+      { role: 'user', content: [{ type: 'text', text: 'latest question' }] },
+    ],
+  };
+  const spots = [() => (body.system[0].cache_control = cc), () => (body.system[1].cache_control = cc), () => (body.messages[4].content[0].cache_control = cc), () => (body.messages[1].content[0].cache_control = cc)];
+  for (let i = 0; i < marked; i++) spots[i]!();
+  return body;
+}
+
+describe('the limit of 4 breakpoints', () => {
+  for (const n of [0, 1, 3, 4]) {
+    test(`${n} existing breakpoint(s): never more than 4 after injection; the client's stay put`, () => {
+      const body = bodyWith(n);
+      const before = existingBreakpoints(body);
+      const { body: out, report, existing } = inject(body);
+      assert.equal(existing, n);
+      const after = existingBreakpoints(out);
+      assert.ok(after.length <= 4, `${after.length} breakpoints`);
+      assert.equal(after.length, Math.min(4, n + report.filter((r) => r.status === 'injected').length));
+      for (const b of before) assert.ok(after.some((a) => a.pos.join() === b.pos.join()), 'a client breakpoint moved');
+      if (n === 4) {
+        assert.equal(out, body, 'a request already at the limit is forwarded untouched');
+        assert.ok(report.every((r) => r.status === 'skipped'));
+      } else assert.equal(after.length, 4);
+    });
+  }
+
+  test('Claude-Code-shaped body (3 client breakpoints: 2 in system, 1 on the last user block): the tools get the 4th', () => {
+    const body = claudeCodeBody();
+    assert.equal(existingBreakpoints(body).length, 3);
+    const { body: out, report } = inject(body, ['tools', 'system', 'last_user']);
+    assert.deepEqual(report.map((r) => [r.place, r.status]), [['tools', 'injected'], ['system', 'skipped'], ['last_user', 'skipped']]);
+    assert.equal(report[1]!.reason, 'already marked by the client');
+    assert.equal(existingBreakpoints(out).length, 4);
+    assert.deepEqual((out.tools as any[]).at(-1).cache_control, { type: 'ephemeral' });
+    // System blocks are neither reordered nor merged, and the attribution block is untouched.
+    assert.deepEqual(out.system, body.system);
+  });
+
+  test('earlier places in `at` win when slots run out', () => {
+    const body = bodyWith(3);
+    const { report } = inject(body, ['second_last_user', 'tools']);
+    assert.deepEqual(report.map((r) => r.status), ['injected', 'skipped']);
+    assert.match(report[1]!.reason!, /already has 4 breakpoints/);
+  });
+
+  test('a top-level cache_control (automatic caching) uses one of the 4 slots', () => {
+    const body = { ...bodyWith(3), cache_control: { type: 'ephemeral' } };
+    const { body: out, report } = inject(body);
+    assert.equal(out, body);
+    assert.equal(existingBreakpoints(out).length, 4);
+    assert.ok(report.every((r) => r.status === 'skipped'));
+  });
+});
+
+test('idempotence: applying twice equals applying once', () => {
+  for (const n of [0, 1, 3]) {
+    const once = inject(bodyWith(n)).body;
+    const twice = inject(once).body;
+    assert.deepEqual(twice, once);
+    assert.equal(twice, once, 'the second pass changes nothing, so it returns the same object');
+  }
+});
+
+describe('TTL order: a longer TTL never comes after a shorter one', () => {
+  test('1h after an existing 5m breakpoint is skipped; 1h before it is injected', () => {
+    const body = bodyWith(1); // 5m on system[0]
+    const { body: out, report } = inject(body, ['last_user', 'tools'], '1h');
+    assert.equal(report[0]!.status, 'skipped');
+    assert.match(report[0]!.reason!, /1h breakpoint may not come after a 5m one/);
+    assert.equal(report[1]!.status, 'injected');
+    assert.deepEqual((out.tools as any[]).at(-1).cache_control, { type: 'ephemeral', ttl: '1h' });
+  });
+
+  test('5m before an existing 1h breakpoint is skipped; 5m after it is injected', () => {
+    const body = bodyWith(0) as any;
+    body.system[1].cache_control = { type: 'ephemeral', ttl: '1h' };
+    const { report } = inject(body, ['tools', 'last_user'], '5m');
+    assert.equal(report[0]!.status, 'skipped');
+    assert.match(report[0]!.reason!, /5m breakpoint may not come before a 1h one/);
+    assert.equal(report[1]!.status, 'injected');
+  });
+});
+
+describe('minimum cacheable length', () => {
+  test('a prefix shorter than the model minimum gets no marker; min_tokens overrides', () => {
+    const body = { model: 'claude-haiku-4-5', max_tokens: 10, system: 'Be brief.', messages: [{ role: 'user', content: 'hi' }] };
+    const { body: out, report } = inject(body, ['system', 'last_user'], '5m', minCacheableTokens('claude-haiku-4-5'));
+    assert.equal(out, body);
+    assert.match(report[0]!.reason!, /below the model's minimum cacheable length of 4096/);
+    const forced = inject(body, ['system'], '5m', 1);
+    assert.equal(forced.report[0]!.status, 'injected');
+  });
+
+  test('the per-model table', () => {
+    assert.equal(minCacheableTokens('claude-haiku-4-5-20251001'), 4096);
+    assert.equal(minCacheableTokens('claude-opus-4-8'), 1024);
+    assert.equal(minCacheableTokens('claude-sonnet-4-6'), 1024);
+    assert.equal(minCacheableTokens('claude-opus-4-7'), 2048);
+    assert.equal(minCacheableTokens('claude-opus-5'), 512);
+    assert.equal(minCacheableTokens('some-local-model'), 1024);
+  });
+});
+
+describe('block kinds', () => {
+  test('a string system prompt becomes one text block carrying the marker', () => {
+    const body = { model: 'm', system: long(8000), messages: [{ role: 'user', content: 'hi' }] };
+    const { body: out } = inject(body, ['system']);
+    assert.deepEqual(out.system, [{ type: 'text', text: body.system, cache_control: { type: 'ephemeral' } }]);
+    assert.equal(typeof body.system, 'string', 'the original body is not mutated');
+  });
+
+  test('tool-only requests: the last tool definition is marked', () => {
+    const body = bodyWith(0);
+    delete body.system;
+    body.messages = [{ role: 'user', content: 'use a tool' }];
+    const { body: out, report } = inject(body, ['tools', 'system']);
+    assert.deepEqual(report.map((r) => r.status), ['injected', 'skipped']);
+    assert.equal(report[1]!.reason, 'the request has no system prompt');
+    assert.deepEqual((out.tools as any[])[1].cache_control, { type: 'ephemeral' });
+    assert.equal((out.tools as any[])[0].cache_control, undefined);
+  });
+
+  test('thinking blocks and empty text blocks never get a marker', () => {
+    const body = bodyWith(0) as any;
+    body.messages[3].content = [{ type: 'text', text: long(100) }, { type: 'thinking', thinking: 'hmm', signature: 'sig' }];
+    body.messages[4].content = [{ type: 'text', text: '' }];
+    const { report } = inject(body, [{ message: -2 }, 'last_user']);
+    assert.match(report[0]!.reason!, /thinking block cannot carry cache_control/);
+    assert.match(report[1]!.reason!, /empty text block/);
+  });
+
+  test("Claude Code's attribution block is never marked", () => {
+    const body = { model: 'm', system: [{ type: 'text', text: 'x-anthropic-billing-header: cc_version=2.1.0' }], messages: [{ role: 'user', content: 'hi' }] };
+    const { body: out, report } = inject(body, ['system'], '5m', 1);
+    assert.equal(out, body);
+    assert.match(report[0]!.reason!, /attribution block/);
+  });
+});
+
+test('through the rules engine: the body changes only when a marker was added', async () => {
+  const rs = compileRuleSources([{ file: 'c.yaml', text: 'version: 1\nrules:\n  - id: cache\n    actions: [ { inject_cache: { at: [tools, system, last_user] } } ]\n' }], ['anthropic']);
+  const full = bodyWith(4);
+  const d = await evaluate(rs, buildContext({ path: '/v1/messages', body: full, headers: {}, bodyBytes: 1 }), 'anthropic');
+  assert.equal(d.bodyChanged, false);
+  assert.equal(d.body, full);
+  const d2 = await evaluate(rs, buildContext({ path: '/v1/messages', body: bodyWith(0), headers: {}, bodyBytes: 1 }), 'anthropic');
+  assert.equal(d2.bodyChanged, true);
+  assert.equal(existingBreakpoints(d2.body).length, 3);
+});
+
+test('through the running gateway the markers arrive upstream; dry-run --json lists them', async () => {
+  const fake = await startFakeUpstream();
+  const rules = { '10-cache.yaml': 'version: 1\nrules:\n  - id: cache\n    actions: [ { inject_cache: { at: [tools, system, last_user], ttl: 5m } } ]\n' };
+  const { gw } = await startTestGateway({ upstream: fake.url, rules });
+  try {
+    const body = claudeCodeBody({ stream: false });
+    const r = await request(gw.url + '/v1/messages?beta=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal(r.statusCode, 200);
+    await r.body.dump();
+    const sent = JSON.parse(fake.received.at(-1)!.body.toString()) as Record<string, any>;
+    assert.equal(existingBreakpoints(sent).length, 4);
+    assert.deepEqual(sent.tools.at(-1).cache_control, { type: 'ephemeral' });
+    assert.deepEqual(sent.system, body.system);
+    assert.deepEqual(sent.an_unknown_future_field, body.an_unknown_future_field);
+  } finally {
+    await gw.close();
+    await fake.close();
+  }
+  const file = path.join(tmpdir(), `cc-${process.pid}.json`);
+  writeFileSync(file, JSON.stringify(claudeCodeBody()));
+  const out = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'dry-run', '--json', '--request', file], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  const report = JSON.parse(out.stdout) as { cache_breakpoints: { existing: number; places: Array<{ place: string; status: string; reason?: string }> } };
+  assert.equal(report.cache_breakpoints.existing, 3);
+  assert.deepEqual(report.cache_breakpoints.places.map((p) => [p.place, p.status]), [['tools', 'injected'], ['system', 'skipped'], ['last_user', 'skipped']]);
+});
