@@ -95,6 +95,11 @@ describe('dry-run', () => {
     const alice = JSON.parse(run(['dry-run', '--json', '--config', 'examples/deny-model-for-keys/switchyard.yaml', '--request', 'examples/deny-model-for-keys/request.json', '--key', 'alice']).stdout) as Record<string, any>;
     assert.equal(alice.denied, null);
     assert.match(alice.rules[0].reason, /client "alice" does not match ci-\*/);
+
+    const cache = JSON.parse(run(['dry-run', '--json', '--config', 'examples/prompt-caching/switchyard.yaml', '--request', 'examples/prompt-caching/request.json']).stdout) as Record<string, any>;
+    assert.equal(cache.cache_breakpoints.rule, 'opus-prefix-1h');
+    assert.deepEqual(cache.cache_breakpoints.places.map((p: { place: string; ttl: string; status: string }) => [p.place, p.ttl, p.status]), [['tools', '1h', 'injected'], ['system', '1h', 'injected']]);
+    assert.equal(cache.rules[1].actions[0].shadowed_by, 'opus-prefix-1h');
   });
 
   test('the human table names each rule and why it matched or not', () => {
