@@ -5,6 +5,7 @@
  * the network.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -173,7 +174,8 @@ withCommon(program.command('dry-run').description('print the routing decision fo
         if (eq <= 0) throw new Error(`--header ${h}: expected name=value`);
         headers[h.slice(0, eq).trim().toLowerCase()] = h.slice(eq + 1);
       }
-      const rc = buildContext({ path: opts.path.split('?')[0]!, body, headers, bodyBytes: raw.length, clientId: opts.key });
+      const client = opts.key ? config.clients?.find((c) => c.id === opts.key) : undefined;
+      const rc = buildContext({ path: opts.path.split('?')[0]!, body, headers, bodyBytes: raw.length, clientId: opts.key, clientTags: client?.tags });
       const decision = await evaluate(rules, rc, config.defaultProvider);
       const prepared = prepareUpstream(config, decision, headers, raw, opts.path);
       const report = dryRunReport(decision, prepared.url, prepared.headers);
@@ -183,6 +185,25 @@ withCommon(program.command('dry-run').description('print the routing decision fo
       else console.error(`switchyard dry-run: ${(err as Error).message}`);
       process.exit(1);
     }
+  });
+
+program
+  .command('keys')
+  .description('client key tools')
+  .command('new')
+  .description('print a fresh random client key and the config line holding its SHA-256 (the key itself is not stored)')
+  .argument('<id>', 'client id, e.g. alice or ci-bot')
+  .action((id: string) => {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id)) {
+      console.error(`switchyard keys new: "${id}" is not a valid client id (letters, digits, _ . -)`);
+      process.exit(1);
+    }
+    const key = 'sk-sy-' + randomBytes(32).toString('base64url');
+    const hash = createHash('sha256').update(key).digest('hex');
+    console.log(`# Client key for "${id}" — give it to the client (ANTHROPIC_API_KEY); it is shown only once:`);
+    console.log(key);
+    console.log('# Add under clients: in switchyard.yaml (hot-reloaded, no restart needed):');
+    console.log(`  ${id}: { key_sha256: "${hash}", tags: {} }`);
   });
 
 await program.parseAsync(process.argv);

@@ -13,6 +13,11 @@ export const DEFAULT_TIMEOUTS = { connect_ms: 10_000, headers_ms: 600_000, body_
  * (https://platform.claude.com/docs/en/api/errors, "Request size limits"). */
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
 
+/** Defaults of the other request limits: header bytes (Node's own default is 16 KB; Claude Code's headers,
+ * with custom headers and a long beta list, stay well under 32 KB), ms to receive a whole request, and
+ * proxied requests in flight. */
+export const DEFAULT_LIMITS = { max_header_bytes: 32 * 1024, request_timeout_ms: 120_000, max_concurrent_requests: 2000 } as const;
+
 const timeouts = {
   type: 'object',
   additionalProperties: false,
@@ -40,6 +45,16 @@ export const configSchema = {
       properties: {
         host: { type: 'string', minLength: 1, description: 'Interface to bind (default 127.0.0.1).' },
         port: { type: ['integer', 'string'], description: 'TCP port (default 8790; 0 picks a free port).' },
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['cert', 'key'],
+          description: 'Serve HTTPS directly with these PEM files (paths relative to this file).',
+          properties: {
+            cert: { type: 'string', minLength: 1, description: 'Certificate chain, PEM file.' },
+            key: { type: 'string', minLength: 1, description: 'Private key, PEM file.' },
+          },
+        },
       },
     },
     rules: { type: 'string', minLength: 1, description: 'Directory of rule files (*.yaml), relative to this file (default ./rules).' },
@@ -68,9 +83,51 @@ export const configSchema = {
     limits: {
       type: 'object',
       additionalProperties: false,
-      description: 'Request limits.',
+      description: 'Request limits; each is answered in Anthropic\'s error shape.',
       properties: {
         max_body_bytes: { type: 'integer', minimum: 1, description: `Largest request body accepted, bytes (default ${DEFAULT_MAX_BODY_BYTES}, Anthropic's own 32 MB limit); larger bodies get 413 request_too_large.` },
+        max_header_bytes: { type: 'integer', minimum: 1024, description: `Largest total size of the request headers, bytes (default ${DEFAULT_LIMITS.max_header_bytes}); larger get 431.` },
+        request_timeout_ms: { type: 'integer', minimum: 1000, description: `Time allowed to receive a whole request (headers and body), ms (default ${DEFAULT_LIMITS.request_timeout_ms}); slower clients get 408.` },
+        max_concurrent_requests: { type: 'integer', minimum: 1, description: `Proxied requests (streams included) in flight at once (default ${DEFAULT_LIMITS.max_concurrent_requests}); more get 529 overloaded_error.` },
+      },
+    },
+    clients: {
+      type: 'object',
+      minProperties: 1,
+      description: 'Client keys (virtual keys), by client id. When set, every proxied request must carry one (x-api-key or Authorization: Bearer), else 401; the client\'s key is never forwarded upstream. Absent: transparent mode.',
+      propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        description: 'One client: its secret (key as an ${ENV} reference, or key_sha256) and billing tags.',
+        properties: {
+          key: { type: 'string', description: 'The client\'s secret, as an ${ENV} reference (never a literal in this file).' },
+          key_sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$', description: 'SHA-256 of the client\'s secret, hex (what `switchyard keys new ID` prints).' },
+          tags: { type: 'object', additionalProperties: { type: 'string' }, description: 'Tags of this client (team, cost_center...), visible to rules as client.tags.' },
+        },
+        oneOf: [
+          { required: ['key'], description: 'a map with key' },
+          { required: ['key_sha256'], description: 'a map with key_sha256' },
+        ],
+      },
+    },
+    allow_open: { type: 'boolean', description: 'true allows listening on a non-loopback address with provider keys and no clients: anyone who can reach the gateway spends the team\'s keys (default false).' },
+    admin: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Admin routes (/admin/*).',
+      properties: {
+        token: { type: 'string', description: 'Bearer token for /admin/*, as an ${ENV} reference (default: $SWITCHYARD_ADMIN_TOKEN). Without one, admin routes answer on loopback only.' },
+      },
+    },
+    cors: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['origins'],
+      description: 'CORS for browser clients; off when absent.',
+      properties: {
+        origins: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, description: 'Allowed origins, e.g. https://app.example.com; "*" allows any.' },
+        max_age_s: { type: 'integer', minimum: 0, description: 'How long browsers may cache a preflight answer, seconds (default 600).' },
       },
     },
     shutdown: {

@@ -2,9 +2,10 @@
  * The one place that reads the gateway config (`switchyard.yaml`): parse, resolve `${ENV}` references,
  * validate against {@link configSchema}, apply defaults and the HOST/PORT/flag overrides.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { configSchema, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUTS } from './config-schema.js';
+import { configSchema, DEFAULT_LIMITS, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUTS } from './config-schema.js';
 import { compileSchema, LoadError, schemaIssues, SourceFile, type DocPath, type LoadIssue } from './validation.js';
 
 /** Upstream timeouts, ms. */
@@ -25,16 +26,30 @@ export interface ProviderConfig {
   timeouts: Timeouts;
 }
 
+/** A configured client (virtual key): its id, the SHA-256 of its secret (32 bytes) and its tags. */
+export interface ClientConfig {
+  id: string;
+  sha256: Buffer;
+  tags: Record<string, string>;
+}
+
 /** The whole gateway config, resolved and defaulted. */
 export interface GatewayConfig {
   /** Absolute path of the file it came from. */
   file: string;
-  listen: { host: string; port: number };
+  /** `tls` holds absolute paths of the PEM files when HTTPS is served directly. */
+  listen: { host: string; port: number; tls: { cert: string; key: string } | null };
   /** Absolute path of the rules directory. */
   rulesDir: string;
   defaultProvider: string;
   providers: Record<string, ProviderConfig>;
-  limits: { max_body_bytes: number };
+  limits: { max_body_bytes: number; max_header_bytes: number; request_timeout_ms: number; max_concurrent_requests: number };
+  /** Client keys; null = transparent mode (no client authentication). */
+  clients: ClientConfig[] | null;
+  allowOpen: boolean;
+  /** Admin bearer token; null = admin routes on loopback only. */
+  admin: { token: string | null };
+  cors: { origins: string[]; maxAgeS: number } | null;
   shutdown: { grace_ms: number };
   log: { level?: string };
   /** Non-fatal findings (unset `${ENV}` references when `missingEnv` is 'warning'). */
@@ -48,6 +63,11 @@ export interface ConfigOverrides {
   rulesDir?: string;
   /** How an unset `${ENV}` without a default counts: an error (serving) or a warning (validate-rules). */
   missingEnv?: 'error' | 'warning';
+}
+
+/** True for addresses only this machine can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopback(host: string): boolean {
+  return /^127\./.test(host) || host === 'localhost' || host === '::1' || host === '[::1]';
 }
 
 /** The bundled config, used when neither --config nor SWITCHYARD_CONFIG is given. */
@@ -81,11 +101,15 @@ function resolveEnv(value: unknown, env: NodeJS.ProcessEnv, source: SourceFile, 
 }
 
 interface RawConfig {
-  listen?: { host?: string; port?: number | string };
+  listen?: { host?: string; port?: number | string; tls?: { cert: string; key: string } };
+  clients?: Record<string, { key?: string; key_sha256?: string; tags?: Record<string, string> }>;
+  allow_open?: boolean;
+  admin?: { token?: string };
+  cors?: { origins: string[]; max_age_s?: number };
   rules?: string;
   default_provider?: string;
   providers: Record<string, { type: 'anthropic'; base_url: string; keys?: string[]; timeouts?: Partial<Timeouts> }>;
-  limits?: { max_body_bytes?: number };
+  limits?: { max_body_bytes?: number; max_header_bytes?: number; request_timeout_ms?: number; max_concurrent_requests?: number };
   shutdown?: { grace_ms?: number };
   log?: { level?: string };
 }
@@ -131,13 +155,40 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
   if (!(defaultProvider in providers)) {
     throw new LoadError([source.issueAt(['default_provider'], `default_provider "${defaultProvider}" is not defined under providers (defined: ${Object.keys(providers).join(', ')})`)]);
   }
+  let clients: ClientConfig[] | null = null;
+  if (raw.clients) {
+    clients = [];
+    for (const [id, c] of Object.entries(raw.clients)) {
+      if (c.key !== undefined && c.key === '') {
+        throw new LoadError([source.issueAt(['clients', id, 'key'], `client "${id}": its key resolved to an empty string; set the environment variable it names`)]);
+      }
+      const sha256 = c.key !== undefined ? createHash('sha256').update(c.key).digest() : Buffer.from(c.key_sha256!, 'hex');
+      clients.push({ id, sha256, tags: c.tags ?? {} });
+    }
+  }
+  const host = overrides.host ?? env.HOST ?? raw.listen?.host ?? '127.0.0.1';
+  const keyed = Object.values(providers).filter((p) => p.keys.length > 0).map((p) => p.name);
+  if (keyed.length && !clients && !isLoopback(host) && raw.allow_open !== true) {
+    throw new LoadError([
+      source.issueAt(['listen', 'host'], `refusing to listen on ${host}: provider ${keyed.map((k) => `"${k}"`).join(', ')} ${keyed.length === 1 ? 'has' : 'have'} upstream keys and no clients: are configured, so anyone who can reach this address would spend those keys; configure clients:, listen on a loopback address, or set allow_open: true`),
+    ]);
+  }
+  const dir = path.dirname(abs);
   return {
     file: abs,
-    listen: { host: overrides.host ?? env.HOST ?? raw.listen?.host ?? '127.0.0.1', port },
+    listen: {
+      host,
+      port,
+      tls: raw.listen?.tls ? { cert: path.resolve(dir, raw.listen.tls.cert), key: path.resolve(dir, raw.listen.tls.key) } : null,
+    },
     rulesDir: overrides.rulesDir ? path.resolve(overrides.rulesDir) : path.resolve(path.dirname(abs), raw.rules ?? './rules'),
     defaultProvider,
     providers,
-    limits: { max_body_bytes: raw.limits?.max_body_bytes ?? DEFAULT_MAX_BODY_BYTES },
+    limits: { max_body_bytes: DEFAULT_MAX_BODY_BYTES, ...DEFAULT_LIMITS, ...raw.limits },
+    clients,
+    allowOpen: raw.allow_open === true,
+    admin: { token: raw.admin?.token || env.SWITCHYARD_ADMIN_TOKEN || null },
+    cors: raw.cors ? { origins: raw.cors.origins, maxAgeS: raw.cors.max_age_s ?? 600 } : null,
     shutdown: { grace_ms: raw.shutdown?.grace_ms ?? 30_000 },
     log: { level: raw.log?.level },
     warnings: issues,

@@ -105,7 +105,7 @@ export class SourceFile {
 
 /** Compiles a JSON Schema 2020-12 document once; `allErrors` so a file reports every problem at once. */
 export function compileSchema<T>(schema: object): ValidateFunction<T> {
-  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
+  const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true, verbose: true });
   return ajv.compile<T>(schema);
 }
 

@@ -157,7 +157,7 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
       res.end(gz);
       return;
     }
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': json.length, 'request-id': 'req_fake_json', 'anthropic-ratelimit-requests-remaining': '99' });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': json.length, 'request-id': 'req_fake_json', 'anthropic-ratelimit-requests-remaining': '99', 'access-control-allow-origin': '*' });
     res.end(json);
   };
 

@@ -7,6 +7,8 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context } from 'hono';
 import { asGatewayError, errorBody, GatewayError, NotFoundError } from '../errors.js';
 import { formatIssue } from '../validation.js';
+import { bearerMatches } from './auth.js';
+import { cors } from './cors.js';
 import { proxyRequest, type ProxyDeps } from './proxy.js';
 
 /** State the health routes read. */
@@ -25,6 +27,8 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
     await proxyRequest(c.env.incoming, c.env.outgoing, endpoint, deps);
     return RESPONSE_ALREADY_SENT;
   };
+
+  app.use('*', cors(() => deps.runtime.current.config.cors));
 
   // Claude Code probes reachability with HEAD / or HEAD /api/hello: answer any HEAD without an upstream.
   // (Hono dispatches HEAD to GET routes, so this is a middleware, not a route.)
@@ -45,11 +49,15 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   app.get('/v1/models', proxied('models'));
   app.get('/v1/models/:id', proxied('models'));
 
-  // Admin: loopback only until admin tokens exist.
+  // Admin: a bearer token when one is configured, else loopback only.
   app.use('/admin/*', async (c, next) => {
-    const addr = c.env.incoming.socket.remoteAddress ?? '';
-    if (!LOOPBACK.test(addr)) {
-      throw new GatewayError('SY_ADMIN_FORBIDDEN', 'permission_error', 403, 'admin routes are served on loopback only');
+    const token = deps.runtime.current.config.admin.token;
+    if (token) {
+      if (!bearerMatches(c.req.header('authorization'), token)) {
+        throw new GatewayError('SY_ADMIN_UNAUTHENTICATED', 'authentication_error', 401, 'admin routes need Authorization: Bearer <admin token> (admin.token / SWITCHYARD_ADMIN_TOKEN)');
+      }
+    } else if (!LOOPBACK.test(c.env.incoming.socket.remoteAddress ?? '')) {
+      throw new GatewayError('SY_ADMIN_FORBIDDEN', 'permission_error', 403, 'admin routes are served on loopback only while no admin token is set (admin.token / SWITCHYARD_ADMIN_TOKEN)');
     }
     await next();
   });

@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { asGatewayError, DeniedError, errorBody, InvalidRequestError, RequestTooLargeError, RuleError, type GatewayError } from '../errors.js';
+import { asGatewayError, DeniedError, errorBody, GatewayError, InvalidRequestError, RequestTooLargeError, RuleError } from '../errors.js';
+import { authenticateClient } from './auth.js';
 import type { Logger } from '../log.js';
 import { buildContext } from '../rules/context.js';
 import type { Decision } from '../rules/decision.js';
@@ -26,6 +27,8 @@ export interface ProxyDeps {
   log: Logger;
   /** `serve --dry-run`: answer each request with its decision instead of forwarding. */
   dryRun: boolean;
+  /** Proxied requests in flight (checked against limits.max_concurrent_requests). */
+  inFlight: { count: number };
   /** Called once per rule per rule-set version when a rule's evaluation warns (logged once). */
   warnOnce: (rulesVersion: string, rule: string, message: string) => void;
 }
@@ -72,6 +75,15 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+/**
+ * The path and query to append to the provider's base URL: only ever a path, so that nothing in a request
+ * (an absolute-form target such as `http://other-host/...`, a `//host` path) can choose the upstream host.
+ */
+export function upstreamPathAndQuery(target: string | undefined): string {
+  const u = new URL(target ?? '/', 'http://switchyard.invalid');
+  return u.pathname + u.search;
+}
+
 /** Parses a Messages API body: it must be a JSON object. @throws InvalidRequestError (400) */
 export function parseJsonBody(raw: Buffer): Record<string, unknown> {
   let parsed: unknown;
@@ -106,6 +118,8 @@ export function sendError(res: ServerResponse, err: GatewayError, requestId: str
 /** Per-request facts for the one log line each request gets. */
 interface RequestLog {
   request_id: string;
+  /** Configured client id (never a secret). */
+  client?: string;
   method: string;
   path: string;
   status?: number;
@@ -143,12 +157,49 @@ export async function proxyRequest(
     session_id: (req.headers['x-claude-code-session-id'] as string | undefined) ?? null,
     agent_id: req.headers['x-claude-code-agent-id'] as string | undefined,
   };
-  const finish = (status: number, extra: Partial<RequestLog> = {}) => {
-    Object.assign(entry, extra, { status, latency_ms: round(performance.now() - started) });
-    const level = status >= 500 ? 'error' : status >= 400 || entry.outcome === 'client_aborted' ? 'warn' : 'info';
-    deps.log[level](entry, 'request');
+  const scope: RequestScope = {
+    entry,
+    started,
+    finish(status, extra = {}) {
+      Object.assign(entry, extra, { status, latency_ms: round(performance.now() - started) });
+      const level = status >= 500 ? 'error' : status >= 400 || entry.outcome === 'client_aborted' ? 'warn' : 'info';
+      deps.log[level](entry, 'request');
+    },
   };
 
+  const limit = deps.runtime.current.config.limits.max_concurrent_requests;
+  if (deps.inFlight.count >= limit) {
+    const err = new GatewayError('SY_TOO_MANY_REQUESTS', 'overloaded_error', 529, `switchyard is at its limit of ${limit} concurrent requests (limits.max_concurrent_requests); retry shortly`);
+    req.resume();
+    sendError(res, err, requestId, { 'retry-after': '1' });
+    scope.finish(529, { outcome: 'refused', error: `${err.code}: ${err.message}` });
+    return;
+  }
+  deps.inFlight.count++;
+  try {
+    await runStages(req, res, endpoint, deps, scope);
+  } finally {
+    deps.inFlight.count--;
+  }
+}
+
+/** One request's log entry, start time and the function that writes its log line. */
+interface RequestScope {
+  entry: RequestLog;
+  /** performance.now() at arrival. */
+  started: number;
+  finish(status: number, extra?: Partial<RequestLog>): void;
+}
+
+/** Admit, then relay; every outcome ends in exactly one log line. */
+async function runStages(
+  req: IncomingMessage,
+  res: ServerResponse,
+  endpoint: 'messages' | 'count_tokens' | 'models',
+  deps: ProxyDeps,
+  { entry, started, finish }: RequestScope,
+): Promise<void> {
+  const requestId = entry.request_id;
   // A client that goes away aborts the upstream call (and its socket) at once.
   const abort = new AbortController();
   res.once('close', () => {
@@ -192,15 +243,18 @@ async function admit(
 ): Promise<Dispatcher.ResponseData | null> {
   const snapshot = deps.runtime.current;
   const { config } = snapshot;
-  const url = req.url ?? '/';
+  const url = upstreamPathAndQuery(req.url);
   entry.rules_version = snapshot.rules.version;
+  // Nothing is read or forwarded for a client without a valid key.
+  const client = config.clients ? authenticateClient(req.headers, config.clients) : null;
+  if (client) entry.client = client.id;
   let raw: Buffer | null = null;
   let body: Record<string, unknown> = {};
   if (endpoint !== 'models') {
     raw = await readBody(req, config.limits.max_body_bytes);
     body = parseJsonBody(raw);
   }
-  const rc = buildContext({ path: entry.path, body, headers: req.headers, bodyBytes: raw?.length ?? 0 });
+  const rc = buildContext({ path: entry.path, body, headers: req.headers, bodyBytes: raw?.length ?? 0, clientId: client?.id, clientTags: client?.tags });
   entry.model = rc.model || undefined;
   if (entry.session_id === null) entry.session_id = rc.session.id;
   const decision = endpoint === 'models'

@@ -4,6 +4,11 @@
  * let open requests and streams finish within `shutdown.grace_ms`, then cut the rest).
  */
 import { serve, type ServerType } from '@hono/node-server';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { GatewayConfig } from '../config.js';
+import { errorBody, GatewayError } from '../errors.js';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { ConfigOverrides } from '../config.js';
@@ -11,6 +16,25 @@ import { createLogger, type Logger } from '../log.js';
 import { loadSnapshot, Runtime } from '../runtime.js';
 import { UpstreamClient } from '../upstream/client.js';
 import { createApp, type AppState } from './app.js';
+
+/**
+ * Answers requests Node rejects before our handler runs (headers too large, request too slow, malformed
+ * HTTP) in Anthropic's error shape instead of Node's bare status line.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, limits: GatewayConfig['limits']): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, gerr] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', new GatewayError('SY_HEADERS_TOO_LARGE', 'invalid_request_error', 431, `request headers exceed switchyard's limit of ${limits.max_header_bytes} bytes (limits.max_header_bytes)`)]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', new GatewayError('SY_REQUEST_TIMEOUT', 'invalid_request_error', 408, `the request was not received completely within ${limits.request_timeout_ms} ms (limits.request_timeout_ms)`)]
+        : [400, 'Bad Request', new GatewayError('SY_BAD_HTTP', 'invalid_request_error', 400, `malformed HTTP request (${err.code ?? 'parse error'})`)];
+  const body = errorBody(gerr);
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
 
 /** Options of {@link startGateway}. */
 export interface GatewayOptions {
@@ -53,6 +77,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       upstream,
       log,
       dryRun: opts.dryRun ?? false,
+      inFlight: { count: 0 },
       warnOnce(version, rule, message) {
         const key = `${version}\0${rule}`;
         if (warned.has(key)) return;
@@ -62,22 +87,44 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     state,
   );
-  const { host, port } = snapshot.config.listen;
+  const { host, port, tls } = snapshot.config.listen;
+  const { limits } = snapshot.config;
+  const serverOptions = {
+    maxHeaderSize: limits.max_header_bytes,
+    // Time to receive a whole request; it never limits how long a response (a stream) may run.
+    requestTimeout: limits.request_timeout_ms,
+    // How often Node checks that timeout (its default, 30 s, would let a short limit run far over).
+    connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(limits.request_timeout_ms / 4))),
+    headersTimeout: Math.min(60_000, limits.request_timeout_ms),
+    keepAliveTimeout: 65_000,
+    ...(tls ? { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } : {}),
+  };
   const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: host, port, overrideGlobalObjects: false }, () => resolve(s));
+    const s = serve(
+      { fetch: app.fetch, hostname: host, port, overrideGlobalObjects: false, serverOptions, ...(tls ? { createServer: createHttpsServer } : {}) },
+      () => resolve(s),
+    );
     s.once('error', reject);
   });
   const http = server as Server;
-  // Requests may wait minutes for a long non-streaming answer: no server-side request timeout here.
-  http.requestTimeout = 0;
-  http.headersTimeout = 60_000;
-  http.keepAliveTimeout = 65_000;
+  http.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, limits));
   const address = http.address() as AddressInfo;
   const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${hostForUrl}:${address.port}`;
+  const url = `${tls ? 'https' : 'http'}://${hostForUrl}:${address.port}`;
   if (opts.watch !== false) runtime.watch();
+  const cfg = snapshot.config;
   log.info(
-    { url, config: snapshot.config.file, rules_dir: snapshot.config.rulesDir, rules_version: snapshot.rules.version, rules: snapshot.rules.rules.length, dry_run: opts.dryRun ?? false, admin: 'loopback only' },
+    {
+      url,
+      config: cfg.file,
+      rules_dir: cfg.rulesDir,
+      rules_version: snapshot.rules.version,
+      rules: snapshot.rules.rules.length,
+      dry_run: opts.dryRun ?? false,
+      clients: cfg.clients ? cfg.clients.length : 'none (transparent: client credentials are forwarded)',
+      admin: cfg.admin.token ? 'bearer token required' : 'loopback only (no admin token set)',
+      cors: cfg.cors ? cfg.cors.origins : 'off',
+    },
     `switchyard listening on ${url}`,
   );
 

@@ -24,7 +24,8 @@ const DROP_REQUEST = new Set([...HOP_BY_HOP, 'host', 'content-length', 'expect']
 /** How the upstream request is authenticated. */
 export type UpstreamCredential =
   | { kind: 'client' } // transparent: forward x-api-key / authorization as the client sent them
-  | { kind: 'key'; key: string }; // the gateway's provider key, sent as x-api-key
+  | { kind: 'key'; key: string } // the gateway's provider key, sent as x-api-key
+  | { kind: 'none' }; // client keys are configured and the provider has none: send no credential
 
 /**
  * Headers for the upstream request.
@@ -50,9 +51,10 @@ export function upstreamRequestHeaders(
     if (value === undefined || DROP_REQUEST.has(name) || connectionListed.has(name) || name.startsWith('proxy-')) continue;
     out[name] = value;
   }
-  if (credential.kind === 'key') {
+  if (credential.kind !== 'client') {
     delete out['authorization'];
-    out['x-api-key'] = credential.key;
+    delete out['x-api-key'];
+    if (credential.kind === 'key') out['x-api-key'] = credential.key;
   }
   for (const name of changes.remove) delete out[name];
   for (const [name, value] of Object.entries(changes.set)) out[name] = value;
@@ -61,7 +63,7 @@ export function upstreamRequestHeaders(
 }
 
 /**
- * Headers for the response to the client: the upstream's, less hop-by-hop ones. The body is passed
+ * Headers for the response to the client: the upstream's, less hop-by-hop and `access-control-*` ones. The body is passed
  * through byte for byte, so `content-encoding` and `content-length` still describe it and are kept.
  * SSE responses get `cache-control: no-cache, no-transform` and `x-accel-buffering: no` so that a
  * proxy in front (nginx) neither buffers nor compresses the stream.
@@ -72,7 +74,8 @@ export function clientResponseHeaders(upstream: Record<string, string | string[]
 } {
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(upstream)) {
-    if (value === undefined || HOP_BY_HOP.includes(name)) continue;
+    // CORS is the gateway's decision (cors: in the config), never the upstream's.
+    if (value === undefined || HOP_BY_HOP.includes(name) || name.startsWith('access-control-')) continue;
     headers[name] = value;
   }
   const sse = String(upstream['content-type'] ?? '').startsWith('text/event-stream');

@@ -19,10 +19,14 @@ export interface PreparedRequest {
   body: Buffer | null;
 }
 
-/** The credential used upstream: the provider's first key, or the client's own (transparent mode). */
-export function providerCredential(provider: ProviderConfig): UpstreamCredential {
+/**
+ * The credential used upstream: the provider's first key; else, in transparent mode (no `clients:`), the
+ * client's own; else none (a client's gateway key is never forwarded).
+ */
+export function providerCredential(provider: ProviderConfig, clientsConfigured: boolean): UpstreamCredential {
   const key = provider.keys[0];
-  return key === undefined ? { kind: 'client' } : { kind: 'key', key };
+  if (key !== undefined) return { kind: 'key', key };
+  return clientsConfigured ? { kind: 'none' } : { kind: 'client' };
 }
 
 /**
@@ -40,6 +44,6 @@ export function prepareUpstream(
   const provider = config.providers[decision.route.provider];
   if (!provider) throw new InternalError(`provider "${decision.route.provider}" is not in the config`);
   const body = rawBody === null ? null : decision.bodyChanged ? Buffer.from(JSON.stringify(decision.body)) : rawBody;
-  const headers = upstreamRequestHeaders(incoming, providerCredential(provider), decision.headers, body === null ? null : body.length);
+  const headers = upstreamRequestHeaders(incoming, providerCredential(provider, config.clients !== null), decision.headers, body === null ? null : body.length);
   return { provider, url: upstreamUrl(provider, pathAndQuery), headers, body };
 }

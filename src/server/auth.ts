@@ -1,0 +1,43 @@
+/**
+ * Who may use the gateway: client keys (virtual keys) for the proxied API and a bearer token for the admin
+ * routes. Secrets are compared as SHA-256 digests with `crypto.timingSafeEqual`, and every configured client
+ * is compared on every request, so timing reveals neither a key's bytes nor which client matched.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ClientConfig } from '../config.js';
+import { GatewayError } from '../errors.js';
+import { clientCredential } from '../rules/context.js';
+
+/** 401 `authentication_error`: a missing or unknown client key. */
+export class AuthenticationError extends GatewayError {
+  constructor(message: string) {
+    super('SY_UNAUTHENTICATED', 'authentication_error', 401, message);
+  }
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
+/**
+ * The configured client whose key the request carries (`x-api-key`, else `Authorization: Bearer`).
+ * @throws AuthenticationError (401) when the key is missing or unknown.
+ */
+export function authenticateClient(headers: IncomingHttpHeaders, clients: readonly ClientConfig[]): ClientConfig {
+  const credential = clientCredential(headers);
+  if (!credential) {
+    throw new AuthenticationError('switchyard requires a client key: send it as x-api-key or Authorization: Bearer (ANTHROPIC_API_KEY or ANTHROPIC_AUTH_TOKEN for Claude Code)');
+  }
+  const digest = sha256(credential);
+  let found: ClientConfig | null = null;
+  for (const c of clients) {
+    if (timingSafeEqual(digest, c.sha256) && found === null) found = c;
+  }
+  if (!found) throw new AuthenticationError('the client key is not known to this switchyard gateway; ask its operator for a key (switchyard keys new ID)');
+  return found;
+}
+
+/** True when `authorization` is `Bearer <token>` (compared in constant time). */
+export function bearerMatches(authorization: string | undefined, token: string): boolean {
+  const m = /^Bearer\s+(.+)$/i.exec(authorization ?? '');
+  return m !== null && timingSafeEqual(sha256(m[1]!.trim()), sha256(token));
+}
