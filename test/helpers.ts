@@ -43,11 +43,12 @@ export function writeConfig(opts: { upstream: string; rules?: Record<string, str
   return { dir, configFile: path.join(dir, 'switchyard.yaml'), rulesDir };
 }
 
-/** Starts an in-process gateway on a free port with a captured debug log. */
+/** Starts an in-process gateway on a free port with a captured trace-level log. */
 export async function startTestGateway(opts: Parameters<typeof writeConfig>[0] & { dryRun?: boolean; watch?: boolean }): Promise<{ gw: Gateway; logs: LogCapture; configFile: string; rulesDir: string }> {
   const { configFile, rulesDir } = writeConfig(opts);
   const logs = new LogCapture();
-  const gw = await startGateway({ configFile, dryRun: opts.dryRun, watch: opts.watch ?? false, logger: createLogger({ level: 'debug', destination: logs }) });
+  // trace: the most verbose level, so tests that look for secrets in logs see everything that is logged.
+  const gw = await startGateway({ configFile, dryRun: opts.dryRun, watch: opts.watch ?? false, logger: createLogger({ level: 'trace', destination: logs }) });
   return { gw, logs, configFile, rulesDir };
 }
 
