@@ -2,10 +2,12 @@
  * Rule evaluation time: 10 and 100 rules, each with a JSONata `when` condition (and a model glob on
  * half of them), evaluated against a 76 KB Claude-Code-shaped request. Median and p99 in µs.
  */
-import { buildContext } from '../src/rules/context.js';
-import { evaluate } from '../src/rules/evaluate.js';
-import { compileRuleSources } from '../src/rules/load.js';
 import { claudeCodeBody } from '../test/helpers.js';
+
+// The compiled code that production runs (`npm run bench` builds dist/ first), not the tsx-transpiled source.
+const { buildContext } = (await import('../dist/rules/context.js' as string)) as typeof import('../src/rules/context.js');
+const { evaluate } = (await import('../dist/rules/evaluate.js' as string)) as typeof import('../src/rules/evaluate.js');
+const { compileRuleSources } = (await import('../dist/rules/load.js' as string)) as typeof import('../src/rules/load.js');
 
 function ruleFile(n: number): string {
   const rules: string[] = [];

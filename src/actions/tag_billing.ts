@@ -3,7 +3,7 @@
  * Each tag is its own single-valued setting `tag:<name>`; a value is a string or `{expr: JSONata}`
  * evaluated against the request context (a result that is nothing leaves the tag unset).
  */
-import { compileJsonata, describeResult, evalErrorMessage, type Expression } from '../rules/jsonata.js';
+import { compileJsonata, describeResult, evalErrorMessage, evaluateExpression, type Expression } from '../rules/jsonata.js';
 import { defineAction } from './types.js';
 
 type TagValue = { value: string } | { expr: Expression };
@@ -41,26 +41,36 @@ export const tagBilling = defineAction<Array<[string, TagValue]>>({
     return out;
   },
   settings: (c) => c.map(([name, v]) => ({ setting: `tag:${name}`, always: 'value' in v })),
-  async apply(c, rc, d, rule) {
-    const writes: Array<[string, () => void]> = [];
-    const set: Record<string, string> = {};
-    for (const [name, v] of c) {
-      let value: string | undefined;
-      if ('value' in v) value = v.value;
-      else {
-        try {
-          const r: unknown = await v.expr.evaluate(rc);
-          if (typeof r === 'string' || typeof r === 'number' || typeof r === 'boolean') value = String(r);
-          else if (r !== undefined) d.warnings.push({ rule, message: `tag_billing.${name}: expression returned ${describeResult(r)}, not a string; tag left unset` });
-        } catch (err) {
-          d.warnings.push({ rule, message: `tag_billing.${name}: expression failed: ${evalErrorMessage(err)}` });
+  apply(c, rc, d, rule) {
+    // Fixed values and fast-path expressions resolve synchronously; only jsonata fallbacks are awaited.
+    const values = c.map(([name, v]) => {
+      if ('value' in v) return v.value;
+      try {
+        return evaluateExpression(v.expr, rc);
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    });
+    const finish = (settled: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }>) => {
+      const writes: Array<[string, () => void]> = [];
+      const set: Record<string, string> = {};
+      settled.forEach((s, i) => {
+        const name = c[i]![0];
+        if (!s.ok) {
+          d.warnings.push({ rule, message: `tag_billing.${name}: expression failed: ${evalErrorMessage(s.err)}` });
+          return;
         }
-      }
-      if (value !== undefined) {
-        const v2 = value;
-        writes.push([`tag:${name}`, () => { d.tags[name] = v2; set[name] = v2; }]);
-      }
-    }
-    return d.claim('tag_billing', rule, writes, set);
+        const r = s.value;
+        if (typeof r === 'string' || typeof r === 'number' || typeof r === 'boolean') {
+          const value = String(r);
+          writes.push([`tag:${name}`, () => { d.tags[name] = value; set[name] = value; }]);
+        } else if (r !== undefined) {
+          d.warnings.push({ rule, message: `tag_billing.${name}: expression returned ${describeResult(r)}, not a string; tag left unset` });
+        }
+      });
+      return d.claim('tag_billing', rule, writes, set);
+    };
+    if (!values.some((v) => v instanceof Promise)) return finish(values.map((value) => ({ ok: true as const, value })));
+    return Promise.all(values.map((v) => Promise.resolve(v).then((value) => ({ ok: true as const, value }), (err: unknown) => ({ ok: false as const, err })))).then(finish);
   },
 });

@@ -3,7 +3,7 @@
  * request context is bound as `$context`) whose result becomes the new body. Transforms accumulate in
  * rule order. A result that is not a JSON object is an error answered 500 naming the rule.
  */
-import { compileJsonata, describeResult, evalErrorMessage, type Expression } from '../rules/jsonata.js';
+import { compileJsonata, describeResult, evalErrorMessage, evaluateExpression, type Expression } from '../rules/jsonata.js';
 import { defineAction } from './types.js';
 
 export const transform = defineAction<Expression | undefined>({
@@ -22,7 +22,7 @@ export const transform = defineAction<Expression | undefined>({
   async apply(expr, rc, d, rule) {
     let result: unknown;
     try {
-      result = await expr!.evaluate(d.body, { context: rc });
+      result = await evaluateExpression(expr!, d.body, { context: rc });
     } catch (err) {
       d.error = { rule, message: `transform expression failed: ${evalErrorMessage(err)}` };
       return { action: 'transform', applied: false };

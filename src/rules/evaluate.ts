@@ -9,10 +9,15 @@ import { DecisionDraft, type Decision, type RuleTrace } from './decision.js';
 import type { CompiledRule, RuleSet } from './load.js';
 import type { MatchResult } from './matchers.js';
 
-async function firstFailure(rule: CompiledRule, rc: RequestContext): Promise<MatchResult> {
-  for (const m of rule.matchers) {
-    const r = m.async ? await m.test(rc) : (m.test(rc) as MatchResult);
-    if (r) return r;
+/**
+ * The first condition of `rule` that does not hold, or null. Synchronous unless a condition needs jsonata
+ * itself; most answer synchronously, and then evaluation costs no promise per rule.
+ */
+function firstFailure(rule: CompiledRule, rc: RequestContext, from = 0): MatchResult | Promise<MatchResult> {
+  for (let i = from; i < rule.matchers.length; i++) {
+    const t = rule.matchers[i]!.test(rc);
+    if (t instanceof Promise) return t.then((r) => r ?? firstFailure(rule, rc, i + 1));
+    if (t) return t;
   }
   return null;
 }
@@ -33,7 +38,8 @@ export async function evaluate(rules: RuleSet, rc: RequestContext, defaultProvid
       trace.reason = `not evaluated: ${endedBy}`;
       continue;
     }
-    const failed = await firstFailure(rule, rc);
+    const pending = firstFailure(rule, rc);
+    const failed = pending instanceof Promise ? await pending : pending;
     if (failed) {
       trace.reason = failed.reason;
       if (failed.warning) draft.warnings.push({ rule: rule.id, message: failed.reason });
@@ -45,7 +51,8 @@ export async function evaluate(rules: RuleSet, rc: RequestContext, defaultProvid
         trace.actions.push({ action: a.name, applied: false });
         continue;
       }
-      trace.actions.push(await a.module.apply(a.compiled, rc, draft, rule.id));
+      const applied = a.module.apply(a.compiled, rc, draft, rule.id);
+      trace.actions.push(applied instanceof Promise ? await applied : applied);
     }
     if (draft.denied) endedBy = `rule "${rule.id}" denied the request`;
     else if (draft.error) endedBy = `rule "${rule.id}" failed`;

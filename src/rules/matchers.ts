@@ -6,14 +6,15 @@
 import picomatch from 'picomatch';
 import type { CompileContext } from '../actions/types.js';
 import type { RequestContext } from './context.js';
-import { compileJsonata, describeResult, evalErrorMessage } from './jsonata.js';
+import { compileJsonata, describeResult, evalErrorMessage, evaluateExpression } from './jsonata.js';
 
 /** Outcome of one matcher: `null` when it holds, else why not. `warning` marks an evaluation error. */
 export type MatchResult = null | { reason: string; warning?: boolean };
 
-/** A compiled condition. Sync matchers run before async ones (JSONata), cheapest first. */
+/** A compiled condition. Cheap matchers run first; `when` (JSONata, which may answer asynchronously) last. */
 export interface Matcher {
   name: 'model' | 'key' | 'header' | 'when';
+  /** True when `test` may return a Promise. */
   async: boolean;
   test(rc: RequestContext): MatchResult | Promise<MatchResult>;
 }
@@ -85,19 +86,23 @@ export function compileMatchers(spec: MatchSpec | undefined, cx: CompileContext)
   if (spec.when !== undefined) {
     const expr = compileJsonata(spec.when, cx, ['when']);
     if (expr) {
+      const judge = (r: unknown): MatchResult => {
+        if (r === true) return null;
+        if (r === false || r === undefined) return { reason: `when is ${r === false ? 'false' : 'nothing (treated as false)'}` };
+        return { reason: `when returned ${describeResult(r)}, not true or false`, warning: true };
+      };
+      const failed = (err: unknown): MatchResult => ({ reason: `when failed: ${evalErrorMessage(err)}`, warning: true });
       out.push({
         name: 'when',
         async: true,
-        async test(rc) {
+        test(rc) {
           let r: unknown;
           try {
-            r = await expr.evaluate(rc);
+            r = evaluateExpression(expr, rc);
           } catch (err) {
-            return { reason: `when failed: ${evalErrorMessage(err)}`, warning: true };
+            return failed(err);
           }
-          if (r === true) return null;
-          if (r === false || r === undefined) return { reason: `when is ${r === false ? 'false' : 'nothing (treated as false)'}` };
-          return { reason: `when returned ${describeResult(r)}, not true or false`, warning: true };
+          return r instanceof Promise ? r.then(judge, failed) : judge(r);
         },
       });
     }
