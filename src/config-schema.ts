@@ -111,6 +111,19 @@ export const configSchema = {
         ],
       },
     },
+    state: {
+      description: 'Where throttle counters live: memory (default, one process) or {redis: URL} so that N replicas share one budget.',
+      anyOf: [
+        { const: 'memory', description: 'memory' },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['redis'],
+          description: 'a map {redis: URL}',
+          properties: { redis: { type: 'string', pattern: '^rediss?://', description: 'Redis URL, e.g. redis://127.0.0.1:6379 (an ${ENV} reference for credentials).' } },
+        },
+      ],
+    },
     allow_open: { type: 'boolean', description: 'true allows listening on a non-loopback address with provider keys and no clients: anyone who can reach the gateway spends the team\'s keys (default false).' },
     admin: {
       type: 'object',

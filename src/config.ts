@@ -50,6 +50,8 @@ export interface GatewayConfig {
   /** Admin bearer token; null = admin routes on loopback only. */
   admin: { token: string | null };
   cors: { origins: string[]; maxAgeS: number } | null;
+  /** Throttle counters: in this process, or in Redis at this URL. */
+  state: { redis: string } | 'memory';
   shutdown: { grace_ms: number };
   log: { level?: string };
   /** Non-fatal findings (unset `${ENV}` references when `missingEnv` is 'warning'). */
@@ -104,6 +106,7 @@ interface RawConfig {
   listen?: { host?: string; port?: number | string; tls?: { cert: string; key: string } };
   clients?: Record<string, { key?: string; key_sha256?: string; tags?: Record<string, string> }>;
   allow_open?: boolean;
+  state?: 'memory' | { redis: string };
   admin?: { token?: string };
   cors?: { origins: string[]; max_age_s?: number };
   rules?: string;
@@ -189,6 +192,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
     allowOpen: raw.allow_open === true,
     admin: { token: raw.admin?.token || env.SWITCHYARD_ADMIN_TOKEN || null },
     cors: raw.cors ? { origins: raw.cors.origins, maxAgeS: raw.cors.max_age_s ?? 600 } : null,
+    state: raw.state ?? 'memory',
     shutdown: { grace_ms: raw.shutdown?.grace_ms ?? 30_000 },
     log: { level: raw.log?.level },
     warnings: issues,

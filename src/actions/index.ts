@@ -7,9 +7,10 @@ import { removeHeaders, setHeaders } from './headers.js';
 import { injectCache } from './inject_cache.js';
 import { routeTo } from './route_to.js';
 import { tagBilling } from './tag_billing.js';
+import { throttle } from './throttle.js';
 import { transform } from './transform.js';
 import type { ActionModule } from './types.js';
 
 export const ACTIONS: ReadonlyMap<string, ActionModule<unknown>> = new Map(
-  ([routeTo, injectCache, tagBilling, setHeaders, removeHeaders, deny, transform] as ActionModule<never>[]).map((a) => [a.name, a as ActionModule<unknown>]),
+  ([routeTo, injectCache, tagBilling, throttle, setHeaders, removeHeaders, deny, transform] as ActionModule<never>[]).map((a) => [a.name, a as ActionModule<unknown>]),
 );

@@ -9,6 +9,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { asGatewayError, DeniedError, errorBody, GatewayError, InvalidRequestError, RequestTooLargeError, RuleError } from '../errors.js';
 import { authenticateClient } from './auth.js';
+import { admit as admitThrottles, type Ticket } from './admission.js';
+import type { StateStore } from '../state/store.js';
+import { UsageTap } from '../stream/usage.js';
 import type { Logger } from '../log.js';
 import { buildContext } from '../rules/context.js';
 import type { Decision } from '../rules/decision.js';
@@ -27,6 +30,8 @@ export interface ProxyDeps {
   log: Logger;
   /** `serve --dry-run`: answer each request with its decision instead of forwarding. */
   dryRun: boolean;
+  /** Throttle counters (memory or Redis). */
+  state: StateStore;
   /** Proxied requests in flight (checked against limits.max_concurrent_requests). */
   inFlight: { count: number };
   /** Called once per rule per rule-set version when a rule's evaluation warns (logged once). */
@@ -206,9 +211,9 @@ async function runStages(
     if (!res.writableFinished) abort.abort(new Error('client disconnected'));
   });
 
-  let upstream: Dispatcher.ResponseData | null;
+  let admitted: Admitted | null;
   try {
-    upstream = await admit(req, res, endpoint, deps, entry, abort.signal);
+    admitted = await admit(req, res, endpoint, deps, entry, abort.signal);
   } catch (err) {
     if (abort.signal.aborted) {
       finish(499, { outcome: 'client_aborted', error: 'client disconnected before the answer' });
@@ -219,12 +224,30 @@ async function runStages(
     finish(gerr.status, { outcome: gerr.status >= 500 ? 'upstream_failed' : 'refused', error: `${gerr.code}: ${gerr.message}` });
     return;
   }
-  if (!upstream) {
+  if (!admitted) {
     finish(res.statusCode, { outcome: 'ok' }); // answered without an upstream (dry-run)
     return;
   }
-  const outcome = await relay(upstream, res, requestId, started, abort.signal);
+  const { upstream, ticket } = admitted;
+  const tap = ticket ? new UsageTap(String(upstream.headers['content-type'] ?? ''), String(upstream.headers['content-encoding'] ?? '')) : null;
+  const outcome = await relay(upstream, res, requestId, started, abort.signal, tap);
+  if (ticket) await settle(ticket, tap!.outputTokens(), deps.log, requestId);
   finish(upstream.statusCode, outcome);
+}
+
+/** An upstream answer and, when throttles apply, the ticket to settle when it is over. */
+interface Admitted {
+  upstream: Dispatcher.ResponseData;
+  ticket: Ticket | null;
+}
+
+/** Settles a throttle ticket; a state store failure here is logged, never thrown at the client. */
+async function settle(ticket: Ticket, outputTokens: number, log: Logger, requestId: string): Promise<void> {
+  try {
+    await ticket.done(outputTokens);
+  } catch (err) {
+    log.error({ request_id: requestId, err: (err as Error).message }, 'could not settle throttle counters');
+  }
 }
 
 /**
@@ -240,7 +263,7 @@ async function admit(
   deps: ProxyDeps,
   entry: RequestLog,
   signal: AbortSignal,
-): Promise<Dispatcher.ResponseData | null> {
+): Promise<Admitted | null> {
   const snapshot = deps.runtime.current;
   const { config } = snapshot;
   const url = upstreamPathAndQuery(req.url);
@@ -274,13 +297,28 @@ async function admit(
   }
   if (decision.denied) throw new DeniedError(decision.denied.rule, decision.denied.status, decision.denied.message);
   if (decision.error) throw new RuleError(decision.error.rule, decision.error.message);
-  return deps.upstream.send(prepared.provider, {
-    method: endpoint === 'models' ? 'GET' : 'POST',
-    pathAndQuery: url,
-    headers: prepared.headers,
-    body: prepared.body,
-    signal,
-  });
+  let ticket: Ticket | null = null;
+  if (decision.throttles.length) {
+    try {
+      ticket = await admitThrottles(decision, rc, deps.state, deps.log, entry.request_id);
+    } catch (err) {
+      if (err instanceof GatewayError) throw err;
+      throw new GatewayError('SY_STATE_DOWN', 'overloaded_error', 503, `throttle state store (${deps.state.kind}) failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  try {
+    const upstream = await deps.upstream.send(prepared.provider, {
+      method: endpoint === 'models' ? 'GET' : 'POST',
+      pathAndQuery: url,
+      headers: prepared.headers,
+      body: prepared.body,
+      signal,
+    });
+    return { upstream, ticket };
+  } catch (err) {
+    if (ticket) await settle(ticket, 0, deps.log, entry.request_id);
+    throw err;
+  }
 }
 
 /**
@@ -293,6 +331,7 @@ async function relay(
   requestId: string,
   started: number,
   signal: AbortSignal,
+  tap: UsageTap | null,
 ): Promise<Partial<RequestLog>> {
   const { headers, sse } = clientResponseHeaders(upstream.headers);
   headers['x-switchyard-request-id'] = requestId;
@@ -302,6 +341,7 @@ async function relay(
   upstream.body.once('data', () => {
     ttfb = round(performance.now() - started);
   });
+  if (tap) upstream.body.on('data', (chunk: Buffer) => tap.write(chunk));
   try {
     await pipeline(upstream.body, res);
     return { ttfb_ms: ttfb, outcome: 'ok' };

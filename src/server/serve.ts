@@ -15,6 +15,8 @@ import type { ConfigOverrides } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
 import { loadSnapshot, Runtime } from '../runtime.js';
 import { UpstreamClient } from '../upstream/client.js';
+import { RedisStore } from '../state/redis.js';
+import { MemoryStore, type StateStore } from '../state/store.js';
 import { createApp, type AppState } from './app.js';
 
 /**
@@ -69,6 +71,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const log = opts.logger ?? createLogger({ level: process.env.LOG_LEVEL ?? snapshot.config.log.level });
   const runtime = new Runtime(opts.configFile, opts.overrides ?? {}, log, snapshot);
   const upstream = new UpstreamClient();
+  // Chosen at start: a reload that changes `state:` needs a restart (the counters would otherwise reset).
+  const counters: StateStore = snapshot.config.state === 'memory' ? new MemoryStore() : new RedisStore(snapshot.config.state.redis);
   const state: AppState = { shuttingDown: false };
   const warned = new Set<string>();
   const app = createApp(
@@ -78,6 +82,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       log,
       dryRun: opts.dryRun ?? false,
       inFlight: { count: 0 },
+      state: counters,
       warnOnce(version, rule, message) {
         const key = `${version}\0${rule}`;
         if (warned.has(key)) return;
@@ -124,6 +129,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       clients: cfg.clients ? cfg.clients.length : 'none (transparent: client credentials are forwarded)',
       admin: cfg.admin.token ? 'bearer token required' : 'loopback only (no admin token set)',
       cors: cfg.cors ? cfg.cors.origins : 'off',
+      state: counters.kind,
     },
     `switchyard listening on ${url}`,
   );
@@ -144,6 +150,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       clearTimeout(timer);
       await runtime.close();
       await upstream.close();
+      await counters.close();
       log.info('switchyard stopped');
     })();
     return closing;

@@ -1,0 +1,99 @@
+/**
+ * Throttle admission (DESIGN §3 stage 4): every throttle of the decision must admit the request. Slots
+ * and tokens are taken in the state store under `throttle:<rule>:<scope>:<value>:<limit>`, so counters
+ * survive rule reloads and are shared by replicas on Redis. A refusal is 429 `rate_limit_error` with
+ * `retry-after` and a message naming the rule and the limit; a shadow throttle only logs. The returned
+ * ticket charges output tokens and frees concurrency slots when the answer is over.
+ */
+import type { Throttle } from '../actions/throttle.js';
+import { GatewayError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { RequestContext } from '../rules/context.js';
+import type { Decision } from '../rules/decision.js';
+import type { BucketSpec, StateStore } from '../state/store.js';
+
+/** 429 from a throttle. */
+export class ThrottledError extends GatewayError {
+  constructor(message: string, retryAfterS: number) {
+    super('SY_THROTTLED', 'rate_limit_error', 429, message, { headers: { 'retry-after': String(retryAfterS) } });
+  }
+}
+
+/** What admission hands back: call `done` exactly once when the answer is over. */
+export interface Ticket {
+  /** @param outputTokens output tokens the upstream reported (0 when unknown). */
+  done(outputTokens: number): Promise<void>;
+}
+
+const MINUTE_MS = 60_000;
+
+/** The scope value a throttle counts this request under. */
+export function scopeValue(t: Throttle, rc: RequestContext, d: Decision): string {
+  if (t.scope === 'global') return '*';
+  if (t.scope === 'key' || t.scope === 'client') return rc.client.id;
+  if (t.scope === 'session') return rc.session.id ?? `client:${rc.client.id}`;
+  if (t.scope === 'model') return d.route.model;
+  return d.tags[t.scope.slice(4)] ?? '(untagged)';
+}
+
+const bucket = (perMinute: number, burst: number): BucketSpec => ({ capacity: Math.max(1, perMinute * burst), refillPerMs: perMinute / MINUTE_MS });
+
+/**
+ * Admits the request or throws. Takes concurrency slots first, then request and input-token tokens, and
+ * checks the output-token bucket is out of debt; on a refusal the slots taken are given back.
+ * @throws ThrottledError (429) naming the rule and limit, with retry-after in seconds.
+ * @throws whatever the state store throws (e.g. Redis down): the caller answers 503.
+ */
+export async function admit(decision: Decision, rc: RequestContext, store: StateStore, log: Logger, requestId: string): Promise<Ticket> {
+  const throttles = decision.throttles as Throttle[];
+  const slots: string[] = [];
+  const output: Array<{ key: string; spec: BucketSpec }> = [];
+  try {
+    for (const t of throttles) {
+      const value = scopeValue(t, rc, decision);
+      const base = `throttle:${t.rule}:${t.scope}:${value}`;
+      const refuse = (limit: string, amount: number, retryAfterMs: number) => {
+        const retryS = Math.max(1, Math.ceil(retryAfterMs / 1000));
+        const message = `throttled by rule "${t.rule}": ${limit} ${amount} for ${t.scope} "${value}" is exhausted; retry after ${retryS} s`;
+        if (t.shadow) {
+          log.warn({ request_id: requestId, rule: t.rule, scope: t.scope, limit }, `shadow throttle would refuse: ${message}`);
+          return;
+        }
+        throw new ThrottledError(message, retryS);
+      };
+      if (t.concurrent !== undefined) {
+        const key = `${base}:concurrent`;
+        if (await store.acquire(key, t.concurrent)) slots.push(key);
+        else refuse('concurrent', t.concurrent, 1000);
+      }
+      if (t.requests_per_minute !== undefined) {
+        const r = await store.take(`${base}:rpm`, 1, bucket(t.requests_per_minute, t.burst));
+        if (!r.ok) refuse('requests_per_minute', t.requests_per_minute, r.retryAfterMs);
+      }
+      if (t.input_tokens_per_minute !== undefined) {
+        const r = await store.take(`${base}:itpm`, rc.estimate.input_tokens, bucket(t.input_tokens_per_minute, t.burst));
+        if (!r.ok) refuse('input_tokens_per_minute', t.input_tokens_per_minute, r.retryAfterMs);
+      }
+      if (t.output_tokens_per_minute !== undefined) {
+        const spec = bucket(t.output_tokens_per_minute, t.burst);
+        const r = await store.take(`${base}:otpm`, 0, spec);
+        if (!r.ok) refuse('output_tokens_per_minute', t.output_tokens_per_minute, r.retryAfterMs);
+        output.push({ key: `${base}:otpm`, spec });
+      }
+    }
+  } catch (err) {
+    await Promise.all(slots.map((k) => store.release(k)));
+    throw err;
+  }
+  let finished = false;
+  return {
+    async done(outputTokens) {
+      if (finished) return;
+      finished = true;
+      await Promise.all([
+        ...slots.map((k) => store.release(k)),
+        ...(outputTokens > 0 ? output.map((o) => store.charge(o.key, outputTokens, o.spec)) : []),
+      ]);
+    },
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * Shared counters for throttles: token buckets and concurrency slots, behind one interface with two
+ * implementations: in-memory (one process) and Redis (N replicas share one budget; `redis.ts`).
+ * Keys are chosen by the caller (rule id + scope value), so they survive a rules reload.
+ *
+ * Token bucket: a bucket holds at most `capacity` tokens and refills at `refillPerMs`; taking `cost`
+ * tokens succeeds when that many are there. A cost larger than the capacity is admitted from a full bucket
+ * (leaving it in debt), so one huge request cannot be refused forever. `charge` takes tokens after the fact
+ * (output tokens, known only at the end) and may leave a debt that later requests wait out.
+ */
+
+/** The shape of one bucket. */
+export interface BucketSpec {
+  /** Most tokens the bucket holds (the burst). */
+  capacity: number;
+  /** Refill rate, tokens per millisecond. */
+  refillPerMs: number;
+}
+
+/** Outcome of a take: admitted, or how long until it would be. */
+export interface TakeResult {
+  ok: boolean;
+  /** When not ok: ms until enough tokens are back. */
+  retryAfterMs: number;
+  /** Tokens left after the take (may be negative: debt). */
+  remaining: number;
+}
+
+/** Counters shared by everything that throttles. All methods are atomic per key. */
+export interface StateStore {
+  /** Takes `cost` tokens if available (cost 0 asks "is the bucket out of debt?"). */
+  take(key: string, cost: number, spec: BucketSpec): Promise<TakeResult>;
+  /** Removes `cost` tokens unconditionally (may go into debt). */
+  charge(key: string, cost: number, spec: BucketSpec): Promise<void>;
+  /** Takes one of `limit` concurrency slots; false when all are taken. */
+  acquire(key: string, limit: number): Promise<boolean>;
+  /** Gives a slot back. */
+  release(key: string): Promise<void>;
+  /** 'memory' or 'redis', for logs and /readyz. */
+  readonly kind: string;
+  close(): Promise<void>;
+}
+
+/** The refill step shared by both stores: tokens after `elapsedMs`, capped at capacity. */
+export function refill(tokens: number, elapsedMs: number, spec: BucketSpec): number {
+  return Math.min(spec.capacity, tokens + Math.max(0, elapsedMs) * spec.refillPerMs);
+}
+
+/** Decides a take on a refilled bucket (the same rule the Redis Lua script implements). */
+export function decideTake(tokens: number, cost: number, spec: BucketSpec): TakeResult {
+  const enough = cost === 0 ? tokens > 0 : tokens >= Math.min(cost, spec.capacity);
+  if (enough) return { ok: true, retryAfterMs: 0, remaining: tokens - cost };
+  const needed = (cost === 0 ? Number.EPSILON : Math.min(cost, spec.capacity)) - tokens;
+  return { ok: false, retryAfterMs: Math.ceil(needed / spec.refillPerMs), remaining: tokens };
+}
+
+/** The in-memory store: one process, no persistence. */
+export class MemoryStore implements StateStore {
+  readonly kind = 'memory';
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly slots = new Map<string, number>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  private bucket(key: string, spec: BucketSpec): { tokens: number; at: number } {
+    const t = this.now();
+    const b = this.buckets.get(key);
+    if (!b) {
+      const fresh = { tokens: spec.capacity, at: t };
+      this.buckets.set(key, fresh);
+      return fresh;
+    }
+    b.tokens = refill(b.tokens, t - b.at, spec);
+    b.at = t;
+    return b;
+  }
+
+  async take(key: string, cost: number, spec: BucketSpec): Promise<TakeResult> {
+    const b = this.bucket(key, spec);
+    const r = decideTake(b.tokens, cost, spec);
+    if (r.ok) b.tokens -= cost;
+    return r;
+  }
+
+  async charge(key: string, cost: number, spec: BucketSpec): Promise<void> {
+    this.bucket(key, spec).tokens -= cost;
+  }
+
+  async acquire(key: string, limit: number): Promise<boolean> {
+    const n = this.slots.get(key) ?? 0;
+    if (n >= limit) return false;
+    this.slots.set(key, n + 1);
+    return true;
+  }
+
+  async release(key: string): Promise<void> {
+    const n = (this.slots.get(key) ?? 1) - 1;
+    if (n <= 0) this.slots.delete(key);
+    else this.slots.set(key, n);
+  }
+
+  async close(): Promise<void> {}
+}
