@@ -9,6 +9,12 @@
  * non-streaming call may legitimately wait that long for its headers. */
 export const DEFAULT_TIMEOUTS = { connect_ms: 10_000, headers_ms: 600_000, body_ms: 600_000 } as const;
 
+/** Gateway retries: few, because Claude Code retries up to 10 times itself (../shared/CLAUDE_CODE_TRAFFIC.md). */
+export const DEFAULT_RETRIES = { max: 2, base_delay_ms: 250, max_delay_ms: 4000, budget_ms: 20_000 } as const;
+
+/** Circuit breaker defaults. */
+export const DEFAULT_BREAKER = { failures: 5, cooldown_ms: 30_000 } as const;
+
 /** Anthropic's own request size limit for the Messages and Token Counting APIs: 32 MB
  * (https://platform.claude.com/docs/en/api/errors, "Request size limits"). */
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
@@ -77,6 +83,27 @@ export const configSchema = {
             description: 'Upstream API keys, as ${ENV} references; entries that resolve to an empty string are ignored. Absent or empty: the client\'s own x-api-key / Authorization is forwarded (transparent mode).',
           },
           timeouts,
+          key_strategy: { enum: ['round_robin', 'least_loaded'], description: 'How a new session gets a key from `keys` (default round_robin); sessions then stick to their key unless it is cooling or failed.' },
+          retries: {
+            type: 'object',
+            additionalProperties: false,
+            description: 'Retries before the first byte reaches the client, preferring another key; then the route\'s fallback providers.',
+            properties: {
+              max: { type: 'integer', minimum: 0, maximum: 10, description: `Retries after the first attempt (default ${DEFAULT_RETRIES.max}; Claude Code itself retries up to 10 times).` },
+              base_delay_ms: { type: 'integer', minimum: 0, description: `Backoff base, ms (default ${DEFAULT_RETRIES.base_delay_ms}); the n-th retry waits a random time up to base × 2^n (full jitter).` },
+              max_delay_ms: { type: 'integer', minimum: 0, description: `Longest single backoff, ms (default ${DEFAULT_RETRIES.max_delay_ms}).` },
+              budget_ms: { type: 'integer', minimum: 0, description: `No retry starts later than this after forwarding began, ms (default ${DEFAULT_RETRIES.budget_ms}).` },
+            },
+          },
+          breaker: {
+            type: 'object',
+            additionalProperties: false,
+            description: 'Circuit breaker: after `failures` consecutive failures (connection errors, 5xx, 529) requests fail fast or go to the fallback; a probe is let through after `cooldown_ms`.',
+            properties: {
+              failures: { type: 'integer', minimum: 1, description: `Consecutive failures that open the circuit (default ${DEFAULT_BREAKER.failures}).` },
+              cooldown_ms: { type: 'integer', minimum: 1, description: `How long it stays open before a half-open probe, ms (default ${DEFAULT_BREAKER.cooldown_ms}).` },
+            },
+          },
         },
       },
     },

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { configSchema, DEFAULT_LIMITS, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUTS } from './config-schema.js';
+import { configSchema, DEFAULT_BREAKER, DEFAULT_LIMITS, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRIES, DEFAULT_TIMEOUTS } from './config-schema.js';
 import { compileSchema, LoadError, schemaIssues, SourceFile, type DocPath, type LoadIssue } from './validation.js';
 
 /** Upstream timeouts, ms. */
@@ -24,6 +24,9 @@ export interface ProviderConfig {
   /** Resolved upstream keys; empty = forward the client's credential. */
   keys: string[];
   timeouts: Timeouts;
+  keyStrategy: 'round_robin' | 'least_loaded';
+  retries: { max: number; base_delay_ms: number; max_delay_ms: number; budget_ms: number };
+  breaker: { failures: number; cooldown_ms: number };
 }
 
 /** A configured client (virtual key): its id, the SHA-256 of its secret (32 bytes) and its tags. */
@@ -111,7 +114,15 @@ interface RawConfig {
   cors?: { origins: string[]; max_age_s?: number };
   rules?: string;
   default_provider?: string;
-  providers: Record<string, { type: 'anthropic'; base_url: string; keys?: string[]; timeouts?: Partial<Timeouts> }>;
+  providers: Record<string, {
+    type: 'anthropic';
+    base_url: string;
+    keys?: string[];
+    timeouts?: Partial<Timeouts>;
+    key_strategy?: 'round_robin' | 'least_loaded';
+    retries?: Partial<ProviderConfig['retries']>;
+    breaker?: Partial<ProviderConfig['breaker']>;
+  }>;
   limits?: { max_body_bytes?: number; max_header_bytes?: number; request_timeout_ms?: number; max_concurrent_requests?: number };
   shutdown?: { grace_ms?: number };
   log?: { level?: string };
@@ -152,6 +163,9 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
       base_url: p.base_url.replace(/\/+$/, ''),
       keys: (p.keys ?? []).filter((k) => k !== ''),
       timeouts: { ...DEFAULT_TIMEOUTS, ...p.timeouts },
+      keyStrategy: p.key_strategy ?? 'round_robin',
+      retries: { ...DEFAULT_RETRIES, ...p.retries },
+      breaker: { ...DEFAULT_BREAKER, ...p.breaker },
     };
   }
   const defaultProvider = raw.default_provider ?? ('anthropic' in providers ? 'anthropic' : Object.keys(providers)[0]!);

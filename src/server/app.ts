@@ -75,6 +75,32 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
     });
   });
 
+  app.get('/admin/providers', async (c) => {
+    const { config } = deps.runtime.current;
+    const { pools, breakers, state } = deps.upstreams;
+    const circuits = breakers.states();
+    const providers = await Promise.all(
+      Object.values(config.providers).map(async (p) => {
+        const pool = pools.for(p);
+        const cooling = await state.cooldowns(pool.keys.map((k) => pool.cooldownId(k)));
+        return {
+          name: p.name,
+          base_url: p.base_url,
+          circuit: circuits[p.name] ?? 'closed',
+          key_strategy: p.keyStrategy,
+          keys: pool.keys.map((k) => ({
+            key: k.fingerprint,
+            state: k.failed ? 'failed' : cooling[k.index] ? 'cooling' : 'ok',
+            cooling_until: cooling[k.index] ? new Date(cooling[k.index]!).toISOString() : null,
+            in_flight: k.inFlight,
+            requests_remaining: k.remaining,
+          })),
+        };
+      }),
+    );
+    return c.json({ state_store: state.kind, providers });
+  });
+
   app.notFound((c) => errorResponse(c, new NotFoundError(c.req.method, c.req.path)));
   app.onError((err, c) => {
     const gerr = asGatewayError(err);

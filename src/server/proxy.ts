@@ -18,15 +18,16 @@ import type { Decision } from '../rules/decision.js';
 import { evaluate } from '../rules/evaluate.js';
 import { dryRunReport } from '../rules/report.js';
 import type { Runtime } from '../runtime.js';
-import type { Dispatcher } from 'undici';
-import type { UpstreamClient } from '../upstream/client.js';
+import { forward, type UpstreamAnswer, type Upstreams } from '../upstream/forward.js';
+import { upstreamRequestHeaders } from '../upstream/headers.js';
 import { clientResponseHeaders } from '../upstream/headers.js';
-import { prepareUpstream } from '../upstream/prepare.js';
+import { prepareUpstream, upstreamBody } from '../upstream/prepare.js';
 
 /** Everything the pipeline needs from the server. */
 export interface ProxyDeps {
   runtime: Runtime;
-  upstream: UpstreamClient;
+  /** Upstream client, key pools, circuit breakers. */
+  upstreams: Upstreams;
   log: Logger;
   /** `serve --dry-run`: answer each request with its decision instead of forwarding. */
   dryRun: boolean;
@@ -130,6 +131,10 @@ interface RequestLog {
   status?: number;
   model?: string;
   upstream?: string;
+  /** Fingerprint of the upstream key (never the key). */
+  upstream_key?: string;
+  /** Attempts after the first (other keys, backoff, fallback providers). */
+  retries?: number;
   upstream_model?: string;
   rules_version?: string;
   session_id?: string | null;
@@ -231,14 +236,17 @@ async function runStages(
   const { upstream, ticket } = admitted;
   const tap = ticket ? new UsageTap(String(upstream.headers['content-type'] ?? ''), String(upstream.headers['content-encoding'] ?? '')) : null;
   const outcome = await relay(upstream, res, requestId, started, abort.signal, tap);
+  admitted.release();
   if (ticket) await settle(ticket, tap!.outputTokens(), deps.log, requestId);
   finish(upstream.statusCode, outcome);
 }
 
 /** An upstream answer and, when throttles apply, the ticket to settle when it is over. */
 interface Admitted {
-  upstream: Dispatcher.ResponseData;
+  upstream: UpstreamAnswer;
   ticket: Ticket | null;
+  /** Frees the upstream key's in-flight slot. */
+  release(): void;
 }
 
 /** Settles a throttle ticket; a state store failure here is logged, never thrown at the client. */
@@ -307,14 +315,24 @@ async function admit(
     }
   }
   try {
-    const upstream = await deps.upstream.send(prepared.provider, {
+    const body = upstreamBody(decision, raw);
+    const chain = [decision.route.provider, ...decision.route.fallback].map((name) => config.providers[name]!);
+    const sent = await forward(deps.upstreams, {
+      chain,
       method: endpoint === 'models' ? 'GET' : 'POST',
       pathAndQuery: url,
-      headers: prepared.headers,
-      body: prepared.body,
+      body,
+      headersFor: (_provider, credential) => upstreamRequestHeaders(req.headers, credential, decision.headers, body === null ? null : body.length),
+      clientsConfigured: config.clients !== null,
+      session: rc.session.id ?? `client:${rc.client.id}`,
       signal,
+      requestId: entry.request_id,
+      started: performance.now(),
     });
-    return { upstream, ticket };
+    entry.upstream = sent.provider;
+    entry.upstream_key = sent.key ?? undefined;
+    entry.retries = sent.retries;
+    return { upstream: sent.answer, ticket, release: sent.release };
   } catch (err) {
     if (ticket) await settle(ticket, 0, deps.log, entry.request_id);
     throw err;
@@ -326,7 +344,7 @@ async function admit(
  * pings and comment lines included), with backpressure. Never throws.
  */
 async function relay(
-  upstream: Dispatcher.ResponseData,
+  upstream: UpstreamAnswer,
   res: ServerResponse,
   requestId: string,
   started: number,

@@ -15,6 +15,7 @@ import type { ConfigOverrides } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
 import { loadSnapshot, Runtime } from '../runtime.js';
 import { UpstreamClient } from '../upstream/client.js';
+import { BreakerRegistry, PoolRegistry } from '../upstream/forward.js';
 import { RedisStore } from '../state/redis.js';
 import { MemoryStore, type StateStore } from '../state/store.js';
 import { createApp, type AppState } from './app.js';
@@ -71,6 +72,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const log = opts.logger ?? createLogger({ level: process.env.LOG_LEVEL ?? snapshot.config.log.level });
   const runtime = new Runtime(opts.configFile, opts.overrides ?? {}, log, snapshot);
   const upstream = new UpstreamClient();
+  const pools = new PoolRegistry();
+  const breakers = new BreakerRegistry();
   // Chosen at start: a reload that changes `state:` needs a restart (the counters would otherwise reset).
   const counters: StateStore = snapshot.config.state === 'memory' ? new MemoryStore() : new RedisStore(snapshot.config.state.redis);
   const state: AppState = { shuttingDown: false };
@@ -78,7 +81,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const app = createApp(
     {
       runtime,
-      upstream,
+      upstreams: { client: upstream, pools, breakers, state: counters, log },
       log,
       dryRun: opts.dryRun ?? false,
       inFlight: { count: 0 },

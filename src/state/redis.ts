@@ -98,6 +98,18 @@ export class RedisStore implements StateStore {
     await this.redis.syRelease(this.prefix + key);
   }
 
+  async setCooldown(key: string, untilMs: number): Promise<void> {
+    const ms = Math.ceil(untilMs - Date.now());
+    if (ms > 0) await this.redis.set(this.prefix + key, String(untilMs), 'PX', ms);
+  }
+
+  async cooldowns(keys: string[]): Promise<number[]> {
+    if (keys.length === 0) return [];
+    const values = await this.redis.mget(...keys.map((k) => this.prefix + k));
+    const now = Date.now();
+    return values.map((v) => (v !== null && Number(v) > now ? Number(v) : 0));
+  }
+
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }

@@ -36,6 +36,10 @@ export interface StateStore {
   acquire(key: string, limit: number): Promise<boolean>;
   /** Gives a slot back. */
   release(key: string): Promise<void>;
+  /** Puts `key` (an upstream key's id) on cooldown until `untilMs` (epoch ms). */
+  setCooldown(key: string, untilMs: number): Promise<void>;
+  /** For each key, the epoch ms its cooldown ends, or 0 when it is not cooling. */
+  cooldowns(keys: string[]): Promise<number[]>;
   /** 'memory' or 'redis', for logs and /readyz. */
   readonly kind: string;
   close(): Promise<void>;
@@ -97,6 +101,20 @@ export class MemoryStore implements StateStore {
     const n = (this.slots.get(key) ?? 1) - 1;
     if (n <= 0) this.slots.delete(key);
     else this.slots.set(key, n);
+  }
+
+  private readonly cooling = new Map<string, number>();
+
+  async setCooldown(key: string, untilMs: number): Promise<void> {
+    this.cooling.set(key, Math.max(untilMs, this.cooling.get(key) ?? 0));
+  }
+
+  async cooldowns(keys: string[]): Promise<number[]> {
+    const t = this.now();
+    return keys.map((k) => {
+      const until = this.cooling.get(k) ?? 0;
+      return until > t ? until : 0;
+    });
   }
 
   async close(): Promise<void> {}

@@ -10,6 +10,11 @@ import type { Decision } from '../rules/decision.js';
 import { upstreamUrl } from './client.js';
 import { upstreamRequestHeaders, type UpstreamCredential } from './headers.js';
 
+/** The body to send upstream: the client's bytes unless an action changed the body. */
+export function upstreamBody(decision: Pick<Decision, 'body' | 'bodyChanged'>, rawBody: Buffer | null): Buffer | null {
+  return rawBody === null ? null : decision.bodyChanged ? Buffer.from(JSON.stringify(decision.body)) : rawBody;
+}
+
 /** A request ready to send. */
 export interface PreparedRequest {
   provider: ProviderConfig;
@@ -43,7 +48,7 @@ export function prepareUpstream(
 ): PreparedRequest {
   const provider = config.providers[decision.route.provider];
   if (!provider) throw new InternalError(`provider "${decision.route.provider}" is not in the config`);
-  const body = rawBody === null ? null : decision.bodyChanged ? Buffer.from(JSON.stringify(decision.body)) : rawBody;
+  const body = upstreamBody(decision, rawBody);
   const headers = upstreamRequestHeaders(incoming, providerCredential(provider, config.clients !== null), decision.headers, body === null ? null : body.length);
   return { provider, url: upstreamUrl(provider, pathAndQuery), headers, body };
 }

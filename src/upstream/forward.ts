@@ -1,0 +1,230 @@
+/**
+ * Forwarding with key pools, retries, circuit breakers and the fallback chain — all before the first byte
+ * reaches the client. Retries are few (Claude Code retries up to 10 times itself) and prefer another key:
+ * a 429 puts the key on cooldown and moves on at once; a 401/403 takes the key out of the pool (logged
+ * loudly, by fingerprint); connection errors, 408, 5xx and 529 back off with full jitter within the
+ * provider's retry budget; then the route's fallback providers are tried in order. `x-should-retry: false`
+ * from the upstream is final. When every attempt failed with an answer, the last answer is passed through
+ * unchanged (its status and body are what Claude Code's recovery reads).
+ */
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
+import type { Dispatcher } from 'undici';
+import type { ProviderConfig } from '../config.js';
+import { GatewayError, UpstreamError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { StateStore } from '../state/store.js';
+import type { UpstreamClient } from './client.js';
+import type { UpstreamCredential } from './headers.js';
+import { cooldownMs, KeyPool, type PooledKey } from './pool.js';
+
+/** An upstream answer ready to relay. */
+export interface UpstreamAnswer {
+  statusCode: number;
+  headers: Dispatcher.ResponseData['headers'];
+  body: Readable;
+}
+
+/** Everything forwarding needs that outlives one request. */
+export interface Upstreams {
+  client: UpstreamClient;
+  pools: PoolRegistry;
+  breakers: BreakerRegistry;
+  state: StateStore;
+  log: Logger;
+}
+
+/** One request to forward. */
+export interface ForwardPlan {
+  /** The route's provider, then its fallbacks. */
+  chain: ProviderConfig[];
+  method: 'GET' | 'POST';
+  pathAndQuery: string;
+  body: Buffer | null;
+  /** Upstream headers for a provider and credential. */
+  headersFor(provider: ProviderConfig, credential: UpstreamCredential): Record<string, string | string[]>;
+  /** Whether `clients:` is configured (then a client's own key is never forwarded). */
+  clientsConfigured: boolean;
+  /** Sticky-session key: the Claude Code session, else the client id. */
+  session: string;
+  signal: AbortSignal;
+  requestId: string;
+  /** performance.now() when the request arrived (for the retry budget). */
+  started: number;
+}
+
+/** What was forwarded where. */
+export interface Forwarded {
+  answer: UpstreamAnswer;
+  provider: string;
+  /** Fingerprint of the upstream key used, or null in transparent mode. */
+  key: string | null;
+  /** Attempts after the first. */
+  retries: number;
+  /** Call when the answer is over (frees the key's in-flight slot). */
+  release(): void;
+}
+
+/** Pools by provider; a changed key list (config reload) gets a fresh pool. */
+export class PoolRegistry {
+  private readonly pools = new Map<string, KeyPool>();
+
+  for(p: ProviderConfig): KeyPool {
+    const id = `${p.name}\0${p.keyStrategy}\0${p.keys.join('\0')}`;
+    let pool = this.pools.get(id);
+    if (!pool) {
+      pool = new KeyPool(p.name, p.keys, p.keyStrategy);
+      for (const [other, old] of this.pools) if (old.provider === p.name) this.pools.delete(other);
+      this.pools.set(id, pool);
+    }
+    return pool;
+  }
+
+  /** All pools, for /admin/providers. */
+  all(): KeyPool[] {
+    return [...this.pools.values()];
+  }
+}
+
+/** One cockatiel circuit breaker per provider (ConsecutiveBreaker + half-open probe). */
+export class BreakerRegistry {
+  private readonly breakers = new Map<string, { spec: string; policy: CircuitBreakerPolicy }>();
+
+  for(p: ProviderConfig): CircuitBreakerPolicy {
+    const spec = `${p.breaker.failures}/${p.breaker.cooldown_ms}`;
+    const existing = this.breakers.get(p.name);
+    if (existing && existing.spec === spec) return existing.policy;
+    const policy = circuitBreaker(handleAll, { halfOpenAfter: p.breaker.cooldown_ms, breaker: new ConsecutiveBreaker(p.breaker.failures) });
+    this.breakers.set(p.name, { spec, policy });
+    return policy;
+  }
+
+  /** Provider name to `closed` / `open` / `half_open` / `isolated`. */
+  states(): Record<string, string> {
+    const names: Record<number, string> = { [CircuitState.Closed]: 'closed', [CircuitState.Open]: 'open', [CircuitState.HalfOpen]: 'half_open', [CircuitState.Isolated]: 'isolated' };
+    return Object.fromEntries([...this.breakers].map(([name, b]) => [name, names[b.policy.state] ?? 'unknown']));
+  }
+}
+
+/** Thrown inside the breaker for answers that count as failures, carrying the answer. */
+class FailedAnswer extends Error {
+  constructor(readonly answer: Dispatcher.ResponseData) {
+    super(`upstream answered ${answer.statusCode}`);
+  }
+}
+
+/** Reads a (small, error) answer fully so it can be passed through after the retries. */
+async function buffer(answer: Dispatcher.ResponseData): Promise<UpstreamAnswer> {
+  const bytes = Buffer.from(await answer.body.arrayBuffer());
+  return { statusCode: answer.statusCode, headers: answer.headers, body: Readable.from([bytes]) };
+}
+
+const shouldNotRetry = (a: Dispatcher.ResponseData) => String(a.headers['x-should-retry'] ?? '').toLowerCase() === 'false';
+
+/**
+ * Forwards with retries and failover.
+ * @throws GatewayError: 429 when every key is cooling (with the earliest retry-after), 503 when circuits
+ * are open, else the last transport error (502/504) naming provider and URL; the signal's reason on abort.
+ */
+export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarded> {
+  let attempts = 0;
+  let lastAnswer: UpstreamAnswer | null = null;
+  let lastError: unknown = null;
+  let earliestCooling = Infinity;
+  const coolingProviders: string[] = [];
+  const deadline = (p: ProviderConfig) => plan.started + p.retries.budget_ms;
+
+  for (const provider of plan.chain) {
+    const pool = u.pools.for(provider);
+    const breaker = u.breakers.for(provider);
+    const tried = new Set<number>();
+    let backoff = false;
+    for (let attempt = 0; attempt <= provider.retries.max; attempt++) {
+      if (plan.signal.aborted) throw plan.signal.reason;
+      if (backoff) {
+        const cap = Math.min(provider.retries.max_delay_ms, provider.retries.base_delay_ms * 2 ** attempt);
+        const delay = Math.random() * cap; // full jitter
+        if (performance.now() + delay > deadline(provider)) break;
+        await sleep(delay, undefined, { signal: plan.signal });
+      }
+      let key: PooledKey | null = null;
+      if (pool.keys.length) {
+        const cooling = await u.state.cooldowns(pool.keys.map((k) => pool.cooldownId(k)));
+        let choice = pool.choose(plan.session, cooling, Date.now(), tried);
+        if (choice.kind === 'none' && pool.keys.some((k) => !k.failed)) {
+          tried.clear(); // every usable key was tried once: the same ones again
+          choice = pool.choose(plan.session, cooling, Date.now(), tried);
+        }
+        if (choice.kind === 'cooling') {
+          earliestCooling = Math.min(earliestCooling, choice.until);
+          coolingProviders.push(provider.name);
+          break;
+        }
+        if (choice.kind === 'none') {
+          lastError ??= new UpstreamError('SY_NO_KEYS', 503, `provider "${provider.name}": every upstream key was refused (401/403); check the keys in the config`);
+          break;
+        }
+        key = choice.key;
+        tried.add(key.index);
+      }
+      const credential: UpstreamCredential = key ? { kind: 'key', key: key.key } : plan.clientsConfigured ? { kind: 'none' } : { kind: 'client' };
+      attempts++;
+      if (key) key.inFlight++;
+      const release = () => {
+        if (key) key.inFlight--;
+      };
+      let answer: Dispatcher.ResponseData;
+      try {
+        answer = await breaker.execute(async () => {
+          const a = await u.client.send(provider, { method: plan.method, pathAndQuery: plan.pathAndQuery, headers: plan.headersFor(provider, credential), body: plan.body, signal: plan.signal });
+          if (a.statusCode >= 500) throw new FailedAnswer(a);
+          return a;
+        });
+      } catch (err) {
+        release();
+        if (plan.signal.aborted) throw plan.signal.reason;
+        if (err instanceof BrokenCircuitError) {
+          lastError = new UpstreamError('SY_CIRCUIT_OPEN', 503, `provider "${provider.name}": circuit open after ${provider.breaker.failures} consecutive failures; the next probe goes through ${Math.round(provider.breaker.cooldown_ms / 1000)} s after it opened`);
+          u.log.warn({ request_id: plan.requestId, provider: provider.name }, 'circuit open: skipping provider');
+          break;
+        }
+        if (err instanceof FailedAnswer) {
+          if (shouldNotRetry(err.answer)) return { answer: err.answer, provider: provider.name, key: key?.fingerprint ?? null, retries: attempts - 1, release: () => {} };
+          lastAnswer = await buffer(err.answer);
+        } else {
+          lastError = err;
+        }
+        u.log.warn({ request_id: plan.requestId, provider: provider.name, key: key?.fingerprint, attempt: attempts, error: err instanceof FailedAnswer ? `status ${err.answer.statusCode}` : (err as Error).message }, 'upstream attempt failed');
+        backoff = true;
+        continue;
+      }
+      const remaining = Number(answer.headers['anthropic-ratelimit-requests-remaining']);
+      if (key && Number.isFinite(remaining)) key.remaining = remaining;
+      const status = answer.statusCode;
+      if ((status === 429 || status === 408) && !shouldNotRetry(answer)) {
+        release();
+        if (status === 429 && key) await u.state.setCooldown(pool.cooldownId(key), Date.now() + cooldownMs(answer.headers, Date.now()));
+        lastAnswer = await buffer(answer);
+        u.log.warn({ request_id: plan.requestId, provider: provider.name, key: key?.fingerprint, attempt: attempts, status }, status === 429 ? 'upstream key rate-limited: cooling down, trying the next key' : 'upstream timeout (408): retrying');
+        backoff = status === 408 || !key;
+        if (status === 429 && !key) break; // transparent mode: the client's own key is rate-limited; pass it on
+        continue;
+      }
+      if ((status === 401 || status === 403) && key) {
+        release();
+        key.failed = true;
+        u.log.error({ provider: provider.name, key: key.fingerprint, status }, `upstream key ${key.fingerprint} of provider "${provider.name}" was refused (${status}); it is out of the pool until the config changes`);
+        lastAnswer = await buffer(answer);
+        continue;
+      }
+      return { answer, provider: provider.name, key: key?.fingerprint ?? null, retries: attempts - 1, release };
+    }
+  }
+  if (earliestCooling < Infinity && (lastAnswer === null || lastAnswer.statusCode === 429)) {
+    const s = Math.max(1, Math.ceil((earliestCooling - Date.now()) / 1000));
+    throw new GatewayError('SY_KEYS_COOLING', 'rate_limit_error', 429, `every upstream key of ${coolingProviders.map((p) => `"${p}"`).join(', ')} is cooling down after rate limits; retry after ${s} s`, { headers: { 'retry-after': String(s) } });
+  }
+  if (lastAnswer) return { answer: lastAnswer, provider: plan.chain.at(-1)!.name, key: null, retries: Math.max(0, attempts - 1), release: () => {} };
+  throw lastError ?? new UpstreamError('SY_NO_UPSTREAM', 503, 'no upstream could be tried for this request');
+}
