@@ -4,7 +4,10 @@
  * through the `x-fake` request header:
  *   json (default when stream is false) | sse (default when stream is true) | gzip | status:<code> |
  *   hang | gated-sse (sends the first event, then waits for release()) | slow-sse (an event every 20 ms,
- *   for ~10 s) | tool (answers with a tool_use block unless the last user turn holds a tool_result)
+ *   for ~10 s) | tool (answers with a tool_use block unless the last user turn holds a tool_result) |
+ *   noretry:<code> (that status with `x-should-retry: false`).
+ * Upstream keys can misbehave too, by their name: `k-status-<code>...` always answers that status,
+ * `k-once-<code>...` answers it the first time that key is seen, `k-hang...` never answers.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -87,20 +90,27 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
   let gate: (() => void) | null = null;
   let gateOpen: Promise<void> = new Promise((r) => (gate = r));
 
+  const seenKeys = new Set<string>();
   const handle = async (req: IncomingMessage, res: ServerResponse, body: Buffer, rec: Received) => {
-    const scenario = String(req.headers['x-fake'] ?? '');
+    const apiKey = String(req.headers['x-api-key'] ?? '');
+    const once = /^k-once-(\d+)/.exec(apiKey);
+    const firstTime = once !== null && !seenKeys.has(apiKey);
+    seenKeys.add(apiKey);
+    const scenario = String(req.headers['x-fake'] ?? '') ||
+      (/^k-status-(\d+)/.exec(apiKey) ? `status:${/^k-status-(\d+)/.exec(apiKey)![1]}` : firstTime ? `status:${once![1]}` : apiKey.startsWith('k-hang') ? 'hang' : '');
     const path = (req.url ?? '').split('?')[0];
     if (req.method === 'GET' && path === '/v1/models') {
       res.writeHead(200, { 'content-type': 'application/json', 'request-id': 'req_fake_models' });
       res.end(JSON.stringify({ data: [{ type: 'model', id: 'claude-sonnet-4-6', display_name: 'Claude Sonnet 4.6', created_at: '2025-09-29T00:00:00Z' }], has_more: false, first_id: 'claude-sonnet-4-6', last_id: 'claude-sonnet-4-6' }));
       return;
     }
-    const status = /^status:(\d+)$/.exec(scenario);
+    const status = /^(status|noretry):(\d+)$/.exec(scenario);
     if (status) {
-      const code = Number(status[1]);
+      const code = Number(status[2]);
       const type = code === 429 ? 'rate_limit_error' : code === 529 ? 'overloaded_error' : code >= 500 ? 'api_error' : 'invalid_request_error';
       const headers: Record<string, string> = { 'content-type': 'application/json', 'request-id': 'req_fake_err' };
       if (code === 429) headers['retry-after'] = '17';
+      if (status[1] === 'noretry') headers['x-should-retry'] = 'false';
       res.writeHead(code, headers);
       res.end(JSON.stringify({ type: 'error', error: { type, message: `fake upstream says ${code}` }, request_id: 'req_fake_err' }));
       return;

@@ -195,7 +195,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
         } else {
           lastError = err;
         }
-        u.log.warn({ request_id: plan.requestId, provider: provider.name, key: key?.fingerprint, attempt: attempts, error: err instanceof FailedAnswer ? `status ${err.answer.statusCode}` : (err as Error).message }, 'upstream attempt failed');
+        u.log.warn({ request_id: plan.requestId, provider: provider.name, key_fingerprint: key?.fingerprint, attempt: attempts, error: err instanceof FailedAnswer ? `status ${err.answer.statusCode}` : (err as Error).message }, 'upstream attempt failed');
         backoff = true;
         continue;
       }
@@ -206,7 +206,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
         release();
         if (status === 429 && key) await u.state.setCooldown(pool.cooldownId(key), Date.now() + cooldownMs(answer.headers, Date.now()));
         lastAnswer = await buffer(answer);
-        u.log.warn({ request_id: plan.requestId, provider: provider.name, key: key?.fingerprint, attempt: attempts, status }, status === 429 ? 'upstream key rate-limited: cooling down, trying the next key' : 'upstream timeout (408): retrying');
+        u.log.warn({ request_id: plan.requestId, provider: provider.name, key_fingerprint: key?.fingerprint, attempt: attempts, status }, status === 429 ? 'upstream key rate-limited: cooling down, trying the next key' : 'upstream timeout (408): retrying');
         backoff = status === 408 || !key;
         if (status === 429 && !key) break; // transparent mode: the client's own key is rate-limited; pass it on
         continue;
@@ -214,7 +214,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
       if ((status === 401 || status === 403) && key) {
         release();
         key.failed = true;
-        u.log.error({ provider: provider.name, key: key.fingerprint, status }, `upstream key ${key.fingerprint} of provider "${provider.name}" was refused (${status}); it is out of the pool until the config changes`);
+        u.log.error({ provider: provider.name, key_fingerprint: key.fingerprint, status }, `upstream key ${key.fingerprint} of provider "${provider.name}" was refused (${status}); it is out of the pool until the config changes`);
         lastAnswer = await buffer(answer);
         continue;
       }
