@@ -6,6 +6,7 @@
  *   streaming   added time to first byte and to last byte of an SSE stream, sequential
  *   memory      gateway resident memory with 500 concurrent slow streams held open
  *   rules       rule evaluation time for 10 and 100 rules with JSONata conditions on a 76 KB body
+ *   throttle    throttle admission cost per request, memory store vs Redis
  * Results print as a table and are written to bench/results/latest.json.
  */
 import autocannon from 'autocannon';
@@ -15,9 +16,10 @@ import path from 'node:path';
 import { Agent, request } from 'undici';
 import { claudeCodeBody, writeConfig } from '../test/helpers.js';
 import { benchRules } from './rules.js';
+import { benchThrottle } from './throttle.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['latency', 'throughput', 'streaming', 'memory', 'rules'];
+const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['latency', 'throughput', 'streaming', 'memory', 'rules', 'throttle'];
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
 /**
@@ -156,6 +158,10 @@ try {
     for (const b of bodies) b.destroy();
     await agent.destroy();
     fresh.child.kill('SIGTERM');
+  }
+  if (sections.includes('throttle')) {
+    results.throttle = await benchThrottle();
+    console.log('throttle admission + settle (rpm, input tokens, concurrency):', JSON.stringify(results.throttle));
   }
   if (sections.includes('rules')) {
     results.rules = await benchRules();

@@ -186,3 +186,24 @@ test('circuit breaker: opens after N consecutive failures, fails fast with 503 n
     await gw.close();
   }
 });
+
+test('key choice: round_robin spreads new sessions, least_loaded prefers fewest in flight then most remaining; sessions stick', async () => {
+  const { KeyPool } = await import('../src/upstream/pool.js');
+  const rr = new KeyPool('p', ['a', 'b', 'c'], 'round_robin');
+  const pick = (pool: InstanceType<typeof KeyPool>, session: string, cooling: number[] = [0, 0, 0]) => {
+    const c = pool.choose(session, cooling, 1000, new Set());
+    assert.equal(c.kind, 'key');
+    return (c as { key: { key: string } }).key.key;
+  };
+  assert.deepEqual(['s1', 's2', 's3', 's4'].map((s) => pick(rr, s)), ['a', 'b', 'c', 'a']);
+  assert.equal(pick(rr, 's2'), 'b', 'a known session keeps its key');
+  assert.equal(pick(rr, 's2', [0, 5000, 0]), 'c', 'and moves only when its key is cooling');
+  const ll = new KeyPool('p', ['a', 'b', 'c'], 'least_loaded');
+  ll.keys[0]!.inFlight = 3;
+  ll.keys[1]!.inFlight = 1;
+  ll.keys[2]!.inFlight = 1;
+  ll.keys[1]!.remaining = 10;
+  ll.keys[2]!.remaining = 900;
+  assert.equal(pick(ll, 'new'), 'c');
+  assert.deepEqual(ll.choose('x', [5000, 3000, 4000], 1000, new Set()), { kind: 'cooling', until: 3000 });
+});

@@ -40,7 +40,13 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', (c) => {
     const { rules } = deps.runtime.current;
-    const body = { status: state.shuttingDown ? 'shutting_down' : 'ready', rules_version: rules.version, rules: rules.rules.length };
+    const body = {
+      status: state.shuttingDown ? 'shutting_down' : 'ready',
+      rules_version: rules.version,
+      rules: rules.rules.length,
+      // Circuit state per provider that has been used (details at /admin/providers).
+      circuits: deps.upstreams.breakers.states(),
+    };
     return c.json(body, state.shuttingDown ? 503 : 200);
   });
 
