@@ -83,6 +83,11 @@ export const configSchema = {
             description: 'Upstream API keys, as ${ENV} references; entries that resolve to an empty string are ignored. Absent or empty: the client\'s own x-api-key / Authorization is forwarded (transparent mode).',
           },
           timeouts,
+          models: {
+            type: 'object',
+            additionalProperties: { type: 'string', minLength: 1 },
+            description: 'Model names this provider knows under another name (requested → sent), applied when a request is sent here, e.g. as a fallback.',
+          },
           key_strategy: { enum: ['round_robin', 'least_loaded'], description: 'How a new session gets a key from `keys` (default round_robin); sessions then stick to their key unless it is cooling or failed.' },
           retries: {
             type: 'object',

@@ -25,6 +25,8 @@ export interface ProviderConfig {
   keys: string[];
   timeouts: Timeouts;
   keyStrategy: 'round_robin' | 'least_loaded';
+  /** Model renames for this provider (requested → sent). */
+  models: Record<string, string>;
   retries: { max: number; base_delay_ms: number; max_delay_ms: number; budget_ms: number };
   breaker: { failures: number; cooldown_ms: number };
 }
@@ -120,6 +122,7 @@ interface RawConfig {
     keys?: string[];
     timeouts?: Partial<Timeouts>;
     key_strategy?: 'round_robin' | 'least_loaded';
+    models?: Record<string, string>;
     retries?: Partial<ProviderConfig['retries']>;
     breaker?: Partial<ProviderConfig['breaker']>;
   }>;
@@ -164,6 +167,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
       keys: (p.keys ?? []).filter((k) => k !== ''),
       timeouts: { ...DEFAULT_TIMEOUTS, ...p.timeouts },
       keyStrategy: p.key_strategy ?? 'round_robin',
+      models: p.models ?? {},
       retries: { ...DEFAULT_RETRIES, ...p.retries },
       breaker: { ...DEFAULT_BREAKER, ...p.breaker },
     };

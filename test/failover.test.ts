@@ -144,6 +144,20 @@ describe('retries and fallback', () => {
     }
   });
 
+  test('a fallback provider gets the model under its own name (providers.<name>.models)', async () => {
+    const backup = provider('backup', fake.url, ['k-ok-mapped']) + '    models: { claude-sonnet-4-6: relay-sonnet }\n';
+    const { gw, logs } = await startTestGateway({ upstream: fake.url, providers: provider('main', deadUrl, ['k-ok-dead2']) + backup, rules: route(['backup']) });
+    try {
+      const r = await send(gw.url);
+      assert.equal(r.statusCode, 200);
+      await r.body.dump();
+      assert.equal(lastLine(logs).upstream, 'backup');
+      assert.equal((JSON.parse(fake.received.at(-1)!.body.toString()) as { model: string }).model, 'relay-sonnet');
+    } finally {
+      await gw.close();
+    }
+  });
+
   test('upstream 5xx after every retry is passed through unchanged', async () => {
     const { gw } = await startTestGateway({ upstream: fake.url, providers: provider('main', fake.url, ['k-status-500-q']), rules: route() });
     try {
@@ -159,7 +173,7 @@ describe('retries and fallback', () => {
 });
 
 test('circuit breaker: opens after N consecutive failures, fails fast with 503 naming the provider, half-opens after the cool-down', async () => {
-  const breaker = '    breaker: { failures: 2, cooldown_ms: 300 }\n';
+  const breaker = '    breaker: { failures: 2, cooldown_ms: 1000 }\n';
   const { gw } = await startTestGateway({ upstream: fake.url, providers: provider('main', fake.url, ['k-ok-br'], breaker).replace('max: 2', 'max: 0'), rules: route() });
   try {
     for (let i = 0; i < 2; i++) {
@@ -176,7 +190,7 @@ test('circuit breaker: opens after N consecutive failures, fails fast with 503 n
     assert.equal(fake.received.length, start, 'an open circuit fails fast');
     const admin = (await (await request(gw.url + '/admin/providers')).body.json()) as { providers: Array<{ circuit: string }> };
     assert.equal(admin.providers[0]!.circuit, 'open');
-    await new Promise((r) => setTimeout(r, 350));
+    await new Promise((r) => setTimeout(r, 1100));
     const probe = await send(gw.url);
     assert.equal(probe.statusCode, 200, 'the half-open probe goes through and closes the circuit');
     await probe.body.dump();

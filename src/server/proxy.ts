@@ -321,8 +321,11 @@ async function admit(
       chain,
       method: endpoint === 'models' ? 'GET' : 'POST',
       pathAndQuery: url,
-      body,
-      headersFor: (_provider, credential) => upstreamRequestHeaders(req.headers, credential, decision.headers, body === null ? null : body.length),
+      bodyFor: (p) => {
+        const renamed = body && p.models[decision.route.model];
+        return renamed ? Buffer.from(JSON.stringify({ ...decision.body, model: renamed })) : body;
+      },
+      headersFor: (_provider, credential, b) => upstreamRequestHeaders(req.headers, credential, decision.headers, b === null ? null : b.length),
       clientsConfigured: config.clients !== null,
       session: rc.session.id ?? `client:${rc.client.id}`,
       signal,

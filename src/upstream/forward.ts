@@ -41,9 +41,10 @@ export interface ForwardPlan {
   chain: ProviderConfig[];
   method: 'GET' | 'POST';
   pathAndQuery: string;
-  body: Buffer | null;
-  /** Upstream headers for a provider and credential. */
-  headersFor(provider: ProviderConfig, credential: UpstreamCredential): Record<string, string | string[]>;
+  /** The body for a provider (its `models` map may rename the model). */
+  bodyFor(provider: ProviderConfig): Buffer | null;
+  /** Upstream headers for a provider, credential and body. */
+  headersFor(provider: ProviderConfig, credential: UpstreamCredential, body: Buffer | null): Record<string, string | string[]>;
   /** Whether `clients:` is configured (then a client's own key is never forwarded). */
   clientsConfigured: boolean;
   /** Sticky-session key: the Claude Code session, else the client id. */
@@ -139,6 +140,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
     const pool = u.pools.for(provider);
     const breaker = u.breakers.for(provider);
     const tried = new Set<number>();
+    const body = plan.bodyFor(provider);
     let backoff = false;
     for (let attempt = 0; attempt <= provider.retries.max; attempt++) {
       if (plan.signal.aborted) throw plan.signal.reason;
@@ -177,7 +179,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
       let answer: Dispatcher.ResponseData;
       try {
         answer = await breaker.execute(async () => {
-          const a = await u.client.send(provider, { method: plan.method, pathAndQuery: plan.pathAndQuery, headers: plan.headersFor(provider, credential), body: plan.body, signal: plan.signal });
+          const a = await u.client.send(provider, { method: plan.method, pathAndQuery: plan.pathAndQuery, headers: plan.headersFor(provider, credential, body), body, signal: plan.signal });
           if (a.statusCode >= 500) throw new FailedAnswer(a);
           return a;
         });
