@@ -17,6 +17,8 @@ import { dryRunReport, formatReport } from './rules/report.js';
 import { startGateway } from './server/serve.js';
 import { prepareUpstream } from './upstream/prepare.js';
 import { formatIssue, LoadError, type LoadIssue } from './validation.js';
+import { ledgerStore } from './usage/open.js';
+import { buildReport, isGroupBy, parseWhen, renderReport, type GroupBy } from './usage/report.js';
 
 interface CommonOptions {
   config?: string;
@@ -183,6 +185,30 @@ withCommon(program.command('dry-run').description('print the routing decision fo
     } catch (err) {
       if (err instanceof LoadError) printIssues(err.issues);
       else console.error(`switchyard dry-run: ${(err as Error).message}`);
+      process.exit(1);
+    }
+  });
+
+withCommon(program.command('usage').description('usage and cost report from the ledger'))
+  .option('--since <date>', 'from (YYYY-MM-DD or ISO time, UTC; default: 30 days ago)')
+  .option('--until <date>', 'until, exclusive (default: now)')
+  .addOption(new Option('--by <dimension>', 'group by tag:NAME, model, client, session, day or provider (repeatable)').argParser(collect).default([]))
+  .addOption(new Option('--format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'))
+  .action(async (opts: CommonOptions & { since?: string; until?: string; by: string[]; format: 'table' | 'csv' | 'json' }) => {
+    try {
+      for (const b of opts.by) if (!isGroupBy(b)) throw new Error(`--by ${b}: expected tag:NAME, model, client, session, day or provider`);
+      const config = loadConfig(configPath(opts), { rulesDir: opts.rules, missingEnv: 'warning' });
+      const store = ledgerStore(config);
+      if (!store) throw new Error('the ledger is off in this config (ledger: off)');
+      await store.init();
+      const since = opts.since ? parseWhen(opts.since) : new Date(Date.now() - 30 * 86_400_000).toISOString();
+      const until = opts.until ? parseWhen(opts.until) : new Date(Date.now() + 1000).toISOString();
+      const records = await store.query(since, until);
+      await store.close();
+      console.log(renderReport(buildReport(records, opts.by as GroupBy[], since, until), opts.format));
+    } catch (err) {
+      if (err instanceof LoadError) printIssues(err.issues);
+      else console.error(`switchyard usage: ${(err as Error).message}`);
       process.exit(1);
     }
   });

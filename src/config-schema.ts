@@ -156,6 +156,24 @@ export const configSchema = {
         },
       ],
     },
+    ledger: {
+      description: 'Usage ledger: one record per request (tokens, cost, tags; never bodies). Default: SQLite at ./data/usage.db next to this file.',
+      anyOf: [
+        { const: 'off', description: 'off' },
+        {
+          type: 'object',
+          additionalProperties: false,
+          description: 'a map {sqlite: PATH} or {postgres: URL}',
+          properties: {
+            sqlite: { type: 'string', minLength: 1, description: 'SQLite file, relative to this file (WAL mode).' },
+            postgres: { type: 'string', pattern: '^postgres(ql)?://', description: 'PostgreSQL URL (an ${ENV} reference for credentials), for fleets.' },
+            flush_interval_ms: { type: 'integer', minimum: 10, description: 'How often queued records are written, ms (default 1000): a crash loses at most this much.' },
+            max_queue: { type: 'integer', minimum: 1, description: 'Records kept in memory while the store is down (default 10000); more are dropped and counted.' },
+          },
+        },
+      ],
+    },
+    prices: { type: 'string', minLength: 1, description: 'Price table (USD per million tokens per model), relative to this file (default: the bundled prices.yaml).' },
     allow_open: { type: 'boolean', description: 'true allows listening on a non-loopback address with provider keys and no clients: anyone who can reach the gateway spends the team\'s keys (default false).' },
     admin: {
       type: 'object',

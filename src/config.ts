@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { configSchema, DEFAULT_BREAKER, DEFAULT_LIMITS, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRIES, DEFAULT_TIMEOUTS } from './config-schema.js';
 import { compileSchema, LoadError, schemaIssues, SourceFile, type DocPath, type LoadIssue } from './validation.js';
 
@@ -55,6 +56,10 @@ export interface GatewayConfig {
   /** Admin bearer token; null = admin routes on loopback only. */
   admin: { token: string | null };
   cors: { origins: string[]; maxAgeS: number } | null;
+  /** The usage ledger store, or null when off. */
+  ledger: { sqlite?: string; postgres?: string; flushIntervalMs: number; maxQueue: number } | null;
+  /** Absolute path of the price table. */
+  prices: string;
   /** Throttle counters: in this process, or in Redis at this URL. */
   state: { redis: string } | 'memory';
   shutdown: { grace_ms: number };
@@ -71,6 +76,9 @@ export interface ConfigOverrides {
   /** How an unset `${ENV}` without a default counts: an error (serving) or a warning (validate-rules). */
   missingEnv?: 'error' | 'warning';
 }
+
+/** The price table shipped with switchyard (the package root holds it; src/ and dist/ are one level down). */
+export const BUNDLED_PRICES = fileURLToPath(new URL('../prices.yaml', import.meta.url));
 
 /** True for addresses only this machine can reach: 127.0.0.0/8, ::1, localhost. */
 export function isLoopback(host: string): boolean {
@@ -112,6 +120,8 @@ interface RawConfig {
   clients?: Record<string, { key?: string; key_sha256?: string; tags?: Record<string, string> }>;
   allow_open?: boolean;
   state?: 'memory' | { redis: string };
+  ledger?: 'off' | { sqlite?: string; postgres?: string; flush_interval_ms?: number; max_queue?: number };
+  prices?: string;
   admin?: { token?: string };
   cors?: { origins: string[]; max_age_s?: number };
   rules?: string;
@@ -211,6 +221,12 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
     admin: { token: raw.admin?.token || env.SWITCHYARD_ADMIN_TOKEN || null },
     cors: raw.cors ? { origins: raw.cors.origins, maxAgeS: raw.cors.max_age_s ?? 600 } : null,
     state: raw.state ?? 'memory',
+    ledger: raw.ledger === 'off' ? null : {
+      ...(raw.ledger?.postgres ? { postgres: raw.ledger.postgres } : { sqlite: path.resolve(dir, raw.ledger?.sqlite ?? './data/usage.db') }),
+      flushIntervalMs: raw.ledger?.flush_interval_ms ?? 1000,
+      maxQueue: raw.ledger?.max_queue ?? 10_000,
+    },
+    prices: raw.prices ? path.resolve(dir, raw.prices) : BUNDLED_PRICES,
     shutdown: { grace_ms: raw.shutdown?.grace_ms ?? 30_000 },
     log: { level: raw.log?.level },
     warnings: issues,

@@ -10,6 +10,7 @@ import { formatIssue } from '../validation.js';
 import { bearerMatches } from './auth.js';
 import { cors } from './cors.js';
 import { proxyRequest, type ProxyDeps } from './proxy.js';
+import { buildReport, isGroupBy, parseWhen, renderReport, type GroupBy } from '../usage/report.js';
 
 /** State the health routes read. */
 export interface AppState {
@@ -105,6 +106,25 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
       }),
     );
     return c.json({ state_store: state.kind, providers });
+  });
+
+  app.get('/admin/usage', async (c) => {
+    if (!deps.ledger) throw new GatewayError('SY_LEDGER_OFF', 'not_found_error', 404, 'the usage ledger is off in this config (ledger: off)');
+    const by = c.req.queries('by') ?? [];
+    for (const b of by) if (!isGroupBy(b)) throw new GatewayError('SY_BAD_QUERY', 'invalid_request_error', 400, `by=${b}: expected tag:NAME, model, client, session, day or provider`);
+    let since: string;
+    let until: string;
+    try {
+      since = parseWhen(c.req.query('since') ?? new Date(Date.now() - 30 * 86_400_000).toISOString());
+      until = parseWhen(c.req.query('until') ?? new Date(Date.now() + 1000).toISOString());
+    } catch (err) {
+      throw new GatewayError('SY_BAD_QUERY', 'invalid_request_error', 400, (err as Error).message);
+    }
+    await deps.ledger.flush();
+    const report = buildReport(await deps.ledger.store.query(since, until), by as GroupBy[], since, until);
+    const format = c.req.query('format') ?? 'json';
+    if (format === 'csv') return c.body(renderReport(report, 'csv'), 200, { 'content-type': 'text/csv' });
+    return c.json(report);
   });
 
   app.notFound((c) => errorResponse(c, new NotFoundError(c.req.method, c.req.path)));

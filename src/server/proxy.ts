@@ -11,7 +11,10 @@ import { asGatewayError, DeniedError, errorBody, GatewayError, InvalidRequestErr
 import { authenticateClient } from './auth.js';
 import { admit as admitThrottles, type Ticket } from './admission.js';
 import type { StateStore } from '../state/store.js';
-import { UsageTap } from '../stream/usage.js';
+import type { Ledger } from '../usage/ledger.js';
+import { costUsd, type PriceTable } from '../usage/prices.js';
+import type { Outcome, UsageRecord } from '../usage/record.js';
+import { noUsage, UsageTap } from '../usage/tap.js';
 import type { Logger } from '../log.js';
 import { buildContext } from '../rules/context.js';
 import type { Decision } from '../rules/decision.js';
@@ -33,10 +36,13 @@ export interface ProxyDeps {
   dryRun: boolean;
   /** Throttle counters (memory or Redis). */
   state: StateStore;
+  /** The usage ledger (null when off) and the price table for its costs. */
+  ledger: Ledger | null;
+  prices: PriceTable;
   /** Proxied requests in flight (checked against limits.max_concurrent_requests). */
   inFlight: { count: number };
-  /** Called once per rule per rule-set version when a rule's evaluation warns (logged once). */
-  warnOnce: (rulesVersion: string, rule: string, message: string) => void;
+  /** Logs `message` at warn level the first time `key` is seen (rule evaluation problems, unknown prices). */
+  warnOnce: (key: string, message: string, fields?: Record<string, unknown>) => void;
 }
 
 const ID_PREFIX = 'sy_' + randomBytes(6).toString('hex');
@@ -126,6 +132,8 @@ interface RequestLog {
   request_id: string;
   /** Configured client id (never a secret). */
   client?: string;
+  /** In transparent mode: the fingerprint of the client's credential. */
+  client_fp?: string;
   method: string;
   path: string;
   status?: number;
@@ -167,13 +175,16 @@ export async function proxyRequest(
     session_id: (req.headers['x-claude-code-session-id'] as string | undefined) ?? null,
     agent_id: req.headers['x-claude-code-agent-id'] as string | undefined,
   };
+  const acct: Accounting = { rules: [], tags: {}, tap: null, errorType: null, requestedModel: null };
   const scope: RequestScope = {
     entry,
     started,
+    acct,
     finish(status, extra = {}) {
       Object.assign(entry, extra, { status, latency_ms: round(performance.now() - started) });
       const level = status >= 500 ? 'error' : status >= 400 || entry.outcome === 'client_aborted' ? 'warn' : 'info';
       deps.log[level](entry, 'request');
+      if (deps.ledger) deps.ledger.record(usageRecord(entry, acct, deps));
     },
   };
 
@@ -193,12 +204,62 @@ export async function proxyRequest(
   }
 }
 
-/** One request's log entry, start time and the function that writes its log line. */
+/** One request's log entry, start time and the function that writes its log line and usage record. */
 interface RequestScope {
   entry: RequestLog;
   /** performance.now() at arrival. */
   started: number;
+  acct: Accounting;
   finish(status: number, extra?: Partial<RequestLog>): void;
+}
+
+/** What the usage record needs beyond the log line. */
+interface Accounting {
+  /** Ids of the rules that matched. */
+  rules: string[];
+  tags: Record<string, string>;
+  tap: UsageTap | null;
+  /** Anthropic error type of a failed request. */
+  errorType: string | null;
+  requestedModel: string | null;
+}
+
+const OUTCOMES: Record<NonNullable<RequestLog['outcome']>, Outcome> = { ok: 'ok', client_aborted: 'aborted', upstream_failed: 'failed', refused: 'refused' };
+
+/** The usage record of a finished request (tokens from the tap; cost from the price table). */
+function usageRecord(entry: RequestLog, acct: Accounting, deps: ProxyDeps): UsageRecord {
+  const usage = acct.tap ? acct.tap.finish() : noUsage();
+  const streamError = acct.tap?.streamError ?? null;
+  let outcome = OUTCOMES[entry.outcome ?? 'ok'];
+  if (outcome === 'ok' && (streamError || (entry.status ?? 0) >= 400)) outcome = 'failed';
+  if (outcome === 'ok' && acct.tap && !acct.tap.completed && String(entry.path).startsWith('/v1/messages') && entry.path !== '/v1/messages/count_tokens') outcome = 'aborted';
+  const model = entry.upstream_model ?? entry.model ?? null;
+  let cost: number | null = 0;
+  if (usage.input_tokens + usage.output_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens > 0) {
+    const price = model ? deps.prices.priceOf(model) : null;
+    if (!price && model) deps.warnOnce(`price\0${model}`, `no price for model "${model}" in the price table; its usage is recorded with cost null (logged once per model)`, { model });
+    cost = costUsd(usage, price);
+  }
+  return {
+    time: new Date(Date.now() - (entry.latency_ms ?? 0)).toISOString(),
+    request_id: entry.request_id,
+    client_id: entry.client ?? entry.client_fp ?? null,
+    key_fingerprint: entry.upstream_key ?? null,
+    session_id: entry.session_id ?? null,
+    requested_model: acct.requestedModel,
+    provider: entry.upstream ?? null,
+    model,
+    rules: acct.rules,
+    tags: acct.tags,
+    status: entry.status ?? 0,
+    outcome,
+    error_type: acct.errorType ?? streamError,
+    retries: entry.retries ?? 0,
+    latency_ms: entry.latency_ms ?? 0,
+    ttft_ms: entry.ttfb_ms ?? null,
+    ...usage,
+    cost_usd: cost,
+  };
 }
 
 /** Admit, then relay; every outcome ends in exactly one log line. */
@@ -207,7 +268,7 @@ async function runStages(
   res: ServerResponse,
   endpoint: 'messages' | 'count_tokens' | 'models',
   deps: ProxyDeps,
-  { entry, started, finish }: RequestScope,
+  { entry, started, acct, finish }: RequestScope,
 ): Promise<void> {
   const requestId = entry.request_id;
   // A client that goes away aborts the upstream call (and its socket) at once.
@@ -218,7 +279,7 @@ async function runStages(
 
   let admitted: Admitted | null;
   try {
-    admitted = await admit(req, res, endpoint, deps, entry, abort.signal);
+    admitted = await admit(req, res, endpoint, deps, entry, acct, abort.signal);
   } catch (err) {
     if (abort.signal.aborted) {
       finish(499, { outcome: 'client_aborted', error: 'client disconnected before the answer' });
@@ -226,6 +287,7 @@ async function runStages(
     }
     const gerr = asGatewayError(err);
     sendError(res, gerr, requestId);
+    acct.errorType = gerr.type;
     finish(gerr.status, { outcome: gerr.status >= 500 ? 'upstream_failed' : 'refused', error: `${gerr.code}: ${gerr.message}` });
     return;
   }
@@ -234,7 +296,8 @@ async function runStages(
     return;
   }
   const { upstream, ticket } = admitted;
-  const tap = ticket ? new UsageTap(String(upstream.headers['content-type'] ?? ''), String(upstream.headers['content-encoding'] ?? '')) : null;
+  const tap = ticket || deps.ledger ? new UsageTap(String(upstream.headers['content-type'] ?? ''), String(upstream.headers['content-encoding'] ?? '')) : null;
+  acct.tap = tap;
   const outcome = await relay(upstream, res, requestId, started, abort.signal, tap);
   admitted.release();
   if (ticket) await settle(ticket, tap!.outputTokens(), deps.log, requestId);
@@ -270,6 +333,7 @@ async function admit(
   endpoint: 'messages' | 'count_tokens' | 'models',
   deps: ProxyDeps,
   entry: RequestLog,
+  acct: Accounting,
   signal: AbortSignal,
 ): Promise<Admitted | null> {
   const snapshot = deps.runtime.current;
@@ -287,11 +351,17 @@ async function admit(
   }
   const rc = buildContext({ path: entry.path, body, headers: req.headers, bodyBytes: raw?.length ?? 0, clientId: client?.id, clientTags: client?.tags });
   entry.model = rc.model || undefined;
+  acct.requestedModel = rc.model || null;
+  if (!client) entry.client_fp = rc.client.id;
   if (entry.session_id === null) entry.session_id = rc.session.id;
   const decision = endpoint === 'models'
     ? noRulesDecision(snapshot.rules.version, config.defaultProvider, body)
     : await evaluate(snapshot.rules, rc, config.defaultProvider);
-  for (const w of decision.warnings) deps.warnOnce(snapshot.rules.version, w.rule, w.message);
+  for (const w of decision.warnings) {
+    deps.warnOnce(`${snapshot.rules.version}\0${w.rule}`, `rule "${w.rule}": ${w.message} (logged once per rule set)`, { rule: w.rule, rules_version: snapshot.rules.version });
+  }
+  acct.rules = decision.rules.filter((r) => r.matched).map((r) => r.id);
+  acct.tags = decision.tags;
   if (decision.extra.cache_breakpoints) deps.log.debug({ request_id: entry.request_id, cache_breakpoints: decision.extra.cache_breakpoints }, 'inject_cache');
   entry.upstream = decision.route.provider;
   entry.upstream_model = decision.route.model || undefined;

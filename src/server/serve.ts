@@ -16,6 +16,8 @@ import { createLogger, type Logger } from '../log.js';
 import { loadSnapshot, Runtime } from '../runtime.js';
 import { UpstreamClient } from '../upstream/client.js';
 import { BreakerRegistry, PoolRegistry } from '../upstream/forward.js';
+import { openLedger } from '../usage/open.js';
+import { loadPrices } from '../usage/prices.js';
 import { RedisStore } from '../state/redis.js';
 import { MemoryStore, type StateStore } from '../state/store.js';
 import { createApp, type AppState } from './app.js';
@@ -73,6 +75,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const runtime = new Runtime(opts.configFile, opts.overrides ?? {}, log, snapshot);
   const upstream = new UpstreamClient();
   const pools = new PoolRegistry();
+  const prices = loadPrices(snapshot.config.prices);
+  const ledger = await openLedger(snapshot.config, log);
   const breakers = new BreakerRegistry();
   // Chosen at start: a reload that changes `state:` needs a restart (the counters would otherwise reset).
   const counters: StateStore = snapshot.config.state === 'memory' ? new MemoryStore() : new RedisStore(snapshot.config.state.redis);
@@ -86,11 +90,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       dryRun: opts.dryRun ?? false,
       inFlight: { count: 0 },
       state: counters,
-      warnOnce(version, rule, message) {
-        const key = `${version}\0${rule}`;
+      ledger,
+      prices,
+      warnOnce(key, message, fields = {}) {
         if (warned.has(key)) return;
         warned.add(key);
-        log.warn({ rule, rules_version: version }, `rule "${rule}": ${message} (logged once per rule set)`);
+        log.warn(fields, message);
       },
     },
     state,
@@ -133,6 +138,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       admin: cfg.admin.token ? 'bearer token required' : 'loopback only (no admin token set)',
       cors: cfg.cors ? cfg.cors.origins : 'off',
       state: counters.kind,
+      ledger: ledger ? ledger.store.kind : 'off',
     },
     `switchyard listening on ${url}`,
   );
@@ -154,6 +160,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await runtime.close();
       await upstream.close();
       await counters.close();
+      await ledger?.close();
       log.info('switchyard stopped');
     })();
     return closing;

@@ -1,0 +1,82 @@
+/**
+ * The usage ledger: records are queued in memory and written off the request path in small batches
+ * (every `flush_interval_ms`, default 1 s), so a crash loses at most that interval; `close()` (SIGTERM)
+ * flushes everything. A store that is down never fails a request: records wait in the queue up to
+ * `max_queue`, beyond which new ones are dropped and counted (`dropped`, logged).
+ */
+import type { Logger } from '../log.js';
+import type { UsageRecord } from './record.js';
+
+/** Where records are kept (SQLite or PostgreSQL), same schema. */
+export interface LedgerStore {
+  readonly kind: string;
+  /** Creates or migrates the schema. */
+  init(): Promise<void>;
+  insert(records: UsageRecord[]): Promise<void>;
+  /** Records with `since <= time < until` (ISO times). */
+  query(since: string, until: string): Promise<UsageRecord[]>;
+  close(): Promise<void>;
+}
+
+/** Batching writer in front of a store. */
+export class Ledger {
+  private queue: UsageRecord[] = [];
+  private timer: NodeJS.Timeout;
+  private flushing: Promise<void> | null = null;
+  /** Records dropped because the queue was full. */
+  dropped = 0;
+  /** Records written. */
+  written = 0;
+
+  constructor(
+    readonly store: LedgerStore,
+    private readonly log: Logger,
+    private readonly opts: { flushIntervalMs: number; maxQueue: number },
+  ) {
+    this.timer = setInterval(() => void this.flush(), opts.flushIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Records waiting to be written. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Queues a record; never throws, never waits. */
+  record(r: UsageRecord): void {
+    if (this.queue.length >= this.opts.maxQueue) {
+      this.dropped++;
+      if (this.dropped === 1 || this.dropped % 1000 === 0) this.log.error({ dropped: this.dropped, max_queue: this.opts.maxQueue }, `usage ledger (${this.store.kind}) queue is full: usage records are being dropped`);
+      return;
+    }
+    this.queue.push(r);
+  }
+
+  /** Writes everything queued now; on failure the records stay queued for the next try. */
+  flush(): Promise<void> {
+    this.flushing ??= (async () => {
+      while (this.queue.length) {
+        const batch = this.queue.slice(0, 500);
+        try {
+          await this.store.insert(batch);
+        } catch (err) {
+          this.log.warn({ queued: this.queue.length, err: (err as Error).message }, `usage ledger (${this.store.kind}) write failed; records stay queued`);
+          return;
+        }
+        this.queue.splice(0, batch.length);
+        this.written += batch.length;
+      }
+    })().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  /** Flushes and closes the store. */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+    if (this.queue.length) this.log.error({ lost: this.queue.length }, `usage ledger (${this.store.kind}) could not write ${this.queue.length} record(s) before shutdown`);
+    await this.store.close();
+  }
+}

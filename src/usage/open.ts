@@ -1,0 +1,45 @@
+/** Opens the ledger the config names (SQLite or PostgreSQL) behind the batching writer. */
+import type { GatewayConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import { Ledger, type LedgerStore } from './ledger.js';
+import { PostgresStore } from './postgres.js';
+import { SqliteStore } from './sqlite.js';
+
+/** The store for a config's `ledger:`, not yet initialised; null when the ledger is off. */
+export function ledgerStore(config: GatewayConfig): LedgerStore | null {
+  if (!config.ledger) return null;
+  return config.ledger.postgres ? new PostgresStore(config.ledger.postgres) : new SqliteStore(config.ledger.sqlite!);
+}
+
+/**
+ * Opens and initialises the ledger. A store that cannot be initialised (PostgreSQL down) does not stop the
+ * gateway: it logs and the writer keeps records queued until the store answers.
+ */
+export async function openLedger(config: GatewayConfig, log: Logger): Promise<Ledger | null> {
+  const store = ledgerStore(config);
+  if (!store || !config.ledger) return null;
+  let ready = false;
+  const init = async () => {
+    try {
+      await store.init();
+      ready = true;
+    } catch (err) {
+      log.error({ err: (err as Error).message }, `usage ledger (${store.kind}) is not reachable; records are queued until it is`);
+    }
+  };
+  await init();
+  const gated: LedgerStore = {
+    kind: store.kind,
+    init: () => store.init(),
+    insert: async (records) => {
+      if (!ready) {
+        await init();
+        if (!ready) throw new Error('ledger not initialised');
+      }
+      await store.insert(records);
+    },
+    query: (since, until) => store.query(since, until),
+    close: () => store.close(),
+  };
+  return new Ledger(gated, log, { flushIntervalMs: config.ledger.flushIntervalMs, maxQueue: config.ledger.maxQueue });
+}

@@ -1,0 +1,72 @@
+/**
+ * Prices and cost: USD per million tokens per model from `prices.yaml`, with Anthropic's cache multipliers
+ * (5m writes 1.25× input, 1h writes 2×, reads 0.1×; https://platform.claude.com/docs/en/about-claude/pricing).
+ */
+import { readFileSync } from 'node:fs';
+import picomatch from 'picomatch';
+import { parse } from 'yaml';
+import type { Usage } from './tap.js';
+
+/** One model's prices, USD per million tokens, and its cache multipliers. */
+export interface ModelPrice {
+  input: number;
+  output: number;
+  cache_write_5m: number;
+  cache_write_1h: number;
+  cache_read: number;
+}
+
+/** A loaded price table. */
+export interface PriceTable {
+  /** The price of `model`, or null when the table does not know it. */
+  priceOf(model: string): ModelPrice | null;
+}
+
+const DEFAULT_MULTIPLIERS = { cache_write_5m: 1.25, cache_write_1h: 2, cache_read: 0.1 };
+
+interface RawPrices {
+  multipliers?: Partial<typeof DEFAULT_MULTIPLIERS>;
+  models?: Record<string, Partial<ModelPrice> & { input: number; output: number }>;
+}
+
+/** Builds a table from its parsed form. */
+export function priceTable(raw: RawPrices): PriceTable {
+  const mult = { ...DEFAULT_MULTIPLIERS, ...raw.multipliers };
+  const entries = Object.entries(raw.models ?? {}).map(([pattern, p]) => ({ test: picomatch(pattern), price: { ...mult, ...p } as ModelPrice }));
+  const cache = new Map<string, ModelPrice | null>();
+  return {
+    priceOf(model) {
+      let hit = cache.get(model);
+      if (hit === undefined) {
+        hit = entries.find((e) => e.test(model))?.price ?? null;
+        cache.set(model, hit);
+      }
+      return hit;
+    },
+  };
+}
+
+/**
+ * Loads `prices.yaml`.
+ * @throws Error naming the file when it cannot be read or parsed.
+ */
+export function loadPrices(file: string): PriceTable {
+  try {
+    return priceTable(parse(readFileSync(file, 'utf8')) as RawPrices);
+  } catch (err) {
+    throw new Error(`cannot load prices from ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Cost of `usage` in USD: each token kind at its price; null when the price is unknown. */
+export function costUsd(usage: Usage, price: ModelPrice | null): number | null {
+  if (!price) return null;
+  const perToken = price.input / 1e6;
+  const cost =
+    usage.input_tokens * perToken +
+    usage.cache_creation_5m_input_tokens * perToken * price.cache_write_5m +
+    usage.cache_creation_1h_input_tokens * perToken * price.cache_write_1h +
+    usage.cache_read_input_tokens * perToken * price.cache_read +
+    usage.output_tokens * (price.output / 1e6);
+  return Math.round(cost * 1e9) / 1e9;
+}

@@ -1,0 +1,38 @@
+/**
+ * The usage record: one per proxied request, what the ledger stores and reports aggregate. Never bodies,
+ * prompts or credentials: the client is an id, the upstream key a fingerprint.
+ */
+import type { Usage } from './tap.js';
+
+/** How the request ended. */
+export type Outcome = 'ok' | 'aborted' | 'failed' | 'refused';
+
+/** One request, accounted for. Token counts in tokens, time in ms, cost in USD (null: unknown price). */
+export interface UsageRecord extends Usage {
+  time: string;
+  request_id: string;
+  client_id: string | null;
+  key_fingerprint: string | null;
+  session_id: string | null;
+  requested_model: string | null;
+  provider: string | null;
+  model: string | null;
+  /** Ids of the rules that matched. */
+  rules: string[];
+  tags: Record<string, string>;
+  status: number;
+  outcome: Outcome;
+  error_type: string | null;
+  retries: number;
+  latency_ms: number;
+  ttft_ms: number | null;
+  cost_usd: number | null;
+}
+
+/** Column order shared by the stores and the CSV export. */
+export const RECORD_COLUMNS: ReadonlyArray<keyof UsageRecord> = [
+  'time', 'request_id', 'client_id', 'key_fingerprint', 'session_id', 'requested_model', 'provider', 'model', 'rules', 'tags',
+  'status', 'outcome', 'error_type', 'retries', 'latency_ms', 'ttft_ms',
+  'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_creation_5m_input_tokens', 'cache_creation_1h_input_tokens', 'cache_read_input_tokens',
+  'cost_usd',
+];

@@ -1,0 +1,108 @@
+/**
+ * Usage reports: records grouped by any of tag:NAME, model, client, session, day (UTC), provider, with
+ * totals per group — requests, tokens of each kind, cost (USD) and cache hit ratio (cache reads over all
+ * input tokens) — as a table, CSV (the file finance imports) or JSON. Shared by `switchyard usage` and
+ * `GET /admin/usage`.
+ */
+import type { UsageRecord } from './record.js';
+
+/** A grouping dimension. */
+export type GroupBy = 'model' | 'client' | 'session' | 'day' | 'provider' | `tag:${string}`;
+
+/** True for a valid `--by` value. */
+export function isGroupBy(v: string): v is GroupBy {
+  return ['model', 'client', 'session', 'day', 'provider'].includes(v) || /^tag:[a-z][a-z0-9_]*$/.test(v);
+}
+
+/** Totals of one group. */
+export interface ReportRow {
+  group: Record<string, string>;
+  requests: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_write_tokens: number;
+  cache_read_tokens: number;
+  /** USD; requests whose model has no price count in `unpriced_requests`, not here. */
+  cost_usd: number;
+  unpriced_requests: number;
+  /** cache reads / (input + cache writes + cache reads), 0–1. */
+  cache_hit_ratio: number;
+}
+
+export interface Report {
+  since: string;
+  until: string;
+  by: GroupBy[];
+  rows: ReportRow[];
+  totals: ReportRow;
+}
+
+function keyOf(r: UsageRecord, by: GroupBy): string {
+  if (by === 'model') return r.model ?? '(none)';
+  if (by === 'client') return r.client_id ?? '(none)';
+  if (by === 'session') return r.session_id ?? '(none)';
+  if (by === 'provider') return r.provider ?? '(none)';
+  if (by === 'day') return r.time.slice(0, 10);
+  return r.tags[by.slice(4)] ?? '(untagged)';
+}
+
+const emptyRow = (group: Record<string, string>): ReportRow => ({ group, requests: 0, input_tokens: 0, output_tokens: 0, cache_write_tokens: 0, cache_read_tokens: 0, cost_usd: 0, unpriced_requests: 0, cache_hit_ratio: 0 });
+
+function add(row: ReportRow, r: UsageRecord): void {
+  row.requests++;
+  row.input_tokens += r.input_tokens;
+  row.output_tokens += r.output_tokens;
+  row.cache_write_tokens += r.cache_creation_input_tokens;
+  row.cache_read_tokens += r.cache_read_input_tokens;
+  if (r.cost_usd === null) row.unpriced_requests++;
+  else row.cost_usd += r.cost_usd;
+}
+
+function close(row: ReportRow): ReportRow {
+  const allInput = row.input_tokens + row.cache_write_tokens + row.cache_read_tokens;
+  row.cache_hit_ratio = allInput ? Math.round((row.cache_read_tokens / allInput) * 10_000) / 10_000 : 0;
+  row.cost_usd = Math.round(row.cost_usd * 1e6) / 1e6;
+  return row;
+}
+
+/** Groups `records` by `by` (in that order); rows sorted by cost, then requests, descending. */
+export function buildReport(records: UsageRecord[], by: GroupBy[], since: string, until: string): Report {
+  const groups = new Map<string, ReportRow>();
+  const totals = emptyRow({});
+  for (const r of records) {
+    const group = Object.fromEntries(by.map((b) => [b, keyOf(r, b)]));
+    const id = JSON.stringify(group);
+    let row = groups.get(id);
+    if (!row) groups.set(id, (row = emptyRow(group)));
+    add(row, r);
+    add(totals, r);
+  }
+  const rows = [...groups.values()].map(close).sort((a, b) => b.cost_usd - a.cost_usd || b.requests - a.requests);
+  return { since, until, by, rows, totals: close(totals) };
+}
+
+const METRICS = ['requests', 'input_tokens', 'output_tokens', 'cache_write_tokens', 'cache_read_tokens', 'cost_usd', 'unpriced_requests', 'cache_hit_ratio'] as const;
+
+function csvCell(v: string | number): string {
+  const s = String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** Renders a report as `table`, `csv` or `json`. */
+export function renderReport(report: Report, format: 'table' | 'csv' | 'json'): string {
+  if (format === 'json') return JSON.stringify(report, null, 2);
+  const header = [...report.by, ...METRICS];
+  const line = (row: ReportRow, label?: string) => [...report.by.map((b, i) => (label && i === 0 ? label : label ? '' : row.group[b]!)), ...METRICS.map((m) => row[m])];
+  const body = report.rows.map((r) => line(r));
+  if (format === 'csv') return [header, ...body].map((cells) => cells.map(csvCell).join(',')).join('\n');
+  const all = [header, ...body, line(report.totals, report.by.length ? 'TOTAL' : undefined)].map((cells) => cells.map(String));
+  const widths = header.map((_, i) => Math.max(...all.map((c) => c[i]!.length)));
+  return [`usage ${report.since} .. ${report.until}`, ...all.map((cells) => cells.map((c, i) => (i < report.by.length ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '))].join('\n');
+}
+
+/** Parses a `--since/--until` value: an ISO date or time; a bare date is midnight UTC. */
+export function parseWhen(v: string): string {
+  const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(v) ? `${v}T00:00:00Z` : v);
+  if (Number.isNaN(d.getTime())) throw new Error(`not a date: ${v} (use YYYY-MM-DD or an ISO time)`);
+  return d.toISOString();
+}

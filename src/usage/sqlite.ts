@@ -1,0 +1,56 @@
+/**
+ * The embedded ledger store: SQLite through better-sqlite3, in WAL mode, schema versioned with
+ * `PRAGMA user_version`. Default file: ./data/usage.db next to the config.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { LedgerStore } from './ledger.js';
+import { RECORD_COLUMNS, type UsageRecord } from './record.js';
+
+const SCHEMA_VERSION = 1;
+
+const TYPES: Partial<Record<keyof UsageRecord, string>> = {
+  status: 'INTEGER NOT NULL', retries: 'INTEGER NOT NULL', latency_ms: 'REAL NOT NULL', ttft_ms: 'REAL', cost_usd: 'REAL',
+  input_tokens: 'INTEGER NOT NULL', output_tokens: 'INTEGER NOT NULL', cache_creation_input_tokens: 'INTEGER NOT NULL',
+  cache_creation_5m_input_tokens: 'INTEGER NOT NULL', cache_creation_1h_input_tokens: 'INTEGER NOT NULL', cache_read_input_tokens: 'INTEGER NOT NULL',
+  time: 'TEXT NOT NULL', request_id: 'TEXT NOT NULL', outcome: 'TEXT NOT NULL', rules: 'TEXT NOT NULL', tags: 'TEXT NOT NULL',
+};
+
+export class SqliteStore implements LedgerStore {
+  readonly kind = 'sqlite';
+  private db: Database.Database;
+
+  constructor(file: string) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+  }
+
+  async init(): Promise<void> {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version < 1) {
+      const cols = RECORD_COLUMNS.map((c) => `${c} ${TYPES[c] ?? 'TEXT'}`).join(', ');
+      this.db.exec(`CREATE TABLE IF NOT EXISTS usage_records (${cols}); CREATE INDEX IF NOT EXISTS usage_records_time ON usage_records (time);`);
+    }
+    this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }
+
+  async insert(records: UsageRecord[]): Promise<void> {
+    const stmt = this.db.prepare(`INSERT INTO usage_records (${RECORD_COLUMNS.join(', ')}) VALUES (${RECORD_COLUMNS.map(() => '?').join(', ')})`);
+    const tx = this.db.transaction((rs: UsageRecord[]) => {
+      for (const r of rs) stmt.run(RECORD_COLUMNS.map((c) => (c === 'rules' || c === 'tags' ? JSON.stringify(r[c]) : (r[c] as unknown))));
+    });
+    tx(records);
+  }
+
+  async query(since: string, until: string): Promise<UsageRecord[]> {
+    const rows = this.db.prepare('SELECT * FROM usage_records WHERE time >= ? AND time < ? ORDER BY time').all(since, until) as Array<Record<string, unknown>>;
+    return rows.map((r) => ({ ...r, rules: JSON.parse(String(r.rules)) as string[], tags: JSON.parse(String(r.tags)) as Record<string, string> }) as unknown as UsageRecord);
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
