@@ -1,0 +1,206 @@
+/**
+ * The usage ledger: extraction from JSON and SSE (cut-off streams, mid-stream errors, TTL split), cost
+ * arithmetic, the SQLite store end to end (requests in, `switchyard usage --by tag:team --format json`
+ * out), PostgreSQL against a real server, SIGTERM under load losing no completed request's record, a
+ * ledger that is down not failing requests, and no secret or prompt in any record.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import Database from 'better-sqlite3';
+import { request } from 'undici';
+import { costUsd, priceTable } from '../src/usage/prices.js';
+import { PostgresStore } from '../src/usage/postgres.js';
+import type { UsageRecord } from '../src/usage/record.js';
+import { buildReport } from '../src/usage/report.js';
+import { UsageTap } from '../src/usage/tap.js';
+import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
+import { startTestGateway, writeConfig } from './helpers.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const SECRET = 'sk-ant-PLANTED-USAGE-SECRET-9';
+const PROMPT = 'PLANTED-USAGE-PROMPT-never-stored';
+
+const sse = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+const TAG_RULES = { '10.yaml': 'version: 1\nrules:\n  - id: team\n    actions: [ { tag_billing: { team: { expr: "headers.\'x-team\'" } } } ]\n' };
+
+let fake: FakeUpstream;
+before(async () => {
+  fake = await startFakeUpstream();
+});
+after(() => fake.close());
+
+describe('usage extraction', () => {
+  test('SSE: message_start counts, cumulative message_delta, split across chunks at any byte', () => {
+    const text =
+      sse('message_start', { type: 'message_start', message: { usage: { input_tokens: 12, output_tokens: 1, cache_creation_input_tokens: 300, cache_read_input_tokens: 4000, cache_creation: { ephemeral_5m_input_tokens: 100, ephemeral_1h_input_tokens: 200 } } } }) +
+      sse('ping', { type: 'ping' }) +
+      sse('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 40 } }) +
+      sse('message_delta', { type: 'message_delta', delta: {}, usage: { output_tokens: 57 } }) +
+      sse('message_stop', { type: 'message_stop' });
+    const bytes = Buffer.from(text);
+    for (const step of [1, 7, 64, bytes.length]) {
+      const tap = new UsageTap('text/event-stream', '');
+      for (let i = 0; i < bytes.length; i += step) tap.write(bytes.subarray(i, i + step));
+      assert.deepEqual(tap.finish(), { input_tokens: 12, output_tokens: 57, cache_creation_input_tokens: 300, cache_creation_5m_input_tokens: 100, cache_creation_1h_input_tokens: 200, cache_read_input_tokens: 4000 });
+      assert.equal(tap.completed, true);
+    }
+  });
+
+  test('a stream cut off mid-way keeps what was seen; a mid-stream error event is reported', () => {
+    const cut = new UsageTap('text/event-stream; charset=utf-8', '');
+    cut.write(Buffer.from(sse('message_start', { message: { usage: { input_tokens: 9, output_tokens: 1 } } }) + 'event: message_delta\ndata: {"usage":{"output_tok'));
+    assert.equal(cut.finish().input_tokens, 9);
+    assert.equal(cut.completed, false);
+    const failed = new UsageTap('text/event-stream', '');
+    failed.write(Buffer.from(sse('message_start', { message: { usage: { input_tokens: 5 } } }) + sse('error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } })));
+    failed.finish();
+    assert.equal(failed.streamError, 'overloaded_error');
+  });
+
+  test('JSON, plain and gzip; cache writes without a split count as 5m', () => {
+    const body = JSON.stringify({ type: 'message', usage: { input_tokens: 3, output_tokens: 4, cache_creation_input_tokens: 50, cache_read_input_tokens: 60 } });
+    for (const [enc, bytes] of [['', Buffer.from(body)], ['gzip', gzipSync(body)]] as const) {
+      const tap = new UsageTap('application/json', enc);
+      tap.write(bytes.subarray(0, 5));
+      tap.write(bytes.subarray(5));
+      assert.deepEqual(tap.finish(), { input_tokens: 3, output_tokens: 4, cache_creation_input_tokens: 50, cache_creation_5m_input_tokens: 50, cache_creation_1h_input_tokens: 0, cache_read_input_tokens: 60 });
+    }
+  });
+});
+
+test('cost: each token kind at its price; 5m writes 1.25×, 1h writes 2×, reads 0.1×; unknown model null', () => {
+  const table = priceTable({ models: { 'claude-sonnet-4-6*': { input: 3, output: 15 }, 'special-*': { input: 10, output: 20, cache_read: 0.5 } } });
+  const M = 1_000_000;
+  const one = (k: string) => ({ input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_creation_5m_input_tokens: 0, cache_creation_1h_input_tokens: 0, cache_read_input_tokens: 0, [k]: M });
+  const sonnet = table.priceOf('claude-sonnet-4-6')!;
+  assert.equal(costUsd(one('input_tokens'), sonnet), 3);
+  assert.equal(costUsd(one('output_tokens'), sonnet), 15);
+  assert.equal(costUsd(one('cache_creation_5m_input_tokens'), sonnet), 3.75);
+  assert.equal(costUsd(one('cache_creation_1h_input_tokens'), sonnet), 6);
+  assert.equal(costUsd(one('cache_read_input_tokens'), sonnet), 0.3);
+  assert.equal(costUsd(one('cache_read_input_tokens'), table.priceOf('special-x')), 5, 'per-model multiplier override');
+  assert.equal(costUsd(one('input_tokens'), table.priceOf('gpt-unknown')), null);
+});
+
+test('SQLite end to end: requests in, `switchyard usage --by tag:team --format json` out, numbers as the upstream reported', async () => {
+  const { gw, configFile, logs } = await startTestGateway({ upstream: fake.url, rules: TAG_RULES });
+  let records: UsageRecord[];
+  try {
+    for (const [team, stream] of [['search', false], ['search', true], ['ads', false]] as const) {
+      const r = await request(gw.url + '/v1/messages', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-team': team, 'x-api-key': SECRET },
+        body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, stream, metadata: { user_id: JSON.stringify({ session_id: `meta-${team}` }) }, messages: [{ role: 'user', content: PROMPT }] }),
+      });
+      assert.equal(r.statusCode, 200);
+      await r.body.dump();
+    }
+  } finally {
+    await gw.close(); // flushes the ledger
+  }
+  const out = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'usage', '--config', configFile, '--by', 'tag:team', '--format', 'json'], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  const report = JSON.parse(out.stdout) as ReturnType<typeof buildReport>;
+  const byTeam = Object.fromEntries(report.rows.map((r) => [r.group['tag:team'], r]));
+  // The fake upstream reports 25 input and 7 output tokens per answer (claude-sonnet-4-6: $3 / $15 per MTok).
+  assert.equal(byTeam.search!.requests, 2);
+  assert.equal(byTeam.search!.input_tokens, 50);
+  assert.equal(byTeam.search!.output_tokens, 14);
+  assert.equal(byTeam.ads!.requests, 1);
+  assert.equal(report.totals.cost_usd, Math.round(3 * (25 * 3 + 7 * 15) / 1e6 * 1e6) / 1e6);
+  const csv = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'usage', '--config', configFile, '--by', 'tag:team', '--by', 'model', '--format', 'csv'], { cwd: ROOT, encoding: 'utf8' });
+  assert.match(csv.stdout.split('\n')[0]!, /^tag:team,model,requests,input_tokens,/);
+
+  const db = new Database(path.join(path.dirname(configFile), 'data/usage.db'), { readonly: true });
+  records = db.prepare('SELECT * FROM usage_records').all() as UsageRecord[];
+  db.close();
+  assert.equal(records.length, 3);
+  const r0 = records[0]!;
+  assert.equal(r0.session_id, 'meta-search', 'session id from metadata.user_id when no header');
+  assert.equal(r0.provider, 'anthropic');
+  assert.equal(r0.outcome, 'ok');
+  assert.match(String(r0.client_id), /^fp-/);
+  assert.deepEqual(JSON.parse(String(r0.rules)), ['team']);
+  const everything = JSON.stringify(records) + logs.text();
+  assert.ok(!everything.includes(SECRET) && !everything.includes(PROMPT), 'a record or log line holds the planted secret or prompt');
+});
+
+test('PostgreSQL store against a real server: schema created, records written and read back', async () => {
+  const store = new PostgresStore(DATABASE_URL);
+  try {
+    await store.init();
+    await store.init(); // idempotent migration
+    const id = `sy_pgtest_${randomBytes(6).toString('hex')}`;
+    const now = new Date();
+    const rec: UsageRecord = {
+      time: now.toISOString(), request_id: id, client_id: 'alice', key_fingerprint: '…abcd#123456', session_id: 's', requested_model: 'claude-sonnet-4-6', provider: 'anthropic', model: 'claude-sonnet-4-6',
+      rules: ['a'], tags: { team: 'search' }, status: 200, outcome: 'ok', error_type: null, retries: 1, latency_ms: 12.5, ttft_ms: 3.25,
+      input_tokens: 10, output_tokens: 20, cache_creation_input_tokens: 30, cache_creation_5m_input_tokens: 30, cache_creation_1h_input_tokens: 0, cache_read_input_tokens: 40, cost_usd: 0.000123,
+    };
+    await store.insert([rec]);
+    const back = (await store.query(new Date(now.getTime() - 1000).toISOString(), new Date(now.getTime() + 1000).toISOString())).find((r) => r.request_id === id);
+    assert.deepEqual(back, rec);
+  } finally {
+    await store.close();
+  }
+});
+
+test('a ledger that is down never fails a request', async () => {
+  const { gw, logs } = await startTestGateway({ upstream: fake.url, extraConfig: 'ledger: { postgres: "postgres://postgres@127.0.0.1:1/none", flush_interval_ms: 50 }\n' });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const r = await request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [] }) });
+      assert.equal(r.statusCode, 200);
+      await r.body.dump();
+    }
+    assert.ok(logs.lines.some((l) => String(l.msg).includes('usage ledger (postgres) is not reachable')));
+  } finally {
+    await gw.close();
+  }
+});
+
+test('SIGTERM under load loses no record of a completed request', async () => {
+  const { configFile } = writeConfig({ upstream: fake.url, extraConfig: 'ledger: { sqlite: ./data/usage.db, flush_interval_ms: 5000 }\n' });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve', '--config', configFile, '--port', '0'], { cwd: ROOT });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const t = setInterval(() => {
+      const m = /switchyard listening on (http:\/\/[^"\s]+)/.exec(out);
+      if (m) {
+        clearInterval(t);
+        resolve(m[1]!);
+      }
+    }, 20);
+    setTimeout(() => reject(new Error(`no start: ${out}`)), 15_000).unref();
+  });
+  let completed = 0;
+  let stop = false;
+  const workers = Array.from({ length: 8 }, async () => {
+    while (!stop) {
+      try {
+        const r = await request(url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, stream: true, messages: [] }) });
+        const text = await r.body.text();
+        if (r.statusCode === 200 && text.includes('message_stop')) completed++;
+      } catch {
+        // refused once the gateway stops accepting
+      }
+    }
+  });
+  await new Promise((r) => setTimeout(r, 700));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0);
+  stop = true;
+  await Promise.all(workers);
+  const db = new Database(path.join(path.dirname(configFile), 'data/usage.db'), { readonly: true });
+  const { n } = db.prepare("SELECT count(*) AS n FROM usage_records WHERE outcome = 'ok'").get() as { n: number };
+  db.close();
+  assert.ok(completed > 10, `only ${completed} requests completed`);
+  assert.ok(n >= completed, `${completed} completed requests but ${n} records`);
+});
