@@ -100,6 +100,13 @@ test('SQLite end to end: requests in, `switchyard usage --by tag:team --format j
       assert.equal(r.statusCode, 200);
       await r.body.dump();
     }
+    const metrics = await (await request(gw.url + '/metrics')).body.text();
+    assert.match(metrics, /^switchyard_requests_total\{provider="anthropic",model="claude-sonnet-4-6",status="200"\} 3$/m);
+    assert.match(metrics, /^switchyard_tokens_total\{provider="anthropic",model="claude-sonnet-4-6",kind="output_tokens"\} 21$/m);
+    assert.match(metrics, /^switchyard_cost_usd_total\{provider="anthropic",model="claude-sonnet-4-6"\} 0\.00054$/m);
+    assert.match(metrics, /^switchyard_request_duration_seconds_count\{provider="anthropic"\} 3$/m);
+    assert.match(metrics, /^switchyard_ledger_queue_depth \d+$/m);
+    assert.match(metrics, /^switchyard_ledger_dropped_records 0$/m);
   } finally {
     await gw.close(); // flushes the ledger
   }

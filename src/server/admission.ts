@@ -14,7 +14,7 @@ import type { BucketSpec, StateStore } from '../state/store.js';
 
 /** 429 from a throttle. */
 export class ThrottledError extends GatewayError {
-  constructor(message: string, retryAfterS: number) {
+  constructor(readonly rule: string, message: string, retryAfterS: number) {
     super('SY_THROTTLED', 'rate_limit_error', 429, message, { headers: { 'retry-after': String(retryAfterS) } });
   }
 }
@@ -59,7 +59,7 @@ export async function admit(decision: Decision, rc: RequestContext, store: State
           log.warn({ request_id: requestId, rule: t.rule, scope: t.scope, limit }, `shadow throttle would refuse: ${message}`);
           return;
         }
-        throw new ThrottledError(message, retryS);
+        throw new ThrottledError(t.rule, message, retryS);
       };
       if (t.concurrent !== undefined) {
         const key = `${base}:concurrent`;

@@ -4,7 +4,7 @@
  */
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { asGatewayError, errorBody, GatewayError, NotFoundError } from '../errors.js';
 import { formatIssue } from '../validation.js';
 import { bearerMatches } from './auth.js';
@@ -56,8 +56,8 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   app.get('/v1/models', proxied('models'));
   app.get('/v1/models/:id', proxied('models'));
 
-  // Admin: a bearer token when one is configured, else loopback only.
-  app.use('/admin/*', async (c, next) => {
+  // Admin (and /metrics): a bearer token when one is configured, else loopback only.
+  const adminGuard: MiddlewareHandler<{ Bindings: HttpBindings }> = async (c, next) => {
     const token = deps.runtime.current.config.admin.token;
     if (token) {
       if (!bearerMatches(c.req.header('authorization'), token)) {
@@ -67,7 +67,10 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
       throw new GatewayError('SY_ADMIN_FORBIDDEN', 'permission_error', 403, 'admin routes are served on loopback only while no admin token is set (admin.token / SWITCHYARD_ADMIN_TOKEN)');
     }
     await next();
-  });
+  };
+  app.use('/admin/*', adminGuard);
+  app.use('/metrics', adminGuard);
+  app.get('/metrics', async (c) => c.body(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }));
   app.get('/admin/rules', (c) => {
     const { rules } = deps.runtime.current;
     const err = deps.runtime.lastError;

@@ -9,7 +9,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { asGatewayError, DeniedError, errorBody, GatewayError, InvalidRequestError, RequestTooLargeError, RuleError } from '../errors.js';
 import { authenticateClient } from './auth.js';
-import { admit as admitThrottles, type Ticket } from './admission.js';
+import { admit as admitThrottles, ThrottledError, type Ticket } from './admission.js';
+import type { Metrics } from '../usage/metrics.js';
 import type { StateStore } from '../state/store.js';
 import type { Ledger } from '../usage/ledger.js';
 import { costUsd, type PriceTable } from '../usage/prices.js';
@@ -38,6 +39,7 @@ export interface ProxyDeps {
   state: StateStore;
   /** The usage ledger (null when off) and the price table for its costs. */
   ledger: Ledger | null;
+  metrics: Metrics;
   prices: PriceTable;
   /** Proxied requests in flight (checked against limits.max_concurrent_requests). */
   inFlight: { count: number };
@@ -184,7 +186,9 @@ export async function proxyRequest(
       Object.assign(entry, extra, { status, latency_ms: round(performance.now() - started) });
       const level = status >= 500 ? 'error' : status >= 400 || entry.outcome === 'client_aborted' ? 'warn' : 'info';
       deps.log[level](entry, 'request');
-      if (deps.ledger) deps.ledger.record(usageRecord(entry, acct, deps));
+      const record = usageRecord(entry, acct, deps);
+      deps.metrics.observe(record);
+      deps.ledger?.record(record);
     },
   };
 
@@ -288,6 +292,7 @@ async function runStages(
     const gerr = asGatewayError(err);
     sendError(res, gerr, requestId);
     acct.errorType = gerr.type;
+    if (err instanceof ThrottledError) deps.metrics.throttled.inc({ rule: err.rule });
     finish(gerr.status, { outcome: gerr.status >= 500 ? 'upstream_failed' : 'refused', error: `${gerr.code}: ${gerr.message}` });
     return;
   }

@@ -18,6 +18,7 @@ import { UpstreamClient } from '../upstream/client.js';
 import { BreakerRegistry, PoolRegistry } from '../upstream/forward.js';
 import { openLedger } from '../usage/open.js';
 import { loadPrices } from '../usage/prices.js';
+import { Metrics } from '../usage/metrics.js';
 import { RedisStore } from '../state/redis.js';
 import { MemoryStore, type StateStore } from '../state/store.js';
 import { createApp, type AppState } from './app.js';
@@ -77,6 +78,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const pools = new PoolRegistry();
   const prices = loadPrices(snapshot.config.prices);
   const ledger = await openLedger(snapshot.config, log);
+  const metrics = new Metrics(ledger);
   const breakers = new BreakerRegistry();
   // Chosen at start: a reload that changes `state:` needs a restart (the counters would otherwise reset).
   const counters: StateStore = snapshot.config.state === 'memory' ? new MemoryStore() : new RedisStore(snapshot.config.state.redis);
@@ -85,12 +87,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const app = createApp(
     {
       runtime,
-      upstreams: { client: upstream, pools, breakers, state: counters, log },
+      upstreams: { client: upstream, pools, breakers, state: counters, log, onCooldown: (provider) => metrics.cooldowns.inc({ provider }) },
       log,
       dryRun: opts.dryRun ?? false,
       inFlight: { count: 0 },
       state: counters,
       ledger,
+      metrics,
       prices,
       warnOnce(key, message, fields = {}) {
         if (warned.has(key)) return;

@@ -33,6 +33,8 @@ export interface Upstreams {
   breakers: BreakerRegistry;
   state: StateStore;
   log: Logger;
+  /** Called when a key goes on cooldown (metrics). */
+  onCooldown?: (provider: string) => void;
 }
 
 /** One request to forward. */
@@ -206,7 +208,10 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
       const status = answer.statusCode;
       if ((status === 429 || status === 408) && !shouldNotRetry(answer)) {
         release();
-        if (status === 429 && key) await u.state.setCooldown(pool.cooldownId(key), Date.now() + cooldownMs(answer.headers, Date.now()));
+        if (status === 429 && key) {
+          await u.state.setCooldown(pool.cooldownId(key), Date.now() + cooldownMs(answer.headers, Date.now()));
+          u.onCooldown?.(provider.name);
+        }
         lastAnswer = await buffer(answer);
         u.log.warn({ request_id: plan.requestId, provider: provider.name, key_fingerprint: key?.fingerprint, attempt: attempts, status }, status === 429 ? 'upstream key rate-limited: cooling down, trying the next key' : 'upstream timeout (408): retrying');
         backoff = status === 408 || !key;
