@@ -211,3 +211,46 @@ test('SIGTERM under load loses no record of a completed request', async () => {
   assert.ok(completed > 10, `only ${completed} requests completed`);
   assert.ok(n >= completed, `${completed} completed requests but ${n} records`);
 });
+
+describe('budget', () => {
+  test('calendar periods, UTC: day, week from Monday, month', async () => {
+    const { periodOf } = await import('../src/server/admission.js');
+    const t = new Date('2026-11-26T15:30:00Z'); // a Thursday
+    assert.deepEqual(Object.values(periodOf('day', t)).map((d) => d.toISOString()), ['2026-11-26T00:00:00.000Z', '2026-11-27T00:00:00.000Z']);
+    assert.deepEqual(Object.values(periodOf('week', t)).map((d) => d.toISOString()), ['2026-11-23T00:00:00.000Z', '2026-11-30T00:00:00.000Z']);
+    assert.deepEqual(Object.values(periodOf('month', t)).map((d) => d.toISOString()), ['2026-11-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z']);
+  });
+
+  test('a spent budget answers 429 with x-should-retry: false naming budget, spend and reset; warn_at adds a header', async () => {
+    const rules = { '10.yaml': 'version: 1\nrules:\n  - id: team\n    actions:\n      - tag_billing: { team: { expr: "headers.\'x-team\'" } }\n      - budget: { scope: "tag:team", usd: 0.0005, per: day, warn_at: 0.5 }\n' };
+    const { gw, logs } = await startTestGateway({ upstream: fake.url, rules });
+    const send = (team: string) =>
+      request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-team': team }, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [] }) });
+    try {
+      // Each answer costs $0.00018 (25 input + 7 output tokens of claude-sonnet-4-6).
+      const statuses: number[] = [];
+      const warnings: Array<string | undefined> = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await send('search');
+        statuses.push(r.statusCode);
+        warnings.push(r.headers['x-switchyard-budget-warning'] as string | undefined);
+        if (r.statusCode === 429) {
+          assert.equal(r.headers['x-should-retry'], 'false');
+          const json = (await r.body.json()) as { error: { type: string; message: string } };
+          assert.equal(json.error.type, 'rate_limit_error');
+          assert.match(json.error.message, /^budget "team" of \$0\.0005 per day for tag:team "search" is spent \(\$0\.0005\); it resets at \d{4}-\d{2}-\d{2}T00:00:00\.000Z$/);
+        } else await r.body.dump();
+        await new Promise((res) => setTimeout(res, 30));
+      }
+      assert.deepEqual(statuses, [200, 200, 200, 429]);
+      assert.equal(warnings[0], undefined);
+      assert.match(String(warnings[2]), /budget "team": \$0\.0004 of \$0\.0005 per day spent for tag:team "search" \(72%\)/);
+      assert.equal(logs.lines.filter((l) => String(l.msg).startsWith('budget "team"')).length, 1, 'the warning is logged once per period');
+      const other = await send('ads');
+      assert.equal(other.statusCode, 200, 'another team has its own budget');
+      await other.body.dump();
+    } finally {
+      await gw.close();
+    }
+  });
+});

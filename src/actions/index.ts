@@ -2,6 +2,7 @@
  * The action registry: every action a rule may use, by the name used in rule files. Adding an action is
  * adding a module here; its schema is assembled into rules.schema.json automatically.
  */
+import { budget } from './budget.js';
 import { deny } from './deny.js';
 import { removeHeaders, setHeaders } from './headers.js';
 import { injectCache } from './inject_cache.js';
@@ -12,5 +13,5 @@ import { transform } from './transform.js';
 import type { ActionModule } from './types.js';
 
 export const ACTIONS: ReadonlyMap<string, ActionModule<unknown>> = new Map(
-  ([routeTo, injectCache, tagBilling, throttle, setHeaders, removeHeaders, deny, transform] as ActionModule<never>[]).map((a) => [a.name, a as ActionModule<unknown>]),
+  ([routeTo, injectCache, tagBilling, throttle, budget, setHeaders, removeHeaders, deny, transform] as ActionModule<never>[]).map((a) => [a.name, a as ActionModule<unknown>]),
 );

@@ -35,6 +35,17 @@ export interface ThrottleSpec {
   [param: string]: unknown;
 }
 
+/** A spending limit that every request matching its rule must be within (filled in by the budget action). */
+export interface BudgetSpec {
+  rule: string;
+  scope: string;
+  /** USD per period. */
+  usd: number;
+  per: 'day' | 'week' | 'month';
+  /** Fraction of the budget at which a warning is logged (once per period) and sent as a response header. */
+  warn_at?: number;
+}
+
 /** The result of evaluating a rule set against one request. */
 export interface Decision {
   /** Version (content hash) of the rule set that decided. */
@@ -56,6 +67,7 @@ export interface Decision {
   /** Changes to the upstream request headers. */
   headers: { set: Record<string, string>; remove: string[] };
   throttles: ThrottleSpec[];
+  budgets: BudgetSpec[];
   /** Set when a `deny` action refused the request. */
   denied: { rule: string; status: number; message: string } | null;
   /** Set when applying a rule failed (e.g. a transform returned a non-object); answered 500. */
@@ -77,6 +89,7 @@ export class DecisionDraft {
   readonly setHeaders: Record<string, string> = {};
   readonly removeHeaders: string[] = [];
   readonly throttles: ThrottleSpec[] = [];
+  readonly budgets: BudgetSpec[] = [];
   readonly warnings: Array<{ rule: string; message: string }> = [];
   readonly extra: Record<string, unknown> = {};
   denied: Decision['denied'] = null;
@@ -143,6 +156,7 @@ export class DecisionDraft {
       tags: this.tags,
       headers: { set: this.setHeaders, remove: this.removeHeaders },
       throttles: this.throttles,
+      budgets: this.budgets,
       denied: this.denied,
       error: this.error,
       warnings: this.warnings,

@@ -13,6 +13,7 @@ export interface DryRunReport {
   rules: Decision['rules'];
   tags: Decision['tags'];
   throttles: Decision['throttles'];
+  budgets: Decision['budgets'];
   /** Headers that would go upstream, credentials masked. */
   headers: Record<string, string>;
   denied: Decision['denied'];
@@ -46,6 +47,7 @@ export function dryRunReport(d: Decision, url: string, upstreamHeaders: Record<s
     rules: d.rules,
     tags: d.tags,
     throttles: d.throttles,
+    budgets: d.budgets,
     headers: maskHeaders(upstreamHeaders),
     denied: d.denied,
     error: d.error,

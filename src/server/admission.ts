@@ -9,7 +9,7 @@ import type { Throttle } from '../actions/throttle.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RequestContext } from '../rules/context.js';
-import type { Decision } from '../rules/decision.js';
+import type { BudgetSpec, Decision } from '../rules/decision.js';
 import type { BucketSpec, StateStore } from '../state/store.js';
 
 /** 429 from a throttle. */
@@ -96,4 +96,56 @@ export async function admit(decision: Decision, rc: RequestContext, store: State
       ]);
     },
   };
+}
+
+/** 429 for a spent budget: `x-should-retry: false`, so Claude Code does not retry. */
+export class BudgetSpentError extends GatewayError {
+  constructor(readonly rule: string, message: string, retryAfterS: number) {
+    super('SY_BUDGET_SPENT', 'rate_limit_error', 429, message, { headers: { 'retry-after': String(retryAfterS), 'x-should-retry': 'false' } });
+  }
+}
+
+/** The calendar period (UTC) containing `now`: a day, a week from Monday, or a month. */
+export function periodOf(per: BudgetSpec['per'], now: Date): { start: Date; end: Date } {
+  const y = now.getUTCFullYear();
+  const m = now.getUTCMonth();
+  const d = now.getUTCDate();
+  if (per === 'month') return { start: new Date(Date.UTC(y, m, 1)), end: new Date(Date.UTC(y, m + 1, 1)) };
+  if (per === 'week') {
+    const sinceMonday = (now.getUTCDay() + 6) % 7;
+    return { start: new Date(Date.UTC(y, m, d - sinceMonday)), end: new Date(Date.UTC(y, m, d - sinceMonday + 7)) };
+  }
+  return { start: new Date(Date.UTC(y, m, d)), end: new Date(Date.UTC(y, m, d + 1)) };
+}
+
+/** Running-total keys a request's cost is added to when it finishes. */
+export interface BudgetCharge {
+  key: string;
+  expiresAtMs: number;
+}
+
+const usd = (n: number) => `$${n.toFixed(n < 1 ? 4 : 2)}`;
+
+/**
+ * Checks every budget of the decision against its running total.
+ * @returns the keys to charge when the request finishes, and warnings for budgets past `warn_at`.
+ * @throws BudgetSpentError (429, x-should-retry: false) naming the budget, the amount spent and the reset time.
+ */
+export async function checkBudgets(decision: Decision, rc: RequestContext, store: StateStore, now = new Date()): Promise<{ charges: BudgetCharge[]; warnings: Array<{ key: string; message: string }> }> {
+  const charges: BudgetCharge[] = [];
+  const warnings: Array<{ key: string; message: string }> = [];
+  for (const b of decision.budgets) {
+    const value = scopeValue(b as unknown as Throttle, rc, decision);
+    const { start, end } = periodOf(b.per, now);
+    const key = `budget:${b.rule}:${b.scope}:${value}:${start.toISOString().slice(0, 10)}`;
+    const spent = await store.spend(key);
+    if (spent >= b.usd) {
+      throw new BudgetSpentError(b.rule, `budget "${b.rule}" of ${usd(b.usd)} per ${b.per} for ${b.scope} "${value}" is spent (${usd(spent)}); it resets at ${end.toISOString()}`, Math.max(1, Math.ceil((end.getTime() - now.getTime()) / 1000)));
+    }
+    if (b.warn_at !== undefined && spent >= b.warn_at * b.usd) {
+      warnings.push({ key, message: `budget "${b.rule}": ${usd(spent)} of ${usd(b.usd)} per ${b.per} spent for ${b.scope} "${value}" (${Math.round((spent / b.usd) * 100)}%)` });
+    }
+    charges.push({ key, expiresAtMs: end.getTime() + 86_400_000 });
+  }
+  return { charges, warnings };
 }

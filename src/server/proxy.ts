@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { asGatewayError, DeniedError, errorBody, GatewayError, InvalidRequestError, RequestTooLargeError, RuleError } from '../errors.js';
 import { authenticateClient } from './auth.js';
-import { admit as admitThrottles, ThrottledError, type Ticket } from './admission.js';
+import { admit as admitThrottles, checkBudgets, ThrottledError, type BudgetCharge, type Ticket } from './admission.js';
 import type { Metrics } from '../usage/metrics.js';
 import type { StateStore } from '../state/store.js';
 import type { Ledger } from '../usage/ledger.js';
@@ -177,7 +177,7 @@ export async function proxyRequest(
     session_id: (req.headers['x-claude-code-session-id'] as string | undefined) ?? null,
     agent_id: req.headers['x-claude-code-agent-id'] as string | undefined,
   };
-  const acct: Accounting = { rules: [], tags: {}, tap: null, errorType: null, requestedModel: null };
+  const acct: Accounting = { rules: [], tags: {}, tap: null, budgetCharges: [], errorType: null, requestedModel: null };
   const scope: RequestScope = {
     entry,
     started,
@@ -189,6 +189,12 @@ export async function proxyRequest(
       const record = usageRecord(entry, acct, deps);
       deps.metrics.observe(record);
       deps.ledger?.record(record);
+      const cost = record.cost_usd;
+      if (cost) {
+        for (const c of acct.budgetCharges) {
+          deps.state.addSpend(c.key, cost, c.expiresAtMs).catch((err: Error) => deps.log.error({ request_id: entry.request_id, err: err.message }, 'could not add to a budget total'));
+        }
+      }
     },
   };
 
@@ -223,6 +229,8 @@ interface Accounting {
   rules: string[];
   tags: Record<string, string>;
   tap: UsageTap | null;
+  /** Budget running totals to add this request's cost to. */
+  budgetCharges: BudgetCharge[];
   /** Anthropic error type of a failed request. */
   errorType: string | null;
   requestedModel: string | null;
@@ -380,6 +388,18 @@ async function admit(
   }
   if (decision.denied) throw new DeniedError(decision.denied.rule, decision.denied.status, decision.denied.message);
   if (decision.error) throw new RuleError(decision.error.rule, decision.error.message);
+  if (decision.budgets.length) {
+    let checked: Awaited<ReturnType<typeof checkBudgets>>;
+    try {
+      checked = await checkBudgets(decision, rc, deps.state);
+    } catch (err) {
+      if (err instanceof GatewayError) throw err;
+      throw new GatewayError('SY_STATE_DOWN', 'overloaded_error', 503, `budget state store (${deps.state.kind}) failed: ${(err as Error).message}`, { cause: err });
+    }
+    acct.budgetCharges = checked.charges;
+    for (const w of checked.warnings) deps.warnOnce(w.key, w.message, { request_id: entry.request_id });
+    if (checked.warnings.length) res.setHeader('x-switchyard-budget-warning', checked.warnings.map((w) => w.message).join('; '));
+  }
   let ticket: Ticket | null = null;
   if (decision.throttles.length) {
     try {
@@ -457,6 +477,7 @@ function noRulesDecision(version: string, provider: string, body: Record<string,
     tags: {},
     headers: { set: {}, remove: [] },
     throttles: [],
+    budgets: [],
     denied: null,
     error: null,
     warnings: [],

@@ -98,6 +98,14 @@ export class RedisStore implements StateStore {
     await this.redis.syRelease(this.prefix + key);
   }
 
+  async addSpend(key: string, usd: number, expiresAtMs: number): Promise<void> {
+    await this.redis.multi().incrbyfloat(this.prefix + key, usd).pexpireat(this.prefix + key, Math.ceil(expiresAtMs)).exec();
+  }
+
+  async spend(key: string): Promise<number> {
+    return Number((await this.redis.get(this.prefix + key)) ?? 0);
+  }
+
   async setCooldown(key: string, untilMs: number): Promise<void> {
     const ms = Math.ceil(untilMs - Date.now());
     if (ms > 0) await this.redis.set(this.prefix + key, String(untilMs), 'PX', ms);

@@ -40,6 +40,10 @@ export interface StateStore {
   setCooldown(key: string, untilMs: number): Promise<void>;
   /** For each key, the epoch ms its cooldown ends, or 0 when it is not cooling. */
   cooldowns(keys: string[]): Promise<number[]>;
+  /** Adds `usd` to the running total `key` (kept until `expiresAtMs`, epoch ms). */
+  addSpend(key: string, usd: number, expiresAtMs: number): Promise<void>;
+  /** The running total of `key`, USD (0 when none). */
+  spend(key: string): Promise<number>;
   /** 'memory' or 'redis', for logs and /readyz. */
   readonly kind: string;
   close(): Promise<void>;
@@ -104,6 +108,18 @@ export class MemoryStore implements StateStore {
   }
 
   private readonly cooling = new Map<string, number>();
+  private readonly spent = new Map<string, { usd: number; expires: number }>();
+
+  async addSpend(key: string, usd: number, expiresAtMs: number): Promise<void> {
+    const cur = await this.spend(key);
+    this.spent.set(key, { usd: cur + usd, expires: expiresAtMs });
+  }
+
+  async spend(key: string): Promise<number> {
+    const s = this.spent.get(key);
+    if (!s || s.expires <= this.now()) return 0;
+    return s.usd;
+  }
 
   async setCooldown(key: string, untilMs: number): Promise<void> {
     this.cooling.set(key, Math.max(untilMs, this.cooling.get(key) ?? 0));
