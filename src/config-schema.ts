@@ -169,6 +169,7 @@ export const configSchema = {
             postgres: { type: 'string', pattern: '^postgres(ql)?://', description: 'PostgreSQL URL (an ${ENV} reference for credentials), for fleets.' },
             flush_interval_ms: { type: 'integer', minimum: 10, description: 'How often queued records are written, ms (default 1000): a crash loses at most this much.' },
             max_queue: { type: 'integer', minimum: 1, description: 'Records kept in memory while the store is down (default 10000); more are dropped and counted.' },
+            webhook: { type: 'string', pattern: '^https?://', description: 'Billing export: batches of records are POSTed here as JSON {"records": [...]}, with retries.' },
           },
         },
       ],

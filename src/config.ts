@@ -57,7 +57,7 @@ export interface GatewayConfig {
   admin: { token: string | null };
   cors: { origins: string[]; maxAgeS: number } | null;
   /** The usage ledger store, or null when off. */
-  ledger: { sqlite?: string; postgres?: string; flushIntervalMs: number; maxQueue: number } | null;
+  ledger: { sqlite?: string; postgres?: string; flushIntervalMs: number; maxQueue: number; webhook: string | null } | null;
   /** Absolute path of the price table. */
   prices: string;
   /** Throttle counters: in this process, or in Redis at this URL. */
@@ -120,7 +120,7 @@ interface RawConfig {
   clients?: Record<string, { key?: string; key_sha256?: string; tags?: Record<string, string> }>;
   allow_open?: boolean;
   state?: 'memory' | { redis: string };
-  ledger?: 'off' | { sqlite?: string; postgres?: string; flush_interval_ms?: number; max_queue?: number };
+  ledger?: 'off' | { sqlite?: string; postgres?: string; flush_interval_ms?: number; max_queue?: number; webhook?: string };
   prices?: string;
   admin?: { token?: string };
   cors?: { origins: string[]; max_age_s?: number };
@@ -225,6 +225,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
       ...(raw.ledger?.postgres ? { postgres: raw.ledger.postgres } : { sqlite: path.resolve(dir, raw.ledger?.sqlite ?? './data/usage.db') }),
       flushIntervalMs: raw.ledger?.flush_interval_ms ?? 1000,
       maxQueue: raw.ledger?.max_queue ?? 10_000,
+      webhook: raw.ledger?.webhook ?? null,
     },
     prices: raw.prices ? path.resolve(dir, raw.prices) : BUNDLED_PRICES,
     shutdown: { grace_ms: raw.shutdown?.grace_ms ?? 30_000 },

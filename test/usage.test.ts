@@ -254,3 +254,38 @@ describe('budget', () => {
     }
   });
 });
+
+test('billing webhook: batches of records are posted as JSON, retried after a failure', async () => {
+  const { createServer } = await import('node:http');
+  const received: Array<{ records: UsageRecord[] }> = [];
+  let calls = 0;
+  const hook = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      calls++;
+      if (calls === 1) {
+        res.writeHead(500).end();
+        return;
+      }
+      received.push(JSON.parse(Buffer.concat(chunks).toString()) as { records: UsageRecord[] });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(hook.address() as { port: number }).port}/billing`;
+  const { gw } = await startTestGateway({ upstream: fake.url, rules: TAG_RULES, extraConfig: `ledger: { sqlite: ./data/usage.db, flush_interval_ms: 100, webhook: "${url}" }\n` });
+  try {
+    for (const team of ['a', 'b']) {
+      const r = await request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-team': team }, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [] }) });
+      await r.body.dump();
+    }
+  } finally {
+    await gw.close(); // flushes the export
+    hook.close();
+  }
+  const records = received.flatMap((b) => b.records);
+  assert.ok(calls >= 2, 'the failed batch was retried');
+  assert.deepEqual(records.map((r) => r.tags.team).sort(), ['a', 'b']);
+  assert.equal(records[0]!.input_tokens, 25);
+});

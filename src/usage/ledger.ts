@@ -6,6 +6,7 @@
  */
 import type { Logger } from '../log.js';
 import type { UsageRecord } from './record.js';
+import type { WebhookExporter } from './webhook.js';
 
 /** Where records are kept (SQLite or PostgreSQL), same schema. */
 export interface LedgerStore {
@@ -32,6 +33,8 @@ export class Ledger {
     readonly store: LedgerStore,
     private readonly log: Logger,
     private readonly opts: { flushIntervalMs: number; maxQueue: number },
+    /** Optional billing export fed with every record. */
+    readonly webhook: WebhookExporter | null = null,
   ) {
     this.timer = setInterval(() => void this.flush(), opts.flushIntervalMs);
     this.timer.unref();
@@ -44,6 +47,7 @@ export class Ledger {
 
   /** Queues a record; never throws, never waits. */
   record(r: UsageRecord): void {
+    this.webhook?.push(r);
     if (this.queue.length >= this.opts.maxQueue) {
       this.dropped++;
       if (this.dropped === 1 || this.dropped % 1000 === 0) this.log.error({ dropped: this.dropped, max_queue: this.opts.maxQueue }, `usage ledger (${this.store.kind}) queue is full: usage records are being dropped`);
@@ -75,7 +79,7 @@ export class Ledger {
   /** Flushes and closes the store. */
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.flush();
+    await Promise.all([this.flush(), this.webhook?.close()]);
     if (this.queue.length) this.log.error({ lost: this.queue.length }, `usage ledger (${this.store.kind}) could not write ${this.queue.length} record(s) before shutdown`);
     await this.store.close();
   }

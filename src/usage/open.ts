@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { Ledger, type LedgerStore } from './ledger.js';
 import { PostgresStore } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
+import { WebhookExporter } from './webhook.js';
 
 /** The store for a config's `ledger:`, not yet initialised; null when the ledger is off. */
 export function ledgerStore(config: GatewayConfig): LedgerStore | null {
@@ -41,5 +42,7 @@ export async function openLedger(config: GatewayConfig, log: Logger): Promise<Le
     query: (since, until) => store.query(since, until),
     close: () => store.close(),
   };
-  return new Ledger(gated, log, { flushIntervalMs: config.ledger.flushIntervalMs, maxQueue: config.ledger.maxQueue });
+  const opts = { flushIntervalMs: config.ledger.flushIntervalMs, maxQueue: config.ledger.maxQueue };
+  const webhook = config.ledger.webhook ? new WebhookExporter(config.ledger.webhook, log, { intervalMs: opts.flushIntervalMs, maxQueue: opts.maxQueue }) : null;
+  return new Ledger(gated, log, opts, webhook);
 }
