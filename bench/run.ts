@@ -5,6 +5,7 @@
  *   throughput  requests/s at saturation with 50 connections (autocannon), gateway / direct
  *   streaming   added time to first byte and to last byte of an SSE stream, sequential
  *   memory      gateway resident memory with 500 concurrent slow streams held open
+ *   ledger      gateway latency with the usage ledger on (SQLite) vs off
  *   rules       rule evaluation time for 10 and 100 rules with JSONata conditions on a 76 KB body
  *   throttle    throttle admission cost per request, memory store vs Redis
  * Results print as a table and are written to bench/results/latest.json.
@@ -19,18 +20,18 @@ import { benchRules } from './rules.js';
 import { benchThrottle } from './throttle.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['latency', 'throughput', 'streaming', 'memory', 'rules', 'throttle'];
+const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['latency', 'throughput', 'streaming', 'memory', 'ledger', 'rules', 'throttle'];
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
 /**
  * Starts a benchmark process and waits for its URL: the fake upstream (via tsx), or the gateway as it
  * runs in production: `node dist/cli.js serve` (built by `npm run bench`) on a config routing to `upstream`.
  */
-function startServer(kind: 'fake' | 'gateway', upstream?: string): Promise<{ url: string; child: ChildProcess }> {
+function startServer(kind: 'fake' | 'gateway', upstream?: string, extraConfig = ''): Promise<{ url: string; child: ChildProcess }> {
   const prof = process.env.BENCH_PROF && kind === 'gateway' ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [];
   const args = kind === 'fake'
     ? ['--import', 'tsx', path.join(ROOT, 'bench/server.ts'), 'fake']
-    : [...prof, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', writeConfig({ upstream: upstream! }).configFile];
+    : [...prof, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', writeConfig({ upstream: upstream!, extraConfig }).configFile];
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'info' } });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -158,6 +159,17 @@ try {
     for (const b of bodies) b.destroy();
     await agent.destroy();
     fresh.child.kill('SIGTERM');
+  }
+  if (sections.includes('ledger')) {
+    // The same gateway with the usage ledger off ("direct" here) vs on (the default SQLite ledger).
+    const off = await startServer('gateway', fake.url, 'ledger: off\n');
+    try {
+      const r = (await compareSequential(off.url, gw.url, body76k, 3000, 'total')) as { direct_ms: { median: number }; gateway_ms: { median: number } };
+      results.ledger = { ledger_off_ms: r.direct_ms, ledger_on_ms: r.gateway_ms, added_median_pct: Math.round(((r.gateway_ms.median - r.direct_ms.median) / r.direct_ms.median) * 1000) / 10 };
+      console.log('ledger on vs off (76 KB, non-streaming, 1 connection):', JSON.stringify(results.ledger));
+    } finally {
+      off.child.kill('SIGTERM');
+    }
   }
   if (sections.includes('throttle')) {
     results.throttle = await benchThrottle();
