@@ -114,6 +114,15 @@ function compilePath(n: Node): FastFn | null {
   };
 }
 
+/** Evaluates both operands (as JSONata does) and applies `f`, unless either needs the fallback. */
+function both(l: FastFn, r: FastFn, f: (a: unknown, b: unknown) => unknown): FastFn {
+  return (input) => {
+    const a = l(input);
+    const b = r(input);
+    return a === FALLBACK || b === FALLBACK ? FALLBACK : f(a, b);
+  };
+}
+
 function compileBinary(n: Node): FastFn | null {
   const op = String(n.value);
   const l = n.lhs && compileNode(n.lhs);
@@ -130,56 +139,44 @@ function compileBinary(n: Node): FastFn | null {
       };
     case '=':
     case '!=':
-      return (input) => {
-        const a = l(input);
-        const b = r(input);
-        if (a === FALLBACK || b === FALLBACK) return FALLBACK;
+      return both(l, r, (a, b) => {
         if (a === undefined || b === undefined) return false;
         if (!isPrimitive(a) || !isPrimitive(b)) return FALLBACK;
         return op === '=' ? a === b : a !== b;
-      };
+      });
     case '<':
     case '<=':
     case '>':
     case '>=':
-      return (input) => {
-        const a = l(input);
-        const b = r(input);
-        if (a === FALLBACK || b === FALLBACK) return FALLBACK;
+      return both(l, r, (a, b) => {
         // JSONata raises T2010 for a non-comparable operand even when the other is undefined.
         if (!isComparable(a) || !isComparable(b)) return FALLBACK;
         if (a === undefined || b === undefined) return undefined;
         if (typeof a !== typeof b) return FALLBACK; // JSONata raises T2009
         const [x, y] = [a as number | string, b as number | string];
         return op === '<' ? x < y : op === '<=' ? x <= y : op === '>' ? x > y : x >= y;
-      };
+      });
     case 'in':
-      return (input) => {
-        const a = l(input);
-        const b = r(input);
-        if (a === FALLBACK || b === FALLBACK) return FALLBACK;
+      return both(l, r, (a, b) => {
         if (a === undefined || b === undefined) return false;
         if (!isPrimitive(a)) return FALLBACK;
         const list = Array.isArray(b) ? b : [b];
         if (!list.every(isPrimitive)) return FALLBACK;
         return list.includes(a);
-      };
+      });
     case '+':
     case '-':
     case '*':
     case '/':
     case '%':
-      return (input) => {
-        const a = l(input);
-        const b = r(input);
-        if (a === FALLBACK || b === FALLBACK) return FALLBACK;
+      return both(l, r, (a, b) => {
         // JSONata raises T2001/T2002 for a non-numeric operand even when the other is undefined.
         if ((a !== undefined && typeof a !== 'number') || (b !== undefined && typeof b !== 'number')) return FALLBACK;
         if (a === undefined || b === undefined) return undefined;
         const [x, y] = [a as number, b as number];
         const v = op === '+' ? x + y : op === '-' ? x - y : op === '*' ? x * y : op === '/' ? x / y : x % y;
         return Number.isFinite(v) ? v : FALLBACK; // JSONata raises D1001 on overflow
-      };
+      });
     default:
       return null;
   }

@@ -5,6 +5,7 @@
  * `max_queue`, beyond which new ones are dropped and counted (`dropped`, logged).
  */
 import type { Logger } from '../log.js';
+import { BatchQueue } from './batch-queue.js';
 import type { UsageRecord } from './record.js';
 import type { WebhookExporter } from './webhook.js';
 
@@ -21,13 +22,8 @@ export interface LedgerStore {
 
 /** Batching writer in front of a store. */
 export class Ledger {
-  private queue: UsageRecord[] = [];
+  private readonly queue: BatchQueue<UsageRecord>;
   private timer: NodeJS.Timeout;
-  private flushing: Promise<void> | null = null;
-  /** Records dropped because the queue was full. */
-  dropped = 0;
-  /** Records written. */
-  written = 0;
 
   constructor(
     readonly store: LedgerStore,
@@ -36,6 +32,7 @@ export class Ledger {
     /** Optional billing export fed with every record. */
     readonly webhook: WebhookExporter | null = null,
   ) {
+    this.queue = new BatchQueue((batch) => store.insert(batch), opts.maxQueue);
     this.timer = setInterval(() => void this.flush(), opts.flushIntervalMs);
     this.timer.unref();
   }
@@ -45,38 +42,30 @@ export class Ledger {
     return this.queue.length;
   }
 
+  /** Records dropped because the queue was full. */
+  get dropped(): number {
+    return this.queue.dropped;
+  }
+
+  /** Records written. */
+  get written(): number {
+    return this.queue.sent;
+  }
+
   /** Queues a record; never throws, never waits. */
   record(r: UsageRecord): void {
     this.webhook?.push(r);
-    if (this.queue.length >= this.opts.maxQueue) {
-      this.dropped++;
-      if (this.dropped === 1 || this.dropped % 1000 === 0) this.log.error({ dropped: this.dropped, max_queue: this.opts.maxQueue }, `usage ledger (${this.store.kind}) queue is full: usage records are being dropped`);
-      return;
+    if (!this.queue.push(r) && (this.queue.dropped === 1 || this.queue.dropped % 1000 === 0)) {
+      this.log.error({ dropped: this.queue.dropped, max_queue: this.opts.maxQueue }, `usage ledger (${this.store.kind}) queue is full: usage records are being dropped`);
     }
-    this.queue.push(r);
   }
 
   /** Writes everything queued now; on failure the records stay queued for the next try. */
   flush(): Promise<void> {
-    this.flushing ??= (async () => {
-      while (this.queue.length) {
-        const batch = this.queue.slice(0, 500);
-        try {
-          await this.store.insert(batch);
-        } catch (err) {
-          this.log.warn({ queued: this.queue.length, err: (err as Error).message }, `usage ledger (${this.store.kind}) write failed; records stay queued`);
-          return;
-        }
-        this.queue.splice(0, batch.length);
-        this.written += batch.length;
-      }
-    })().finally(() => {
-      this.flushing = null;
-    });
-    return this.flushing;
+    return this.queue.flush((err) => this.log.warn({ queued: this.queue.length, err: (err as Error).message }, `usage ledger (${this.store.kind}) write failed; records stay queued`));
   }
 
-  /** Flushes and closes the store. */
+  /** Flushes (and the export) and closes the store. */
   async close(): Promise<void> {
     clearInterval(this.timer);
     await Promise.all([this.flush(), this.webhook?.close()]);
