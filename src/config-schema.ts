@@ -75,7 +75,7 @@ export const configSchema = {
         required: ['type', 'base_url'],
         description: 'One upstream provider.',
         properties: {
-          type: { enum: ['anthropic'], description: 'Wire protocol: "anthropic" (the Anthropic Messages API or a compatible endpoint).' },
+          type: { enum: ['anthropic', 'openai'], description: 'Wire protocol: "anthropic" (the Anthropic Messages API or a compatible endpoint) or "openai" (an OpenAI-compatible Chat Completions server; requests and answers are translated).' },
           base_url: { type: 'string', pattern: '^https?://', description: 'Base URL, e.g. https://api.anthropic.com; request paths such as /v1/messages are appended.' },
           keys: {
             type: 'array',

@@ -19,7 +19,7 @@ export interface Timeouts {
 /** One upstream provider, resolved. */
 export interface ProviderConfig {
   name: string;
-  type: 'anthropic';
+  type: 'anthropic' | 'openai';
   /** Base URL without a trailing slash. */
   base_url: string;
   /** Resolved upstream keys; empty = forward the client's credential. */
@@ -127,7 +127,7 @@ interface RawConfig {
   rules?: string;
   default_provider?: string;
   providers: Record<string, {
-    type: 'anthropic';
+    type: 'anthropic' | 'openai';
     base_url: string;
     keys?: string[];
     timeouts?: Partial<Timeouts>;

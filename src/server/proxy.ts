@@ -23,6 +23,7 @@ import { evaluate } from '../rules/evaluate.js';
 import { dryRunReport } from '../rules/report.js';
 import type { Runtime } from '../runtime.js';
 import { forward, type UpstreamAnswer, type Upstreams } from '../upstream/forward.js';
+import { CHAT_COMPLETIONS_PATH, fromOpenAI, openaiHeaders, toChatCompletions } from '../upstream/openai/index.js';
 import { upstreamRequestHeaders } from '../upstream/headers.js';
 import { clientResponseHeaders } from '../upstream/headers.js';
 import { prepareUpstream, upstreamBody } from '../upstream/prepare.js';
@@ -388,6 +389,13 @@ async function admit(
   }
   if (decision.denied) throw new DeniedError(decision.denied.rule, decision.denied.status, decision.denied.message);
   if (decision.error) throw new RuleError(decision.error.rule, decision.error.message);
+  if (endpoint === 'count_tokens' && prepared.provider.type === 'openai') {
+    // Chat Completions has no token counting endpoint: an estimate (bytes / 4), documented as one.
+    const estimate = JSON.stringify({ input_tokens: rc.estimate.input_tokens });
+    res.writeHead(200, { 'content-type': 'application/json', 'x-switchyard-estimate': 'true', 'x-switchyard-request-id': entry.request_id });
+    res.end(estimate);
+    return null;
+  }
   if (decision.budgets.length) {
     let checked: Awaited<ReturnType<typeof checkBudgets>>;
     try {
@@ -415,12 +423,20 @@ async function admit(
     const sent = await forward(deps.upstreams, {
       chain,
       method: endpoint === 'models' ? 'GET' : 'POST',
-      pathAndQuery: url,
+      pathFor: (p) => (p.type === 'openai' ? CHAT_COMPLETIONS_PATH : url),
       bodyFor: (p) => {
-        const renamed = body && p.models[decision.route.model];
-        return renamed ? Buffer.from(JSON.stringify({ ...decision.body, model: renamed })) : body;
+        const model = p.models[decision.route.model] ?? decision.route.model;
+        if (p.type === 'openai') {
+          const translated = toChatCompletions(decision.body, model);
+          if (translated.dropped.length) deps.log.debug({ request_id: entry.request_id, provider: p.name, dropped: translated.dropped }, 'fields without a Chat Completions equivalent were dropped');
+          return Buffer.from(JSON.stringify(translated.body));
+        }
+        return body && model !== decision.route.model ? Buffer.from(JSON.stringify({ ...decision.body, model })) : body;
       },
-      headersFor: (_provider, credential, b) => upstreamRequestHeaders(req.headers, credential, decision.headers, b === null ? null : b.length),
+      headersFor: (p, credential, b) =>
+        p.type === 'openai'
+          ? openaiHeaders(credential.kind === 'client' ? { kind: 'none' } : credential, b, rc.stream)
+          : upstreamRequestHeaders(req.headers, credential, decision.headers, b === null ? null : b.length),
       clientsConfigured: config.clients !== null,
       session: rc.session.id ?? `client:${rc.client.id}`,
       signal,
@@ -430,7 +446,9 @@ async function admit(
     entry.upstream = sent.provider;
     entry.upstream_key = sent.key ?? undefined;
     entry.retries = sent.retries;
-    return { upstream: sent.answer, ticket, release: sent.release };
+    const provider = config.providers[sent.provider]!;
+    const answer = provider.type === 'openai' ? await fromOpenAI(sent.answer, provider, rc.model) : sent.answer;
+    return { upstream: answer, ticket, release: sent.release };
   } catch (err) {
     if (ticket) await settle(ticket, 0, deps.log, entry.request_id);
     throw err;

@@ -42,7 +42,8 @@ export interface ForwardPlan {
   /** The route's provider, then its fallbacks. */
   chain: ProviderConfig[];
   method: 'GET' | 'POST';
-  pathAndQuery: string;
+  /** Path and query for a provider (an OpenAI-compatible one gets its own endpoint). */
+  pathFor(provider: ProviderConfig): string;
   /** The body for a provider (its `models` map may rename the model). */
   bodyFor(provider: ProviderConfig): Buffer | null;
   /** Upstream headers for a provider, credential and body. */
@@ -181,7 +182,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
       let answer: Dispatcher.ResponseData;
       try {
         answer = await breaker.execute(async () => {
-          const a = await u.client.send(provider, { method: plan.method, pathAndQuery: plan.pathAndQuery, headers: plan.headersFor(provider, credential, body), body, signal: plan.signal });
+          const a = await u.client.send(provider, { method: plan.method, pathAndQuery: plan.pathFor(provider), headers: plan.headersFor(provider, credential, body), body, signal: plan.signal });
           if (a.statusCode >= 500) throw new FailedAnswer(a);
           return a;
         });

@@ -1,0 +1,64 @@
+/**
+ * The `type: openai` provider: Anthropic Messages requests translated to Chat Completions and the answers
+ * translated back (JSON, SSE and errors), so Claude Code keeps working against OpenAI-compatible servers.
+ */
+import { Readable } from 'node:stream';
+import type { ProviderConfig } from '../../config.js';
+import type { UpstreamAnswer } from '../forward.js';
+import type { UpstreamCredential } from '../headers.js';
+import { toAnthropicError, toAnthropicMessage } from './response.js';
+import { ChatToMessagesStream } from './stream.js';
+
+export { toChatCompletions } from './request.js';
+
+/** Path of the Chat Completions endpoint, appended to the provider's base_url (which usually ends in /v1). */
+export const CHAT_COMPLETIONS_PATH = '/chat/completions';
+
+/**
+ * Headers for an OpenAI-compatible upstream: only what it needs. The client's headers are not forwarded to
+ * another vendor (they carry Anthropic credentials and beta flags it does not understand).
+ */
+export function openaiHeaders(credential: UpstreamCredential, body: Buffer | null, stream: boolean): Record<string, string> {
+  const h: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: stream ? 'text/event-stream' : 'application/json',
+    'accept-encoding': 'identity',
+    'user-agent': 'switchyard',
+  };
+  if (credential.kind === 'key') h.authorization = `Bearer ${credential.key}`;
+  if (body) h['content-length'] = String(body.length);
+  return h;
+}
+
+const readAll = async (r: Readable): Promise<string> => {
+  const chunks: Buffer[] = [];
+  for await (const c of r) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+};
+
+/**
+ * The answer of an OpenAI-compatible upstream in Anthropic's format.
+ * @param model the model name the client asked for (reported back in the message).
+ */
+export async function fromOpenAI(answer: UpstreamAnswer, provider: ProviderConfig, model: string): Promise<UpstreamAnswer> {
+  const type = String(answer.headers['content-type'] ?? '');
+  const base = { 'request-id': String(answer.headers['x-request-id'] ?? answer.headers['request-id'] ?? '') };
+  if (answer.statusCode >= 400) {
+    const body = toAnthropicError(answer.statusCode, await readAll(answer.body), provider.name);
+    return { statusCode: answer.statusCode, headers: { ...base, 'content-type': 'application/json' }, body: Readable.from([Buffer.from(body)]) };
+  }
+  if (type.startsWith('text/event-stream')) {
+    const translated = answer.body.pipe(new ChatToMessagesStream(model));
+    answer.body.once('error', (err) => translated.destroy(err));
+    return { statusCode: 200, headers: { ...base, 'content-type': 'text/event-stream; charset=utf-8' }, body: translated };
+  }
+  const raw = await readAll(answer.body);
+  let message: Record<string, unknown>;
+  try {
+    message = toAnthropicMessage(JSON.parse(raw) as Record<string, unknown>, model);
+  } catch {
+    const body = toAnthropicError(502, raw, provider.name);
+    return { statusCode: 502, headers: { 'content-type': 'application/json' }, body: Readable.from([Buffer.from(body)]) };
+  }
+  return { statusCode: answer.statusCode, headers: { ...base, 'content-type': 'application/json' }, body: Readable.from([Buffer.from(JSON.stringify(message))]) };
+}

@@ -1,0 +1,130 @@
+/**
+ * OpenAI Chat Completions SSE → Anthropic Messages SSE, event by event as chunks arrive: `message_start`
+ * (always with a complete numeric usage), a `text` block for content deltas and one `tool_use` block per tool
+ * call (id and name from its first chunk, `input_json_delta` for each argument fragment), `content_block_stop`
+ * when the next block starts, then `message_delta` (stop_reason from finish_reason, usage from the final
+ * usage chunk) and `message_stop`. A failure mid-stream becomes an SSE `error` event. While the upstream is
+ * silent (slow prefill on a local model) a `ping` goes out every `pingMs`, since Claude Code gives up after
+ * 300 s of silence.
+ */
+import { createParser } from 'eventsource-parser';
+import { Transform, type TransformCallback } from 'node:stream';
+import { anthropicUsage, stopReason } from './response.js';
+
+const event = (name: string, data: unknown) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
+
+/** Silence before a ping, ms. */
+export const PING_AFTER_MS = 15_000;
+
+/** The translating stream: OpenAI SSE bytes in, Anthropic SSE text out. */
+export class ChatToMessagesStream extends Transform {
+  private readonly parser = createParser({ onEvent: (e) => this.onData(e.data) });
+  private readonly decoder = new TextDecoder();
+  private started = false;
+  private ended = false;
+  private nextIndex = 0;
+  private open: { index: number; kind: 'text' | 'tool'; call?: number } | null = null;
+  private readonly toolBlocks = new Map<number, number>();
+  private finish: unknown = null;
+  private usage: Record<string, number> = anthropicUsage(null);
+  private lastWrite = Date.now();
+  private readonly pinger: NodeJS.Timeout;
+
+  constructor(private readonly model: string, pingMs = PING_AFTER_MS) {
+    super();
+    this.pinger = setInterval(() => {
+      if (Date.now() - this.lastWrite >= pingMs && !this.ended) this.emitEvent('ping', { type: 'ping' });
+    }, Math.max(10, Math.floor(pingMs / 3)));
+    this.pinger.unref();
+  }
+
+  private emitEvent(name: string, data: unknown): void {
+    this.lastWrite = Date.now();
+    this.push(event(name, data));
+  }
+
+  private start(id: string): void {
+    if (this.started) return;
+    this.started = true;
+    this.emitEvent('message_start', {
+      type: 'message_start',
+      message: { id: `msg_${id.replace(/^chatcmpl-/, '')}`, type: 'message', role: 'assistant', model: this.model, content: [], stop_reason: null, stop_sequence: null, usage: anthropicUsage(null) },
+    });
+  }
+
+  private closeOpen(): void {
+    if (!this.open) return;
+    this.emitEvent('content_block_stop', { type: 'content_block_stop', index: this.open.index });
+    this.open = null;
+  }
+
+  private onData(data: string): void {
+    if (data === '[DONE]') return this.finishMessage();
+    let chunk: Record<string, any>;
+    try {
+      chunk = JSON.parse(data) as Record<string, any>;
+    } catch {
+      return;
+    }
+    if (chunk.error) {
+      this.start('error');
+      this.emitEvent('error', { type: 'error', error: { type: 'api_error', message: String(chunk.error.message ?? chunk.error) } });
+      this.ended = true;
+      return;
+    }
+    this.start(String(chunk.id ?? 'openai'));
+    if (chunk.usage) this.usage = anthropicUsage(chunk.usage);
+    for (const choice of chunk.choices ?? []) {
+      const delta = choice.delta ?? {};
+      if (typeof delta.content === 'string' && delta.content) {
+        if (this.open?.kind !== 'text') {
+          this.closeOpen();
+          this.open = { index: this.nextIndex++, kind: 'text' };
+          this.emitEvent('content_block_start', { type: 'content_block_start', index: this.open.index, content_block: { type: 'text', text: '' } });
+        }
+        this.emitEvent('content_block_delta', { type: 'content_block_delta', index: this.open.index, delta: { type: 'text_delta', text: delta.content } });
+      }
+      for (const tc of delta.tool_calls ?? []) {
+        const call = Number(tc.index ?? 0);
+        let index = this.toolBlocks.get(call);
+        if (index === undefined) {
+          this.closeOpen();
+          index = this.nextIndex++;
+          this.toolBlocks.set(call, index);
+          this.open = { index, kind: 'tool', call };
+          this.emitEvent('content_block_start', { type: 'content_block_start', index, content_block: { type: 'tool_use', id: tc.id ?? `toolu_${index}`, name: tc.function?.name ?? '', input: {} } });
+        }
+        const args = tc.function?.arguments;
+        if (typeof args === 'string' && args) this.emitEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: args } });
+      }
+      if (choice.finish_reason) this.finish = choice.finish_reason;
+    }
+  }
+
+  private finishMessage(): void {
+    if (this.ended) return;
+    this.start('openai');
+    this.closeOpen();
+    this.emitEvent('message_delta', { type: 'message_delta', delta: { stop_reason: stopReason(this.finish), stop_sequence: null }, usage: this.usage });
+    this.emitEvent('message_stop', { type: 'message_stop' });
+    this.ended = true;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.parser.feed(this.decoder.decode(chunk, { stream: true }));
+    cb();
+  }
+
+  override _flush(cb: TransformCallback): void {
+    clearInterval(this.pinger);
+    // An upstream that ends without [DONE] still gets a well-formed ending when it sent a finish_reason.
+    if (!this.ended && this.finish !== null) this.finishMessage();
+    else if (!this.ended) this.emitEvent('error', { type: 'error', error: { type: 'api_error', message: 'the upstream stream ended before it finished' } });
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    clearInterval(this.pinger);
+    cb(err);
+  }
+}
