@@ -8,6 +8,7 @@
  *   ledger      gateway latency with the usage ledger on (SQLite) vs off
  *   rules       rule evaluation time for 10 and 100 rules with JSONata conditions on a 76 KB body
  *   throttle    throttle admission cost per request, memory store vs Redis
+ *   translation OpenAI translation cost per request and per streamed event
  * Results print as a table and are written to bench/results/latest.json.
  */
 import autocannon from 'autocannon';
@@ -18,9 +19,10 @@ import { Agent, request } from 'undici';
 import { claudeCodeBody, writeConfig } from '../test/helpers.js';
 import { benchRules } from './rules.js';
 import { benchThrottle } from './throttle.js';
+import { benchTranslation } from './translation.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['latency', 'throughput', 'streaming', 'memory', 'ledger', 'rules', 'throttle'];
+const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['latency', 'throughput', 'streaming', 'memory', 'ledger', 'rules', 'throttle', 'translation'];
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
 /**
@@ -170,6 +172,10 @@ try {
     } finally {
       off.child.kill('SIGTERM');
     }
+  }
+  if (sections.includes('translation')) {
+    results.translation = await benchTranslation();
+    console.log('OpenAI translation (request, JSON answer, per stream event):', JSON.stringify(results.translation));
   }
   if (sections.includes('throttle')) {
     results.throttle = await benchThrottle();
