@@ -110,6 +110,20 @@ test('stream translation: interleaved text and two tool calls get correct block 
   assert.equal(types.at(-1), 'message_stop');
 });
 
+test('a mid-stream failure becomes an SSE error event; a stream that ends early gets one too', async () => {
+  for (const end of ['fail', 'early'] as const) {
+    const s = new ChatToMessagesStream('m');
+    let out = '';
+    s.on('data', (d: Buffer) => (out += d.toString()));
+    s.write(`data: ${JSON.stringify({ id: 'chatcmpl-2', choices: [{ delta: { content: 'par' } }] })}\n\n`);
+    if (end === 'fail') s.fail('connection reset');
+    else s.end();
+    await new Promise((r) => s.on('end', r));
+    assert.match(out, /event: error\ndata: \{"type":"error","error":\{"type":"api_error","message":"[^"]+"\}\}/);
+    assert.doesNotMatch(out, /message_stop/);
+  }
+});
+
 describe('the SDK through the gateway to an OpenAI-compatible server', () => {
   let openai: FakeOpenAI;
   let gw: Gateway;

@@ -48,8 +48,9 @@ export async function fromOpenAI(answer: UpstreamAnswer, provider: ProviderConfi
     return { statusCode: answer.statusCode, headers: { ...base, 'content-type': 'application/json' }, body: Readable.from([Buffer.from(body)]) };
   }
   if (type.startsWith('text/event-stream')) {
-    const translated = answer.body.pipe(new ChatToMessagesStream(model));
-    answer.body.once('error', (err) => translated.destroy(err));
+    const translated = new ChatToMessagesStream(model);
+    answer.body.pipe(translated);
+    answer.body.once('error', (err) => translated.fail(`provider "${provider.name}" stream failed: ${err.message}`));
     return { statusCode: 200, headers: { ...base, 'content-type': 'text/event-stream; charset=utf-8' }, body: translated };
   }
   const raw = await readAll(answer.body);

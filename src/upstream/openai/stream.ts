@@ -110,6 +110,16 @@ export class ChatToMessagesStream extends Transform {
     this.ended = true;
   }
 
+  /** The upstream failed mid-stream: an SSE `error` event, then the end. */
+  fail(message: string): void {
+    if (!this.ended) {
+      this.start('error');
+      this.emitEvent('error', { type: 'error', error: { type: 'api_error', message } });
+      this.ended = true;
+    }
+    this.end();
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.parser.feed(this.decoder.decode(chunk, { stream: true }));
     cb();
