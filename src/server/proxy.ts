@@ -310,11 +310,12 @@ async function runStages(
     return;
   }
   const { upstream, ticket } = admitted;
-  const tap = ticket || deps.ledger ? new UsageTap(String(upstream.headers['content-type'] ?? ''), String(upstream.headers['content-encoding'] ?? '')) : null;
+  // Usage is read on the way for the ledger, metrics and output-token throttles alike.
+  const tap = new UsageTap(String(upstream.headers['content-type'] ?? ''), String(upstream.headers['content-encoding'] ?? ''));
   acct.tap = tap;
   const outcome = await relay(upstream, res, requestId, started, abort.signal, tap);
   admitted.release();
-  if (ticket) await settle(ticket, tap!.outputTokens(), deps.log, requestId);
+  if (ticket) await settle(ticket, tap.outputTokens(), deps.log, requestId);
   finish(upstream.statusCode, outcome);
 }
 
@@ -423,10 +424,11 @@ async function admit(
     const sent = await forward(deps.upstreams, {
       chain,
       method: endpoint === 'models' ? 'GET' : 'POST',
-      pathFor: (p) => (p.type === 'openai' ? CHAT_COMPLETIONS_PATH : url),
+      // An OpenAI-compatible base_url ends in /v1: its endpoints are /chat/completions and /models.
+      pathFor: (p) => (p.type !== 'openai' ? url : endpoint === 'models' ? '/models' : CHAT_COMPLETIONS_PATH),
       bodyFor: (p) => {
         const model = p.models[decision.route.model] ?? decision.route.model;
-        if (p.type === 'openai') {
+        if (p.type === 'openai' && endpoint === 'messages') {
           const translated = toChatCompletions(decision.body, model);
           if (translated.dropped.length) deps.log.debug({ request_id: entry.request_id, provider: p.name, dropped: translated.dropped }, 'fields without a Chat Completions equivalent were dropped');
           return Buffer.from(JSON.stringify(translated.body));
@@ -447,7 +449,7 @@ async function admit(
     entry.upstream_key = sent.key ?? undefined;
     entry.retries = sent.retries;
     const provider = config.providers[sent.provider]!;
-    const answer = provider.type === 'openai' ? await fromOpenAI(sent.answer, provider, rc.model) : sent.answer;
+    const answer = provider.type === 'openai' && endpoint === 'messages' ? await fromOpenAI(sent.answer, provider, rc.model) : sent.answer;
     return { upstream: answer, ticket, release: sent.release };
   } catch (err) {
     if (ticket) await settle(ticket, 0, deps.log, entry.request_id);
@@ -465,7 +467,7 @@ async function relay(
   requestId: string,
   started: number,
   signal: AbortSignal,
-  tap: UsageTap | null,
+  tap: UsageTap,
 ): Promise<Partial<RequestLog>> {
   const { headers, sse } = clientResponseHeaders(upstream.headers);
   headers['x-switchyard-request-id'] = requestId;
@@ -475,7 +477,7 @@ async function relay(
   upstream.body.once('data', () => {
     ttfb = round(performance.now() - started);
   });
-  if (tap) upstream.body.on('data', (chunk: Buffer) => tap.write(chunk));
+  upstream.body.on('data', (chunk: Buffer) => tap.write(chunk));
   try {
     await pipeline(upstream.body, res);
     return { ttfb_ms: ttfb, outcome: 'ok' };
