@@ -111,6 +111,19 @@ export class BreakerRegistry {
   }
 }
 
+/**
+ * Frees a key's in-flight slot, once. Built outside `forward` on purpose: the returned function lives as long
+ * as the answer streams, and a closure inside `forward` would keep the whole request (its body, the plan)
+ * reachable for that long.
+ */
+function releaser(key: PooledKey | null): () => void {
+  let done = false;
+  return () => {
+    if (key && !done) key.inFlight--;
+    done = true;
+  };
+}
+
 /** Thrown inside the breaker for answers that count as failures, carrying the answer. */
 class FailedAnswer extends Error {
   constructor(readonly answer: Dispatcher.ResponseData) {
@@ -176,9 +189,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
       const credential: UpstreamCredential = key ? { kind: 'key', key: key.key } : plan.clientsConfigured ? { kind: 'none' } : { kind: 'client' };
       attempts++;
       if (key) key.inFlight++;
-      const release = () => {
-        if (key) key.inFlight--;
-      };
+      const release = releaser(key);
       let answer: Dispatcher.ResponseData;
       try {
         answer = await breaker.execute(async () => {
