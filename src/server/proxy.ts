@@ -381,8 +381,8 @@ async function admit(
   entry.upstream = decision.route.provider;
   entry.upstream_model = decision.route.model || undefined;
 
-  const prepared = prepareUpstream(config, decision, req.headers, raw, url);
   if (deps.dryRun) {
+    const prepared = prepareUpstream(config, decision, req.headers, raw, url);
     const report = JSON.stringify(dryRunReport(decision, prepared.url, prepared.headers), null, 2);
     res.writeHead(200, { 'content-type': 'application/json', 'x-switchyard-dry-run': 'true', 'x-switchyard-request-id': entry.request_id });
     res.end(report);
@@ -390,7 +390,7 @@ async function admit(
   }
   if (decision.denied) throw new DeniedError(decision.denied.rule, decision.denied.status, decision.denied.message);
   if (decision.error) throw new RuleError(decision.error.rule, decision.error.message);
-  if (endpoint === 'count_tokens' && prepared.provider.type === 'openai') {
+  if (endpoint === 'count_tokens' && config.providers[decision.route.provider]?.type === 'openai') {
     // Chat Completions has no token counting endpoint: an estimate (bytes / 4), documented as one.
     const estimate = JSON.stringify({ input_tokens: rc.estimate.input_tokens });
     res.writeHead(200, { 'content-type': 'application/json', 'x-switchyard-estimate': 'true', 'x-switchyard-request-id': entry.request_id });
