@@ -16,7 +16,7 @@ import { GatewayError, UpstreamError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../state/store.js';
 import type { UpstreamClient } from './client.js';
-import type { UpstreamCredential } from './headers.js';
+import { credentialFor, type UpstreamCredential } from './headers.js';
 import { cooldownMs, KeyPool, type PooledKey } from './pool.js';
 
 /** An upstream answer ready to relay. */
@@ -186,7 +186,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
         key = choice.key;
         tried.add(key.index);
       }
-      const credential: UpstreamCredential = key ? { kind: 'key', key: key.key } : plan.clientsConfigured ? { kind: 'none' } : { kind: 'client' };
+      const credential = credentialFor(key?.key, plan.clientsConfigured);
       attempts++;
       if (key) key.inFlight++;
       const release = releaser(key);

@@ -28,6 +28,15 @@ export type UpstreamCredential =
   | { kind: 'none' }; // client keys are configured and the provider has none: send no credential
 
 /**
+ * The credential used upstream: the pool's chosen provider key; else, in transparent mode (no `clients:`),
+ * the client's own; else none (a client's gateway key is never forwarded).
+ */
+export function credentialFor(key: string | null | undefined, clientsConfigured: boolean): UpstreamCredential {
+  if (key) return { kind: 'key', key };
+  return clientsConfigured ? { kind: 'none' } : { kind: 'client' };
+}
+
+/**
  * Headers for the upstream request.
  * @param incoming the client's request headers (Node lower-cases names).
  * @param credential whether to forward the client's credential or use a provider key.

@@ -1,5 +1,5 @@
 /**
- * Turns a decision into the concrete upstream request: which provider, which URL, which headers
+ * Turns a decision into the concrete upstream request (dry-run shows the pool's first key): which provider, which URL, which headers
  * (DESIGN §6) and which body bytes. The original bytes are forwarded when no action changed the body.
  * Used by the proxy and by dry-run, so what dry-run shows is what would be sent.
  */
@@ -8,7 +8,7 @@ import type { GatewayConfig, ProviderConfig } from '../config.js';
 import { InternalError } from '../errors.js';
 import type { Decision } from '../rules/decision.js';
 import { upstreamUrl } from './client.js';
-import { upstreamRequestHeaders, type UpstreamCredential } from './headers.js';
+import { credentialFor, upstreamRequestHeaders } from './headers.js';
 
 /** The body to send upstream: the client's bytes unless an action changed the body. */
 export function upstreamBody(decision: Pick<Decision, 'body' | 'bodyChanged'>, rawBody: Buffer | null): Buffer | null {
@@ -22,16 +22,6 @@ export interface PreparedRequest {
   headers: Record<string, string | string[]>;
   /** Body bytes; null for GET. */
   body: Buffer | null;
-}
-
-/**
- * The credential used upstream: the provider's first key; else, in transparent mode (no `clients:`), the
- * client's own; else none (a client's gateway key is never forwarded).
- */
-export function providerCredential(provider: ProviderConfig, clientsConfigured: boolean): UpstreamCredential {
-  const key = provider.keys[0];
-  if (key !== undefined) return { kind: 'key', key };
-  return clientsConfigured ? { kind: 'none' } : { kind: 'client' };
 }
 
 /**
@@ -49,6 +39,6 @@ export function prepareUpstream(
   const provider = config.providers[decision.route.provider];
   if (!provider) throw new InternalError(`provider "${decision.route.provider}" is not in the config`);
   const body = upstreamBody(decision, rawBody);
-  const headers = upstreamRequestHeaders(incoming, providerCredential(provider, config.clients !== null), decision.headers, body === null ? null : body.length);
+  const headers = upstreamRequestHeaders(incoming, credentialFor(provider.keys[0], config.clients !== null), decision.headers, body === null ? null : body.length);
   return { provider, url: upstreamUrl(provider, pathAndQuery), headers, body };
 }
