@@ -27,13 +27,13 @@ export interface Ticket {
 
 const MINUTE_MS = 60_000;
 
-/** The scope value a throttle counts this request under. */
-export function scopeValue(t: Throttle, rc: RequestContext, d: Decision): string {
-  if (t.scope === 'global') return '*';
-  if (t.scope === 'key' || t.scope === 'client') return rc.client.id;
-  if (t.scope === 'session') return rc.session.id ?? `client:${rc.client.id}`;
-  if (t.scope === 'model') return d.route.model;
-  return d.tags[t.scope.slice(4)] ?? '(untagged)';
+/** The value a throttle or budget `scope` counts this request under. */
+export function scopeValue(scope: string, rc: RequestContext, d: Decision): string {
+  if (scope === 'global') return '*';
+  if (scope === 'key' || scope === 'client') return rc.client.id;
+  if (scope === 'session') return rc.session.id ?? `client:${rc.client.id}`;
+  if (scope === 'model') return d.route.model;
+  return d.tags[scope.slice(4)] ?? '(untagged)';
 }
 
 const bucket = (perMinute: number, burst: number): BucketSpec => ({ capacity: Math.max(1, perMinute * burst), refillPerMs: perMinute / MINUTE_MS });
@@ -50,7 +50,7 @@ export async function admit(decision: Decision, rc: RequestContext, store: State
   const output: Array<{ key: string; spec: BucketSpec }> = [];
   try {
     for (const t of throttles) {
-      const value = scopeValue(t, rc, decision);
+      const value = scopeValue(t.scope, rc, decision);
       const base = `throttle:${t.rule}:${t.scope}:${value}`;
       const refuse = (limit: string, amount: number, retryAfterMs: number) => {
         const retryS = Math.max(1, Math.ceil(retryAfterMs / 1000));
@@ -135,7 +135,7 @@ export async function checkBudgets(decision: Decision, rc: RequestContext, store
   const charges: BudgetCharge[] = [];
   const warnings: Array<{ key: string; message: string }> = [];
   for (const b of decision.budgets) {
-    const value = scopeValue(b as unknown as Throttle, rc, decision);
+    const value = scopeValue(b.scope, rc, decision);
     const { start, end } = periodOf(b.per, now);
     const key = `budget:${b.rule}:${b.scope}:${value}:${start.toISOString().slice(0, 10)}`;
     const spent = await store.spend(key);
