@@ -6,8 +6,10 @@
 
 /** Default timeouts of an upstream provider, ms. Anthropic recommends streaming for calls that may run
  * longer than 10 minutes (https://platform.claude.com/docs/en/api/errors, "Long requests"), so a
- * non-streaming call may legitimately wait that long for its headers. */
-export const DEFAULT_TIMEOUTS = { connect_ms: 10_000, headers_ms: 600_000, body_ms: 600_000 } as const;
+ * non-streaming call may legitimately wait that long for its headers. A streaming call opens its stream
+ * at once (`message_start` first), so its first byte gets 120 s, the bound Anthropic's own Claude apps gateway
+ * uses for the first byte (code.claude.com, "Claude apps gateway"). */
+export const DEFAULT_TIMEOUTS = { connect_ms: 10_000, headers_ms: 600_000, first_byte_ms: 120_000, body_ms: 600_000 } as const;
 
 /** Gateway retries: few, because Claude Code retries up to 10 times itself (../shared/CLAUDE_CODE_TRAFFIC.md). */
 export const DEFAULT_RETRIES = { max: 2, base_delay_ms: 250, max_delay_ms: 4000, budget_ms: 20_000 } as const;
@@ -30,7 +32,8 @@ const timeouts = {
   description: 'Upstream timeouts in milliseconds.',
   properties: {
     connect_ms: { type: 'integer', minimum: 1, description: `TCP+TLS connect timeout, ms (default ${DEFAULT_TIMEOUTS.connect_ms}).` },
-    headers_ms: { type: 'integer', minimum: 1, description: `Time allowed until the upstream's response headers arrive, ms (default ${DEFAULT_TIMEOUTS.headers_ms}: non-streaming calls with long thinking send headers only at the end).` },
+    headers_ms: { type: 'integer', minimum: 1, description: `Non-streaming calls: time allowed until the upstream's response headers arrive, ms (default ${DEFAULT_TIMEOUTS.headers_ms}: non-streaming calls with long thinking send headers only at the end).` },
+    first_byte_ms: { type: 'integer', minimum: 1, description: `Streaming calls (stream: true): time allowed until the stream opens (the response headers), ms (default ${DEFAULT_TIMEOUTS.first_byte_ms}).` },
     body_ms: { type: 'integer', minimum: 1, description: `Longest silence allowed between two chunks of the response body, ms (default ${DEFAULT_TIMEOUTS.body_ms}).` },
   },
 };
@@ -103,10 +106,11 @@ export const configSchema = {
           breaker: {
             type: 'object',
             additionalProperties: false,
-            description: 'Circuit breaker: after `failures` consecutive failures (connection errors, 5xx, 529) requests fail fast or go to the fallback; a probe is let through after `cooldown_ms`.',
+            description: 'Circuit breaker: after `failures` consecutive upstream faults (connection errors, timeouts, 5xx, 529) requests fail fast or go to the fallback; a probe is let through after `cooldown_ms`. A client that hangs up is never counted.',
             properties: {
               failures: { type: 'integer', minimum: 1, description: `Consecutive failures that open the circuit (default ${DEFAULT_BREAKER.failures}).` },
               cooldown_ms: { type: 'integer', minimum: 1, description: `How long it stays open before a half-open probe, ms (default ${DEFAULT_BREAKER.cooldown_ms}).` },
+              statuses: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 500, maximum: 599 }, description: 'Answer statuses that count as failures (default: every 5xx, 529 included). Client hang-ups, 4xx answers and the gateway\'s own refusals never count.' },
             },
           },
         },

@@ -12,7 +12,10 @@ import { compileSchema, LoadError, schemaIssues, SourceFile, type DocPath, type 
 /** Upstream timeouts, ms. */
 export interface Timeouts {
   connect_ms: number;
+  /** Non-streaming calls: until the response headers (which come with the whole answer). */
   headers_ms: number;
+  /** Streaming calls: until the response headers, i.e. the stream opens. */
+  first_byte_ms: number;
   body_ms: number;
 }
 
@@ -29,7 +32,8 @@ export interface ProviderConfig {
   /** Model renames for this provider (requested → sent). */
   models: Record<string, string>;
   retries: { max: number; base_delay_ms: number; max_delay_ms: number; budget_ms: number };
-  breaker: { failures: number; cooldown_ms: number };
+  /** `statuses`: the answer statuses that count as failures (default: any 5xx). */
+  breaker: { failures: number; cooldown_ms: number; statuses?: number[] };
 }
 
 /** A configured client (virtual key): its id, the SHA-256 of its secret (32 bytes) and its tags. */

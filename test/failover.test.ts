@@ -28,7 +28,7 @@ before(async () => {
 after(() => fake.close());
 
 const provider = (name: string, url: string, keys: string[], extra = '') =>
-  `  ${name}:\n    type: anthropic\n    base_url: ${url}\n    keys: [${keys.map((k) => `"${k}"`).join(', ')}]\n    timeouts: { connect_ms: 1000, headers_ms: 400, body_ms: 2000 }\n    retries: { max: 2, base_delay_ms: 5, max_delay_ms: 20 }\n${extra}`;
+  `  ${name}:\n    type: anthropic\n    base_url: ${url}\n    keys: [${keys.map((k) => `"${k}"`).join(', ')}]\n    timeouts: { connect_ms: 1000, headers_ms: 400, first_byte_ms: 400, body_ms: 2000 }\n    retries: { max: 2, base_delay_ms: 5, max_delay_ms: 20 }\n${extra}`;
 const route = (fallback: string[] = []) => ({ '50.yaml': `version: 1\nrules:\n  - id: r\n    actions: [ { route_to: { provider: main, fallback: [${fallback.join(', ')}] } } ]\n` });
 const send = (url: string, headers: Record<string, string> = {}) =>
   request(url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-claude-code-session-id': 'sess-1', ...headers }, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }) });

@@ -5,7 +5,9 @@
  *   json (default when stream is false) | sse (default when stream is true) | gzip | status:<code> |
  *   hang | gated-sse (sends the first event, then waits for release()) | slow-sse (an event every 20 ms,
  *   for ~10 s) | tool (answers with a tool_use block unless the last user turn holds a tool_result) |
- *   noretry:<code> (that status with `x-should-retry: false`).
+ *   noretry:<code> (that status with `x-should-retry: false`) | reset (destroys the connection unanswered) |
+ *   truncate-sse (two events and half of a third, then the connection is destroyed) |
+ *   huge-error:<MB> (status 500 with an error body of that many MB, streamed).
  * Upstream keys can misbehave too, by their name: `k-status-<code>...` always answers that status,
  * `k-once-<code>...` answers it the first time that key is seen, `k-hang...` never answers.
  */
@@ -116,6 +118,19 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
       return;
     }
     if (scenario === 'hang') return; // never answers
+    if (scenario === 'reset') {
+      req.socket.destroy();
+      return;
+    }
+    const huge = /^huge-error:(\d+)$/.exec(scenario);
+    if (huge) {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      const mb = Buffer.alloc(1024 * 1024, 0x20);
+      res.write('{"type":"error","error":{"type":"api_error","message":"');
+      for (let i = 0; i < Number(huge[1]); i++) if (!res.write(mb)) await new Promise((r) => res.once('drain', r));
+      res.end('"}}');
+      return;
+    }
     let parsed: Record<string, unknown> = {};
     try {
       parsed = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
@@ -139,6 +154,15 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
         await gateOpen;
         for (const e of events.slice(1)) res.write(e);
         res.end();
+        return;
+      }
+      if (scenario === 'truncate-sse') {
+        res.write(events[0]);
+        res.write(events[1]);
+        await new Promise((r) => setTimeout(r, 20));
+        res.write(events[4]!.slice(0, 30));
+        await new Promise((r) => setTimeout(r, 20));
+        req.socket.destroy();
         return;
       }
       if (scenario === 'slow-sse') {

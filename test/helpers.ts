@@ -35,7 +35,7 @@ export function writeConfig(opts: { upstream: string; rules?: Record<string, str
     opts.providers ??
     // No gateway retries and no breaker by default, so that tests of pass-through see each upstream answer
     // once; the retry tests configure their own.
-    `  anthropic:\n    type: anthropic\n    base_url: ${opts.upstream}\n    timeouts: { connect_ms: 2000, headers_ms: 5000, body_ms: 5000 }\n    retries: { max: 0 }\n    breaker: { failures: 1000 }\n`;
+    `  anthropic:\n    type: anthropic\n    base_url: ${opts.upstream}\n    timeouts: { connect_ms: 2000, headers_ms: 5000, first_byte_ms: 5000, body_ms: 5000 }\n    retries: { max: 0 }\n    breaker: { failures: 1000 }\n`;
   writeFileSync(
     path.join(dir, 'switchyard.yaml'),
     `listen: { host: 127.0.0.1, port: 0 }\nrules: ./rules\nproviders:\n${providers}${opts.extraConfig ?? ''}shutdown: { grace_ms: 2000 }\n`,

@@ -6,7 +6,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
 import { asGatewayError, DeniedError, errorBody, GatewayError, InvalidRequestError, RequestTooLargeError, RuleError } from '../errors.js';
 import { authenticateClient } from './auth.js';
 import { admit as admitThrottles, checkBudgets, ThrottledError, type BudgetCharge, type Ticket } from './admission.js';
@@ -16,6 +15,7 @@ import type { Ledger } from '../usage/ledger.js';
 import { costUsd, type PriceTable } from '../usage/prices.js';
 import type { Outcome, UsageRecord } from '../usage/record.js';
 import { noUsage, UsageTap } from '../usage/tap.js';
+import { SseFramer, sseErrorEvent } from '../stream/sse-frames.js';
 import type { Logger } from '../log.js';
 import { buildContext } from '../rules/context.js';
 import type { Decision } from '../rules/decision.js';
@@ -44,6 +44,8 @@ export interface ProxyDeps {
   prices: PriceTable;
   /** Proxied requests in flight (checked against limits.max_concurrent_requests). */
   inFlight: { count: number };
+  /** Answers being relayed now (the shutdown ends each with an SSE error event when its grace runs out). */
+  openRelays: Set<OpenRelay>;
   /** Logs `message` at warn level the first time `key` is seen (rule evaluation problems, unknown prices). */
   warnOnce: (key: string, message: string, fields?: Record<string, unknown>) => void;
 }
@@ -178,7 +180,7 @@ export async function proxyRequest(
     session_id: (req.headers['x-claude-code-session-id'] as string | undefined) ?? null,
     agent_id: req.headers['x-claude-code-agent-id'] as string | undefined,
   };
-  const acct: Accounting = { rules: [], tags: {}, tap: null, budgetCharges: [], errorType: null, requestedModel: null };
+  const acct: Accounting = { rules: [], tags: {}, tap: null, budgetCharges: [], errorType: null, requestedModel: null, attempts: { attempts: 0 } };
   const scope: RequestScope = {
     entry,
     started,
@@ -235,6 +237,8 @@ interface Accounting {
   /** Anthropic error type of a failed request. */
   errorType: string | null;
   requestedModel: string | null;
+  /** Upstream attempts made (filled in by forwarding, also when it fails). */
+  attempts: { attempts: number };
 }
 
 const OUTCOMES: Record<NonNullable<RequestLog['outcome']>, Outcome> = { ok: 'ok', client_aborted: 'aborted', upstream_failed: 'failed', refused: 'refused' };
@@ -299,6 +303,7 @@ async function runStages(
       return;
     }
     const gerr = asGatewayError(err);
+    if (acct.attempts.attempts > 0) entry.retries = acct.attempts.attempts - 1;
     sendError(res, gerr, requestId);
     acct.errorType = gerr.type;
     if (err instanceof ThrottledError) deps.metrics.throttled.inc({ rule: err.rule });
@@ -313,7 +318,7 @@ async function runStages(
   // Usage is read on the way for the ledger, metrics and output-token throttles alike.
   const tap = new UsageTap(String(upstream.headers['content-type'] ?? ''), String(upstream.headers['content-encoding'] ?? ''));
   acct.tap = tap;
-  const outcome = await relay(upstream, res, requestId, started, abort.signal, tap);
+  const outcome = await relay(upstream, res, requestId, started, abort.signal, tap, deps.openRelays);
   admitted.release();
   if (ticket) await settle(ticket, tap.outputTokens(), deps.log, requestId);
   finish(upstream.statusCode, outcome);
@@ -444,6 +449,8 @@ async function admit(
       signal,
       requestId: entry.request_id,
       started: performance.now(),
+      stream: rc.stream,
+      stats: acct.attempts,
     });
     entry.upstream = sent.provider;
     entry.upstream_key = sent.key ?? undefined;
@@ -457,9 +464,31 @@ async function admit(
   }
 }
 
+/** An answer being relayed, as the shutdown sees it. */
+export interface OpenRelay {
+  /** Ends the answer now: an SSE stream gets an `event: error` after its last whole event; other answers are cut. */
+  terminate(message: string): void;
+}
+
+/** Waits until `res` can take more bytes, or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
 /**
- * Stage 5: the upstream's status and headers, then its body byte for byte as it arrives (SSE events,
- * pings and comment lines included), with backpressure. Never throws.
+ * Stage 5: the upstream's status and headers, then its body as it arrives (SSE events, pings and comment
+ * lines included), with backpressure. An SSE stream is forwarded up to its last complete event; when the
+ * upstream fails mid-stream, closes mid-event, or the gateway shuts down, the client gets an Anthropic
+ * `event: error` (`api_error` / `overloaded_error`) after the last whole event instead of a silent cut, so
+ * SDKs can tell an interruption from a finished answer. Never throws.
  */
 async function relay(
   upstream: UpstreamAnswer,
@@ -468,23 +497,57 @@ async function relay(
   started: number,
   signal: AbortSignal,
   tap: UsageTap,
+  open: Set<OpenRelay>,
 ): Promise<Partial<RequestLog>> {
   const { headers, sse } = clientResponseHeaders(upstream.headers);
   headers['x-switchyard-request-id'] = requestId;
   res.writeHead(upstream.statusCode, headers);
   if (sse) res.flushHeaders(); // the client sees the stream open before the first event
+  // Compressed SSE cannot be framed (nor an event appended): it passes through as bytes.
+  const framer = sse && !upstream.headers['content-encoding'] ? new SseFramer() : null;
   let ttfb: number | undefined;
-  upstream.body.once('data', () => {
-    ttfb = round(performance.now() - started);
-  });
-  upstream.body.on('data', (chunk: Buffer) => tap.write(chunk));
+  let terminated: string | null = null;
+  const endWithError = (type: 'overloaded_error' | 'api_error', message: string) => {
+    if (framer && !res.destroyed && !res.writableEnded) res.end(sseErrorEvent(type, message, requestId));
+    else if (!res.destroyed) res.destroy();
+  };
+  const handle: OpenRelay = {
+    terminate(message) {
+      if (terminated) return;
+      terminated = message;
+      endWithError('overloaded_error', message);
+      upstream.body.destroy();
+    },
+  };
+  open.add(handle);
   try {
-    await pipeline(upstream.body, res);
+    for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+      ttfb ??= round(performance.now() - started);
+      tap.write(chunk);
+      const out = framer ? framer.push(chunk) : chunk;
+      if (out.length && !res.write(out)) await drained(res);
+      if (res.destroyed) break;
+    }
+    if (terminated) return { ttfb_ms: ttfb, outcome: 'client_aborted', error: terminated };
+    if (res.destroyed) return { ttfb_ms: ttfb, outcome: 'client_aborted', error: 'client disconnected' };
+    if (framer?.pending) {
+      const message = `the upstream closed the stream in the middle of an event (${framer.pending} bytes of it were dropped)`;
+      endWithError('api_error', message);
+      return { ttfb_ms: ttfb, outcome: 'upstream_failed', error: message };
+    }
+    res.end();
     return { ttfb_ms: ttfb, outcome: 'ok' };
   } catch (err) {
-    if (!res.destroyed) res.destroy();
-    const aborted = signal.aborted;
-    return { ttfb_ms: ttfb, outcome: aborted ? 'client_aborted' : 'upstream_failed', error: aborted ? 'client disconnected' : (err as Error).message };
+    if (terminated) return { ttfb_ms: ttfb, outcome: 'client_aborted', error: terminated };
+    if (signal.aborted || res.destroyed) {
+      if (!res.destroyed) res.destroy();
+      return { ttfb_ms: ttfb, outcome: 'client_aborted', error: 'client disconnected' };
+    }
+    const message = `the upstream stream failed: ${(err as Error).message}`;
+    endWithError('api_error', message);
+    return { ttfb_ms: ttfb, outcome: 'upstream_failed', error: message };
+  } finally {
+    open.delete(handle);
   }
 }
 

@@ -22,6 +22,7 @@ import { Metrics } from '../usage/metrics.js';
 import { RedisStore } from '../state/redis.js';
 import { MemoryStore, type StateStore } from '../state/store.js';
 import { createApp, type AppState } from './app.js';
+import type { OpenRelay } from './proxy.js';
 
 /**
  * Answers requests Node rejects before our handler runs (headers too large, request too slow, malformed
@@ -84,6 +85,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const counters: StateStore = snapshot.config.state === 'memory' ? new MemoryStore() : new RedisStore(snapshot.config.state.redis);
   const state: AppState = { shuttingDown: false };
   const warned = new Set<string>();
+  const openRelays = new Set<OpenRelay>();
   const app = createApp(
     {
       runtime,
@@ -91,6 +93,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       log,
       dryRun: opts.dryRun ?? false,
       inFlight: { count: 0 },
+      openRelays,
       state: counters,
       ledger,
       metrics,
@@ -154,8 +157,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       const closed = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeIdleConnections();
       const timer = setTimeout(() => {
-        log.warn({ grace_ms: grace }, 'shutdown grace period over; closing the remaining connections');
-        http.closeAllConnections();
+        log.warn({ grace_ms: grace, open_streams: openRelays.size }, 'shutdown grace period over; ending the remaining answers and closing connections');
+        // Streams end with an SSE error event (retryable: overloaded_error) rather than a silent cut.
+        for (const r of [...openRelays]) r.terminate('switchyard is shutting down; retry the request');
+        setImmediate(() => http.closeAllConnections());
       }, grace);
       timer.unref();
       await closed;

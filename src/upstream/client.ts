@@ -18,6 +18,8 @@ export interface UpstreamCall {
   body: Buffer | null;
   /** Aborts the call (client disconnect). */
   signal: AbortSignal;
+  /** A streaming call: its response headers (the first byte) are awaited `timeouts.first_byte_ms`, not `headers_ms`. */
+  stream?: boolean;
 }
 
 /** The full URL of a call; `base_url` may carry a path prefix (e.g. `https://host/anthropic`). */
@@ -26,7 +28,7 @@ export function upstreamUrl(provider: ProviderConfig, pathAndQuery: string): str
 }
 
 /** Maps a transport error to an actionable gateway error. */
-export function describeTransportError(err: unknown, provider: ProviderConfig, method: string, url: string): UpstreamError {
+export function describeTransportError(err: unknown, provider: ProviderConfig, method: string, url: string, stream = false): UpstreamError {
   const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = e.code ?? e.cause?.code ?? '';
   const where = `provider "${provider.name}" (${method} ${url})`;
@@ -40,7 +42,9 @@ export function describeTransportError(err: unknown, provider: ProviderConfig, m
     case 'UND_ERR_CONNECT_TIMEOUT':
       return new UpstreamError('SY_UPSTREAM_CONNECT_TIMEOUT', 504, `${where}: no connection within ${t.connect_ms} ms (timeouts.connect_ms)`, err);
     case 'UND_ERR_HEADERS_TIMEOUT':
-      return new UpstreamError('SY_UPSTREAM_HEADERS_TIMEOUT', 504, `${where}: no response headers within ${t.headers_ms} ms (timeouts.headers_ms)`, err);
+      return stream
+        ? new UpstreamError('SY_UPSTREAM_FIRST_BYTE_TIMEOUT', 504, `${where}: streaming request got no first byte within ${t.first_byte_ms} ms (timeouts.first_byte_ms)`, err)
+        : new UpstreamError('SY_UPSTREAM_HEADERS_TIMEOUT', 504, `${where}: no response headers within ${t.headers_ms} ms (timeouts.headers_ms)`, err);
     case 'UND_ERR_BODY_TIMEOUT':
       return new UpstreamError('SY_UPSTREAM_BODY_TIMEOUT', 504, `${where}: response body stalled for ${t.body_ms} ms (timeouts.body_ms)`, err);
     case 'ECONNRESET':
@@ -103,12 +107,12 @@ export class UpstreamClient {
         // undici accepts iterables for bodies (Dispatcher.DispatchOptions); request()'s types omit them.
         body: call.body && (releasingBody(call.body) as unknown as Readable),
         signal: call.signal,
-        headersTimeout: provider.timeouts.headers_ms,
+        headersTimeout: call.stream ? provider.timeouts.first_byte_ms : provider.timeouts.headers_ms,
         bodyTimeout: provider.timeouts.body_ms,
       });
     } catch (err) {
       if (call.signal.aborted) throw err;
-      throw describeTransportError(err, provider, call.method, url);
+      throw describeTransportError(err, provider, call.method, url, call.stream);
     }
   }
 

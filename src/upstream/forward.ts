@@ -9,7 +9,7 @@
  */
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
+import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
 import type { Dispatcher } from 'undici';
 import type { ProviderConfig } from '../config.js';
 import { GatewayError, UpstreamError } from '../errors.js';
@@ -56,6 +56,10 @@ export interface ForwardPlan {
   requestId: string;
   /** performance.now() when the request arrived (for the retry budget). */
   started: number;
+  /** A streaming request (`stream: true`): its headers wait at most `timeouts.first_byte_ms`. */
+  stream: boolean;
+  /** Counts every attempt made, also when forwarding ends in an error (the usage record's `retries`). */
+  stats: { attempts: number };
 }
 
 /** What was forwarded where. */
@@ -96,10 +100,10 @@ export class BreakerRegistry {
   private readonly breakers = new Map<string, { spec: string; policy: CircuitBreakerPolicy }>();
 
   for(p: ProviderConfig): CircuitBreakerPolicy {
-    const spec = `${p.breaker.failures}/${p.breaker.cooldown_ms}`;
+    const spec = `${p.breaker.failures}/${p.breaker.cooldown_ms}/${p.breaker.statuses?.join(',') ?? '5xx'}`;
     const existing = this.breakers.get(p.name);
     if (existing && existing.spec === spec) return existing.policy;
-    const policy = circuitBreaker(handleAll, { halfOpenAfter: p.breaker.cooldown_ms, breaker: new ConsecutiveBreaker(p.breaker.failures) });
+    const policy = circuitBreaker(handleWhen((err) => isUpstreamFault(err, p)), { halfOpenAfter: p.breaker.cooldown_ms, breaker: new ConsecutiveBreaker(p.breaker.failures) });
     this.breakers.set(p.name, { spec, policy });
     return policy;
   }
@@ -131,10 +135,43 @@ class FailedAnswer extends Error {
   }
 }
 
-/** Reads a (small, error) answer fully so it can be passed through after the retries. */
-async function buffer(answer: Dispatcher.ResponseData): Promise<UpstreamAnswer> {
-  const bytes = Buffer.from(await answer.body.arrayBuffer());
-  return { statusCode: answer.statusCode, headers: answer.headers, body: Readable.from([bytes]) };
+/**
+ * Whether an error thrown inside the breaker is a fault of the upstream: a transport failure (refused,
+ * reset, DNS, TLS, timeout: an {@link UpstreamError}) or an answer with a 5xx status (`breaker.statuses`
+ * narrows which). A client hang-up (the abort signal's reason), a 4xx answer or anything the gateway
+ * itself threw never counts: one impatient client must not open the circuit for everyone.
+ */
+export function isUpstreamFault(err: unknown, p: ProviderConfig): boolean {
+  if (err instanceof FailedAnswer) return p.breaker.statuses ? p.breaker.statuses.includes(err.answer.statusCode) : err.answer.statusCode >= 500;
+  return err instanceof UpstreamError;
+}
+
+/** Largest upstream error body kept to pass on after retries, bytes; a larger one is replaced (never held whole). */
+export const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/**
+ * Reads a (small, error) answer so it can be passed through after the retries, up to
+ * {@link MAX_ERROR_BODY_BYTES}: a larger body is dropped unread and replaced by an Anthropic-shaped error
+ * that says so, so a misbehaving upstream cannot make the gateway hold hundreds of MB.
+ */
+async function buffer(answer: Dispatcher.ResponseData, provider: string): Promise<UpstreamAnswer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of answer.body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_ERROR_BODY_BYTES) {
+      answer.body.destroy();
+      const status = answer.statusCode;
+      const type = status === 429 ? 'rate_limit_error' : status === 529 ? 'overloaded_error' : status >= 500 ? 'api_error' : 'invalid_request_error';
+      const body = JSON.stringify({ type: 'error', error: { type, message: `provider "${provider}" answered ${status} with an error body over ${MAX_ERROR_BODY_BYTES} bytes; switchyard did not keep it` } });
+      const headers: Dispatcher.ResponseData['headers'] = { ...answer.headers, 'content-type': 'application/json' };
+      delete headers['content-length'];
+      delete headers['content-encoding'];
+      return { statusCode: status, headers, body: Readable.from([Buffer.from(body)]) };
+    }
+    chunks.push(chunk);
+  }
+  return { statusCode: answer.statusCode, headers: answer.headers, body: Readable.from([Buffer.concat(chunks, size)]) };
 }
 
 const shouldNotRetry = (a: Dispatcher.ResponseData) => String(a.headers['x-should-retry'] ?? '').toLowerCase() === 'false';
@@ -188,12 +225,13 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
       }
       const credential = credentialFor(key?.key, plan.clientsConfigured);
       attempts++;
+      plan.stats.attempts = attempts;
       if (key) key.inFlight++;
       const release = releaser(key);
       let answer: Dispatcher.ResponseData;
       try {
         answer = await breaker.execute(async () => {
-          const a = await u.client.send(provider, { method: plan.method, pathAndQuery: plan.pathFor(provider), headers: plan.headersFor(provider, credential, body), body, signal: plan.signal });
+          const a = await u.client.send(provider, { method: plan.method, pathAndQuery: plan.pathFor(provider), headers: plan.headersFor(provider, credential, body), body, signal: plan.signal, stream: plan.stream });
           if (a.statusCode >= 500) throw new FailedAnswer(a);
           return a;
         });
@@ -207,7 +245,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
         }
         if (err instanceof FailedAnswer) {
           if (shouldNotRetry(err.answer)) return { answer: err.answer, provider: provider.name, key: key?.fingerprint ?? null, retries: attempts - 1, release: () => {} };
-          lastAnswer = await buffer(err.answer);
+          lastAnswer = await buffer(err.answer, provider.name);
         } else {
           lastError = err;
         }
@@ -224,7 +262,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
           await u.state.setCooldown(pool.cooldownId(key), Date.now() + cooldownMs(answer.headers, Date.now()));
           u.onCooldown?.(provider.name);
         }
-        lastAnswer = await buffer(answer);
+        lastAnswer = await buffer(answer, provider.name);
         u.log.warn({ request_id: plan.requestId, provider: provider.name, key_fingerprint: key?.fingerprint, attempt: attempts, status }, status === 429 ? 'upstream key rate-limited: cooling down, trying the next key' : 'upstream timeout (408): retrying');
         backoff = status === 408 || !key;
         if (status === 429 && !key) break; // transparent mode: the client's own key is rate-limited; pass it on
@@ -234,7 +272,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
         release();
         key.failed = true;
         u.log.error({ provider: provider.name, key_fingerprint: key.fingerprint, status }, `upstream key ${key.fingerprint} of provider "${provider.name}" was refused (${status}); it is out of the pool until the config changes`);
-        lastAnswer = await buffer(answer);
+        lastAnswer = await buffer(answer, provider.name);
         continue;
       }
       return { answer, provider: provider.name, key: key?.fingerprint ?? null, retries: attempts - 1, release };
