@@ -180,7 +180,7 @@ withCommon(program.command('dry-run').description('print the routing decision fo
       const rc = buildContext({ path: opts.path.split('?')[0]!, body, headers, bodyBytes: raw.length, clientId: opts.key, clientTags: client?.tags });
       const decision = await evaluate(rules, rc, config.defaultProvider);
       const prepared = prepareUpstream(config, decision, headers, raw, opts.path);
-      const report = dryRunReport(decision, prepared.url, prepared.headers);
+      const report = dryRunReport(decision, prepared.url, prepared.headers, prepared.chain);
       console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
     } catch (err) {
       if (err instanceof LoadError) printIssues(err.issues);

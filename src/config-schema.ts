@@ -85,6 +85,7 @@ export const configSchema = {
             items: { type: 'string' },
             description: 'Upstream API keys, as ${ENV} references; entries that resolve to an empty string are ignored. Absent or empty: the client\'s own x-api-key / Authorization is forwarded (transparent mode).',
           },
+          auth: { const: 'none', description: 'This upstream takes no credential (a local model server): with clients: configured and no keys:, requests go to it without one. Without this, that combination is a config error.' },
           timeouts,
           models: {
             type: 'object',

@@ -134,6 +134,7 @@ interface RawConfig {
     type: 'anthropic' | 'openai';
     base_url: string;
     keys?: string[];
+    auth?: 'none';
     timeouts?: Partial<Timeouts>;
     key_strategy?: 'round_robin' | 'least_loaded';
     models?: Record<string, string>;
@@ -199,6 +200,18 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
       }
       const sha256 = c.key !== undefined ? createHash('sha256').update(c.key).digest() : Buffer.from(c.key_sha256!, 'hex');
       clients.push({ id, sha256, tags: c.tags ?? {} });
+    }
+  }
+  if (clients) {
+    // With client keys the client's own credential is never forwarded: a provider with no keys of its own
+    // would get every request with no credential at all.
+    const bare = Object.values(providers).filter((p) => p.keys.length === 0 && raw.providers[p.name]!.auth !== 'none');
+    if (bare.length) {
+      throw new LoadError(
+        bare.map((p) =>
+          source.issueAt(['providers', p.name], `provider "${p.name}" has no keys:, and with clients: configured the client's own credential is never forwarded, so its requests would go upstream with no credential; add keys: [ "\${YOUR_UPSTREAM_KEY}" ] to it, or auth: none if this upstream takes no credential`),
+        ),
+      );
     }
   }
   const host = overrides.host ?? env.HOST ?? raw.listen?.host ?? '127.0.0.1';

@@ -75,7 +75,9 @@ describe('dry-run', () => {
     assert.equal(haiku.code, 0, haiku.stderr);
     assert.ok(!haiku.stdout.includes(secret), 'dry-run printed the credential');
     const h = JSON.parse(haiku.stdout) as Record<string, any>;
-    assert.deepEqual(h.route, { provider: 'background', model: 'claude-haiku-4-5', requested_model: 'claude-haiku-4-5-20251001', fallback: ['anthropic'], rule: 'haiku-to-background', url: 'https://relay.internal.example/v1/messages?beta=true' });
+    assert.deepEqual(h.route, { provider: 'background', model: 'claude-haiku-4-5', requested_model: 'claude-haiku-4-5-20251001', fallback: [{ provider: 'anthropic' }], rule: 'haiku-to-background', url: 'https://relay.internal.example/v1/messages?beta=true',
+      // The fallback gets the model the client asked for, never the background provider's name for it.
+      chain: [{ provider: 'background', model: 'claude-haiku-4-5' }, { provider: 'anthropic', model: 'claude-haiku-4-5-20251001' }] });
     assert.deepEqual(h.tags, { cost_center: 'eng-background' });
     assert.equal(h.body_changed, true);
     assert.match(h.headers['x-api-key'], /^\[masked fp-[0-9a-f]{10}\]$/);

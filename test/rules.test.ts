@@ -115,7 +115,7 @@ describe('ordering and shadowing', () => {
       ].join('\n'),
     );
     const d = await evaluate(rs, ctx(), 'anthropic');
-    assert.deepEqual(d.route, { provider: 'cheap', model: 'claude-haiku-4-5', requested_model: 'claude-sonnet-4-6', fallback: ['backup'], rule: 'first' });
+    assert.deepEqual(d.route, { provider: 'cheap', model: 'claude-haiku-4-5', requested_model: 'claude-sonnet-4-6', fallback: [{ provider: 'backup' }], rule: 'first' });
     assert.deepEqual(d.tags, { team: 'platform', project: 'apollo' });
     assert.deepEqual(d.headers, { set: { 'x-route': 'first' }, remove: [] });
     const second = d.rules[1]!.actions;

@@ -35,6 +35,7 @@ process.env.SY_TEST_ALICE_KEY = ALICE_KEY;
 process.env.SY_TEST_PROVIDER_KEY = PROVIDER_KEY;
 
 const CLIENTS = `clients:\n  alice: { key: "\${SY_TEST_ALICE_KEY}", tags: { team: platform } }\n  bob: { key_sha256: "${sha(BOB_KEY)}", tags: { team: infra } }\n`;
+const KEYED = (url: string) => `  anthropic:\n    type: anthropic\n    base_url: ${url}\n    keys: [ "\${SY_TEST_PROVIDER_KEY}" ]\n`;
 const RULES = {
   '10-tag.yaml': 'version: 1\nrules:\n  - id: platform-header\n    match: { key: alice }\n    actions: [ { set_headers: { x-seen-team: platform } } ]\n  - id: team-tag\n    actions: [ { tag_billing: { team: { expr: "client.tags.team" } } } ]\n',
 };
@@ -93,7 +94,7 @@ describe('client keys', () => {
     const spy = mock.method(crypto, 'timingSafeEqual');
     syncBuiltinESMExports();
     try {
-      const clients = loadConfig(writeConfig({ upstream: 'http://127.0.0.1:9', extraConfig: CLIENTS }).configFile).clients!;
+      const clients = loadConfig(writeConfig({ upstream: 'http://127.0.0.1:9', providers: KEYED('http://127.0.0.1:9'), extraConfig: CLIENTS }).configFile).clients!;
       assert.equal(authenticateClient({ 'x-api-key': ALICE_KEY }, clients).id, 'alice');
       assert.equal(spy.mock.callCount(), clients.length, 'every client is compared even after a match');
     } finally {
@@ -121,6 +122,16 @@ describe('refusing to be an open gateway', () => {
       return true;
     });
     assert.equal(loadConfig(configFile, { host: '127.0.0.1' }).listen.host, '127.0.0.1');
+  });
+
+  test('clients: with a provider that has no keys is refused at load, saying what to add; auth: none accepts it', () => {
+    const { configFile } = writeConfig({ upstream: 'http://127.0.0.1:9', extraConfig: CLIENTS });
+    assert.throws(() => loadConfig(configFile), (err: Error) => {
+      assert.match(err.message, /switchyard\.yaml:\d+:\d+: provider "anthropic" has no keys:, and with clients: configured the client's own credential is never forwarded, so its requests would go upstream with no credential; add keys: \[ "\$\{YOUR_UPSTREAM_KEY\}" \] to it, or auth: none/);
+      return true;
+    });
+    const open = writeConfig({ upstream: '', providers: '  local:\n    type: openai\n    base_url: http://127.0.0.1:9/v1\n    auth: none\n', extraConfig: CLIENTS });
+    assert.equal(loadConfig(open.configFile).clients!.length, 2);
   });
 
   test('allow_open: true or clients: lift the refusal', () => {
@@ -302,7 +313,7 @@ describe('CORS', () => {
 
 describe('secrets and prompts stay out', () => {
   test('no planted key or prompt in logs at any level, nor in dry-run output', async () => {
-    const { gw: g, logs: traceLogs } = await startTestGateway({ upstream: fake.url, extraConfig: CLIENTS, rules: RULES });
+    const { gw: g, logs: traceLogs } = await startTestGateway({ upstream: fake.url, providers: KEYED(fake.url), extraConfig: CLIENTS, rules: RULES });
     try {
       for (const headers of [{ 'x-api-key': ALICE_KEY }, { authorization: `Bearer ${BOB_KEY}` }, { 'x-api-key': 'sk-sy-PLANTED-WRONG' }] as Array<Record<string, string>>) {
         const r = await post(g.url, headers, body({ stream: true }));

@@ -4,10 +4,16 @@
  */
 import { defineAction } from './types.js';
 
+/** A provider to try when the ones before it failed; `model` is what it gets instead of the client's model. */
+export interface FallbackTarget {
+  provider: string;
+  model?: string;
+}
+
 interface RouteTo {
   provider: string;
   model?: string;
-  fallback: string[];
+  fallback: FallbackTarget[];
 }
 
 export const routeTo = defineAction<RouteTo>({
@@ -20,17 +26,36 @@ export const routeTo = defineAction<RouteTo>({
     properties: {
       provider: { type: 'string', minLength: 1, description: 'Name of a provider under `providers:` in the gateway config.' },
       model: { type: 'string', minLength: 1, description: 'Model name sent upstream instead of the one the client asked for.' },
-      fallback: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'Providers to try next, in order, when this one fails before the first byte.' },
+      fallback: {
+        type: 'array',
+        description: 'Providers to try next, in order, when this one fails before the first byte. Each gets the model the client asked for (renamed by its `models:` map), not this rule\'s `model`, unless the entry names its own.',
+        items: {
+          anyOf: [
+            { type: 'string', minLength: 1, description: 'a provider name' },
+            {
+              type: 'object',
+              additionalProperties: false,
+              required: ['provider'],
+              description: 'a map {provider, model}',
+              properties: {
+                provider: { type: 'string', minLength: 1, description: 'Name of a provider under `providers:`.' },
+                model: { type: 'string', minLength: 1, description: 'Model name sent to this fallback provider.' },
+              },
+            },
+          ],
+        },
+      },
     },
   },
   compile(params, cx) {
-    const p = params as { provider: string; model?: string; fallback?: string[] };
+    const p = params as { provider: string; model?: string; fallback?: Array<string | FallbackTarget> };
     const known = [...cx.providers].join(', ');
     if (!cx.providers.has(p.provider)) cx.error(['provider'], `unknown provider "${p.provider}"; the config defines: ${known}`);
-    (p.fallback ?? []).forEach((f, i) => {
-      if (!cx.providers.has(f)) cx.error(['fallback', i], `unknown fallback provider "${f}"; the config defines: ${known}`);
+    const fallback = (p.fallback ?? []).map((f): FallbackTarget => (typeof f === 'string' ? { provider: f } : f));
+    fallback.forEach((f, i) => {
+      if (!cx.providers.has(f.provider)) cx.error(['fallback', i], `unknown fallback provider "${f.provider}"; the config defines: ${known}`);
     });
-    return { provider: p.provider, model: p.model, fallback: p.fallback ?? [] };
+    return { provider: p.provider, model: p.model, fallback };
   },
   settings: (c) => [{ setting: 'route', always: true }, ...(c.model ? [{ setting: 'model', always: true }] : [])],
   apply(c, _rc, d, rule) {

@@ -3,6 +3,7 @@
  * it; `dry-run` prints it. Built through a {@link DecisionDraft} that enforces "first writer wins" for
  * single-valued settings (the route, the model, each tag, each header) and records who shadowed whom.
  */
+import type { FallbackTarget } from '../actions/route_to.js';
 
 /** What happened to one action of a matched rule. */
 export interface ActionTrace {
@@ -56,8 +57,8 @@ export interface Decision {
     model: string;
     /** The model the client asked for. */
     requested_model: string;
-    /** Providers to try next, in order. */
-    fallback: string[];
+    /** Providers to try next, in order; each gets its own `model`, else the requested model. */
+    fallback: FallbackTarget[];
     /** The rule that chose the route, or null for the config's default provider. */
     rule: string | null;
   };
@@ -84,7 +85,7 @@ export interface Decision {
 /** A mutable decision under construction. Actions write through {@link DecisionDraft.claim}. */
 export class DecisionDraft {
   private readonly claims = new Map<string, string>();
-  route: { provider?: string; model?: string; fallback: string[]; rule: string | null } = { fallback: [], rule: null };
+  route: { provider?: string; model?: string; fallback: FallbackTarget[]; rule: string | null } = { fallback: [], rule: null };
   readonly tags: Record<string, string> = {};
   readonly setHeaders: Record<string, string> = {};
   readonly removeHeaders: string[] = [];

@@ -117,7 +117,12 @@ export function compileRuleSources(sources: RuleSource[], providers: Iterable<st
     issues.push(...parseIssues);
     if (parseIssues.some((i) => i.severity === 'error')) continue;
     const data = source.toJS();
-    if (data === null || data === undefined) continue; // an empty file holds no rules
+    if (data === null || data === undefined) {
+      // Editors and deploy tools that truncate then write, or a half-synced ConfigMap, leave an empty file
+      // for a moment: loading it as "no rules" would silently drop every deny, throttle and route in it.
+      issues.push({ file: src.file, line: 1, col: 1, severity: 'error', message: 'the file holds no rules (empty, whitespace or only comments; a truncated write?); an intentionally empty file says `version: 1` and `rules: []`' });
+      continue;
+    }
     if (!validateRules(data)) {
       issues.push(...schemaIssues(source, data, validateRules.errors));
       continue;

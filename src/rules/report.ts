@@ -9,7 +9,8 @@ import type { Decision } from './decision.js';
 /** What dry-run prints. */
 export interface DryRunReport {
   ruleset: string;
-  route: Decision['route'] & { url: string };
+  /** `chain`: the route's provider then its fallbacks, each with the model it would be sent. */
+  route: Decision['route'] & { url: string; chain: Array<{ provider: string; model: string }> };
   rules: Decision['rules'];
   tags: Decision['tags'];
   throttles: Decision['throttles'];
@@ -40,10 +41,10 @@ export function maskHeaders(headers: Record<string, string | string[]>): Record<
 }
 
 /** Builds the report for a decision and the upstream request it leads to. */
-export function dryRunReport(d: Decision, url: string, upstreamHeaders: Record<string, string | string[]>): DryRunReport {
+export function dryRunReport(d: Decision, url: string, upstreamHeaders: Record<string, string | string[]>, chain: Array<{ provider: { name: string }; model: string }> = []): DryRunReport {
   return {
     ruleset: d.ruleset,
-    route: { ...d.route, url },
+    route: { ...d.route, url, chain: chain.map((l) => ({ provider: l.provider.name, model: l.model })) },
     rules: d.rules,
     tags: d.tags,
     throttles: d.throttles,
@@ -65,7 +66,8 @@ export function formatReport(r: DryRunReport): string {
   if (r.error) lines.push(`ERROR in ${r.error.rule}: ${r.error.message}`);
   lines.push(`route     ${r.route.provider} ${r.route.url}`);
   lines.push(`model     ${r.route.model}${r.route.model !== r.route.requested_model ? ` (requested ${r.route.requested_model})` : ''}`);
-  lines.push(`fallback  ${r.route.fallback.length ? r.route.fallback.join(' -> ') : '-'}`);
+  lines.push(`fallback  ${r.route.fallback.length ? r.route.fallback.map((f) => (f.model ? `${f.provider} (model ${f.model})` : f.provider)).join(' -> ') : '-'}`);
+  if (r.route.chain.length > 1) lines.push(`chain     ${r.route.chain.map((l) => `${l.provider} (${l.model})`).join(' -> ')}`);
   lines.push(`tags      ${Object.entries(r.tags).map(([k, v]) => `${k}=${v}`).join(' ') || '-'}`);
   lines.push(`throttles ${r.throttles.length ? r.throttles.map((t) => t.rule).join(', ') : '-'}`);
   lines.push(`body      ${r.body_changed ? 'changed by rules' : 'forwarded byte for byte'}`);

@@ -26,7 +26,7 @@ import { forward, type UpstreamAnswer, type Upstreams } from '../upstream/forwar
 import { CHAT_COMPLETIONS_PATH, fromOpenAI, openaiHeaders, toChatCompletions } from '../upstream/openai/index.js';
 import { upstreamRequestHeaders } from '../upstream/headers.js';
 import { clientResponseHeaders } from '../upstream/headers.js';
-import { prepareUpstream, upstreamBody } from '../upstream/prepare.js';
+import { prepareUpstream, routeChain, upstreamBody } from '../upstream/prepare.js';
 
 /** Everything the pipeline needs from the server. */
 export interface ProxyDeps {
@@ -388,7 +388,7 @@ async function admit(
 
   if (deps.dryRun) {
     const prepared = prepareUpstream(config, decision, req.headers, raw, url);
-    const report = JSON.stringify(dryRunReport(decision, prepared.url, prepared.headers), null, 2);
+    const report = JSON.stringify(dryRunReport(decision, prepared.url, prepared.headers, prepared.chain), null, 2);
     res.writeHead(200, { 'content-type': 'application/json', 'x-switchyard-dry-run': 'true', 'x-switchyard-request-id': entry.request_id });
     res.end(report);
     return null;
@@ -425,14 +425,16 @@ async function admit(
   }
   try {
     const body = upstreamBody(decision, raw);
-    const chain = [decision.route.provider, ...decision.route.fallback].map((name) => config.providers[name]!);
+    const links = routeChain(config, decision.route);
+    const modelOf = new Map(links.map((l) => [l.provider, l.model]));
+    const chain = links.map((l) => l.provider);
     const sent = await forward(deps.upstreams, {
       chain,
       method: endpoint === 'models' ? 'GET' : 'POST',
       // An OpenAI-compatible base_url ends in /v1: its endpoints are /chat/completions and /models.
       pathFor: (p) => (p.type !== 'openai' ? url : endpoint === 'models' ? '/models' : CHAT_COMPLETIONS_PATH),
       bodyFor: (p) => {
-        const model = p.models[decision.route.model] ?? decision.route.model;
+        const model = modelOf.get(p)!;
         if (p.type === 'openai' && endpoint === 'messages') {
           const translated = toChatCompletions(decision.body, model);
           if (translated.dropped.length) deps.log.debug({ request_id: entry.request_id, provider: p.name, dropped: translated.dropped }, 'fields without a Chat Completions equivalent were dropped');

@@ -15,6 +15,29 @@ export function upstreamBody(decision: Pick<Decision, 'body' | 'bodyChanged'>, r
   return rawBody === null ? null : decision.bodyChanged ? Buffer.from(JSON.stringify(decision.body)) : rawBody;
 }
 
+/** One provider of a route and the model it is sent. */
+export interface ChainLink {
+  provider: ProviderConfig;
+  /** The model name this provider gets (after its `models:` rename). */
+  model: string;
+}
+
+/**
+ * The providers a request may go to, in order, each with the model it gets: the route's provider gets the
+ * route's model (a rule's `model`, else the client's); a fallback gets its own `model`, else the model the
+ * client asked for — a rule's model for one provider never leaks to another. Each provider's `models:` map
+ * renames last.
+ * @throws InternalError when the decision names a provider the config lacks (the loader prevents this).
+ */
+export function routeChain(config: GatewayConfig, route: Decision['route']): ChainLink[] {
+  const link = (name: string, model: string): ChainLink => {
+    const provider = config.providers[name];
+    if (!provider) throw new InternalError(`provider "${name}" is not in the config`);
+    return { provider, model: provider.models[model] ?? model };
+  };
+  return [link(route.provider, route.model), ...route.fallback.map((f) => link(f.provider, f.model ?? (route.requested_model || route.model)))];
+}
+
 /** A request ready to send. */
 export interface PreparedRequest {
   provider: ProviderConfig;
@@ -22,6 +45,8 @@ export interface PreparedRequest {
   headers: Record<string, string | string[]>;
   /** Body bytes; null for GET. */
   body: Buffer | null;
+  /** The route's provider, then its fallbacks, each with the model it would be sent. */
+  chain: ChainLink[];
 }
 
 /**
@@ -40,5 +65,5 @@ export function prepareUpstream(
   if (!provider) throw new InternalError(`provider "${decision.route.provider}" is not in the config`);
   const body = upstreamBody(decision, rawBody);
   const headers = upstreamRequestHeaders(incoming, credentialFor(provider.keys[0], config.clients !== null), decision.headers, body === null ? null : body.length);
-  return { provider, url: upstreamUrl(provider, pathAndQuery), headers, body };
+  return { provider, url: upstreamUrl(provider, pathAndQuery), headers, body, chain: routeChain(config, decision.route) };
 }

@@ -1,0 +1,114 @@
+/**
+ * Fault isolation, rules side (issue 12): a truncated rule file is a load error (validate-rules exits 1,
+ * a reload is rejected and the deny rule keeps applying); a reload that removes every rule warns naming
+ * the files; a fallback provider gets the request as it would have been sent to it directly.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { request } from 'undici';
+import { compileRuleSources, LoadError } from '../src/rules/load.js';
+import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
+import { startTestGateway } from './helpers.js';
+
+let fake: FakeUpstream;
+before(async () => {
+  fake = await startFakeUpstream();
+});
+after(() => fake.close());
+
+const DENY = 'version: 1\nrules:\n  - id: no-opus\n    match: { model: "claude-opus-*" }\n    actions: [ { deny: { status: 403, message: "Opus is not allowed here" } } ]\n';
+const post = (url: string, model: string, headers: Record<string, string> = {}) =>
+  request(url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ model, max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }) });
+
+describe('empty rule files', () => {
+  for (const [label, text] of [['empty', ''], ['whitespace', '  \n\n \t\n'], ['only comments', '# rules moved\n# to 20-x.yaml\n']] as const) {
+    test(`a file that is ${label} is a load error naming the file`, () => {
+      assert.throws(() => compileRuleSources([{ file: 'rules/10-deny.yaml', text }], ['anthropic']), (err: unknown) => {
+        assert.ok(err instanceof LoadError);
+        assert.match(err.message, /rules\/10-deny\.yaml:1:1: the file holds no rules \(empty, whitespace or only comments; a truncated write\?\)/);
+        return true;
+      });
+    });
+  }
+
+  test('an explicit `rules: []` stays valid', () => {
+    assert.equal(compileRuleSources([{ file: 'rules/10.yaml', text: 'version: 1\nrules: []\n' }], ['anthropic']).rules.length, 0);
+  });
+
+  test('truncating a rule file on a running gateway keeps its deny rule applied; removing every rule warns naming the files', async () => {
+    const { gw, logs, rulesDir } = await startTestGateway({ upstream: fake.url, rules: { '10-deny.yaml': DENY } });
+    try {
+      const file = path.join(rulesDir, '10-deny.yaml');
+      writeFileSync(file, '');
+      assert.equal(gw.runtime.reload('test: truncated'), false);
+      const denied = await post(gw.url, 'claude-opus-4-8');
+      assert.equal(denied.statusCode, 403);
+      assert.match(((await denied.body.json()) as { error: { message: string } }).error.message, /denied by rule "no-opus"/);
+      const admin = (await (await request(gw.url + '/admin/rules')).body.json()) as { last_error: { errors: string[] } };
+      assert.match(admin.last_error.errors[0]!, /10-deny\.yaml:1:1: the file holds no rules/);
+
+      writeFileSync(file, 'version: 1\nrules: []\n');
+      assert.equal(gw.runtime.reload('test: emptied on purpose'), true);
+      const warning = logs.lines.find((l) => String(l.msg).startsWith('reload removes every rule'));
+      assert.ok(warning, 'a warning is logged');
+      assert.deepEqual(warning.files, [path.relative(process.cwd(), file)]);
+      assert.match(String(warning.msg), /1 rule\(s\) of .*10-deny\.yaml are gone/);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('fallback providers get their own model', () => {
+  const DEAD = 'http://127.0.0.1:9/v1'; // discard port: connection refused
+  const providers = (url: string) =>
+    `  anthropic:\n    type: anthropic\n    base_url: ${url}\n    retries: { max: 0 }\n` +
+    `  cheap:\n    type: openai\n    base_url: ${DEAD}\n    keys: [ "none" ]\n    timeouts: { connect_ms: 500 }\n    retries: { max: 0 }\n` +
+    `  backup:\n    type: anthropic\n    base_url: ${url}\n    retries: { max: 0 }\n    models: { claude-haiku-4-5: claude-haiku-4-5-20251001 }\n`;
+
+  test("a rule's model for an OpenAI-compatible provider never reaches the Anthropic fallback", async () => {
+    const rules = { '50.yaml': 'version: 1\nrules:\n  - id: haiku-cheap\n    match: { model: "claude-haiku-*" }\n    actions: [ { route_to: { provider: cheap, model: gpt-4o-mini, fallback: [anthropic] } } ]\n' };
+    const { gw } = await startTestGateway({ upstream: fake.url, providers: providers(fake.url), rules });
+    try {
+      const seen = fake.received.length;
+      const r = await post(gw.url, 'claude-haiku-4-5');
+      assert.equal(r.statusCode, 200);
+      await r.body.dump();
+      const sent = JSON.parse(fake.received[seen]!.body.toString()) as { model: string };
+      assert.equal(sent.model, 'claude-haiku-4-5');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('a fallback entry may carry its own model; the provider models: map renames last; dry-run shows the chain', async () => {
+    const rules = {
+      '50.yaml':
+        'version: 1\nrules:\n  - id: haiku-cheap\n    match: { model: "claude-haiku-*" }\n' +
+        '    actions: [ { route_to: { provider: cheap, model: gpt-4o-mini, fallback: [ { provider: anthropic, model: claude-sonnet-4-6 }, backup ] } } ]\n',
+    };
+    const { gw } = await startTestGateway({ upstream: fake.url, providers: providers(fake.url), rules });
+    try {
+      const seen = fake.received.length;
+      const r = await post(gw.url, 'claude-haiku-4-5');
+      await r.body.dump();
+      assert.equal((JSON.parse(fake.received[seen]!.body.toString()) as { model: string }).model, 'claude-sonnet-4-6');
+    } finally {
+      await gw.close();
+    }
+    const dry = await startTestGateway({ upstream: fake.url, providers: providers(fake.url), rules, dryRun: true });
+    try {
+      const r = await post(dry.gw.url, 'claude-haiku-4-5');
+      const report = (await r.body.json()) as { route: { chain: Array<{ provider: string; model: string }> } };
+      assert.deepEqual(report.route.chain, [
+        { provider: 'cheap', model: 'gpt-4o-mini' },
+        { provider: 'anthropic', model: 'claude-sonnet-4-6' },
+        { provider: 'backup', model: 'claude-haiku-4-5-20251001' },
+      ]);
+    } finally {
+      await dry.gw.close();
+    }
+  });
+});
