@@ -53,7 +53,8 @@ export interface GatewayConfig {
   rulesDir: string;
   defaultProvider: string;
   providers: Record<string, ProviderConfig>;
-  limits: { max_body_bytes: number; max_header_bytes: number; request_timeout_ms: number; max_concurrent_requests: number };
+  /** Request limits: bytes, ms, counts; `rule_expression_ms` per JSONata evaluation; `max_json_depth` levels of nesting. */
+  limits: { max_body_bytes: number; max_header_bytes: number; request_timeout_ms: number; max_concurrent_requests: number; rule_expression_ms: number; max_json_depth: number };
   /** Client keys; null = transparent mode (no client authentication). */
   clients: ClientConfig[] | null;
   allowOpen: boolean;
@@ -141,7 +142,7 @@ interface RawConfig {
     retries?: Partial<ProviderConfig['retries']>;
     breaker?: Partial<ProviderConfig['breaker']>;
   }>;
-  limits?: { max_body_bytes?: number; max_header_bytes?: number; request_timeout_ms?: number; max_concurrent_requests?: number };
+  limits?: Partial<GatewayConfig['limits']>;
   shutdown?: { grace_ms?: number };
   log?: { level?: string };
 }

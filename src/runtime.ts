@@ -19,7 +19,7 @@ export interface Snapshot {
 /** Loads the config file and its rules directory. @throws LoadError */
 export function loadSnapshot(configFile: string, overrides: ConfigOverrides = {}): Snapshot {
   const config = loadConfig(configFile, overrides);
-  const rules = loadRuleDir(config.rulesDir, Object.keys(config.providers));
+  const rules = loadRuleDir(config.rulesDir, Object.keys(config.providers), { expressionMs: config.limits.rule_expression_ms });
   return { config, rules };
 }
 

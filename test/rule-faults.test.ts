@@ -112,3 +112,98 @@ describe('fallback providers get their own model', () => {
     }
   });
 });
+
+describe('runaway rules and hostile input never stall the gateway', () => {
+  const RULES = {
+    '10.yaml':
+      'version: 1\nrules:\n' +
+      '  - id: team-header\n    match: { header: { x-team: "/^([a-z]+)+$/" } }\n    actions: [ { tag_billing: { team: from-header } } ]\n' +
+      '  - id: evil-when\n    match:\n      header: { x-evil: "*" }\n      when: "$sum($map([1..99999], function($x){ $sum($map([1..50], function($y){ $x * $y })) })) > 0"\n    actions: [ { tag_billing: { evil: "yes" } } ]\n' +
+      '  - id: regex-in-jsonata\n    match: { when: "$contains($string(headers.\\"x-name\\"), /^([a-z]+)+$/)" }\n    actions: [ { tag_billing: { named: "yes" } } ]\n' +
+      '  - id: default\n    actions: [ { route_to: { provider: anthropic } } ]\n',
+  };
+
+  /** Time /healthz takes to answer while `during` runs, ms (the worst of several probes). */
+  async function healthzDuring(url: string, during: Promise<unknown>): Promise<number> {
+    let worst = 0;
+    let done = false;
+    void during.finally(() => (done = true));
+    while (!done) {
+      const t0 = performance.now();
+      const r = await request(url + '/healthz');
+      await r.body.dump();
+      worst = Math.max(worst, performance.now() - t0);
+    }
+    return worst;
+  }
+
+  test('a ReDoS header against a backtracking-prone pattern is matched in linear time', async () => {
+    const { gw } = await startTestGateway({ upstream: fake.url, rules: RULES });
+    try {
+      const evil = post(gw.url, 'claude-sonnet-4-6', { 'x-team': 'a'.repeat(30) + '-', 'x-name': 'b'.repeat(30) + '-' }).then(async (r) => {
+        await r.body.dump();
+        return r.statusCode;
+      });
+      const worst = await healthzDuring(gw.url, evil);
+      assert.equal(await evil, 200);
+      // On JavaScript's engine these 30 letters held the thread for ~41 s; on RE2 it is microseconds.
+      assert.ok(worst < 1000, `healthz took ${worst} ms`);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('a JSONata condition past its time budget is stopped: the request gets an error naming the rule, healthz keeps answering', async () => {
+    const { gw, logs } = await startTestGateway({ upstream: fake.url, rules: RULES });
+    try {
+      const evil = post(gw.url, 'claude-sonnet-4-6', { 'x-evil': '1' }).then(async (r) => ({ status: r.statusCode, body: (await r.body.json()) as { error: { type: string; message: string } } }));
+      const worst = await healthzDuring(gw.url, evil);
+      const { status, body } = await evil;
+      assert.equal(status, 500);
+      assert.equal(body.error.type, 'api_error');
+      assert.match(body.error.message, /rule "evil-when" failed: when failed: D1012: Evaluation timeout after 10 milliseconds/);
+      assert.ok(worst < 1000, `healthz took ${worst} ms`);
+      const line = logs.lines.find((l) => l.msg === 'request')!;
+      assert.equal(line.outcome, 'gateway_error', 'a runaway rule is the gateway\'s failure, never the upstream\'s');
+      const ok = await post(gw.url, 'claude-sonnet-4-6');
+      assert.equal(ok.statusCode, 200, 'the next request is served');
+      await ok.body.dump();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('validate-rules warns about recursion and huge ranges it can see', () => {
+    const set = compileRuleSources(
+      [{ file: 'rules/10.yaml', text: 'version: 1\nrules:\n  - id: rec\n    match: { when: "($f := function($n){ $f($n + 1) }; $f(0) > 1)" }\n    actions: [ { tag_billing: { a: b } } ]\n  - id: range\n    match: { when: "$count([1..50000000]) > 1" }\n    actions: [ { tag_billing: { c: d } } ]\n' }],
+      ['anthropic'],
+    );
+    const messages = set.warnings.map((w) => `${w.file}:${w.line}: ${w.message}`);
+    assert.ok(messages.some((m) => /^rules\/10\.yaml:4: rule "rec": JSONata expression may not terminate in time: function \$f calls itself/.test(m)), messages.join('\n'));
+    assert.ok(messages.some((m) => /^rules\/10\.yaml:7: rule "range": .*range \[1\.\.50000000\] builds more than 100000 items/.test(m)), messages.join('\n'));
+  });
+
+  test('a header regex RE2 cannot run (a backreference) is a load error', () => {
+    assert.throws(
+      () => compileRuleSources([{ file: 'r.yaml', text: 'version: 1\nrules:\n  - id: br\n    match: { header: { x-a: "/(a)\\\\1/" } }\n    actions: [ { tag_billing: { a: b } } ]\n' }], ['anthropic']),
+      /invalid regular expression .* \(RE2 syntax: linear-time, no backreferences or lookarounds\)/,
+    );
+  });
+
+  test('a body nested 10,000 deep with a rewrite rule answers 400 naming the limit, never a 500', async () => {
+    const rules = { '10.yaml': 'version: 1\nrules:\n  - id: cache\n    actions: [ { inject_cache: { at: [system, last_user], ttl: 5m } } ]\n' };
+    const { gw, logs } = await startTestGateway({ upstream: fake.url, rules });
+    try {
+      const deep = '['.repeat(10_000) + ']'.repeat(10_000);
+      const payload = `{"model":"claude-sonnet-4-6","max_tokens":5,"system":"${'s'.repeat(20_000)}","messages":[{"role":"user","content":[{"type":"text","text":"hi","extra":${deep}}]}]}`;
+      const r = await request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json' }, body: payload });
+      assert.equal(r.statusCode, 400);
+      const err = (await r.body.json()) as { error: { type: string; message: string } };
+      assert.equal(err.error.type, 'invalid_request_error');
+      assert.match(err.error.message, /nests arrays and objects deeper than 256 levels \(limits\.max_json_depth/);
+      assert.equal(logs.lines.find((l) => l.msg === 'request')!.outcome, 'refused');
+    } finally {
+      await gw.close();
+    }
+  });
+});

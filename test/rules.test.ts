@@ -249,7 +249,7 @@ describe('load errors carry file:line:col and say what was expected', () => {
     ['unknown provider', 'version: 1\nrules:\n  - id: a\n    actions:\n      - route_to: { provider: nowhere }\n', /^r\.yaml:5:31: rule "a": unknown provider "nowhere"; the config defines: anthropic, cheap, backup$/],
     ['duplicate id', 'version: 1\nrules:\n  - id: a\n    actions: [ { tag_billing: { a: b } } ]\n  - id: a\n    actions: [ { tag_billing: { a: b } } ]\n', /^r\.yaml:5:9: duplicate rule id "a" \(first defined in r\.yaml:3\)$/],
     ['bad JSONata', 'version: 1\nrules:\n  - id: a\n    match:\n      when: "model = "\n    actions: [ { tag_billing: { a: b } } ]\n', /^r\.yaml:5:\d+: rule "a": JSONata syntax error: /],
-    ['bad regex', 'version: 1\nrules:\n  - id: a\n    match:\n      header: { x-a: "/(unclosed/" }\n    actions: [ { tag_billing: { a: b } } ]\n', /^r\.yaml:5:22: rule "a": invalid regular expression \/\(unclosed\/: /],
+    ['bad regex', 'version: 1\nrules:\n  - id: a\n    match:\n      header: { x-a: "/(unclosed/" }\n    actions: [ { tag_billing: { a: b } } ]\n', /^r\.yaml:5:22: rule "a": invalid regular expression \/\(unclosed\/ \(RE2 syntax[^)]*\): error parsing regexp: missing closing \)/],
     ['protected header', 'version: 1\nrules:\n  - id: a\n    actions:\n      - set_headers: { authorization: "Bearer x" }\n', /^r\.yaml:5:39: rule "a": header "authorization" cannot be changed by a rule/],
   ];
   for (const [name, text, expected] of cases) {

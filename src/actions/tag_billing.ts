@@ -3,7 +3,7 @@
  * Each tag is its own single-valued setting `tag:<name>`; a value is a string or `{expr: JSONata}`
  * evaluated against the request context (a result that is nothing leaves the tag unset).
  */
-import { compileJsonata, describeResult, evalErrorMessage, evaluateExpression, type Expression } from '../rules/jsonata.js';
+import { compileJsonata, describeResult, evalErrorMessage, evaluateExpression, isRunaway, type Expression } from '../rules/jsonata.js';
 import { defineAction } from './types.js';
 
 type TagValue = { value: string } | { expr: Expression };
@@ -57,7 +57,8 @@ export const tagBilling = defineAction<Array<[string, TagValue]>>({
       settled.forEach((s, i) => {
         const name = c[i]![0];
         if (!s.ok) {
-          d.warnings.push({ rule, message: `tag_billing.${name}: expression failed: ${evalErrorMessage(s.err)}` });
+          if (isRunaway(s.err)) d.error = { rule, message: `tag_billing.${name}: expression stopped: ${evalErrorMessage(s.err)}` };
+          else d.warnings.push({ rule, message: `tag_billing.${name}: expression failed: ${evalErrorMessage(s.err)}` });
           return;
         }
         const r = s.value;

@@ -15,6 +15,10 @@ export interface CompileContext {
    * `offset` is a character index into that string value, when known.
    */
   error(subpath: DocPath, message: string, offset?: number): void;
+  /** Reports a non-fatal finding at `subpath` (shown by validate-rules and logged at load). */
+  warning?(subpath: DocPath, message: string): void;
+  /** Time budget of one JSONata evaluation, ms (default `DEFAULT_EXPRESSION_MS`). */
+  expressionMs?: number;
 }
 
 /** A single-valued setting an action writes; `always` is false when it may not write it (an expression). */

@@ -42,7 +42,10 @@ export async function evaluate(rules: RuleSet, rc: RequestContext, defaultProvid
     const failed = pending instanceof Promise ? await pending : pending;
     if (failed) {
       trace.reason = failed.reason;
-      if (failed.warning) draft.warnings.push({ rule: rule.id, message: failed.reason });
+      if (failed.fatal) {
+        draft.error = { rule: rule.id, message: failed.reason };
+        endedBy = `rule "${rule.id}" failed`;
+      } else if (failed.warning) draft.warnings.push({ rule: rule.id, message: failed.reason });
       continue;
     }
     trace.matched = true;

@@ -49,6 +49,12 @@ export interface RuleSet {
   warnings: LoadIssue[];
 }
 
+/** Settings from the gateway config that compiling needs. */
+export interface CompileOptions {
+  /** Time budget of one JSONata evaluation, ms (`limits.rule_expression_ms`). */
+  expressionMs?: number;
+}
+
 interface RawRule {
   id: string;
   description?: string;
@@ -89,21 +95,21 @@ export function readRuleDir(dir: string): RuleSource[] {
  * @param providers names of the providers defined in the gateway config.
  * @throws LoadError listing every error (warnings are kept on the returned set).
  */
-export function loadRuleDir(dir: string, providers: Iterable<string>): RuleSet {
+export function loadRuleDir(dir: string, providers: Iterable<string>, opts: CompileOptions = {}): RuleSet {
   let sources: RuleSource[];
   try {
     sources = readRuleDir(dir);
   } catch (err) {
     throw new LoadError([{ file: dir, line: 1, col: 1, severity: 'error', message: `cannot read rules directory: ${(err as Error).message}` }]);
   }
-  return compileRuleSources(sources, providers, path.resolve(dir));
+  return compileRuleSources(sources, providers, path.resolve(dir), opts);
 }
 
 /**
  * Compiles rule sources (already in evaluation order).
  * @throws LoadError listing every error.
  */
-export function compileRuleSources(sources: RuleSource[], providers: Iterable<string>, dir = ''): RuleSet {
+export function compileRuleSources(sources: RuleSource[], providers: Iterable<string>, dir = '', opts: CompileOptions = {}): RuleSet {
   validateRules ??= compileSchema(buildRulesSchema());
   const providerSet = new Set(providers);
   const issues: LoadIssue[] = [];
@@ -139,7 +145,9 @@ export function compileRuleSources(sources: RuleSource[], providers: Iterable<st
       if (r.enabled === false) return;
       const cx = (base: DocPath): CompileContext => ({
         providers: providerSet,
+        expressionMs: opts.expressionMs,
         error: (sub, message, offset) => issues.push(source.issueAt([...base, ...sub], `rule "${r.id}": ${message}`, 'error', 'value', offset)),
+        warning: (sub, message) => issues.push(source.issueAt([...base, ...sub], `rule "${r.id}": ${message}`, 'warning')),
       });
       const matchers = compileMatchers(r.match, cx([...at, 'match']));
       const actions = r.actions.map((a, j): CompiledAction => {

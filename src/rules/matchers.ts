@@ -2,14 +2,23 @@
  * Rule matchers, compiled once at load: `model` and `key` (globs), `header` (present / regex / exact,
  * names case-insensitive) and `when` (JSONata, must return a boolean). A matcher answers whether it holds
  * and, when it does not, a short reason for dry-run.
+ *
+ * Header regexes run on re2js, a port of RE2: matching takes time linear in the header's length whatever the
+ * pattern, so a client cannot stall the gateway with a header crafted against a backtracking pattern
+ * (`/^([a-z]+)+$/` and 30 letters took 41 s on JavaScript's own engine). RE2 has no backreferences or
+ * lookarounds; a pattern that uses them is a load error.
  */
 import picomatch from 'picomatch';
+import { RE2JS } from 're2js';
 import type { CompileContext } from '../actions/types.js';
 import type { RequestContext } from './context.js';
-import { compileJsonata, describeResult, evalErrorMessage, evaluateExpression } from './jsonata.js';
+import { compileJsonata, describeResult, evalErrorMessage, evaluateExpression, isRunaway } from './jsonata.js';
 
-/** Outcome of one matcher: `null` when it holds, else why not. `warning` marks an evaluation error. */
-export type MatchResult = null | { reason: string; warning?: boolean };
+/**
+ * Outcome of one matcher: `null` when it holds, else why not. `warning` marks an evaluation error; `fatal`
+ * a runaway expression stopped by its budget, which fails the request with an error naming the rule.
+ */
+export type MatchResult = null | { reason: string; warning?: boolean; fatal?: boolean };
 
 /** A compiled condition. Cheap matchers run first; `when` (JSONata, which may answer asynchronously) last. */
 export interface Matcher {
@@ -38,6 +47,11 @@ function parseRegex(s: string): { source: string; flags: string } | null {
   return m ? { source: m[1]!, flags: m[2]!.replace(/[gy]/g, '') } : null;
 }
 
+/** RE2 flags for JavaScript regex flags: i, s and m carry over; u, v and d change nothing on RE2. */
+function re2Flags(flags: string): number {
+  return (flags.includes('i') ? RE2JS.CASE_INSENSITIVE : 0) | (flags.includes('s') ? RE2JS.DOTALL : 0) | (flags.includes('m') ? RE2JS.MULTILINE : 0);
+}
+
 /** Compiles a rule's `match` block; problems go to `cx.error` with a path relative to `match`. */
 export function compileMatchers(spec: MatchSpec | undefined, cx: CompileContext): Matcher[] {
   const out: Matcher[] = [];
@@ -61,11 +75,11 @@ export function compileMatchers(spec: MatchSpec | undefined, cx: CompileContext)
         label = 'present';
       } else if (re) {
         try {
-          const rx = new RegExp(re.source, re.flags);
+          const rx = RE2JS.compile(re.source, re2Flags(re.flags));
           check = (v) => rx.test(v);
           label = `matching ${want}`;
         } catch (err) {
-          cx.error(['header', rawName], `invalid regular expression ${want}: ${(err as Error).message}`);
+          cx.error(['header', rawName], `invalid regular expression ${want} (RE2 syntax: linear-time, no backreferences or lookarounds): ${(err as Error).message}`);
           continue;
         }
       } else {
@@ -91,7 +105,7 @@ export function compileMatchers(spec: MatchSpec | undefined, cx: CompileContext)
         if (r === false || r === undefined) return { reason: `when is ${r === false ? 'false' : 'nothing (treated as false)'}` };
         return { reason: `when returned ${describeResult(r)}, not true or false`, warning: true };
       };
-      const failed = (err: unknown): MatchResult => ({ reason: `when failed: ${evalErrorMessage(err)}`, warning: true });
+      const failed = (err: unknown): MatchResult => ({ reason: `when failed: ${evalErrorMessage(err)}`, warning: true, fatal: isRunaway(err) });
       out.push({
         name: 'when',
         async: true,

@@ -6,8 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { asGatewayError, DeniedError, errorBody, GatewayError, InvalidRequestError, RequestTooLargeError, RuleError } from '../errors.js';
+import { asGatewayError, DeniedError, errorBody, GatewayError, InvalidRequestError, RequestTooLargeError, RuleError, UpstreamError } from '../errors.js';
 import { authenticateClient } from './auth.js';
+import { jsonDepthExceeds } from './json-depth.js';
 import { admit as admitThrottles, checkBudgets, ThrottledError, type BudgetCharge, type Ticket } from './admission.js';
 import type { Metrics } from '../usage/metrics.js';
 import type { StateStore } from '../state/store.js';
@@ -101,8 +102,14 @@ export function upstreamPathAndQuery(target: string | undefined): string {
   return u.pathname + u.search;
 }
 
-/** Parses a Messages API body: it must be a JSON object. @throws InvalidRequestError (400) */
-export function parseJsonBody(raw: Buffer): Record<string, unknown> {
+/**
+ * Parses a Messages API body: it must be a JSON object nested at most `maxDepth` deep.
+ * @throws InvalidRequestError (400) for invalid JSON, a non-object, or nesting deeper than `maxDepth`.
+ */
+export function parseJsonBody(raw: Buffer, maxDepth = Infinity): Record<string, unknown> {
+  if (maxDepth !== Infinity && jsonDepthExceeds(raw, maxDepth)) {
+    throw new InvalidRequestError(`request body nests arrays and objects deeper than ${maxDepth} levels (limits.max_json_depth in the gateway config)`);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw.toString('utf8'));
@@ -155,7 +162,8 @@ interface RequestLog {
   latency_ms?: number;
   ttfb_ms?: number;
   error?: string;
-  outcome?: 'ok' | 'client_aborted' | 'upstream_failed' | 'refused';
+  /** `gateway_error`: the gateway itself failed (a rule that ran away, a bug); never counted against a provider. */
+  outcome?: 'ok' | 'client_aborted' | 'upstream_failed' | 'refused' | 'gateway_error';
 }
 
 /**
@@ -241,7 +249,13 @@ interface Accounting {
   attempts: { attempts: number };
 }
 
-const OUTCOMES: Record<NonNullable<RequestLog['outcome']>, Outcome> = { ok: 'ok', client_aborted: 'aborted', upstream_failed: 'failed', refused: 'refused' };
+const OUTCOMES: Record<NonNullable<RequestLog['outcome']>, Outcome> = { ok: 'ok', client_aborted: 'aborted', upstream_failed: 'failed', refused: 'refused', gateway_error: 'error' };
+
+/** How an error answer counts: the upstream's fault, a refusal (4xx, throttles, budgets), or the gateway's own. */
+function errorOutcome(err: GatewayError): NonNullable<RequestLog['outcome']> {
+  if (err instanceof UpstreamError || err.code === 'SY_KEYS_COOLING') return 'upstream_failed';
+  return err.status < 500 || err.type === 'overloaded_error' ? 'refused' : 'gateway_error';
+}
 
 /** The usage record of a finished request (tokens from the tap; cost from the price table). */
 function usageRecord(entry: RequestLog, acct: Accounting, deps: ProxyDeps): UsageRecord {
@@ -307,7 +321,7 @@ async function runStages(
     sendError(res, gerr, requestId);
     acct.errorType = gerr.type;
     if (err instanceof ThrottledError) deps.metrics.throttled.inc({ rule: err.rule });
-    finish(gerr.status, { outcome: gerr.status >= 500 ? 'upstream_failed' : 'refused', error: `${gerr.code}: ${gerr.message}` });
+    finish(gerr.status, { outcome: errorOutcome(gerr), error: `${gerr.code}: ${gerr.message}` });
     return;
   }
   if (!admitted) {
@@ -367,7 +381,7 @@ async function admit(
   let body: Record<string, unknown> = {};
   if (endpoint !== 'models') {
     raw = await readBody(req, config.limits.max_body_bytes);
-    body = parseJsonBody(raw);
+    body = parseJsonBody(raw, config.limits.max_json_depth);
   }
   const rc = buildContext({ path: entry.path, body, headers: req.headers, bodyBytes: raw?.length ?? 0, clientId: client?.id, clientTags: client?.tags });
   entry.model = rc.model || undefined;

@@ -4,8 +4,12 @@
  */
 import type { Usage } from './tap.js';
 
-/** How the request ended. */
-export type Outcome = 'ok' | 'aborted' | 'failed' | 'refused';
+/**
+ * How the request ended: answered (`ok`), client hung up (`aborted`), the upstream failed (`failed`), the
+ * gateway refused it (`refused`: limits, throttles, budgets, denials, bad input), or the gateway itself
+ * failed (`error`: a runaway rule, a bug).
+ */
+export type Outcome = 'ok' | 'aborted' | 'failed' | 'refused' | 'error';
 
 /** One request, accounted for. Token counts in tokens, time in ms, cost in USD (null: unknown price). */
 export interface UsageRecord extends Usage {
