@@ -31,8 +31,9 @@ async function measure(store: StateStore, n: number): Promise<{ median_us: numbe
 
 export async function benchThrottle(): Promise<Record<string, { median_us: number; p99_us: number }>> {
   const memory = new MemoryStore();
-  const redis = new RedisStore(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', `switchyard-bench-${process.pid}:`);
+  const redis = new RedisStore(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { prefix: `switchyard-bench-${process.pid}:` });
   try {
+    await redis.ready(5000);
     return { memory: await measure(memory, 5000), redis: await measure(redis, 2000) };
   } finally {
     await redis.close();

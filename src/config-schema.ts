@@ -14,6 +14,9 @@ export const DEFAULT_TIMEOUTS = { connect_ms: 10_000, headers_ms: 600_000, first
 /** Gateway retries: few, because Claude Code retries up to 10 times itself (../shared/CLAUDE_CODE_TRAFFIC.md). */
 export const DEFAULT_RETRIES = { max: 2, base_delay_ms: 250, max_delay_ms: 4000, budget_ms: 20_000 } as const;
 
+/** Shared state (Redis) defaults: command timeout, circuit retry and concurrency-slot lease, ms. */
+export const DEFAULT_STATE = { command_timeout_ms: 100, retry_ms: 1000, slot_lease_ms: 30_000 } as const;
+
 /** Circuit breaker defaults. */
 export const DEFAULT_BREAKER = { failures: 5, cooldown_ms: 30_000 } as const;
 
@@ -151,7 +154,7 @@ export const configSchema = {
       },
     },
     state: {
-      description: 'Where throttle counters live: memory (default, one process) or {redis: URL} so that N replicas share one budget.',
+      description: 'Where throttle counters, key cooldowns and budget totals live: memory (default, one process) or {redis: URL} so that N replicas share them, with a declared failure mode while Redis is unavailable.',
       anyOf: [
         { const: 'memory', description: 'memory' },
         {
@@ -159,7 +162,28 @@ export const configSchema = {
           additionalProperties: false,
           required: ['redis'],
           description: 'a map {redis: URL}',
-          properties: { redis: { type: 'string', pattern: '^rediss?://', description: 'Redis URL, e.g. redis://127.0.0.1:6379 (an ${ENV} reference for credentials).' } },
+          properties: {
+            redis: { type: 'string', pattern: '^rediss?://', description: 'Redis URL, e.g. redis://127.0.0.1:6379 (an ${ENV} reference for credentials).' },
+            command_timeout_ms: { type: 'integer', minimum: 1, maximum: 10000, description: `Longest a Redis command may take before it counts as failed, ms (default ${DEFAULT_STATE.command_timeout_ms}).` },
+            retry_ms: { type: 'integer', minimum: 10, description: `After 3 failures in a row Redis is not asked again for this long (requests use the fallback at no cost), then one probe, ms (default ${DEFAULT_STATE.retry_ms}).` },
+            slot_lease_ms: { type: 'integer', minimum: 1000, description: `Lifetime of a concurrency slot in Redis, renewed every third of it while its request runs: the longest a slot outlives a replica that died or a release lost to an outage, ms (default ${DEFAULT_STATE.slot_lease_ms}).` },
+            on_failure: {
+              description: 'What each use of the shared state does while Redis is unavailable: local (this replica\'s own counters; default), allow (not applied) or deny (503). One mode for all, or a map {throttles, cooldowns, budgets}.',
+              anyOf: [
+                { enum: ['local', 'allow', 'deny'], description: 'local, allow or deny' },
+                {
+                  type: 'object',
+                  additionalProperties: false,
+                  description: 'a map {throttles, cooldowns, budgets}',
+                  properties: {
+                    throttles: { enum: ['local', 'allow', 'deny'], description: 'Throttle buckets and concurrency slots.' },
+                    cooldowns: { enum: ['local', 'allow', 'deny'], description: 'Upstream key cooldowns after a 429.' },
+                    budgets: { enum: ['local', 'allow', 'deny'], description: 'Budget running totals.' },
+                  },
+                },
+              ],
+            },
+          },
         },
       ],
     },
@@ -177,6 +201,22 @@ export const configSchema = {
             flush_interval_ms: { type: 'integer', minimum: 10, description: 'How often queued records are written, ms (default 1000): a crash loses at most this much.' },
             max_queue: { type: 'integer', minimum: 1, description: 'Records kept in memory while the store is down (default 10000); more are dropped and counted.' },
             webhook: { type: 'string', pattern: '^https?://', description: 'Billing export: batches of records are POSTed here as JSON {"records": [...]}, with retries.' },
+            write_timeout_ms: { type: 'integer', minimum: 100, description: 'Longest one batch write (and one PostgreSQL statement) may take before it counts as failed and is retried later, ms (default 10000).' },
+            spool: {
+              description: 'Disk spool for records the store cannot take in time (queue full during an outage, shutdown): replayed when the store answers. Default: ./data/spool next to this file, 256 MB. false turns it off (overflow is then dropped).',
+              anyOf: [
+                { const: false, description: 'false' },
+                {
+                  type: 'object',
+                  additionalProperties: false,
+                  description: 'a map {dir, max_bytes}',
+                  properties: {
+                    dir: { type: 'string', minLength: 1, description: 'Spool directory, relative to this file; one per replica (local disk).' },
+                    max_bytes: { type: 'integer', minimum: 1024, description: 'Most bytes the spool holds; beyond, records are dropped and counted (default 268435456).' },
+                  },
+                },
+              ],
+            },
           },
         },
       ],

@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { configSchema, DEFAULT_BREAKER, DEFAULT_LIMITS, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRIES, DEFAULT_TIMEOUTS } from './config-schema.js';
+import type { FailureMode, FailureModes } from './state/resilient.js';
+import { DEFAULT_SPOOL_MAX_BYTES } from './usage/spool.js';
+import { configSchema, DEFAULT_BREAKER, DEFAULT_STATE, DEFAULT_LIMITS, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRIES, DEFAULT_TIMEOUTS } from './config-schema.js';
 import { compileSchema, LoadError, schemaIssues, SourceFile, type DocPath, type LoadIssue } from './validation.js';
 
 /** Upstream timeouts, ms. */
@@ -36,6 +38,15 @@ export interface ProviderConfig {
   breaker: { failures: number; cooldown_ms: number; statuses?: number[] };
 }
 
+/** Shared state in Redis: its URL, bounds (ms) and what each use does while Redis is unavailable. */
+export interface RedisStateConfig {
+  redis: string;
+  command_timeout_ms: number;
+  retry_ms: number;
+  slot_lease_ms: number;
+  on_failure: FailureModes;
+}
+
 /** A configured client (virtual key): its id, the SHA-256 of its secret (32 bytes) and its tags. */
 export interface ClientConfig {
   id: string;
@@ -62,11 +73,12 @@ export interface GatewayConfig {
   admin: { token: string | null };
   cors: { origins: string[]; maxAgeS: number } | null;
   /** The usage ledger store, or null when off. */
-  ledger: { sqlite?: string; postgres?: string; flushIntervalMs: number; maxQueue: number; webhook: string | null } | null;
+  /** `writeTimeoutMs`: bound of one batch write, ms; `spool`: disk spool directory and bound (bytes), or null when off. */
+  ledger: { sqlite?: string; postgres?: string; flushIntervalMs: number; maxQueue: number; webhook: string | null; writeTimeoutMs: number; spool: { dir: string; maxBytes: number } | null } | null;
   /** Absolute path of the price table. */
   prices: string;
-  /** Throttle counters: in this process, or in Redis at this URL. */
-  state: { redis: string } | 'memory';
+  /** Throttle counters, cooldowns and budget totals: in this process, or in Redis (timeouts in ms). */
+  state: RedisStateConfig | 'memory';
   shutdown: { grace_ms: number };
   log: { level?: string };
   /** Non-fatal findings (unset `${ENV}` references when `missingEnv` is 'warning'). */
@@ -124,8 +136,8 @@ interface RawConfig {
   listen?: { host?: string; port?: number | string; tls?: { cert: string; key: string } };
   clients?: Record<string, { key?: string; key_sha256?: string; tags?: Record<string, string> }>;
   allow_open?: boolean;
-  state?: 'memory' | { redis: string };
-  ledger?: 'off' | { sqlite?: string; postgres?: string; flush_interval_ms?: number; max_queue?: number; webhook?: string };
+  state?: 'memory' | { redis: string; command_timeout_ms?: number; retry_ms?: number; slot_lease_ms?: number; on_failure?: FailureMode | Partial<FailureModes> };
+  ledger?: 'off' | { sqlite?: string; postgres?: string; flush_interval_ms?: number; max_queue?: number; webhook?: string; write_timeout_ms?: number; spool?: false | { dir?: string; max_bytes?: number } };
   prices?: string;
   admin?: { token?: string };
   cors?: { origins: string[]; max_age_s?: number };
@@ -238,12 +250,20 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
     allowOpen: raw.allow_open === true,
     admin: { token: raw.admin?.token || env.SWITCHYARD_ADMIN_TOKEN || null },
     cors: raw.cors ? { origins: raw.cors.origins, maxAgeS: raw.cors.max_age_s ?? 600 } : null,
-    state: raw.state ?? 'memory',
+    state: !raw.state || raw.state === 'memory' ? 'memory' : {
+      ...DEFAULT_STATE,
+      ...raw.state,
+      on_failure: typeof raw.state.on_failure === 'string'
+        ? { throttles: raw.state.on_failure, cooldowns: raw.state.on_failure, budgets: raw.state.on_failure }
+        : { throttles: 'local', cooldowns: 'local', budgets: 'local', ...raw.state.on_failure },
+    },
     ledger: raw.ledger === 'off' ? null : {
       ...(raw.ledger?.postgres ? { postgres: raw.ledger.postgres } : { sqlite: path.resolve(dir, raw.ledger?.sqlite ?? './data/usage.db') }),
       flushIntervalMs: raw.ledger?.flush_interval_ms ?? 1000,
       maxQueue: raw.ledger?.max_queue ?? 10_000,
       webhook: raw.ledger?.webhook ?? null,
+      writeTimeoutMs: raw.ledger?.write_timeout_ms ?? 10_000,
+      spool: raw.ledger?.spool === false ? null : { dir: path.resolve(dir, raw.ledger?.spool?.dir ?? './data/spool'), maxBytes: raw.ledger?.spool?.max_bytes ?? DEFAULT_SPOOL_MAX_BYTES },
     },
     prices: raw.prices ? path.resolve(dir, raw.prices) : BUNDLED_PRICES,
     shutdown: { grace_ms: raw.shutdown?.grace_ms ?? 30_000 },

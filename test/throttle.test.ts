@@ -49,10 +49,13 @@ describe('token bucket', () => {
     const big = await store.take('b', 50, spec);
     assert.equal(big.ok, true, 'a cost above capacity is admitted from a full bucket');
     assert.equal(big.remaining, -47);
-    assert.equal(await store.acquire('c', 1), true);
-    assert.equal(await store.acquire('c', 1), false);
-    await store.release('c');
-    assert.equal(await store.acquire('c', 1), true);
+    const slot = await store.acquire('c', 1);
+    assert.ok(slot);
+    assert.equal(await store.acquire('c', 1), null);
+    await slot.release();
+    await slot.release(); // a second release gives back nothing more
+    assert.ok(await store.acquire('c', 1));
+    assert.equal(await store.acquire('c', 1), null);
   });
 });
 
@@ -167,8 +170,9 @@ describe('throttle through the gateway', () => {
 
 describe('Redis state store', () => {
   test('the Lua bucket matches the in-memory one', async () => {
-    const store = new RedisStore(REDIS_URL, `switchyard-test-${randomBytes(4).toString('hex')}:`);
+    const store = new RedisStore(REDIS_URL, { prefix: `switchyard-test-${randomBytes(4).toString('hex')}:` });
     try {
+      assert.equal(await store.ready(5000), true, 'Redis answers');
       const spec = { capacity: 3, refillPerMs: 1 / 60_000 };
       const results = [];
       for (let i = 0; i < 4; i++) results.push(await store.take('b', 1, spec));

@@ -10,7 +10,7 @@ import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RequestContext } from '../rules/context.js';
 import type { BudgetSpec, Decision } from '../rules/decision.js';
-import type { BucketSpec, StateStore } from '../state/store.js';
+import type { BucketSpec, Slot, StateStore } from '../state/store.js';
 
 /** 429 from a throttle. */
 export class ThrottledError extends GatewayError {
@@ -19,10 +19,16 @@ export class ThrottledError extends GatewayError {
   }
 }
 
-/** What admission hands back: call `done` exactly once when the answer is over. */
+/** What admission hands back: call `done` or `refund` once when the request is over (later calls do nothing). */
 export interface Ticket {
-  /** @param outputTokens output tokens the upstream reported (0 when unknown). */
+  /** The answer is over: frees slots and charges the output tokens the upstream reported (0 when unknown). */
   done(outputTokens: number): Promise<void>;
+  /**
+   * The request did no work (a later stage refused it, or the upstream refused it before the first byte:
+   * 429/529): frees slots and gives back the request and input tokens taken, so a refusal elsewhere does
+   * not spend this throttle.
+   */
+  refund(): Promise<void>;
 }
 
 const MINUTE_MS = 60_000;
@@ -40,14 +46,16 @@ const bucket = (perMinute: number, burst: number): BucketSpec => ({ capacity: Ma
 
 /**
  * Admits the request or throws. Takes concurrency slots first, then request and input-token tokens, and
- * checks the output-token bucket is out of debt; on a refusal the slots taken are given back.
+ * checks the output-token bucket is out of debt; on a refusal the slots and tokens taken are given back.
  * @throws ThrottledError (429) naming the rule and limit, with retry-after in seconds.
  * @throws whatever the state store throws (e.g. Redis down): the caller answers 503.
  */
 export async function admit(decision: Decision, rc: RequestContext, store: StateStore, log: Logger, requestId: string): Promise<Ticket> {
   const throttles = decision.throttles as Throttle[];
-  const slots: string[] = [];
+  const slots: Slot[] = [];
+  const taken: Array<{ key: string; cost: number; spec: BucketSpec }> = [];
   const output: Array<{ key: string; spec: BucketSpec }> = [];
+  const giveBack = () => Promise.all([...slots.map((s) => s.release()), ...taken.map((t) => store.charge(t.key, -t.cost, t.spec))]);
   try {
     for (const t of throttles) {
       const value = scopeValue(t.scope, rc, decision);
@@ -61,28 +69,29 @@ export async function admit(decision: Decision, rc: RequestContext, store: State
         }
         throw new ThrottledError(t.rule, message, retryS);
       };
+      const take = async (suffix: string, cost: number, spec: BucketSpec, limit: string, amount: number) => {
+        const key = `${base}:${suffix}`;
+        const r = await store.take(key, cost, spec);
+        if (r.ok) {
+          if (cost > 0) taken.push({ key, cost, spec });
+        } else refuse(limit, amount, r.retryAfterMs);
+      };
       if (t.concurrent !== undefined) {
-        const key = `${base}:concurrent`;
-        if (await store.acquire(key, t.concurrent)) slots.push(key);
+        const slot = await store.acquire(`${base}:concurrent`, t.concurrent);
+        if (slot) slots.push(slot);
         else refuse('concurrent', t.concurrent, 1000);
       }
-      if (t.requests_per_minute !== undefined) {
-        const r = await store.take(`${base}:rpm`, 1, bucket(t.requests_per_minute, t.burst));
-        if (!r.ok) refuse('requests_per_minute', t.requests_per_minute, r.retryAfterMs);
-      }
-      if (t.input_tokens_per_minute !== undefined) {
-        const r = await store.take(`${base}:itpm`, rc.estimate.input_tokens, bucket(t.input_tokens_per_minute, t.burst));
-        if (!r.ok) refuse('input_tokens_per_minute', t.input_tokens_per_minute, r.retryAfterMs);
-      }
+      if (t.requests_per_minute !== undefined) await take('rpm', 1, bucket(t.requests_per_minute, t.burst), 'requests_per_minute', t.requests_per_minute);
+      if (t.input_tokens_per_minute !== undefined) await take('itpm', rc.estimate.input_tokens, bucket(t.input_tokens_per_minute, t.burst), 'input_tokens_per_minute', t.input_tokens_per_minute);
       if (t.output_tokens_per_minute !== undefined) {
         const spec = bucket(t.output_tokens_per_minute, t.burst);
-        const r = await store.take(`${base}:otpm`, 0, spec);
-        if (!r.ok) refuse('output_tokens_per_minute', t.output_tokens_per_minute, r.retryAfterMs);
+        await take('otpm', 0, spec, 'output_tokens_per_minute', t.output_tokens_per_minute);
         output.push({ key: `${base}:otpm`, spec });
       }
     }
   } catch (err) {
-    await Promise.all(slots.map((k) => store.release(k)));
+    // A later limit refused: what the earlier ones took is given back.
+    await giveBack().catch(() => {});
     throw err;
   }
   let finished = false;
@@ -91,9 +100,14 @@ export async function admit(decision: Decision, rc: RequestContext, store: State
       if (finished) return;
       finished = true;
       await Promise.all([
-        ...slots.map((k) => store.release(k)),
+        ...slots.map((s) => s.release()),
         ...(outputTokens > 0 ? output.map((o) => store.charge(o.key, outputTokens, o.spec)) : []),
       ]);
+    },
+    async refund() {
+      if (finished) return;
+      finished = true;
+      await giveBack();
     },
   };
 }

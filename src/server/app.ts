@@ -9,6 +9,7 @@ import { asGatewayError, errorBody, GatewayError, NotFoundError } from '../error
 import { formatIssue } from '../validation.js';
 import { bearerMatches } from './auth.js';
 import { cors } from './cors.js';
+import { ResilientStore } from '../state/resilient.js';
 import { proxyRequest, type ProxyDeps } from './proxy.js';
 import { buildReport, isGroupBy, parseWhen, renderReport, type GroupBy } from '../usage/report.js';
 
@@ -47,6 +48,9 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
       rules: rules.rules.length,
       // Circuit state per provider that has been used (details at /admin/providers).
       circuits: deps.upstreams.breakers.states(),
+      // Degraded dependencies keep the gateway ready (their failure mode applies); the detail is here.
+      state: deps.state instanceof ResilientStore ? deps.state.health() : { kind: deps.state.kind, status: 'ok' },
+      ledger: deps.ledger ? deps.ledger.health() : { status: 'off' },
     };
     return c.json(body, state.shuttingDown ? 503 : 200);
   });

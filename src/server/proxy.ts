@@ -334,7 +334,8 @@ async function runStages(
   acct.tap = tap;
   const outcome = await relay(upstream, res, requestId, started, abort.signal, tap, deps.openRelays);
   admitted.release();
-  if (ticket) await settle(ticket, tap.outputTokens(), deps.log, requestId);
+  // An upstream that refused before doing any work (429/529) does not spend the client's throttles.
+  if (ticket) await settle(ticket, upstream.statusCode === 429 || upstream.statusCode === 529 ? null : tap.outputTokens(), deps.log, requestId);
   finish(upstream.statusCode, outcome);
 }
 
@@ -346,10 +347,13 @@ interface Admitted {
   release(): void;
 }
 
-/** Settles a throttle ticket; a state store failure here is logged, never thrown at the client. */
-async function settle(ticket: Ticket, outputTokens: number, log: Logger, requestId: string): Promise<void> {
+/**
+ * Settles a throttle ticket: `outputTokens` charged, or null to refund what admission took (no work was
+ * done). A state store failure here is logged, never thrown at the client.
+ */
+async function settle(ticket: Ticket, outputTokens: number | null, log: Logger, requestId: string): Promise<void> {
   try {
-    await ticket.done(outputTokens);
+    await (outputTokens === null ? ticket.refund() : ticket.done(outputTokens));
   } catch (err) {
     log.error({ request_id: requestId, err: (err as Error).message }, 'could not settle throttle counters');
   }
@@ -475,7 +479,8 @@ async function admit(
     const answer = provider.type === 'openai' && endpoint === 'messages' ? await fromOpenAI(sent.answer, provider, rc.model) : sent.answer;
     return { upstream: answer, ticket, release: sent.release };
   } catch (err) {
-    if (ticket) await settle(ticket, 0, deps.log, entry.request_id);
+    // Nothing reached the client: the throttle tokens this request took are given back.
+    if (ticket) await settle(ticket, null, deps.log, entry.request_id);
     throw err;
   }
 }

@@ -21,6 +21,7 @@ import { loadPrices } from '../usage/prices.js';
 import { Metrics } from '../usage/metrics.js';
 import { RedisStore } from '../state/redis.js';
 import { MemoryStore, type StateStore } from '../state/store.js';
+import { ResilientStore } from '../state/resilient.js';
 import { createApp, type AppState } from './app.js';
 import type { OpenRelay } from './proxy.js';
 
@@ -41,6 +42,19 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, limits: G
         : [400, 'Bad Request', new GatewayError('SY_BAD_HTTP', 'invalid_request_error', 400, `malformed HTTP request (${err.code ?? 'parse error'})`)];
   const body = errorBody(gerr);
   socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+/** How long start-up waits for Redis before serving on the fallback, ms. */
+const STATE_CONNECT_WAIT_MS = 2000;
+
+/** The state store the config names: memory, or Redis behind its failure mode. */
+function openState(cfg: GatewayConfig['state'], log: Logger, metrics: Metrics): StateStore {
+  if (cfg === 'memory') return new MemoryStore();
+  const redis = new RedisStore(cfg.redis, { commandTimeoutMs: cfg.command_timeout_ms, slotLeaseMs: cfg.slot_lease_ms });
+  return new ResilientStore(redis, cfg.on_failure, log, cfg.retry_ms, {
+    onFallback: (use, mode) => metrics.stateFallbacks.inc({ use, mode }),
+    onStatus: (degraded) => metrics.stateDegraded.set(degraded ? 1 : 0),
+  });
 }
 
 /** Options of {@link startGateway}. */
@@ -82,7 +96,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const metrics = new Metrics(ledger);
   const breakers = new BreakerRegistry();
   // Chosen at start: a reload that changes `state:` needs a restart (the counters would otherwise reset).
-  const counters: StateStore = snapshot.config.state === 'memory' ? new MemoryStore() : new RedisStore(snapshot.config.state.redis);
+  const counters: StateStore = openState(snapshot.config.state, log, metrics);
+  if (counters instanceof ResilientStore && !(await counters.ready(STATE_CONNECT_WAIT_MS))) {
+    log.warn({ state: 'redis' }, `state store (redis) not reachable within ${STATE_CONNECT_WAIT_MS} ms at start; serving with its failure mode until it is`);
+  }
   const state: AppState = { shuttingDown: false };
   const warned = new Set<string>();
   const openRelays = new Set<OpenRelay>();
@@ -153,6 +170,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const close = (): Promise<void> => {
     closing ??= (async () => {
       state.shuttingDown = true;
+      const shutdownStarted = performance.now();
       const grace = runtime.current.config.shutdown.grace_ms;
       const closed = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeIdleConnections();
@@ -168,7 +186,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await runtime.close();
       await upstream.close();
       await counters.close();
-      await ledger?.close();
+      // The ledger gets what is left of the grace period (at least 1 s); what it cannot write is spooled.
+      await ledger?.close(Math.max(1000, grace - (performance.now() - shutdownStarted)));
       log.info('switchyard stopped');
     })();
     return closing;

@@ -1,10 +1,17 @@
 /**
  * The Redis state store (ioredis): token buckets and concurrency slots updated atomically by Lua scripts
- * that read the clock from Redis (`TIME`), so every replica sees one budget on one clock. Keys expire when
- * a bucket would be full again (or after 15 min for concurrency slots, in case a replica died holding one).
+ * that read the clock from Redis (`TIME`), so every replica sees one budget on one clock. Bucket keys
+ * expire when the bucket would be full again. A concurrency slot is a lease (a member of a sorted set
+ * scored by its expiry) renewed every third of its lease while its request runs: a replica that dies or a
+ * network blip that loses the release leaves the slot taken for at most one lease, never for good.
+ *
+ * Commands are bounded (`commandTimeout`) and never queued while disconnected (`enableOfflineQueue:
+ * false`): a Redis that is down or frozen fails each command within the timeout, and the caller
+ * ({@link ResilientStore}) decides what happens then.
  */
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import type { BucketSpec, StateStore, TakeResult } from './store.js';
+import type { BucketSpec, Slot, StateStore, TakeResult } from './store.js';
 
 // KEYS[1] bucket; ARGV: cost, capacity, refill per ms, mode ("take" | "charge").
 // Mirrors refill() and decideTake() in store.ts.
@@ -43,42 +50,87 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / rate) + 1000)
 return {ok, retry, tostring(tokens)}
 `;
 
-// KEYS[1] slot counter; ARGV: limit.
+// KEYS[1] slot lease set; ARGV: limit, lease ms, member. Expired leases are dropped first.
 const ACQUIRE = `
-local n = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], 900000)
-if n > tonumber(ARGV[1]) then
-  redis.call('DECR', KEYS[1])
-  return 0
-end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 return 1
 `;
 
-const RELEASE = `
-local n = redis.call('DECR', KEYS[1])
-if n <= 0 then redis.call('DEL', KEYS[1]) end
-return n
+// KEYS[1] lease set; ARGV: lease ms, members... (extends each lease from now).
+const RENEW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 1
 `;
 
 type Scripted = Redis & {
   syBucket(key: string, cost: number, capacity: number, rate: number, mode: string): Promise<[number, number, string]>;
-  syAcquire(key: string, limit: number): Promise<number>;
-  syRelease(key: string): Promise<number>;
+  syAcquire(key: string, limit: number, leaseMs: number, member: string): Promise<number>;
+  syRenew(key: string, leaseMs: number, ...members: string[]): Promise<number>;
 };
 
-/** Token buckets and slots in Redis; `prefix` namespaces the keys (default `switchyard:`). */
+/** Options of the Redis store. */
+export interface RedisStoreOptions {
+  /** Key prefix (default `switchyard:`). */
+  prefix?: string;
+  /** Longest a command may take before it fails, ms (default 100). */
+  commandTimeoutMs?: number;
+  /** Lifetime of a concurrency slot lease, ms, renewed every third of it (default 30000). */
+  slotLeaseMs?: number;
+}
+
+/** Token buckets, slot leases, cooldowns and budget totals in Redis. */
 export class RedisStore implements StateStore {
   readonly kind = 'redis';
   private readonly redis: Scripted;
+  private readonly prefix: string;
+  private readonly leaseMs: number;
+  /** Live leases by set key: renewed until released. */
+  private readonly leases = new Map<string, Set<string>>();
+  private readonly renewTimer: NodeJS.Timeout;
 
   /** @param url e.g. `redis://127.0.0.1:6379`. Commands fail (and the caller decides) while Redis is down. */
-  constructor(url: string, private readonly prefix = 'switchyard:') {
-    const redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: true, lazyConnect: false });
+  constructor(url: string, opts: RedisStoreOptions = {}) {
+    this.prefix = opts.prefix ?? 'switchyard:';
+    this.leaseMs = opts.slotLeaseMs ?? 30_000;
+    const redis = new Redis(url, { maxRetriesPerRequest: 0, enableOfflineQueue: false, commandTimeout: opts.commandTimeoutMs ?? 100, connectTimeout: 2000, lazyConnect: false });
     redis.defineCommand('syBucket', { numberOfKeys: 1, lua: BUCKET });
     redis.defineCommand('syAcquire', { numberOfKeys: 1, lua: ACQUIRE });
-    redis.defineCommand('syRelease', { numberOfKeys: 1, lua: RELEASE });
+    redis.defineCommand('syRenew', { numberOfKeys: 1, lua: RENEW });
     redis.on('error', () => {}); // surfaced by the failing command instead
     this.redis = redis as Scripted;
+    this.renewTimer = setInterval(() => void this.renew(), Math.max(100, Math.floor(this.leaseMs / 3)));
+    this.renewTimer.unref();
+  }
+
+  /** Resolves when connected, or after `ms` (false) — start-up does not wait longer for a Redis that is down. */
+  ready(ms: number): Promise<boolean> {
+    if (this.redis.status === 'ready') return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.redis.off('ready', onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      this.redis.once('ready', onReady);
+    });
+  }
+
+  /** Extends every live lease; a failure (Redis down) is retried at the next tick, before the leases run out. */
+  private async renew(): Promise<void> {
+    for (const [key, members] of this.leases) {
+      if (members.size === 0) continue;
+      await this.redis.syRenew(key, this.leaseMs, ...members).catch(() => {});
+    }
   }
 
   async take(key: string, cost: number, spec: BucketSpec): Promise<TakeResult> {
@@ -90,12 +142,21 @@ export class RedisStore implements StateStore {
     await this.redis.syBucket(this.prefix + key, cost, spec.capacity, spec.refillPerMs, 'charge');
   }
 
-  async acquire(key: string, limit: number): Promise<boolean> {
-    return (await this.redis.syAcquire(this.prefix + key, limit)) === 1;
-  }
-
-  async release(key: string): Promise<void> {
-    await this.redis.syRelease(this.prefix + key);
+  async acquire(key: string, limit: number): Promise<Slot | null> {
+    const setKey = this.prefix + key;
+    const member = randomBytes(8).toString('hex');
+    if ((await this.redis.syAcquire(setKey, limit, this.leaseMs, member)) !== 1) return null;
+    let live = this.leases.get(setKey);
+    if (!live) this.leases.set(setKey, (live = new Set()));
+    live.add(member);
+    return {
+      release: async () => {
+        if (!live.delete(member)) return;
+        if (live.size === 0 && this.leases.get(setKey) === live) this.leases.delete(setKey);
+        // If this fails (Redis down), the lease is no longer renewed and expires on its own.
+        await this.redis.zrem(setKey, member);
+      },
+    };
   }
 
   async addSpend(key: string, usd: number, expiresAtMs: number): Promise<void> {
@@ -104,6 +165,11 @@ export class RedisStore implements StateStore {
 
   async spend(key: string): Promise<number> {
     return Number((await this.redis.get(this.prefix + key)) ?? 0);
+  }
+
+  async seedSpend(key: string, usd: number, expiresAtMs: number): Promise<void> {
+    // Only where Redis holds nothing for the period: its own total already counts every replica.
+    await this.redis.set(this.prefix + key, String(usd), 'PXAT', Math.ceil(expiresAtMs), 'NX');
   }
 
   async setCooldown(key: string, untilMs: number): Promise<void> {
@@ -119,6 +185,7 @@ export class RedisStore implements StateStore {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.renewTimer);
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

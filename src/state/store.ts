@@ -26,16 +26,22 @@ export interface TakeResult {
   remaining: number;
 }
 
+/** A concurrency slot held by one request; `release` gives it back (once; later calls do nothing). */
+export interface Slot {
+  release(): Promise<void>;
+}
+
 /** Counters shared by everything that throttles. All methods are atomic per key. */
 export interface StateStore {
   /** Takes `cost` tokens if available (cost 0 asks "is the bucket out of debt?"). */
   take(key: string, cost: number, spec: BucketSpec): Promise<TakeResult>;
   /** Removes `cost` tokens unconditionally (may go into debt). */
   charge(key: string, cost: number, spec: BucketSpec): Promise<void>;
-  /** Takes one of `limit` concurrency slots; false when all are taken. */
-  acquire(key: string, limit: number): Promise<boolean>;
-  /** Gives a slot back. */
-  release(key: string): Promise<void>;
+  /**
+   * Takes one of `limit` concurrency slots; null when all are taken. In Redis a slot is a lease renewed
+   * while its holder lives, so a replica that dies or a network blip never leaves a slot taken for good.
+   */
+  acquire(key: string, limit: number): Promise<Slot | null>;
   /** Puts `key` (an upstream key's id) on cooldown until `untilMs` (epoch ms). */
   setCooldown(key: string, untilMs: number): Promise<void>;
   /** For each key, the epoch ms its cooldown ends, or 0 when it is not cooling. */
@@ -44,6 +50,11 @@ export interface StateStore {
   addSpend(key: string, usd: number, expiresAtMs: number): Promise<void>;
   /** The running total of `key`, USD (0 when none). */
   spend(key: string): Promise<number>;
+  /**
+   * Raises the running total of `key` to at least `usd` (never lowers it): how totals recomputed from the
+   * ledger at start-up are put back without double-counting what the store already holds.
+   */
+  seedSpend(key: string, usd: number, expiresAtMs: number): Promise<void>;
   /** 'memory' or 'redis', for logs and /readyz. */
   readonly kind: string;
   close(): Promise<void>;
@@ -94,17 +105,20 @@ export class MemoryStore implements StateStore {
     this.bucket(key, spec).tokens -= cost;
   }
 
-  async acquire(key: string, limit: number): Promise<boolean> {
+  async acquire(key: string, limit: number): Promise<Slot | null> {
     const n = this.slots.get(key) ?? 0;
-    if (n >= limit) return false;
+    if (n >= limit) return null;
     this.slots.set(key, n + 1);
-    return true;
-  }
-
-  async release(key: string): Promise<void> {
-    const n = (this.slots.get(key) ?? 1) - 1;
-    if (n <= 0) this.slots.delete(key);
-    else this.slots.set(key, n);
+    let held = true;
+    return {
+      release: async () => {
+        if (!held) return;
+        held = false;
+        const left = (this.slots.get(key) ?? 1) - 1;
+        if (left <= 0) this.slots.delete(key);
+        else this.slots.set(key, left);
+      },
+    };
   }
 
   private readonly cooling = new Map<string, number>();
@@ -113,6 +127,12 @@ export class MemoryStore implements StateStore {
   async addSpend(key: string, usd: number, expiresAtMs: number): Promise<void> {
     const cur = await this.spend(key);
     this.spent.set(key, { usd: cur + usd, expires: expiresAtMs });
+  }
+
+  /** Raises the running total of `key` to at least `usd` (seeding from the ledger at start-up). */
+  async seedSpend(key: string, usd: number, expiresAtMs: number): Promise<void> {
+    const cur = await this.spend(key);
+    if (usd > cur) this.spent.set(key, { usd, expires: expiresAtMs });
   }
 
   async spend(key: string): Promise<number> {

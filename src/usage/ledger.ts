@@ -1,12 +1,19 @@
 /**
  * The usage ledger: records are queued in memory and written off the request path in small batches
- * (every `flush_interval_ms`, default 1 s), so a crash loses at most that interval; `close()` (SIGTERM)
- * flushes everything. A store that is down never fails a request: records wait in the queue up to
- * `max_queue`, beyond which new ones are dropped and counted (`dropped`, logged).
+ * (every `flush_interval_ms`, default 1 s), so a crash loses at most that interval. A store that is down
+ * or hung never fails or slows a request, and loses nothing within the spool's bound:
+ * - each batch write is bounded (`write_timeout_ms`); a hung write counts as failed and the next flush
+ *   tries again (inserts are idempotent by request id, so a late success is harmless);
+ * - failed flushes back off exponentially with jitter (up to 30 s between tries);
+ * - when the in-memory queue reaches `max_queue`, its records move to the disk spool, replayed once the
+ *   store answers again;
+ * - `close()` (SIGTERM) flushes within the time it is given and spools what is left.
+ * Only a full spool drops records (counted in `dropped`, logged).
  */
 import type { Logger } from '../log.js';
 import { BatchQueue } from './batch-queue.js';
 import type { UsageRecord } from './record.js';
+import type { Spool } from './spool.js';
 import type { WebhookExporter } from './webhook.js';
 
 /** Where records are kept (SQLite or PostgreSQL), same schema. */
@@ -14,42 +21,76 @@ export interface LedgerStore {
   readonly kind: string;
   /** Creates or migrates the schema. */
   init(): Promise<void>;
+  /** Inserts records; a request id the store already holds is skipped (replays and retries are safe). */
   insert(records: UsageRecord[]): Promise<void>;
   /** Records with `since <= time < until` (ISO times). */
   query(since: string, until: string): Promise<UsageRecord[]>;
   close(): Promise<void>;
 }
 
+/** Longest pause between two flush attempts while the store keeps failing, ms. */
+const MAX_BACKOFF_MS = 30_000;
+
+/** What `/readyz` shows about the ledger. */
+export interface LedgerHealth {
+  kind: string;
+  status: 'ok' | 'degraded';
+  queued: number;
+  spooled: number;
+  dropped: number;
+  last_error: string | null;
+}
+
 /** Batching writer in front of a store. */
 export class Ledger {
   private readonly queue: BatchQueue<UsageRecord>;
   private timer: NodeJS.Timeout;
+  private failures = 0;
+  private nextTryAt = 0;
+  private lastError: string | null = null;
+  private replaying: Promise<void> | null = null;
 
   constructor(
     readonly store: LedgerStore,
     private readonly log: Logger,
-    private readonly opts: { flushIntervalMs: number; maxQueue: number },
+    private readonly opts: { flushIntervalMs: number; maxQueue: number; writeTimeoutMs?: number },
     /** Optional billing export fed with every record. */
     readonly webhook: WebhookExporter | null = null,
+    /** Disk spool for what the store cannot take in time (null: overflow is dropped). */
+    readonly spool: Spool | null = null,
   ) {
-    this.queue = new BatchQueue((batch) => store.insert(batch), opts.maxQueue);
-    this.timer = setInterval(() => void this.flush(), opts.flushIntervalMs);
+    this.queue = new BatchQueue((batch) => store.insert(batch), opts.maxQueue, 500, {
+      timeoutMs: opts.writeTimeoutMs ?? 10_000,
+      overflow: spool ? (items) => this.toSpool(items, 'queue full') : undefined,
+    });
+    this.timer = setInterval(() => void this.tick(), opts.flushIntervalMs);
     this.timer.unref();
   }
 
-  /** Records waiting to be written. */
+  /** Records waiting in memory to be written. */
   get queued(): number {
     return this.queue.length;
   }
 
-  /** Records dropped because the queue was full. */
+  /** Records dropped (queue full with no spool, or spool full). */
   get dropped(): number {
-    return this.queue.dropped;
+    return this.queue.dropped + (this.spool?.dropped ?? 0);
   }
 
   /** Records written. */
   get written(): number {
     return this.queue.sent;
+  }
+
+  health(): LedgerHealth {
+    return { kind: this.store.kind, status: this.failures ? 'degraded' : 'ok', queued: this.queued, spooled: this.spool?.spooled ?? 0, dropped: this.dropped, last_error: this.lastError };
+  }
+
+  private toSpool(items: UsageRecord[], why: string): boolean {
+    const ok = this.spool!.write(items);
+    if (ok) this.log.warn({ records: items.length, spool: this.spool!.dir, why }, `usage ledger (${this.store.kind}): ${items.length} record(s) written to the disk spool; they are replayed when the store answers`);
+    else this.log.error({ records: items.length, spool: this.spool!.dir, dropped: this.dropped }, `usage ledger (${this.store.kind}): the spool is full or not writable; ${items.length} record(s) dropped`);
+    return ok;
   }
 
   /** Queues a record; never throws, never waits. */
@@ -60,16 +101,66 @@ export class Ledger {
     }
   }
 
-  /** Writes everything queued now; on failure the records stay queued for the next try. */
-  flush(): Promise<void> {
-    return this.queue.flush((err) => this.log.warn({ queued: this.queue.length, err: (err as Error).message }, `usage ledger (${this.store.kind}) write failed; records stay queued`));
+  /** A timer tick: flush unless backing off. */
+  private async tick(): Promise<void> {
+    if (Date.now() < this.nextTryAt) return;
+    await this.flush();
   }
 
-  /** Flushes (and the export) and closes the store. */
-  async close(): Promise<void> {
+  /**
+   * Writes everything queued now, then replays the spool if it holds records. On failure the records stay
+   * queued and the next timed attempt backs off.
+   */
+  async flush(): Promise<void> {
+    const emptied = await this.queue.flush((err) => this.failed(err));
+    if (!emptied) return;
+    if (this.failures) {
+      this.log.info({ after_failures: this.failures }, `usage ledger (${this.store.kind}) is writing again`);
+      this.failures = 0;
+      this.nextTryAt = 0;
+      this.lastError = null;
+    }
+    if (this.spool?.pending()) await this.replaySpool();
+  }
+
+  private failed(err: unknown): void {
+    this.failures++;
+    this.lastError = (err as Error).message;
+    const backoff = Math.min(MAX_BACKOFF_MS, this.opts.flushIntervalMs * 2 ** Math.min(this.failures, 10));
+    this.nextTryAt = Date.now() + backoff / 2 + Math.random() * (backoff / 2);
+    this.log.warn({ queued: this.queue.length, failures: this.failures, next_try_ms: Math.round(this.nextTryAt - Date.now()), err: this.lastError }, `usage ledger (${this.store.kind}) write failed; records stay queued`);
+  }
+
+  /** Replays the disk spool into the store (one replay at a time). */
+  replaySpool(): Promise<void> {
+    this.replaying ??= (async () => {
+      try {
+        const n = await this.spool!.replay((batch) => this.store.insert(batch));
+        if (n) this.log.info({ records: n }, `usage ledger (${this.store.kind}): ${n} spooled record(s) replayed`);
+      } catch (err) {
+        this.failed(err);
+      }
+    })().finally(() => {
+      this.replaying = null;
+    });
+    return this.replaying;
+  }
+
+  /**
+   * Flushes (and the export) within `withinMs`, spools what is left, and closes the store. Never waits
+   * longer than `withinMs` (plus the spool write) for a store that does not answer.
+   */
+  async close(withinMs = 10_000): Promise<void> {
     clearInterval(this.timer);
-    await Promise.all([this.flush(), this.webhook?.close()]);
-    if (this.queue.length) this.log.error({ lost: this.queue.length }, `usage ledger (${this.store.kind}) could not write ${this.queue.length} record(s) before shutdown`);
-    await this.store.close();
+    let timer: NodeJS.Timeout | undefined;
+    const bounded = new Promise<void>((resolve) => (timer = setTimeout(resolve, withinMs)));
+    await Promise.race([Promise.all([this.flush(), this.webhook?.close()]), bounded]);
+    clearTimeout(timer);
+    const left = this.queue.takeAll();
+    if (left.length) {
+      if (this.spool) this.toSpool(left, 'shutdown');
+      else this.log.error({ lost: left.length }, `usage ledger (${this.store.kind}) could not write ${left.length} record(s) before shutdown and has no spool`);
+    }
+    await Promise.race([this.store.close().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
   }
 }

@@ -18,6 +18,8 @@ export class Metrics {
   private readonly ttft = new Histogram({ name: 'switchyard_time_to_first_token_seconds', help: 'Time to the first byte of the answer, seconds.', labelNames: ['provider'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60], registers: [this.registry] });
   readonly throttled = new Counter({ name: 'switchyard_throttled_total', help: 'Requests refused by a throttle.', labelNames: ['rule'], registers: [this.registry] });
   private readonly retries = new Counter({ name: 'switchyard_retries_total', help: 'Upstream attempts after the first.', labelNames: ['provider'], registers: [this.registry] });
+  readonly stateFallbacks = new Counter({ name: 'switchyard_state_fallbacks_total', help: 'State store operations answered by the failure mode (local, allow, deny) because Redis was unavailable.', labelNames: ['use', 'mode'], registers: [this.registry] });
+  readonly stateDegraded = new Gauge({ name: 'switchyard_state_degraded', help: '1 while the shared state store (Redis) is unavailable and its failure mode applies, else 0.', registers: [this.registry] });
   readonly cooldowns = new Counter({ name: 'switchyard_key_cooldowns_total', help: 'Upstream keys put on cooldown after a 429.', labelNames: ['provider'], registers: [this.registry] });
 
   constructor(ledger: Ledger | null) {

@@ -4,12 +4,13 @@ import type { Logger } from '../log.js';
 import { Ledger, type LedgerStore } from './ledger.js';
 import { PostgresStore } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
+import { Spool } from './spool.js';
 import { WebhookExporter } from './webhook.js';
 
 /** The store for a config's `ledger:`, not yet initialised; null when the ledger is off. */
 export function ledgerStore(config: GatewayConfig): LedgerStore | null {
   if (!config.ledger) return null;
-  return config.ledger.postgres ? new PostgresStore(config.ledger.postgres) : new SqliteStore(config.ledger.sqlite!);
+  return config.ledger.postgres ? new PostgresStore(config.ledger.postgres, config.ledger.writeTimeoutMs) : new SqliteStore(config.ledger.sqlite!, config.ledger.writeTimeoutMs);
 }
 
 /**
@@ -42,7 +43,18 @@ export async function openLedger(config: GatewayConfig, log: Logger): Promise<Le
     query: (since, until) => store.query(since, until),
     close: () => store.close(),
   };
-  const opts = { flushIntervalMs: config.ledger.flushIntervalMs, maxQueue: config.ledger.maxQueue };
+  const opts = { flushIntervalMs: config.ledger.flushIntervalMs, maxQueue: config.ledger.maxQueue, writeTimeoutMs: config.ledger.writeTimeoutMs };
   const webhook = config.ledger.webhook ? new WebhookExporter(config.ledger.webhook, log, { intervalMs: opts.flushIntervalMs, maxQueue: opts.maxQueue }) : null;
-  return new Ledger(gated, log, opts, webhook);
+  let spool: Spool | null = null;
+  if (config.ledger.spool) {
+    try {
+      spool = new Spool(config.ledger.spool.dir, config.ledger.spool.maxBytes);
+    } catch (err) {
+      log.error({ spool: config.ledger.spool.dir, err: (err as Error).message }, 'usage ledger spool directory cannot be created; records that overflow the queue will be dropped');
+    }
+  }
+  const ledger = new Ledger(gated, log, opts, webhook, spool);
+  // Records spooled by an earlier run (an outage, a shutdown during one) go in now, off the start path.
+  if (ready && spool?.pending()) void ledger.replaySpool();
+  return ledger;
 }

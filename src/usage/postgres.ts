@@ -1,12 +1,16 @@
 /**
  * The fleet ledger store: PostgreSQL through `pg`, the same schema as SQLite (tags and rules as jsonb),
- * created and migrated by the gateway (`switchyard_schema` holds the version).
+ * created and migrated by the gateway (`switchyard_schema` holds the version). Every statement is bounded
+ * (`statement_timeout` on the server, `query_timeout` on the client, which also discards the connection),
+ * and connections use TCP keepalive, so a database that stops answering without closing the connection (a
+ * failover, a partition) fails a write within the bound instead of holding it forever. Inserts skip request
+ * ids already stored (`ON CONFLICT DO NOTHING` on a unique index), so retries and spool replays are safe.
  */
 import pg from 'pg';
 import type { LedgerStore } from './ledger.js';
 import { RECORD_COLUMNS, type UsageRecord } from './record.js';
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 const INTS = new Set(['status', 'retries', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_creation_5m_input_tokens', 'cache_creation_1h_input_tokens', 'cache_read_input_tokens']);
 
 function columnType(c: string): string {
@@ -21,9 +25,21 @@ export class PostgresStore implements LedgerStore {
   readonly kind = 'postgres';
   private readonly pool: pg.Pool;
 
-  /** @param url e.g. `postgres://user@127.0.0.1:5432/db`. */
-  constructor(url: string) {
-    this.pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000 });
+  /**
+   * @param url e.g. `postgres://user@127.0.0.1:5432/db`.
+   * @param timeoutMs bound of one statement and of a connection attempt, ms.
+   */
+  constructor(url: string, timeoutMs = 10_000) {
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: 4,
+      connectionTimeoutMillis: Math.min(5000, timeoutMs),
+      statement_timeout: timeoutMs,
+      query_timeout: timeoutMs + 1000,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      idleTimeoutMillis: 30_000,
+    });
     this.pool.on('error', () => {}); // surfaced by the failing query
   }
 
@@ -33,6 +49,12 @@ export class PostgresStore implements LedgerStore {
     if ((rows[0]?.version ?? 0) < 1) {
       await this.pool.query(`CREATE TABLE IF NOT EXISTS usage_records (${RECORD_COLUMNS.map((c) => `${c} ${columnType(c)}`).join(', ')})`);
       await this.pool.query('CREATE INDEX IF NOT EXISTS usage_records_time ON usage_records (time)');
+      await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [1]);
+    }
+    if ((rows[0]?.version ?? 0) < 2) {
+      // v2: one row per request id (idempotent inserts); duplicates from before are dropped first.
+      await this.pool.query('DELETE FROM usage_records a USING usage_records b WHERE a.ctid < b.ctid AND a.request_id = b.request_id');
+      await this.pool.query('CREATE UNIQUE INDEX IF NOT EXISTS usage_records_request_id ON usage_records (request_id)');
       await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [SCHEMA_VERSION]);
     }
   }
@@ -43,7 +65,7 @@ export class PostgresStore implements LedgerStore {
       values.push(c === 'rules' || c === 'tags' ? JSON.stringify(r[c]) : r[c]);
       return `$${values.length}`;
     }).join(', ')})`);
-    await this.pool.query(`INSERT INTO usage_records (${RECORD_COLUMNS.join(', ')}) VALUES ${rows.join(', ')}`, values);
+    await this.pool.query(`INSERT INTO usage_records (${RECORD_COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (request_id) DO NOTHING`, values);
   }
 
   async query(since: string, until: string): Promise<UsageRecord[]> {

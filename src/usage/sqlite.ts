@@ -1,6 +1,8 @@
 /**
  * The embedded ledger store: SQLite through better-sqlite3, in WAL mode, schema versioned with
- * `PRAGMA user_version`. Default file: ./data/usage.db next to the config.
+ * `PRAGMA user_version`. Default file: ./data/usage.db next to the config. A write waits at most
+ * `busy_timeout` for a lock another process holds. Inserts skip request ids already stored (unique
+ * index, `INSERT OR IGNORE`), so retries and spool replays are safe.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
@@ -8,7 +10,7 @@ import path from 'node:path';
 import type { LedgerStore } from './ledger.js';
 import { RECORD_COLUMNS, type UsageRecord } from './record.js';
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const TYPES: Partial<Record<keyof UsageRecord, string>> = {
   status: 'INTEGER NOT NULL', retries: 'INTEGER NOT NULL', latency_ms: 'REAL NOT NULL', ttft_ms: 'REAL', cost_usd: 'REAL',
@@ -21,9 +23,10 @@ export class SqliteStore implements LedgerStore {
   readonly kind = 'sqlite';
   private db: Database.Database;
 
-  constructor(file: string) {
+  /** @param timeoutMs longest a write waits for a lock, ms. */
+  constructor(file: string, timeoutMs = 5000) {
     mkdirSync(path.dirname(file), { recursive: true });
-    this.db = new Database(file);
+    this.db = new Database(file, { timeout: timeoutMs });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
   }
@@ -34,11 +37,14 @@ export class SqliteStore implements LedgerStore {
       const cols = RECORD_COLUMNS.map((c) => `${c} ${TYPES[c] ?? 'TEXT'}`).join(', ');
       this.db.exec(`CREATE TABLE IF NOT EXISTS usage_records (${cols}); CREATE INDEX IF NOT EXISTS usage_records_time ON usage_records (time);`);
     }
+    if (version < 2) {
+      this.db.exec('DELETE FROM usage_records WHERE rowid NOT IN (SELECT min(rowid) FROM usage_records GROUP BY request_id); CREATE UNIQUE INDEX IF NOT EXISTS usage_records_request_id ON usage_records (request_id);');
+    }
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
 
   async insert(records: UsageRecord[]): Promise<void> {
-    const stmt = this.db.prepare(`INSERT INTO usage_records (${RECORD_COLUMNS.join(', ')}) VALUES (${RECORD_COLUMNS.map(() => '?').join(', ')})`);
+    const stmt = this.db.prepare(`INSERT OR IGNORE INTO usage_records (${RECORD_COLUMNS.join(', ')}) VALUES (${RECORD_COLUMNS.map(() => '?').join(', ')})`);
     const tx = this.db.transaction((rs: UsageRecord[]) => {
       for (const r of rs) stmt.run(RECORD_COLUMNS.map((c) => (c === 'rules' || c === 'tags' ? JSON.stringify(r[c]) : (r[c] as unknown))));
     });

@@ -39,7 +39,7 @@ export class WebhookExporter {
     return false;
   }
 
-  flush(): Promise<void> {
+  flush(): Promise<boolean> {
     return this.queue.flush((err) => this.log.warn({ err: (err as Error).message }, 'billing webhook export failed'));
   }
 
