@@ -200,3 +200,88 @@ describe('upstream bounds', () => {
     }
   });
 });
+
+describe('throttles and budgets across refusals and restarts', () => {
+  test('an upstream 529 or 429 before the first byte gives the throttle tokens back', async () => {
+    const rules = { '10.yaml': 'version: 1\nrules:\n  - id: two-per-minute\n    actions:\n      - throttle: { scope: global, requests_per_minute: 2, burst: 1 }\n' };
+    const { gw } = await startTestGateway({ upstream: fake.url, providers: provider(), rules, extraConfig: 'ledger: off\n' });
+    try {
+      for (const f of ['status:529', 'status:429', 'status:529']) {
+        const r = await send(gw.url, { fake: f });
+        assert.equal(r.statusCode, Number(f.slice(7)));
+        await r.body.dump();
+      }
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await send(gw.url);
+        statuses.push(r.statusCode);
+        await r.body.dump();
+      }
+      assert.deepEqual(statuses, [200, 200, 429], 'the refused attempts did not spend the two requests of the minute');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('a later throttle refusing gives back the tokens and the concurrency slot an earlier one took', async () => {
+    const rules = {
+      '10.yaml':
+        'version: 1\nrules:\n' +
+        '  - id: slots\n    actions: [ { throttle: { scope: global, concurrent: 1, requests_per_minute: 3, burst: 1 } } ]\n' +
+        '  - id: tight\n    match: { header: { x-tight: "*" } }\n    actions: [ { throttle: { scope: global, requests_per_minute: 1, burst: 1 } } ]\n',
+    };
+    const { gw } = await startTestGateway({ upstream: fake.url, providers: provider(), rules, extraConfig: 'ledger: off\n' });
+    try {
+      const first = await request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-tight': '1' }, body: body(false) });
+      assert.equal(first.statusCode, 200);
+      await first.body.dump();
+      for (let i = 0; i < 3; i++) {
+        const r = await request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-tight': '1' }, body: body(false) });
+        assert.equal(r.statusCode, 429);
+        assert.match(((await r.body.json()) as { error: { message: string } }).error.message, /rule "tight"/);
+      }
+      // "slots" allows 3 a minute and 1 at a time: had the refused requests kept their token or slot, these would fail.
+      const ok = await send(gw.url);
+      assert.equal(ok.statusCode, 200);
+      await ok.body.dump();
+      const ok2 = await send(gw.url);
+      assert.equal(ok2.statusCode, 200);
+      await ok2.body.dump();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('a spent budget stays spent after a restart (spend recomputed from the ledger)', async () => {
+    const rules = { '10.yaml': 'version: 1\nrules:\n  - id: tiny\n    actions:\n      - budget: { scope: global, usd: 0.0002, per: day }\n' };
+    const dir = `/tmp/switchyard-budget-${process.pid}-${Date.now()}`;
+    const extraConfig = `ledger: { sqlite: "${dir}/usage.db", flush_interval_ms: 50 }\n`;
+    const { writeConfig } = await import('./helpers.js');
+    const { configFile } = writeConfig({ upstream: fake.url, providers: provider(), rules, extraConfig });
+    const { startGateway } = await import('../src/server/serve.js');
+    const { createLogger } = await import('../src/log.js');
+    const { LogCapture } = await import('./helpers.js');
+    const start = () => startGateway({ configFile, watch: false, logger: createLogger({ level: 'info', destination: new LogCapture() }) });
+    let gw = await start();
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const r = await send(gw.url);
+        statuses.push(r.statusCode);
+        await r.body.dump();
+      }
+      assert.ok(statuses.includes(429), `the budget was spent: ${statuses.join(',')}`);
+    } finally {
+      await gw.close();
+    }
+    gw = await start();
+    try {
+      const r = await send(gw.url);
+      assert.equal(r.statusCode, 429, 'still refused after the restart');
+      assert.equal(r.headers['x-should-retry'], 'false');
+      assert.match(((await r.body.json()) as { error: { message: string } }).error.message, /budget "tiny" of \$0\.0002 per day for global "\*" is spent/);
+    } finally {
+      await gw.close();
+    }
+  });
+});

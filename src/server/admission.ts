@@ -132,6 +132,16 @@ export function periodOf(per: BudgetSpec['per'], now: Date): { start: Date; end:
   return { start: new Date(Date.UTC(y, m, d)), end: new Date(Date.UTC(y, m, d + 1)) };
 }
 
+/** The state-store key of a budget's running total for one scope value and the period starting at `start`. */
+export function budgetKey(b: Pick<BudgetSpec, 'rule' | 'scope'>, value: string, start: Date): string {
+  return `budget:${b.rule}:${b.scope}:${value}:${start.toISOString().slice(0, 10)}`;
+}
+
+/** When a budget total for the period ending at `end` may be forgotten: a day after the period, epoch ms. */
+export function budgetExpiry(end: Date): number {
+  return end.getTime() + 86_400_000;
+}
+
 /** Running-total keys a request's cost is added to when it finishes. */
 export interface BudgetCharge {
   key: string;
@@ -151,7 +161,7 @@ export async function checkBudgets(decision: Decision, rc: RequestContext, store
   for (const b of decision.budgets) {
     const value = scopeValue(b.scope, rc, decision);
     const { start, end } = periodOf(b.per, now);
-    const key = `budget:${b.rule}:${b.scope}:${value}:${start.toISOString().slice(0, 10)}`;
+    const key = budgetKey(b, value, start);
     const spent = await store.spend(key);
     if (spent >= b.usd) {
       throw new BudgetSpentError(b.rule, `budget "${b.rule}" of ${usd(b.usd)} per ${b.per} for ${b.scope} "${value}" is spent (${usd(spent)}); it resets at ${end.toISOString()}`, Math.max(1, Math.ceil((end.getTime() - now.getTime()) / 1000)));
@@ -159,7 +169,7 @@ export async function checkBudgets(decision: Decision, rc: RequestContext, store
     if (b.warn_at !== undefined && spent >= b.warn_at * b.usd) {
       warnings.push({ key, message: `budget "${b.rule}": ${usd(spent)} of ${usd(b.usd)} per ${b.per} spent for ${b.scope} "${value}" (${Math.round((spent / b.usd) * 100)}%)` });
     }
-    charges.push({ key, expiresAtMs: end.getTime() + 86_400_000 });
+    charges.push({ key, expiresAtMs: budgetExpiry(end) });
   }
   return { charges, warnings };
 }

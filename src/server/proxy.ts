@@ -532,11 +532,18 @@ async function relay(
     if (framer && !res.destroyed && !res.writableEnded) res.end(sseErrorEvent(type, message, requestId));
     else if (!res.destroyed) res.destroy();
   };
+  let endedAfterStop = false;
   const handle: OpenRelay = {
     terminate(message) {
-      if (terminated) return;
-      terminated = message;
-      endWithError('overloaded_error', message);
+      if (terminated || endedAfterStop) return;
+      if (tap.completed) {
+        // message_stop already went out: the answer is whole, only the upstream's end is missing.
+        endedAfterStop = true;
+        res.end();
+      } else {
+        terminated = message;
+        endWithError('overloaded_error', message);
+      }
       upstream.body.destroy();
     },
   };
@@ -549,6 +556,7 @@ async function relay(
       if (out.length && !res.write(out)) await drained(res);
       if (res.destroyed) break;
     }
+    if (endedAfterStop) return { ttfb_ms: ttfb, outcome: 'ok' };
     if (terminated) return { ttfb_ms: ttfb, outcome: 'client_aborted', error: terminated };
     if (res.destroyed) return { ttfb_ms: ttfb, outcome: 'client_aborted', error: 'client disconnected' };
     if (framer?.pending) {
@@ -559,6 +567,7 @@ async function relay(
     res.end();
     return { ttfb_ms: ttfb, outcome: 'ok' };
   } catch (err) {
+    if (endedAfterStop) return { ttfb_ms: ttfb, outcome: 'ok' };
     if (terminated) return { ttfb_ms: ttfb, outcome: 'client_aborted', error: terminated };
     if (signal.aborted || res.destroyed) {
       if (!res.destroyed) res.destroy();

@@ -17,6 +17,7 @@ import { loadSnapshot, Runtime } from '../runtime.js';
 import { UpstreamClient } from '../upstream/client.js';
 import { BreakerRegistry, PoolRegistry } from '../upstream/forward.js';
 import { openLedger } from '../usage/open.js';
+import { seedBudgets } from '../usage/budget-seed.js';
 import { loadPrices } from '../usage/prices.js';
 import { Metrics } from '../usage/metrics.js';
 import { RedisStore } from '../state/redis.js';
@@ -43,6 +44,9 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, limits: G
   const body = errorBody(gerr);
   socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
+
+/** How long start-up waits for the ledger to recompute budget spend, ms. */
+const BUDGET_SEED_WAIT_MS = 5000;
 
 /** How long start-up waits for Redis before serving on the fallback, ms. */
 const STATE_CONNECT_WAIT_MS = 2000;
@@ -99,6 +103,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const counters: StateStore = openState(snapshot.config.state, log, metrics);
   if (counters instanceof ResilientStore && !(await counters.ready(STATE_CONNECT_WAIT_MS))) {
     log.warn({ state: 'redis' }, `state store (redis) not reachable within ${STATE_CONNECT_WAIT_MS} ms at start; serving with its failure mode until it is`);
+  }
+  if (ledger) {
+    try {
+      // Bounded: a ledger that does not answer must not hold the start-up.
+      const seeded = await Promise.race([
+        seedBudgets(snapshot.rules, ledger.store, counters),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${BUDGET_SEED_WAIT_MS} ms`)), BUDGET_SEED_WAIT_MS).unref()),
+      ]);
+      if (seeded) log.info({ totals: seeded }, 'budget spend of the current periods recomputed from the usage ledger');
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'could not recompute budget spend from the usage ledger; budgets start from what the state store holds');
+    }
   }
   const state: AppState = { shuttingDown: false };
   const warned = new Set<string>();

@@ -32,10 +32,9 @@ export class BatchQueue<T> {
   /** Queues an item; false when it was dropped. A full queue first hands its items to `overflow`. */
   push(item: T): boolean {
     if (this.items.length >= this.maxQueue) {
-      // The batch being sent stays (it is removed from the head when it succeeds); the rest overflows.
-      const keep = this.draining ? Math.min(this.batchSize, this.items.length) : 0;
-      const spill = this.items.slice(keep);
-      if (spill.length && this.opts.overflow?.(spill)) this.items.length = keep;
+      // Everything overflows, the batch being sent included: should that batch still succeed, its items
+      // are written twice, which idempotent senders ignore; losing them is the worse failure.
+      if (this.opts.overflow?.(this.items)) this.items = [];
       else {
         this.dropped++;
         return false;

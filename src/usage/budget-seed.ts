@@ -1,0 +1,51 @@
+/**
+ * Budgets survive restarts: at start-up, each budget's spend in its current period is recomputed from the
+ * usage ledger (the records of requests its rule matched, grouped by the budget's scope value as admission
+ * computes it) and put back into the state store with `seedSpend`, which never lowers a total the store
+ * already holds (a Redis shared by replicas keeps its own, which counts everyone).
+ */
+import { budgetExpiry, budgetKey, periodOf } from '../server/admission.js';
+import type { BudgetSpec } from '../rules/decision.js';
+import type { RuleSet } from '../rules/load.js';
+import type { StateStore } from '../state/store.js';
+import type { LedgerStore } from './ledger.js';
+import type { UsageRecord } from './record.js';
+
+/** The scope value a usage record counts under (mirrors `scopeValue` in admission for a live request). */
+export function recordScopeValue(scope: string, r: UsageRecord): string {
+  if (scope === 'global') return '*';
+  if (scope === 'key' || scope === 'client') return r.client_id ?? '';
+  if (scope === 'session') return r.session_id ?? `client:${r.client_id ?? ''}`;
+  if (scope === 'model') return r.model ?? '';
+  return r.tags[scope.slice(4)] ?? '(untagged)';
+}
+
+/**
+ * Recomputes every budget's current-period spend from the ledger and seeds the state store.
+ * @returns the number of running totals seeded.
+ * @throws what the ledger's query throws (the caller logs it and starts with the store's totals).
+ */
+export async function seedBudgets(rules: RuleSet, ledger: LedgerStore, state: StateStore, now = new Date()): Promise<number> {
+  const budgets: Array<Omit<BudgetSpec, 'rule'> & { rule: string }> = [];
+  for (const rule of rules.rules) {
+    for (const a of rule.actions) if (a.name === 'budget') budgets.push({ ...(a.compiled as Omit<BudgetSpec, 'rule'>), rule: rule.id });
+  }
+  if (budgets.length === 0) return 0;
+  const periods = budgets.map((b) => periodOf(b.per, now));
+  const since = new Date(Math.min(...periods.map((p) => p.start.getTime())));
+  const records = await ledger.query(since.toISOString(), new Date(now.getTime() + 1000).toISOString());
+  const totals = new Map<string, { usd: number; expires: number }>();
+  budgets.forEach((b, i) => {
+    const { start, end } = periods[i]!;
+    const from = start.toISOString();
+    for (const r of records) {
+      if (!r.cost_usd || r.time < from || !r.rules.includes(b.rule)) continue;
+      const key = budgetKey(b, recordScopeValue(b.scope, r), start);
+      const t = totals.get(key) ?? { usd: 0, expires: budgetExpiry(end) };
+      t.usd += r.cost_usd;
+      totals.set(key, t);
+    }
+  });
+  await Promise.all([...totals].map(([key, t]) => state.seedSpend(key, t.usd, t.expires)));
+  return totals.size;
+}
