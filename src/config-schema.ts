@@ -27,7 +27,7 @@ export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
 /** Defaults of the other request limits: header bytes (Node's own default is 16 KB; Claude Code's headers,
  * with custom headers and a long beta list, stay well under 32 KB), ms to receive a whole request, and
  * proxied requests in flight. */
-export const DEFAULT_LIMITS = { max_header_bytes: 32 * 1024, request_timeout_ms: 120_000, max_concurrent_requests: 2000, rule_expression_ms: 10, max_json_depth: 256 } as const;
+export const DEFAULT_LIMITS = { max_header_bytes: 32 * 1024, request_timeout_ms: 120_000, max_concurrent_requests: 2000, rule_expression_ms: 10, max_json_depth: 256, max_inflight_body_bytes: 256 * 1024 * 1024, max_inflight_body_bytes_per_client: 96 * 1024 * 1024 } as const;
 
 const timeouts = {
   type: 'object',
@@ -129,6 +129,8 @@ export const configSchema = {
         max_header_bytes: { type: 'integer', minimum: 1024, description: `Largest total size of the request headers, bytes (default ${DEFAULT_LIMITS.max_header_bytes}); larger get 431.` },
         request_timeout_ms: { type: 'integer', minimum: 1000, description: `Time allowed to receive a whole request (headers and body), ms (default ${DEFAULT_LIMITS.request_timeout_ms}); slower clients get 408.` },
         max_concurrent_requests: { type: 'integer', minimum: 1, description: `Proxied requests (streams included) in flight at once (default ${DEFAULT_LIMITS.max_concurrent_requests}); more get 529 overloaded_error.` },
+        max_inflight_body_bytes: { type: 'integer', minimum: 1024, description: `Request-body bytes the gateway holds at once, all clients together (default ${DEFAULT_LIMITS.max_inflight_body_bytes}); a request that would go over gets 529 overloaded_error with retry-after before its body is read. Peak memory for bodies is about 4 times this.` },
+        max_inflight_body_bytes_per_client: { type: 'integer', minimum: 1024, description: `The same, per client (client key id, or the fingerprint of the credential in transparent mode) (default ${DEFAULT_LIMITS.max_inflight_body_bytes_per_client}).` },
         rule_expression_ms: { type: 'integer', minimum: 1, maximum: 10000, description: `Time budget of one JSONata evaluation (a when, a tag expression, a transform), ms (default ${DEFAULT_LIMITS.rule_expression_ms}); an expression that runs longer is stopped and the request answered 500 naming the rule.` },
         max_json_depth: { type: 'integer', minimum: 8, maximum: 10000, description: `Deepest nesting of arrays and objects accepted in a request body (default ${DEFAULT_LIMITS.max_json_depth}; Claude Code's bodies nest about 10 deep); deeper bodies get 400 invalid_request_error.` },
       },

@@ -65,7 +65,7 @@ export interface GatewayConfig {
   defaultProvider: string;
   providers: Record<string, ProviderConfig>;
   /** Request limits: bytes, ms, counts; `rule_expression_ms` per JSONata evaluation; `max_json_depth` levels of nesting. */
-  limits: { max_body_bytes: number; max_header_bytes: number; request_timeout_ms: number; max_concurrent_requests: number; rule_expression_ms: number; max_json_depth: number };
+  limits: { max_body_bytes: number; max_header_bytes: number; request_timeout_ms: number; max_concurrent_requests: number; rule_expression_ms: number; max_json_depth: number; max_inflight_body_bytes: number; max_inflight_body_bytes_per_client: number };
   /** Client keys; null = transparent mode (no client authentication). */
   clients: ClientConfig[] | null;
   allowOpen: boolean;

@@ -285,3 +285,41 @@ describe('throttles and budgets across refusals and restarts', () => {
     }
   });
 });
+
+describe('memory in flight is capped', () => {
+  const big = (mb: number) => JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [{ role: 'user', content: 'x'.repeat(mb * 1024 * 1024) }] });
+
+  test('over limits.max_inflight_body_bytes a request gets 529 overloaded_error with retry-after, before its body is read; per client too', async () => {
+    const extraConfig = `limits: { max_inflight_body_bytes: ${40 * 1024 * 1024}, max_inflight_body_bytes_per_client: ${25 * 1024 * 1024} }\nledger: off\n`;
+    const { gw } = await startTestGateway({ upstream: fake.url, providers: provider(), extraConfig });
+    const ac = new AbortController();
+    try {
+      const payload = big(15);
+      const seen = fake.received.length;
+      const holding = ['alice', 'bob'].map((key) =>
+        request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-fake': 'hang', 'x-api-key': key }, body: payload, signal: ac.signal }).catch((e: Error) => e),
+      );
+      await until(() => fake.received.length >= seen + 2, 10_000); // both bodies read and forwarded: 30 MB held
+      const third = await request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'carol' }, body: payload });
+      assert.equal(third.statusCode, 529);
+      assert.equal(third.headers['retry-after'], '1');
+      const err = (await third.body.json()) as { error: { type: string; message: string } };
+      assert.equal(err.error.type, 'overloaded_error');
+      assert.match(err.error.message, /holding 30 MB of request bodies, its limit is 40 MB \(limits\.max_inflight_body_bytes\)/);
+      assert.equal(fake.received.length, seen + 2, 'the refused body never went upstream');
+      const perClient = await request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'alice' }, body: big(12) });
+      assert.equal(perClient.statusCode, 529);
+      assert.match(((await perClient.body.json()) as { error: { message: string } }).error.message, /this client has 15 MB .* \(limits\.max_inflight_body_bytes_per_client\)/);
+      ac.abort();
+      await Promise.all(holding);
+      await until(async () => {
+        const r = await request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'carol' }, body: big(1) });
+        await r.body.dump();
+        return r.statusCode === 200;
+      }, 10_000);
+    } finally {
+      ac.abort();
+      await gw.close();
+    }
+  });
+});

@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { asGatewayError, DeniedError, errorBody, GatewayError, InvalidRequestError, RequestTooLargeError, RuleError, UpstreamError } from '../errors.js';
 import { authenticateClient } from './auth.js';
 import { jsonDepthExceeds } from './json-depth.js';
+import type { InflightBytes } from './overload.js';
 import { admit as admitThrottles, checkBudgets, ThrottledError, type BudgetCharge, type Ticket } from './admission.js';
 import type { Metrics } from '../usage/metrics.js';
 import type { StateStore } from '../state/store.js';
@@ -18,7 +19,7 @@ import type { Outcome, UsageRecord } from '../usage/record.js';
 import { noUsage, UsageTap } from '../usage/tap.js';
 import { SseFramer, sseErrorEvent } from '../stream/sse-frames.js';
 import type { Logger } from '../log.js';
-import { buildContext } from '../rules/context.js';
+import { buildContext, clientCredential, credentialFingerprint } from '../rules/context.js';
 import type { Decision } from '../rules/decision.js';
 import { evaluate } from '../rules/evaluate.js';
 import { dryRunReport } from '../rules/report.js';
@@ -45,6 +46,8 @@ export interface ProxyDeps {
   prices: PriceTable;
   /** Proxied requests in flight (checked against limits.max_concurrent_requests). */
   inFlight: { count: number };
+  /** Request-body bytes in flight, capped by limits.max_inflight_body_bytes (the overload manager). */
+  inflightBytes: InflightBytes;
   /** Answers being relayed now (the shutdown ends each with an SSE error event when its grace runs out). */
   openRelays: Set<OpenRelay>;
   /** Logs `message` at warn level the first time `key` is seen (rule evaluation problems, unknown prices). */
@@ -60,10 +63,11 @@ export function newRequestId(): string {
 }
 
 /**
- * Reads the whole request body, refusing early when it exceeds `limit` bytes.
- * @throws RequestTooLargeError (413) when over the limit.
+ * Reads the whole request body, refusing early when it exceeds `limit` bytes. `onSize` sees the bytes read
+ * so far after each chunk and may throw to stop reading (the overload manager's reservation).
+ * @throws RequestTooLargeError (413) when over the limit; what `onSize` throws.
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number, onSize?: (bytesSoFar: number) => void): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(new RequestTooLargeError(limit));
   return new Promise((resolve, reject) => {
@@ -83,8 +87,13 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) done(new RequestTooLargeError(limit));
-      else chunks.push(chunk);
+      if (size > limit) return done(new RequestTooLargeError(limit));
+      try {
+        onSize?.(size);
+      } catch (err) {
+        return done(err as Error);
+      }
+      chunks.push(chunk);
     };
     const onEnd = () => done(null);
     req.on('data', onData);
@@ -247,6 +256,8 @@ interface Accounting {
   requestedModel: string | null;
   /** Upstream attempts made (filled in by forwarding, also when it fails). */
   attempts: { attempts: number };
+  /** Body bytes reserved with the overload manager, given back when admission is over. */
+  reserved?: { client: string; bytes: number };
 }
 
 const OUTCOMES: Record<NonNullable<RequestLog['outcome']>, Outcome> = { ok: 'ok', client_aborted: 'aborted', upstream_failed: 'failed', refused: 'refused', gateway_error: 'error' };
@@ -312,6 +323,7 @@ async function runStages(
   try {
     admitted = await admit(req, res, endpoint, deps, entry, acct, abort.signal);
   } catch (err) {
+    releaseReserved(deps, acct);
     if (abort.signal.aborted) {
       finish(499, { outcome: 'client_aborted', error: 'client disconnected before the answer' });
       return;
@@ -324,6 +336,7 @@ async function runStages(
     finish(gerr.status, { outcome: errorOutcome(gerr), error: `${gerr.code}: ${gerr.message}` });
     return;
   }
+  releaseReserved(deps, acct); // the body and its parsed form are unreachable from here on
   if (!admitted) {
     finish(res.statusCode, { outcome: 'ok' }); // answered without an upstream (dry-run)
     return;
@@ -337,6 +350,13 @@ async function runStages(
   // An upstream that refused before doing any work (429/529) does not spend the client's throttles.
   if (ticket) await settle(ticket, upstream.statusCode === 429 || upstream.statusCode === 529 ? null : tap.outputTokens(), deps.log, requestId);
   finish(upstream.statusCode, outcome);
+}
+
+/** Gives back the request's reservation with the overload manager (once). */
+function releaseReserved(deps: ProxyDeps, acct: Accounting): void {
+  if (!acct.reserved) return;
+  deps.inflightBytes.release(acct.reserved.client, acct.reserved.bytes);
+  acct.reserved = undefined;
 }
 
 /** An upstream answer and, when throttles apply, the ticket to settle when it is over. */
@@ -381,13 +401,25 @@ async function admit(
   // Nothing is read or forwarded for a client without a valid key.
   const client = config.clients ? authenticateClient(req.headers, config.clients) : null;
   if (client) entry.client = client.id;
+  const credential = client ? null : clientCredential(req.headers);
+  const clientId = client?.id ?? (credential ? credentialFingerprint(credential) : 'anonymous');
   let raw: Buffer | null = null;
   let body: Record<string, unknown> = {};
   if (endpoint !== 'models') {
-    raw = await readBody(req, config.limits.max_body_bytes);
-    body = parseJsonBody(raw, config.limits.max_json_depth);
+    // Memory in flight is capped: the declared size is reserved before a byte is read (529 when over).
+    const { limits } = config;
+    const caps = { total: limits.max_inflight_body_bytes, perClient: limits.max_inflight_body_bytes_per_client };
+    const declared = Math.min(Number(req.headers['content-length']) || 0, limits.max_body_bytes);
+    deps.inflightBytes.reserve(clientId, declared, caps);
+    acct.reserved = { client: clientId, bytes: declared };
+    raw = await readBody(req, limits.max_body_bytes, (size) => {
+      if (size <= acct.reserved!.bytes) return;
+      deps.inflightBytes.reserve(clientId, size - acct.reserved!.bytes, caps);
+      acct.reserved!.bytes = size;
+    });
+    body = parseJsonBody(raw, limits.max_json_depth);
   }
-  const rc = buildContext({ path: entry.path, body, headers: req.headers, bodyBytes: raw?.length ?? 0, clientId: client?.id, clientTags: client?.tags });
+  const rc = buildContext({ path: entry.path, body, headers: req.headers, bodyBytes: raw?.length ?? 0, clientId, clientTags: client?.tags });
   entry.model = rc.model || undefined;
   acct.requestedModel = rc.model || null;
   if (!client) entry.client_fp = rc.client.id;

@@ -25,6 +25,7 @@ import { MemoryStore, type StateStore } from '../state/store.js';
 import { ResilientStore } from '../state/resilient.js';
 import { createApp, type AppState } from './app.js';
 import type { OpenRelay } from './proxy.js';
+import { InflightBytes } from './overload.js';
 
 /**
  * Answers requests Node rejects before our handler runs (headers too large, request too slow, malformed
@@ -127,6 +128,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       dryRun: opts.dryRun ?? false,
       inFlight: { count: 0 },
       openRelays,
+      inflightBytes: new InflightBytes(),
       state: counters,
       ledger,
       metrics,

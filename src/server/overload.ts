@@ -1,0 +1,53 @@
+/**
+ * The overload manager: a cap on request-body bytes in flight, in total and per client, so that a burst of
+ * maximum-size requests cannot take the process out of memory. A request declares its size
+ * (`content-length`) and reserves it before a byte of its body is read; a chunked body reserves as it
+ * arrives. Over a cap the request gets 529 `overloaded_error` with `retry-after` (Claude Code retries it),
+ * having read nothing. Reservations are given back once the body, its text and its parsed form are
+ * released (the request was forwarded, or refused).
+ *
+ * A body costs about 4× its bytes while it is handled (the Buffer, its decoded string, the parsed object,
+ * a rewritten copy), so peak memory for bodies is about 4 × `limits.max_inflight_body_bytes` above the
+ * idle process (measured in bench/, "memory cap").
+ */
+import { GatewayError } from '../errors.js';
+
+/** 529: the gateway holds as many request bytes as it is allowed to. */
+export class OverloadedError extends GatewayError {
+  constructor(message: string) {
+    super('SY_OVERLOADED', 'overloaded_error', 529, message, { headers: { 'retry-after': '1' } });
+  }
+}
+
+const mb = (n: number) => `${Math.round((n / 1048576) * 10) / 10} MB`;
+
+/** Bytes reserved by requests being received or handled, in total and per client id. */
+export class InflightBytes {
+  total = 0;
+  private readonly perClient = new Map<string, number>();
+
+  /**
+   * Reserves `n` bytes for `client`.
+   * @throws OverloadedError (529) when the total or the client's share would go over its cap; nothing is reserved then.
+   */
+  reserve(client: string, n: number, caps: { total: number; perClient: number }): void {
+    const mine = this.perClient.get(client) ?? 0;
+    if (mine + n > caps.perClient && mine > 0) {
+      throw new OverloadedError(`this client has ${mb(mine)} of request bodies in flight, its limit is ${mb(caps.perClient)} (limits.max_inflight_body_bytes_per_client); retry shortly`);
+    }
+    if (this.total + n > caps.total && this.total > 0) {
+      throw new OverloadedError(`switchyard is holding ${mb(this.total)} of request bodies, its limit is ${mb(caps.total)} (limits.max_inflight_body_bytes); retry shortly`);
+    }
+    this.total += n;
+    this.perClient.set(client, mine + n);
+  }
+
+  /** Gives back `n` bytes of `client`. */
+  release(client: string, n: number): void {
+    if (n === 0) return;
+    this.total -= n;
+    const left = (this.perClient.get(client) ?? n) - n;
+    if (left <= 0) this.perClient.delete(client);
+    else this.perClient.set(client, left);
+  }
+}
