@@ -9,6 +9,8 @@
  *   rules       rule evaluation time for 10 and 100 rules with JSONata conditions on a 76 KB body
  *   throttle    throttle admission cost per request, memory store vs Redis
  *   translation OpenAI translation cost per request and per streamed event
+ *   reliability added latency with Redis up, refused (down), black-holed (frozen) and recovering, throttles on
+ *   memcap      peak gateway memory with 40 concurrent 31 MB bodies against limits.max_inflight_body_bytes
  * Results print as a table and are written to bench/results/latest.json.
  */
 import autocannon from 'autocannon';
@@ -16,13 +18,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent, request } from 'undici';
+import { startFaultProxy } from '../test/fault-proxy.js';
 import { claudeCodeBody, writeConfig } from '../test/helpers.js';
 import { benchRules } from './rules.js';
 import { benchThrottle } from './throttle.js';
 import { benchTranslation } from './translation.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['latency', 'throughput', 'streaming', 'memory', 'ledger', 'rules', 'throttle', 'translation'];
+const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['latency', 'throughput', 'streaming', 'memory', 'ledger', 'rules', 'throttle', 'translation', 'reliability', 'memcap'];
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
 /**
@@ -180,6 +183,98 @@ try {
   if (sections.includes('throttle')) {
     results.throttle = await benchThrottle();
     console.log('throttle admission + settle (rpm, input tokens, concurrency):', JSON.stringify(results.throttle));
+  }
+  if (sections.includes('reliability')) {
+    // Redis behind a TCP proxy the bench controls; a throttle and a key pool make every request use it.
+    const redisUrl = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    const proxy = await startFaultProxy(Number(redisUrl.port || 6379), redisUrl.hostname);
+    const rules = `  - id: bench-throttle-${process.pid}\n    actions: [ { throttle: { scope: key, requests_per_minute: 10000000, concurrent: 1000 } } ]\n`;
+    const { configFile } = writeConfig({
+      upstream: fake.url,
+      providers: `  anthropic:\n    type: anthropic\n    base_url: ${fake.url}\n    keys: [ "k-bench-a", "k-bench-b" ]\n`,
+      extraConfig: `state: { redis: "redis://127.0.0.1:${proxy.port}" }\nledger: off\n`,
+      rules: { '10.yaml': `version: 1\nrules:\n${rules}` },
+    });
+    const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'serve', '--config', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'info', PORT: '0' } });
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      const t = setTimeout(() => reject(new Error(`gateway did not start: ${out}`)), 20_000);
+      const onData = (d: Buffer) => {
+        out += d.toString();
+        const m = /listening on (http:\/\/[^\s"]+)/.exec(out);
+        if (m) {
+          clearTimeout(t);
+          child.stdout!.off('data', onData);
+          child.stdout!.resume(); // keep draining the log, as a log shipper would
+          resolve(m[1]!);
+        }
+      };
+      child.stdout!.on('data', onData);
+    });
+    try {
+      const agents = { direct: new Agent({ connections: 1 }), gateway: new Agent({ connections: 1 }) };
+      const phase = async (n: number) => {
+        const d: number[] = [];
+        const g: number[] = [];
+        for (let block = 0; block < n / 50; block++) {
+          for (let i = 0; i < 50; i++) d.push((await timed(agents.direct, fake.url, body76k)).total);
+          for (let i = 0; i < 50; i++) {
+            const t = await timed(agents.gateway, url, body76k);
+            if (t.status !== 200) throw new Error(`gateway answered ${t.status}`);
+            g.push(t.total);
+          }
+        }
+        const sd = stats(d);
+        const sg = stats(g);
+        return { added_ms: { median: r3(sg.median - sd.median), p99: r3(sg.p99 - sd.p99) }, gateway_max_ms: r3(Math.max(...g)), n };
+      };
+      await phase(200); // warm-up
+      const up = await phase(1000);
+      await proxy.set('refuse');
+      const down = await phase(1000);
+      await proxy.set('blackhole');
+      const frozen = await phase(1000);
+      await proxy.set('pass');
+      const recovering = await phase(500);
+      results.reliability = { redis_up: up, redis_down: down, redis_frozen: frozen, recovering, down_minus_up_median_ms: r3(down.added_ms.median - up.added_ms.median) };
+      console.log('reliability (76 KB, throttle + key pool through Redis):', JSON.stringify(results.reliability));
+      await agents.direct.close();
+      await agents.gateway.close();
+    } finally {
+      child.kill('SIGTERM');
+      await proxy.close();
+    }
+  }
+  if (sections.includes('memcap')) {
+    const cap = 128 * 1024 * 1024;
+    const fresh = await startServer('gateway', fake.url, `ledger: off\nlimits: { max_inflight_body_bytes: ${cap}, max_inflight_body_bytes_per_client: ${cap} }\n`);
+    try {
+      const idle = rssOf(fresh.child.pid!);
+      let peak = idle;
+      const sampler = setInterval(() => (peak = Math.max(peak, rssOf(fresh.child.pid!))), 10);
+      const big = Buffer.from(JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [{ role: 'user', content: 'x'.repeat(31 * 1024 * 1024) }] }));
+      const agent = new Agent({ connections: 50 });
+      const statuses = await Promise.all(Array.from({ length: 40 }, async () => {
+        const r = await request(fresh.url + '/v1/messages', { method: 'POST', headers, body: big, dispatcher: agent });
+        await r.body.dump();
+        return r.statusCode;
+      }));
+      clearInterval(sampler);
+      await agent.close();
+      results.memcap = {
+        bodies: 40,
+        body_mb: 31,
+        cap_mb: cap / 2 ** 20,
+        answered_200: statuses.filter((s) => s === 200).length,
+        answered_529: statuses.filter((s) => s === 529).length,
+        rss_idle_mb: r3(idle / 2 ** 20),
+        rss_peak_mb: r3(peak / 2 ** 20),
+        peak_over_idle_per_cap: r3((peak - idle) / cap),
+      };
+      console.log('memory cap (40 concurrent 31 MB bodies):', JSON.stringify(results.memcap));
+    } finally {
+      fresh.child.kill('SIGTERM');
+    }
   }
   if (sections.includes('rules')) {
     results.rules = await benchRules();

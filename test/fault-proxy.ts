@@ -38,6 +38,9 @@ export async function startFaultProxy(targetPort: number, targetHost = '127.0.0.
       return;
     }
     const upstream = connect(targetPort, targetHost);
+    // No Nagle delay: small request/response protocols (Redis, PostgreSQL) would otherwise stall on delayed ACKs.
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
     const pair = { client, upstream };
     pairs.add(pair);
     const end = () => {
