@@ -11,7 +11,7 @@ import pg from 'pg';
 import { request } from 'undici';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 import { startFaultProxy, type FaultProxy } from './fault-proxy.js';
-import { startTestGateway, type LogCapture } from './helpers.js';
+import { startTestGateway, until, type LogCapture } from './helpers.js';
 
 const REDIS_URL = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
 const DATABASE_URL = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
@@ -27,14 +27,6 @@ const body = (stream = false) => JSON.stringify({ model: 'claude-sonnet-4-6', ma
 const send = (url: string, headers: Record<string, string> = {}, stream = false) =>
   request(url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'client-key-1', ...headers }, body: body(stream) });
 
-/** Polls `check` until it returns true, or fails after `ms`. */
-async function until(check: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
-    await sleep(20);
-  }
-}
 
 /** Sends requests from `workers` loops (each ~1 every `gapMs`) until stopped; returns statuses and latencies. */
 function load(url: string, workers = 2, gapMs = 80) {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
-import { startTestGateway, type LogCapture } from './helpers.js';
+import { startTestGateway, until, type LogCapture } from './helpers.js';
 
 let fake: FakeUpstream;
 before(async () => {
@@ -28,14 +28,6 @@ const send = (url: string, opts: { fake?: string; stream?: boolean; signal?: Abo
   });
 const requestLines = (logs: LogCapture) => logs.lines.filter((l) => l.msg === 'request');
 
-/** Polls `check` until it returns true or `ms` pass. */
-async function until(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** The SSE events of a body: event names and parsed data, in order. */
 function events(text: string): Array<{ event: string; data: string }> {

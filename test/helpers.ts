@@ -104,3 +104,12 @@ export function claudeCodeBody(opts: { targetBytes?: number; stream?: boolean; m
   }
   return body;
 }
+
+/** Polls `check` every 10 ms until it returns true; fails after `ms` naming `what`. */
+export async function until(check: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
