@@ -16,6 +16,7 @@ import { loadRuleDir } from './rules/load.js';
 import { dryRunReport, formatReport } from './rules/report.js';
 import { startGateway } from './server/serve.js';
 import { prepareUpstream } from './upstream/prepare.js';
+import { upstreamPathAndQuery } from './server/pipeline/exchange.js';
 import { formatIssue, LoadError, type LoadIssue } from './validation.js';
 import { ledgerStore } from './usage/open.js';
 import { buildReport, isGroupBy, parseWhen, renderReport, type GroupBy } from './usage/report.js';
@@ -179,8 +180,10 @@ withCommon(program.command('dry-run').description('print the routing decision fo
       const client = opts.key ? config.clients?.find((c) => c.id === opts.key) : undefined;
       const rc = buildContext({ path: opts.path.split('?')[0]!, body, headers, bodyBytes: raw.length, clientId: opts.key, clientTags: client?.tags });
       const decision = await evaluate(rules, rc, config.defaultProvider);
-      const prepared = prepareUpstream(config, decision, headers, raw, opts.path);
-      const report = dryRunReport(decision, prepared.url, prepared.headers, prepared.chain);
+      const pathAndQuery = upstreamPathAndQuery(opts.path);
+      const endpoint = pathAndQuery.startsWith('/v1/messages/count_tokens') ? 'count_tokens' : 'messages';
+      const prepared = prepareUpstream(config, { endpoint, pathAndQuery, headers, raw, decision, stream: rc.stream }, rc.estimate.input_tokens);
+      const report = dryRunReport(decision, prepared);
       console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
     } catch (err) {
       if (err instanceof LoadError) printIssues(err.issues);

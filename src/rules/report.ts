@@ -5,6 +5,7 @@
 import { CREDENTIAL_HEADERS } from '../log.js';
 import { clientCredential, credentialFingerprint } from './context.js';
 import type { Decision } from './decision.js';
+import type { PreparedRequest } from '../upstream/prepare.js';
 
 /** What dry-run prints. */
 export interface DryRunReport {
@@ -21,6 +22,8 @@ export interface DryRunReport {
   error: Decision['error'];
   warnings: Decision['warnings'];
   body_changed: boolean;
+  /** The upstream request as sent (method, URL, body size, model, fields dropped in translation), or the local answer. */
+  request: { method: string; url: string; body_bytes: number; model: string | null; dropped_fields: string[] } | { answered_locally: true; status: number; headers: Record<string, string> };
   [extra: string]: unknown;
 }
 
@@ -40,16 +43,19 @@ export function maskHeaders(headers: Record<string, string | string[]>): Record<
   return out;
 }
 
-/** Builds the report for a decision and the upstream request it leads to. */
-export function dryRunReport(d: Decision, url: string, upstreamHeaders: Record<string, string | string[]>, chain: Array<{ provider: { name: string }; model: string }> = []): DryRunReport {
+/** Builds the report for a decision and the upstream request it leads to, exactly as it would be sent. */
+export function dryRunReport(d: Decision, sent: PreparedRequest): DryRunReport {
   return {
     ruleset: d.ruleset,
-    route: { ...d.route, url, chain: chain.map((l) => ({ provider: l.provider.name, model: l.model })) },
+    route: { ...d.route, url: sent.url, chain: sent.chain.map((l) => ({ provider: l.provider.name, model: l.model })) },
     rules: d.rules,
     tags: d.tags,
     throttles: d.throttles,
     budgets: d.budgets,
-    headers: maskHeaders(upstreamHeaders),
+    request: sent.local
+      ? { answered_locally: true, status: sent.local.status, headers: sent.local.headers }
+      : { method: sent.method, url: sent.url, body_bytes: sent.body?.length ?? 0, model: bodyModel(sent.body), dropped_fields: sent.dropped },
+    headers: maskHeaders(sent.headers),
     denied: d.denied,
     error: d.error,
     warnings: d.warnings,
@@ -58,19 +64,31 @@ export function dryRunReport(d: Decision, url: string, upstreamHeaders: Record<s
   };
 }
 
+/** The `model` of a JSON body as sent (what the provider will see), or null. */
+function bodyModel(body: Buffer | null): string | null {
+  if (!body) return null;
+  try {
+    const m = (JSON.parse(body.toString('utf8')) as { model?: unknown }).model;
+    return typeof m === 'string' ? m : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The human-readable form: the route, then one line per rule with its actions. */
 export function formatReport(r: DryRunReport): string {
   const lines: string[] = [];
   lines.push(`rules ${r.ruleset}`);
   if (r.denied) lines.push(`DENIED by ${r.denied.rule}: ${r.denied.status} ${r.denied.message}`);
   if (r.error) lines.push(`ERROR in ${r.error.rule}: ${r.error.message}`);
-  lines.push(`route     ${r.route.provider} ${r.route.url}`);
+  const sent = r.request;
+  lines.push(`route     ${r.route.provider} ${'method' in sent ? `${sent.method} ${sent.url}` : `answered by switchyard (${sent.status})`}`);
   lines.push(`model     ${r.route.model}${r.route.model !== r.route.requested_model ? ` (requested ${r.route.requested_model})` : ''}`);
   lines.push(`fallback  ${r.route.fallback.length ? r.route.fallback.map((f) => (f.model ? `${f.provider} (model ${f.model})` : f.provider)).join(' -> ') : '-'}`);
   if (r.route.chain.length > 1) lines.push(`chain     ${r.route.chain.map((l) => `${l.provider} (${l.model})`).join(' -> ')}`);
   lines.push(`tags      ${Object.entries(r.tags).map(([k, v]) => `${k}=${v}`).join(' ') || '-'}`);
   lines.push(`throttles ${r.throttles.length ? r.throttles.map((t) => t.rule).join(', ') : '-'}`);
-  lines.push(`body      ${r.body_changed ? 'changed by rules' : 'forwarded byte for byte'}`);
+  lines.push(`body      ${r.body_changed ? 'changed by rules' : 'forwarded byte for byte'}${'method' in sent && sent.dropped_fields.length ? `; dropped for this provider: ${sent.dropped_fields.join(', ')}` : ''}`);
   const cache = r.cache_breakpoints as { existing: number; places: Array<{ place: string; ttl: string; status: string; reason?: string }> } | undefined;
   if (cache) {
     lines.push(`cache     ${cache.existing} breakpoint(s) from the client`);

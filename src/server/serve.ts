@@ -24,7 +24,7 @@ import { RedisStore } from '../state/redis.js';
 import { MemoryStore, type StateStore } from '../state/store.js';
 import { ResilientStore } from '../state/resilient.js';
 import { createApp, type AppState } from './app.js';
-import type { OpenRelay } from './proxy.js';
+import type { OpenRelay } from './pipeline/exchange.js';
 import { InflightBytes } from './overload.js';
 
 /**

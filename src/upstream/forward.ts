@@ -16,7 +16,8 @@ import { GatewayError, UpstreamError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../state/store.js';
 import type { UpstreamClient } from './client.js';
-import { credentialFor, type UpstreamCredential } from './headers.js';
+import { credentialFor } from './headers.js';
+import type { OutgoingRequest } from './providers/index.js';
 import { cooldownMs, KeyPool, type PooledKey } from './pool.js';
 
 /** An upstream answer ready to relay. */
@@ -41,13 +42,8 @@ export interface Upstreams {
 export interface ForwardPlan {
   /** The route's provider, then its fallbacks. */
   chain: ProviderConfig[];
-  method: 'GET' | 'POST';
-  /** Path and query for a provider (an OpenAI-compatible one gets its own endpoint). */
-  pathFor(provider: ProviderConfig): string;
-  /** The body for a provider (its `models` map may rename the model). */
-  bodyFor(provider: ProviderConfig): Buffer | null;
-  /** Upstream headers for a provider, credential and body. */
-  headersFor(provider: ProviderConfig, credential: UpstreamCredential, body: Buffer | null): Record<string, string | string[]>;
+  /** The request for a provider, built by its adapter (called once per provider tried). */
+  requestFor(provider: ProviderConfig): OutgoingRequest;
   /** Whether `clients:` is configured (then a client's own key is never forwarded). */
   clientsConfigured: boolean;
   /** Sticky-session key: the Claude Code session, else the client id. */
@@ -193,7 +189,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
     const pool = u.pools.for(provider);
     const breaker = u.breakers.for(provider);
     const tried = new Set<number>();
-    const body = plan.bodyFor(provider);
+    const outgoing = plan.requestFor(provider);
     let backoff = false;
     for (let attempt = 0; attempt <= provider.retries.max; attempt++) {
       if (plan.signal.aborted) throw plan.signal.reason;
@@ -231,7 +227,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
       let answer: Dispatcher.ResponseData;
       try {
         answer = await breaker.execute(async () => {
-          const a = await u.client.send(provider, { method: plan.method, pathAndQuery: plan.pathFor(provider), headers: plan.headersFor(provider, credential, body), body, signal: plan.signal, stream: plan.stream });
+          const a = await u.client.send(provider, { method: outgoing.method, pathAndQuery: outgoing.pathAndQuery, headers: outgoing.headers(credential), body: outgoing.body, signal: plan.signal, stream: plan.stream });
           if (a.statusCode >= 500) throw new FailedAnswer(a);
           return a;
         });

@@ -1,19 +1,13 @@
 /**
- * Turns a decision into the concrete upstream request (dry-run shows the pool's first key): which provider, which URL, which headers
- * (DESIGN §6) and which body bytes. The original bytes are forwarded when no action changed the body.
- * Used by the proxy and by dry-run, so what dry-run shows is what would be sent.
+ * The route chain of a decision, and the concrete upstream request dry-run shows: built by the provider's
+ * adapter exactly as forwarding builds it, with the credential of the first attempt.
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import type { GatewayConfig, ProviderConfig } from '../config.js';
 import { InternalError } from '../errors.js';
 import type { Decision } from '../rules/decision.js';
 import { upstreamUrl } from './client.js';
-import { credentialFor, upstreamRequestHeaders } from './headers.js';
-
-/** The body to send upstream: the client's bytes unless an action changed the body. */
-export function upstreamBody(decision: Pick<Decision, 'body' | 'bodyChanged'>, rawBody: Buffer | null): Buffer | null {
-  return rawBody === null ? null : decision.bodyChanged ? Buffer.from(JSON.stringify(decision.body)) : rawBody;
-}
+import { credentialFor } from './headers.js';
+import { adapterFor, type ClientRequest, type LocalAnswer } from './providers/index.js';
 
 /** One provider of a route and the model it is sent. */
 export interface ChainLink {
@@ -38,32 +32,41 @@ export function routeChain(config: GatewayConfig, route: Decision['route']): Cha
   return [link(route.provider, route.model), ...route.fallback.map((f) => link(f.provider, f.model ?? (route.requested_model || route.model)))];
 }
 
-/** A request ready to send. */
+/** A request as it would be sent to the route's first provider (what dry-run shows). */
 export interface PreparedRequest {
   provider: ProviderConfig;
+  method: 'GET' | 'POST';
   url: string;
   headers: Record<string, string | string[]>;
   /** Body bytes; null for GET. */
   body: Buffer | null;
+  /** Body fields the provider has no equivalent for (dropped in translation). */
+  dropped: string[];
   /** The route's provider, then its fallbacks, each with the model it would be sent. */
   chain: ChainLink[];
+  /** Set when the gateway answers this request itself (e.g. a token-count estimate). */
+  local: LocalAnswer | null;
 }
 
 /**
- * @param rawBody the client's body bytes (forwarded as is when the decision did not change the body).
- * @param pathAndQuery the client's path and query string, forwarded unchanged (e.g. `/v1/messages?beta=true`).
+ * The upstream request for the route's first provider, built by the same adapter that forwarding uses, with
+ * the credential its first attempt would carry (the pool's first key, the client's own in transparent mode).
+ * @param estimateTokens the request's input-token estimate, for answers the gateway gives itself.
  * @throws InternalError when the decision names a provider the config lacks (the loader prevents this).
  */
-export function prepareUpstream(
-  config: GatewayConfig,
-  decision: Pick<Decision, 'route' | 'headers' | 'body' | 'bodyChanged'>,
-  incoming: IncomingHttpHeaders,
-  rawBody: Buffer | null,
-  pathAndQuery: string,
-): PreparedRequest {
-  const provider = config.providers[decision.route.provider];
-  if (!provider) throw new InternalError(`provider "${decision.route.provider}" is not in the config`);
-  const body = upstreamBody(decision, rawBody);
-  const headers = upstreamRequestHeaders(incoming, credentialFor(provider.keys[0], config.clients !== null), decision.headers, body === null ? null : body.length);
-  return { provider, url: upstreamUrl(provider, pathAndQuery), headers, body, chain: routeChain(config, decision.route) };
+export function prepareUpstream(config: GatewayConfig, req: ClientRequest, estimateTokens: number): PreparedRequest {
+  const chain = routeChain(config, req.decision.route);
+  const { provider, model } = chain[0]!;
+  const adapter = adapterFor(provider);
+  const outgoing = adapter.request(req, provider, model);
+  return {
+    provider,
+    method: outgoing.method,
+    url: upstreamUrl(provider, outgoing.pathAndQuery),
+    headers: outgoing.headers(credentialFor(provider.keys[0], config.clients !== null)),
+    body: outgoing.body,
+    dropped: outgoing.dropped,
+    chain,
+    local: adapter.local(req, estimateTokens),
+  };
 }

@@ -1,0 +1,45 @@
+/**
+ * Stage "decide" (DESIGN §3 step 3): the request context, then the rules into a Decision (pure; the same
+ * function backs dry-run). Rule warnings are logged once per rule set.
+ */
+import { buildContext } from '../../rules/context.js';
+import type { Decision } from '../../rules/decision.js';
+import { evaluate } from '../../rules/evaluate.js';
+import type { Stage } from './exchange.js';
+
+/** The decision for endpoints rules do not apply to (GET /v1/models): the default provider, body untouched. */
+function noRulesDecision(version: string, provider: string, body: Record<string, unknown>): Decision {
+  return {
+    ruleset: version,
+    route: { provider, model: '', requested_model: '', fallback: [], rule: null },
+    rules: [],
+    tags: {},
+    headers: { set: {}, remove: [] },
+    throttles: [],
+    budgets: [],
+    denied: null,
+    error: null,
+    warnings: [],
+    body,
+    bodyChanged: false,
+    extra: {},
+  };
+}
+
+export const decide: Stage = async (x, next) => {
+  const { config, rules } = x.snapshot;
+  const rc = (x.rc = buildContext({ path: x.log.path, body: x.body, headers: x.req.headers, bodyBytes: x.raw?.length ?? 0, clientId: x.clientId, clientTags: x.client?.tags }));
+  x.log.model = rc.model || undefined;
+  x.requestedModel = rc.model || null;
+  if (x.log.session_id === null) x.log.session_id = rc.session.id;
+  const d = (x.decision = x.endpoint === 'models' ? noRulesDecision(rules.version, config.defaultProvider, x.body) : await evaluate(rules, rc, config.defaultProvider));
+  for (const w of d.warnings) {
+    x.deps.warnOnce(`${rules.version}\0${w.rule}`, `rule "${w.rule}": ${w.message} (logged once per rule set)`, { rule: w.rule, rules_version: rules.version });
+  }
+  x.rules = d.rules.filter((r) => r.matched).map((r) => r.id);
+  x.tags = d.tags;
+  if (d.extra.cache_breakpoints) x.deps.log.debug({ request_id: x.id, cache_breakpoints: d.extra.cache_breakpoints }, 'inject_cache');
+  x.log.upstream = d.route.provider;
+  x.log.upstream_model = d.route.model || undefined;
+  await next();
+};

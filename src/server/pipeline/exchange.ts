@@ -1,0 +1,205 @@
+/**
+ * The exchange: one object per proxied request that every pipeline stage reads and writes — the request,
+ * the identity, the body, the decision, the upstream answer, timings, usage and outcome — and the
+ * long-lived dependencies the stages use. The body, its parsed form, the request context and the decision
+ * are dropped (`dropBody`) as soon as the upstream answered, so an open stream costs only its sockets and
+ * buffers, not a copy of a 76 KB+ request.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientConfig } from '../../config.js';
+import type { Logger } from '../../log.js';
+import type { RequestContext } from '../../rules/context.js';
+import type { Decision } from '../../rules/decision.js';
+import type { Runtime, Snapshot } from '../../runtime.js';
+import type { StateStore } from '../../state/store.js';
+import type { UpstreamAnswer, Upstreams } from '../../upstream/forward.js';
+import type { Endpoint } from '../../upstream/providers/index.js';
+import type { Ledger } from '../../usage/ledger.js';
+import type { Metrics } from '../../usage/metrics.js';
+import type { PriceTable } from '../../usage/prices.js';
+import type { UsageTap } from '../../usage/tap.js';
+import type { BudgetCharge, Ticket } from '../admission.js';
+import type { InflightBytes } from '../overload.js';
+
+/** An answer being relayed, as the shutdown sees it. */
+export interface OpenRelay {
+  /** Ends the answer now: an SSE stream gets an `event: error` after its last whole event; other answers are cut. */
+  terminate(message: string): void;
+}
+
+/** Everything the pipeline needs from the server (lives as long as the gateway). */
+export interface ProxyDeps {
+  runtime: Runtime;
+  /** Upstream client, key pools, circuit breakers. */
+  upstreams: Upstreams;
+  log: Logger;
+  /** `serve --dry-run`: answer each request with its decision instead of forwarding. */
+  dryRun: boolean;
+  /** Throttle counters, cooldowns, budget totals (memory, or Redis behind its failure mode). */
+  state: StateStore;
+  /** The usage ledger (null when off) and the price table for its costs. */
+  ledger: Ledger | null;
+  metrics: Metrics;
+  prices: PriceTable;
+  /** Proxied requests in flight (checked against limits.max_concurrent_requests). */
+  inFlight: { count: number };
+  /** Request-body bytes in flight, capped by limits.max_inflight_body_bytes (the overload manager). */
+  inflightBytes: InflightBytes;
+  /** Answers being relayed now (the shutdown ends each with an SSE error event when its grace runs out). */
+  openRelays: Set<OpenRelay>;
+  /** Logs `message` at warn level the first time `key` is seen (rule evaluation problems, unknown prices). */
+  warnOnce: (key: string, message: string, fields?: Record<string, unknown>) => void;
+}
+
+/** How a request ended, in the log line. `gateway_error`: the gateway itself failed; never counted against a provider. */
+export type LogOutcome = 'ok' | 'client_aborted' | 'upstream_failed' | 'refused' | 'gateway_error';
+
+/** The one log line each request gets (never bodies or credentials). */
+export interface RequestLog {
+  request_id: string;
+  /** Configured client id (never a secret). */
+  client?: string;
+  /** In transparent mode: the fingerprint of the client's credential. */
+  client_fp?: string;
+  method: string;
+  path: string;
+  status?: number;
+  model?: string;
+  upstream?: string;
+  /** Fingerprint of the upstream key (never the key). */
+  upstream_key?: string;
+  /** Attempts after the first (other keys, backoff, fallback providers). */
+  retries?: number;
+  upstream_model?: string;
+  rules_version?: string;
+  session_id?: string | null;
+  agent_id?: string;
+  latency_ms?: number;
+  ttfb_ms?: number;
+  error?: string;
+  outcome?: LogOutcome;
+}
+
+const ID_PREFIX = 'sy_' + randomBytes(6).toString('hex');
+let idCounter = 0;
+
+/** A unique request id: `sy_`, 12 random hex digits fixed per process, and a counter (no syscall per request). */
+export function newRequestId(): string {
+  return `${ID_PREFIX}${(idCounter++).toString(36).padStart(6, '0')}`;
+}
+
+/** One proxied request as it moves through the stages. */
+export class Exchange {
+  readonly id = newRequestId();
+  /** performance.now() at arrival. */
+  readonly started = performance.now();
+  readonly log: RequestLog;
+  /** The config and rules this request uses from start to end. */
+  readonly snapshot: Snapshot;
+  /** The client's path and query, for the upstream URL (only ever a path). */
+  readonly pathAndQuery: string;
+
+  /** The configured client (null in transparent mode), and the id rules and limits see. */
+  client: ClientConfig | null = null;
+  clientId = 'anonymous';
+  /** The client's body bytes and their parsed form (null for GET, and once dropped). */
+  raw: Buffer | null = null;
+  body: Record<string, unknown> = {};
+  rc: RequestContext | null = null;
+  decision: Decision | null = null;
+  /** Ids of the rules that matched, billing tags, requested model: kept after the decision is dropped. */
+  rules: string[] = [];
+  tags: Record<string, string> = {};
+  requestedModel: string | null = null;
+  budgetCharges: BudgetCharge[] = [];
+  ticket: Ticket | null = null;
+  answer: UpstreamAnswer | null = null;
+  tap: UsageTap | null = null;
+  /** Upstream attempts made (filled in by forwarding, also when it fails). */
+  readonly attempts = { attempts: 0 };
+  /** Anthropic error type of a failed request. */
+  errorType: string | null = null;
+  /** Gives back what the receive stage reserved; set while a reservation is held. */
+  private releaseReservation: (() => void) | null = null;
+  private abort: AbortController | null = null;
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly endpoint: Endpoint,
+    readonly deps: ProxyDeps,
+  ) {
+    this.snapshot = deps.runtime.current;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    this.log = {
+      request_id: this.id,
+      method: req.method ?? 'GET',
+      path: q < 0 ? url : url.slice(0, q),
+      session_id: (req.headers['x-claude-code-session-id'] as string | undefined) ?? null,
+      agent_id: req.headers['x-claude-code-agent-id'] as string | undefined,
+      rules_version: this.snapshot.rules.version,
+    };
+    this.pathAndQuery = upstreamPathAndQuery(url);
+  }
+
+  /**
+   * Aborted when the client goes away before the answer ended. Created on first use, so a request nobody
+   * waits on costs no AbortController.
+   */
+  get signal(): AbortSignal {
+    if (!this.abort) {
+      const abort = (this.abort = new AbortController());
+      if (this.res.destroyed && !this.res.writableFinished) abort.abort(new Error('client disconnected'));
+      else this.res.once('close', () => this.res.writableFinished || abort.abort(new Error('client disconnected')));
+    }
+    return this.abort.signal;
+  }
+
+  /** True once the client went away. */
+  get clientGone(): boolean {
+    return this.abort?.signal.aborted ?? (this.res.destroyed && !this.res.writableFinished);
+  }
+
+  /** Holds a reservation until {@link dropBody} (or the receive stage's own cleanup) gives it back. */
+  holdReservation(release: () => void): void {
+    this.releaseReservation = release;
+  }
+
+  /** Drops the body, its parsed form, the context and the decision, and gives back the reservation. Idempotent. */
+  dropBody(): void {
+    this.raw = null;
+    this.body = {};
+    this.rc = null;
+    this.decision = null;
+    const release = this.releaseReservation;
+    this.releaseReservation = null;
+    release?.();
+  }
+
+  /** The current config. */
+  get config(): Snapshot['config'] {
+    return this.snapshot.config;
+  }
+}
+
+/**
+ * The path and query to append to the provider's base URL: only ever a path, so that nothing in a request
+ * (an absolute-form target such as `http://other-host/...`, a `//host` path) can choose the upstream host.
+ */
+export function upstreamPathAndQuery(target: string | undefined): string {
+  const u = new URL(target ?? '/', 'http://switchyard.invalid');
+  return u.pathname + u.search;
+}
+
+/** A pipeline stage: does its part, calls `next` for the rest, and gives back what it took before returning. */
+export type Stage = (x: Exchange, next: () => Promise<void>) => Promise<void>;
+
+/** Composes stages in order (as Hono's `compose`): the first stage wraps all the others. */
+export function compose(stages: readonly Stage[]): (x: Exchange) => Promise<void> {
+  return (x) => {
+    const run = (i: number): Promise<void> => (i < stages.length ? stages[i]!(x, () => run(i + 1)) : Promise.resolve());
+    return run(0);
+  };
+}

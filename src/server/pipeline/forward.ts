@@ -1,0 +1,52 @@
+/**
+ * Stage "forward" (DESIGN §3 step 5): the request goes to the route's provider, then its fallbacks, each
+ * built by the provider's adapter with the model the route chain gives it; key pools, retries and breakers
+ * are in `upstream/forward.ts`. Once the upstream answered, the body and everything parsed from it are
+ * dropped; the upstream key's in-flight slot is given back when the answer is over.
+ */
+import { forward as send } from '../../upstream/forward.js';
+import { routeChain } from '../../upstream/prepare.js';
+import { adapterFor, type OutgoingRequest } from '../../upstream/providers/index.js';
+import type { ProviderConfig } from '../../config.js';
+import { clientRequest } from './refuse.js';
+import type { Stage } from './exchange.js';
+
+export const forward: Stage = async (x, next) => {
+  const { config } = x;
+  const d = x.decision!;
+  const links = routeChain(config, d.route);
+  const req = clientRequest(x);
+  const built = new Map<ProviderConfig, OutgoingRequest>();
+  const sent = await send(x.deps.upstreams, {
+    chain: links.map((l) => l.provider),
+    requestFor(p) {
+      let out = built.get(p);
+      if (!out) {
+        out = adapterFor(p).request(req, p, links.find((l) => l.provider === p)!.model);
+        if (out.dropped.length) x.deps.log.debug({ request_id: x.id, provider: p.name, dropped: out.dropped }, 'fields without an equivalent at this provider were dropped');
+        built.set(p, out);
+      }
+      return out;
+    },
+    clientsConfigured: config.clients !== null,
+    session: x.rc!.session.id ?? `client:${x.clientId}`,
+    signal: x.signal,
+    requestId: x.id,
+    started: performance.now(),
+    stream: req.stream,
+    stats: x.attempts,
+  });
+  x.log.upstream = sent.provider;
+  x.log.upstream_key = sent.key ?? undefined;
+  x.log.retries = sent.retries;
+  const provider = config.providers[sent.provider]!;
+  const requestedModel = x.rc!.model;
+  built.clear();
+  x.dropBody(); // from here on an open stream holds no copy of the request
+  try {
+    x.answer = await adapterFor(provider).answer(sent.answer, provider, req, requestedModel);
+    await next();
+  } finally {
+    sent.release();
+  }
+};

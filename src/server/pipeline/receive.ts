@@ -1,0 +1,93 @@
+/**
+ * Stage "receive" (DESIGN §3 step 1): the body is read once, within `limits.max_body_bytes` (413 early when
+ * the declared size is over), after reserving its size with the overload manager (529 before a byte is
+ * read when the gateway or this client holds too much), then checked for nesting depth and parsed once.
+ * The reservation is given back when the body is dropped (the upstream answered) or, at the latest, when
+ * this stage returns.
+ */
+import type { IncomingMessage } from 'node:http';
+import { InvalidRequestError, RequestTooLargeError } from '../../errors.js';
+import { jsonDepthExceeds } from '../json-depth.js';
+import type { Stage } from './exchange.js';
+
+/**
+ * Reads the whole request body, refusing early when it exceeds `limit` bytes. `onSize` sees the bytes read
+ * so far after each chunk and may throw to stop reading (the overload manager's reservation).
+ * @throws RequestTooLargeError (413) when over the limit; what `onSize` throws.
+ */
+export function readBody(req: IncomingMessage, limit: number, onSize?: (bytesSoFar: number) => void): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(new RequestTooLargeError(limit));
+  return new Promise((resolve, reject) => {
+    let chunks: Buffer[] = [];
+    let size = 0;
+    // Listeners are removed when done: `req` lives as long as the response, and must not keep the body.
+    const done = (err: Error | null) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', done);
+      const got = chunks;
+      chunks = [];
+      if (err) {
+        req.resume();
+        reject(err);
+      } else resolve(got.length === 1 ? got[0]! : Buffer.concat(got, size));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) return done(new RequestTooLargeError(limit));
+      try {
+        onSize?.(size);
+      } catch (err) {
+        return done(err as Error);
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => done(null);
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', done);
+  });
+}
+
+/**
+ * Parses a Messages API body: it must be a JSON object nested at most `maxDepth` deep.
+ * @throws InvalidRequestError (400) for invalid JSON, a non-object, or nesting deeper than `maxDepth`.
+ */
+export function parseJsonBody(raw: Buffer, maxDepth = Infinity): Record<string, unknown> {
+  if (maxDepth !== Infinity && jsonDepthExceeds(raw, maxDepth)) {
+    throw new InvalidRequestError(`request body nests arrays and objects deeper than ${maxDepth} levels (limits.max_json_depth in the gateway config)`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw new InvalidRequestError(`request body is not valid JSON: ${(err as Error).message}`, err);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new InvalidRequestError('request body must be a JSON object');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+export const receive: Stage = async (x, next) => {
+  if (x.endpoint === 'models') return next();
+  const { limits } = x.config;
+  const caps = { total: limits.max_inflight_body_bytes, perClient: limits.max_inflight_body_bytes_per_client };
+  const bytes = x.deps.inflightBytes;
+  const client = x.clientId;
+  let reserved = Math.min(Number(x.req.headers['content-length']) || 0, limits.max_body_bytes);
+  bytes.reserve(client, reserved, caps);
+  x.holdReservation(() => bytes.release(client, reserved));
+  try {
+    x.raw = await readBody(x.req, limits.max_body_bytes, (size) => {
+      if (size <= reserved) return;
+      bytes.reserve(client, size - reserved, caps);
+      reserved = size;
+    });
+    x.body = parseJsonBody(x.raw, limits.max_json_depth);
+    await next();
+  } finally {
+    x.dropBody();
+  }
+};

@@ -1,0 +1,117 @@
+/**
+ * Stage "record" (DESIGN §3 step 7), the outermost stage so that it sees every outcome: it turns an error
+ * thrown by any later stage into Anthropic's error shape, then writes the request's one log line, its usage
+ * record (ledger, metrics) and its cost into the budgets it was charged to.
+ */
+import type { ServerResponse } from 'node:http';
+import { asGatewayError, errorBody, type GatewayError, UpstreamError } from '../../errors.js';
+import { ThrottledError } from '../admission.js';
+import { costUsd } from '../../usage/prices.js';
+import type { Outcome, UsageRecord } from '../../usage/record.js';
+import { noUsage } from '../../usage/tap.js';
+import type { Exchange, LogOutcome, Stage } from './exchange.js';
+
+/** Writes a gateway error in Anthropic's shape, unless the response has already started (then it is cut). */
+export function sendError(res: ServerResponse, err: GatewayError, requestId: string, extraHeaders: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const body = errorBody(err, requestId);
+  res.writeHead(err.status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'x-switchyard-request-id': requestId,
+    ...err.headers,
+    ...extraHeaders,
+  });
+  res.end(body);
+}
+
+/** How an error answer counts: the upstream's fault, a refusal (4xx, throttles, budgets, overload), or the gateway's own. */
+function errorOutcome(err: GatewayError): LogOutcome {
+  if (err instanceof UpstreamError || err.code === 'SY_KEYS_COOLING') return 'upstream_failed';
+  return err.status < 500 || err.type === 'overloaded_error' ? 'refused' : 'gateway_error';
+}
+
+export const record: Stage = async (x, next) => {
+  try {
+    await next();
+  } catch (err) {
+    x.dropBody();
+    if (x.clientGone) {
+      finish(x, 499, { outcome: 'client_aborted', error: 'client disconnected before the answer' });
+      return;
+    }
+    const gerr = asGatewayError(err);
+    if (x.attempts.attempts > 0) x.log.retries = x.attempts.attempts - 1;
+    x.req.resume(); // an unread body is drained, never held
+    sendError(x.res, gerr, x.id);
+    x.errorType = gerr.type;
+    if (err instanceof ThrottledError) x.deps.metrics.throttled.inc({ rule: err.rule });
+    finish(x, gerr.status, { outcome: errorOutcome(gerr), error: `${gerr.code}: ${gerr.message}` });
+    return;
+  }
+  finish(x, x.log.status ?? x.res.statusCode, {});
+};
+
+/** The log line, the usage record and the budget charges of a finished request. */
+function finish(x: Exchange, status: number, extra: Partial<Exchange['log']>): void {
+  const { deps, log } = x;
+  Object.assign(log, extra, { status, latency_ms: round(performance.now() - x.started) });
+  log.outcome ??= 'ok';
+  const level = status >= 500 ? 'error' : status >= 400 || log.outcome === 'client_aborted' ? 'warn' : 'info';
+  deps.log[level](log, 'request');
+  const r = usageRecord(x);
+  deps.metrics.observe(r);
+  deps.ledger?.record(r);
+  if (r.cost_usd) {
+    for (const c of x.budgetCharges) {
+      deps.state.addSpend(c.key, r.cost_usd, c.expiresAtMs).catch((err: Error) => deps.log.error({ request_id: x.id, err: err.message }, 'could not add to a budget total'));
+    }
+  }
+}
+
+const OUTCOMES: Record<LogOutcome, Outcome> = { ok: 'ok', client_aborted: 'aborted', upstream_failed: 'failed', refused: 'refused', gateway_error: 'error' };
+
+/** The usage record of a finished request (tokens from the tap; cost from the price table). */
+function usageRecord(x: Exchange): UsageRecord {
+  const { log, tap, deps } = x;
+  const usage = tap ? tap.finish() : noUsage();
+  const streamError = tap?.streamError ?? null;
+  let outcome = OUTCOMES[log.outcome ?? 'ok'];
+  if (outcome === 'ok' && (streamError || (log.status ?? 0) >= 400)) outcome = 'failed';
+  if (outcome === 'ok' && tap && !tap.completed && x.endpoint === 'messages') outcome = 'aborted';
+  const model = log.upstream_model ?? log.model ?? null;
+  let cost: number | null = 0;
+  if (usage.input_tokens + usage.output_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens > 0) {
+    const price = model ? deps.prices.priceOf(model) : null;
+    if (!price && model) deps.warnOnce(`price\0${model}`, `no price for model "${model}" in the price table; its usage is recorded with cost null (logged once per model)`, { model });
+    cost = costUsd(usage, price);
+  }
+  return {
+    time: new Date(Date.now() - (log.latency_ms ?? 0)).toISOString(),
+    request_id: x.id,
+    client_id: log.client ?? log.client_fp ?? null,
+    key_fingerprint: log.upstream_key ?? null,
+    session_id: log.session_id ?? null,
+    requested_model: x.requestedModel,
+    provider: log.upstream ?? null,
+    model,
+    rules: x.rules,
+    tags: x.tags,
+    status: log.status ?? 0,
+    outcome,
+    error_type: x.errorType ?? streamError,
+    retries: log.retries ?? 0,
+    latency_ms: log.latency_ms ?? 0,
+    ttft_ms: log.ttfb_ms ?? null,
+    ...usage,
+    cost_usd: cost,
+  };
+}
+
+/** ms rounded to 0.01. */
+export function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

@@ -1,0 +1,36 @@
+/**
+ * Stage "refuse" (DESIGN §3): answers here what must not, or need not, go upstream — `serve --dry-run`
+ * (the decision and exactly what would be sent), a `deny` rule, a rule that failed, and what the provider's
+ * adapter answers itself (a token-count estimate for a provider without one).
+ */
+import { DeniedError, RuleError } from '../../errors.js';
+import { dryRunReport } from '../../rules/report.js';
+import { prepareUpstream } from '../../upstream/prepare.js';
+import { adapterFor, type ClientRequest } from '../../upstream/providers/index.js';
+import type { Exchange, Stage } from './exchange.js';
+
+/** What the provider adapters see of this request. */
+export function clientRequest(x: Exchange): ClientRequest {
+  return { endpoint: x.endpoint, pathAndQuery: x.pathAndQuery, headers: x.req.headers, raw: x.raw, decision: x.decision!, stream: x.rc!.stream };
+}
+
+export const refuse: Stage = async (x, next) => {
+  const d = x.decision!;
+  if (x.deps.dryRun) {
+    const prepared = prepareUpstream(x.config, clientRequest(x), x.rc!.estimate.input_tokens);
+    const report = JSON.stringify(dryRunReport(d, prepared), null, 2);
+    x.res.writeHead(200, { 'content-type': 'application/json', 'x-switchyard-dry-run': 'true', 'x-switchyard-request-id': x.id });
+    x.res.end(report);
+    return;
+  }
+  if (d.denied) throw new DeniedError(d.denied.rule, d.denied.status, d.denied.message);
+  if (d.error) throw new RuleError(d.error.rule, d.error.message);
+  const provider = x.config.providers[d.route.provider];
+  const local = provider ? adapterFor(provider).local(clientRequest(x), x.rc!.estimate.input_tokens) : null;
+  if (local) {
+    x.res.writeHead(local.status, { ...local.headers, 'x-switchyard-request-id': x.id });
+    x.res.end(local.body);
+    return;
+  }
+  await next();
+};

@@ -1,0 +1,14 @@
+/** The provider adapters by config `type`. */
+import type { ProviderConfig } from '../../config.js';
+import { anthropicAdapter } from './anthropic.js';
+import { openaiAdapter } from './openai.js';
+import type { ProviderAdapter } from './types.js';
+
+const ADAPTERS: Record<ProviderConfig['type'], ProviderAdapter> = { anthropic: anthropicAdapter, openai: openaiAdapter };
+
+/** The adapter for a provider's `type`. */
+export function adapterFor(provider: Pick<ProviderConfig, 'type'>): ProviderAdapter {
+  return ADAPTERS[provider.type];
+}
+
+export type { ClientRequest, Endpoint, LocalAnswer, OutgoingRequest, ProviderAdapter } from './types.js';

@@ -1,0 +1,30 @@
+/**
+ * `type: openai`: an OpenAI-compatible Chat Completions server. Messages requests are translated to
+ * `POST <base_url>/chat/completions` with a bearer key and only the headers such a server needs; answers
+ * (JSON, SSE, errors) are translated back. `GET /v1/models` goes to `<base_url>/models`. Chat Completions
+ * has no token counting, so `count_tokens` is answered here with an estimate that says it is one.
+ */
+import { CHAT_COMPLETIONS_PATH, fromOpenAI, openaiHeaders, toChatCompletions } from '../openai/index.js';
+import type { ProviderAdapter } from './types.js';
+
+export const openaiAdapter: ProviderAdapter = {
+  type: 'openai',
+  local(req, estimateTokens) {
+    if (req.endpoint !== 'count_tokens') return null;
+    return { status: 200, headers: { 'content-type': 'application/json', 'x-switchyard-estimate': 'true' }, body: JSON.stringify({ input_tokens: estimateTokens }) };
+  },
+  request(req, _provider, model) {
+    if (req.endpoint === 'models') return { method: 'GET', pathAndQuery: '/models', body: null, headers: (c) => openaiHeaders(c.kind === 'client' ? { kind: 'none' } : c, null, false), dropped: [] };
+    const translated = toChatCompletions(req.decision.body, model);
+    const body = Buffer.from(JSON.stringify(translated.body));
+    return {
+      method: 'POST',
+      pathAndQuery: CHAT_COMPLETIONS_PATH,
+      body,
+      // The client's own credential is an Anthropic key: never sent to another vendor.
+      headers: (c) => openaiHeaders(c.kind === 'client' ? { kind: 'none' } : c, body, req.stream),
+      dropped: translated.dropped,
+    };
+  },
+  answer: (answer, provider, req, requestedModel) => (req.endpoint === 'messages' ? fromOpenAI(answer, provider, requestedModel) : Promise.resolve(answer)),
+};
