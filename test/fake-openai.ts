@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 
 export interface FakeOpenAI {
   url: string;
-  received: Array<{ headers: Record<string, unknown>; body: Record<string, any> }>;
+  received: Array<{ method: string; url: string; headers: Record<string, unknown>; body: Record<string, any> }>;
   close(): Promise<void>;
   server: Server;
 }
@@ -40,7 +40,7 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const body = JSON.parse(Buffer.concat(chunks).toString() || '{}') as Record<string, any>;
-      received.push({ headers: req.headers, body });
+      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
       const status = /^status:(\d+)$/.exec(String(req.headers['x-fake'] ?? body.user ?? ''));
       if (req.url !== '/v1/chat/completions' || status) {
         const code = status ? Number(status[1]) : 404;

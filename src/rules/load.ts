@@ -36,7 +36,7 @@ export interface CompiledRule {
 
 /** An immutable, compiled rule set. A request uses one rule set from start to end. */
 export interface RuleSet {
-  /** Content hash of the files (12 hex digits). */
+  /** Content hash of the files' names (within the directory) and texts, 12 hex digits: equal on every replica. */
   version: string;
   /** ISO time it was loaded. */
   loadedAt: string;
@@ -79,6 +79,8 @@ export interface RuleSource {
   /** Name shown in messages (relative path). */
   file: string;
   text: string;
+  /** Name within the rules directory (what the version hash covers, so it is the same from any working directory). */
+  name?: string;
 }
 
 /** Reads the rule files of `dir` (display names are relative to the current directory). */
@@ -86,7 +88,7 @@ export function readRuleDir(dir: string): RuleSource[] {
   const abs = path.resolve(dir);
   return ruleFiles(abs).map((f) => {
     const full = path.join(abs, f);
-    return { file: path.relative(process.cwd(), full) || full, text: readFileSync(full, 'utf8') };
+    return { file: path.relative(process.cwd(), full) || full, text: readFileSync(full, 'utf8'), name: f };
   });
 }
 
@@ -118,7 +120,7 @@ export function compileRuleSources(sources: RuleSource[], providers: Iterable<st
   const hash = createHash('sha256');
 
   for (const src of sources) {
-    hash.update(src.file).update('\0').update(src.text).update('\0');
+    hash.update(src.name ?? src.file).update('\0').update(src.text).update('\0');
     const { source, issues: parseIssues } = SourceFile.parse(src.file, src.text);
     issues.push(...parseIssues);
     if (parseIssues.some((i) => i.severity === 'error')) continue;
