@@ -9,13 +9,16 @@
  *   rules       rule evaluation time for 10 and 100 rules with JSONata conditions on a 76 KB body
  *   throttle    throttle admission cost per request, memory store vs Redis
  *   translation OpenAI translation cost per request and per streamed event
+ *   cpu         CPU time per request (/proc/PID/stat utime+stime) of the gateway — bare, and with the bundled
+ *               switchyard.yaml + rules/ — against bench/reference-proxy.mjs, a 20-line node:http proxy, same run
  *   reliability added latency with Redis up, refused (down), black-holed (frozen) and recovering, throttles on
  *   memcap      peak gateway memory with 40 concurrent 31 MB bodies against limits.max_inflight_body_bytes
  * Results print as a table and are written to bench/results/latest.json.
  */
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { startFaultProxy } from '../test/fault-proxy.js';
@@ -25,7 +28,7 @@ import { benchThrottle } from './throttle.js';
 import { benchTranslation } from './translation.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['latency', 'throughput', 'streaming', 'memory', 'ledger', 'rules', 'throttle', 'translation', 'reliability', 'memcap'];
+const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 'latency', 'throughput', 'streaming', 'memory', 'ledger', 'rules', 'throttle', 'translation', 'reliability', 'memcap'];
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
 /**
@@ -109,9 +112,92 @@ function rssOf(pid: number): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
+/** utime + stime of a process, µs (from /proc/PID/stat, in clock ticks of 10 ms). */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+/** Starts a process that prints `READY <url>` or `listening on <url>`. */
+function startProcess(args: string[], env: Record<string, string> = {}): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'info', ...env } });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`did not start: ${args.join(' ')}\n${out}`)), 20_000);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = /(?:READY |listening on )(http:\/\/[^\s"]+)/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        child.stdout!.off('data', onData);
+        child.stdout!.resume();
+        resolve({ url: m[1]!, child });
+      }
+    };
+    child.stdout!.on('data', onData);
+  });
+}
+
+/**
+ * CPU µs per request of each proxy process around a fixed number of requests after a warm-up (stable on a
+ * busy machine where req/s is not), each proxy measured twice in alternation, the lower figure kept.
+ */
+async function benchCpu(upstream: string) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-bench-bundled-'));
+  cpSync(path.join(ROOT, 'switchyard.yaml'), path.join(dir, 'switchyard.yaml'));
+  cpSync(path.join(ROOT, 'prices.yaml'), path.join(dir, 'prices.yaml'));
+  cpSync(path.join(ROOT, 'rules'), path.join(dir, 'rules'), { recursive: true });
+  const procs = {
+    reference: await startProcess([path.join(ROOT, 'bench/reference-proxy.mjs'), upstream]),
+    bare: await startProcess([path.join(ROOT, 'dist/cli.js'), 'serve', '--config', writeConfig({ upstream, extraConfig: 'ledger: off\n', rules: { '50.yaml': 'version: 1\nrules: []\n' } }).configFile, '--port', '0']),
+    bundled: await startProcess([path.join(ROOT, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'switchyard.yaml'), '--port', '0'], { ANTHROPIC_UPSTREAM_URL: upstream }),
+  };
+  const N = 3000;
+  const run = async (url: string, n: number) => {
+    const agent = new Agent({ connections: 4 });
+    let left = n;
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      while (left-- > 0) {
+        const r = await request(url + '/v1/messages?beta=true', { method: 'POST', headers, body: body76k, dispatcher: agent });
+        await r.body.dump();
+      }
+    }));
+    await agent.close();
+  };
+  const per: Record<string, number[]> = { reference: [], bare: [], bundled: [] };
+  try {
+    for (const p of Object.values(procs)) await run(p.url, 500); // warm-up (JIT, pools)
+    for (let round = 0; round < 2; round++) {
+      for (const [name, p] of Object.entries(procs)) {
+        const before = cpuMicros(p.child.pid!);
+        await run(p.url, N);
+        per[name]!.push((cpuMicros(p.child.pid!) - before) / N);
+      }
+    }
+  } finally {
+    for (const p of Object.values(procs)) p.child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const us = (name: string) => Math.round(Math.min(...per[name]!));
+  const ref = us('reference');
+  return {
+    requests: N,
+    reference_us: ref,
+    bare_us: us('bare'),
+    bundled_us: us('bundled'),
+    bare_ratio: r3(us('bare') / ref),
+    bundled_ratio: r3(us('bundled') / ref),
+    runs_us: per,
+  };
+}
+
 const fake = await startServer('fake');
 const gw = await startServer('gateway', fake.url);
 try {
+  if (sections.includes('cpu')) {
+    results.cpu = await benchCpu(fake.url);
+    console.log('CPU per request (76 KB, non-streaming, 4 connections):', JSON.stringify(results.cpu));
+  }
   if (sections.includes('latency')) {
     results.latency = await compareSequential(fake.url, gw.url, body76k, 3000, 'total');
     console.log('latency (76 KB, non-streaming, 1 connection):', JSON.stringify(results.latency));

@@ -182,7 +182,7 @@ withCommon(program.command('dry-run').description('print the routing decision fo
       const decision = await evaluate(rules, rc, config.defaultProvider);
       const pathAndQuery = upstreamPathAndQuery(opts.path);
       const endpoint = pathAndQuery.startsWith('/v1/messages/count_tokens') ? 'count_tokens' : 'messages';
-      const prepared = prepareUpstream(config, { endpoint, pathAndQuery, headers, raw, decision, stream: rc.stream }, rc.estimate.input_tokens);
+      const prepared = prepareUpstream(config, { endpoint, pathAndQuery, headers, raw, body, decision, stream: rc.stream }, rc.estimate.input_tokens);
       const report = dryRunReport(decision, prepared);
       console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
     } catch (err) {

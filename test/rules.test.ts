@@ -124,9 +124,10 @@ describe('ordering and shadowing', () => {
     assert.deepEqual(second[1]!.shadowed, [{ setting: 'tag:team', by: 'first' }]);
     assert.equal(second[2]!.applied, false);
     assert.equal(second[2]!.shadowed_by, 'first');
-    // The model rewrite changes the forwarded body; the request's own body is untouched.
-    assert.equal(d.bodyChanged, true);
-    assert.equal(d.body.model, 'claude-haiku-4-5');
+    // A model rewrite is the route's: each provider's adapter writes it into what it sends (only the
+    // model's bytes change); the body itself is untouched.
+    assert.equal(d.bodyChanged, false);
+    assert.equal(d.route.model, 'claude-haiku-4-5');
   });
 
   test('deny ends evaluation; later rules are not evaluated', async () => {

@@ -93,16 +93,19 @@ export function buildContext(input: ContextInput): RequestContext {
   const credential = clientCredential(input.headers);
   const now = input.now ?? new Date();
   const body = input.body;
-  return {
+  const rc: RequestContext = {
     path: input.path,
     model: typeof body.model === 'string' ? body.model : '',
     stream: body.stream === true,
     body,
-    messages: Array.isArray(body.messages) ? body.messages : [],
+    messages: [],
     headers,
     client: { id: input.clientId ?? (credential ? credentialFingerprint(credential) : 'anonymous'), tags: input.clientTags ?? {} },
     session: { id: headers['x-claude-code-session-id'] || sessionIdFromMetadata(body) },
     estimate: { input_tokens: Math.ceil(input.bodyBytes / CHARS_PER_TOKEN) },
     time: { hour: now.getUTCHours(), weekday: now.getUTCDay(), iso: now.toISOString() },
   };
+  // Read on first use only: the history is most of a Claude Code body, and most rules never look at it.
+  Object.defineProperty(rc, 'messages', { enumerable: true, get: () => (Array.isArray(body.messages) ? body.messages : []) });
+  return rc;
 }

@@ -75,7 +75,10 @@ export interface Decision {
   error: { rule: string; message: string } | null;
   /** Problems that did not stop evaluation (e.g. a `when` expression that threw), for logging. */
   warnings: Array<{ rule: string; message: string }>;
-  /** The body to forward. Identical (===) to the request body when nothing changed it. */
+  /**
+   * The body to forward, before the model: identical (===) to the request body when no action changed it.
+   * The model sent is `route.model` (or a fallback's own), set by the provider adapter.
+   */
   body: Record<string, unknown>;
   bodyChanged: boolean;
   /** Per-action extra outputs keyed by action name (e.g. `cache_breakpoints`). */
@@ -141,9 +144,6 @@ export class DecisionDraft {
   /** The final, immutable decision. `defaultProvider` applies when no rule routed the request. */
   finish(ruleset: string, rules: RuleTrace[], requestedModel: string, defaultProvider: string): Decision {
     const model = this.route.model ?? (typeof this.body.model === 'string' ? this.body.model : requestedModel);
-    if (this.route.model !== undefined && this.body.model !== this.route.model) {
-      this.replaceBody({ ...this.body, model: this.route.model });
-    }
     return {
       ruleset,
       route: {

@@ -45,6 +45,7 @@ export function maskHeaders(headers: Record<string, string | string[]>): Record<
 
 /** Builds the report for a decision and the upstream request it leads to, exactly as it would be sent. */
 export function dryRunReport(d: Decision, sent: PreparedRequest): DryRunReport {
+  const model = bodyModel(sent.body);
   return {
     ruleset: d.ruleset,
     route: { ...d.route, url: sent.url, chain: sent.chain.map((l) => ({ provider: l.provider.name, model: l.model })) },
@@ -54,12 +55,12 @@ export function dryRunReport(d: Decision, sent: PreparedRequest): DryRunReport {
     budgets: d.budgets,
     request: sent.local
       ? { answered_locally: true, status: sent.local.status, headers: sent.local.headers }
-      : { method: sent.method, url: sent.url, body_bytes: sent.body?.length ?? 0, model: bodyModel(sent.body), dropped_fields: sent.dropped },
+      : { method: sent.method, url: sent.url, body_bytes: sent.body?.length ?? 0, model, dropped_fields: sent.dropped },
     headers: maskHeaders(sent.headers),
     denied: d.denied,
     error: d.error,
     warnings: d.warnings,
-    body_changed: d.bodyChanged,
+    body_changed: d.bodyChanged || (model !== null && model !== d.route.requested_model),
     ...d.extra,
   };
 }

@@ -1,13 +1,15 @@
 /**
  * Stage "receive" (DESIGN §3 step 1): the body is read once, within `limits.max_body_bytes` (413 early when
  * the declared size is over), after reserving its size with the overload manager (529 before a byte is
- * read when the gateway or this client holds too much), then checked for nesting depth and parsed once.
+ * read when the gateway or this client holds too much), then checked (JSON grammar, nesting depth) and
+ * indexed in one pass; its members are decoded only when a rule or an action reads them (json-scan.ts).
  * The reservation is given back when the body is dropped (the upstream answered) or, at the latest, when
  * this stage returns.
  */
 import type { IncomingMessage } from 'node:http';
 import { InvalidRequestError, RequestTooLargeError } from '../../errors.js';
 import { jsonDepthExceeds } from '../json-depth.js';
+import { lazyBody, scanJsonObject } from '../json-scan.js';
 import type { Stage } from './exchange.js';
 
 /**
@@ -85,7 +87,8 @@ export const receive: Stage = async (x, next) => {
       bytes.reserve(client, size - reserved, caps);
       reserved = size;
     });
-    x.body = parseJsonBody(x.raw, limits.max_json_depth);
+    // Checked and indexed in one pass; members are decoded only when something reads them.
+    x.body = lazyBody(scanJsonObject(x.raw, limits.max_json_depth));
     await next();
   } finally {
     x.dropBody();

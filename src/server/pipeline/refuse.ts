@@ -11,7 +11,7 @@ import type { Exchange, Stage } from './exchange.js';
 
 /** What the provider adapters see of this request. */
 export function clientRequest(x: Exchange): ClientRequest {
-  return { endpoint: x.endpoint, pathAndQuery: x.pathAndQuery, headers: x.req.headers, raw: x.raw, decision: x.decision!, stream: x.rc!.stream };
+  return { endpoint: x.endpoint, pathAndQuery: x.pathAndQuery, headers: x.req.headers, raw: x.raw, body: x.body, decision: x.decision!, stream: x.rc!.stream };
 }
 
 export const refuse: Stage = async (x, next) => {

@@ -4,6 +4,7 @@
  * provider key is used; the body is re-serialized only when a rule changed it or this provider knows the
  * model under another name. Answers pass through untouched.
  */
+import { scannedOf, serializeBody, withMember } from '../../server/json-scan.js';
 import { upstreamRequestHeaders } from '../headers.js';
 import type { ProviderAdapter } from './types.js';
 
@@ -13,8 +14,14 @@ export const anthropicAdapter: ProviderAdapter = {
   request(req, _provider, model) {
     const { decision } = req;
     let body: Buffer | null = req.raw;
-    if (body !== null && (decision.bodyChanged || model !== decision.route.model)) {
-      body = Buffer.from(JSON.stringify(model === decision.body.model ? decision.body : { ...decision.body, model }));
+    if (body !== null) {
+      const scanned = scannedOf(decision.body);
+      if (!decision.bodyChanged && scanned) {
+        // Only the model's bytes change: every other byte goes as the client sent it.
+        if (decision.body.model !== model) body = withMember(scanned, 'model', model);
+      } else if (decision.bodyChanged || decision.body.model !== model) {
+        body = serializeBody(decision.body.model === model ? decision.body : { ...decision.body, model }, req.body);
+      }
     }
     const length = body === null ? null : body.length;
     return {

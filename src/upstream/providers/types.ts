@@ -21,6 +21,8 @@ export interface ClientRequest {
   headers: IncomingHttpHeaders;
   /** The client's body bytes (null for GET), forwarded as they are when nothing changed the body. */
   raw: Buffer | null;
+  /** The client's body as received (lazily decoded, see json-scan.ts): what a changed body is serialized against. */
+  body: Record<string, unknown>;
   decision: Pick<Decision, 'body' | 'bodyChanged' | 'headers' | 'route'>;
   /** `stream: true` in the body. */
   stream: boolean;

@@ -1,0 +1,111 @@
+/**
+ * The body scanner (src/server/json-scan.ts) against JSON.parse: it accepts exactly the JSON objects
+ * JSON.parse accepts (strings without raw control characters), finds every top-level member's bytes, decodes
+ * members lazily to the same values, edits one member without touching the other bytes, and enforces the
+ * nesting limit — on generated objects, on mutated (mostly broken) ones, and on a Claude-Code-shaped body.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { lazyBody, scanJsonObject, withMember } from '../src/server/json-scan.js';
+import { claudeCodeBody } from './helpers.js';
+
+const parsesAsObject = (s: string) => {
+  try {
+    const v = JSON.parse(s) as unknown;
+    return v !== null && typeof v === 'object' && !Array.isArray(v);
+  } catch {
+    return false;
+  }
+};
+const accepts = (s: string) => {
+  try {
+    scanJsonObject(Buffer.from(s), 10_000);
+    return true;
+  } catch (err) {
+    assert.equal((err as Error).name, 'InvalidRequestError');
+    return false;
+  }
+};
+const depthOf = (v: unknown): number => (v !== null && typeof v === 'object' ? 1 + Math.max(0, ...Object.values(v).map(depthOf)) : 0);
+const CONTROL = /[\u0000-\u001f]/;
+
+describe('json-scan', () => {
+  test('accepts every object JSON.stringify makes, members and values equal to JSON.parse, in order', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue()), (o) => {
+        const text = JSON.stringify(o);
+        const scanned = scanJsonObject(Buffer.from(text), 10_000);
+        const parsed = JSON.parse(text) as Record<string, unknown>;
+        assert.deepEqual([...scanned.members.keys()], Object.keys(parsed));
+        const lazy = lazyBody(scanned);
+        assert.deepEqual(Object.keys(lazy), Object.keys(parsed));
+        for (const k of Object.keys(parsed)) assert.deepEqual(lazy[k], parsed[k]);
+        assert.equal(JSON.stringify(lazy), text);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test('agrees with JSON.parse on mutated text: a deleted, inserted or replaced byte', () => {
+    const alphabet = [...'{}[]",:\\ 0123456789.eE+-tfnul"aé✓'];
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 4 }), fc.nat(), fc.constantFrom('delete', 'insert', 'replace'), fc.constantFrom(...alphabet), (o, at, op, ch) => {
+        const text = JSON.stringify(o);
+        const i = at % (text.length + 1);
+        const mutated = op === 'delete' ? text.slice(0, i) + text.slice(i + 1) : op === 'insert' ? text.slice(0, i) + ch + text.slice(i) : text.slice(0, i) + ch + text.slice(i + 1);
+        if (CONTROL.test(mutated)) return;
+        assert.equal(accepts(mutated), parsesAsObject(mutated), JSON.stringify(mutated));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  test('whitespace anywhere between tokens, escapes and unicode in names and values', () => {
+    const text = ' \n{ "a\\"b" : [ 1 , -2.5e+3 , true , null , "x\\\\y\\u00e9\\n" ] ,\t"é✓": { } , "n":0 }\r\n';
+    const s = scanJsonObject(Buffer.from(text), 10);
+    assert.deepEqual([...s.members.keys()], ['a"b', 'é✓', 'n']);
+    assert.deepEqual({ ...lazyBody(s) }, JSON.parse(text));
+    for (const bad of ['{"a":01}', '{"a":1,}', '{"a" 1}', '{"a":"\\x"}', '{"a":"\\u12g4"}', '{"a":tru}', '{} {}', '[1]', '"s"', '', '{"a":1', '{"a":-}', '{"a":1.}', '{"a":1e}']) {
+      assert.equal(accepts(bad), false, bad);
+    }
+  });
+
+  test('nesting deeper than the limit is refused naming limits.max_json_depth; the limit itself is accepted', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue({ depthSize: 'large' })), (o) => {
+        const text = Buffer.from(JSON.stringify(o));
+        const depth = depthOf(o);
+        scanJsonObject(text, depth);
+        if (depth > 1) assert.throws(() => scanJsonObject(text, depth - 1), /deeper than \d+ levels \(limits\.max_json_depth/);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('withMember replaces or appends one member and leaves every other byte as sent', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 5 }), fc.string(), fc.jsonValue(), (o, name, value) => {
+        const text = JSON.stringify(o, null, 1); // whitespace the edit must keep
+        const edited = withMember(scanJsonObject(Buffer.from(text), 10_000), name, value).toString();
+        assert.deepEqual(JSON.parse(edited), JSON.parse(JSON.stringify({ ...o, [name]: value })));
+      }),
+      { numRuns: 1000 },
+    );
+    const body = Buffer.from(JSON.stringify(claudeCodeBody()));
+    const edited = withMember(scanJsonObject(body, 256), 'model', 'claude-haiku-4-5');
+    assert.equal(edited.length, body.length - 'claude-sonnet-4-6'.length + 'claude-haiku-4-5'.length);
+    assert.deepEqual(JSON.parse(edited.toString()), { ...(JSON.parse(body.toString()) as object), model: 'claude-haiku-4-5' });
+  });
+
+  test('a Claude-Code-shaped body: model and stream are read without decoding messages', () => {
+    const raw = Buffer.from(JSON.stringify(claudeCodeBody()));
+    const s = scanJsonObject(raw, 256);
+    const lazy = lazyBody(s);
+    assert.equal(lazy.model, 'claude-sonnet-4-6');
+    assert.equal(lazy.stream, true);
+    const messages = s.members.get('messages')!;
+    assert.ok(messages.end - messages.start > 20_000, 'the history is most of the body');
+    assert.deepEqual(lazy.messages, (JSON.parse(raw.toString()) as { messages: unknown }).messages);
+  });
+});
