@@ -4,15 +4,17 @@
  * and a budget past `warn_at` adds a warning header.
  */
 import { checkBudgets } from '../admission.js';
-import type { Stage } from './exchange.js';
+import type { Exchange, Stage } from './exchange.js';
 
 export const budgets: Stage = async (x, next) => {
-  const d = x.decision!;
-  if (d.budgets.length) {
-    const checked = await checkBudgets(d, x.rc!, x.deps.state);
-    x.budgetCharges = checked.charges;
-    for (const w of checked.warnings) x.deps.warnOnce(w.key, w.message, { request_id: x.id });
-    if (checked.warnings.length) x.res.setHeader('x-switchyard-budget-warning', checked.warnings.map((w) => w.message).join('; '));
-  }
+  if (x.decision!.budgets.length) await check(x);
   await next();
 };
+
+/** Checks the budgets and keeps the ones to charge in the exchange. @throws BudgetSpentError */
+async function check(x: Exchange): Promise<void> {
+  const checked = await checkBudgets(x.decision!, x.rc!, x.deps.state);
+  x.budgetCharges = checked.charges;
+  for (const w of checked.warnings) x.deps.warnOnce(w.key, w.message, { request_id: x.id });
+  if (checked.warnings.length) x.res.setHeader('x-switchyard-budget-warning', checked.warnings.map((w) => w.message).join('; '));
+}

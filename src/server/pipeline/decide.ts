@@ -5,7 +5,7 @@
 import { buildContext } from '../../rules/context.js';
 import type { Decision } from '../../rules/decision.js';
 import { evaluate } from '../../rules/evaluate.js';
-import type { Stage } from './exchange.js';
+import type { Exchange, Stage } from './exchange.js';
 
 /** The decision for endpoints rules do not apply to (GET /v1/models): the default provider, body untouched. */
 function noRulesDecision(version: string, provider: string, body: Record<string, unknown>): Decision {
@@ -27,6 +27,12 @@ function noRulesDecision(version: string, provider: string, body: Record<string,
 }
 
 export const decide: Stage = async (x, next) => {
+  await decideInto(x);
+  await next(); // nothing of this stage's own is held while the answer streams
+};
+
+/** Builds the context and the decision into the exchange. */
+async function decideInto(x: Exchange): Promise<void> {
   const { config, rules } = x.snapshot;
   const rc = (x.rc = buildContext({ path: x.log.path, body: x.body, headers: x.req.headers, bodyBytes: x.raw?.length ?? 0, clientId: x.clientId, clientTags: x.client?.tags }));
   x.log.model = rc.model || undefined;
@@ -41,5 +47,4 @@ export const decide: Stage = async (x, next) => {
   if (d.extra.cache_breakpoints) x.deps.log.debug({ request_id: x.id, cache_breakpoints: d.extra.cache_breakpoints }, 'inject_cache');
   x.log.upstream = d.route.provider;
   x.log.upstream_model = d.route.model || undefined;
-  await next();
-};
+}

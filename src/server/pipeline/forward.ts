@@ -4,25 +4,38 @@
  * are in `upstream/forward.ts`. Once the upstream answered, the body and everything parsed from it are
  * dropped; the upstream key's in-flight slot is given back when the answer is over.
  */
-import { forward as send } from '../../upstream/forward.js';
+import { forward as forwardUpstream } from '../../upstream/forward.js';
 import { routeChain } from '../../upstream/prepare.js';
-import { adapterFor, type OutgoingRequest } from '../../upstream/providers/index.js';
+import { adapterFor, type ClientRequest, type OutgoingRequest } from '../../upstream/providers/index.js';
 import type { ProviderConfig } from '../../config.js';
 import { clientRequest } from './refuse.js';
-import type { Stage } from './exchange.js';
+import type { Exchange, Stage } from './exchange.js';
 
 export const forward: Stage = async (x, next) => {
+  const release = await send(x);
+  try {
+    await next();
+  } finally {
+    release();
+  }
+};
+
+/**
+ * Sends the request and puts the (translated) answer into the exchange; returns the function that frees the
+ * upstream key's slot. Nothing it holds outlives it: the body is dropped before the answer is relayed.
+ */
+async function send(x: Exchange): Promise<() => void> {
   const { config } = x;
-  const d = x.decision!;
-  const links = routeChain(config, d.route);
-  const req = clientRequest(x);
+  const links = routeChain(config, x.decision!.route);
+  // Let go of before the answer is relayed: it holds the body.
+  let req: ClientRequest | null = clientRequest(x);
   const built = new Map<ProviderConfig, OutgoingRequest>();
-  const sent = await send(x.deps.upstreams, {
+  const sent = await forwardUpstream(x.deps.upstreams, {
     chain: links.map((l) => l.provider),
     requestFor(p) {
       let out = built.get(p);
       if (!out) {
-        out = adapterFor(p).request(req, p, links.find((l) => l.provider === p)!.model);
+        out = adapterFor(p).request(req!, p, links.find((l) => l.provider === p)!.model);
         if (out.dropped.length) x.deps.log.debug({ request_id: x.id, provider: p.name, dropped: out.dropped }, 'fields without an equivalent at this provider were dropped');
         built.set(p, out);
       }
@@ -42,11 +55,13 @@ export const forward: Stage = async (x, next) => {
   const provider = config.providers[sent.provider]!;
   const requestedModel = x.rc!.model;
   built.clear();
-  x.dropBody(); // from here on an open stream holds no copy of the request
   try {
     x.answer = await adapterFor(provider).answer(sent.answer, provider, req, requestedModel);
-    await next();
-  } finally {
+  } catch (err) {
     sent.release();
+    throw err;
   }
-};
+  req = null;
+  x.dropBody(); // from here on an open stream holds no copy of the request
+  return sent.release;
+}

@@ -15,13 +15,18 @@ export function clientRequest(x: Exchange): ClientRequest {
 }
 
 export const refuse: Stage = async (x, next) => {
+  if (!answeredHere(x)) await next();
+};
+
+/** Answers the request here when it must not or need not go upstream; true when it did. */
+function answeredHere(x: Exchange): boolean {
   const d = x.decision!;
   if (x.deps.dryRun) {
     const prepared = prepareUpstream(x.config, clientRequest(x), x.rc!.estimate.input_tokens);
     const report = JSON.stringify(dryRunReport(d, prepared), null, 2);
     x.res.writeHead(200, { 'content-type': 'application/json', 'x-switchyard-dry-run': 'true', 'x-switchyard-request-id': x.id });
     x.res.end(report);
-    return;
+    return true;
   }
   if (d.denied) throw new DeniedError(d.denied.rule, d.denied.status, d.denied.message);
   if (d.error) throw new RuleError(d.error.rule, d.error.message);
@@ -30,7 +35,7 @@ export const refuse: Stage = async (x, next) => {
   if (local) {
     x.res.writeHead(local.status, { ...local.headers, 'x-switchyard-request-id': x.id });
     x.res.end(local.body);
-    return;
+    return true;
   }
-  await next();
-};
+  return false;
+}

@@ -22,9 +22,8 @@ async function settle(ticket: Ticket, outputTokens: number | null, log: Logger, 
 }
 
 export const throttles: Stage = async (x, next) => {
-  const d = x.decision!;
-  if (!d.throttles.length) return next();
-  const ticket = await admit(d, x.rc!, x.deps.state, x.deps.log, x.id);
+  if (!x.decision!.throttles.length) return next();
+  const ticket = await admit(x.decision!, x.rc!, x.deps.state, x.deps.log, x.id);
   try {
     await next();
   } catch (err) {
