@@ -1,7 +1,8 @@
 /**
- * Every error the gateway itself produces, as named classes that carry the Anthropic error `type`, the
- * HTTP status and a message that names the layer (provider, endpoint, rule, throttle). The HTTP layer
- * turns them into responses in one function, {@link errorBody}.
+ * Every error the gateway itself produces, as named classes in this one file (as undici's
+ * `lib/core/errors.js`), each with a stable `code` ({@link ErrorCode}), the Anthropic error `type`, the HTTP
+ * status and a message that names the layer (provider, endpoint, rule, throttle). The HTTP layer turns them
+ * into responses in one function, {@link errorBody}.
  *
  * Error types and statuses follow Anthropic's error reference
  * (https://platform.claude.com/docs/en/api/errors): 400 invalid_request_error, 401 authentication_error,
@@ -20,10 +21,24 @@ export type AnthropicErrorType =
   | 'api_error'
   | 'overloaded_error';
 
+/** The stable codes of the gateway's errors (in logs as `error: "<code>: <message>"`). */
+export type ErrorCode =
+  | 'SY_INVALID_REQUEST' | 'SY_NOT_FOUND' | 'SY_BODY_TOO_LARGE' | 'SY_HEADERS_TOO_LARGE' | 'SY_REQUEST_TIMEOUT' | 'SY_BAD_HTTP'
+  | 'SY_UNAUTHENTICATED' | 'SY_ADMIN_UNAUTHENTICATED' | 'SY_ADMIN_FORBIDDEN' | 'SY_LEDGER_OFF' | 'SY_BAD_QUERY'
+  | 'SY_DENIED' | 'SY_RULE_FAILED' | 'SY_THROTTLED' | 'SY_BUDGET_SPENT' | 'SY_TOO_MANY_REQUESTS' | 'SY_OVERLOADED' | 'SY_STATE_DOWN'
+  | 'SY_KEYS_COOLING' | 'SY_NO_KEYS' | 'SY_CIRCUIT_OPEN' | 'SY_NO_UPSTREAM'
+  | UpstreamErrorCode
+  | 'SY_INTERNAL';
+
+/** Codes of {@link UpstreamError}: transport failures, each naming provider, method and URL. */
+export type UpstreamErrorCode =
+  | 'SY_UPSTREAM_CONNECT' | 'SY_UPSTREAM_DNS' | 'SY_UPSTREAM_CONNECT_TIMEOUT' | 'SY_UPSTREAM_FIRST_BYTE_TIMEOUT' | 'SY_UPSTREAM_HEADERS_TIMEOUT'
+  | 'SY_UPSTREAM_BODY_TIMEOUT' | 'SY_UPSTREAM_RESET' | 'SY_UPSTREAM_TLS' | 'SY_UPSTREAM_FAILED';
+
 /** Base class: an error answered to the client as `{"type":"error","error":{type,message}}`. */
 export class GatewayError extends Error {
   /** Stable machine-readable code, e.g. `SY_UPSTREAM_CONNECT`. */
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly type: AnthropicErrorType;
   /** HTTP status answered to the client. */
   readonly status: number;
@@ -31,7 +46,7 @@ export class GatewayError extends Error {
   readonly headers: Record<string, string>;
 
   constructor(
-    code: string,
+    code: ErrorCode,
     type: AnthropicErrorType,
     status: number,
     message: string,
@@ -91,10 +106,94 @@ export class RuleError extends GatewayError {
   }
 }
 
-/** 502/504: the upstream could not be reached or did not answer in time. */
+/** 502/504: the upstream could not be reached or did not answer in time (the message names provider, method and URL). */
 export class UpstreamError extends GatewayError {
-  constructor(code: string, status: 502 | 503 | 504, message: string, cause?: unknown) {
-    super(code, status === 503 ? 'overloaded_error' : 'api_error', status, message, { cause });
+  constructor(code: UpstreamErrorCode, status: 502 | 504, message: string, cause?: unknown) {
+    super(code, 'api_error', status, message, { cause });
+  }
+}
+
+/** 503: no provider of the route could be tried — every key refused (401/403), every circuit open, or none at all. */
+export class NoUpstreamError extends GatewayError {
+  constructor(code: 'SY_NO_KEYS' | 'SY_CIRCUIT_OPEN' | 'SY_NO_UPSTREAM', message: string) {
+    super(code, 'overloaded_error', 503, message);
+  }
+}
+
+/** 429: every upstream key of the route is cooling down after rate limits; `retry-after` is the earliest end. */
+export class KeysCoolingError extends GatewayError {
+  constructor(message: string, retryAfterS: number) {
+    super('SY_KEYS_COOLING', 'rate_limit_error', 429, message, { headers: { 'retry-after': String(retryAfterS) } });
+  }
+}
+
+/** 401 `authentication_error`: a missing or unknown client key. */
+export class AuthenticationError extends GatewayError {
+  constructor(message: string) {
+    super('SY_UNAUTHENTICATED', 'authentication_error', 401, message);
+  }
+}
+
+/** 401/403 on admin routes: the admin token is missing or wrong, or the caller is not on loopback while none is set. */
+export class AdminAccessError extends GatewayError {
+  constructor(kind: 'token' | 'loopback') {
+    super(
+      kind === 'token' ? 'SY_ADMIN_UNAUTHENTICATED' : 'SY_ADMIN_FORBIDDEN',
+      kind === 'token' ? 'authentication_error' : 'permission_error',
+      kind === 'token' ? 401 : 403,
+      kind === 'token'
+        ? 'admin routes need Authorization: Bearer <admin token> (admin.token / SWITCHYARD_ADMIN_TOKEN)'
+        : 'admin routes are served on loopback only while no admin token is set (admin.token / SWITCHYARD_ADMIN_TOKEN)',
+    );
+  }
+}
+
+/** 400/404 on admin queries: a bad parameter, or a report asked of a ledger that is off. */
+export class AdminQueryError extends GatewayError {
+  constructor(kind: 'bad_query' | 'ledger_off', message: string) {
+    super(kind === 'bad_query' ? 'SY_BAD_QUERY' : 'SY_LEDGER_OFF', kind === 'bad_query' ? 'invalid_request_error' : 'not_found_error', kind === 'bad_query' ? 400 : 404, message);
+  }
+}
+
+/** 408/431/400: what Node refuses before the handler runs — a slow request, oversized headers, malformed HTTP. */
+export class HttpProtocolError extends GatewayError {
+  constructor(code: 'SY_HEADERS_TOO_LARGE' | 'SY_REQUEST_TIMEOUT' | 'SY_BAD_HTTP', status: 400 | 408 | 431, message: string) {
+    super(code, 'invalid_request_error', status, message);
+  }
+}
+
+/** 429 from a throttle, naming the rule and the limit, with `retry-after`. */
+export class ThrottledError extends GatewayError {
+  constructor(readonly rule: string, message: string, retryAfterS: number) {
+    super('SY_THROTTLED', 'rate_limit_error', 429, message, { headers: { 'retry-after': String(retryAfterS) } });
+  }
+}
+
+/** 429 for a spent budget: `x-should-retry: false`, so Claude Code does not retry. */
+export class BudgetSpentError extends GatewayError {
+  constructor(readonly rule: string, message: string, retryAfterS: number) {
+    super('SY_BUDGET_SPENT', 'rate_limit_error', 429, message, { headers: { 'retry-after': String(retryAfterS), 'x-should-retry': 'false' } });
+  }
+}
+
+/** 529 with `retry-after`: too many requests in flight (`limits.max_concurrent_requests`). */
+export class TooManyRequestsError extends GatewayError {
+  constructor(limit: number) {
+    super('SY_TOO_MANY_REQUESTS', 'overloaded_error', 529, `switchyard is at its limit of ${limit} concurrent requests (limits.max_concurrent_requests); retry shortly`, { headers: { 'retry-after': '1' } });
+  }
+}
+
+/** 529 with `retry-after`: the gateway (or this client) holds as many request-body bytes as it is allowed to. */
+export class OverloadedError extends GatewayError {
+  constructor(message: string) {
+    super('SY_OVERLOADED', 'overloaded_error', 529, message, { headers: { 'retry-after': '1' } });
+  }
+}
+
+/** 503 while the shared state store (Redis) is unavailable and the use is configured `deny`. */
+export class StateUnavailableError extends GatewayError {
+  constructor(use: 'throttles' | 'cooldowns' | 'budgets', cause: unknown) {
+    super('SY_STATE_DOWN', 'overloaded_error', 503, `the shared state store (redis) is unavailable and state.on_failure.${use} is "deny": ${(cause as Error)?.message ?? String(cause)}; retry shortly`, { cause, headers: { 'retry-after': '1' } });
   }
 }
 

@@ -6,18 +6,12 @@
  * ticket charges output tokens and frees concurrency slots when the answer is over.
  */
 import type { Throttle } from '../actions/throttle.js';
-import { GatewayError } from '../errors.js';
+import { BudgetSpentError, ThrottledError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RequestContext } from '../rules/context.js';
 import type { BudgetSpec, Decision } from '../rules/decision.js';
 import type { BucketSpec, Slot, StateStore } from '../state/store.js';
 
-/** 429 from a throttle. */
-export class ThrottledError extends GatewayError {
-  constructor(readonly rule: string, message: string, retryAfterS: number) {
-    super('SY_THROTTLED', 'rate_limit_error', 429, message, { headers: { 'retry-after': String(retryAfterS) } });
-  }
-}
 
 /** What admission hands back: call `done` or `refund` once when the request is over (later calls do nothing). */
 export interface Ticket {
@@ -112,12 +106,6 @@ export async function admit(decision: Decision, rc: RequestContext, store: State
   };
 }
 
-/** 429 for a spent budget: `x-should-retry: false`, so Claude Code does not retry. */
-export class BudgetSpentError extends GatewayError {
-  constructor(readonly rule: string, message: string, retryAfterS: number) {
-    super('SY_BUDGET_SPENT', 'rate_limit_error', 429, message, { headers: { 'retry-after': String(retryAfterS), 'x-should-retry': 'false' } });
-  }
-}
 
 /** The calendar period (UTC) containing `now`: a day, a week from Monday, or a month. */
 export function periodOf(per: BudgetSpec['per'], now: Date): { start: Date; end: Date } {

@@ -5,7 +5,7 @@
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
-import { asGatewayError, errorBody, GatewayError, NotFoundError } from '../errors.js';
+import { AdminAccessError, AdminQueryError, asGatewayError, errorBody, GatewayError, NotFoundError } from '../errors.js';
 import { formatIssue } from '../validation.js';
 import { bearerMatches } from './auth.js';
 import { cors } from './cors.js';
@@ -65,10 +65,10 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
     const token = deps.runtime.current.config.admin.token;
     if (token) {
       if (!bearerMatches(c.req.header('authorization'), token)) {
-        throw new GatewayError('SY_ADMIN_UNAUTHENTICATED', 'authentication_error', 401, 'admin routes need Authorization: Bearer <admin token> (admin.token / SWITCHYARD_ADMIN_TOKEN)');
+        throw new AdminAccessError('token');
       }
     } else if (!LOOPBACK.test(c.env.incoming.socket.remoteAddress ?? '')) {
-      throw new GatewayError('SY_ADMIN_FORBIDDEN', 'permission_error', 403, 'admin routes are served on loopback only while no admin token is set (admin.token / SWITCHYARD_ADMIN_TOKEN)');
+      throw new AdminAccessError('loopback');
     }
     await next();
   };
@@ -116,16 +116,16 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   });
 
   app.get('/admin/usage', async (c) => {
-    if (!deps.ledger) throw new GatewayError('SY_LEDGER_OFF', 'not_found_error', 404, 'the usage ledger is off in this config (ledger: off)');
+    if (!deps.ledger) throw new AdminQueryError('ledger_off', 'the usage ledger is off in this config (ledger: off)');
     const by = c.req.queries('by') ?? [];
-    for (const b of by) if (!isGroupBy(b)) throw new GatewayError('SY_BAD_QUERY', 'invalid_request_error', 400, `by=${b}: expected tag:NAME, model, client, session, day or provider`);
+    for (const b of by) if (!isGroupBy(b)) throw new AdminQueryError('bad_query', `by=${b}: expected tag:NAME, model, client, session, day or provider`);
     let since: string;
     let until: string;
     try {
       since = parseWhen(c.req.query('since') ?? new Date(Date.now() - 30 * 86_400_000).toISOString());
       until = parseWhen(c.req.query('until') ?? new Date(Date.now() + 1000).toISOString());
     } catch (err) {
-      throw new GatewayError('SY_BAD_QUERY', 'invalid_request_error', 400, (err as Error).message);
+      throw new AdminQueryError('bad_query', (err as Error).message);
     }
     await deps.ledger.flush();
     const report = buildReport(await deps.ledger.store.query(since, until), by as GroupBy[], since, until);

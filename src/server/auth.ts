@@ -6,15 +6,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ClientConfig } from '../config.js';
-import { GatewayError } from '../errors.js';
+import { AuthenticationError } from '../errors.js';
 import { clientCredential } from '../rules/context.js';
 
-/** 401 `authentication_error`: a missing or unknown client key. */
-export class AuthenticationError extends GatewayError {
-  constructor(message: string) {
-    super('SY_UNAUTHENTICATED', 'authentication_error', 401, message);
-  }
-}
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 

@@ -10,14 +10,8 @@
  * a rewritten copy), so peak memory for bodies is about 4 × `limits.max_inflight_body_bytes` above the
  * idle process (measured in bench/, "memory cap").
  */
-import { GatewayError } from '../errors.js';
+import { OverloadedError } from '../errors.js';
 
-/** 529: the gateway holds as many request bytes as it is allowed to. */
-export class OverloadedError extends GatewayError {
-  constructor(message: string) {
-    super('SY_OVERLOADED', 'overloaded_error', 529, message, { headers: { 'retry-after': '1' } });
-  }
-}
 
 const mb = (n: number) => `${Math.round((n / 1048576) * 10) / 10} MB`;
 

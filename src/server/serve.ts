@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { GatewayConfig } from '../config.js';
-import { errorBody, GatewayError } from '../errors.js';
+import { errorBody, HttpProtocolError } from '../errors.js';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { ConfigOverrides } from '../config.js';
@@ -38,10 +38,10 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, limits: G
   }
   const [status, reason, gerr] =
     err.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'Request Header Fields Too Large', new GatewayError('SY_HEADERS_TOO_LARGE', 'invalid_request_error', 431, `request headers exceed switchyard's limit of ${limits.max_header_bytes} bytes (limits.max_header_bytes)`)]
+      ? [431, 'Request Header Fields Too Large', new HttpProtocolError('SY_HEADERS_TOO_LARGE', 431, `request headers exceed switchyard's limit of ${limits.max_header_bytes} bytes (limits.max_header_bytes)`)]
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, 'Request Timeout', new GatewayError('SY_REQUEST_TIMEOUT', 'invalid_request_error', 408, `the request was not received completely within ${limits.request_timeout_ms} ms (limits.request_timeout_ms)`)]
-        : [400, 'Bad Request', new GatewayError('SY_BAD_HTTP', 'invalid_request_error', 400, `malformed HTTP request (${err.code ?? 'parse error'})`)];
+        ? [408, 'Request Timeout', new HttpProtocolError('SY_REQUEST_TIMEOUT', 408, `the request was not received completely within ${limits.request_timeout_ms} ms (limits.request_timeout_ms)`)]
+        : [400, 'Bad Request', new HttpProtocolError('SY_BAD_HTTP', 400, `malformed HTTP request (${err.code ?? 'parse error'})`)];
   const body = errorBody(gerr);
   socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }

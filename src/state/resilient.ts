@@ -13,7 +13,7 @@
  * this replica can make it when Redis goes away.
  */
 import { BrokenCircuitError, circuitBreaker, ConsecutiveBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
-import { GatewayError } from '../errors.js';
+import { StateUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RedisStore } from './redis.js';
 import { MemoryStore, type BucketSpec, type Slot, type StateStore, type TakeResult } from './store.js';
@@ -31,12 +31,6 @@ export interface FailureModes {
   budgets: FailureMode;
 }
 
-/** 503 while the state store is unavailable and the use is configured `deny`. */
-export class StateUnavailableError extends GatewayError {
-  constructor(use: keyof FailureModes, cause: unknown) {
-    super('SY_STATE_DOWN', 'overloaded_error', 503, `the shared state store (redis) is unavailable and state.on_failure.${use} is "deny": ${(cause as Error)?.message ?? String(cause)}; retry shortly`, { cause, headers: { 'retry-after': '1' } });
-  }
-}
 
 /** What `/readyz` and metrics show about the store. */
 export interface StateHealth {

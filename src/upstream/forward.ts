@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
 import type { Dispatcher } from 'undici';
 import type { ProviderConfig } from '../config.js';
-import { GatewayError, UpstreamError } from '../errors.js';
+import { KeysCoolingError, NoUpstreamError, UpstreamError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../state/store.js';
 import type { UpstreamClient } from './client.js';
@@ -213,7 +213,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
           break;
         }
         if (choice.kind === 'none') {
-          lastError ??= new UpstreamError('SY_NO_KEYS', 503, `provider "${provider.name}": every upstream key was refused (401/403); check the keys in the config`);
+          lastError ??= new NoUpstreamError('SY_NO_KEYS', `provider "${provider.name}": every upstream key was refused (401/403); check the keys in the config`);
           break;
         }
         key = choice.key;
@@ -235,7 +235,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
         release();
         if (plan.signal.aborted) throw plan.signal.reason;
         if (err instanceof BrokenCircuitError) {
-          lastError = new UpstreamError('SY_CIRCUIT_OPEN', 503, `provider "${provider.name}": circuit open after ${provider.breaker.failures} consecutive failures; the next probe goes through ${Math.round(provider.breaker.cooldown_ms / 1000)} s after it opened`);
+          lastError = new NoUpstreamError('SY_CIRCUIT_OPEN', `provider "${provider.name}": circuit open after ${provider.breaker.failures} consecutive failures; the next probe goes through ${Math.round(provider.breaker.cooldown_ms / 1000)} s after it opened`);
           u.log.warn({ request_id: plan.requestId, provider: provider.name }, 'circuit open: skipping provider');
           break;
         }
@@ -276,8 +276,8 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
   }
   if (earliestCooling < Infinity && (lastAnswer === null || lastAnswer.statusCode === 429)) {
     const s = Math.max(1, Math.ceil((earliestCooling - Date.now()) / 1000));
-    throw new GatewayError('SY_KEYS_COOLING', 'rate_limit_error', 429, `every upstream key of ${coolingProviders.map((p) => `"${p}"`).join(', ')} is cooling down after rate limits; retry after ${s} s`, { headers: { 'retry-after': String(s) } });
+    throw new KeysCoolingError(`every upstream key of ${coolingProviders.map((p) => `"${p}"`).join(', ')} is cooling down after rate limits; retry after ${s} s`, s);
   }
   if (lastAnswer) return { answer: lastAnswer, provider: plan.chain.at(-1)!.name, key: null, retries: Math.max(0, attempts - 1), release: () => {} };
-  throw lastError ?? new UpstreamError('SY_NO_UPSTREAM', 503, 'no upstream could be tried for this request');
+  throw lastError ?? new NoUpstreamError('SY_NO_UPSTREAM', 'no upstream could be tried for this request');
 }

@@ -4,8 +4,7 @@
  * record (ledger, metrics) and its cost into the budgets it was charged to.
  */
 import type { ServerResponse } from 'node:http';
-import { asGatewayError, errorBody, type GatewayError, UpstreamError } from '../../errors.js';
-import { ThrottledError } from '../admission.js';
+import { asGatewayError, errorBody, type GatewayError, ThrottledError, UpstreamError } from '../../errors.js';
 import { costUsd } from '../../usage/prices.js';
 import type { Outcome, UsageRecord } from '../../usage/record.js';
 import { noUsage } from '../../usage/tap.js';
