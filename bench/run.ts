@@ -4,6 +4,7 @@
  *   latency     added latency per request, 1 sequential connection, 76 KB body, non-streaming
  *   throughput  requests/s at saturation with 50 connections (autocannon), gateway / direct
  *   streaming   added time to first byte and to last byte of an SSE stream, sequential
+ *   burst       20 streams started together: added time to first byte (gateway vs direct, same run)
  *   memory      gateway resident memory with 500 concurrent slow streams held open
  *   ledger      gateway latency with the usage ledger on (SQLite) vs off
  *   rules       rule evaluation time for 10 and 100 rules with JSONata conditions on a 76 KB body
@@ -28,7 +29,7 @@ import { benchThrottle } from './throttle.js';
 import { benchTranslation } from './translation.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 'latency', 'throughput', 'streaming', 'memory', 'ledger', 'rules', 'throttle', 'translation', 'reliability', 'memcap'];
+const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 'latency', 'throughput', 'streaming', 'burst', 'memory', 'ledger', 'rules', 'throttle', 'translation', 'reliability', 'memcap'];
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
 /**
@@ -220,6 +221,29 @@ try {
   if (sections.includes('streaming')) {
     results.streaming = await compareSequential(fake.url, gw.url, streamBody, 600, 'both');
     console.log('streaming (76 KB body; time to first byte, and to last byte of 13 events ~2 ms apart):', JSON.stringify(results.streaming));
+  }
+  if (sections.includes('burst')) {
+    // 20 Claude-Code-sized streaming requests at once, as when a team's sessions fire together.
+    const burst = async (url: string) => {
+      const agent = new Agent({ connections: 20 });
+      const firsts = await Promise.all(Array.from({ length: 20 }, async () => (await timed(agent, url, streamBody)).first));
+      await agent.close();
+      return firsts;
+    };
+    const direct: number[] = [];
+    const viaGw: number[] = [];
+    for (let round = 0; round < 12; round++) {
+      const d = await burst(fake.url);
+      const g = await burst(gw.url);
+      if (round >= 2) {
+        direct.push(stats(d).median);
+        viaGw.push(stats(g).median);
+      }
+    }
+    const sd = stats(direct);
+    const sg = stats(viaGw);
+    results.burst = { rounds: direct.length, direct_ttfb_ms: r3(sd.median), gateway_ttfb_ms: r3(sg.median), added_ttfb_ms: r3(sg.median - sd.median) };
+    console.log('burst (20 streams started together, median of per-round medians):', JSON.stringify(results.burst));
   }
   if (sections.includes('memory')) {
     // A fresh gateway, so earlier sections' heap growth does not count.

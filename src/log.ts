@@ -39,5 +39,20 @@ export function createLogger(
   if (pretty) {
     return pino({ ...opts, transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' } } });
   }
-  return pino(opts);
+  // Lines are buffered (4 KB) and written without blocking, at the latest every LOG_FLUSH_MS, and synchronously
+  // at exit: one write syscall per ~15 request lines instead of one per line (7 % of a request's CPU in the
+  // profile of issue 13).
+  const dest = pino.destination({ dest: 1, minLength: 4096, sync: false });
+  setInterval(() => dest.flush(), LOG_FLUSH_MS).unref();
+  process.once('exit', () => {
+    try {
+      dest.flushSync();
+    } catch {
+      // stdout gone: nothing left to do
+    }
+  });
+  return pino(opts, dest);
 }
+
+/** Longest a log line waits in the buffer before it is written, ms. */
+export const LOG_FLUSH_MS = 250;
