@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { lazyBody, scanJsonObject, withMember } from '../src/server/json-scan.js';
+import { lazyBody, scanJsonObject, serializeBody, withMember } from '../src/server/json-scan.js';
 import { claudeCodeBody } from './helpers.js';
 
 const parsesAsObject = (s: string) => {
@@ -107,5 +107,32 @@ describe('json-scan', () => {
     const messages = s.members.get('messages')!;
     assert.ok(messages.end - messages.start > 20_000, 'the history is most of the body');
     assert.deepEqual(lazy.messages, (JSON.parse(raw.toString()) as { messages: unknown }).messages);
+  });
+});
+
+describe('serializeBody', () => {
+  test('a copy-on-write edit of a lazy body serializes to exactly the edited value, reusing untouched members', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue(), { minKeys: 1, maxKeys: 6 }), fc.nat(), fc.jsonValue(), fc.boolean(), (o, pick, value, add) => {
+        const text = JSON.stringify(o, null, 2);
+        const original = lazyBody(scanJsonObject(Buffer.from(text), 10_000));
+        const keys = Object.keys(original);
+        const edited: Record<string, unknown> = { ...original }; // decodes every member, as actions do
+        if (add) edited['added-member'] = value;
+        else edited[keys[pick % keys.length]!] = value;
+        const out = serializeBody(edited, original).toString();
+        assert.deepEqual(JSON.parse(out), JSON.parse(JSON.stringify(edited)));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  test('inject_cache on a Claude-Code-shaped body: the forwarded bytes parse to the edited object', async () => {
+    const { injectBreakpoints } = await import('../src/actions/inject_cache.js');
+    const raw = Buffer.from(JSON.stringify(claudeCodeBody({ targetBytes: 120_000 })));
+    const original = lazyBody(scanJsonObject(raw, 256));
+    const { body } = injectBreakpoints(original, { at: ['tools', 'system', 'last_user'], ttl: '5m', minTokens: 1024 });
+    assert.notEqual(body, original, 'a breakpoint was added');
+    assert.deepEqual(JSON.parse(serializeBody(body, original).toString()), JSON.parse(JSON.stringify(body)));
   });
 });
