@@ -6,7 +6,18 @@
  * spent and when it resets; `warn_at` logs once per period and adds `x-switchyard-budget-warning` to answers.
  * Admission is in src/server/admission.ts.
  */
-import type { BudgetSpec } from '../rules/decision.js';
+import { registerPayload } from '../rules/decision.js';
+
+/** A spending limit that every request matching its rule must be within, as the decision carries it. */
+export interface BudgetSpec {
+  rule: string;
+  scope: string;
+  /** USD per period. */
+  usd: number;
+  per: 'day' | 'week' | 'month';
+  /** Fraction of the budget at which a warning is logged (once per period) and sent as a response header. */
+  warn_at?: number;
+}
 import { defineAction } from './types.js';
 
 export const budget = defineAction<Omit<BudgetSpec, 'rule'>>({
@@ -30,7 +41,15 @@ export const budget = defineAction<Omit<BudgetSpec, 'rule'>>({
   compile: (params) => params as Omit<BudgetSpec, 'rule'>,
   settings: () => [],
   apply(c, _rc, d, rule) {
-    d.budgets.push({ ...c, rule });
+    d.payload('budgets').push({ ...c, rule });
     return { action: 'budget', applied: true, detail: { scope: c.scope, usd: c.usd, per: c.per } };
   },
 });
+
+declare module '../rules/decision.js' {
+  interface DecisionPayloads {
+    /** Spending limits, checked by the budgets stage. */
+    budgets: BudgetSpec;
+  }
+}
+registerPayload('budgets');

@@ -2,13 +2,9 @@
  * `route_to`: choose the upstream provider, optionally rewrite the model, and name the fallback chain.
  * Sets the single-valued settings `route` (provider and fallback) and `model`.
  */
+import type { FallbackTarget } from '../rules/decision.js';
 import { defineAction } from './types.js';
 
-/** A provider to try when the ones before it failed; `model` is what it gets instead of the client's model. */
-export interface FallbackTarget {
-  provider: string;
-  model?: string;
-}
 
 interface RouteTo {
   provider: string;

@@ -8,14 +8,16 @@
  * `shadow: true` counts and logs what would be refused without refusing. Admission is in
  * src/server/admission.ts.
  */
-import type { ThrottleSpec } from '../rules/decision.js';
+import { registerPayload } from '../rules/decision.js';
 import { defineAction } from './types.js';
 
 /** What a throttle is counted per: `key` and `client` both mean the client id. */
 export type ThrottleScope = 'key' | 'client' | 'session' | 'model' | 'global' | `tag:${string}`;
 
 /** A compiled throttle, as it appears in `decision.throttles`. */
-export interface Throttle extends ThrottleSpec {
+export interface Throttle {
+  /** Id of the rule that set it (counters are keyed by it). */
+  rule: string;
   scope: ThrottleScope;
   requests_per_minute?: number;
   input_tokens_per_minute?: number;
@@ -61,7 +63,15 @@ export const throttle = defineAction<Omit<Throttle, 'rule'>>({
   },
   settings: () => [],
   apply(c, _rc, d, rule) {
-    d.throttles.push({ ...c, rule });
+    d.payload('throttles').push({ ...c, rule });
     return { action: 'throttle', applied: true, detail: { scope: c.scope, shadow: c.shadow } };
   },
 });
+
+declare module '../rules/decision.js' {
+  interface DecisionPayloads {
+    /** Throttles every request matching their rule must pass, enforced by the throttles stage. */
+    throttles: Throttle;
+  }
+}
+registerPayload('throttles');

@@ -4,22 +4,9 @@
  */
 import type { DecisionDraft, ActionTrace } from '../rules/decision.js';
 import type { RequestContext } from '../rules/context.js';
-import type { DocPath } from '../validation.js';
+import type { CompileContext } from '../rules/compile-context.js';
 
-/** What an action's compile step can see and report into. */
-export interface CompileContext {
-  /** Names of the providers defined in the gateway config. */
-  providers: ReadonlySet<string>;
-  /**
-   * Reports a load error at `subpath`, relative to the action's parameters (or to `match` for matchers);
-   * `offset` is a character index into that string value, when known.
-   */
-  error(subpath: DocPath, message: string, offset?: number): void;
-  /** Reports a non-fatal finding at `subpath` (shown by validate-rules and logged at load). */
-  warning?(subpath: DocPath, message: string): void;
-  /** Time budget of one JSONata evaluation, ms (default `DEFAULT_EXPRESSION_MS`). */
-  expressionMs?: number;
-}
+export type { CompileContext };
 
 /** A single-valued setting an action writes; `always` is false when it may not write it (an expression). */
 export interface SettingWrite {

@@ -3,7 +3,24 @@
  * it; `dry-run` prints it. Built through a {@link DecisionDraft} that enforces "first writer wins" for
  * single-valued settings (the route, the model, each tag, each header) and records who shadowed whom.
  */
-import type { FallbackTarget } from '../actions/route_to.js';
+
+/** A provider to try when the ones before it failed; `model` is what it gets instead of the client's model. */
+export interface FallbackTarget {
+  provider: string;
+  model?: string;
+}
+
+/**
+ * Typed payloads that actions leave in the decision for a later stage to enforce (throttles, budgets), one
+ * list per key. Empty here: each action module declares its own entry by declaration merging
+ * (`declare module '../rules/decision.js' { interface DecisionPayloads { throttles: Throttle } }`), so the core
+ * never casts and never names an action's private fields.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface DecisionPayloads {}
+
+/** The payload lists of a decision, typed by what the action modules declared. */
+export type Payloads = { [K in keyof DecisionPayloads]: Array<DecisionPayloads[K]> };
 
 /** What happened to one action of a matched rule. */
 export interface ActionTrace {
@@ -30,25 +47,8 @@ export interface RuleTrace {
   actions: ActionTrace[];
 }
 
-/** A throttle that every request matching its rule must pass (filled in by the throttle action). */
-export interface ThrottleSpec {
-  rule: string;
-  [param: string]: unknown;
-}
-
-/** A spending limit that every request matching its rule must be within (filled in by the budget action). */
-export interface BudgetSpec {
-  rule: string;
-  scope: string;
-  /** USD per period. */
-  usd: number;
-  per: 'day' | 'week' | 'month';
-  /** Fraction of the budget at which a warning is logged (once per period) and sent as a response header. */
-  warn_at?: number;
-}
-
 /** The result of evaluating a rule set against one request. */
-export interface Decision {
+export interface Decision extends Payloads {
   /** Version (content hash) of the rule set that decided. */
   ruleset: string;
   route: {
@@ -67,8 +67,6 @@ export interface Decision {
   tags: Record<string, string>;
   /** Changes to the upstream request headers. */
   headers: { set: Record<string, string>; remove: string[] };
-  throttles: ThrottleSpec[];
-  budgets: BudgetSpec[];
   /** Set when a `deny` action refused the request. */
   denied: { rule: string; status: number; message: string } | null;
   /** Set when applying a rule failed (e.g. a transform returned a non-object); answered 500. */
@@ -92,8 +90,8 @@ export class DecisionDraft {
   readonly tags: Record<string, string> = {};
   readonly setHeaders: Record<string, string> = {};
   readonly removeHeaders: string[] = [];
-  readonly throttles: ThrottleSpec[] = [];
-  readonly budgets: BudgetSpec[] = [];
+  /** Payload lists, created on first use ({@link payload}). */
+  private readonly payloadLists: Partial<Payloads> = {};
   readonly warnings: Array<{ rule: string; message: string }> = [];
   readonly extra: Record<string, unknown> = {};
   denied: Decision['denied'] = null;
@@ -103,6 +101,11 @@ export class DecisionDraft {
 
   constructor(body: Record<string, unknown>) {
     this.body = body;
+  }
+
+  /** The payload list `kind` (created empty on first use), for an action to push its payload into. */
+  payload<K extends keyof DecisionPayloads>(kind: K): Array<DecisionPayloads[K]> {
+    return ((this.payloadLists as Record<string, unknown[]>)[kind] ??= []) as Array<DecisionPayloads[K]>;
   }
 
   /** True once a deny or an error ends evaluation. */
@@ -156,8 +159,7 @@ export class DecisionDraft {
       rules,
       tags: this.tags,
       headers: { set: this.setHeaders, remove: this.removeHeaders },
-      throttles: this.throttles,
-      budgets: this.budgets,
+      ...withAllPayloads(this.payloadLists),
       denied: this.denied,
       error: this.error,
       warnings: this.warnings,
@@ -166,4 +168,18 @@ export class DecisionDraft {
       extra: this.extra,
     };
   }
+}
+
+/** Every payload list a decision may carry, empty where no action pushed one (readers never see undefined). */
+const PAYLOAD_KINDS: Array<keyof DecisionPayloads> = [];
+
+/** Registers a payload kind so every decision carries its list (called by the action module that declares it). */
+export function registerPayload(kind: keyof DecisionPayloads): void {
+  if (!PAYLOAD_KINDS.includes(kind)) PAYLOAD_KINDS.push(kind);
+}
+
+function withAllPayloads(lists: Partial<Payloads>): Payloads {
+  const out = { ...lists } as Record<string, unknown[]>;
+  for (const k of PAYLOAD_KINDS) out[k] ??= [];
+  return out as unknown as Payloads;
 }

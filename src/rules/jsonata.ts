@@ -9,7 +9,7 @@
  */
 import jsonata from 'jsonata';
 import { RE2JS } from 're2js';
-import type { CompileContext } from '../actions/types.js';
+import type { CompileContext } from './compile-context.js';
 import type { DocPath } from '../validation.js';
 import { compileFast, FALLBACK, type FastFn } from './fast-jsonata.js';
 

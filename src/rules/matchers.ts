@@ -10,7 +10,7 @@
  */
 import picomatch from 'picomatch';
 import { RE2JS } from 're2js';
-import type { CompileContext } from '../actions/types.js';
+import type { CompileContext } from './compile-context.js';
 import type { RequestContext } from './context.js';
 import { compileJsonata, describeResult, evalErrorMessage, evaluateExpression, isRunaway } from './jsonata.js';
 

@@ -5,11 +5,11 @@
  * `retry-after` and a message naming the rule and the limit; a shadow throttle only logs. The returned
  * ticket charges output tokens and frees concurrency slots when the answer is over.
  */
-import type { Throttle } from '../actions/throttle.js';
 import { BudgetSpentError, ThrottledError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RequestContext } from '../rules/context.js';
-import type { BudgetSpec, Decision } from '../rules/decision.js';
+import type { BudgetSpec } from '../actions/budget.js';
+import type { Decision } from '../rules/decision.js';
 import type { BucketSpec, Slot, StateStore } from '../state/store.js';
 
 
@@ -45,7 +45,7 @@ const bucket = (perMinute: number, burst: number): BucketSpec => ({ capacity: Ma
  * @throws whatever the state store throws (e.g. Redis down): the caller answers 503.
  */
 export async function admit(decision: Decision, rc: RequestContext, store: StateStore, log: Logger, requestId: string): Promise<Ticket> {
-  const throttles = decision.throttles as Throttle[];
+  const throttles = decision.throttles;
   const slots: Slot[] = [];
   const taken: Array<{ key: string; cost: number; spec: BucketSpec }> = [];
   const output: Array<{ key: string; spec: BucketSpec }> = [];

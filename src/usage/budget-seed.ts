@@ -5,7 +5,7 @@
  * already holds (a Redis shared by replicas keeps its own, which counts everyone).
  */
 import { budgetExpiry, budgetKey, periodOf } from '../server/admission.js';
-import type { BudgetSpec } from '../rules/decision.js';
+import type { BudgetSpec } from '../actions/budget.js';
 import type { RuleSet } from '../rules/load.js';
 import type { StateStore } from '../state/store.js';
 import type { LedgerStore } from './ledger.js';

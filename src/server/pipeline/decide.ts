@@ -3,27 +3,13 @@
  * function backs dry-run). Rule warnings are logged once per rule set.
  */
 import { buildContext } from '../../rules/context.js';
-import type { Decision } from '../../rules/decision.js';
+import { DecisionDraft, type Decision } from '../../rules/decision.js';
 import { evaluate } from '../../rules/evaluate.js';
 import type { Exchange, Stage } from './exchange.js';
 
 /** The decision for endpoints rules do not apply to (GET /v1/models): the default provider, body untouched. */
 function noRulesDecision(version: string, provider: string, body: Record<string, unknown>): Decision {
-  return {
-    ruleset: version,
-    route: { provider, model: '', requested_model: '', fallback: [], rule: null },
-    rules: [],
-    tags: {},
-    headers: { set: {}, remove: [] },
-    throttles: [],
-    budgets: [],
-    denied: null,
-    error: null,
-    warnings: [],
-    body,
-    bodyChanged: false,
-    extra: {},
-  };
+  return new DecisionDraft(body).finish(version, [], '', provider);
 }
 
 export const decide: Stage = async (x, next) => {
@@ -44,7 +30,7 @@ async function decideInto(x: Exchange): Promise<void> {
   }
   x.rules = d.rules.filter((r) => r.matched).map((r) => r.id);
   x.tags = d.tags;
-  if (d.extra.cache_breakpoints) x.deps.log.debug({ request_id: x.id, cache_breakpoints: d.extra.cache_breakpoints }, 'inject_cache');
+  for (const [name, detail] of Object.entries(d.extra)) x.deps.log.debug({ request_id: x.id, [name]: detail }, 'action detail');
   x.log.upstream = d.route.provider;
   x.log.upstream_model = d.route.model || undefined;
 }
