@@ -103,7 +103,11 @@ function* session(opts: { clientMarkers: boolean }): Generator<Record<string, un
   const tools = Array.from({ length: 20 }, (_, i) => ({ name: `tool_${i}`, description: text(4000, `tool ${i}`), input_schema: { type: 'object', properties: { arg: { type: 'string' } } } }));
   const cc = { type: 'ephemeral' };
   const system = opts.clientMarkers
-    ? [{ type: 'text', text: 'x-anthropic-billing-header: cc_version=2.1.0; cc_entrypoint=cli' }, { type: 'text', text: text(12_000, 'system'), cache_control: cc }, { type: 'text', text: text(8_000, 'context'), cache_control: cc }]
+    ? [
+        { type: 'text', text: 'x-anthropic-billing-header: cc_version=2.1.0; cc_entrypoint=cli' },
+        { type: 'text', text: text(12_000, 'system'), cache_control: cc },
+        { type: 'text', text: text(8_000, 'context'), cache_control: cc },
+      ]
     : [{ type: 'text', text: text(20_000, 'system') }];
   const messages: Array<Record<string, unknown>> = [{ role: 'user', content: [{ type: 'text', text: text(2000, 'task') }] }];
   for (let turn = 0; turn < 50; turn++) {
@@ -133,13 +137,27 @@ async function run(rulesDir: string, clientMarkers: boolean): Promise<{ cost: nu
     req.on('end', () => {
       const usage = cache.usage(JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>);
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ id: 'msg_sim', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage: { ...usage, output_tokens: 100 } }));
+      res.end(
+        JSON.stringify({
+          id: 'msg_sim',
+          type: 'message',
+          role: 'assistant',
+          model: 'claude-sonnet-4-6',
+          content: [{ type: 'text', text: 'ok' }],
+          stop_reason: 'end_turn',
+          stop_sequence: null,
+          usage: { ...usage, output_tokens: 100 },
+        }),
+      );
     });
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-cache-bench-'));
   const config = path.join(dir, 'switchyard.yaml');
-  writeFileSync(config, `listen: { host: 127.0.0.1, port: 0 }\nrules: ${rulesDir}\nproviders:\n  anthropic:\n    type: anthropic\n    base_url: http://127.0.0.1:${(upstream.address() as AddressInfo).port}\n`);
+  writeFileSync(
+    config,
+    `listen: { host: 127.0.0.1, port: 0 }\nrules: ${rulesDir}\nproviders:\n  anthropic:\n    type: anthropic\n    base_url: http://127.0.0.1:${(upstream.address() as AddressInfo).port}\n`,
+  );
   const gw = await startGateway({ configFile: config, watch: false, logger: createLogger({ level: 'silent' }) });
   const total: Usage = { input_tokens: 0, cache_creation_input_tokens: 0, cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 }, cache_read_input_tokens: 0 };
   let sum = 0;
@@ -172,7 +190,16 @@ const injected = await run(bundled, false);
 const ccPlain = await run(emptyRules, true);
 const ccInjected = await run(bundled, true);
 const result = {
-  unmarked_session: { without_injection_usd: usd(plain.cost), with_bundled_rules_usd: usd(injected.cost), cost_ratio: Math.round((injected.cost / plain.cost) * 1000) / 1000, usage_with_injection: injected.usage },
-  claude_code_session_with_3_markers: { without_injection_usd: usd(ccPlain.cost), with_bundled_rules_usd: usd(ccInjected.cost), cost_ratio: Math.round((ccInjected.cost / ccPlain.cost) * 1000) / 1000 },
+  unmarked_session: {
+    without_injection_usd: usd(plain.cost),
+    with_bundled_rules_usd: usd(injected.cost),
+    cost_ratio: Math.round((injected.cost / plain.cost) * 1000) / 1000,
+    usage_with_injection: injected.usage,
+  },
+  claude_code_session_with_3_markers: {
+    without_injection_usd: usd(ccPlain.cost),
+    with_bundled_rules_usd: usd(ccInjected.cost),
+    cost_ratio: Math.round((ccInjected.cost / ccPlain.cost) * 1000) / 1000,
+  },
 };
 console.log(JSON.stringify(result, null, 2));

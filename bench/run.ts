@@ -29,7 +29,9 @@ import { benchThrottle } from './throttle.js';
 import { benchTranslation } from './translation.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const sections = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 'latency', 'throughput', 'streaming', 'burst', 'memory', 'ledger', 'rules', 'throttle', 'translation', 'reliability', 'memcap'];
+const sections = process.argv.slice(2).length
+  ? process.argv.slice(2)
+  : ['cpu', 'latency', 'throughput', 'streaming', 'burst', 'memory', 'ledger', 'rules', 'throttle', 'translation', 'reliability', 'memcap'];
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
 /**
@@ -38,9 +40,10 @@ const results: Record<string, unknown> = { date: new Date().toISOString(), node:
  */
 function startServer(kind: 'fake' | 'gateway', upstream?: string, extraConfig = ''): Promise<{ url: string; child: ChildProcess }> {
   const prof = process.env.BENCH_PROF && kind === 'gateway' ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [];
-  const args = kind === 'fake'
-    ? ['--import', 'tsx', path.join(ROOT, 'bench/server.ts'), 'fake']
-    : [...prof, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', writeConfig({ upstream: upstream!, extraConfig }).configFile];
+  const args =
+    kind === 'fake'
+      ? ['--import', 'tsx', path.join(ROOT, 'bench/server.ts'), 'fake']
+      : [...prof, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', writeConfig({ upstream: upstream!, extraConfig }).configFile];
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'info' } });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -150,19 +153,28 @@ async function benchCpu(upstream: string) {
   cpSync(path.join(ROOT, 'rules'), path.join(dir, 'rules'), { recursive: true });
   const procs = {
     reference: await startProcess([path.join(ROOT, 'bench/reference-proxy.mjs'), upstream]),
-    bare: await startProcess([path.join(ROOT, 'dist/cli.js'), 'serve', '--config', writeConfig({ upstream, extraConfig: 'ledger: off\n', rules: { '50.yaml': 'version: 1\nrules: []\n' } }).configFile, '--port', '0']),
+    bare: await startProcess([
+      path.join(ROOT, 'dist/cli.js'),
+      'serve',
+      '--config',
+      writeConfig({ upstream, extraConfig: 'ledger: off\n', rules: { '50.yaml': 'version: 1\nrules: []\n' } }).configFile,
+      '--port',
+      '0',
+    ]),
     bundled: await startProcess([path.join(ROOT, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'switchyard.yaml'), '--port', '0'], { ANTHROPIC_UPSTREAM_URL: upstream }),
   };
   const N = 3000;
   const run = async (url: string, n: number) => {
     const agent = new Agent({ connections: 4 });
     let left = n;
-    await Promise.all(Array.from({ length: 4 }, async () => {
-      while (left-- > 0) {
-        const r = await request(url + '/v1/messages?beta=true', { method: 'POST', headers, body: body76k, dispatcher: agent });
-        await r.body.dump();
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (left-- > 0) {
+          const r = await request(url + '/v1/messages?beta=true', { method: 'POST', headers, body: body76k, dispatcher: agent });
+          await r.body.dump();
+        }
+      }),
+    );
     await agent.close();
   };
   const per: Record<string, number[]> = { reference: [], bare: [], bundled: [] };
@@ -204,8 +216,7 @@ try {
     console.log('latency (76 KB, non-streaming, 1 connection):', JSON.stringify(results.latency));
   }
   if (sections.includes('throughput')) {
-    const run = (url: string) =>
-      autocannon({ url: url + '/v1/messages', method: 'POST', headers, body: body76k, connections: 50, duration: 10 });
+    const run = (url: string) => autocannon({ url: url + '/v1/messages', method: 'POST', headers, body: body76k, connections: 50, duration: 10 });
     const direct = await run(fake.url);
     const viaGw = await run(gw.url);
     results.throughput = {
@@ -305,7 +316,11 @@ try {
       extraConfig: `state: { redis: "redis://127.0.0.1:${proxy.port}" }\nledger: off\n`,
       rules: { '10.yaml': `version: 1\nrules:\n${rules}` },
     });
-    const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'serve', '--config', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'info', PORT: '0' } });
+    const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'serve', '--config', configFile], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, LOG_LEVEL: 'info', PORT: '0' },
+    });
     const url = await new Promise<string>((resolve, reject) => {
       let out = '';
       const t = setTimeout(() => reject(new Error(`gateway did not start: ${out}`)), 20_000);
@@ -364,11 +379,13 @@ try {
       const sampler = setInterval(() => (peak = Math.max(peak, rssOf(fresh.child.pid!))), 10);
       const big = Buffer.from(JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [{ role: 'user', content: 'x'.repeat(31 * 1024 * 1024) }] }));
       const agent = new Agent({ connections: 50 });
-      const statuses = await Promise.all(Array.from({ length: 40 }, async () => {
-        const r = await request(fresh.url + '/v1/messages', { method: 'POST', headers, body: big, dispatcher: agent });
-        await r.body.dump();
-        return r.statusCode;
-      }));
+      const statuses = await Promise.all(
+        Array.from({ length: 40 }, async () => {
+          const r = await request(fresh.url + '/v1/messages', { method: 'POST', headers, body: big, dispatcher: agent });
+          await r.body.dump();
+          return r.statusCode;
+        }),
+      );
       clearInterval(sampler);
       await agent.close();
       results.memcap = {

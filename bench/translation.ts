@@ -20,7 +20,11 @@ const time = (f: () => void) => {
 
 export async function benchTranslation(): Promise<Record<string, { median_us: number; p99_us: number }>> {
   const body = claudeCodeBody({ targetBytes: 76_000 });
-  const completion = { id: 'chatcmpl-1', choices: [{ message: { content: 'x'.repeat(2000), tool_calls: [{ id: 'c', function: { name: 'f', arguments: '{"a":1}' } }] }, finish_reason: 'tool_calls' }], usage: { prompt_tokens: 20000, completion_tokens: 500 } };
+  const completion = {
+    id: 'chatcmpl-1',
+    choices: [{ message: { content: 'x'.repeat(2000), tool_calls: [{ id: 'c', function: { name: 'f', arguments: '{"a":1}' } }] }, finish_reason: 'tool_calls' }],
+    usage: { prompt_tokens: 20000, completion_tokens: 500 },
+  };
   const req: number[] = [];
   const res: number[] = [];
   for (let i = 0; i < 1200; i++) {

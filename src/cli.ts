@@ -45,15 +45,10 @@ function printIssues(issues: LoadIssue[]): void {
 }
 
 const program = new Command();
-program
-  .name('switchyard')
-  .description('A gateway for Claude Code and other Anthropic-API clients, driven by YAML rules.')
-  .showHelpAfterError();
+program.name('switchyard').description('A gateway for Claude Code and other Anthropic-API clients, driven by YAML rules.').showHelpAfterError();
 
 const withCommon = (cmd: Command) =>
-  cmd
-    .option('-c, --config <file>', `gateway config file (default: $SWITCHYARD_CONFIG or ./${DEFAULT_CONFIG_FILE})`)
-    .option('-r, --rules <dir>', 'rules directory (default: the config\'s `rules`)');
+  cmd.option('-c, --config <file>', `gateway config file (default: $SWITCHYARD_CONFIG or ./${DEFAULT_CONFIG_FILE})`).option('-r, --rules <dir>', "rules directory (default: the config's `rules`)");
 
 withCommon(program.command('serve').description('start the gateway'))
   .option('-p, --port <n>', 'listen port (beats $PORT and the config)', parsePort)

@@ -27,7 +27,15 @@ export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
 /** Defaults of the other request limits: header bytes (Node's own default is 16 KB; Claude Code's headers,
  * with custom headers and a long beta list, stay well under 32 KB), ms to receive a whole request, and
  * proxied requests in flight. */
-export const DEFAULT_LIMITS = { max_header_bytes: 32 * 1024, request_timeout_ms: 120_000, max_concurrent_requests: 2000, rule_expression_ms: 10, max_json_depth: 256, max_inflight_body_bytes: 256 * 1024 * 1024, max_inflight_body_bytes_per_client: 96 * 1024 * 1024 } as const;
+export const DEFAULT_LIMITS = {
+  max_header_bytes: 32 * 1024,
+  request_timeout_ms: 120_000,
+  max_concurrent_requests: 2000,
+  rule_expression_ms: 10,
+  max_json_depth: 256,
+  max_inflight_body_bytes: 256 * 1024 * 1024,
+  max_inflight_body_bytes_per_client: 96 * 1024 * 1024,
+} as const;
 
 const timeouts = {
   type: 'object',
@@ -35,8 +43,16 @@ const timeouts = {
   description: 'Upstream timeouts in milliseconds.',
   properties: {
     connect_ms: { type: 'integer', minimum: 1, description: `TCP+TLS connect timeout, ms (default ${DEFAULT_TIMEOUTS.connect_ms}).` },
-    headers_ms: { type: 'integer', minimum: 1, description: `Non-streaming calls: time allowed until the upstream's response headers arrive, ms (default ${DEFAULT_TIMEOUTS.headers_ms}: non-streaming calls with long thinking send headers only at the end).` },
-    first_byte_ms: { type: 'integer', minimum: 1, description: `Streaming calls (stream: true): time allowed until the stream opens (the response headers), ms (default ${DEFAULT_TIMEOUTS.first_byte_ms}).` },
+    headers_ms: {
+      type: 'integer',
+      minimum: 1,
+      description: `Non-streaming calls: time allowed until the upstream's response headers arrive, ms (default ${DEFAULT_TIMEOUTS.headers_ms}: non-streaming calls with long thinking send headers only at the end).`,
+    },
+    first_byte_ms: {
+      type: 'integer',
+      minimum: 1,
+      description: `Streaming calls (stream: true): time allowed until the stream opens (the response headers), ms (default ${DEFAULT_TIMEOUTS.first_byte_ms}).`,
+    },
     body_ms: { type: 'integer', minimum: 1, description: `Longest silence allowed between two chunks of the response body, ms (default ${DEFAULT_TIMEOUTS.body_ms}).` },
   },
 };
@@ -81,28 +97,44 @@ export const configSchema = {
         required: ['type', 'base_url'],
         description: 'One upstream provider.',
         properties: {
-          type: { enum: ['anthropic', 'openai'], description: 'Wire protocol: "anthropic" (the Anthropic Messages API or a compatible endpoint) or "openai" (an OpenAI-compatible Chat Completions server; requests and answers are translated).' },
+          type: {
+            enum: ['anthropic', 'openai'],
+            description:
+              'Wire protocol: "anthropic" (the Anthropic Messages API or a compatible endpoint) or "openai" (an OpenAI-compatible Chat Completions server; requests and answers are translated).',
+          },
           base_url: { type: 'string', pattern: '^https?://', description: 'Base URL, e.g. https://api.anthropic.com; request paths such as /v1/messages are appended.' },
           keys: {
             type: 'array',
             items: { type: 'string' },
-            description: 'Upstream API keys, as ${ENV} references; entries that resolve to an empty string are ignored. Absent or empty: the client\'s own x-api-key / Authorization is forwarded (transparent mode).',
+            description:
+              "Upstream API keys, as ${ENV} references; entries that resolve to an empty string are ignored. Absent or empty: the client's own x-api-key / Authorization is forwarded (transparent mode).",
           },
-          auth: { const: 'none', description: 'This upstream takes no credential (a local model server): with clients: configured and no keys:, requests go to it without one. Without this, that combination is a config error.' },
+          auth: {
+            const: 'none',
+            description:
+              'This upstream takes no credential (a local model server): with clients: configured and no keys:, requests go to it without one. Without this, that combination is a config error.',
+          },
           timeouts,
           models: {
             type: 'object',
             additionalProperties: { type: 'string', minLength: 1 },
             description: 'Model names this provider knows under another name (requested → sent), applied when a request is sent here, e.g. as a fallback.',
           },
-          key_strategy: { enum: ['round_robin', 'least_loaded'], description: 'How a new session gets a key from `keys` (default round_robin); sessions then stick to their key unless it is cooling or failed.' },
+          key_strategy: {
+            enum: ['round_robin', 'least_loaded'],
+            description: 'How a new session gets a key from `keys` (default round_robin); sessions then stick to their key unless it is cooling or failed.',
+          },
           retries: {
             type: 'object',
             additionalProperties: false,
-            description: 'Retries before the first byte reaches the client, preferring another key; then the route\'s fallback providers.',
+            description: "Retries before the first byte reaches the client, preferring another key; then the route's fallback providers.",
             properties: {
               max: { type: 'integer', minimum: 0, maximum: 10, description: `Retries after the first attempt (default ${DEFAULT_RETRIES.max}; Claude Code itself retries up to 10 times).` },
-              base_delay_ms: { type: 'integer', minimum: 0, description: `Backoff base, ms (default ${DEFAULT_RETRIES.base_delay_ms}); the n-th retry waits a random time up to base × 2^n (full jitter).` },
+              base_delay_ms: {
+                type: 'integer',
+                minimum: 0,
+                description: `Backoff base, ms (default ${DEFAULT_RETRIES.base_delay_ms}); the n-th retry waits a random time up to base × 2^n (full jitter).`,
+              },
               max_delay_ms: { type: 'integer', minimum: 0, description: `Longest single backoff, ms (default ${DEFAULT_RETRIES.max_delay_ms}).` },
               budget_ms: { type: 'integer', minimum: 0, description: `No retry starts later than this after forwarding began, ms (default ${DEFAULT_RETRIES.budget_ms}).` },
             },
@@ -110,11 +142,17 @@ export const configSchema = {
           breaker: {
             type: 'object',
             additionalProperties: false,
-            description: 'Circuit breaker: after `failures` consecutive upstream faults (connection errors, timeouts, 5xx, 529) requests fail fast or go to the fallback; a probe is let through after `cooldown_ms`. A client that hangs up is never counted.',
+            description:
+              'Circuit breaker: after `failures` consecutive upstream faults (connection errors, timeouts, 5xx, 529) requests fail fast or go to the fallback; a probe is let through after `cooldown_ms`. A client that hangs up is never counted.',
             properties: {
               failures: { type: 'integer', minimum: 1, description: `Consecutive failures that open the circuit (default ${DEFAULT_BREAKER.failures}).` },
               cooldown_ms: { type: 'integer', minimum: 1, description: `How long it stays open before a half-open probe, ms (default ${DEFAULT_BREAKER.cooldown_ms}).` },
-              statuses: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 500, maximum: 599 }, description: 'Answer statuses that count as failures (default: every 5xx, 529 included). Client hang-ups, 4xx answers and the gateway\'s own refusals never count.' },
+              statuses: {
+                type: 'array',
+                minItems: 1,
+                items: { type: 'integer', minimum: 500, maximum: 599 },
+                description: "Answer statuses that count as failures (default: every 5xx, 529 included). Client hang-ups, 4xx answers and the gateway's own refusals never count.",
+              },
             },
           },
         },
@@ -123,30 +161,61 @@ export const configSchema = {
     limits: {
       type: 'object',
       additionalProperties: false,
-      description: 'Request limits; each is answered in Anthropic\'s error shape.',
+      description: "Request limits; each is answered in Anthropic's error shape.",
       properties: {
-        max_body_bytes: { type: 'integer', minimum: 1, description: `Largest request body accepted, bytes (default ${DEFAULT_MAX_BODY_BYTES}, Anthropic's own 32 MB limit); larger bodies get 413 request_too_large.` },
+        max_body_bytes: {
+          type: 'integer',
+          minimum: 1,
+          description: `Largest request body accepted, bytes (default ${DEFAULT_MAX_BODY_BYTES}, Anthropic's own 32 MB limit); larger bodies get 413 request_too_large.`,
+        },
         max_header_bytes: { type: 'integer', minimum: 1024, description: `Largest total size of the request headers, bytes (default ${DEFAULT_LIMITS.max_header_bytes}); larger get 431.` },
-        request_timeout_ms: { type: 'integer', minimum: 1000, description: `Time allowed to receive a whole request (headers and body), ms (default ${DEFAULT_LIMITS.request_timeout_ms}); slower clients get 408.` },
-        max_concurrent_requests: { type: 'integer', minimum: 1, description: `Proxied requests (streams included) in flight at once (default ${DEFAULT_LIMITS.max_concurrent_requests}); more get 529 overloaded_error.` },
-        max_inflight_body_bytes: { type: 'integer', minimum: 1024, description: `Request-body bytes the gateway holds at once, all clients together (default ${DEFAULT_LIMITS.max_inflight_body_bytes}); a request that would go over gets 529 overloaded_error with retry-after before its body is read. Peak memory for bodies is about 4 times this.` },
-        max_inflight_body_bytes_per_client: { type: 'integer', minimum: 1024, description: `The same, per client (client key id, or the fingerprint of the credential in transparent mode) (default ${DEFAULT_LIMITS.max_inflight_body_bytes_per_client}).` },
-        rule_expression_ms: { type: 'integer', minimum: 1, maximum: 10000, description: `Time budget of one JSONata evaluation (a when, a tag expression, a transform), ms (default ${DEFAULT_LIMITS.rule_expression_ms}); an expression that runs longer is stopped and the request answered 500 naming the rule.` },
-        max_json_depth: { type: 'integer', minimum: 8, maximum: 10000, description: `Deepest nesting of arrays and objects accepted in a request body (default ${DEFAULT_LIMITS.max_json_depth}; Claude Code's bodies nest about 10 deep); deeper bodies get 400 invalid_request_error.` },
+        request_timeout_ms: {
+          type: 'integer',
+          minimum: 1000,
+          description: `Time allowed to receive a whole request (headers and body), ms (default ${DEFAULT_LIMITS.request_timeout_ms}); slower clients get 408.`,
+        },
+        max_concurrent_requests: {
+          type: 'integer',
+          minimum: 1,
+          description: `Proxied requests (streams included) in flight at once (default ${DEFAULT_LIMITS.max_concurrent_requests}); more get 529 overloaded_error.`,
+        },
+        max_inflight_body_bytes: {
+          type: 'integer',
+          minimum: 1024,
+          description: `Request-body bytes the gateway holds at once, all clients together (default ${DEFAULT_LIMITS.max_inflight_body_bytes}); a request that would go over gets 529 overloaded_error with retry-after before its body is read. Peak memory for bodies is about 4 times this.`,
+        },
+        max_inflight_body_bytes_per_client: {
+          type: 'integer',
+          minimum: 1024,
+          description: `The same, per client (client key id, or the fingerprint of the credential in transparent mode) (default ${DEFAULT_LIMITS.max_inflight_body_bytes_per_client}).`,
+        },
+        rule_expression_ms: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 10000,
+          description: `Time budget of one JSONata evaluation (a when, a tag expression, a transform), ms (default ${DEFAULT_LIMITS.rule_expression_ms}); an expression that runs longer is stopped and the request answered 500 naming the rule.`,
+        },
+        max_json_depth: {
+          type: 'integer',
+          minimum: 8,
+          maximum: 10000,
+          description: `Deepest nesting of arrays and objects accepted in a request body (default ${DEFAULT_LIMITS.max_json_depth}; Claude Code's bodies nest about 10 deep); deeper bodies get 400 invalid_request_error.`,
+        },
       },
     },
     clients: {
       type: 'object',
       minProperties: 1,
-      description: 'Client keys (virtual keys), by client id. When set, every proxied request must carry one (x-api-key or Authorization: Bearer), else 401; the client\'s key is never forwarded upstream. Absent: transparent mode.',
+      description:
+        "Client keys (virtual keys), by client id. When set, every proxied request must carry one (x-api-key or Authorization: Bearer), else 401; the client's key is never forwarded upstream. Absent: transparent mode.",
       propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' },
       additionalProperties: {
         type: 'object',
         additionalProperties: false,
         description: 'One client: its secret (key as an ${ENV} reference, or key_sha256) and billing tags.',
         properties: {
-          key: { type: 'string', description: 'The client\'s secret, as an ${ENV} reference (never a literal in this file).' },
-          key_sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$', description: 'SHA-256 of the client\'s secret, hex (what `switchyard keys new ID` prints).' },
+          key: { type: 'string', description: "The client's secret, as an ${ENV} reference (never a literal in this file)." },
+          key_sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$', description: "SHA-256 of the client's secret, hex (what `switchyard keys new ID` prints)." },
           tags: { type: 'object', additionalProperties: { type: 'string' }, description: 'Tags of this client (team, cost_center...), visible to rules as client.tags.' },
         },
         oneOf: [
@@ -156,7 +225,8 @@ export const configSchema = {
       },
     },
     state: {
-      description: 'Where throttle counters, key cooldowns and budget totals live: memory (default, one process) or {redis: URL} so that N replicas share them, with a declared failure mode while Redis is unavailable.',
+      description:
+        'Where throttle counters, key cooldowns and budget totals live: memory (default, one process) or {redis: URL} so that N replicas share them, with a declared failure mode while Redis is unavailable.',
       anyOf: [
         { const: 'memory', description: 'memory' },
         {
@@ -166,11 +236,25 @@ export const configSchema = {
           description: 'a map {redis: URL}',
           properties: {
             redis: { type: 'string', pattern: '^rediss?://', description: 'Redis URL, e.g. redis://127.0.0.1:6379 (an ${ENV} reference for credentials).' },
-            command_timeout_ms: { type: 'integer', minimum: 1, maximum: 10000, description: `Longest a Redis command may take before it counts as failed, ms (default ${DEFAULT_STATE.command_timeout_ms}).` },
-            retry_ms: { type: 'integer', minimum: 10, description: `After 3 failures in a row Redis is not asked again for this long (requests use the fallback at no cost), then one probe, ms (default ${DEFAULT_STATE.retry_ms}).` },
-            slot_lease_ms: { type: 'integer', minimum: 1000, description: `Lifetime of a concurrency slot in Redis, renewed every third of it while its request runs: the longest a slot outlives a replica that died or a release lost to an outage, ms (default ${DEFAULT_STATE.slot_lease_ms}).` },
+            command_timeout_ms: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 10000,
+              description: `Longest a Redis command may take before it counts as failed, ms (default ${DEFAULT_STATE.command_timeout_ms}).`,
+            },
+            retry_ms: {
+              type: 'integer',
+              minimum: 10,
+              description: `After 3 failures in a row Redis is not asked again for this long (requests use the fallback at no cost), then one probe, ms (default ${DEFAULT_STATE.retry_ms}).`,
+            },
+            slot_lease_ms: {
+              type: 'integer',
+              minimum: 1000,
+              description: `Lifetime of a concurrency slot in Redis, renewed every third of it while its request runs: the longest a slot outlives a replica that died or a release lost to an outage, ms (default ${DEFAULT_STATE.slot_lease_ms}).`,
+            },
             on_failure: {
-              description: 'What each use of the shared state does while Redis is unavailable: local (this replica\'s own counters; default), allow (not applied) or deny (503). One mode for all, or a map {throttles, cooldowns, budgets}.',
+              description:
+                "What each use of the shared state does while Redis is unavailable: local (this replica's own counters; default), allow (not applied) or deny (503). One mode for all, or a map {throttles, cooldowns, budgets}.",
               anyOf: [
                 { enum: ['local', 'allow', 'deny'], description: 'local, allow or deny' },
                 {
@@ -203,9 +287,14 @@ export const configSchema = {
             flush_interval_ms: { type: 'integer', minimum: 10, description: 'How often queued records are written, ms (default 1000): a crash loses at most this much.' },
             max_queue: { type: 'integer', minimum: 1, description: 'Records kept in memory while the store is down (default 10000); more are dropped and counted.' },
             webhook: { type: 'string', pattern: '^https?://', description: 'Billing export: batches of records are POSTed here as JSON {"records": [...]}, with retries.' },
-            write_timeout_ms: { type: 'integer', minimum: 100, description: 'Longest one batch write (and one PostgreSQL statement) may take before it counts as failed and is retried later, ms (default 10000).' },
+            write_timeout_ms: {
+              type: 'integer',
+              minimum: 100,
+              description: 'Longest one batch write (and one PostgreSQL statement) may take before it counts as failed and is retried later, ms (default 10000).',
+            },
             spool: {
-              description: 'Disk spool for records the store cannot take in time (queue full during an outage, shutdown): replayed when the store answers. Default: ./data/spool next to this file, 256 MB. false turns it off (overflow is then dropped).',
+              description:
+                'Disk spool for records the store cannot take in time (queue full during an outage, shutdown): replayed when the store answers. Default: ./data/spool next to this file, 256 MB. false turns it off (overflow is then dropped).',
               anyOf: [
                 { const: false, description: 'false' },
                 {
@@ -224,7 +313,10 @@ export const configSchema = {
       ],
     },
     prices: { type: 'string', minLength: 1, description: 'Price table (USD per million tokens per model), relative to this file (default: the bundled prices.yaml).' },
-    allow_open: { type: 'boolean', description: 'true allows listening on a non-loopback address with provider keys and no clients: anyone who can reach the gateway spends the team\'s keys (default false).' },
+    allow_open: {
+      type: 'boolean',
+      description: "true allows listening on a non-loopback address with provider keys and no clients: anyone who can reach the gateway spends the team's keys (default false).",
+    },
     admin: {
       type: 'object',
       additionalProperties: false,

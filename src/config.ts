@@ -65,7 +65,16 @@ export interface GatewayConfig {
   defaultProvider: string;
   providers: Record<string, ProviderConfig>;
   /** Request limits: bytes, ms, counts; `rule_expression_ms` per JSONata evaluation; `max_json_depth` levels of nesting. */
-  limits: { max_body_bytes: number; max_header_bytes: number; request_timeout_ms: number; max_concurrent_requests: number; rule_expression_ms: number; max_json_depth: number; max_inflight_body_bytes: number; max_inflight_body_bytes_per_client: number };
+  limits: {
+    max_body_bytes: number;
+    max_header_bytes: number;
+    request_timeout_ms: number;
+    max_concurrent_requests: number;
+    rule_expression_ms: number;
+    max_json_depth: number;
+    max_inflight_body_bytes: number;
+    max_inflight_body_bytes_per_client: number;
+  };
   /** Client keys; null = transparent mode (no client authentication). */
   clients: ClientConfig[] | null;
   allowOpen: boolean;
@@ -137,23 +146,28 @@ interface RawConfig {
   clients?: Record<string, { key?: string; key_sha256?: string; tags?: Record<string, string> }>;
   allow_open?: boolean;
   state?: 'memory' | { redis: string; command_timeout_ms?: number; retry_ms?: number; slot_lease_ms?: number; on_failure?: FailureMode | Partial<FailureModes> };
-  ledger?: 'off' | { sqlite?: string; postgres?: string; flush_interval_ms?: number; max_queue?: number; webhook?: string; write_timeout_ms?: number; spool?: false | { dir?: string; max_bytes?: number } };
+  ledger?:
+    | 'off'
+    | { sqlite?: string; postgres?: string; flush_interval_ms?: number; max_queue?: number; webhook?: string; write_timeout_ms?: number; spool?: false | { dir?: string; max_bytes?: number } };
   prices?: string;
   admin?: { token?: string };
   cors?: { origins: string[]; max_age_s?: number };
   rules?: string;
   default_provider?: string;
-  providers: Record<string, {
-    type: 'anthropic' | 'openai';
-    base_url: string;
-    keys?: string[];
-    auth?: 'none';
-    timeouts?: Partial<Timeouts>;
-    key_strategy?: 'round_robin' | 'least_loaded';
-    models?: Record<string, string>;
-    retries?: Partial<ProviderConfig['retries']>;
-    breaker?: Partial<ProviderConfig['breaker']>;
-  }>;
+  providers: Record<
+    string,
+    {
+      type: 'anthropic' | 'openai';
+      base_url: string;
+      keys?: string[];
+      auth?: 'none';
+      timeouts?: Partial<Timeouts>;
+      key_strategy?: 'round_robin' | 'least_loaded';
+      models?: Record<string, string>;
+      retries?: Partial<ProviderConfig['retries']>;
+      breaker?: Partial<ProviderConfig['breaker']>;
+    }
+  >;
   limits?: Partial<GatewayConfig['limits']>;
   shutdown?: { grace_ms?: number };
   log?: { level?: string };
@@ -222,16 +236,24 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
     if (bare.length) {
       throw new LoadError(
         bare.map((p) =>
-          source.issueAt(['providers', p.name], `provider "${p.name}" has no keys:, and with clients: configured the client's own credential is never forwarded, so its requests would go upstream with no credential; add keys: [ "\${YOUR_UPSTREAM_KEY}" ] to it, or auth: none if this upstream takes no credential`),
+          source.issueAt(
+            ['providers', p.name],
+            `provider "${p.name}" has no keys:, and with clients: configured the client's own credential is never forwarded, so its requests would go upstream with no credential; add keys: [ "\${YOUR_UPSTREAM_KEY}" ] to it, or auth: none if this upstream takes no credential`,
+          ),
         ),
       );
     }
   }
   const host = overrides.host ?? env.HOST ?? raw.listen?.host ?? '127.0.0.1';
-  const keyed = Object.values(providers).filter((p) => p.keys.length > 0).map((p) => p.name);
+  const keyed = Object.values(providers)
+    .filter((p) => p.keys.length > 0)
+    .map((p) => p.name);
   if (keyed.length && !clients && !isLoopback(host) && raw.allow_open !== true) {
     throw new LoadError([
-      source.issueAt(['listen', 'host'], `refusing to listen on ${host}: provider ${keyed.map((k) => `"${k}"`).join(', ')} ${keyed.length === 1 ? 'has' : 'have'} upstream keys and no clients: are configured, so anyone who can reach this address would spend those keys; configure clients:, listen on a loopback address, or set allow_open: true`),
+      source.issueAt(
+        ['listen', 'host'],
+        `refusing to listen on ${host}: provider ${keyed.map((k) => `"${k}"`).join(', ')} ${keyed.length === 1 ? 'has' : 'have'} upstream keys and no clients: are configured, so anyone who can reach this address would spend those keys; configure clients:, listen on a loopback address, or set allow_open: true`,
+      ),
     ]);
   }
   const dir = path.dirname(abs);
@@ -250,21 +272,28 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
     allowOpen: raw.allow_open === true,
     admin: { token: raw.admin?.token || env.SWITCHYARD_ADMIN_TOKEN || null },
     cors: raw.cors ? { origins: raw.cors.origins, maxAgeS: raw.cors.max_age_s ?? 600 } : null,
-    state: !raw.state || raw.state === 'memory' ? 'memory' : {
-      ...DEFAULT_STATE,
-      ...raw.state,
-      on_failure: typeof raw.state.on_failure === 'string'
-        ? { throttles: raw.state.on_failure, cooldowns: raw.state.on_failure, budgets: raw.state.on_failure }
-        : { throttles: 'local', cooldowns: 'local', budgets: 'local', ...raw.state.on_failure },
-    },
-    ledger: raw.ledger === 'off' ? null : {
-      ...(raw.ledger?.postgres ? { postgres: raw.ledger.postgres } : { sqlite: path.resolve(dir, raw.ledger?.sqlite ?? './data/usage.db') }),
-      flushIntervalMs: raw.ledger?.flush_interval_ms ?? 1000,
-      maxQueue: raw.ledger?.max_queue ?? 10_000,
-      webhook: raw.ledger?.webhook ?? null,
-      writeTimeoutMs: raw.ledger?.write_timeout_ms ?? 10_000,
-      spool: raw.ledger?.spool === false ? null : { dir: path.resolve(dir, raw.ledger?.spool?.dir ?? './data/spool'), maxBytes: raw.ledger?.spool?.max_bytes ?? DEFAULT_SPOOL_MAX_BYTES },
-    },
+    state:
+      !raw.state || raw.state === 'memory'
+        ? 'memory'
+        : {
+            ...DEFAULT_STATE,
+            ...raw.state,
+            on_failure:
+              typeof raw.state.on_failure === 'string'
+                ? { throttles: raw.state.on_failure, cooldowns: raw.state.on_failure, budgets: raw.state.on_failure }
+                : { throttles: 'local', cooldowns: 'local', budgets: 'local', ...raw.state.on_failure },
+          },
+    ledger:
+      raw.ledger === 'off'
+        ? null
+        : {
+            ...(raw.ledger?.postgres ? { postgres: raw.ledger.postgres } : { sqlite: path.resolve(dir, raw.ledger?.sqlite ?? './data/usage.db') }),
+            flushIntervalMs: raw.ledger?.flush_interval_ms ?? 1000,
+            maxQueue: raw.ledger?.max_queue ?? 10_000,
+            webhook: raw.ledger?.webhook ?? null,
+            writeTimeoutMs: raw.ledger?.write_timeout_ms ?? 10_000,
+            spool: raw.ledger?.spool === false ? null : { dir: path.resolve(dir, raw.ledger?.spool?.dir ?? './data/spool'), maxBytes: raw.ledger?.spool?.max_bytes ?? DEFAULT_SPOOL_MAX_BYTES },
+          },
     prices: raw.prices ? path.resolve(dir, raw.prices) : BUNDLED_PRICES,
     shutdown: { grace_ms: raw.shutdown?.grace_ms ?? 30_000 },
     log: { level: raw.log?.level },

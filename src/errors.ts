@@ -23,17 +23,42 @@ export type AnthropicErrorType =
 
 /** The stable codes of the gateway's errors (in logs as `error: "<code>: <message>"`). */
 export type ErrorCode =
-  | 'SY_INVALID_REQUEST' | 'SY_NOT_FOUND' | 'SY_BODY_TOO_LARGE' | 'SY_HEADERS_TOO_LARGE' | 'SY_REQUEST_TIMEOUT' | 'SY_BAD_HTTP'
-  | 'SY_UNAUTHENTICATED' | 'SY_ADMIN_UNAUTHENTICATED' | 'SY_ADMIN_FORBIDDEN' | 'SY_LEDGER_OFF' | 'SY_BAD_QUERY'
-  | 'SY_DENIED' | 'SY_RULE_FAILED' | 'SY_THROTTLED' | 'SY_BUDGET_SPENT' | 'SY_TOO_MANY_REQUESTS' | 'SY_OVERLOADED' | 'SY_STATE_DOWN'
-  | 'SY_KEYS_COOLING' | 'SY_NO_KEYS' | 'SY_CIRCUIT_OPEN' | 'SY_NO_UPSTREAM'
+  | 'SY_INVALID_REQUEST'
+  | 'SY_NOT_FOUND'
+  | 'SY_BODY_TOO_LARGE'
+  | 'SY_HEADERS_TOO_LARGE'
+  | 'SY_REQUEST_TIMEOUT'
+  | 'SY_BAD_HTTP'
+  | 'SY_UNAUTHENTICATED'
+  | 'SY_ADMIN_UNAUTHENTICATED'
+  | 'SY_ADMIN_FORBIDDEN'
+  | 'SY_LEDGER_OFF'
+  | 'SY_BAD_QUERY'
+  | 'SY_DENIED'
+  | 'SY_RULE_FAILED'
+  | 'SY_THROTTLED'
+  | 'SY_BUDGET_SPENT'
+  | 'SY_TOO_MANY_REQUESTS'
+  | 'SY_OVERLOADED'
+  | 'SY_STATE_DOWN'
+  | 'SY_KEYS_COOLING'
+  | 'SY_NO_KEYS'
+  | 'SY_CIRCUIT_OPEN'
+  | 'SY_NO_UPSTREAM'
   | UpstreamErrorCode
   | 'SY_INTERNAL';
 
 /** Codes of {@link UpstreamError}: transport failures, each naming provider, method and URL. */
 export type UpstreamErrorCode =
-  | 'SY_UPSTREAM_CONNECT' | 'SY_UPSTREAM_DNS' | 'SY_UPSTREAM_CONNECT_TIMEOUT' | 'SY_UPSTREAM_FIRST_BYTE_TIMEOUT' | 'SY_UPSTREAM_HEADERS_TIMEOUT'
-  | 'SY_UPSTREAM_BODY_TIMEOUT' | 'SY_UPSTREAM_RESET' | 'SY_UPSTREAM_TLS' | 'SY_UPSTREAM_FAILED';
+  | 'SY_UPSTREAM_CONNECT'
+  | 'SY_UPSTREAM_DNS'
+  | 'SY_UPSTREAM_CONNECT_TIMEOUT'
+  | 'SY_UPSTREAM_FIRST_BYTE_TIMEOUT'
+  | 'SY_UPSTREAM_HEADERS_TIMEOUT'
+  | 'SY_UPSTREAM_BODY_TIMEOUT'
+  | 'SY_UPSTREAM_RESET'
+  | 'SY_UPSTREAM_TLS'
+  | 'SY_UPSTREAM_FAILED';
 
 /** Base class: an error answered to the client as `{"type":"error","error":{type,message}}`. */
 export class GatewayError extends Error {
@@ -45,13 +70,7 @@ export class GatewayError extends Error {
   /** Extra response headers (e.g. `retry-after`). */
   readonly headers: Record<string, string>;
 
-  constructor(
-    code: ErrorCode,
-    type: AnthropicErrorType,
-    status: number,
-    message: string,
-    options: { cause?: unknown; headers?: Record<string, string> } = {},
-  ) {
+  constructor(code: ErrorCode, type: AnthropicErrorType, status: number, message: string, options: { cause?: unknown; headers?: Record<string, string> } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -71,24 +90,14 @@ export class InvalidRequestError extends GatewayError {
 /** 404: no route for this method and path. */
 export class NotFoundError extends GatewayError {
   constructor(method: string, path: string) {
-    super(
-      'SY_NOT_FOUND',
-      'not_found_error',
-      404,
-      `switchyard has no route for ${method} ${path}; it serves POST /v1/messages, POST /v1/messages/count_tokens and GET /v1/models`,
-    );
+    super('SY_NOT_FOUND', 'not_found_error', 404, `switchyard has no route for ${method} ${path}; it serves POST /v1/messages, POST /v1/messages/count_tokens and GET /v1/models`);
   }
 }
 
 /** 413: the request body is larger than `limits.max_body_bytes`. */
 export class RequestTooLargeError extends GatewayError {
   constructor(limitBytes: number) {
-    super(
-      'SY_BODY_TOO_LARGE',
-      'request_too_large',
-      413,
-      `request body exceeds switchyard's limit of ${limitBytes} bytes (limits.max_body_bytes in the gateway config)`,
-    );
+    super('SY_BODY_TOO_LARGE', 'request_too_large', 413, `request body exceeds switchyard's limit of ${limitBytes} bytes (limits.max_body_bytes in the gateway config)`);
   }
 }
 
@@ -164,14 +173,22 @@ export class HttpProtocolError extends GatewayError {
 
 /** 429 from a throttle, naming the rule and the limit, with `retry-after`. */
 export class ThrottledError extends GatewayError {
-  constructor(readonly rule: string, message: string, retryAfterS: number) {
+  constructor(
+    readonly rule: string,
+    message: string,
+    retryAfterS: number,
+  ) {
     super('SY_THROTTLED', 'rate_limit_error', 429, message, { headers: { 'retry-after': String(retryAfterS) } });
   }
 }
 
 /** 429 for a spent budget: `x-should-retry: false`, so Claude Code does not retry. */
 export class BudgetSpentError extends GatewayError {
-  constructor(readonly rule: string, message: string, retryAfterS: number) {
+  constructor(
+    readonly rule: string,
+    message: string,
+    retryAfterS: number,
+  ) {
     super('SY_BUDGET_SPENT', 'rate_limit_error', 429, message, { headers: { 'retry-after': String(retryAfterS), 'x-should-retry': 'false' } });
   }
 }
@@ -179,7 +196,9 @@ export class BudgetSpentError extends GatewayError {
 /** 529 with `retry-after`: too many requests in flight (`limits.max_concurrent_requests`). */
 export class TooManyRequestsError extends GatewayError {
   constructor(limit: number) {
-    super('SY_TOO_MANY_REQUESTS', 'overloaded_error', 529, `switchyard is at its limit of ${limit} concurrent requests (limits.max_concurrent_requests); retry shortly`, { headers: { 'retry-after': '1' } });
+    super('SY_TOO_MANY_REQUESTS', 'overloaded_error', 529, `switchyard is at its limit of ${limit} concurrent requests (limits.max_concurrent_requests); retry shortly`, {
+      headers: { 'retry-after': '1' },
+    });
   }
 }
 
@@ -193,7 +212,13 @@ export class OverloadedError extends GatewayError {
 /** 503 while the shared state store (Redis) is unavailable and the use is configured `deny`. */
 export class StateUnavailableError extends GatewayError {
   constructor(use: 'throttles' | 'cooldowns' | 'budgets', cause: unknown) {
-    super('SY_STATE_DOWN', 'overloaded_error', 503, `the shared state store (redis) is unavailable and state.on_failure.${use} is "deny": ${(cause as Error)?.message ?? String(cause)}; retry shortly`, { cause, headers: { 'retry-after': '1' } });
+    super(
+      'SY_STATE_DOWN',
+      'overloaded_error',
+      503,
+      `the shared state store (redis) is unavailable and state.on_failure.${use} is "deny": ${(cause as Error)?.message ?? String(cause)}; retry shortly`,
+      { cause, headers: { 'retry-after': '1' } },
+    );
   }
 }
 
@@ -207,14 +232,22 @@ export class InternalError extends GatewayError {
 /** The Anthropic error type that matches an HTTP status (for statuses chosen by an operator's rule). */
 export function errorTypeForStatus(status: number): AnthropicErrorType {
   switch (status) {
-    case 400: return 'invalid_request_error';
-    case 401: return 'authentication_error';
-    case 403: return 'permission_error';
-    case 404: return 'not_found_error';
-    case 413: return 'request_too_large';
-    case 429: return 'rate_limit_error';
-    case 529: return 'overloaded_error';
-    default: return status >= 500 ? 'api_error' : 'invalid_request_error';
+    case 400:
+      return 'invalid_request_error';
+    case 401:
+      return 'authentication_error';
+    case 403:
+      return 'permission_error';
+    case 404:
+      return 'not_found_error';
+    case 413:
+      return 'request_too_large';
+    case 429:
+      return 'rate_limit_error';
+    case 529:
+      return 'overloaded_error';
+    default:
+      return status >= 500 ? 'api_error' : 'invalid_request_error';
   }
 }
 

@@ -11,14 +11,7 @@ export type { Logger };
 export const CREDENTIAL_HEADERS = ['x-api-key', 'authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
 
 /** pino redaction paths for credential-bearing fields that might appear in a log object. */
-export const REDACT_PATHS = [
-  ...CREDENTIAL_HEADERS.flatMap((h) => [`headers["${h}"]`, `req.headers["${h}"]`, `upstreamHeaders["${h}"]`]),
-  'key',
-  'apiKey',
-  'api_key',
-  'body',
-  'req.body',
-];
+export const REDACT_PATHS = [...CREDENTIAL_HEADERS.flatMap((h) => [`headers["${h}"]`, `req.headers["${h}"]`, `upstreamHeaders["${h}"]`]), 'key', 'apiKey', 'api_key', 'body', 'req.body'];
 
 /**
  * Creates the root logger.
@@ -26,9 +19,7 @@ export const REDACT_PATHS = [
  * @param options.pretty force pretty printing on or off; defaults to "stdout is a TTY".
  * @param options.destination a pino destination stream (tests capture logs this way).
  */
-export function createLogger(
-  options: { level?: string; pretty?: boolean; destination?: NodeJS.WritableStream } = {},
-): Logger {
+export function createLogger(options: { level?: string; pretty?: boolean; destination?: NodeJS.WritableStream } = {}): Logger {
   const opts: LoggerOptions = {
     level: options.level ?? process.env.LOG_LEVEL ?? 'info',
     base: { service: 'switchyard' },

@@ -66,7 +66,10 @@ export class Runtime {
       this.log.warn('listen address changed in the config; it takes effect only after a restart');
     }
     if (prev.rules.rules.length > 0 && next.rules.rules.length === 0) {
-      this.log.warn({ reason, files: prev.rules.files, rules_removed: prev.rules.rules.length }, `reload removes every rule: ${prev.rules.rules.length} rule(s) of ${prev.rules.files.join(', ')} are gone and requests now go to the default provider unchecked`);
+      this.log.warn(
+        { reason, files: prev.rules.files, rules_removed: prev.rules.rules.length },
+        `reload removes every rule: ${prev.rules.rules.length} rule(s) of ${prev.rules.files.join(', ')} are gone and requests now go to the default provider unchecked`,
+      );
     }
     this.snapshot = next;
     this.lastError = null;

@@ -161,7 +161,12 @@ export function schemaIssues(source: SourceFile, data: unknown, errors: ErrorObj
     let value: unknown = data;
     for (const p of path) value = (value as Record<string | number, unknown> | undefined)?.[p];
     let issue: LoadIssue;
-    if (unionPaths.has(err.instancePath) && err.keyword !== 'anyOf' && err.keyword !== 'oneOf' && ['type', 'const', 'enum', 'required', 'additionalProperties', 'minProperties', 'maxProperties', 'pattern'].includes(err.keyword)) {
+    if (
+      unionPaths.has(err.instancePath) &&
+      err.keyword !== 'anyOf' &&
+      err.keyword !== 'oneOf' &&
+      ['type', 'const', 'enum', 'required', 'additionalProperties', 'minProperties', 'maxProperties', 'pattern'].includes(err.keyword)
+    ) {
       continue; // folded into the union's own message below
     }
     switch (err.keyword) {
@@ -178,7 +183,7 @@ export function schemaIssues(source: SourceFile, data: unknown, errors: ErrorObj
         issue = source.issueAt(path, `${where} must be ${typeWord((err.params as { type: unknown }).type)}, got ${describeValue(value)}`);
         break;
       case 'enum':
-        issue = source.issueAt(path, `${where} must be one of: ${((err.params as { allowedValues: unknown[] }).allowedValues).map((v) => JSON.stringify(v)).join(', ')}; got ${describeValue(value)}`);
+        issue = source.issueAt(path, `${where} must be one of: ${(err.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}; got ${describeValue(value)}`);
         break;
       case 'const':
         issue = source.issueAt(path, `${where} must be ${JSON.stringify((err.params as { allowedValue: unknown }).allowedValue)}, got ${describeValue(value)}`);

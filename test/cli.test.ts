@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { request } from 'undici';
@@ -71,36 +71,74 @@ describe('validate-rules', () => {
 describe('dry-run', () => {
   test('--json for the examples gives the expected decisions, credentials masked', () => {
     const secret = 'sk-ant-PLANTED-DRYRUN-SECRET';
-    const haiku = run(['dry-run', '--json', '--config', 'examples/haiku-to-second-provider/switchyard.yaml', '--request', 'examples/haiku-to-second-provider/request.json', '--header', `x-api-key=${secret}`]);
+    const haiku = run([
+      'dry-run',
+      '--json',
+      '--config',
+      'examples/haiku-to-second-provider/switchyard.yaml',
+      '--request',
+      'examples/haiku-to-second-provider/request.json',
+      '--header',
+      `x-api-key=${secret}`,
+    ]);
     assert.equal(haiku.code, 0, haiku.stderr);
     assert.ok(!haiku.stdout.includes(secret), 'dry-run printed the credential');
     const h = JSON.parse(haiku.stdout) as Record<string, any>;
-    assert.deepEqual(h.route, { provider: 'background', model: 'claude-haiku-4-5', requested_model: 'claude-haiku-4-5-20251001', fallback: [{ provider: 'anthropic' }], rule: 'haiku-to-background', url: 'https://relay.internal.example/v1/messages?beta=true',
+    assert.deepEqual(h.route, {
+      provider: 'background',
+      model: 'claude-haiku-4-5',
+      requested_model: 'claude-haiku-4-5-20251001',
+      fallback: [{ provider: 'anthropic' }],
+      rule: 'haiku-to-background',
+      url: 'https://relay.internal.example/v1/messages?beta=true',
       // The fallback gets the model the client asked for, never the background provider's name for it.
-      chain: [{ provider: 'background', model: 'claude-haiku-4-5' }, { provider: 'anthropic', model: 'claude-haiku-4-5-20251001' }] });
+      chain: [
+        { provider: 'background', model: 'claude-haiku-4-5' },
+        { provider: 'anthropic', model: 'claude-haiku-4-5-20251001' },
+      ],
+    });
     assert.deepEqual(h.tags, { cost_center: 'eng-background' });
     assert.equal(h.body_changed, true);
     assert.match(h.headers['x-api-key'], /^\[masked fp-[0-9a-f]{10}\]$/);
-    assert.deepEqual(h.rules.map((r: { id: string; matched: boolean }) => [r.id, r.matched]), [['haiku-to-background', true], ['everything-else', true]]);
+    assert.deepEqual(
+      h.rules.map((r: { id: string; matched: boolean }) => [r.id, r.matched]),
+      [
+        ['haiku-to-background', true],
+        ['everything-else', true],
+      ],
+    );
     assert.equal(h.rules[1].actions[0].shadowed_by, 'haiku-to-background');
     assert.equal(h.denied, null);
     assert.deepEqual(h.throttles, []);
 
-    const team = JSON.parse(run(['dry-run', '--json', '--config', 'examples/tag-by-team/switchyard.yaml', '--request', 'examples/tag-by-team/request.json', '--header', 'x-team=search', '--header', 'x-project=ranker']).stdout) as Record<string, any>;
+    const team = JSON.parse(
+      run(['dry-run', '--json', '--config', 'examples/tag-by-team/switchyard.yaml', '--request', 'examples/tag-by-team/request.json', '--header', 'x-team=search', '--header', 'x-project=ranker'])
+        .stdout,
+    ) as Record<string, any>;
     assert.deepEqual(team.tags, { team: 'search', project: 'ranker' });
     assert.equal(team.body_changed, false);
     const noTeam = JSON.parse(run(['dry-run', '--json', '--config', 'examples/tag-by-team/switchyard.yaml', '--request', 'examples/tag-by-team/request.json']).stdout) as Record<string, any>;
     assert.deepEqual(noTeam.tags, { team: 'unassigned' });
 
-    const ci = JSON.parse(run(['dry-run', '--json', '--config', 'examples/deny-model-for-keys/switchyard.yaml', '--request', 'examples/deny-model-for-keys/request.json', '--key', 'ci-nightly']).stdout) as Record<string, any>;
+    const ci = JSON.parse(
+      run(['dry-run', '--json', '--config', 'examples/deny-model-for-keys/switchyard.yaml', '--request', 'examples/deny-model-for-keys/request.json', '--key', 'ci-nightly']).stdout,
+    ) as Record<string, any>;
     assert.deepEqual(ci.denied, { rule: 'no-opus-for-ci', status: 403, message: 'CI jobs may not use Opus; use a claude-sonnet-* model' });
-    const alice = JSON.parse(run(['dry-run', '--json', '--config', 'examples/deny-model-for-keys/switchyard.yaml', '--request', 'examples/deny-model-for-keys/request.json', '--key', 'alice']).stdout) as Record<string, any>;
+    const alice = JSON.parse(
+      run(['dry-run', '--json', '--config', 'examples/deny-model-for-keys/switchyard.yaml', '--request', 'examples/deny-model-for-keys/request.json', '--key', 'alice']).stdout,
+    ) as Record<string, any>;
     assert.equal(alice.denied, null);
     assert.match(alice.rules[0].reason, /client "alice" does not match ci-\*/);
 
     const cache = JSON.parse(run(['dry-run', '--json', '--config', 'examples/prompt-caching/switchyard.yaml', '--request', 'examples/prompt-caching/request.json']).stdout) as Record<string, any>;
     assert.equal(cache.cache_breakpoints.rule, 'opus-prefix-1h');
-    assert.deepEqual(cache.cache_breakpoints.places.map((p: { place: string; ttl: string; status: string }) => [p.place, p.ttl, p.status]), [['tools', '1h', 'injected'], ['system', '1h', 'injected']]);
+    assert.deepEqual(
+      cache.cache_breakpoints.places.map((p: { place: string; ttl: string; status: string }) => [p.place, p.ttl, p.status]),
+      [
+        ['tools', '1h', 'injected'],
+        ['system', '1h', 'injected'],
+      ],
+    );
     assert.equal(cache.rules[1].actions[0].shadowed_by, 'opus-prefix-1h');
   });
 

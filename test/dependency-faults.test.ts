@@ -27,7 +27,6 @@ const body = (stream = false) => JSON.stringify({ model: 'claude-sonnet-4-6', ma
 const send = (url: string, headers: Record<string, string> = {}, stream = false) =>
   request(url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'client-key-1', ...headers }, body: body(stream) });
 
-
 /** Sends requests from `workers` loops (each ~1 every `gapMs`) until stopped; returns statuses and latencies. */
 function load(url: string, workers = 2, gapMs = 80) {
   const results: Array<{ status: number; ms: number; at: number }> = [];
@@ -55,7 +54,8 @@ function load(url: string, workers = 2, gapMs = 80) {
   };
 }
 
-const readyz = async (url: string) => (await (await request(url + '/readyz')).body.json()) as { state: { status: string; fallbacks: Record<string, number> }; ledger: { status: string; spooled: number; queued: number } };
+const readyz = async (url: string) =>
+  (await (await request(url + '/readyz')).body.json()) as { state: { status: string; fallbacks: Record<string, number> }; ledger: { status: string; spooled: number; queued: number } };
 
 describe('Redis outage', () => {
   let redisProxy: FaultProxy;
@@ -66,11 +66,18 @@ describe('Redis outage', () => {
 
   const stateConfig = (extra = '') => `state: { redis: "redis://127.0.0.1:${redisProxy.port}", command_timeout_ms: 50, retry_ms: 500${extra} }\nledger: off\n`;
   const providers = `  anthropic:\n    type: anthropic\n    base_url: ${'${UP}'}\n    keys: [ "k-ok-a", "k-ok-b" ]\n    retries: { max: 0 }\n`;
-  const throttled = (id: string) => ({ '10.yaml': `version: 1\nrules:\n  - id: ${id}\n    actions:\n      - throttle: { scope: key, requests_per_minute: 100000, concurrent: 50 }\n      - route_to: { provider: anthropic }\n` });
+  const throttled = (id: string) => ({
+    '10.yaml': `version: 1\nrules:\n  - id: ${id}\n    actions:\n      - throttle: { scope: key, requests_per_minute: 100000, concurrent: 50 }\n      - route_to: { provider: anthropic }\n`,
+  });
 
   test('refused, then black-holed for 10 s under load: no request fails, none waits on Redis; /readyz and metrics show it; shared state resumes', async () => {
     await redisProxy.set('pass');
-    const { gw, logs } = await startTestGateway({ upstream: fake.url, providers: providers.replace('${UP}', fake.url), extraConfig: stateConfig(), rules: throttled(`redis-out-${randomBytes(3).toString('hex')}`) });
+    const { gw, logs } = await startTestGateway({
+      upstream: fake.url,
+      providers: providers.replace('${UP}', fake.url),
+      extraConfig: stateConfig(),
+      rules: throttled(`redis-out-${randomBytes(3).toString('hex')}`),
+    });
     try {
       const l = load(gw.url);
       await sleep(500);
@@ -104,7 +111,12 @@ describe('Redis outage', () => {
 
   test('on_failure: deny refuses with 503 naming Redis while it is down', async () => {
     await redisProxy.set('pass');
-    const { gw } = await startTestGateway({ upstream: fake.url, providers: providers.replace('${UP}', fake.url), extraConfig: stateConfig(', on_failure: { throttles: deny }'), rules: throttled(`redis-deny-${randomBytes(3).toString('hex')}`) });
+    const { gw } = await startTestGateway({
+      upstream: fake.url,
+      providers: providers.replace('${UP}', fake.url),
+      extraConfig: stateConfig(', on_failure: { throttles: deny }'),
+      rules: throttled(`redis-deny-${randomBytes(3).toString('hex')}`),
+    });
     try {
       const ok = await send(gw.url);
       assert.equal(ok.statusCode, 200);
@@ -138,14 +150,27 @@ describe('Redis outage', () => {
       await stream.body.text();
       await sleep(200);
       await redisProxy.set('pass');
-      await until(async () => (await readyz(gw.url)).state.status === 'ok' || (await send(gw.url).then(async (r) => (await r.body.dump(), r.statusCode === 200))), 10_000, 'redis back');
+      await until(
+        async () =>
+          (await readyz(gw.url)).state.status === 'ok' ||
+          (await send(gw.url).then(async (r) => {
+            await r.body.dump();
+            return r.statusCode === 200;
+          })),
+        10_000,
+        'redis back',
+      );
       // Without leases the slot stayed taken for 15 minutes; with them, at most one lease.
       const t0 = Date.now();
-      await until(async () => {
-        const r = await send(gw.url);
-        await r.body.dump();
-        return r.statusCode === 200;
-      }, 6000, 'slot freed');
+      await until(
+        async () => {
+          const r = await send(gw.url);
+          await r.body.dump();
+          return r.statusCode === 200;
+        },
+        6000,
+        'slot freed',
+      );
       assert.ok(Date.now() - t0 < 6000);
     } finally {
       await redisProxy.set('pass');
@@ -172,7 +197,11 @@ describe('PostgreSQL ledger outage', () => {
   });
 
   const viaProxy = () => `postgres://${DATABASE_URL.username || 'postgres'}@127.0.0.1:${pgProxy.port}/${db}`;
-  const direct = () => { const u = new URL(DATABASE_URL.toString()); u.pathname = `/${db}`; return u.toString(); };
+  const direct = () => {
+    const u = new URL(DATABASE_URL.toString());
+    u.pathname = `/${db}`;
+    return u.toString();
+  };
   const ledgerConfig = (spoolDir: string, extra = '') => `ledger: { postgres: "${viaProxy()}", flush_interval_ms: 100, write_timeout_ms: 800${extra}, spool: { dir: "${spoolDir}" } }\n`;
 
   async function recordsFor(ids: string[]): Promise<{ count: number; distinct: number }> {
@@ -206,7 +235,17 @@ describe('PostgreSQL ledger outage', () => {
       assert.equal(during.ledger.status, 'degraded');
       assert.ok(during.ledger.spooled > 0, 'the queue (max 50) overflowed to the spool during the outage');
       const ids = requestIds(logs);
-      await until(async () => (await recordsFor(ids)).count === ids.length, 60_000, "every record written").catch(async (e) => { console.log(JSON.stringify(await recordsFor(ids)), ids.length, JSON.stringify(await readyz(gw.url))); console.log(logs.lines.filter((x) => x.msg !== "request").map((x) => JSON.stringify(x)).join("\n").slice(0, 6000)); throw e; });
+      await until(async () => (await recordsFor(ids)).count === ids.length, 60_000, 'every record written').catch(async (e) => {
+        console.log(JSON.stringify(await recordsFor(ids)), ids.length, JSON.stringify(await readyz(gw.url)));
+        console.log(
+          logs.lines
+            .filter((x) => x.msg !== 'request')
+            .map((x) => JSON.stringify(x))
+            .join('\n')
+            .slice(0, 6000),
+        );
+        throw e;
+      });
       assert.deepEqual(await recordsFor(ids), { count: ids.length, distinct: ids.length });
     } finally {
       await pgProxy.set('pass');
@@ -230,7 +269,10 @@ describe('PostgreSQL ledger outage', () => {
       await first.gw.close(); // grace_ms: 2000 in the test config
       const took = performance.now() - t0;
       assert.ok(took < 6000, `shutdown took ${took.toFixed(0)} ms`);
-      assert.ok(first.logs.lines.some((l) => l.why === 'shutdown' && Number(l.records) > 0), 'the queued records went to the spool');
+      assert.ok(
+        first.logs.lines.some((l) => l.why === 'shutdown' && Number(l.records) > 0),
+        'the queued records went to the spool',
+      );
     } finally {
       await pgProxy.set('pass');
     }

@@ -29,7 +29,15 @@ after(async () => {
 
 process.env.SY_DRY_KEY = 'sk-ant-upstream-key-for-dry-run-0001';
 const body = JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 16, stream: false, metadata: { user_id: 'u' }, messages: [{ role: 'user', content: 'hi' }], an_unknown_field: 1 });
-const clientHeaders = { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'anthropic-beta': 'a-beta,b-beta', 'x-api-key': 'sk-ant-client-own-key', 'x-claude-code-session-id': 'sess-dry', connection: 'keep-alive, x-hop', 'x-hop': 'per-connection' };
+const clientHeaders = {
+  'content-type': 'application/json',
+  'anthropic-version': '2023-06-01',
+  'anthropic-beta': 'a-beta,b-beta',
+  'x-api-key': 'sk-ant-client-own-key',
+  'x-claude-code-session-id': 'sess-dry',
+  connection: 'keep-alive, x-hop',
+  'x-hop': 'per-connection',
+};
 // Headers the HTTP client adds on the wire by itself.
 const WIRE = new Set(['host', 'connection']);
 
@@ -43,19 +51,36 @@ const cases = [
     name: 'anthropic, transparent (the client credential is forwarded)',
     providers: () => `  anthropic:\n    type: anthropic\n    base_url: ${fake.url}\n    retries: { max: 0 }\n`,
     rules: 'version: 1\nrules:\n  - id: r\n    actions: [ { route_to: { provider: anthropic }, }, { set_headers: { x-team: search } }, { remove_headers: [ anthropic-beta ] } ]\n',
-    last: () => ({ method: fake.received.at(-1)!.method, url: fake.url + fake.received.at(-1)!.url, headers: fake.received.at(-1)!.headers, model: (JSON.parse(fake.received.at(-1)!.body.toString()) as { model: string }).model }),
+    last: () => ({
+      method: fake.received.at(-1)!.method,
+      url: fake.url + fake.received.at(-1)!.url,
+      headers: fake.received.at(-1)!.headers,
+      model: (JSON.parse(fake.received.at(-1)!.body.toString()) as { model: string }).model,
+    }),
   },
   {
     name: 'anthropic with a key pool and a model rename',
-    providers: () => `  anthropic:\n    type: anthropic\n    base_url: ${fake.url}/\n    keys: [ "\${SY_DRY_KEY}" ]\n    retries: { max: 0 }\n    models: { claude-haiku-4-5: claude-haiku-4-5-20251001 }\n`,
+    providers: () =>
+      `  anthropic:\n    type: anthropic\n    base_url: ${fake.url}/\n    keys: [ "\${SY_DRY_KEY}" ]\n    retries: { max: 0 }\n    models: { claude-haiku-4-5: claude-haiku-4-5-20251001 }\n`,
     rules: 'version: 1\nrules:\n  - id: r\n    actions: [ { route_to: { provider: anthropic } } ]\n',
-    last: () => ({ method: fake.received.at(-1)!.method, url: fake.url + fake.received.at(-1)!.url, headers: fake.received.at(-1)!.headers, model: (JSON.parse(fake.received.at(-1)!.body.toString()) as { model: string }).model }),
+    last: () => ({
+      method: fake.received.at(-1)!.method,
+      url: fake.url + fake.received.at(-1)!.url,
+      headers: fake.received.at(-1)!.headers,
+      model: (JSON.parse(fake.received.at(-1)!.body.toString()) as { model: string }).model,
+    }),
   },
   {
     name: 'openai-compatible: Chat Completions path, bearer key, the provider model',
-    providers: () => `  anthropic:\n    type: anthropic\n    base_url: ${fake.url}\n  cheap:\n    type: openai\n    base_url: ${openai.url}/v1\n    keys: [ "\${SY_DRY_KEY}" ]\n    retries: { max: 0 }\n`,
+    providers: () =>
+      `  anthropic:\n    type: anthropic\n    base_url: ${fake.url}\n  cheap:\n    type: openai\n    base_url: ${openai.url}/v1\n    keys: [ "\${SY_DRY_KEY}" ]\n    retries: { max: 0 }\n`,
     rules: 'version: 1\nrules:\n  - id: r\n    actions: [ { route_to: { provider: cheap, model: gpt-4o-mini } } ]\n',
-    last: () => ({ method: openai.received.at(-1)!.method, url: openai.url + openai.received.at(-1)!.url, headers: openai.received.at(-1)!.headers, model: String(openai.received.at(-1)!.body.model) }),
+    last: () => ({
+      method: openai.received.at(-1)!.method,
+      url: openai.url + openai.received.at(-1)!.url,
+      headers: openai.received.at(-1)!.headers,
+      model: String(openai.received.at(-1)!.body.model),
+    }),
   },
 ];
 
@@ -98,7 +123,11 @@ describe('rules version', () => {
       const req = path.join(tmpdir(), `sy-dry-version-${process.pid}.json`);
       writeFileSync(req, body);
       const cli = path.resolve(import.meta.dirname, '../src/cli.ts');
-      const run = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), cli, 'dry-run', '--config', configFile, '--request', req, '--json'], { cwd: tmpdir(), encoding: 'utf8', env: { ...process.env, NODE_PATH: '' } });
+      const run = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), cli, 'dry-run', '--config', configFile, '--request', req, '--json'], {
+        cwd: tmpdir(),
+        encoding: 'utf8',
+        env: { ...process.env, NODE_PATH: '' },
+      });
       assert.equal(run.status, 0, run.stderr);
       const fromCli = (JSON.parse(run.stdout) as { ruleset: string }).ruleset;
       const admin = (await (await request(gw.url + '/admin/rules')).body.json()) as { version: string };

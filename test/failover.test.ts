@@ -31,7 +31,11 @@ const provider = (name: string, url: string, keys: string[], extra = '') =>
   `  ${name}:\n    type: anthropic\n    base_url: ${url}\n    keys: [${keys.map((k) => `"${k}"`).join(', ')}]\n    timeouts: { connect_ms: 1000, headers_ms: 400, first_byte_ms: 400, body_ms: 2000 }\n    retries: { max: 2, base_delay_ms: 5, max_delay_ms: 20 }\n${extra}`;
 const route = (fallback: string[] = []) => ({ '50.yaml': `version: 1\nrules:\n  - id: r\n    actions: [ { route_to: { provider: main, fallback: [${fallback.join(', ')}] } } ]\n` });
 const send = (url: string, headers: Record<string, string> = {}) =>
-  request(url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-claude-code-session-id': 'sess-1', ...headers }, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }) });
+  request(url + '/v1/messages', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-claude-code-session-id': 'sess-1', ...headers },
+    body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
+  });
 const lastLine = (logs: LogCapture) => logs.lines.filter((l) => l.msg === 'request').at(-1)!;
 const keysSeen = (since: number) => fake.received.slice(since).map((r) => r.headers['x-api-key']);
 
@@ -51,7 +55,10 @@ describe('key pools', () => {
       await again.body.dump();
       assert.deepEqual(keysSeen(start).slice(2), ['k-ok-b'], 'the session stays on its working key');
       const admin = (await (await request(gw.url + '/admin/providers')).body.json()) as { providers: Array<{ keys: Array<{ key: string; state: string }> }> };
-      assert.deepEqual(admin.providers[0]!.keys.map((k) => k.state), ['cooling', 'ok']);
+      assert.deepEqual(
+        admin.providers[0]!.keys.map((k) => k.state),
+        ['cooling', 'ok'],
+      );
       assert.ok(!JSON.stringify(admin).includes('k-status-429-a'), '/admin/providers shows fingerprints only');
     } finally {
       await gw.close();
@@ -209,7 +216,10 @@ test('key choice: round_robin spreads new sessions, least_loaded prefers fewest 
     assert.equal(c.kind, 'key');
     return (c as { key: { key: string } }).key.key;
   };
-  assert.deepEqual(['s1', 's2', 's3', 's4'].map((s) => pick(rr, s)), ['a', 'b', 'c', 'a']);
+  assert.deepEqual(
+    ['s1', 's2', 's3', 's4'].map((s) => pick(rr, s)),
+    ['a', 'b', 'c', 'a'],
+  );
   assert.equal(pick(rr, 's2'), 'b', 'a known session keeps its key');
   assert.equal(pick(rr, 's2', [0, 5000, 0]), 'c', 'and moves only when its key is cooling');
   const ll = new KeyPool('p', ['a', 'b', 'c'], 'least_loaded');

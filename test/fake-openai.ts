@@ -21,7 +21,13 @@ function plan(body: Record<string, any>): { text: string; calls: Call[] } {
   const messages = body.messages as Array<Record<string, any>>;
   const last = messages.at(-1)!;
   if (last.role === 'tool') return { text: `Tool said: ${last.content}`, calls: [] };
-  const userText = typeof last.content === 'string' ? last.content : (last.content as Array<Record<string, any>>).filter((p) => p.type === 'text').map((p) => p.text).join(' ');
+  const userText =
+    typeof last.content === 'string'
+      ? last.content
+      : (last.content as Array<Record<string, any>>)
+          .filter((p) => p.type === 'text')
+          .map((p) => p.text)
+          .join(' ');
   const hasImage = Array.isArray(last.content) && last.content.some((p: Record<string, any>) => p.type === 'image_url');
   const systemTurns = messages.filter((m) => m.role === 'system').length;
   if (body.tools && /weather/i.test(userText)) {
@@ -52,11 +58,25 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
       const finish = calls.length ? 'tool_calls' : 'stop';
       if (!body.stream) {
         res.writeHead(200, { 'content-type': 'application/json', 'x-request-id': 'req_openai_1' });
-        res.end(JSON.stringify({
-          id: 'chatcmpl-fake1', object: 'chat.completion', model: body.model,
-          choices: [{ index: 0, message: { role: 'assistant', content: text || null, ...(calls.length ? { tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.args } })) } : {}) }, finish_reason: finish }],
-          usage,
-        }));
+        res.end(
+          JSON.stringify({
+            id: 'chatcmpl-fake1',
+            object: 'chat.completion',
+            model: body.model,
+            choices: [
+              {
+                index: 0,
+                message: {
+                  role: 'assistant',
+                  content: text || null,
+                  ...(calls.length ? { tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.args } })) } : {}),
+                },
+                finish_reason: finish,
+              },
+            ],
+            usage,
+          }),
+        );
         return;
       }
       res.writeHead(200, { 'content-type': 'text/event-stream', 'x-request-id': 'req_openai_1' });
@@ -78,6 +98,10 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     received,
     server,
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }

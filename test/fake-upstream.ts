@@ -54,7 +54,10 @@ export function messageJson(model: string, content: unknown[], stopReason = 'end
 export function sseTextEvents(model: string, text: string): string[] {
   const parts = text.match(/.{1,6}/gs) ?? [''];
   return [
-    sse('message_start', { type: 'message_start', message: { ...messageJson(model, []), stop_reason: null, usage: { input_tokens: 25, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 } } }),
+    sse('message_start', {
+      type: 'message_start',
+      message: { ...messageJson(model, []), stop_reason: null, usage: { input_tokens: 25, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 } },
+    }),
     sse('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
     ': a comment line the gateway must pass through\n\n',
     sse('ping', { type: 'ping' }),
@@ -98,12 +101,20 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
     const once = /^k-once-(\d+)/.exec(apiKey);
     const firstTime = once !== null && !seenKeys.has(apiKey);
     seenKeys.add(apiKey);
-    const scenario = String(req.headers['x-fake'] ?? '') ||
+    const scenario =
+      String(req.headers['x-fake'] ?? '') ||
       (/^k-status-(\d+)/.exec(apiKey) ? `status:${/^k-status-(\d+)/.exec(apiKey)![1]}` : firstTime ? `status:${once![1]}` : apiKey.startsWith('k-hang') ? 'hang' : '');
     const path = (req.url ?? '').split('?')[0];
     if (req.method === 'GET' && path === '/v1/models') {
       res.writeHead(200, { 'content-type': 'application/json', 'request-id': 'req_fake_models' });
-      res.end(JSON.stringify({ data: [{ type: 'model', id: 'claude-sonnet-4-6', display_name: 'Claude Sonnet 4.6', created_at: '2025-09-29T00:00:00Z' }], has_more: false, first_id: 'claude-sonnet-4-6', last_id: 'claude-sonnet-4-6' }));
+      res.end(
+        JSON.stringify({
+          data: [{ type: 'model', id: 'claude-sonnet-4-6', display_name: 'Claude Sonnet 4.6', created_at: '2025-09-29T00:00:00Z' }],
+          has_more: false,
+          first_id: 'claude-sonnet-4-6',
+          last_id: 'claude-sonnet-4-6',
+        }),
+      );
       return;
     }
     const status = /^(status|noretry):(\d+)$/.exec(scenario);
@@ -191,7 +202,13 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
       res.end(gz);
       return;
     }
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': json.length, 'request-id': 'req_fake_json', 'anthropic-ratelimit-requests-remaining': '99', 'access-control-allow-origin': '*' });
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'content-length': json.length,
+      'request-id': 'req_fake_json',
+      'anthropic-ratelimit-requests-remaining': '99',
+      'access-control-allow-origin': '*',
+    });
     res.end(json);
   };
 

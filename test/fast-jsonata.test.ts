@@ -24,10 +24,7 @@ const exprArb = fc.letrec((tie) => ({
   ),
 })).expr as fc.Arbitrary<string>;
 
-const valueArb = fc.oneof(
-  fc.constantFrom(null, true, false, 0, 1, 5, 50, '', 'x', 'claude-opus-4-8', [], [1], [1, 2, 3], ['x', 'y'], [[1], [2]], [{ a: 1 }, { a: 2 }]),
-  fc.jsonValue({ maxDepth: 2 }),
-);
+const valueArb = fc.oneof(fc.constantFrom(null, true, false, 0, 1, 5, 50, '', 'x', 'claude-opus-4-8', [], [1], [1, 2, 3], ['x', 'y'], [[1], [2]], [{ a: 1 }, { a: 2 }]), fc.jsonValue({ maxDepth: 2 }));
 const ctxArb = fc.dictionary(fc.constantFrom(...KEYS), fc.oneof(valueArb, fc.dictionary(fc.constantFrom(...KEYS), valueArb, { maxKeys: 3 })), { maxKeys: 5 });
 
 test('whenever the fast path answers, jsonata answers the same', async () => {
@@ -47,7 +44,7 @@ test('whenever the fast path answers, jsonata answers the same', async () => {
         assert.fail(`fast path answered ${JSON.stringify(v)} for ${text} on ${JSON.stringify(ctx)}, jsonata threw ${(err as Error).message}`);
       }
       // Compare as JSON: fast-check builds objects without a prototype, jsonata returns them as they are.
-      const norm = (x: unknown) => (x === undefined ? undefined : JSON.parse(JSON.stringify(x)) as unknown);
+      const norm = (x: unknown) => (x === undefined ? undefined : (JSON.parse(JSON.stringify(x)) as unknown));
       assert.deepEqual(norm(v), norm(expected), `${text} on ${JSON.stringify(ctx)}`);
     }),
     { numRuns: 3000 },
@@ -56,7 +53,16 @@ test('whenever the fast path answers, jsonata answers the same', async () => {
 });
 
 test('the expressions rules commonly use stay on the fast path', () => {
-  const ctx = { model: 'claude-opus-4-8', stream: true, messages: [{ role: 'user' }, { role: 'assistant' }], headers: { 'x-team': 'search' }, client: { id: 'alice', tags: { team: 'platform' } }, estimate: { input_tokens: 200_000 }, body: { max_tokens: 64000, tools: [{ name: 't' }] }, time: { hour: 9, weekday: 2 } };
+  const ctx = {
+    model: 'claude-opus-4-8',
+    stream: true,
+    messages: [{ role: 'user' }, { role: 'assistant' }],
+    headers: { 'x-team': 'search' },
+    client: { id: 'alice', tags: { team: 'platform' } },
+    estimate: { input_tokens: 200_000 },
+    body: { max_tokens: 64000, tools: [{ name: 't' }] },
+    time: { hour: 9, weekday: 2 },
+  };
   const cases: Array<[string, unknown]> = [
     ['$count(messages) < 50', true],
     ['estimate.input_tokens > 150000 and body.max_tokens > 32000', true],
@@ -64,7 +70,7 @@ test('the expressions rules commonly use stay on the fast path', () => {
     ["client.id = 'alice' and stream = true", true],
     ['$exists(body.tools) and $count(body.tools) > 20', false],
     ['time.weekday in [0, 6]', false],
-    ["client.tags.team", 'platform'],
+    ['client.tags.team', 'platform'],
     ["headers.'x-missing'", undefined],
   ];
   for (const [text, want] of cases) {

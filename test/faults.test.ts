@@ -28,7 +28,6 @@ const send = (url: string, opts: { fake?: string; stream?: boolean; signal?: Abo
   });
 const requestLines = (logs: LogCapture) => logs.lines.filter((l) => l.msg === 'request');
 
-
 /** The SSE events of a body: event names and parsed data, in order. */
 function events(text: string): Array<{ event: string; data: string }> {
   return text
@@ -50,11 +49,13 @@ describe('circuit breaker counts only upstream faults', () => {
         ac.abort();
         return p;
       };
-      await Promise.all(Array.from({ length: 50 }, () => {
-        const ac = new AbortController();
-        setTimeout(() => ac.abort(), 150);
-        return send(gw.url, { fake: 'hang', signal: ac.signal }).catch((e: Error) => e);
-      }));
+      await Promise.all(
+        Array.from({ length: 50 }, () => {
+          const ac = new AbortController();
+          setTimeout(() => ac.abort(), 150);
+          return send(gw.url, { fake: 'hang', signal: ac.signal }).catch((e: Error) => e);
+        }),
+      );
       for (let i = 0; i < 10; i++) await hangUp();
       await until(() => requestLines(logs).length >= 60);
       const ok = await send(gw.url);
@@ -62,7 +63,12 @@ describe('circuit breaker counts only upstream faults', () => {
       await ok.body.dump();
       const ready = (await (await request(gw.url + '/readyz')).body.json()) as { circuits: Record<string, string> };
       assert.equal(ready.circuits.anthropic, 'closed');
-      assert.ok(requestLines(logs).slice(0, 60).every((l) => l.outcome === 'client_aborted'), 'hang-ups are recorded as client aborts');
+      assert.ok(
+        requestLines(logs)
+          .slice(0, 60)
+          .every((l) => l.outcome === 'client_aborted'),
+        'hang-ups are recorded as client aborts',
+      );
     } finally {
       await gw.close();
     }
@@ -109,7 +115,10 @@ describe('interrupted streams end with an SSE error event', () => {
       assert.equal(r.statusCode, 200);
       const text = await r.body.text();
       const evs = events(text);
-      assert.deepEqual(evs.map((e) => e.event), ['message_start', 'content_block_start', 'error']);
+      assert.deepEqual(
+        evs.map((e) => e.event),
+        ['message_start', 'content_block_start', 'error'],
+      );
       const err = JSON.parse(evs[2]!.data) as { type: string; error: { type: string; message: string } };
       assert.equal(err.type, 'error');
       assert.equal(err.error.type, 'api_error');
@@ -289,7 +298,9 @@ describe('memory in flight is capped', () => {
       const payload = big(15);
       const seen = fake.received.length;
       const holding = ['alice', 'bob'].map((key) =>
-        request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-fake': 'hang', 'x-api-key': key }, body: payload, signal: ac.signal }).catch((e: Error) => e),
+        request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-fake': 'hang', 'x-api-key': key }, body: payload, signal: ac.signal }).catch(
+          (e: Error) => e,
+        ),
       );
       await until(() => fake.received.length >= seen + 2, 10_000); // both bodies read and forwarded: 30 MB held
       const third = await request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'carol' }, body: payload });

@@ -20,8 +20,7 @@ let gw: Gateway;
 let logs: LogCapture;
 const SECRET_KEY = 'sk-ant-test-PLANTED-SECRET-0001';
 
-const sdk = (headers: Record<string, string> = {}) =>
-  new Anthropic({ apiKey: SECRET_KEY, baseURL: gw.url, maxRetries: 0, defaultHeaders: headers });
+const sdk = (headers: Record<string, string> = {}) => new Anthropic({ apiKey: SECRET_KEY, baseURL: gw.url, maxRetries: 0, defaultHeaders: headers });
 
 before(async () => {
   fake = await startFakeUpstream();
@@ -99,10 +98,7 @@ describe('Messages API through the real SDK', () => {
     const stream = await sdk({ 'x-fake': 'gated-sse' }).messages.create({ model: 'claude-sonnet-4-6', max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'hi' }] });
     const it = stream[Symbol.asyncIterator]();
     // If the gateway buffered, this would never resolve: the upstream holds everything after event 1.
-    const first = await Promise.race([
-      it.next(),
-      new Promise<never>((_, rej) => setTimeout(() => rej(new Error('first event was held back by the gateway')), 5000)),
-    ]);
+    const first = await Promise.race([it.next(), new Promise<never>((_, rej) => setTimeout(() => rej(new Error('first event was held back by the gateway')), 5000))]);
     assert.equal((first.value as { type: string }).type, 'message_start');
     fake.release();
     const types: string[] = [];

@@ -36,17 +36,16 @@ export function writeConfig(opts: { upstream: string; rules?: Record<string, str
     // No gateway retries and no breaker by default, so that tests of pass-through see each upstream answer
     // once; the retry tests configure their own.
     `  anthropic:\n    type: anthropic\n    base_url: ${opts.upstream}\n    timeouts: { connect_ms: 2000, headers_ms: 5000, first_byte_ms: 5000, body_ms: 5000 }\n    retries: { max: 0 }\n    breaker: { failures: 1000 }\n`;
-  writeFileSync(
-    path.join(dir, 'switchyard.yaml'),
-    `listen: { host: 127.0.0.1, port: 0 }\nrules: ./rules\nproviders:\n${providers}${opts.extraConfig ?? ''}shutdown: { grace_ms: 2000 }\n`,
-  );
+  writeFileSync(path.join(dir, 'switchyard.yaml'), `listen: { host: 127.0.0.1, port: 0 }\nrules: ./rules\nproviders:\n${providers}${opts.extraConfig ?? ''}shutdown: { grace_ms: 2000 }\n`);
   const rules = opts.rules ?? { '50-default.yaml': 'version: 1\nrules:\n  - id: default\n    actions:\n      - route_to: { provider: anthropic }\n' };
   for (const [name, text] of Object.entries(rules)) writeFileSync(path.join(rulesDir, name), text);
   return { dir, configFile: path.join(dir, 'switchyard.yaml'), rulesDir };
 }
 
 /** Starts an in-process gateway on a free port with a captured trace-level log. */
-export async function startTestGateway(opts: Parameters<typeof writeConfig>[0] & { dryRun?: boolean; watch?: boolean }): Promise<{ gw: Gateway; logs: LogCapture; configFile: string; rulesDir: string }> {
+export async function startTestGateway(
+  opts: Parameters<typeof writeConfig>[0] & { dryRun?: boolean; watch?: boolean },
+): Promise<{ gw: Gateway; logs: LogCapture; configFile: string; rulesDir: string }> {
   const { configFile, rulesDir } = writeConfig(opts);
   const logs = new LogCapture();
   // trace: the most verbose level, so tests that look for secrets in logs see everything that is logged.

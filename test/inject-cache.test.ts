@@ -32,7 +32,10 @@ function bodyWith(marked: number): Record<string, unknown> {
       { name: 'a', description: long(6000), input_schema: { type: 'object' } },
       { name: 'b', description: long(6000), input_schema: { type: 'object' } },
     ],
-    system: [{ type: 'text', text: long(8000) }, { type: 'text', text: long(8000) }],
+    system: [
+      { type: 'text', text: long(8000) },
+      { type: 'text', text: long(8000) },
+    ],
     messages: [
       { role: 'user', content: [{ type: 'text', text: long(3000) }] },
       { role: 'assistant', content: [{ type: 'text', text: long(3000) }] },
@@ -41,7 +44,12 @@ function bodyWith(marked: number): Record<string, unknown> {
       { role: 'user', content: [{ type: 'text', text: 'latest question' }] },
     ],
   };
-  const spots = [() => (body.system[0].cache_control = cc), () => (body.system[1].cache_control = cc), () => (body.messages[4].content[0].cache_control = cc), () => (body.messages[1].content[0].cache_control = cc)];
+  const spots = [
+    () => (body.system[0].cache_control = cc),
+    () => (body.system[1].cache_control = cc),
+    () => (body.messages[4].content[0].cache_control = cc),
+    () => (body.messages[1].content[0].cache_control = cc),
+  ];
   for (let i = 0; i < marked; i++) spots[i]!();
   return body;
 }
@@ -56,7 +64,11 @@ describe('the limit of 4 breakpoints', () => {
       const after = existingBreakpoints(out);
       assert.ok(after.length <= 4, `${after.length} breakpoints`);
       assert.equal(after.length, Math.min(4, n + report.filter((r) => r.status === 'injected').length));
-      for (const b of before) assert.ok(after.some((a) => a.pos.join() === b.pos.join()), 'a client breakpoint moved');
+      for (const b of before)
+        assert.ok(
+          after.some((a) => a.pos.join() === b.pos.join()),
+          'a client breakpoint moved',
+        );
       if (n === 4) {
         assert.equal(out, body, 'a request already at the limit is forwarded untouched');
         assert.ok(report.every((r) => r.status === 'skipped'));
@@ -68,7 +80,14 @@ describe('the limit of 4 breakpoints', () => {
     const body = claudeCodeBody();
     assert.equal(existingBreakpoints(body).length, 3);
     const { body: out, report } = inject(body, ['tools', 'system', 'last_user']);
-    assert.deepEqual(report.map((r) => [r.place, r.status]), [['tools', 'injected'], ['system', 'skipped'], ['last_user', 'skipped']]);
+    assert.deepEqual(
+      report.map((r) => [r.place, r.status]),
+      [
+        ['tools', 'injected'],
+        ['system', 'skipped'],
+        ['last_user', 'skipped'],
+      ],
+    );
     assert.equal(report[1]!.reason, 'already marked by the client');
     assert.equal(existingBreakpoints(out).length, 4);
     assert.deepEqual((out.tools as any[]).at(-1).cache_control, { type: 'ephemeral' });
@@ -79,7 +98,10 @@ describe('the limit of 4 breakpoints', () => {
   test('earlier places in `at` win when slots run out', () => {
     const body = bodyWith(3);
     const { report } = inject(body, ['second_last_user', 'tools']);
-    assert.deepEqual(report.map((r) => r.status), ['injected', 'skipped']);
+    assert.deepEqual(
+      report.map((r) => r.status),
+      ['injected', 'skipped'],
+    );
     assert.match(report[1]!.reason!, /already has 4 breakpoints/);
   });
 
@@ -154,7 +176,10 @@ describe('block kinds', () => {
     delete body.system;
     body.messages = [{ role: 'user', content: 'use a tool' }];
     const { body: out, report } = inject(body, ['tools', 'system']);
-    assert.deepEqual(report.map((r) => r.status), ['injected', 'skipped']);
+    assert.deepEqual(
+      report.map((r) => r.status),
+      ['injected', 'skipped'],
+    );
     assert.equal(report[1]!.reason, 'the request has no system prompt');
     assert.deepEqual((out.tools as any[])[1].cache_control, { type: 'ephemeral' });
     assert.equal((out.tools as any[])[0].cache_control, undefined);
@@ -162,7 +187,10 @@ describe('block kinds', () => {
 
   test('thinking blocks and empty text blocks never get a marker', () => {
     const body = bodyWith(0) as any;
-    body.messages[3].content = [{ type: 'text', text: long(100) }, { type: 'thinking', thinking: 'hmm', signature: 'sig' }];
+    body.messages[3].content = [
+      { type: 'text', text: long(100) },
+      { type: 'thinking', thinking: 'hmm', signature: 'sig' },
+    ];
     body.messages[4].content = [{ type: 'text', text: '' }];
     const { report } = inject(body, [{ message: -2 }, 'last_user']);
     assert.match(report[0]!.reason!, /thinking block cannot carry cache_control/);
@@ -212,5 +240,12 @@ test('through the running gateway the markers arrive upstream; dry-run --json li
   assert.equal(out.status, 0, out.stderr);
   const report = JSON.parse(out.stdout) as { cache_breakpoints: { existing: number; places: Array<{ place: string; status: string; reason?: string }> } };
   assert.equal(report.cache_breakpoints.existing, 3);
-  assert.deepEqual(report.cache_breakpoints.places.map((p) => [p.place, p.status]), [['tools', 'injected'], ['system', 'skipped'], ['last_user', 'skipped']]);
+  assert.deepEqual(
+    report.cache_breakpoints.places.map((p) => [p.place, p.status]),
+    [
+      ['tools', 'injected'],
+      ['system', 'skipped'],
+      ['last_user', 'skipped'],
+    ],
+  );
 });

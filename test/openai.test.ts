@@ -27,14 +27,39 @@ describe('request translation', () => {
         metadata: { user_id: 'u-1' },
         thinking: { type: 'adaptive' },
         context_management: {},
-        system: [{ type: 'text', text: 'Be brief.' }, { type: 'text', text: 'Be kind.' }],
+        system: [
+          { type: 'text', text: 'Be brief.' },
+          { type: 'text', text: 'Be kind.' },
+        ],
         tools: [{ name: 'get_weather', description: 'Weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }],
         tool_choice: { type: 'any', disable_parallel_tool_use: true },
         stream: true,
         messages: [
-          { role: 'user', content: [{ type: 'text', text: 'Look' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBOR' } }, { type: 'image', source: { type: 'url', url: 'https://img.example/x.png' } }] },
-          { role: 'assistant', content: [{ type: 'thinking', thinking: 'hmm', signature: 's' }, { type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } }, { type: 'tool_use', id: 'toolu_2', name: 'get_weather', input: { city: 'Rome' } }] },
-          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: '18C' }, { type: 'tool_result', tool_use_id: 'toolu_2', content: [{ type: 'text', text: 'no data' }], is_error: true }, { type: 'text', text: 'And now?' }] },
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'Look' },
+              { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBOR' } },
+              { type: 'image', source: { type: 'url', url: 'https://img.example/x.png' } },
+            ],
+          },
+          {
+            role: 'assistant',
+            content: [
+              { type: 'thinking', thinking: 'hmm', signature: 's' },
+              { type: 'text', text: 'Checking.' },
+              { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } },
+              { type: 'tool_use', id: 'toolu_2', name: 'get_weather', input: { city: 'Rome' } },
+            ],
+          },
+          {
+            role: 'user',
+            content: [
+              { type: 'tool_result', tool_use_id: 'toolu_1', content: '18C' },
+              { type: 'tool_result', tool_use_id: 'toolu_2', content: [{ type: 'text', text: 'no data' }], is_error: true },
+              { type: 'text', text: 'And now?' },
+            ],
+          },
           { role: 'system', content: 'Mid-conversation note.' },
         ],
       },
@@ -42,8 +67,22 @@ describe('request translation', () => {
     );
     assert.deepEqual(body.messages, [
       { role: 'system', content: 'Be brief.\n\nBe kind.' },
-      { role: 'user', content: [{ type: 'text', text: 'Look' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBOR' } }, { type: 'image_url', image_url: { url: 'https://img.example/x.png' } }] },
-      { role: 'assistant', content: 'Checking.', tool_calls: [{ id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }, { id: 'toolu_2', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Rome"}' } }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'Look' },
+          { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBOR' } },
+          { type: 'image_url', image_url: { url: 'https://img.example/x.png' } },
+        ],
+      },
+      {
+        role: 'assistant',
+        content: 'Checking.',
+        tool_calls: [
+          { id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+          { id: 'toolu_2', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Rome"}' } },
+        ],
+      },
       { role: 'tool', tool_call_id: 'toolu_1', content: '18C' },
       { role: 'tool', tool_call_id: 'toolu_2', content: 'Error: no data' },
       { role: 'user', content: 'And now?' },
@@ -57,7 +96,10 @@ describe('request translation', () => {
     assert.deepEqual(body.tools, [{ type: 'function', function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }]);
     assert.deepEqual(body.stream_options, { include_usage: true });
     assert.deepEqual(dropped.sort(), ['context_management', 'thinking']);
-    assert.deepEqual(toChatCompletions({ messages: [], tool_choice: { type: 'tool', name: 'x' }, tools: [{ name: 'x', input_schema: {} }] }, 'm').body.tool_choice, { type: 'function', function: { name: 'x' } });
+    assert.deepEqual(toChatCompletions({ messages: [], tool_choice: { type: 'tool', name: 'x' }, tools: [{ name: 'x', input_schema: {} }] }, 'm').body.tool_choice, {
+      type: 'function',
+      function: { name: 'x' },
+    });
   });
 
   test('a 76 KB Claude-Code-shaped request translates whole', () => {
@@ -70,11 +112,26 @@ describe('request translation', () => {
 });
 
 test('JSON answer: text and tool calls, finish_reason, usage with cached tokens', () => {
-  const m = toAnthropicMessage({ id: 'chatcmpl-1', choices: [{ message: { content: 'Hi', tool_calls: [{ id: 'c1', function: { name: 'f', arguments: '{"a":1}' } }] }, finish_reason: 'tool_calls' }], usage: { prompt_tokens: 50, completion_tokens: 5, prompt_tokens_details: { cached_tokens: 30 } } }, 'claude-sonnet-4-6');
-  assert.deepEqual(m.content, [{ type: 'text', text: 'Hi' }, { type: 'tool_use', id: 'c1', name: 'f', input: { a: 1 } }]);
+  const m = toAnthropicMessage(
+    {
+      id: 'chatcmpl-1',
+      choices: [{ message: { content: 'Hi', tool_calls: [{ id: 'c1', function: { name: 'f', arguments: '{"a":1}' } }] }, finish_reason: 'tool_calls' }],
+      usage: { prompt_tokens: 50, completion_tokens: 5, prompt_tokens_details: { cached_tokens: 30 } },
+    },
+    'claude-sonnet-4-6',
+  );
+  assert.deepEqual(m.content, [
+    { type: 'text', text: 'Hi' },
+    { type: 'tool_use', id: 'c1', name: 'f', input: { a: 1 } },
+  ]);
   assert.equal(m.stop_reason, 'tool_use');
   assert.deepEqual(m.usage, { input_tokens: 20, output_tokens: 5, cache_creation_input_tokens: 0, cache_read_input_tokens: 30 });
-  for (const [f, want] of [['stop', 'end_turn'], ['length', 'max_tokens'], ['tool_calls', 'tool_use']]) assert.equal(toAnthropicMessage({ choices: [{ message: {}, finish_reason: f }] }, 'm').stop_reason, want);
+  for (const [f, want] of [
+    ['stop', 'end_turn'],
+    ['length', 'max_tokens'],
+    ['tool_calls', 'tool_use'],
+  ])
+    assert.equal(toAnthropicMessage({ choices: [{ message: {}, finish_reason: f }] }, 'm').stop_reason, want);
 });
 
 test('stream translation: interleaved text and two tool calls get correct block indexes; pings while silent', async () => {
@@ -94,14 +151,25 @@ test('stream translation: interleaved text and two tool calls get correct block 
   send({ choices: [], usage: { prompt_tokens: 10, completion_tokens: 4 } });
   s.end('data: [DONE]\n\n');
   await new Promise((r) => s.on('end', r));
-  const events = out.split('\n\n').filter(Boolean).map((e) => JSON.parse(e.split('\n')[1]!.slice(6)) as Record<string, any>);
+  const events = out
+    .split('\n\n')
+    .filter(Boolean)
+    .map((e) => JSON.parse(e.split('\n')[1]!.slice(6)) as Record<string, any>);
   const types = events.map((e) => e.type);
   assert.equal(types[0], 'message_start');
   assert.deepEqual(events[0]!.message.usage, { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
   assert.ok(types.includes('ping'), 'pings while the upstream is silent');
   const blocks = events.filter((e) => e.type === 'content_block_start').map((e) => [e.index, e.content_block.type, e.content_block.name ?? null]);
-  assert.deepEqual(blocks, [[0, 'text', null], [1, 'tool_use', 'a'], [2, 'tool_use', 'b']]);
-  const json = (i: number) => events.filter((e) => e.type === 'content_block_delta' && e.index === i).map((e) => e.delta.partial_json).join('');
+  assert.deepEqual(blocks, [
+    [0, 'text', null],
+    [1, 'tool_use', 'a'],
+    [2, 'tool_use', 'b'],
+  ]);
+  const json = (i: number) =>
+    events
+      .filter((e) => e.type === 'content_block_delta' && e.index === i)
+      .map((e) => e.delta.partial_json)
+      .join('');
   assert.equal(json(1), '{"x":1}');
   assert.equal(json(2), '{}');
   const delta = events.find((e) => e.type === 'message_delta')!;
@@ -156,11 +224,20 @@ describe('the SDK through the gateway to an OpenAI-compatible server', () => {
 
   test('a full tool round trip, and two parallel tool calls, streaming and not', async () => {
     for (const stream of [false, true]) {
-      const create = (messages: Anthropic.MessageParam[]) => (stream ? client().messages.stream({ model: 'claude-sonnet-4-6', max_tokens: 100, tools, messages }).finalMessage() : client().messages.create({ model: 'claude-sonnet-4-6', max_tokens: 100, tools, messages }));
+      const create = (messages: Anthropic.MessageParam[]) =>
+        stream
+          ? client().messages.stream({ model: 'claude-sonnet-4-6', max_tokens: 100, tools, messages }).finalMessage()
+          : client().messages.create({ model: 'claude-sonnet-4-6', max_tokens: 100, tools, messages });
       const first = await create([{ role: 'user', content: 'Weather in two cities?' }]);
       assert.equal(first.stop_reason, 'tool_use');
       const uses = first.content.filter((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use');
-      assert.deepEqual(uses.map((u) => u.input), [{ city: 'Paris', unit: 'celsius' }, { city: 'Tokyo', unit: 'celsius' }]);
+      assert.deepEqual(
+        uses.map((u) => u.input),
+        [
+          { city: 'Paris', unit: 'celsius' },
+          { city: 'Tokyo', unit: 'celsius' },
+        ],
+      );
       const second = await create([
         { role: 'user', content: 'Weather in two cities?' },
         { role: 'assistant', content: first.content },
@@ -169,7 +246,10 @@ describe('the SDK through the gateway to an OpenAI-compatible server', () => {
       assert.equal(second.stop_reason, 'end_turn');
       assert.deepEqual(second.content, [{ type: 'text', text: 'Tool said: sunny in Tokyo' }]);
       const toolMessages = (openai.received.at(-1)!.body.messages as Array<{ role: string; tool_call_id?: string }>).filter((m) => m.role === 'tool');
-      assert.deepEqual(toolMessages.map((m) => m.tool_call_id), uses.map((u) => u.id));
+      assert.deepEqual(
+        toolMessages.map((m) => m.tool_call_id),
+        uses.map((u) => u.id),
+      );
     }
   });
 
@@ -181,17 +261,29 @@ describe('the SDK through the gateway to an OpenAI-compatible server', () => {
         { role: 'user', content: 'first' },
         { role: 'assistant', content: 'ok' },
         { role: 'system', content: 'Be terse from now on.' } as unknown as Anthropic.MessageParam,
-        { role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'what is this?' },
+            { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+          ],
+        },
       ],
     });
     assert.deepEqual(m.content, [{ type: 'text', text: 'Hello from OpenAI. I see an image. System turns: 1.' }]);
   });
 
   test('count_tokens is an estimate; upstream errors come back in Anthropic shape naming the provider', async () => {
-    const r = await request(gw.url + '/v1/messages/count_tokens', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'claude-sonnet-4-6', messages: [{ role: 'user', content: 'x'.repeat(400) }] }) });
+    const r = await request(gw.url + '/v1/messages/count_tokens', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'claude-sonnet-4-6', messages: [{ role: 'user', content: 'x'.repeat(400) }] }),
+    });
     assert.equal(r.headers['x-switchyard-estimate'], 'true');
     assert.ok(((await r.body.json()) as { input_tokens: number }).input_tokens >= 100);
-    const err = await client().messages.create({ model: 'claude-sonnet-4-6', max_tokens: 5, metadata: { user_id: 'status:401' }, messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    const err = await client()
+      .messages.create({ model: 'claude-sonnet-4-6', max_tokens: 5, metadata: { user_id: 'status:401' }, messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e: unknown) => e);
     assert.ok(err instanceof Anthropic.AuthenticationError);
     assert.match(JSON.stringify(err.error), /provider \\"local\\" answered 401: fake openai says 401/);
   });

@@ -12,8 +12,7 @@ import type { Gateway } from '../src/server/serve.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 import { startTestGateway, type LogCapture } from './helpers.js';
 
-const ruleWith = (version: string) =>
-  `version: 1\nrules:\n  - id: stamp\n    actions:\n      - set_headers: { x-rules-generation: "${version}" }\n      - route_to: { provider: anthropic }\n`;
+const ruleWith = (version: string) => `version: 1\nrules:\n  - id: stamp\n    actions:\n      - set_headers: { x-rules-generation: "${version}" }\n      - route_to: { provider: anthropic }\n`;
 
 let fake: FakeUpstream;
 let gw: Gateway;
@@ -90,7 +89,10 @@ test('valid change within 1 s; invalid change keeps serving; later valid change 
   await timeUntil('v3', t0, 1000);
   const recovered = (await (await request(gw.url + '/admin/rules')).body.json()) as { last_error: unknown; rules: Array<{ id: string }> };
   assert.equal(recovered.last_error, null);
-  assert.deepEqual(recovered.rules.map((r) => r.id), ['stamp']);
+  assert.deepEqual(
+    recovered.rules.map((r) => r.id),
+    ['stamp'],
+  );
 
   // 4. A new file is picked up too.
   t0 = performance.now();
@@ -129,7 +131,10 @@ test('serve --dry-run answers with the decision instead of forwarding', async ()
     assert.equal(report.route.provider, 'anthropic');
     assert.equal(report.route.url, `${fake.url}/v1/messages?beta=true`);
     assert.equal(report.headers['x-rules-generation'], 'dry');
-    assert.deepEqual(report.rules.map((x) => [x.id, x.matched]), [['stamp', true]]);
+    assert.deepEqual(
+      report.rules.map((x) => [x.id, x.matched]),
+      [['stamp', true]],
+    );
     assert.equal(fake.received.length, before, 'dry-run forwarded a request');
   } finally {
     await dry.gw.close();

@@ -20,16 +20,27 @@ after(() => fake.close());
 
 const DENY = 'version: 1\nrules:\n  - id: no-opus\n    match: { model: "claude-opus-*" }\n    actions: [ { deny: { status: 403, message: "Opus is not allowed here" } } ]\n';
 const post = (url: string, model: string, headers: Record<string, string> = {}) =>
-  request(url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ model, max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }) });
+  request(url + '/v1/messages', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ model, max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
+  });
 
 describe('empty rule files', () => {
-  for (const [label, text] of [['empty', ''], ['whitespace', '  \n\n \t\n'], ['only comments', '# rules moved\n# to 20-x.yaml\n']] as const) {
+  for (const [label, text] of [
+    ['empty', ''],
+    ['whitespace', '  \n\n \t\n'],
+    ['only comments', '# rules moved\n# to 20-x.yaml\n'],
+  ] as const) {
     test(`a file that is ${label} is a load error naming the file`, () => {
-      assert.throws(() => compileRuleSources([{ file: 'rules/10-deny.yaml', text }], ['anthropic']), (err: unknown) => {
-        assert.ok(err instanceof LoadError);
-        assert.match(err.message, /rules\/10-deny\.yaml:1:1: the file holds no rules \(empty, whitespace or only comments; a truncated write\?\)/);
-        return true;
-      });
+      assert.throws(
+        () => compileRuleSources([{ file: 'rules/10-deny.yaml', text }], ['anthropic']),
+        (err: unknown) => {
+          assert.ok(err instanceof LoadError);
+          assert.match(err.message, /rules\/10-deny\.yaml:1:1: the file holds no rules \(empty, whitespace or only comments; a truncated write\?\)/);
+          return true;
+        },
+      );
     });
   }
 
@@ -69,7 +80,9 @@ describe('fallback providers get their own model', () => {
     `  backup:\n    type: anthropic\n    base_url: ${url}\n    retries: { max: 0 }\n    models: { claude-haiku-4-5: claude-haiku-4-5-20251001 }\n`;
 
   test("a rule's model for an OpenAI-compatible provider never reaches the Anthropic fallback", async () => {
-    const rules = { '50.yaml': 'version: 1\nrules:\n  - id: haiku-cheap\n    match: { model: "claude-haiku-*" }\n    actions: [ { route_to: { provider: cheap, model: gpt-4o-mini, fallback: [anthropic] } } ]\n' };
+    const rules = {
+      '50.yaml': 'version: 1\nrules:\n  - id: haiku-cheap\n    match: { model: "claude-haiku-*" }\n    actions: [ { route_to: { provider: cheap, model: gpt-4o-mini, fallback: [anthropic] } } ]\n',
+    };
     const { gw } = await startTestGateway({ upstream: fake.url, providers: providers(fake.url), rules });
     try {
       const seen = fake.received.length;
@@ -164,7 +177,7 @@ describe('runaway rules and hostile input never stall the gateway', () => {
       assert.match(body.error.message, /rule "evil-when" failed: when failed: D1012: Evaluation timeout after 10 milliseconds/);
       assert.ok(worst < 1000, `healthz took ${worst} ms`);
       const line = logs.lines.find((l) => l.msg === 'request')!;
-      assert.equal(line.outcome, 'gateway_error', 'a runaway rule is the gateway\'s failure, never the upstream\'s');
+      assert.equal(line.outcome, 'gateway_error', "a runaway rule is the gateway's failure, never the upstream's");
       const ok = await post(gw.url, 'claude-sonnet-4-6');
       assert.equal(ok.statusCode, 200, 'the next request is served');
       await ok.body.dump();
@@ -175,12 +188,23 @@ describe('runaway rules and hostile input never stall the gateway', () => {
 
   test('validate-rules warns about recursion and huge ranges it can see', () => {
     const set = compileRuleSources(
-      [{ file: 'rules/10.yaml', text: 'version: 1\nrules:\n  - id: rec\n    match: { when: "($f := function($n){ $f($n + 1) }; $f(0) > 1)" }\n    actions: [ { tag_billing: { a: b } } ]\n  - id: range\n    match: { when: "$count([1..50000000]) > 1" }\n    actions: [ { tag_billing: { c: d } } ]\n' }],
+      [
+        {
+          file: 'rules/10.yaml',
+          text: 'version: 1\nrules:\n  - id: rec\n    match: { when: "($f := function($n){ $f($n + 1) }; $f(0) > 1)" }\n    actions: [ { tag_billing: { a: b } } ]\n  - id: range\n    match: { when: "$count([1..50000000]) > 1" }\n    actions: [ { tag_billing: { c: d } } ]\n',
+        },
+      ],
       ['anthropic'],
     );
     const messages = set.warnings.map((w) => `${w.file}:${w.line}: ${w.message}`);
-    assert.ok(messages.some((m) => /^rules\/10\.yaml:4: rule "rec": JSONata expression may not terminate in time: function \$f calls itself/.test(m)), messages.join('\n'));
-    assert.ok(messages.some((m) => /^rules\/10\.yaml:7: rule "range": .*range \[1\.\.50000000\] builds more than 100000 items/.test(m)), messages.join('\n'));
+    assert.ok(
+      messages.some((m) => /^rules\/10\.yaml:4: rule "rec": JSONata expression may not terminate in time: function \$f calls itself/.test(m)),
+      messages.join('\n'),
+    );
+    assert.ok(
+      messages.some((m) => /^rules\/10\.yaml:7: rule "range": .*range \[1\.\.50000000\] builds more than 100000 items/.test(m)),
+      messages.join('\n'),
+    );
   });
 
   test('a header regex RE2 cannot run (a backreference) is a load error', () => {

@@ -33,7 +33,9 @@ function loadErrors(text: string, providers = PROVIDERS): string[] {
 
 describe('matchers', () => {
   test('model: a glob or a list of globs', async () => {
-    const rs = rules(`  - id: haiku\n    match: { model: "claude-haiku-*" }\n    actions: [ { route_to: { provider: cheap } } ]\n  - id: list\n    match: { model: [claude-opus-4-8, "claude-sonnet-*"] }\n    actions: [ { tag_billing: { tier: big } } ]\n`);
+    const rs = rules(
+      `  - id: haiku\n    match: { model: "claude-haiku-*" }\n    actions: [ { route_to: { provider: cheap } } ]\n  - id: list\n    match: { model: [claude-opus-4-8, "claude-sonnet-*"] }\n    actions: [ { tag_billing: { tier: big } } ]\n`,
+    );
     const h = await evaluate(rs, ctx({ model: 'claude-haiku-4-5' }), 'anthropic');
     assert.equal(h.route.provider, 'cheap');
     assert.equal(h.rules[1]!.matched, false);
@@ -54,9 +56,7 @@ describe('matchers', () => {
   });
 
   test('header: "*" present, /regex/flags, exact value; names case-insensitive', async () => {
-    const rs = rules(
-      `  - id: h\n    match:\n      header: { X-Claude-Code-Session-Id: "*", x-team: "/^plat/i", x-env: prod }\n    actions: [ { tag_billing: { ok: "yes" } } ]\n`,
-    );
+    const rs = rules(`  - id: h\n    match:\n      header: { X-Claude-Code-Session-Id: "*", x-team: "/^plat/i", x-env: prod }\n    actions: [ { tag_billing: { ok: "yes" } } ]\n`);
     const good = { 'x-claude-code-session-id': 's1', 'x-team': 'PLATFORM', 'x-env': 'prod' };
     assert.deepEqual((await evaluate(rs, ctx({ headers: good }), 'anthropic')).tags, { ok: 'yes' });
     const cases: Array<[Record<string, string>, RegExp]> = [
@@ -86,7 +86,10 @@ describe('matchers', () => {
     assert.match(d.rules[1]!.reason!, /when failed: .*boom/);
     assert.equal(d.rules[2]!.matched, false);
     assert.match(d.rules[2]!.reason!, /not true or false/);
-    assert.deepEqual(d.warnings.map((w) => w.rule), ['throws', 'not-bool']);
+    assert.deepEqual(
+      d.warnings.map((w) => w.rule),
+      ['throws', 'not-bool'],
+    );
   });
 
   test('all conditions of a match must hold; the first failing one is reported', async () => {
@@ -146,7 +149,9 @@ describe('ordering and shadowing', () => {
   });
 
   test('final: true ends evaluation after that rule', async () => {
-    const rs = rules(`  - id: stop\n    final: true\n    match: { model: "claude-haiku-*" }\n    actions: [ { tag_billing: { t: haiku } } ]\n  - id: after\n    actions: [ { tag_billing: { u: all } } ]\n`);
+    const rs = rules(
+      `  - id: stop\n    final: true\n    match: { model: "claude-haiku-*" }\n    actions: [ { tag_billing: { t: haiku } } ]\n  - id: after\n    actions: [ { tag_billing: { u: all } } ]\n`,
+    );
     assert.deepEqual((await evaluate(rs, ctx({ model: 'claude-haiku-4-5' }), 'anthropic')).tags, { t: 'haiku' });
     assert.deepEqual((await evaluate(rs, ctx({ model: 'claude-sonnet-4-6' }), 'anthropic')).tags, { u: 'all' });
   });
@@ -230,7 +235,9 @@ describe('context', () => {
 
 describe('dead rules', () => {
   test('a rule whose every action is shadowed by an earlier unconditional rule is warned about', () => {
-    const rs = rules(`  - id: everything\n    actions: [ { route_to: { provider: cheap } } ]\n  - id: haiku\n    match: { model: "claude-haiku-*" }\n    actions: [ { route_to: { provider: backup } } ]\n  - id: tags\n    actions: [ { tag_billing: { a: b } } ]\n`);
+    const rs = rules(
+      `  - id: everything\n    actions: [ { route_to: { provider: cheap } } ]\n  - id: haiku\n    match: { model: "claude-haiku-*" }\n    actions: [ { route_to: { provider: backup } } ]\n  - id: tags\n    actions: [ { tag_billing: { a: b } } ]\n`,
+    );
     assert.deepEqual(rs.warnings.map(formatIssue), ['50-test.yaml:5:9: warning: rule "haiku" can never take effect: everything it sets is already set by "everything", which matches every request']);
   });
 
@@ -243,15 +250,39 @@ describe('dead rules', () => {
 describe('load errors carry file:line:col and say what was expected', () => {
   const cases: Array<[string, string, RegExp]> = [
     ['bad indentation', 'version: 1\nrules:\n  - id: a\n   actions: []\n', /^r\.yaml:4:1: YAML: /],
-    ['unknown key', 'version: 1\nrules:\n  - id: a\n    mtach: { model: x }\n    actions: [ { tag_billing: { a: b } } ]\n', /^r\.yaml:4:5: unknown key "mtach" in rules\[0\]; expected one of: id, description, enabled, final, match, actions$/],
-    ['unknown action', 'version: 1\nrules:\n  - id: a\n    actions:\n      - rout_to: { provider: anthropic }\n', /^r\.yaml:5:9: unknown key "rout_to" in rules\[0\]\.actions\[0\]; expected one of: route_to, /],
+    [
+      'unknown key',
+      'version: 1\nrules:\n  - id: a\n    mtach: { model: x }\n    actions: [ { tag_billing: { a: b } } ]\n',
+      /^r\.yaml:4:5: unknown key "mtach" in rules\[0\]; expected one of: id, description, enabled, final, match, actions$/,
+    ],
+    [
+      'unknown action',
+      'version: 1\nrules:\n  - id: a\n    actions:\n      - rout_to: { provider: anthropic }\n',
+      /^r\.yaml:5:9: unknown key "rout_to" in rules\[0\]\.actions\[0\]; expected one of: route_to, /,
+    ],
     ['wrong type', 'version: 1\nrules:\n  - id: a\n    final: "yes"\n    actions: [ { tag_billing: { a: b } } ]\n', /^r\.yaml:4:12: rules\[0\]\.final must be true or false, got the string "yes"$/],
     ['wrong version', 'version: 2\nrules: []\n', /^r\.yaml:1:10: version must be 1, got number 2$/],
-    ['unknown provider', 'version: 1\nrules:\n  - id: a\n    actions:\n      - route_to: { provider: nowhere }\n', /^r\.yaml:5:31: rule "a": unknown provider "nowhere"; the config defines: anthropic, cheap, backup$/],
-    ['duplicate id', 'version: 1\nrules:\n  - id: a\n    actions: [ { tag_billing: { a: b } } ]\n  - id: a\n    actions: [ { tag_billing: { a: b } } ]\n', /^r\.yaml:5:9: duplicate rule id "a" \(first defined in r\.yaml:3\)$/],
+    [
+      'unknown provider',
+      'version: 1\nrules:\n  - id: a\n    actions:\n      - route_to: { provider: nowhere }\n',
+      /^r\.yaml:5:31: rule "a": unknown provider "nowhere"; the config defines: anthropic, cheap, backup$/,
+    ],
+    [
+      'duplicate id',
+      'version: 1\nrules:\n  - id: a\n    actions: [ { tag_billing: { a: b } } ]\n  - id: a\n    actions: [ { tag_billing: { a: b } } ]\n',
+      /^r\.yaml:5:9: duplicate rule id "a" \(first defined in r\.yaml:3\)$/,
+    ],
     ['bad JSONata', 'version: 1\nrules:\n  - id: a\n    match:\n      when: "model = "\n    actions: [ { tag_billing: { a: b } } ]\n', /^r\.yaml:5:\d+: rule "a": JSONata syntax error: /],
-    ['bad regex', 'version: 1\nrules:\n  - id: a\n    match:\n      header: { x-a: "/(unclosed/" }\n    actions: [ { tag_billing: { a: b } } ]\n', /^r\.yaml:5:22: rule "a": invalid regular expression \/\(unclosed\/ \(RE2 syntax[^)]*\): error parsing regexp: missing closing \)/],
-    ['protected header', 'version: 1\nrules:\n  - id: a\n    actions:\n      - set_headers: { authorization: "Bearer x" }\n', /^r\.yaml:5:39: rule "a": header "authorization" cannot be changed by a rule/],
+    [
+      'bad regex',
+      'version: 1\nrules:\n  - id: a\n    match:\n      header: { x-a: "/(unclosed/" }\n    actions: [ { tag_billing: { a: b } } ]\n',
+      /^r\.yaml:5:22: rule "a": invalid regular expression \/\(unclosed\/ \(RE2 syntax[^)]*\): error parsing regexp: missing closing \)/,
+    ],
+    [
+      'protected header',
+      'version: 1\nrules:\n  - id: a\n    actions:\n      - set_headers: { authorization: "Bearer x" }\n',
+      /^r\.yaml:5:39: rule "a": header "authorization" cannot be changed by a rule/,
+    ],
   ];
   for (const [name, text, expected] of cases) {
     test(name, () => {

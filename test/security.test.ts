@@ -37,7 +37,8 @@ process.env.SY_TEST_PROVIDER_KEY = PROVIDER_KEY;
 const CLIENTS = `clients:\n  alice: { key: "\${SY_TEST_ALICE_KEY}", tags: { team: platform } }\n  bob: { key_sha256: "${sha(BOB_KEY)}", tags: { team: infra } }\n`;
 const KEYED = (url: string) => `  anthropic:\n    type: anthropic\n    base_url: ${url}\n    keys: [ "\${SY_TEST_PROVIDER_KEY}" ]\n`;
 const RULES = {
-  '10-tag.yaml': 'version: 1\nrules:\n  - id: platform-header\n    match: { key: alice }\n    actions: [ { set_headers: { x-seen-team: platform } } ]\n  - id: team-tag\n    actions: [ { tag_billing: { team: { expr: "client.tags.team" } } } ]\n',
+  '10-tag.yaml':
+    'version: 1\nrules:\n  - id: platform-header\n    match: { key: alice }\n    actions: [ { set_headers: { x-seen-team: platform } } ]\n  - id: team-tag\n    actions: [ { tag_billing: { team: { expr: "client.tags.team" } } } ]\n',
 };
 
 const body = (extra: Record<string, unknown> = {}) => JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 10, messages: [{ role: 'user', content: PROMPT }], ...extra });
@@ -56,7 +57,12 @@ let logs: LogCapture;
 before(async () => {
   fake = await startFakeUpstream();
   const providers = `  anthropic:\n    type: anthropic\n    base_url: ${fake.url}\n    keys: [ "\${SY_TEST_PROVIDER_KEY}" ]\n`;
-  ({ gw, logs } = await startTestGateway({ upstream: fake.url, providers, extraConfig: `${CLIENTS}limits: { max_header_bytes: 16384, request_timeout_ms: 1000, max_concurrent_requests: 3 }\n`, rules: RULES }));
+  ({ gw, logs } = await startTestGateway({
+    upstream: fake.url,
+    providers,
+    extraConfig: `${CLIENTS}limits: { max_header_bytes: 16384, request_timeout_ms: 1000, max_concurrent_requests: 3 }\n`,
+    rules: RULES,
+  }));
   logs.lines.length = 0;
 });
 after(async () => {
@@ -116,20 +122,32 @@ describe('refusing to be an open gateway', () => {
   const providers = `  anthropic:\n    type: anthropic\n    base_url: http://127.0.0.1:9\n    keys: [ "\${SY_TEST_PROVIDER_KEY}" ]\n`;
   test('provider keys, no clients and a non-loopback address: refuses, saying why', () => {
     const { configFile } = writeConfig({ upstream: '', providers });
-    assert.throws(() => loadConfig(configFile, { host: '0.0.0.0' }), (err: unknown) => {
-      assert.ok(err instanceof LoadError);
-      assert.match(err.message, /refusing to listen on 0\.0\.0\.0: provider "anthropic" has upstream keys and no clients: are configured, so anyone who can reach this address would spend those keys; configure clients:, listen on a loopback address, or set allow_open: true/);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig(configFile, { host: '0.0.0.0' }),
+      (err: unknown) => {
+        assert.ok(err instanceof LoadError);
+        assert.match(
+          err.message,
+          /refusing to listen on 0\.0\.0\.0: provider "anthropic" has upstream keys and no clients: are configured, so anyone who can reach this address would spend those keys; configure clients:, listen on a loopback address, or set allow_open: true/,
+        );
+        return true;
+      },
+    );
     assert.equal(loadConfig(configFile, { host: '127.0.0.1' }).listen.host, '127.0.0.1');
   });
 
   test('clients: with a provider that has no keys is refused at load, saying what to add; auth: none accepts it', () => {
     const { configFile } = writeConfig({ upstream: 'http://127.0.0.1:9', extraConfig: CLIENTS });
-    assert.throws(() => loadConfig(configFile), (err: Error) => {
-      assert.match(err.message, /switchyard\.yaml:\d+:\d+: provider "anthropic" has no keys:, and with clients: configured the client's own credential is never forwarded, so its requests would go upstream with no credential; add keys: \[ "\$\{YOUR_UPSTREAM_KEY\}" \] to it, or auth: none/);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig(configFile),
+      (err: Error) => {
+        assert.match(
+          err.message,
+          /switchyard\.yaml:\d+:\d+: provider "anthropic" has no keys:, and with clients: configured the client's own credential is never forwarded, so its requests would go upstream with no credential; add keys: \[ "\$\{YOUR_UPSTREAM_KEY\}" \] to it, or auth: none/,
+        );
+        return true;
+      },
+    );
     const open = writeConfig({ upstream: '', providers: '  local:\n    type: openai\n    base_url: http://127.0.0.1:9/v1\n    auth: none\n', extraConfig: CLIENTS });
     assert.equal(loadConfig(open.configFile).clients!.length, 2);
   });
@@ -184,9 +202,7 @@ describe('limits', () => {
   });
 
   test('more than limits.max_concurrent_requests in flight: 529 overloaded_error; the others complete', async () => {
-    const open = await Promise.all(
-      [1, 2, 3].map(() => post(gw.url, { 'x-api-key': ALICE_KEY, 'x-fake': 'gated-sse' }, body({ stream: true }))),
-    );
+    const open = await Promise.all([1, 2, 3].map(() => post(gw.url, { 'x-api-key': ALICE_KEY, 'x-fake': 'gated-sse' }, body({ stream: true }))));
     const r = await post(gw.url, { 'x-api-key': ALICE_KEY });
     assert.equal(r.statusCode, 529);
     const json = (await r.body.json()) as { error: { type: string; message: string } };
@@ -220,7 +236,11 @@ describe('the upstream comes only from the config', () => {
     const attempts = [
       post(gw.url, { 'x-api-key': ALICE_KEY, 'x-forwarded-host': canaryHost, 'x-upstream-url': canaryUrl, forwarded: `host=${canaryHost}`, 'x-original-url': canaryUrl }),
       post(gw.url, { 'x-api-key': ALICE_KEY }, body({ base_url: canaryUrl, url: canaryUrl, provider: { base_url: canaryUrl } })),
-      request(`${gw.url}/v1/messages?base_url=${encodeURIComponent(canaryUrl)}&url=${encodeURIComponent(canaryUrl)}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': ALICE_KEY }, body: body() }),
+      request(`${gw.url}/v1/messages?base_url=${encodeURIComponent(canaryUrl)}&url=${encodeURIComponent(canaryUrl)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': ALICE_KEY },
+        body: body(),
+      }),
     ];
     for (const a of attempts) {
       const r = await a;
@@ -232,7 +252,9 @@ describe('the upstream comes only from the config', () => {
     const raw = await new Promise<string>((resolve, reject) => {
       const socket = connect(Number(port), '127.0.0.1', () => {
         const payload = body();
-        socket.write(`POST ${canaryUrl}/v1/messages HTTP/1.1\r\nhost: ${canaryHost}\r\nx-api-key: ${ALICE_KEY}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\nconnection: close\r\n\r\n${payload}`);
+        socket.write(
+          `POST ${canaryUrl}/v1/messages HTTP/1.1\r\nhost: ${canaryHost}\r\nx-api-key: ${ALICE_KEY}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(payload)}\r\nconnection: close\r\n\r\n${payload}`,
+        );
       });
       let data = '';
       socket.on('data', (d) => (data += d.toString()));
@@ -283,7 +305,11 @@ describe('CORS', () => {
     try {
       const pre = await request(g.url + '/v1/messages', {
         method: 'OPTIONS',
-        headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-api-key, anthropic-version, content-type, anthropic-dangerous-direct-browser-access' },
+        headers: {
+          origin: 'https://app.example',
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'x-api-key, anthropic-version, content-type, anthropic-dangerous-direct-browser-access',
+        },
       });
       assert.equal(pre.statusCode, 204);
       assert.equal(pre.headers['access-control-allow-origin'], 'https://app.example');
@@ -329,9 +355,18 @@ describe('secrets and prompts stay out', () => {
 
     const req = path.join(tmpdir(), `sy-dry-${process.pid}.json`);
     writeFileSync(req, body());
-    const { configFile } = writeConfig({ upstream: fake.url, providers: `  anthropic:\n    type: anthropic\n    base_url: ${fake.url}\n    keys: [ "\${SY_TEST_PROVIDER_KEY}" ]\n`, extraConfig: CLIENTS, rules: RULES });
+    const { configFile } = writeConfig({
+      upstream: fake.url,
+      providers: `  anthropic:\n    type: anthropic\n    base_url: ${fake.url}\n    keys: [ "\${SY_TEST_PROVIDER_KEY}" ]\n`,
+      extraConfig: CLIENTS,
+      rules: RULES,
+    });
     for (const args of [['--json'], []]) {
-      const out = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'dry-run', '--config', configFile, '--request', req, '--key', 'alice', '--header', `x-api-key=${ALICE_KEY}`, ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env } });
+      const out = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'dry-run', '--config', configFile, '--request', req, '--key', 'alice', '--header', `x-api-key=${ALICE_KEY}`, ...args], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env: { ...process.env },
+      });
       assert.equal(out.status, 0, out.stderr);
       for (const secret of [ALICE_KEY, PROVIDER_KEY]) assert.ok(!out.stdout.includes(secret), `dry-run printed ${secret}`);
       assert.match(out.stdout, /x-api-key.*\[masked fp-[0-9a-f]{10}\]/);
@@ -345,7 +380,11 @@ test('fuzzing: every answer is an Anthropic error or a forwarded answer; the gat
     const token = fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/);
     const headerValue = fc.stringMatching(/^[\x21-\x7e][\x20-\x7e]{0,60}$/);
     const json = fc.oneof(fc.jsonValue(), fc.record({ model: fc.string(), messages: fc.anything(), stream: fc.boolean(), max_tokens: fc.integer() }, { requiredKeys: [] }));
-    const payload = fc.oneof(json.map((v) => JSON.stringify(v) ?? 'null'), fc.string(), fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a).toString('latin1')));
+    const payload = fc.oneof(
+      json.map((v) => JSON.stringify(v) ?? 'null'),
+      fc.string(),
+      fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a).toString('latin1')),
+    );
     const path_ = fc.constantFrom('/v1/messages', '/v1/messages?beta=true', '/v1/messages/count_tokens', '/v1/models', '/v1/nope', '/', '/admin/rules', '/%2e%2e/etc', '/v1/messages/../models');
     await fc.assert(
       fc.asyncProperty(fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'), path_, fc.dictionary(token, headerValue, { maxKeys: 6 }), payload, async (method, p, headers, data) => {

@@ -21,7 +21,11 @@ const rules = (throttle: string, extra = '') => ({
   '10-throttle.yaml': `version: 1\nrules:\n  - id: limit\n    actions:\n      - throttle: ${throttle}\n${extra}  - id: default\n    actions: [ { route_to: { provider: anthropic } } ]\n`,
 });
 const send = (url: string, headers: Record<string, string> = {}, extra: Record<string, unknown> = {}) =>
-  request(url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'sk-client-1', ...headers }, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }], ...extra }) });
+  request(url + '/v1/messages', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': 'sk-client-1', ...headers },
+    body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }], ...extra }),
+  });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let fake: FakeUpstream;
@@ -142,7 +146,10 @@ describe('throttle through the gateway', () => {
   test('scopes count separately; shadow throttles only log; counters survive a rules reload', async () => {
     const { gw, logs, rulesDir } = await startTestGateway({
       upstream: fake.url,
-      rules: rules('{ scope: "tag:team", requests_per_minute: 1, burst: 1 }', '  - id: shadowed\n    actions:\n      - throttle: { scope: global, requests_per_minute: 1, shadow: true }\n      - tag_billing: { team: { expr: "headers.\'x-team\'" } }\n'),
+      rules: rules(
+        '{ scope: "tag:team", requests_per_minute: 1, burst: 1 }',
+        '  - id: shadowed\n    actions:\n      - throttle: { scope: global, requests_per_minute: 1, shadow: true }\n      - tag_billing: { team: { expr: "headers.\'x-team\'" } }\n',
+      ),
     });
     try {
       for (const team of ['a', 'b']) {
@@ -176,7 +183,10 @@ describe('Redis state store', () => {
       const spec = { capacity: 3, refillPerMs: 1 / 60_000 };
       const results = [];
       for (let i = 0; i < 4; i++) results.push(await store.take('b', 1, spec));
-      assert.deepEqual(results.map((r) => r.ok), [true, true, true, false]);
+      assert.deepEqual(
+        results.map((r) => r.ok),
+        [true, true, true, false],
+      );
       assert.ok(results[3]!.retryAfterMs > 50_000 && results[3]!.retryAfterMs <= 60_000, `retry after ${results[3]!.retryAfterMs}`);
       await store.charge('c', 5, spec);
       assert.equal((await store.take('c', 0, spec)).ok, false, 'a fresh bucket of 3 charged 5 is in debt');

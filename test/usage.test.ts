@@ -15,7 +15,7 @@ import { request } from 'undici';
 import { costUsd, priceTable } from '../src/usage/prices.js';
 import { PostgresStore } from '../src/usage/postgres.js';
 import type { UsageRecord } from '../src/usage/record.js';
-import { buildReport } from '../src/usage/report.js';
+import type { buildReport } from '../src/usage/report.js';
 import { UsageTap } from '../src/usage/tap.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 import { startTestGateway, writeConfig } from './helpers.js';
@@ -37,7 +37,18 @@ after(() => fake.close());
 describe('usage extraction', () => {
   test('SSE: message_start counts, cumulative message_delta, split across chunks at any byte', () => {
     const text =
-      sse('message_start', { type: 'message_start', message: { usage: { input_tokens: 12, output_tokens: 1, cache_creation_input_tokens: 300, cache_read_input_tokens: 4000, cache_creation: { ephemeral_5m_input_tokens: 100, ephemeral_1h_input_tokens: 200 } } } }) +
+      sse('message_start', {
+        type: 'message_start',
+        message: {
+          usage: {
+            input_tokens: 12,
+            output_tokens: 1,
+            cache_creation_input_tokens: 300,
+            cache_read_input_tokens: 4000,
+            cache_creation: { ephemeral_5m_input_tokens: 100, ephemeral_1h_input_tokens: 200 },
+          },
+        },
+      }) +
       sse('ping', { type: 'ping' }) +
       sse('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 40 } }) +
       sse('message_delta', { type: 'message_delta', delta: {}, usage: { output_tokens: 57 } }) +
@@ -46,7 +57,14 @@ describe('usage extraction', () => {
     for (const step of [1, 7, 64, bytes.length]) {
       const tap = new UsageTap('text/event-stream', '');
       for (let i = 0; i < bytes.length; i += step) tap.write(bytes.subarray(i, i + step));
-      assert.deepEqual(tap.finish(), { input_tokens: 12, output_tokens: 57, cache_creation_input_tokens: 300, cache_creation_5m_input_tokens: 100, cache_creation_1h_input_tokens: 200, cache_read_input_tokens: 4000 });
+      assert.deepEqual(tap.finish(), {
+        input_tokens: 12,
+        output_tokens: 57,
+        cache_creation_input_tokens: 300,
+        cache_creation_5m_input_tokens: 100,
+        cache_creation_1h_input_tokens: 200,
+        cache_read_input_tokens: 4000,
+      });
       assert.equal(tap.completed, true);
     }
   });
@@ -64,11 +82,21 @@ describe('usage extraction', () => {
 
   test('JSON, plain and gzip; cache writes without a split count as 5m', () => {
     const body = JSON.stringify({ type: 'message', usage: { input_tokens: 3, output_tokens: 4, cache_creation_input_tokens: 50, cache_read_input_tokens: 60 } });
-    for (const [enc, bytes] of [['', Buffer.from(body)], ['gzip', gzipSync(body)]] as const) {
+    for (const [enc, bytes] of [
+      ['', Buffer.from(body)],
+      ['gzip', gzipSync(body)],
+    ] as const) {
       const tap = new UsageTap('application/json', enc);
       tap.write(bytes.subarray(0, 5));
       tap.write(bytes.subarray(5));
-      assert.deepEqual(tap.finish(), { input_tokens: 3, output_tokens: 4, cache_creation_input_tokens: 50, cache_creation_5m_input_tokens: 50, cache_creation_1h_input_tokens: 0, cache_read_input_tokens: 60 });
+      assert.deepEqual(tap.finish(), {
+        input_tokens: 3,
+        output_tokens: 4,
+        cache_creation_input_tokens: 50,
+        cache_creation_5m_input_tokens: 50,
+        cache_creation_1h_input_tokens: 0,
+        cache_read_input_tokens: 60,
+      });
     }
   });
 });
@@ -76,7 +104,15 @@ describe('usage extraction', () => {
 test('cost: each token kind at its price; 5m writes 1.25×, 1h writes 2×, reads 0.1×; unknown model null', () => {
   const table = priceTable({ models: { 'claude-sonnet-4-6*': { input: 3, output: 15 }, 'special-*': { input: 10, output: 20, cache_read: 0.5 } } });
   const M = 1_000_000;
-  const one = (k: string) => ({ input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_creation_5m_input_tokens: 0, cache_creation_1h_input_tokens: 0, cache_read_input_tokens: 0, [k]: M });
+  const one = (k: string) => ({
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_creation_input_tokens: 0,
+    cache_creation_5m_input_tokens: 0,
+    cache_creation_1h_input_tokens: 0,
+    cache_read_input_tokens: 0,
+    [k]: M,
+  });
   const sonnet = table.priceOf('claude-sonnet-4-6')!;
   assert.equal(costUsd(one('input_tokens'), sonnet), 3);
   assert.equal(costUsd(one('output_tokens'), sonnet), 15);
@@ -91,11 +127,21 @@ test('SQLite end to end: requests in, `switchyard usage --by tag:team --format j
   const { gw, configFile, logs } = await startTestGateway({ upstream: fake.url, rules: TAG_RULES });
   let records: UsageRecord[];
   try {
-    for (const [team, stream] of [['search', false], ['search', true], ['ads', false]] as const) {
+    for (const [team, stream] of [
+      ['search', false],
+      ['search', true],
+      ['ads', false],
+    ] as const) {
       const r = await request(gw.url + '/v1/messages', {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-team': team, 'x-api-key': SECRET },
-        body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, stream, metadata: { user_id: JSON.stringify({ session_id: `meta-${team}` }) }, messages: [{ role: 'user', content: PROMPT }] }),
+        body: JSON.stringify({
+          model: 'claude-sonnet-4-6',
+          max_tokens: 5,
+          stream,
+          metadata: { user_id: JSON.stringify({ session_id: `meta-${team}` }) },
+          messages: [{ role: 'user', content: PROMPT }],
+        }),
       });
       assert.equal(r.statusCode, 200);
       await r.body.dump();
@@ -119,7 +165,7 @@ test('SQLite end to end: requests in, `switchyard usage --by tag:team --format j
   assert.equal(byTeam.search!.input_tokens, 50);
   assert.equal(byTeam.search!.output_tokens, 14);
   assert.equal(byTeam.ads!.requests, 1);
-  assert.equal(report.totals.cost_usd, Math.round(3 * (25 * 3 + 7 * 15) / 1e6 * 1e6) / 1e6);
+  assert.equal(report.totals.cost_usd, Math.round(((3 * (25 * 3 + 7 * 15)) / 1e6) * 1e6) / 1e6);
   const csv = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'usage', '--config', configFile, '--by', 'tag:team', '--by', 'model', '--format', 'csv'], { cwd: ROOT, encoding: 'utf8' });
   assert.match(csv.stdout.split('\n')[0]!, /^tag:team,model,requests,input_tokens,/);
 
@@ -145,9 +191,29 @@ test('PostgreSQL store against a real server: schema created, records written an
     const id = `sy_pgtest_${randomBytes(6).toString('hex')}`;
     const now = new Date();
     const rec: UsageRecord = {
-      time: now.toISOString(), request_id: id, client_id: 'alice', key_fingerprint: '…abcd#123456', session_id: 's', requested_model: 'claude-sonnet-4-6', provider: 'anthropic', model: 'claude-sonnet-4-6',
-      rules: ['a'], tags: { team: 'search' }, status: 200, outcome: 'ok', error_type: null, retries: 1, latency_ms: 12.5, ttft_ms: 3.25,
-      input_tokens: 10, output_tokens: 20, cache_creation_input_tokens: 30, cache_creation_5m_input_tokens: 30, cache_creation_1h_input_tokens: 0, cache_read_input_tokens: 40, cost_usd: 0.000123,
+      time: now.toISOString(),
+      request_id: id,
+      client_id: 'alice',
+      key_fingerprint: '…abcd#123456',
+      session_id: 's',
+      requested_model: 'claude-sonnet-4-6',
+      provider: 'anthropic',
+      model: 'claude-sonnet-4-6',
+      rules: ['a'],
+      tags: { team: 'search' },
+      status: 200,
+      outcome: 'ok',
+      error_type: null,
+      retries: 1,
+      latency_ms: 12.5,
+      ttft_ms: 3.25,
+      input_tokens: 10,
+      output_tokens: 20,
+      cache_creation_input_tokens: 30,
+      cache_creation_5m_input_tokens: 30,
+      cache_creation_1h_input_tokens: 0,
+      cache_read_input_tokens: 40,
+      cost_usd: 0.000123,
     };
     await store.insert([rec]);
     const back = (await store.query(new Date(now.getTime() - 1000).toISOString(), new Date(now.getTime() + 1000).toISOString())).find((r) => r.request_id === id);
@@ -161,7 +227,11 @@ test('a ledger that is down never fails a request', async () => {
   const { gw, logs } = await startTestGateway({ upstream: fake.url, extraConfig: 'ledger: { postgres: "postgres://postgres@127.0.0.1:1/none", flush_interval_ms: 50 }\n' });
   try {
     for (let i = 0; i < 3; i++) {
-      const r = await request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [] }) });
+      const r = await request(gw.url + '/v1/messages', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [] }),
+      });
       assert.equal(r.statusCode, 200);
       await r.body.dump();
     }
@@ -191,7 +261,11 @@ test('SIGTERM under load loses no record of a completed request', async () => {
   const workers = Array.from({ length: 8 }, async () => {
     while (!stop) {
       try {
-        const r = await request(url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, stream: true, messages: [] }) });
+        const r = await request(url + '/v1/messages', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, stream: true, messages: [] }),
+        });
         const text = await r.body.text();
         if (r.statusCode === 200 && text.includes('message_stop')) completed++;
       } catch {
@@ -216,16 +290,32 @@ describe('budget', () => {
   test('calendar periods, UTC: day, week from Monday, month', async () => {
     const { periodOf } = await import('../src/server/admission.js');
     const t = new Date('2026-11-26T15:30:00Z'); // a Thursday
-    assert.deepEqual(Object.values(periodOf('day', t)).map((d) => d.toISOString()), ['2026-11-26T00:00:00.000Z', '2026-11-27T00:00:00.000Z']);
-    assert.deepEqual(Object.values(periodOf('week', t)).map((d) => d.toISOString()), ['2026-11-23T00:00:00.000Z', '2026-11-30T00:00:00.000Z']);
-    assert.deepEqual(Object.values(periodOf('month', t)).map((d) => d.toISOString()), ['2026-11-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z']);
+    assert.deepEqual(
+      Object.values(periodOf('day', t)).map((d) => d.toISOString()),
+      ['2026-11-26T00:00:00.000Z', '2026-11-27T00:00:00.000Z'],
+    );
+    assert.deepEqual(
+      Object.values(periodOf('week', t)).map((d) => d.toISOString()),
+      ['2026-11-23T00:00:00.000Z', '2026-11-30T00:00:00.000Z'],
+    );
+    assert.deepEqual(
+      Object.values(periodOf('month', t)).map((d) => d.toISOString()),
+      ['2026-11-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z'],
+    );
   });
 
   test('a spent budget answers 429 with x-should-retry: false naming budget, spend and reset; warn_at adds a header', async () => {
-    const rules = { '10.yaml': 'version: 1\nrules:\n  - id: team\n    actions:\n      - tag_billing: { team: { expr: "headers.\'x-team\'" } }\n      - budget: { scope: "tag:team", usd: 0.0005, per: day, warn_at: 0.5 }\n' };
+    const rules = {
+      '10.yaml':
+        'version: 1\nrules:\n  - id: team\n    actions:\n      - tag_billing: { team: { expr: "headers.\'x-team\'" } }\n      - budget: { scope: "tag:team", usd: 0.0005, per: day, warn_at: 0.5 }\n',
+    };
     const { gw, logs } = await startTestGateway({ upstream: fake.url, rules });
     const send = (team: string) =>
-      request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-team': team }, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [] }) });
+      request(gw.url + '/v1/messages', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-team': team },
+        body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [] }),
+      });
     try {
       // Each answer costs $0.00018 (25 input + 7 output tokens of claude-sonnet-4-6).
       const statuses: number[] = [];
@@ -277,7 +367,11 @@ test('billing webhook: batches of records are posted as JSON, retried after a fa
   const { gw } = await startTestGateway({ upstream: fake.url, rules: TAG_RULES, extraConfig: `ledger: { sqlite: ./data/usage.db, flush_interval_ms: 100, webhook: "${url}" }\n` });
   try {
     for (const team of ['a', 'b']) {
-      const r = await request(gw.url + '/v1/messages', { method: 'POST', headers: { 'content-type': 'application/json', 'x-team': team }, body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [] }) });
+      const r = await request(gw.url + '/v1/messages', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-team': team },
+        body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [] }),
+      });
       await r.body.dump();
     }
   } finally {

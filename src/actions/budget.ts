@@ -35,7 +35,12 @@ export const budget = defineAction<Omit<BudgetSpec, 'rule'>>({
       },
       usd: { type: 'number', exclusiveMinimum: 0, description: 'USD per period.' },
       per: { enum: ['day', 'week', 'month'], description: 'Calendar period, UTC: day, week (from Monday) or month.' },
-      warn_at: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1, description: 'Fraction of the budget (e.g. 0.8) at which a warning is logged once per period and sent as x-switchyard-budget-warning.' },
+      warn_at: {
+        type: 'number',
+        exclusiveMinimum: 0,
+        exclusiveMaximum: 1,
+        description: 'Fraction of the budget (e.g. 0.8) at which a warning is logged once per period and sent as x-switchyard-budget-warning.',
+      },
     },
   },
   compile: (params) => params as Omit<BudgetSpec, 'rule'>,

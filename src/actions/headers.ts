@@ -16,7 +16,7 @@ function checkName(name: string, cx: CompileContext, at: Array<string | number>)
   }
 }
 
-const HEADER_NAME = '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$';
+const HEADER_NAME = "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$";
 
 export const setHeaders = defineAction<Array<[string, string]>>({
   name: 'set_headers',
@@ -35,7 +35,17 @@ export const setHeaders = defineAction<Array<[string, string]>>({
   },
   settings: (c) => c.map(([name]) => ({ setting: `header:${name}`, always: true })),
   apply(c, _rc, d, rule) {
-    return d.claim('set_headers', rule, c.map(([name, value]) => [`header:${name}`, () => { d.setHeaders[name] = value; }]), Object.fromEntries(c));
+    return d.claim(
+      'set_headers',
+      rule,
+      c.map(([name, value]) => [
+        `header:${name}`,
+        () => {
+          d.setHeaders[name] = value;
+        },
+      ]),
+      Object.fromEntries(c),
+    );
   },
 });
 
@@ -55,6 +65,16 @@ export const removeHeaders = defineAction<string[]>({
   },
   settings: (c) => c.map((name) => ({ setting: `header:${name}`, always: true })),
   apply(c, _rc, d, rule) {
-    return d.claim('remove_headers', rule, c.map((name) => [`header:${name}`, () => { d.removeHeaders.push(name); }]), c);
+    return d.claim(
+      'remove_headers',
+      rule,
+      c.map((name) => [
+        `header:${name}`,
+        () => {
+          d.removeHeaders.push(name);
+        },
+      ]),
+      c,
+    );
   },
 });

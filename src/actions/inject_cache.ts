@@ -91,13 +91,20 @@ function ttlOf(cc: unknown): CacheTtl {
 export function existingBreakpoints(body: Record<string, unknown>): Breakpoint[] {
   const out: Breakpoint[] = [];
   const tools = Array.isArray(body.tools) ? (body.tools as Block[]) : [];
-  tools.forEach((t, i) => t?.cache_control && out.push({ pos: [0, i, 0], ttl: ttlOf(t.cache_control) }));
+  tools.forEach((t, i) => {
+    if (t?.cache_control) out.push({ pos: [0, i, 0], ttl: ttlOf(t.cache_control) });
+  });
   if (Array.isArray(body.system)) {
-    (body.system as Block[]).forEach((b, i) => b?.cache_control && out.push({ pos: [1, i, 0], ttl: ttlOf(b.cache_control) }));
+    (body.system as Block[]).forEach((b, i) => {
+      if (b?.cache_control) out.push({ pos: [1, i, 0], ttl: ttlOf(b.cache_control) });
+    });
   }
   const messages = Array.isArray(body.messages) ? (body.messages as Message[]) : [];
   messages.forEach((m, i) => {
-    if (Array.isArray(m?.content)) (m.content as Block[]).forEach((b, j) => b?.cache_control && out.push({ pos: [2, i, j], ttl: ttlOf(b.cache_control) }));
+    if (!Array.isArray(m?.content)) return;
+    (m.content as Block[]).forEach((b, j) => {
+      if (b?.cache_control) out.push({ pos: [2, i, j], ttl: ttlOf(b.cache_control) });
+    });
   });
   if (body.cache_control) out.push({ pos: [3, 0, 0], ttl: ttlOf(body.cache_control) });
   return out;
@@ -179,7 +186,7 @@ function uncacheable(body: Record<string, unknown>, pos: Position): string | nul
     block = typeof body.system === 'string' ? { type: 'text', text: body.system } : (body.system as unknown[])[pos[1]];
     const text = (block as Block | undefined)?.text;
     if (pos[1] === 0 && typeof text === 'string' && text.startsWith(ATTRIBUTION_PREFIX)) {
-      return 'the only system block is Claude Code\'s attribution block, which must stay exactly as sent';
+      return "the only system block is Claude Code's attribution block, which must stay exactly as sent";
     }
   } else {
     const content = (body.messages as Message[])[pos[1]]!.content;
@@ -247,13 +254,10 @@ export function injectBreakpoints(
       entry.reason = `the request already has ${MAX_BREAKPOINTS} breakpoints, Anthropic's limit`;
       continue;
     }
-    const conflict = marks.find((m) =>
-      opts.ttl === '1h' ? m.ttl === '5m' && before(m.pos, pos) < 0 : m.ttl === '1h' && before(m.pos, pos) > 0,
-    );
+    const conflict = marks.find((m) => (opts.ttl === '1h' ? m.ttl === '5m' && before(m.pos, pos) < 0 : m.ttl === '1h' && before(m.pos, pos) > 0));
     if (conflict) {
-      entry.reason = opts.ttl === '1h'
-        ? 'a 1h breakpoint may not come after a 5m one, and an earlier 5m breakpoint exists'
-        : 'a 5m breakpoint may not come before a 1h one, and a later 1h breakpoint exists';
+      entry.reason =
+        opts.ttl === '1h' ? 'a 1h breakpoint may not come after a 5m one, and an earlier 5m breakpoint exists' : 'a 5m breakpoint may not come before a 1h one, and a later 1h breakpoint exists';
       continue;
     }
     const tokens = prefixTokens(current, pos);
@@ -274,7 +278,7 @@ export const injectCache = defineAction<InjectCache>({
   schema: {
     type: 'object',
     additionalProperties: false,
-    description: 'Add prompt-cache breakpoints (cache_control) where the client sent none, within Anthropic\'s limit of 4 per request.',
+    description: "Add prompt-cache breakpoints (cache_control) where the client sent none, within Anthropic's limit of 4 per request.",
     properties: {
       at: {
         type: 'array',
@@ -295,7 +299,7 @@ export const injectCache = defineAction<InjectCache>({
         },
       },
       ttl: { enum: ['5m', '1h'], description: 'Breakpoint lifetime: 5m (default; writes cost 1.25× input) or 1h (writes cost 2× input).' },
-      min_tokens: { type: 'integer', minimum: 1, description: 'Override of the model\'s minimum cacheable prefix length, tokens (default: per-model table).' },
+      min_tokens: { type: 'integer', minimum: 1, description: "Override of the model's minimum cacheable prefix length, tokens (default: per-model table)." },
     },
   },
   compile(params) {

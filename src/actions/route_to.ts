@@ -5,7 +5,6 @@
 import type { FallbackTarget } from '../rules/decision.js';
 import { defineAction } from './types.js';
 
-
 interface RouteTo {
   provider: string;
   model?: string;
@@ -24,7 +23,8 @@ export const routeTo = defineAction<RouteTo>({
       model: { type: 'string', minLength: 1, description: 'Model name sent upstream instead of the one the client asked for.' },
       fallback: {
         type: 'array',
-        description: 'Providers to try next, in order, when this one fails before the first byte. Each gets the model the client asked for (renamed by its `models:` map), not this rule\'s `model`, unless the entry names its own.',
+        description:
+          "Providers to try next, in order, when this one fails before the first byte. Each gets the model the client asked for (renamed by its `models:` map), not this rule's `model`, unless the entry names its own.",
         items: {
           anyOf: [
             { type: 'string', minLength: 1, description: 'a provider name' },
@@ -56,9 +56,20 @@ export const routeTo = defineAction<RouteTo>({
   settings: (c) => [{ setting: 'route', always: true }, ...(c.model ? [{ setting: 'model', always: true }] : [])],
   apply(c, _rc, d, rule) {
     const writes: Array<[string, () => void]> = [
-      ['route', () => { d.route = { ...d.route, provider: c.provider, fallback: c.fallback, rule }; }],
+      [
+        'route',
+        () => {
+          d.route = { ...d.route, provider: c.provider, fallback: c.fallback, rule };
+        },
+      ],
     ];
-    if (c.model !== undefined) writes.push(['model', () => { d.route = { ...d.route, model: c.model }; }]);
+    if (c.model !== undefined)
+      writes.push([
+        'model',
+        () => {
+          d.route = { ...d.route, model: c.model };
+        },
+      ]);
     return d.claim('route_to', rule, writes, { provider: c.provider, model: c.model, fallback: c.fallback });
   },
 });

@@ -43,7 +43,7 @@ export const tagBilling = defineAction<Array<[string, TagValue]>>({
   settings: (c) => c.map(([name, v]) => ({ setting: `tag:${name}`, always: 'value' in v })),
   apply(c, rc, d, rule) {
     // Fixed values and fast-path expressions resolve synchronously; only jsonata fallbacks are awaited.
-    const values = c.map(([name, v]) => {
+    const values = c.map(([, v]) => {
       if ('value' in v) return v.value;
       try {
         return evaluateExpression(v.expr, rc);
@@ -64,7 +64,13 @@ export const tagBilling = defineAction<Array<[string, TagValue]>>({
         const r = s.value;
         if (typeof r === 'string' || typeof r === 'number' || typeof r === 'boolean') {
           const value = String(r);
-          writes.push([`tag:${name}`, () => { d.tags[name] = value; set[name] = value; }]);
+          writes.push([
+            `tag:${name}`,
+            () => {
+              d.tags[name] = value;
+              set[name] = value;
+            },
+          ]);
         } else if (r !== undefined) {
           d.warnings.push({ rule, message: `tag_billing.${name}: expression returned ${describeResult(r)}, not a string; tag left unset` });
         }
@@ -72,6 +78,13 @@ export const tagBilling = defineAction<Array<[string, TagValue]>>({
       return d.claim('tag_billing', rule, writes, set);
     };
     if (!values.some((v) => v instanceof Promise)) return finish(values.map((value) => ({ ok: true as const, value })));
-    return Promise.all(values.map((v) => Promise.resolve(v).then((value) => ({ ok: true as const, value }), (err: unknown) => ({ ok: false as const, err })))).then(finish);
+    return Promise.all(
+      values.map((v) =>
+        Promise.resolve(v).then(
+          (value) => ({ ok: true as const, value }),
+          (err: unknown) => ({ ok: false as const, err }),
+        ),
+      ),
+    ).then(finish);
   },
 });

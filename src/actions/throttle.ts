@@ -47,13 +47,14 @@ export const throttle = defineAction<Omit<Throttle, 'rule'>>({
       scope: {
         type: 'string',
         pattern: '^(key|client|session|model|global|tag:[a-z][a-z0-9_]*)$',
-        description: 'What the limits count per: key / client (the client id), session (x-claude-code-session-id, else the client), model (the routed model), tag:<name> (a billing tag), global. Never the source IP.',
+        description:
+          'What the limits count per: key / client (the client id), session (x-claude-code-session-id, else the client), model (the routed model), tag:<name> (a billing tag), global. Never the source IP.',
       },
       requests_per_minute: positive('Requests per minute.'),
-      input_tokens_per_minute: positive('Input tokens per minute, charged from the request\'s estimate (bytes / 4) at admission.'),
+      input_tokens_per_minute: positive("Input tokens per minute, charged from the request's estimate (bytes / 4) at admission."),
       output_tokens_per_minute: positive('Output tokens per minute, charged from the usage reported at the end of each answer.'),
       concurrent: positive('Requests in flight at once.'),
-      burst: { type: 'number', exclusiveMinimum: 0, description: 'Bucket capacity as a multiple of the per-minute limit (default 1: a full minute\'s worth at once).' },
+      burst: { type: 'number', exclusiveMinimum: 0, description: "Bucket capacity as a multiple of the per-minute limit (default 1: a full minute's worth at once)." },
       shadow: { type: 'boolean', description: 'true: count and log what would be refused, refuse nothing (to try a limit on live traffic).' },
     },
   },

@@ -18,4 +18,3 @@ export interface CompileContext {
   /** Time budget of one JSONata evaluation, ms (default `DEFAULT_EXPRESSION_MS`). */
   expressionMs?: number;
 }
-

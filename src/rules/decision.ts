@@ -16,7 +16,7 @@ export interface FallbackTarget {
  * (`declare module '../rules/decision.js' { interface DecisionPayloads { throttles: Throttle } }`), so the core
  * never casts and never names an action's private fields.
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
+// biome-ignore lint/suspicious/noEmptyInterface: filled by declaration merging in the action modules
 export interface DecisionPayloads {}
 
 /** The payload lists of a decision, typed by what the action modules declared. */

@@ -90,7 +90,7 @@ function unboundedParts(ast: unknown): string[] {
       out.push(`range [${String(n.lhs.value)}..${String(n.rhs.value)}] builds more than ${MAX_SEQUENCE} items`);
     }
     for (const v of Object.values(n)) {
-      if (Array.isArray(v)) v.forEach((x) => walk(x, bound));
+      if (Array.isArray(v)) for (const x of v) walk(x, bound);
       else if (v && typeof v === 'object') walk(v, bound);
     }
   };

@@ -121,7 +121,11 @@ export function compileRuleSources(sources: RuleSource[], providers: Iterable<st
   const hash = createHash('sha256');
 
   for (const src of sources) {
-    hash.update(src.name ?? src.file).update('\0').update(src.text).update('\0');
+    hash
+      .update(src.name ?? src.file)
+      .update('\0')
+      .update(src.text)
+      .update('\0');
     const { source, issues: parseIssues } = SourceFile.parse(src.file, src.text);
     issues.push(...parseIssues);
     if (parseIssues.some((i) => i.severity === 'error')) continue;
@@ -129,7 +133,13 @@ export function compileRuleSources(sources: RuleSource[], providers: Iterable<st
     if (data === null || data === undefined) {
       // Editors and deploy tools that truncate then write, or a half-synced ConfigMap, leave an empty file
       // for a moment: loading it as "no rules" would silently drop every deny, throttle and route in it.
-      issues.push({ file: src.file, line: 1, col: 1, severity: 'error', message: 'the file holds no rules (empty, whitespace or only comments; a truncated write?); an intentionally empty file says `version: 1` and `rules: []`' });
+      issues.push({
+        file: src.file,
+        line: 1,
+        col: 1,
+        severity: 'error',
+        message: 'the file holds no rules (empty, whitespace or only comments; a truncated write?); an intentionally empty file says `version: 1` and `rules: []`',
+      });
       continue;
     }
     if (!validateRules(data)) {
@@ -188,11 +198,13 @@ function deadRuleWarnings(rules: CompiledRule[]): LoadIssue[] {
       continue;
     }
     const perAction = rule.actions.map((a) => a.module.settings(a.compiled));
-    const shadowedBy = perAction.every((s) => s.length > 0 && s.every((w) => owned.has(w.setting)))
-      ? [...new Set(perAction.flat().map((w) => owned.get(w.setting)!))]
-      : null;
+    const shadowedBy = perAction.every((s) => s.length > 0 && s.every((w) => owned.has(w.setting))) ? [...new Set(perAction.flat().map((w) => owned.get(w.setting)!))] : null;
     if (shadowedBy && rule.actions.length > 0) {
-      out.push({ ...where(rule), severity: 'warning', message: `rule "${rule.id}" can never take effect: everything it sets is already set by ${shadowedBy.map((s) => `"${s}"`).join(', ')}, which ${shadowedBy.length === 1 ? 'matches' : 'match'} every request` });
+      out.push({
+        ...where(rule),
+        severity: 'warning',
+        message: `rule "${rule.id}" can never take effect: everything it sets is already set by ${shadowedBy.map((s) => `"${s}"`).join(', ')}, which ${shadowedBy.length === 1 ? 'matches' : 'match'} every request`,
+      });
     }
     if (rule.matchers.length === 0) {
       for (const s of perAction.flat()) if (s.always && !owned.has(s.setting)) owned.set(s.setting, rule.id);

@@ -36,7 +36,7 @@ export function maskHeaders(headers: Record<string, string | string[]>): Record<
     const v = Array.isArray(value) ? value.join(', ') : value;
     if (!CREDENTIALS.has(name)) out[name] = v;
     else {
-      const secret = name === 'authorization' ? clientCredential({ authorization: v }) ?? v : v;
+      const secret = name === 'authorization' ? (clientCredential({ authorization: v }) ?? v) : v;
       out[name] = `[masked ${credentialFingerprint(secret)}]`;
     }
   }
@@ -87,9 +87,17 @@ export function formatReport(r: DryRunReport): string {
   lines.push(`model     ${r.route.model}${r.route.model !== r.route.requested_model ? ` (requested ${r.route.requested_model})` : ''}`);
   lines.push(`fallback  ${r.route.fallback.length ? r.route.fallback.map((f) => (f.model ? `${f.provider} (model ${f.model})` : f.provider)).join(' -> ') : '-'}`);
   if (r.route.chain.length > 1) lines.push(`chain     ${r.route.chain.map((l) => `${l.provider} (${l.model})`).join(' -> ')}`);
-  lines.push(`tags      ${Object.entries(r.tags).map(([k, v]) => `${k}=${v}`).join(' ') || '-'}`);
+  lines.push(
+    `tags      ${
+      Object.entries(r.tags)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ') || '-'
+    }`,
+  );
   lines.push(`throttles ${r.throttles.length ? r.throttles.map((t) => t.rule).join(', ') : '-'}`);
-  lines.push(`body      ${r.body_changed ? 'changed by rules' : 'forwarded byte for byte'}${'method' in sent && sent.dropped_fields.length ? `; dropped for this provider: ${sent.dropped_fields.join(', ')}` : ''}`);
+  lines.push(
+    `body      ${r.body_changed ? 'changed by rules' : 'forwarded byte for byte'}${'method' in sent && sent.dropped_fields.length ? `; dropped for this provider: ${sent.dropped_fields.join(', ')}` : ''}`,
+  );
   const cache = r.cache_breakpoints as { existing: number; places: Array<{ place: string; ttl: string; status: string; reason?: string }> } | undefined;
   if (cache) {
     lines.push(`cache     ${cache.existing} breakpoint(s) from the client`);
@@ -100,8 +108,13 @@ export function formatReport(r: DryRunReport): string {
   lines.push(`${'RULE'.padEnd(idWidth)}  MATCH  DETAIL`);
   for (const rule of r.rules) {
     const detail = rule.matched
-      ? rule.actions.map((a) => `${a.action}${a.applied ? '' : ' (shadowed' + (a.shadowed_by ? ` by ${a.shadowed_by}` : '') + ')'}${a.applied && a.shadowed?.length ? ` (partly shadowed: ${a.shadowed.map((s) => `${s.setting} by ${s.by}`).join(', ')})` : ''}`).join(', ')
-      : rule.reason ?? '';
+      ? rule.actions
+          .map(
+            (a) =>
+              `${a.action}${a.applied ? '' : ' (shadowed' + (a.shadowed_by ? ` by ${a.shadowed_by}` : '') + ')'}${a.applied && a.shadowed?.length ? ` (partly shadowed: ${a.shadowed.map((s) => `${s.setting} by ${s.by}`).join(', ')})` : ''}`,
+          )
+          .join(', ')
+      : (rule.reason ?? '');
     lines.push(`${rule.id.padEnd(idWidth)}  ${rule.matched ? 'yes  ' : 'no   '}  ${detail}`);
   }
   lines.push('');

@@ -21,7 +21,8 @@ export function buildRulesSchema(): Record<string, unknown> {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     $id: 'https://switchyard.dev/schemas/rules.schema.json',
     title: 'Switchyard rule file (rules/*.yaml)',
-    description: 'Rules run top to bottom (files in name order); every matching rule applies its actions; for a single-valued setting (route, model, a tag, a header) the first rule that sets it wins; throttles accumulate; deny ends evaluation; final: true ends it after that rule.',
+    description:
+      'Rules run top to bottom (files in name order); every matching rule applies its actions; for a single-valued setting (route, model, a tag, a header) the first rule that sets it wins; throttles accumulate; deny ends evaluation; final: true ends it after that rule.',
     type: 'object',
     additionalProperties: false,
     required: ['version', 'rules'],
@@ -52,7 +53,11 @@ export function buildRulesSchema(): Record<string, unknown> {
                   description: 'Request headers by name (case-insensitive): "*" = present, "/regex/flags" = regex match, anything else = exact value.',
                   additionalProperties: { type: 'string', description: '"*", "/regex/flags" or an exact value.' },
                 },
-                when: { type: 'string', minLength: 1, description: 'JSONata over the request context (model, stream, body, messages, headers, client, session, estimate, time); must return true or false.' },
+                when: {
+                  type: 'string',
+                  minLength: 1,
+                  description: 'JSONata over the request context (model, stream, body, messages, headers, client, session, estimate, time); must return true or false.',
+                },
               },
             },
             actions: {

@@ -12,7 +12,6 @@ import type { BudgetSpec } from '../actions/budget.js';
 import type { Decision } from '../rules/decision.js';
 import type { BucketSpec, Slot, StateStore } from '../state/store.js';
 
-
 /** What admission hands back: call `done` or `refund` once when the request is over (later calls do nothing). */
 export interface Ticket {
   /** The answer is over: frees slots and charges the output tokens the upstream reported (0 when unknown). */
@@ -93,10 +92,7 @@ export async function admit(decision: Decision, rc: RequestContext, store: State
     async done(outputTokens) {
       if (finished) return;
       finished = true;
-      await Promise.all([
-        ...slots.map((s) => s.release()),
-        ...(outputTokens > 0 ? output.map((o) => store.charge(o.key, outputTokens, o.spec)) : []),
-      ]);
+      await Promise.all([...slots.map((s) => s.release()), ...(outputTokens > 0 ? output.map((o) => store.charge(o.key, outputTokens, o.spec)) : [])]);
     },
     async refund() {
       if (finished) return;
@@ -105,7 +101,6 @@ export async function admit(decision: Decision, rc: RequestContext, store: State
     },
   };
 }
-
 
 /** The calendar period (UTC) containing `now`: a day, a week from Monday, or a month. */
 export function periodOf(per: BudgetSpec['per'], now: Date): { start: Date; end: Date } {
@@ -143,7 +138,12 @@ const usd = (n: number) => `$${n.toFixed(n < 1 ? 4 : 2)}`;
  * @returns the keys to charge when the request finishes, and warnings for budgets past `warn_at`.
  * @throws BudgetSpentError (429, x-should-retry: false) naming the budget, the amount spent and the reset time.
  */
-export async function checkBudgets(decision: Decision, rc: RequestContext, store: StateStore, now = new Date()): Promise<{ charges: BudgetCharge[]; warnings: Array<{ key: string; message: string }> }> {
+export async function checkBudgets(
+  decision: Decision,
+  rc: RequestContext,
+  store: StateStore,
+  now = new Date(),
+): Promise<{ charges: BudgetCharge[]; warnings: Array<{ key: string; message: string }> }> {
   const charges: BudgetCharge[] = [];
   const warnings: Array<{ key: string; message: string }> = [];
   for (const b of decision.budgets) {
@@ -152,7 +152,11 @@ export async function checkBudgets(decision: Decision, rc: RequestContext, store
     const key = budgetKey(b, value, start);
     const spent = await store.spend(key);
     if (spent >= b.usd) {
-      throw new BudgetSpentError(b.rule, `budget "${b.rule}" of ${usd(b.usd)} per ${b.per} for ${b.scope} "${value}" is spent (${usd(spent)}); it resets at ${end.toISOString()}`, Math.max(1, Math.ceil((end.getTime() - now.getTime()) / 1000)));
+      throw new BudgetSpentError(
+        b.rule,
+        `budget "${b.rule}" of ${usd(b.usd)} per ${b.per} for ${b.scope} "${value}" is spent (${usd(spent)}); it resets at ${end.toISOString()}`,
+        Math.max(1, Math.ceil((end.getTime() - now.getTime()) / 1000)),
+      );
     }
     if (b.warn_at !== undefined && spent >= b.warn_at * b.usd) {
       warnings.push({ key, message: `budget "${b.rule}": ${usd(spent)} of ${usd(b.usd)} per ${b.per} spent for ${b.scope} "${value}" (${Math.round((spent / b.usd) * 100)}%)` });

@@ -5,7 +5,7 @@
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
-import { AdminAccessError, AdminQueryError, asGatewayError, errorBody, GatewayError, NotFoundError } from '../errors.js';
+import { AdminAccessError, AdminQueryError, asGatewayError, errorBody, type GatewayError, NotFoundError } from '../errors.js';
 import { formatIssue } from '../validation.js';
 import { bearerMatches } from './auth.js';
 import { cors } from './cors.js';
@@ -30,7 +30,10 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
     return RESPONSE_ALREADY_SENT;
   };
 
-  app.use('*', cors(() => deps.runtime.current.config.cors));
+  app.use(
+    '*',
+    cors(() => deps.runtime.current.config.cors),
+  );
 
   // Claude Code probes reachability with HEAD / or HEAD /api/hello: answer any HEAD without an upstream.
   // (Hono dispatches HEAD to GET routes, so this is a middleware, not a route.)
@@ -143,6 +146,6 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   return app;
 }
 
-function errorResponse(c: Context, err: GatewayError): Response {
+function errorResponse(_c: Context, err: GatewayError): Response {
   return new Response(errorBody(err), { status: err.status, headers: { 'content-type': 'application/json', ...err.headers } });
 }

@@ -9,7 +9,6 @@ import type { ClientConfig } from '../config.js';
 import { AuthenticationError } from '../errors.js';
 import { clientCredential } from '../rules/context.js';
 
-
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
 /**

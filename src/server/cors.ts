@@ -8,7 +8,8 @@ import type { MiddlewareHandler } from 'hono';
 import type { GatewayConfig } from '../config.js';
 
 /** Response headers a browser client may read (request ids, rate-limit state, retry hints). */
-const EXPOSE = 'request-id, x-switchyard-request-id, retry-after, x-should-retry, anthropic-ratelimit-requests-remaining, anthropic-ratelimit-tokens-remaining, anthropic-ratelimit-requests-reset, anthropic-ratelimit-tokens-reset';
+const EXPOSE =
+  'request-id, x-switchyard-request-id, retry-after, x-should-retry, anthropic-ratelimit-requests-remaining, anthropic-ratelimit-tokens-remaining, anthropic-ratelimit-requests-reset, anthropic-ratelimit-tokens-reset';
 
 /** Middleware: allowed origins get CORS headers; a preflight (OPTIONS with Access-Control-Request-Method) is answered 204. */
 export function cors(current: () => GatewayConfig['cors']): MiddlewareHandler<{ Bindings: HttpBindings }> {

@@ -23,7 +23,10 @@ const BACKSLASH = 0x5c;
 
 /** Thrown inside the scanner; turned into an {@link InvalidRequestError} at the top. */
 class ScanError extends Error {
-  constructor(readonly at: number, what: string) {
+  constructor(
+    readonly at: number,
+    what: string,
+  ) {
     super(what);
   }
 }
@@ -36,7 +39,10 @@ class Scanner {
   depth = 0;
   /** The next backslash at or after the scan position (-1: none left), searched again only once passed. */
   private bs: number;
-  constructor(readonly b: Uint8Array, readonly maxDepth: number) {
+  constructor(
+    readonly b: Uint8Array,
+    readonly maxDepth: number,
+  ) {
     this.bs = b.indexOf(BACKSLASH);
   }
 

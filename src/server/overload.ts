@@ -12,7 +12,6 @@
  */
 import { OverloadedError } from '../errors.js';
 
-
 const mb = (n: number) => `${Math.round((n / 1048576) * 10) / 10} MB`;
 
 /** Bytes reserved by requests being received or handled, in total and per client id. */

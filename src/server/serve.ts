@@ -38,7 +38,11 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, limits: G
   }
   const [status, reason, gerr] =
     err.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'Request Header Fields Too Large', new HttpProtocolError('SY_HEADERS_TOO_LARGE', 431, `request headers exceed switchyard's limit of ${limits.max_header_bytes} bytes (limits.max_header_bytes)`)]
+      ? [
+          431,
+          'Request Header Fields Too Large',
+          new HttpProtocolError('SY_HEADERS_TOO_LARGE', 431, `request headers exceed switchyard's limit of ${limits.max_header_bytes} bytes (limits.max_header_bytes)`),
+        ]
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'Request Timeout', new HttpProtocolError('SY_REQUEST_TIMEOUT', 408, `the request was not received completely within ${limits.request_timeout_ms} ms (limits.request_timeout_ms)`)]
         : [400, 'Bad Request', new HttpProtocolError('SY_BAD_HTTP', 400, `malformed HTTP request (${err.code ?? 'parse error'})`)];
@@ -154,10 +158,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     ...(tls ? { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } : {}),
   };
   const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve(
-      { fetch: app.fetch, hostname: host, port, overrideGlobalObjects: false, serverOptions, ...(tls ? { createServer: createHttpsServer } : {}) },
-      () => resolve(s),
-    );
+    const s = serve({ fetch: app.fetch, hostname: host, port, overrideGlobalObjects: false, serverOptions, ...(tls ? { createServer: createHttpsServer } : {}) }, () => resolve(s));
     s.once('error', reject);
   });
   const http = server as Server;

@@ -160,7 +160,11 @@ export class RedisStore implements StateStore {
   }
 
   async addSpend(key: string, usd: number, expiresAtMs: number): Promise<void> {
-    await this.redis.multi().incrbyfloat(this.prefix + key, usd).pexpireat(this.prefix + key, Math.ceil(expiresAtMs)).exec();
+    await this.redis
+      .multi()
+      .incrbyfloat(this.prefix + key, usd)
+      .pexpireat(this.prefix + key, Math.ceil(expiresAtMs))
+      .exec();
   }
 
   async spend(key: string): Promise<number> {

@@ -31,7 +31,6 @@ export interface FailureModes {
   budgets: FailureMode;
 }
 
-
 /** What `/readyz` and metrics show about the store. */
 export interface StateHealth {
   kind: string;
@@ -100,11 +99,14 @@ export class ResilientStore implements StateStore {
       }
       return v;
     } catch (err) {
-      const message = err instanceof BrokenCircuitError ? this.lastError ?? 'circuit open' : (err as Error).message;
+      const message = err instanceof BrokenCircuitError ? (this.lastError ?? 'circuit open') : (err as Error).message;
       if (!(err instanceof BrokenCircuitError)) this.lastError = message;
       if (this.degradedSince === null) {
         this.degradedSince = Date.now();
-        this.log.warn({ state: 'redis', err: message, on_failure: this.modes }, `state store (redis) is unavailable: throttles ${describe(this.modes.throttles)}, key cooldowns ${describe(this.modes.cooldowns)}, budgets ${describe(this.modes.budgets)} until it is back`);
+        this.log.warn(
+          { state: 'redis', err: message, on_failure: this.modes },
+          `state store (redis) is unavailable: throttles ${describe(this.modes.throttles)}, key cooldowns ${describe(this.modes.cooldowns)}, budgets ${describe(this.modes.budgets)} until it is back`,
+        );
         this.observer.onStatus?.(true);
       }
       const mode = this.modes[use];

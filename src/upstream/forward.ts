@@ -99,7 +99,10 @@ export class BreakerRegistry {
     const spec = `${p.breaker.failures}/${p.breaker.cooldown_ms}/${p.breaker.statuses?.join(',') ?? '5xx'}`;
     const existing = this.breakers.get(p.name);
     if (existing && existing.spec === spec) return existing.policy;
-    const policy = circuitBreaker(handleWhen((err) => isUpstreamFault(err, p)), { halfOpenAfter: p.breaker.cooldown_ms, breaker: new ConsecutiveBreaker(p.breaker.failures) });
+    const policy = circuitBreaker(
+      handleWhen((err) => isUpstreamFault(err, p)),
+      { halfOpenAfter: p.breaker.cooldown_ms, breaker: new ConsecutiveBreaker(p.breaker.failures) },
+    );
     this.breakers.set(p.name, { spec, policy });
     return policy;
   }
@@ -159,7 +162,10 @@ async function buffer(answer: Dispatcher.ResponseData, provider: string): Promis
       answer.body.destroy();
       const status = answer.statusCode;
       const type = status === 429 ? 'rate_limit_error' : status === 529 ? 'overloaded_error' : status >= 500 ? 'api_error' : 'invalid_request_error';
-      const body = JSON.stringify({ type: 'error', error: { type, message: `provider "${provider}" answered ${status} with an error body over ${MAX_ERROR_BODY_BYTES} bytes; switchyard did not keep it` } });
+      const body = JSON.stringify({
+        type: 'error',
+        error: { type, message: `provider "${provider}" answered ${status} with an error body over ${MAX_ERROR_BODY_BYTES} bytes; switchyard did not keep it` },
+      });
       const headers: Dispatcher.ResponseData['headers'] = { ...answer.headers, 'content-type': 'application/json' };
       delete headers['content-length'];
       delete headers['content-encoding'];
@@ -227,7 +233,14 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
       let answer: Dispatcher.ResponseData;
       try {
         answer = await breaker.execute(async () => {
-          const a = await u.client.send(provider, { method: outgoing.method, pathAndQuery: outgoing.pathAndQuery, headers: outgoing.headers(credential), body: outgoing.body, signal: plan.signal, stream: plan.stream });
+          const a = await u.client.send(provider, {
+            method: outgoing.method,
+            pathAndQuery: outgoing.pathAndQuery,
+            headers: outgoing.headers(credential),
+            body: outgoing.body,
+            signal: plan.signal,
+            stream: plan.stream,
+          });
           if (a.statusCode >= 500) throw new FailedAnswer(a);
           return a;
         });
@@ -235,7 +248,10 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
         release();
         if (plan.signal.aborted) throw plan.signal.reason;
         if (err instanceof BrokenCircuitError) {
-          lastError = new NoUpstreamError('SY_CIRCUIT_OPEN', `provider "${provider.name}": circuit open after ${provider.breaker.failures} consecutive failures; the next probe goes through ${Math.round(provider.breaker.cooldown_ms / 1000)} s after it opened`);
+          lastError = new NoUpstreamError(
+            'SY_CIRCUIT_OPEN',
+            `provider "${provider.name}": circuit open after ${provider.breaker.failures} consecutive failures; the next probe goes through ${Math.round(provider.breaker.cooldown_ms / 1000)} s after it opened`,
+          );
           u.log.warn({ request_id: plan.requestId, provider: provider.name }, 'circuit open: skipping provider');
           break;
         }
@@ -245,7 +261,16 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
         } else {
           lastError = err;
         }
-        u.log.warn({ request_id: plan.requestId, provider: provider.name, key_fingerprint: key?.fingerprint, attempt: attempts, error: err instanceof FailedAnswer ? `status ${err.answer.statusCode}` : (err as Error).message }, 'upstream attempt failed');
+        u.log.warn(
+          {
+            request_id: plan.requestId,
+            provider: provider.name,
+            key_fingerprint: key?.fingerprint,
+            attempt: attempts,
+            error: err instanceof FailedAnswer ? `status ${err.answer.statusCode}` : (err as Error).message,
+          },
+          'upstream attempt failed',
+        );
         backoff = true;
         continue;
       }
@@ -259,7 +284,10 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
           u.onCooldown?.(provider.name);
         }
         lastAnswer = await buffer(answer, provider.name);
-        u.log.warn({ request_id: plan.requestId, provider: provider.name, key_fingerprint: key?.fingerprint, attempt: attempts, status }, status === 429 ? 'upstream key rate-limited: cooling down, trying the next key' : 'upstream timeout (408): retrying');
+        u.log.warn(
+          { request_id: plan.requestId, provider: provider.name, key_fingerprint: key?.fingerprint, attempt: attempts, status },
+          status === 429 ? 'upstream key rate-limited: cooling down, trying the next key' : 'upstream timeout (408): retrying',
+        );
         backoff = status === 408 || !key;
         if (status === 429 && !key) break; // transparent mode: the client's own key is rate-limited; pass it on
         continue;
@@ -267,7 +295,10 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
       if ((status === 401 || status === 403) && key) {
         release();
         key.failed = true;
-        u.log.error({ provider: provider.name, key_fingerprint: key.fingerprint, status }, `upstream key ${key.fingerprint} of provider "${provider.name}" was refused (${status}); it is out of the pool until the config changes`);
+        u.log.error(
+          { provider: provider.name, key_fingerprint: key.fingerprint, status },
+          `upstream key ${key.fingerprint} of provider "${provider.name}" was refused (${status}); it is out of the pool until the config changes`,
+        );
         lastAnswer = await buffer(answer, provider.name);
         continue;
       }

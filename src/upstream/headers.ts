@@ -7,17 +7,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 
 /** Hop-by-hop headers: meaningful for one connection only, never forwarded (RFC 9110 §7.6.1). */
-export const HOP_BY_HOP: readonly string[] = [
-  'connection',
-  'keep-alive',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'proxy-authorization',
-  'proxy-authenticate',
-  'proxy-connection',
-];
+export const HOP_BY_HOP: readonly string[] = ['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'proxy-connection'];
 
 const DROP_REQUEST = new Set([...HOP_BY_HOP, 'host', 'content-length', 'expect']);
 

@@ -41,7 +41,11 @@ export class KeyPool {
   private readonly sticky = new LRUCache<string, number>({ max: STICKY_SESSIONS });
   private next = 0;
 
-  constructor(readonly provider: string, keys: string[], readonly strategy: KeyStrategy) {
+  constructor(
+    readonly provider: string,
+    keys: string[],
+    readonly strategy: KeyStrategy,
+  ) {
     this.keys = keys.map((key, index) => ({ index, key, fingerprint: keyFingerprint(key), failed: false, inFlight: 0, remaining: null }));
   }
 

@@ -88,8 +88,16 @@ export class Ledger {
 
   private toSpool(items: UsageRecord[], why: string): boolean {
     const ok = this.spool!.write(items);
-    if (ok) this.log.warn({ records: items.length, spool: this.spool!.dir, why }, `usage ledger (${this.store.kind}): ${items.length} record(s) written to the disk spool; they are replayed when the store answers`);
-    else this.log.error({ records: items.length, spool: this.spool!.dir, dropped: this.dropped }, `usage ledger (${this.store.kind}): the spool is full or not writable; ${items.length} record(s) dropped`);
+    if (ok)
+      this.log.warn(
+        { records: items.length, spool: this.spool!.dir, why },
+        `usage ledger (${this.store.kind}): ${items.length} record(s) written to the disk spool; they are replayed when the store answers`,
+      );
+    else
+      this.log.error(
+        { records: items.length, spool: this.spool!.dir, dropped: this.dropped },
+        `usage ledger (${this.store.kind}): the spool is full or not writable; ${items.length} record(s) dropped`,
+      );
     return ok;
   }
 
@@ -128,7 +136,10 @@ export class Ledger {
     this.lastError = (err as Error).message;
     const backoff = Math.min(MAX_BACKOFF_MS, this.opts.flushIntervalMs * 2 ** Math.min(this.failures, 10));
     this.nextTryAt = Date.now() + backoff / 2 + Math.random() * (backoff / 2);
-    this.log.warn({ queued: this.queue.length, failures: this.failures, next_try_ms: Math.round(this.nextTryAt - Date.now()), err: this.lastError }, `usage ledger (${this.store.kind}) write failed; records stay queued`);
+    this.log.warn(
+      { queued: this.queue.length, failures: this.failures, next_try_ms: Math.round(this.nextTryAt - Date.now()), err: this.lastError },
+      `usage ledger (${this.store.kind}) write failed; records stay queued`,
+    );
   }
 
   /** Replays the disk spool into the store (one replay at a time). */

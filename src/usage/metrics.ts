@@ -11,20 +11,65 @@ const TOKEN_KINDS = ['input_tokens', 'output_tokens', 'cache_creation_5m_input_t
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly requests = new Counter({ name: 'switchyard_requests_total', help: 'Proxied requests by provider, model and status.', labelNames: ['provider', 'model', 'status'], registers: [this.registry] });
+  private readonly requests = new Counter({
+    name: 'switchyard_requests_total',
+    help: 'Proxied requests by provider, model and status.',
+    labelNames: ['provider', 'model', 'status'],
+    registers: [this.registry],
+  });
   private readonly tokens = new Counter({ name: 'switchyard_tokens_total', help: 'Tokens reported by upstreams, by kind.', labelNames: ['provider', 'model', 'kind'], registers: [this.registry] });
-  private readonly cost = new Counter({ name: 'switchyard_cost_usd_total', help: 'Cost of answered requests, USD (models without a price are not counted).', labelNames: ['provider', 'model'], registers: [this.registry] });
-  private readonly latency = new Histogram({ name: 'switchyard_request_duration_seconds', help: 'Whole request duration, seconds.', labelNames: ['provider'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600], registers: [this.registry] });
-  private readonly ttft = new Histogram({ name: 'switchyard_time_to_first_token_seconds', help: 'Time to the first byte of the answer, seconds.', labelNames: ['provider'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60], registers: [this.registry] });
+  private readonly cost = new Counter({
+    name: 'switchyard_cost_usd_total',
+    help: 'Cost of answered requests, USD (models without a price are not counted).',
+    labelNames: ['provider', 'model'],
+    registers: [this.registry],
+  });
+  private readonly latency = new Histogram({
+    name: 'switchyard_request_duration_seconds',
+    help: 'Whole request duration, seconds.',
+    labelNames: ['provider'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+    registers: [this.registry],
+  });
+  private readonly ttft = new Histogram({
+    name: 'switchyard_time_to_first_token_seconds',
+    help: 'Time to the first byte of the answer, seconds.',
+    labelNames: ['provider'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
   readonly throttled = new Counter({ name: 'switchyard_throttled_total', help: 'Requests refused by a throttle.', labelNames: ['rule'], registers: [this.registry] });
   private readonly retries = new Counter({ name: 'switchyard_retries_total', help: 'Upstream attempts after the first.', labelNames: ['provider'], registers: [this.registry] });
-  readonly stateFallbacks = new Counter({ name: 'switchyard_state_fallbacks_total', help: 'State store operations answered by the failure mode (local, allow, deny) because Redis was unavailable.', labelNames: ['use', 'mode'], registers: [this.registry] });
-  readonly stateDegraded = new Gauge({ name: 'switchyard_state_degraded', help: '1 while the shared state store (Redis) is unavailable and its failure mode applies, else 0.', registers: [this.registry] });
+  readonly stateFallbacks = new Counter({
+    name: 'switchyard_state_fallbacks_total',
+    help: 'State store operations answered by the failure mode (local, allow, deny) because Redis was unavailable.',
+    labelNames: ['use', 'mode'],
+    registers: [this.registry],
+  });
+  readonly stateDegraded = new Gauge({
+    name: 'switchyard_state_degraded',
+    help: '1 while the shared state store (Redis) is unavailable and its failure mode applies, else 0.',
+    registers: [this.registry],
+  });
   readonly cooldowns = new Counter({ name: 'switchyard_key_cooldowns_total', help: 'Upstream keys put on cooldown after a 429.', labelNames: ['provider'], registers: [this.registry] });
 
   constructor(ledger: Ledger | null) {
-    new Gauge({ name: 'switchyard_ledger_queue_depth', help: 'Usage records waiting to be written.', registers: [this.registry], collect() { this.set(ledger?.queued ?? 0); } });
-    new Gauge({ name: 'switchyard_ledger_dropped_records', help: 'Usage records dropped because the ledger queue was full (since start).', registers: [this.registry], collect() { this.set(ledger?.dropped ?? 0); } });
+    new Gauge({
+      name: 'switchyard_ledger_queue_depth',
+      help: 'Usage records waiting to be written.',
+      registers: [this.registry],
+      collect() {
+        this.set(ledger?.queued ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'switchyard_ledger_dropped_records',
+      help: 'Usage records dropped because the ledger queue was full (since start).',
+      registers: [this.registry],
+      collect() {
+        this.set(ledger?.dropped ?? 0);
+      },
+    });
   }
 
   /** Counts one finished request. */

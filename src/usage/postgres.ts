@@ -11,7 +11,16 @@ import type { LedgerStore } from './ledger.js';
 import { RECORD_COLUMNS, type UsageRecord } from './record.js';
 
 const SCHEMA_VERSION = 2;
-const INTS = new Set(['status', 'retries', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_creation_5m_input_tokens', 'cache_creation_1h_input_tokens', 'cache_read_input_tokens']);
+const INTS = new Set([
+  'status',
+  'retries',
+  'input_tokens',
+  'output_tokens',
+  'cache_creation_input_tokens',
+  'cache_creation_5m_input_tokens',
+  'cache_creation_1h_input_tokens',
+  'cache_read_input_tokens',
+]);
 
 function columnType(c: string): string {
   if (c === 'time') return 'timestamptz NOT NULL';
@@ -61,10 +70,13 @@ export class PostgresStore implements LedgerStore {
 
   async insert(records: UsageRecord[]): Promise<void> {
     const values: unknown[] = [];
-    const rows = records.map((r) => `(${RECORD_COLUMNS.map((c) => {
-      values.push(c === 'rules' || c === 'tags' ? JSON.stringify(r[c]) : r[c]);
-      return `$${values.length}`;
-    }).join(', ')})`);
+    const rows = records.map(
+      (r) =>
+        `(${RECORD_COLUMNS.map((c) => {
+          values.push(c === 'rules' || c === 'tags' ? JSON.stringify(r[c]) : r[c]);
+          return `$${values.length}`;
+        }).join(', ')})`,
+    );
     await this.pool.query(`INSERT INTO usage_records (${RECORD_COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (request_id) DO NOTHING`, values);
   }
 

@@ -46,7 +46,17 @@ function keyOf(r: UsageRecord, by: GroupBy): string {
   return r.tags[by.slice(4)] ?? '(untagged)';
 }
 
-const emptyRow = (group: Record<string, string>): ReportRow => ({ group, requests: 0, input_tokens: 0, output_tokens: 0, cache_write_tokens: 0, cache_read_tokens: 0, cost_usd: 0, unpriced_requests: 0, cache_hit_ratio: 0 });
+const emptyRow = (group: Record<string, string>): ReportRow => ({
+  group,
+  requests: 0,
+  input_tokens: 0,
+  output_tokens: 0,
+  cache_write_tokens: 0,
+  cache_read_tokens: 0,
+  cost_usd: 0,
+  unpriced_requests: 0,
+  cache_hit_ratio: 0,
+});
 
 function add(row: ReportRow, r: UsageRecord): void {
   row.requests++;

@@ -25,7 +25,10 @@ export class Spool {
   dropped = 0;
 
   /** @param dir created when missing. @throws when it cannot be created. */
-  constructor(readonly dir: string, private readonly maxBytes = DEFAULT_SPOOL_MAX_BYTES) {
+  constructor(
+    readonly dir: string,
+    private readonly maxBytes = DEFAULT_SPOOL_MAX_BYTES,
+  ) {
     mkdirSync(dir, { recursive: true });
     this.file = this.nextFile();
   }
@@ -36,7 +39,9 @@ export class Spool {
 
   private files(): string[] {
     try {
-      return readdirSync(this.dir).filter((f) => f.startsWith('spool-') && (f.endsWith('.jsonl') || f.endsWith('.replaying'))).map((f) => path.join(this.dir, f));
+      return readdirSync(this.dir)
+        .filter((f) => f.startsWith('spool-') && (f.endsWith('.jsonl') || f.endsWith('.replaying')))
+        .map((f) => path.join(this.dir, f));
     } catch {
       return [];
     }

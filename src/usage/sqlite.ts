@@ -13,10 +13,22 @@ import { RECORD_COLUMNS, type UsageRecord } from './record.js';
 const SCHEMA_VERSION = 2;
 
 const TYPES: Partial<Record<keyof UsageRecord, string>> = {
-  status: 'INTEGER NOT NULL', retries: 'INTEGER NOT NULL', latency_ms: 'REAL NOT NULL', ttft_ms: 'REAL', cost_usd: 'REAL',
-  input_tokens: 'INTEGER NOT NULL', output_tokens: 'INTEGER NOT NULL', cache_creation_input_tokens: 'INTEGER NOT NULL',
-  cache_creation_5m_input_tokens: 'INTEGER NOT NULL', cache_creation_1h_input_tokens: 'INTEGER NOT NULL', cache_read_input_tokens: 'INTEGER NOT NULL',
-  time: 'TEXT NOT NULL', request_id: 'TEXT NOT NULL', outcome: 'TEXT NOT NULL', rules: 'TEXT NOT NULL', tags: 'TEXT NOT NULL',
+  status: 'INTEGER NOT NULL',
+  retries: 'INTEGER NOT NULL',
+  latency_ms: 'REAL NOT NULL',
+  ttft_ms: 'REAL',
+  cost_usd: 'REAL',
+  input_tokens: 'INTEGER NOT NULL',
+  output_tokens: 'INTEGER NOT NULL',
+  cache_creation_input_tokens: 'INTEGER NOT NULL',
+  cache_creation_5m_input_tokens: 'INTEGER NOT NULL',
+  cache_creation_1h_input_tokens: 'INTEGER NOT NULL',
+  cache_read_input_tokens: 'INTEGER NOT NULL',
+  time: 'TEXT NOT NULL',
+  request_id: 'TEXT NOT NULL',
+  outcome: 'TEXT NOT NULL',
+  rules: 'TEXT NOT NULL',
+  tags: 'TEXT NOT NULL',
 };
 
 export class SqliteStore implements LedgerStore {
@@ -38,7 +50,9 @@ export class SqliteStore implements LedgerStore {
       this.db.exec(`CREATE TABLE IF NOT EXISTS usage_records (${cols}); CREATE INDEX IF NOT EXISTS usage_records_time ON usage_records (time);`);
     }
     if (version < 2) {
-      this.db.exec('DELETE FROM usage_records WHERE rowid NOT IN (SELECT min(rowid) FROM usage_records GROUP BY request_id); CREATE UNIQUE INDEX IF NOT EXISTS usage_records_request_id ON usage_records (request_id);');
+      this.db.exec(
+        'DELETE FROM usage_records WHERE rowid NOT IN (SELECT min(rowid) FROM usage_records GROUP BY request_id); CREATE UNIQUE INDEX IF NOT EXISTS usage_records_request_id ON usage_records (request_id);',
+      );
     }
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }

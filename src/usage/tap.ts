@@ -24,7 +24,14 @@ export interface Usage {
 }
 
 /** An all-zero usage. */
-export const noUsage = (): Usage => ({ input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_creation_5m_input_tokens: 0, cache_creation_1h_input_tokens: 0, cache_read_input_tokens: 0 });
+export const noUsage = (): Usage => ({
+  input_tokens: 0,
+  output_tokens: 0,
+  cache_creation_input_tokens: 0,
+  cache_creation_5m_input_tokens: 0,
+  cache_creation_1h_input_tokens: 0,
+  cache_read_input_tokens: 0,
+});
 
 interface RawUsage {
   input_tokens?: unknown;
@@ -71,26 +78,30 @@ export class UsageTap {
   private jsonBytes = 0;
 
   /** @param contentType and `contentEncoding` are the upstream response's headers. */
-  constructor(contentType: string, private readonly contentEncoding: string) {
+  constructor(
+    contentType: string,
+    private readonly contentEncoding: string,
+  ) {
     const isSse = contentType.startsWith('text/event-stream');
-    this.sse = isSse && !contentEncoding
-      ? createParser({
-          onEvent: (e) => {
-            if (e.event === 'message_stop') {
-              this.completed = true;
-              return;
-            }
-            if (e.event !== 'message_delta' && e.event !== 'message_start' && e.event !== 'error') return;
-            try {
-              const data = JSON.parse(e.data) as { usage?: RawUsage; message?: { usage?: RawUsage }; error?: { type?: unknown } };
-              if (e.event === 'error') this.streamError = typeof data.error?.type === 'string' ? data.error.type : 'error';
-              else mergeUsage(this.usage, e.event === 'message_start' ? data.message?.usage : data.usage);
-            } catch {
-              // not JSON: nothing to count
-            }
-          },
-        })
-      : null;
+    this.sse =
+      isSse && !contentEncoding
+        ? createParser({
+            onEvent: (e) => {
+              if (e.event === 'message_stop') {
+                this.completed = true;
+                return;
+              }
+              if (e.event !== 'message_delta' && e.event !== 'message_start' && e.event !== 'error') return;
+              try {
+                const data = JSON.parse(e.data) as { usage?: RawUsage; message?: { usage?: RawUsage }; error?: { type?: unknown } };
+                if (e.event === 'error') this.streamError = typeof data.error?.type === 'string' ? data.error.type : 'error';
+                else mergeUsage(this.usage, e.event === 'message_start' ? data.message?.usage : data.usage);
+              } catch {
+                // not JSON: nothing to count
+              }
+            },
+          })
+        : null;
     if (!isSse && contentType.includes('json')) this.json = [];
   }
 

@@ -13,7 +13,11 @@ export class WebhookExporter {
   private readonly queue: BatchQueue<UsageRecord>;
   private timer: NodeJS.Timeout;
 
-  constructor(private readonly url: string, private readonly log: Logger, opts: { intervalMs: number; maxQueue: number; retries?: number }) {
+  constructor(
+    private readonly url: string,
+    private readonly log: Logger,
+    opts: { intervalMs: number; maxQueue: number; retries?: number },
+  ) {
     this.queue = new BatchQueue((batch) => this.post(batch, opts.retries ?? 3), opts.maxQueue);
     this.timer = setInterval(() => void this.flush(), opts.intervalMs);
     this.timer.unref();

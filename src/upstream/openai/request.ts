@@ -12,7 +12,14 @@ type ChatMessage = Record<string, unknown>;
 const MAPPED = new Set(['model', 'messages', 'system', 'tools', 'tool_choice', 'max_tokens', 'stop_sequences', 'temperature', 'top_p', 'metadata', 'stream']);
 
 const text = (blocks: unknown): string =>
-  typeof blocks === 'string' ? blocks : Array.isArray(blocks) ? blocks.filter((b: Block) => b?.type === 'text').map((b: Block) => String(b.text ?? '')).join('\n\n') : '';
+  typeof blocks === 'string'
+    ? blocks
+    : Array.isArray(blocks)
+      ? blocks
+          .filter((b: Block) => b?.type === 'text')
+          .map((b: Block) => String(b.text ?? ''))
+          .join('\n\n')
+      : '';
 
 function imagePart(b: Block): Record<string, unknown> | null {
   const src = b.source as Block | undefined;

@@ -58,7 +58,7 @@ export function toAnthropicError(status: number, raw: string, provider: string):
   let message = raw.slice(0, 500);
   try {
     const j = JSON.parse(raw) as { error?: { message?: unknown } | string; message?: unknown };
-    const m = typeof j.error === 'string' ? j.error : j.error?.message ?? j.message;
+    const m = typeof j.error === 'string' ? j.error : (j.error?.message ?? j.message);
     if (typeof m === 'string') message = m;
   } catch {
     // not JSON: keep the text

@@ -30,11 +30,17 @@ export class ChatToMessagesStream extends Transform {
   private lastWrite = Date.now();
   private readonly pinger: NodeJS.Timeout;
 
-  constructor(private readonly model: string, pingMs = PING_AFTER_MS) {
+  constructor(
+    private readonly model: string,
+    pingMs = PING_AFTER_MS,
+  ) {
     super();
-    this.pinger = setInterval(() => {
-      if (Date.now() - this.lastWrite >= pingMs && !this.ended) this.emitEvent('ping', { type: 'ping' });
-    }, Math.max(10, Math.floor(pingMs / 3)));
+    this.pinger = setInterval(
+      () => {
+        if (Date.now() - this.lastWrite >= pingMs && !this.ended) this.emitEvent('ping', { type: 'ping' });
+      },
+      Math.max(10, Math.floor(pingMs / 3)),
+    );
     this.pinger.unref();
   }
 
@@ -59,7 +65,10 @@ export class ChatToMessagesStream extends Transform {
   }
 
   private onData(data: string): void {
-    if (data === '[DONE]') return this.finishMessage();
+    if (data === '[DONE]') {
+      this.finishMessage();
+      return;
+    }
     let chunk: Record<string, any>;
     try {
       chunk = JSON.parse(data) as Record<string, any>;
