@@ -123,7 +123,7 @@ withCommon(program.command('validate-rules').description('check rule files and c
       try {
         const cfg = loadConfig(file, { missingEnv: 'warning' });
         issues.push(...cfg.warnings);
-        checkDir(cfg.rulesDir, Object.keys(cfg.providers));
+        checkDir(cfg.rules_dir, Object.keys(cfg.providers));
       } catch (err) {
         if (!(err instanceof LoadError)) throw err;
         issues.push(...err.issues);
@@ -131,7 +131,7 @@ withCommon(program.command('validate-rules').description('check rule files and c
     };
     if (paths.length === 0) {
       const providers = providersFromBase();
-      if (baseConfig) checkDir(baseConfig.rulesDir, providers);
+      if (baseConfig) checkDir(baseConfig.rules_dir, providers);
     }
     for (const p of paths) {
       let kind: ReturnType<typeof classify>;
@@ -162,7 +162,7 @@ withCommon(program.command('dry-run').description('print the routing decision fo
   .action(async (opts: CommonOptions & { request: string; key?: string; header: string[]; path: string; json?: boolean }) => {
     try {
       const config = loadConfig(configPath(opts), { rulesDir: opts.rules, missingEnv: 'warning' });
-      const rules = loadRuleDir(config.rulesDir, Object.keys(config.providers));
+      const rules = loadRuleDir(config.rules_dir, Object.keys(config.providers));
       const raw = readFileSync(opts.request);
       const body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
       if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new Error(`${opts.request}: the request must be a JSON object`);
@@ -174,7 +174,7 @@ withCommon(program.command('dry-run').description('print the routing decision fo
       }
       const client = opts.key ? config.clients?.find((c) => c.id === opts.key) : undefined;
       const rc = buildContext({ path: opts.path.split('?')[0]!, body, headers, bodyBytes: raw.length, clientId: opts.key, clientTags: client?.tags });
-      const decision = await evaluate(rules, rc, config.defaultProvider);
+      const decision = await evaluate(rules, rc, config.default_provider);
       const pathAndQuery = upstreamPathAndQuery(opts.path);
       const endpoint = pathAndQuery.startsWith('/v1/messages/count_tokens') ? 'count_tokens' : 'messages';
       const prepared = prepareUpstream(config, { endpoint, pathAndQuery, headers, raw, body, decision, stream: rc.stream }, rc.estimate.input_tokens);

@@ -55,7 +55,7 @@ const timeouts = {
     },
     body_ms: { type: 'integer', minimum: 1, description: `Longest silence allowed between two chunks of the response body, ms (default ${DEFAULT_TIMEOUTS.body_ms}).` },
   },
-};
+} as const;
 
 export const configSchema = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',

@@ -6,8 +6,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FailureMode, FailureModes } from './state/resilient.js';
+import type { FailureModes } from './state/resilient.js';
 import { DEFAULT_SPOOL_MAX_BYTES } from './usage/spool.js';
+import type { FromSchema } from 'json-schema-to-ts';
 import { configSchema, DEFAULT_BREAKER, DEFAULT_STATE, DEFAULT_LIMITS, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRIES, DEFAULT_TIMEOUTS } from './config-schema.js';
 import { compileSchema, LoadError, schemaIssues, SourceFile, type DocPath, type LoadIssue } from './validation.js';
 
@@ -30,7 +31,7 @@ export interface ProviderConfig {
   /** Resolved upstream keys; empty = forward the client's credential. */
   keys: string[];
   timeouts: Timeouts;
-  keyStrategy: 'round_robin' | 'least_loaded';
+  key_strategy: 'round_robin' | 'least_loaded';
   /** Model renames for this provider (requested → sent). */
   models: Record<string, string>;
   retries: { max: number; base_delay_ms: number; max_delay_ms: number; budget_ms: number };
@@ -61,8 +62,8 @@ export interface GatewayConfig {
   /** `tls` holds absolute paths of the PEM files when HTTPS is served directly. */
   listen: { host: string; port: number; tls: { cert: string; key: string } | null };
   /** Absolute path of the rules directory. */
-  rulesDir: string;
-  defaultProvider: string;
+  rules_dir: string;
+  default_provider: string;
   providers: Record<string, ProviderConfig>;
   /** Request limits: bytes, ms, counts; `rule_expression_ms` per JSONata evaluation; `max_json_depth` levels of nesting. */
   limits: {
@@ -77,13 +78,21 @@ export interface GatewayConfig {
   };
   /** Client keys; null = transparent mode (no client authentication). */
   clients: ClientConfig[] | null;
-  allowOpen: boolean;
+  allow_open: boolean;
   /** Admin bearer token; null = admin routes on loopback only. */
   admin: { token: string | null };
-  cors: { origins: string[]; maxAgeS: number } | null;
+  cors: { origins: string[]; max_age_s: number } | null;
   /** The usage ledger store, or null when off. */
   /** `writeTimeoutMs`: bound of one batch write, ms; `spool`: disk spool directory and bound (bytes), or null when off. */
-  ledger: { sqlite?: string; postgres?: string; flushIntervalMs: number; maxQueue: number; webhook: string | null; writeTimeoutMs: number; spool: { dir: string; maxBytes: number } | null } | null;
+  ledger: {
+    sqlite?: string;
+    postgres?: string;
+    flush_interval_ms: number;
+    max_queue: number;
+    webhook: string | null;
+    write_timeout_ms: number;
+    spool: { dir: string; max_bytes: number } | null;
+  } | null;
   /** Absolute path of the price table. */
   prices: string;
   /** Throttle counters, cooldowns and budget totals: in this process, or in Redis (timeouts in ms). */
@@ -141,37 +150,8 @@ function resolveEnv(value: unknown, env: NodeJS.ProcessEnv, source: SourceFile, 
   return value;
 }
 
-interface RawConfig {
-  listen?: { host?: string; port?: number | string; tls?: { cert: string; key: string } };
-  clients?: Record<string, { key?: string; key_sha256?: string; tags?: Record<string, string> }>;
-  allow_open?: boolean;
-  state?: 'memory' | { redis: string; command_timeout_ms?: number; retry_ms?: number; slot_lease_ms?: number; on_failure?: FailureMode | Partial<FailureModes> };
-  ledger?:
-    | 'off'
-    | { sqlite?: string; postgres?: string; flush_interval_ms?: number; max_queue?: number; webhook?: string; write_timeout_ms?: number; spool?: false | { dir?: string; max_bytes?: number } };
-  prices?: string;
-  admin?: { token?: string };
-  cors?: { origins: string[]; max_age_s?: number };
-  rules?: string;
-  default_provider?: string;
-  providers: Record<
-    string,
-    {
-      type: 'anthropic' | 'openai';
-      base_url: string;
-      keys?: string[];
-      auth?: 'none';
-      timeouts?: Partial<Timeouts>;
-      key_strategy?: 'round_robin' | 'least_loaded';
-      models?: Record<string, string>;
-      retries?: Partial<ProviderConfig['retries']>;
-      breaker?: Partial<ProviderConfig['breaker']>;
-    }
-  >;
-  limits?: Partial<GatewayConfig['limits']>;
-  shutdown?: { grace_ms?: number };
-  log?: { level?: string };
-}
+/** The config file as its JSON Schema describes it: the type is derived from the schema, never re-typed by hand. */
+type RawConfig = FromSchema<typeof configSchema>;
 
 /**
  * Loads and validates a config file.
@@ -208,15 +188,15 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
       base_url: p.base_url.replace(/\/+$/, ''),
       keys: (p.keys ?? []).filter((k) => k !== ''),
       timeouts: { ...DEFAULT_TIMEOUTS, ...p.timeouts },
-      keyStrategy: p.key_strategy ?? 'round_robin',
+      key_strategy: p.key_strategy ?? 'round_robin',
       models: p.models ?? {},
       retries: { ...DEFAULT_RETRIES, ...p.retries },
       breaker: { ...DEFAULT_BREAKER, ...p.breaker },
     };
   }
-  const defaultProvider = raw.default_provider ?? ('anthropic' in providers ? 'anthropic' : Object.keys(providers)[0]!);
-  if (!(defaultProvider in providers)) {
-    throw new LoadError([source.issueAt(['default_provider'], `default_provider "${defaultProvider}" is not defined under providers (defined: ${Object.keys(providers).join(', ')})`)]);
+  const default_provider = raw.default_provider ?? ('anthropic' in providers ? 'anthropic' : Object.keys(providers)[0]!);
+  if (!(default_provider in providers)) {
+    throw new LoadError([source.issueAt(['default_provider'], `default_provider "${default_provider}" is not defined under providers (defined: ${Object.keys(providers).join(', ')})`)]);
   }
   let clients: ClientConfig[] | null = null;
   if (raw.clients) {
@@ -264,14 +244,14 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
       port,
       tls: raw.listen?.tls ? { cert: path.resolve(dir, raw.listen.tls.cert), key: path.resolve(dir, raw.listen.tls.key) } : null,
     },
-    rulesDir: overrides.rulesDir ? path.resolve(overrides.rulesDir) : path.resolve(path.dirname(abs), raw.rules ?? './rules'),
-    defaultProvider,
+    rules_dir: overrides.rulesDir ? path.resolve(overrides.rulesDir) : path.resolve(path.dirname(abs), raw.rules ?? './rules'),
+    default_provider,
     providers,
     limits: { max_body_bytes: DEFAULT_MAX_BODY_BYTES, ...DEFAULT_LIMITS, ...raw.limits },
     clients,
-    allowOpen: raw.allow_open === true,
+    allow_open: raw.allow_open === true,
     admin: { token: raw.admin?.token || env.SWITCHYARD_ADMIN_TOKEN || null },
-    cors: raw.cors ? { origins: raw.cors.origins, maxAgeS: raw.cors.max_age_s ?? 600 } : null,
+    cors: raw.cors ? { origins: raw.cors.origins, max_age_s: raw.cors.max_age_s ?? 600 } : null,
     state:
       !raw.state || raw.state === 'memory'
         ? 'memory'
@@ -288,11 +268,11 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
         ? null
         : {
             ...(raw.ledger?.postgres ? { postgres: raw.ledger.postgres } : { sqlite: path.resolve(dir, raw.ledger?.sqlite ?? './data/usage.db') }),
-            flushIntervalMs: raw.ledger?.flush_interval_ms ?? 1000,
-            maxQueue: raw.ledger?.max_queue ?? 10_000,
+            flush_interval_ms: raw.ledger?.flush_interval_ms ?? 1000,
+            max_queue: raw.ledger?.max_queue ?? 10_000,
             webhook: raw.ledger?.webhook ?? null,
-            writeTimeoutMs: raw.ledger?.write_timeout_ms ?? 10_000,
-            spool: raw.ledger?.spool === false ? null : { dir: path.resolve(dir, raw.ledger?.spool?.dir ?? './data/spool'), maxBytes: raw.ledger?.spool?.max_bytes ?? DEFAULT_SPOOL_MAX_BYTES },
+            write_timeout_ms: raw.ledger?.write_timeout_ms ?? 10_000,
+            spool: raw.ledger?.spool === false ? null : { dir: path.resolve(dir, raw.ledger?.spool?.dir ?? './data/spool'), max_bytes: raw.ledger?.spool?.max_bytes ?? DEFAULT_SPOOL_MAX_BYTES },
           },
     prices: raw.prices ? path.resolve(dir, raw.prices) : BUNDLED_PRICES,
     shutdown: { grace_ms: raw.shutdown?.grace_ms ?? 30_000 },

@@ -19,7 +19,7 @@ export interface Snapshot {
 /** Loads the config file and its rules directory. @throws LoadError */
 export function loadSnapshot(configFile: string, overrides: ConfigOverrides = {}): Snapshot {
   const config = loadConfig(configFile, overrides);
-  const rules = loadRuleDir(config.rulesDir, Object.keys(config.providers), { expressionMs: config.limits.rule_expression_ms });
+  const rules = loadRuleDir(config.rules_dir, Object.keys(config.providers), { expressionMs: config.limits.rule_expression_ms });
   return { config, rules };
 }
 
@@ -82,7 +82,7 @@ export class Runtime {
   /** Watches the rules directory and the config file; changes reload after {@link RELOAD_DEBOUNCE_MS}. */
   watch(): void {
     if (this.watcher) return;
-    const paths = [this.snapshot.config.rulesDir, this.snapshot.config.file];
+    const paths = [this.snapshot.config.rules_dir, this.snapshot.config.file];
     this.watcher = watch(paths, { ignoreInitial: true, depth: 0 });
     this.watcher.on('all', (event, file) => {
       if (this.timer) clearTimeout(this.timer);

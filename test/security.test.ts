@@ -153,7 +153,7 @@ describe('refusing to be an open gateway', () => {
   });
 
   test('allow_open: true or clients: lift the refusal', () => {
-    assert.equal(loadConfig(writeConfig({ upstream: '', providers, extraConfig: 'allow_open: true\n' }).configFile, { host: '0.0.0.0' }).allowOpen, true);
+    assert.equal(loadConfig(writeConfig({ upstream: '', providers, extraConfig: 'allow_open: true\n' }).configFile, { host: '0.0.0.0' }).allow_open, true);
     assert.equal(loadConfig(writeConfig({ upstream: '', providers, extraConfig: CLIENTS }).configFile, { host: '0.0.0.0' }).clients!.length, 2);
   });
 });

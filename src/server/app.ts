@@ -104,7 +104,7 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
           name: p.name,
           base_url: p.base_url,
           circuit: circuits[p.name] ?? 'closed',
-          key_strategy: p.keyStrategy,
+          key_strategy: p.key_strategy,
           keys: pool.keys.map((k) => ({
             key: k.fingerprint,
             state: k.failed ? 'failed' : cooling[k.index] ? 'cooling' : 'ok',

@@ -26,7 +26,7 @@ export function cors(current: () => GatewayConfig['cors']): MiddlewareHandler<{ 
     if (c.req.method === 'OPTIONS' && method) {
       const headers: Record<string, string> = {
         'access-control-allow-methods': 'GET, POST, HEAD, OPTIONS',
-        'access-control-max-age': String(config.maxAgeS),
+        'access-control-max-age': String(config.max_age_s),
       };
       const requested = c.req.header('access-control-request-headers');
       if (requested) headers['access-control-allow-headers'] = requested;

@@ -172,7 +172,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     {
       url,
       config: cfg.file,
-      rules_dir: cfg.rulesDir,
+      rules_dir: cfg.rules_dir,
       rules_version: snapshot.rules.version,
       rules: snapshot.rules.rules.length,
       dry_run: opts.dryRun ?? false,

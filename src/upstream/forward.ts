@@ -75,10 +75,10 @@ export class PoolRegistry {
   private readonly pools = new Map<string, KeyPool>();
 
   for(p: ProviderConfig): KeyPool {
-    const id = `${p.name}\0${p.keyStrategy}\0${p.keys.join('\0')}`;
+    const id = `${p.name}\0${p.key_strategy}\0${p.keys.join('\0')}`;
     let pool = this.pools.get(id);
     if (!pool) {
-      pool = new KeyPool(p.name, p.keys, p.keyStrategy);
+      pool = new KeyPool(p.name, p.keys, p.key_strategy);
       for (const [other, old] of this.pools) if (old.provider === p.name) this.pools.delete(other);
       this.pools.set(id, pool);
     }

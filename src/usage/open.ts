@@ -10,7 +10,7 @@ import { WebhookExporter } from './webhook.js';
 /** The store for a config's `ledger:`, not yet initialised; null when the ledger is off. */
 export function ledgerStore(config: GatewayConfig): LedgerStore | null {
   if (!config.ledger) return null;
-  return config.ledger.postgres ? new PostgresStore(config.ledger.postgres, config.ledger.writeTimeoutMs) : new SqliteStore(config.ledger.sqlite!, config.ledger.writeTimeoutMs);
+  return config.ledger.postgres ? new PostgresStore(config.ledger.postgres, config.ledger.write_timeout_ms) : new SqliteStore(config.ledger.sqlite!, config.ledger.write_timeout_ms);
 }
 
 /**
@@ -43,12 +43,12 @@ export async function openLedger(config: GatewayConfig, log: Logger): Promise<Le
     query: (since, until) => store.query(since, until),
     close: () => store.close(),
   };
-  const opts = { flushIntervalMs: config.ledger.flushIntervalMs, maxQueue: config.ledger.maxQueue, writeTimeoutMs: config.ledger.writeTimeoutMs };
+  const opts = { flushIntervalMs: config.ledger.flush_interval_ms, maxQueue: config.ledger.max_queue, writeTimeoutMs: config.ledger.write_timeout_ms };
   const webhook = config.ledger.webhook ? new WebhookExporter(config.ledger.webhook, log, { intervalMs: opts.flushIntervalMs, maxQueue: opts.maxQueue }) : null;
   let spool: Spool | null = null;
   if (config.ledger.spool) {
     try {
-      spool = new Spool(config.ledger.spool.dir, config.ledger.spool.maxBytes);
+      spool = new Spool(config.ledger.spool.dir, config.ledger.spool.max_bytes);
     } catch (err) {
       log.error({ spool: config.ledger.spool.dir, err: (err as Error).message }, 'usage ledger spool directory cannot be created; records that overflow the queue will be dropped');
     }

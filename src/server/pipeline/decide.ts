@@ -24,7 +24,7 @@ async function decideInto(x: Exchange): Promise<void> {
   x.log.model = rc.model || undefined;
   x.requestedModel = rc.model || null;
   if (x.log.session_id === null) x.log.session_id = rc.session.id;
-  const d = (x.decision = x.endpoint === 'models' ? noRulesDecision(rules.version, config.defaultProvider, x.body) : await evaluate(rules, rc, config.defaultProvider));
+  const d = (x.decision = x.endpoint === 'models' ? noRulesDecision(rules.version, config.default_provider, x.body) : await evaluate(rules, rc, config.default_provider));
   for (const w of d.warnings) {
     x.deps.warnOnce(`${rules.version}\0${w.rule}`, `rule "${w.rule}": ${w.message} (logged once per rule set)`, { rule: w.rule, rules_version: rules.version });
   }
