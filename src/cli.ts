@@ -196,7 +196,7 @@ withCommon(program.command('usage').description('usage and cost report from the 
     try {
       for (const b of opts.by) if (!isGroupBy(b)) throw new Error(`--by ${b}: expected tag:NAME, model, client, session, day or provider`);
       const config = loadConfig(configPath(opts), { rulesDir: opts.rules, missingEnv: 'warning' });
-      const store = ledgerStore(config);
+      const store = await ledgerStore(config);
       if (!store) throw new Error('the ledger is off in this config (ledger: off)');
       await store.init();
       const since = opts.since ? parseWhen(opts.since) : new Date(Date.now() - 30 * 86_400_000).toISOString();

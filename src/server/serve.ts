@@ -20,7 +20,6 @@ import { openLedger } from '../usage/open.js';
 import { seedBudgets } from '../usage/budget-seed.js';
 import { loadPrices } from '../usage/prices.js';
 import { Metrics } from '../usage/metrics.js';
-import { RedisStore } from '../state/redis.js';
 import { MemoryStore, type StateStore } from '../state/store.js';
 import { ResilientStore } from '../state/resilient.js';
 import { createApp, type AppState } from './app.js';
@@ -57,8 +56,10 @@ const BUDGET_SEED_WAIT_MS = 5000;
 const STATE_CONNECT_WAIT_MS = 2000;
 
 /** The state store the config names: memory, or Redis behind its failure mode. */
-function openState(cfg: GatewayConfig['state'], log: Logger, metrics: Metrics): StateStore {
+async function openState(cfg: GatewayConfig['state'], log: Logger, metrics: Metrics): Promise<StateStore> {
   if (cfg === 'memory') return new MemoryStore();
+  // ioredis is loaded only when the config uses Redis (~20 MB of an idle process otherwise).
+  const { RedisStore } = await import('../state/redis.js');
   const redis = new RedisStore(cfg.redis, { commandTimeoutMs: cfg.command_timeout_ms, slotLeaseMs: cfg.slot_lease_ms });
   return new ResilientStore(redis, cfg.on_failure, log, cfg.retry_ms, {
     onFallback: (use, mode) => metrics.stateFallbacks.inc({ use, mode }),
@@ -105,7 +106,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const metrics = new Metrics(ledger);
   const breakers = new BreakerRegistry();
   // Chosen at start: a reload that changes `state:` needs a restart (the counters would otherwise reset).
-  const counters: StateStore = openState(snapshot.config.state, log, metrics);
+  const counters: StateStore = await openState(snapshot.config.state, log, metrics);
   if (counters instanceof ResilientStore && !(await counters.ready(STATE_CONNECT_WAIT_MS))) {
     log.warn({ state: 'redis' }, `state store (redis) not reachable within ${STATE_CONNECT_WAIT_MS} ms at start; serving with its failure mode until it is`);
   }

@@ -2,15 +2,15 @@
 import type { GatewayConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import { Ledger, type LedgerStore } from './ledger.js';
-import { PostgresStore } from './postgres.js';
-import { SqliteStore } from './sqlite.js';
 import { Spool } from './spool.js';
 import { WebhookExporter } from './webhook.js';
 
 /** The store for a config's `ledger:`, not yet initialised; null when the ledger is off. */
-export function ledgerStore(config: GatewayConfig): LedgerStore | null {
+export async function ledgerStore(config: GatewayConfig): Promise<LedgerStore | null> {
   if (!config.ledger) return null;
-  return config.ledger.postgres ? new PostgresStore(config.ledger.postgres, config.ledger.write_timeout_ms) : new SqliteStore(config.ledger.sqlite!, config.ledger.write_timeout_ms);
+  // Each store's driver is loaded only when the config uses it (pg alone adds ~15 MB to an idle process).
+  if (config.ledger.postgres) return new (await import('./postgres.js')).PostgresStore(config.ledger.postgres, config.ledger.write_timeout_ms);
+  return new (await import('./sqlite.js')).SqliteStore(config.ledger.sqlite!, config.ledger.write_timeout_ms);
 }
 
 /**
@@ -18,7 +18,7 @@ export function ledgerStore(config: GatewayConfig): LedgerStore | null {
  * gateway: it logs and the writer keeps records queued until the store answers.
  */
 export async function openLedger(config: GatewayConfig, log: Logger): Promise<Ledger | null> {
-  const store = ledgerStore(config);
+  const store = await ledgerStore(config);
   if (!store || !config.ledger) return null;
   let ready = false;
   const init = async () => {
