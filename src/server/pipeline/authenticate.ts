@@ -18,5 +18,5 @@ export const authenticate: Stage = async (x, next) => {
     x.clientId = credential ? credentialFingerprint(credential) : 'anonymous';
     x.log.client_fp = x.clientId;
   }
-  await next();
+  return next();
 };

@@ -8,7 +8,7 @@ import type { Exchange, Stage } from './exchange.js';
 
 export const budgets: Stage = async (x, next) => {
   if (x.decision!.budgets.length) await check(x);
-  await next();
+  return next();
 };
 
 /** Checks the budgets and keeps the ones to charge in the exchange. @throws BudgetSpentError */

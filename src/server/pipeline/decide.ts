@@ -14,7 +14,7 @@ function noRulesDecision(version: string, provider: string, body: Record<string,
 
 export const decide: Stage = async (x, next) => {
   await decideInto(x);
-  await next(); // nothing of this stage's own is held while the answer streams
+  return next(); // this stage holds nothing while the answer streams
 };
 
 /** Builds the context and the decision into the exchange. */

@@ -3,12 +3,11 @@
  * the declared size is over), after reserving its size with the overload manager (529 before a byte is
  * read when the gateway or this client holds too much), then checked (JSON grammar, nesting depth) and
  * indexed in one pass; its members are decoded only when a rule or an action reads them (json-scan.ts).
- * The reservation is given back when the body is dropped (the upstream answered) or, at the latest, when
- * this stage returns.
+ * The reservation is given back when the body is dropped: by the forward stage once the upstream answered,
+ * else by the record stage when the request ends.
  */
 import type { IncomingMessage } from 'node:http';
-import { InvalidRequestError, RequestTooLargeError } from '../../errors.js';
-import { jsonDepthExceeds } from '../json-depth.js';
+import { RequestTooLargeError } from '../../errors.js';
 import { lazyBody, scanJsonObject } from '../json-scan.js';
 import type { Stage } from './exchange.js';
 
@@ -52,26 +51,6 @@ export function readBody(req: IncomingMessage, limit: number, onSize?: (bytesSoF
   });
 }
 
-/**
- * Parses a Messages API body: it must be a JSON object nested at most `maxDepth` deep.
- * @throws InvalidRequestError (400) for invalid JSON, a non-object, or nesting deeper than `maxDepth`.
- */
-export function parseJsonBody(raw: Buffer, maxDepth = Infinity): Record<string, unknown> {
-  if (maxDepth !== Infinity && jsonDepthExceeds(raw, maxDepth)) {
-    throw new InvalidRequestError(`request body nests arrays and objects deeper than ${maxDepth} levels (limits.max_json_depth in the gateway config)`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw.toString('utf8'));
-  } catch (err) {
-    throw new InvalidRequestError(`request body is not valid JSON: ${(err as Error).message}`, err);
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new InvalidRequestError('request body must be a JSON object');
-  }
-  return parsed as Record<string, unknown>;
-}
-
 export const receive: Stage = async (x, next) => {
   if (x.endpoint === 'models') return next();
   const { limits } = x.config;
@@ -81,16 +60,13 @@ export const receive: Stage = async (x, next) => {
   let reserved = Math.min(Number(x.req.headers['content-length']) || 0, limits.max_body_bytes);
   bytes.reserve(client, reserved, caps);
   x.holdReservation(() => bytes.release(client, reserved));
-  try {
-    x.raw = await readBody(x.req, limits.max_body_bytes, (size) => {
-      if (size <= reserved) return;
-      bytes.reserve(client, size - reserved, caps);
-      reserved = size;
-    });
-    // Checked and indexed in one pass; members are decoded only when something reads them.
-    x.body = lazyBody(scanJsonObject(x.raw, limits.max_json_depth));
-    await next();
-  } finally {
-    x.dropBody();
-  }
+  x.raw = await readBody(x.req, limits.max_body_bytes, (size) => {
+    if (size <= reserved) return;
+    bytes.reserve(client, size - reserved, caps);
+    reserved = size;
+  });
+  // Checked and indexed in one pass; members are decoded only when something reads them.
+  x.body = lazyBody(scanJsonObject(x.raw, limits.max_json_depth));
+  // The reservation is given back with the body: by forward once the upstream answered, else by record.
+  return next();
 };

@@ -37,7 +37,7 @@ export const record: Stage = async (x, next) => {
   try {
     await next();
   } catch (err) {
-    x.dropBody();
+    x.dropBody(); // the body and its reservation go at once, whatever stage failed
     if (x.clientGone) {
       finish(x, 499, { outcome: 'client_aborted', error: 'client disconnected before the answer' });
       return;
@@ -51,6 +51,7 @@ export const record: Stage = async (x, next) => {
     finish(x, gerr.status, { outcome: errorOutcome(gerr), error: `${gerr.code}: ${gerr.message}` });
     return;
   }
+  x.dropBody(); // answered without an upstream (dry-run, a local answer): the reservation goes back now
   finish(x, x.log.status ?? x.res.statusCode, {});
 };
 

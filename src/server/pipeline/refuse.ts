@@ -15,7 +15,7 @@ export function clientRequest(x: Exchange): ClientRequest {
 }
 
 export const refuse: Stage = async (x, next) => {
-  if (!answeredHere(x)) await next();
+  if (!answeredHere(x)) return next();
 };
 
 /** Answers the request here when it must not or need not go upstream; true when it did. */
