@@ -32,6 +32,8 @@ export const relay: Stage = async (x) => {
   const tap = (x.tap = new UsageTap(String(upstream.headers['content-type'] ?? ''), String(upstream.headers['content-encoding'] ?? '')));
   const { headers, sse } = clientResponseHeaders(upstream.headers);
   headers['x-switchyard-request-id'] = x.id;
+  // Every answer carries a request-id (the upstream's, else the gateway's): Claude Code reports it with errors.
+  if (!headers['request-id']) headers['request-id'] = x.id;
   res.writeHead(upstream.statusCode, headers);
   x.log.status = upstream.statusCode;
   if (sse) res.flushHeaders(); // the client sees the stream open before the first event

@@ -42,7 +42,9 @@ const readAll = async (r: Readable): Promise<string> => {
  */
 export async function fromOpenAI(answer: UpstreamAnswer, provider: ProviderConfig, model: string): Promise<UpstreamAnswer> {
   const type = String(answer.headers['content-type'] ?? '');
-  const base = { 'request-id': String(answer.headers['x-request-id'] ?? answer.headers['request-id'] ?? '') };
+  // The vendor's request id when it sent one; else the relay stamps the gateway's own (never an empty header).
+  const vendorId = String(answer.headers['x-request-id'] ?? answer.headers['request-id'] ?? '');
+  const base: Record<string, string> = vendorId ? { 'request-id': vendorId } : {};
   if (answer.statusCode >= 400) {
     const body = toAnthropicError(answer.statusCode, await readAll(answer.body), provider.name);
     return { statusCode: answer.statusCode, headers: { ...base, 'content-type': 'application/json' }, body: Readable.from([Buffer.from(body)]) };

@@ -4,7 +4,31 @@
  * tool_calls→tool_use, content_filter→refusal; usage maps prompt_tokens (less cached) → input_tokens,
  * `prompt_tokens_details.cached_tokens` → cache_read_input_tokens, completion_tokens → output_tokens.
  */
+import { randomBytes } from 'node:crypto';
 import { errorTypeForStatus } from '../../errors.js';
+
+/**
+ * A tool_use id for a call the vendor sent without one (or with `""`): Claude Code pairs each tool_result with
+ * its tool_use by id, so every call needs a non-empty id, unique in the answer. Same shape as Anthropic's.
+ */
+export function synthesizeToolId(): string {
+  return `toolu_sy${randomBytes(11).toString('hex')}`;
+}
+
+/** The id a vendor's tool call carries, or a synthesized one when it is missing or blank. */
+export function toolIdOf(id: unknown): string {
+  return typeof id === 'string' && id.trim() !== '' ? id : synthesizeToolId();
+}
+
+/**
+ * The stop_reason of an answer: from `finish_reason`, except that an answer holding a tool call stops for
+ * `tool_use` whatever the vendor said (Ollama and others end tool-calling turns with "stop"; Claude Code runs
+ * tools only on `tool_use`) unless it was cut by the token limit.
+ */
+export function answerStopReason(finish: unknown, hasToolCall: boolean): string {
+  const r = stopReason(finish);
+  return hasToolCall && r !== 'max_tokens' ? 'tool_use' : r;
+}
 
 /** Anthropic `stop_reason` for an OpenAI `finish_reason`. */
 export function stopReason(finish: unknown): string {
@@ -14,12 +38,22 @@ export function stopReason(finish: unknown): string {
   return 'end_turn';
 }
 
-/** An Anthropic usage object (numbers, never nulls) from an OpenAI one. */
+/**
+ * An Anthropic usage object (numbers, never nulls) from an OpenAI one. Reasoning tokens are output tokens:
+ * OpenAI counts them inside `completion_tokens`; vendors that report them outside it (xAI:
+ * `completion_tokens_details.reasoning_tokens` with `total_tokens = prompt + completion + reasoning`) get
+ * them added, so the ledger prices every token the vendor bills.
+ */
 export function anthropicUsage(u: Record<string, any> | null | undefined): Record<string, number> {
   const cached = Number(u?.prompt_tokens_details?.cached_tokens ?? 0) || 0;
+  const prompt = Number(u?.prompt_tokens ?? 0) || 0;
+  const completion = Number(u?.completion_tokens ?? 0) || 0;
+  const reasoning = Number(u?.completion_tokens_details?.reasoning_tokens ?? 0) || 0;
+  const total = Number(u?.total_tokens ?? 0) || 0;
+  const reasoningOutside = reasoning > 0 && total > 0 && total - prompt - completion === reasoning;
   return {
-    input_tokens: Math.max(0, (Number(u?.prompt_tokens ?? 0) || 0) - cached),
-    output_tokens: Number(u?.completion_tokens ?? 0) || 0,
+    input_tokens: Math.max(0, prompt - cached),
+    output_tokens: completion + (reasoningOutside ? reasoning : 0),
     cache_creation_input_tokens: 0,
     cache_read_input_tokens: cached,
   };
@@ -40,14 +74,17 @@ export function toAnthropicMessage(c: Record<string, any>, model: string): Recor
   const msg = choice.message ?? {};
   const content: unknown[] = [];
   if (typeof msg.content === 'string' && msg.content) content.push({ type: 'text', text: msg.content });
-  for (const tc of msg.tool_calls ?? []) content.push({ type: 'tool_use', id: tc.id, name: tc.function?.name, input: parseArguments(tc.function?.arguments) });
+  for (const tc of msg.tool_calls ?? []) content.push({ type: 'tool_use', id: toolIdOf(tc.id), name: tc.function?.name, input: parseArguments(tc.function?.arguments) });
   return {
     id: `msg_${String(c.id ?? 'openai').replace(/^chatcmpl-/, '')}`,
     type: 'message',
     role: 'assistant',
     model,
     content,
-    stop_reason: stopReason(choice.finish_reason),
+    stop_reason: answerStopReason(
+      choice.finish_reason,
+      content.some((b) => (b as { type: string }).type === 'tool_use'),
+    ),
     stop_sequence: null,
     usage: anthropicUsage(c.usage),
   };

@@ -9,7 +9,7 @@
  */
 import { createParser } from 'eventsource-parser';
 import { Transform, type TransformCallback } from 'node:stream';
-import { anthropicUsage, stopReason } from './response.js';
+import { anthropicUsage, answerStopReason, toolIdOf } from './response.js';
 
 const event = (name: string, data: unknown) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
 
@@ -24,7 +24,10 @@ export class ChatToMessagesStream extends Transform {
   private ended = false;
   private nextIndex = 0;
   private open: { index: number; kind: 'text' | 'tool'; call?: number } | null = null;
-  private readonly toolBlocks = new Map<number, number>();
+  /** Tool calls by key (`i:<index>`, else `id:<id>`, else one per call) → their block index. */
+  private readonly toolBlocks = new Map<string, number>();
+  private lastToolKey: string | null = null;
+  private anonymousCalls = 0;
   private finish: unknown = null;
   private usage: Record<string, number> = anthropicUsage(null);
   private lastWrite = Date.now();
@@ -94,15 +97,16 @@ export class ChatToMessagesStream extends Transform {
         this.emitEvent('content_block_delta', { type: 'content_block_delta', index: this.open.index, delta: { type: 'text_delta', text: delta.content } });
       }
       for (const tc of delta.tool_calls ?? []) {
-        const call = Number(tc.index ?? 0);
-        let index = this.toolBlocks.get(call);
+        const key = this.toolKey(tc);
+        let index = this.toolBlocks.get(key);
         if (index === undefined) {
           this.closeOpen();
           index = this.nextIndex++;
-          this.toolBlocks.set(call, index);
-          this.open = { index, kind: 'tool', call };
-          this.emitEvent('content_block_start', { type: 'content_block_start', index, content_block: { type: 'tool_use', id: tc.id ?? `toolu_${index}`, name: tc.function?.name ?? '', input: {} } });
+          this.toolBlocks.set(key, index);
+          this.open = { index, kind: 'tool' };
+          this.emitEvent('content_block_start', { type: 'content_block_start', index, content_block: { type: 'tool_use', id: toolIdOf(tc.id), name: tc.function?.name ?? '', input: {} } });
         }
+        this.lastToolKey = key;
         const args = tc.function?.arguments;
         if (typeof args === 'string' && args) this.emitEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: args } });
       }
@@ -110,11 +114,23 @@ export class ChatToMessagesStream extends Transform {
     }
   }
 
+  /**
+   * Which call a `tool_calls` delta belongs to: by `index` (OpenAI's reference); else by a non-blank `id`
+   * (Gemini's endpoint omits `index` on parallel calls); else a fragment without a name continues the last
+   * call, and one with a name starts a new call.
+   */
+  private toolKey(tc: Record<string, any>): string {
+    if (typeof tc.index === 'number') return `i:${tc.index}`;
+    if (typeof tc.id === 'string' && tc.id.trim() !== '') return `id:${tc.id}`;
+    if (!tc.function?.name && this.lastToolKey) return this.lastToolKey;
+    return `n:${this.anonymousCalls++}`;
+  }
+
   private finishMessage(): void {
     if (this.ended) return;
     this.start('openai');
     this.closeOpen();
-    this.emitEvent('message_delta', { type: 'message_delta', delta: { stop_reason: stopReason(this.finish), stop_sequence: null }, usage: this.usage });
+    this.emitEvent('message_delta', { type: 'message_delta', delta: { stop_reason: answerStopReason(this.finish, this.toolBlocks.size > 0), stop_sequence: null }, usage: this.usage });
     this.emitEvent('message_stop', { type: 'message_stop' });
     this.ended = true;
   }

@@ -1,0 +1,156 @@
+/**
+ * OpenAI-compatible vendors as they really stream (issue 15, translation part): tool calls without `index`
+ * (Gemini's endpoint), blank tool-call ids, a tool-calling turn ended with `finish_reason: "stop"` (Ollama),
+ * reasoning tokens reported outside `completion_tokens` (xAI), and answers without a request id. Each
+ * becomes a turn Claude Code can act on: one tool_use block per call with a non-empty unique id and an input
+ * that parses, `stop_reason: tool_use`, every output token counted, a request-id on every answer.
+ */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, test } from 'node:test';
+import { request } from 'undici';
+import { anthropicUsage, toAnthropicMessage } from '../src/upstream/openai/response.js';
+import { ChatToMessagesStream } from '../src/upstream/openai/stream.js';
+import { startTestGateway } from './helpers.js';
+
+/** Runs OpenAI SSE chunks through the translation; returns the Anthropic events. */
+async function translate(chunks: unknown[]): Promise<Array<{ event: string; data: Record<string, any> }>> {
+  const t = new ChatToMessagesStream('claude-haiku-4-5');
+  let out = '';
+  t.on('data', (d: Buffer | string) => (out += d.toString()));
+  const done = new Promise((r) => t.on('end', r));
+  for (const c of chunks) t.write(`data: ${JSON.stringify(c)}\n\n`);
+  t.end('data: [DONE]\n\n');
+  await done;
+  return out
+    .split('\n\n')
+    .filter(Boolean)
+    .map((e) => ({ event: /^event: (.*)$/m.exec(e)![1]!, data: JSON.parse(/^data: (.*)$/m.exec(e)![1]!) as Record<string, any> }));
+}
+
+const base = { id: 'chatcmpl-q', object: 'chat.completion.chunk', model: 'vendor-model' };
+const chunk = (delta: unknown, finish: string | null = null, extra: Record<string, unknown> = {}) => ({ ...base, choices: [{ index: 0, delta, finish_reason: finish }], ...extra });
+
+/** The tool_use blocks of an event list, with their inputs assembled and parsed. */
+function toolUses(events: Awaited<ReturnType<typeof translate>>) {
+  const blocks = new Map<number, { id: string; name: string; json: string }>();
+  for (const e of events) {
+    if (e.event === 'content_block_start' && e.data.content_block.type === 'tool_use') blocks.set(e.data.index, { id: e.data.content_block.id, name: e.data.content_block.name, json: '' });
+    if (e.event === 'content_block_delta' && e.data.delta.type === 'input_json_delta') blocks.get(e.data.index)!.json += e.data.delta.partial_json;
+  }
+  return [...blocks.values()].map((b) => ({ id: b.id, name: b.name, input: JSON.parse(b.json || '{}') as unknown }));
+}
+
+/** Block indices start at 0 and are contiguous; each block starts once and stops once. */
+function assertWellFormed(events: Awaited<ReturnType<typeof translate>>) {
+  const started = events.filter((e) => e.event === 'content_block_start').map((e) => e.data.index as number);
+  const stopped = events.filter((e) => e.event === 'content_block_stop').map((e) => e.data.index as number);
+  assert.deepEqual(
+    started,
+    started.map((_, i) => i),
+  );
+  assert.deepEqual(stopped, started);
+  assert.equal(events[0]!.event, 'message_start');
+  assert.deepEqual(
+    events.slice(-2).map((e) => e.event),
+    ['message_delta', 'message_stop'],
+  );
+}
+
+describe('tool calls as vendors send them', () => {
+  test('parallel calls without index (Gemini): one tool_use block per call, each input parses', async () => {
+    const events = await translate([
+      chunk({
+        role: 'assistant',
+        tool_calls: [
+          { id: 'call_a', type: 'function', function: { name: 'read', arguments: '{"path":"a.txt"}' } },
+          { id: 'call_b', type: 'function', function: { name: 'read', arguments: '{"path":"b.txt"}' } },
+        ],
+      }),
+      chunk({}, 'tool_calls'),
+    ]);
+    assertWellFormed(events);
+    assert.deepEqual(toolUses(events), [
+      { id: 'call_a', name: 'read', input: { path: 'a.txt' } },
+      { id: 'call_b', name: 'read', input: { path: 'b.txt' } },
+    ]);
+    assert.equal(events.at(-2)!.data.delta.stop_reason, 'tool_use');
+  });
+
+  test('blank or missing ids get a synthesized id, non-empty and unique in the answer; fragments follow their call', async () => {
+    const events = await translate([
+      chunk({ tool_calls: [{ index: 0, id: '', function: { name: 'bash', arguments: '{"cmd":' } }] }),
+      chunk({ tool_calls: [{ index: 0, function: { arguments: '"ls"}' } }] }),
+      chunk({ tool_calls: [{ function: { name: 'bash', arguments: '{"cmd":"pwd"}' } }] }),
+      chunk({}, 'tool_calls'),
+    ]);
+    assertWellFormed(events);
+    const uses = toolUses(events);
+    assert.deepEqual(
+      uses.map((u) => u.input),
+      [{ cmd: 'ls' }, { cmd: 'pwd' }],
+    );
+    for (const u of uses) assert.match(u.id, /^toolu_\w{8,}$/);
+    assert.notEqual(uses[0]!.id, uses[1]!.id);
+  });
+
+  test('a tool-calling turn ended with finish_reason "stop" (Ollama) stops for tool_use; "length" stays max_tokens', async () => {
+    const stop = await translate([chunk({ tool_calls: [{ index: 0, id: 'c1', function: { name: 'read', arguments: '{}' } }] }), chunk({}, 'stop')]);
+    assert.equal(stop.at(-2)!.data.delta.stop_reason, 'tool_use');
+    const cut = await translate([chunk({ tool_calls: [{ index: 0, id: 'c1', function: { name: 'read', arguments: '{' } }] }), chunk({}, 'length')]);
+    assert.equal(cut.at(-2)!.data.delta.stop_reason, 'max_tokens');
+    const text = await translate([chunk({ content: 'hi' }), chunk({}, 'stop')]);
+    assert.equal(text.at(-2)!.data.delta.stop_reason, 'end_turn');
+  });
+
+  test('the JSON path: blank ids synthesized, stop_reason from the content', () => {
+    const m = toAnthropicMessage(
+      {
+        id: 'chatcmpl-j',
+        choices: [{ message: { role: 'assistant', content: null, tool_calls: [{ id: '', type: 'function', function: { name: 'read', arguments: '{"path":"x"}' } }] }, finish_reason: 'stop' }],
+      },
+      'claude-haiku-4-5',
+    ) as { content: Array<{ type: string; id: string; input: unknown }>; stop_reason: string };
+    assert.equal(m.stop_reason, 'tool_use');
+    assert.match(m.content[0]!.id, /^toolu_\w{8,}$/);
+    assert.deepEqual(m.content[0]!.input, { path: 'x' });
+  });
+});
+
+describe('usage', () => {
+  test('reasoning tokens reported outside completion_tokens (xAI) are output tokens; inside (OpenAI) they are not counted twice', () => {
+    assert.equal(anthropicUsage({ prompt_tokens: 100, completion_tokens: 20, total_tokens: 420, completion_tokens_details: { reasoning_tokens: 300 } }).output_tokens, 320);
+    assert.equal(anthropicUsage({ prompt_tokens: 100, completion_tokens: 320, total_tokens: 420, completion_tokens_details: { reasoning_tokens: 300 } }).output_tokens, 320);
+    assert.equal(anthropicUsage({ prompt_tokens: 100, completion_tokens: 20 }).output_tokens, 20);
+  });
+});
+
+describe('request-id', () => {
+  test("an answer from a vendor that sends no request id carries the gateway's, never an empty header", async () => {
+    const vendor = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: 'chatcmpl-n', choices: [{ message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1 } }));
+      });
+    });
+    await new Promise<void>((r) => vendor.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(vendor.address() as AddressInfo).port}/v1`;
+    const { gw } = await startTestGateway({ upstream: url, providers: `  anthropic:\n    type: openai\n    base_url: ${url}\n    keys: [ "k" ]\n    retries: { max: 0 }\n` });
+    try {
+      const r = await request(gw.url + '/v1/messages', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      assert.equal(r.statusCode, 200);
+      await r.body.dump();
+      assert.ok(r.headers['request-id'], 'request-id present');
+      assert.equal(r.headers['request-id'], r.headers['x-switchyard-request-id']);
+    } finally {
+      await gw.close();
+      vendor.close();
+    }
+  });
+});
