@@ -144,7 +144,7 @@ function startProcess(args: string[], env: Record<string, string> = {}): Promise
 
 /**
  * CPU µs per request of each proxy process around a fixed number of requests after a warm-up (stable on a
- * busy machine where req/s is not), each proxy measured twice in alternation, the lower figure kept.
+ * busy machine where req/s is not), each proxy measured three times in alternation, the lowest figure kept.
  */
 async function benchCpu(upstream: string) {
   const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-bench-bundled-'));
@@ -180,7 +180,7 @@ async function benchCpu(upstream: string) {
   const per: Record<string, number[]> = { reference: [], bare: [], bundled: [] };
   try {
     for (const p of Object.values(procs)) await run(p.url, 500); // warm-up (JIT, pools)
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < 3; round++) {
       for (const [name, p] of Object.entries(procs)) {
         const before = cpuMicros(p.child.pid!);
         await run(p.url, N);

@@ -136,3 +136,55 @@ describe('serializeBody', () => {
     assert.deepEqual(JSON.parse(serializeBody(body, original).toString()), JSON.parse(JSON.stringify(body)));
   });
 });
+
+describe('lazy views at every depth', () => {
+  /** A copy of `v` with the value at `path` replaced, copying only along the path (as actions do). */
+  function setPath(v: unknown, path: Array<string | number>, value: unknown): unknown {
+    if (path.length === 0) return value;
+    const [head, ...rest] = path;
+    if (Array.isArray(v)) {
+      const copy = [...v];
+      copy[head as number] = setPath(v[head as number], rest, value);
+      return copy;
+    }
+    const o = v as Record<string, unknown>;
+    return { ...o, [head as string]: setPath(o[head as string], rest, value) };
+  }
+  /** A path to some value inside `v`, chosen by `seed`. */
+  function pickPath(v: unknown, seed: number): Array<string | number> {
+    const path: Array<string | number> = [];
+    let cur = v;
+    while (cur !== null && typeof cur === 'object' && seed > 0) {
+      const keys = Array.isArray(cur) ? cur.map((_, i) => i) : Object.keys(cur);
+      if (keys.length === 0) break;
+      const k = keys[seed % keys.length]!;
+      path.push(k);
+      cur = (cur as Record<string | number, unknown>)[k];
+      seed = Math.floor(seed / 3);
+    }
+    return path;
+  }
+
+  test('a copy-on-write edit at any depth serializes to exactly the edited value', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 4 }), { minKeys: 1 }), fc.nat(), fc.jsonValue({ maxDepth: 2 }), (o, seed, value) => {
+        const original = lazyBody(scanJsonObject(Buffer.from(JSON.stringify(o, null, 1)), 10_000));
+        const path = pickPath(original, seed + 1);
+        const edited = setPath(original, path.length ? path : [Object.keys(original)[0]!], value) as Record<string, unknown>;
+        assert.deepEqual(JSON.parse(serializeBody(edited, original).toString()), JSON.parse(JSON.stringify(edited)));
+        assert.deepEqual(JSON.parse(serializeBody(original).toString()), JSON.parse(JSON.stringify(o)), 'the untouched view serializes to the original value');
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  test('a view cannot grow or shrink in place (an edit that would leave its bytes stale throws); assignment is tracked', () => {
+    const view = lazyBody(scanJsonObject(Buffer.from('{"a":{"b":[1,2]},"c":"x"}'), 10)) as { a: { b: number[]; extra?: number }; c: string };
+    assert.throws(() => {
+      view.a.extra = 1;
+    }, TypeError);
+    assert.throws(() => view.a.b.push(3), TypeError);
+    view.a.b[0] = 9;
+    assert.deepEqual(JSON.parse(serializeBody(view as never).toString()), { a: { b: [9, 2] }, c: 'x' });
+  });
+});

@@ -17,6 +17,7 @@
  * only by its exact position and text, so it is never touched.
  */
 import { CHARS_PER_TOKEN } from '../rules/context.js';
+import { viewBytes } from '../server/json-scan.js';
 import { defineAction } from './types.js';
 
 /** A place to put a breakpoint, as written in rule files. */
@@ -110,9 +111,14 @@ export function existingBreakpoints(body: Record<string, unknown>): Breakpoint[]
   return out;
 }
 
-/** Character length of a value as it appears in the prompt (text for text blocks, JSON otherwise). */
+/**
+ * Length of a value as it appears in the prompt (text for text blocks, JSON otherwise), in characters — or in
+ * bytes of the client's JSON for a part still undecoded (json-scan's views), so the check decodes no text.
+ */
 function charLength(v: unknown): number {
   if (typeof v === 'string') return v.length;
+  const bytes = viewBytes(v);
+  if (bytes !== null) return bytes;
   const b = v as Block | null;
   if (b && b.type === 'text' && typeof b.text === 'string') return b.text.length;
   return JSON.stringify(v)?.length ?? 0;

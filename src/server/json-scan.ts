@@ -39,11 +39,13 @@ class Scanner {
   depth = 0;
   /** The next backslash at or after the scan position (-1: none left), searched again only once passed. */
   private bs: number;
+  /** @param from where scanning starts (the backslash cursor starts there too). */
   constructor(
     readonly b: Uint8Array,
     readonly maxDepth: number,
+    from = 0,
   ) {
-    this.bs = b.indexOf(BACKSLASH);
+    this.bs = b.indexOf(BACKSLASH, from);
   }
 
   /** The first backslash at or after `j`, or -1: one pass over the body in all, not one per string. */
@@ -118,7 +120,7 @@ class Scanner {
     throw new ScanError(i, c === undefined ? 'unexpected end' : 'unexpected token');
   }
 
-  container(i: number, close: number, members?: Map<string, Span>): number {
+  container(i: number, close: number, members?: Map<string, Span>, elements?: Span[]): number {
     if (++this.depth > this.maxDepth) throw new ScanError(i, 'too deep');
     const b = this.b;
     const object = close === 0x7d;
@@ -141,6 +143,7 @@ class Scanner {
       const start = j;
       j = this.value(j);
       if (members) members.set(decodeKey(b, keyStart, keyEnd), { start, end: j });
+      else if (elements) elements.push({ start, end: j });
       j = this.ws(j);
       if (b[j] === 0x2c) {
         j = this.ws(j + 1);
@@ -189,54 +192,104 @@ export function scanJsonObject(raw: Buffer, maxDepth: number): ScannedBody {
   return { raw, members };
 }
 
-/** The symbols under which a lazy body keeps its bytes and spans (see {@link scannedOf}) and what it decoded. */
-const SCANNED = Symbol('switchyard.scanned');
-const DECODED = Symbol('switchyard.decoded');
+/** Where a lazy view's bytes are (hidden, non-enumerable), and whether it was changed in place since. */
+const VIEW = Symbol('switchyard.view');
+interface ViewInfo {
+  raw: Buffer;
+  span: Span;
+  /** Set when a member or element was assigned: the bytes no longer describe the value. */
+  dirty: boolean;
+  /** Only on the top-level body: its scan. */
+  scanned?: ScannedBody;
+  /** The view holding this one: changing a part changes every whole it is in. */
+  parent?: ViewInfo;
+}
+
+/** The children of an object or array span, found by scanning one level (strings jumped over). */
+function childrenOf(raw: Buffer, span: Span): { members?: Map<string, Span>; elements?: Span[] } {
+  const s = new Scanner(raw, Infinity, span.start);
+  if (raw[span.start] === 0x7b) {
+    const members = new Map<string, Span>();
+    s.container(span.start, 0x7d, members);
+    return { members };
+  }
+  const elements: Span[] = [];
+  s.container(span.start, 0x5d, undefined, elements);
+  return { elements };
+}
 
 /**
- * The body as a plain-looking object whose top-level members are decoded on first read (getters that
- * JSON.parse their own slice and keep the result). Reading `model` or `stream` costs microseconds; reading
- * `messages` decodes the history; spreading or serializing decodes everything. Enumerable like JSON.parse's
- * result, in the same key order.
- * @throws InvalidRequestError (400) from a getter whose slice JSON.parse rejects (a control character in a string).
+ * The value at `span` of `raw`, decoded as little as possible: an object or array becomes a lazy view whose
+ * members or elements are decoded on first read (and kept); a string, number or literal is decoded at once.
+ * @throws InvalidRequestError when JSON.parse rejects a slice (a control character inside a string).
  */
-export function lazyBody(scanned: ScannedBody): Record<string, unknown> {
-  const body: Record<string, unknown> = {};
-  const { raw } = scanned;
-  const done = new Set<string>();
-  for (const [name, span] of scanned.members) {
+function lazyValue(raw: Buffer, span: Span, where: string, parent?: ViewInfo): unknown {
+  const c = raw[span.start];
+  if (c === 0x7b || c === 0x5b) return lazyContainer(raw, span, childrenOf(raw, span), where, undefined, parent);
+  try {
+    return JSON.parse(raw.toString('utf8', span.start, span.end));
+  } catch (err) {
+    throw new InvalidRequestError(`request body is not valid JSON in ${where}: ${(err as Error).message}`, err);
+  }
+}
+
+function lazyContainer(raw: Buffer, span: Span, children: { members?: Map<string, Span>; elements?: Span[] }, where: string, scanned?: ScannedBody, parent?: ViewInfo): unknown {
+  const info: ViewInfo = { raw, span, dirty: false, scanned, parent };
+  const target: Record<string, unknown> | unknown[] = children.members ? {} : new Array(children.elements!.length);
+  const entries: Array<[string, Span]> = children.members ? [...children.members] : children.elements!.map((sp, i) => [String(i), sp]);
+  for (const [name, sp] of entries) {
     let decoded = false;
     let value: unknown;
-    Object.defineProperty(body, name, {
+    // Not configurable, and the view is not extensible: adding or deleting a member throws, so the only way to
+    // change a view in place is assignment, which marks it dirty (its bytes are then no longer reused).
+    Object.defineProperty(target, name, {
       enumerable: true,
-      configurable: true,
+      configurable: false,
       get() {
         if (!decoded) {
-          try {
-            value = JSON.parse(raw.toString('utf8', span.start, span.end));
-          } catch (err) {
-            throw new InvalidRequestError(`request body is not valid JSON in "${name}": ${(err as Error).message}`, err);
-          }
+          value = lazyValue(raw, sp, `${where}.${name}`, info);
           decoded = true;
-          done.add(name);
         }
         return value;
       },
       set(v: unknown) {
         value = v;
         decoded = true;
-        done.delete(name); // no longer the client's bytes
+        for (let p: ViewInfo | undefined = info; p; p = p.parent) p.dirty = true;
       },
     });
   }
-  Object.defineProperty(body, SCANNED, { value: scanned, enumerable: false });
-  Object.defineProperty(body, DECODED, { value: done, enumerable: false });
-  return body;
+  Object.defineProperty(target, VIEW, { value: info, enumerable: false });
+  return Object.preventExtensions(target);
+}
+
+/**
+ * The body as a plain-looking object decoded only as far as it is read: objects and arrays at every depth
+ * are views whose members are decoded on first access (getters that keep the result), strings and numbers
+ * when reached. Reading `model` or `stream` costs microseconds; walking every message's `role` decodes no
+ * text; spreading or serializing decodes everything. Enumerable like JSON.parse's result, in the same order.
+ * @throws InvalidRequestError (400) from a getter whose slice JSON.parse rejects (a control character in a string).
+ */
+export function lazyBody(scanned: ScannedBody): Record<string, unknown> {
+  return lazyContainer(scanned.raw, { start: 0, end: scanned.raw.length }, { members: scanned.members }, 'body', scanned) as Record<string, unknown>;
+}
+
+function viewOf(v: unknown): ViewInfo | null {
+  return v !== null && typeof v === 'object' ? ((v as { [VIEW]?: ViewInfo })[VIEW] ?? null) : null;
 }
 
 /** The bytes and spans behind a body made by {@link lazyBody}, or null for any other object. */
 export function scannedOf(body: Record<string, unknown>): ScannedBody | null {
-  return (body as { [SCANNED]?: ScannedBody })[SCANNED] ?? null;
+  return viewOf(body)?.scanned ?? null;
+}
+
+/**
+ * Bytes the value occupies in the client's body when it is an unchanged lazy view (the cacheable-length
+ * check measures the prompt this way, without decoding text); null for anything else.
+ */
+export function viewBytes(v: unknown): number | null {
+  const info = viewOf(v);
+  return info && !info.dirty ? info.span.end - info.span.start : null;
 }
 
 /**
@@ -255,27 +308,52 @@ export function withMember(scanned: ScannedBody, name: string, value: unknown): 
 }
 
 /**
- * Serializes `body` reusing the client's bytes for every top-level member whose value is still the very
- * object decoded from them (actions copy on write, so an untouched member keeps its identity); only members
- * an action replaced are serialized again. Parses to exactly `JSON.parse(JSON.stringify(body))`.
- * @param original the request's own lazy body (from {@link lazyBody}), or null to serialize everything.
+ * Serializes `body` reusing the client's bytes for every part that is still an unchanged lazy view: actions
+ * copy on write along the path they edit, so an edit deep in the history (a `cache_control` on the last user
+ * block) re-serializes that path only and copies the rest as the client sent it. Parses to exactly
+ * `JSON.parse(JSON.stringify(body))`.
+ * @param _original the request's own lazy body (unused: views carry their bytes; kept for call sites' clarity).
  */
-export function serializeBody(body: Record<string, unknown>, original: Record<string, unknown> | null): Buffer {
-  const scanned = original ? scannedOf(original) : null;
-  if (!scanned) return Buffer.from(JSON.stringify(body));
+export function serializeBody(body: Record<string, unknown>, _original?: Record<string, unknown> | null): Buffer {
   const parts: Buffer[] = [];
-  for (const [name, value] of Object.entries(body)) {
-    if (value === undefined || typeof value === 'function' || typeof value === 'symbol') continue;
-    const span = scanned.members.get(name);
-    const same = span !== undefined && isDecoded(original!, name) && original![name] === value;
-    parts.push(Buffer.from(`${parts.length ? ',' : '{'}${JSON.stringify(name)}:`));
-    parts.push(same ? scanned.raw.subarray(span.start, span.end) : Buffer.from(JSON.stringify(value)));
-  }
-  parts.push(Buffer.from(parts.length ? '}' : '{}'));
+  let text = '';
+  const flush = () => {
+    if (text) parts.push(Buffer.from(text));
+    text = '';
+  };
+  const write = (v: unknown): void => {
+    const info = viewOf(v);
+    if (info && !info.dirty) {
+      flush();
+      parts.push(info.raw.subarray(info.span.start, info.span.end));
+      return;
+    }
+    if (v === null || typeof v !== 'object' || typeof (v as { toJSON?: unknown }).toJSON === 'function') {
+      text += JSON.stringify(v) ?? 'null';
+      return;
+    }
+    if (Array.isArray(v)) {
+      text += '[';
+      for (let i = 0; i < v.length; i++) {
+        if (i) text += ',';
+        const e = v[i];
+        if (e === undefined || typeof e === 'function' || typeof e === 'symbol') text += 'null';
+        else write(e);
+      }
+      text += ']';
+      return;
+    }
+    text += '{';
+    let first = true;
+    for (const [k, e] of Object.entries(v)) {
+      if (e === undefined || typeof e === 'function' || typeof e === 'symbol') continue;
+      text += `${first ? '' : ','}${JSON.stringify(k)}:`;
+      first = false;
+      write(e);
+    }
+    text += '}';
+  };
+  write(body);
+  flush();
   return Buffer.concat(parts);
-}
-
-/** True when member `name` of a lazy body has been decoded already (reading it would not decode it now). */
-function isDecoded(body: Record<string, unknown>, name: string): boolean {
-  return (body as { [DECODED]?: Set<string> })[DECODED]?.has(name) ?? false;
 }
