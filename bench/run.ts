@@ -44,22 +44,7 @@ function startServer(kind: 'fake' | 'gateway', upstream?: string, extraConfig = 
     kind === 'fake'
       ? ['--import', 'tsx', path.join(ROOT, 'bench/server.ts'), 'fake']
       : [...prof, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', writeConfig({ upstream: upstream!, extraConfig }).configFile];
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'info' } });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`${kind} did not start:\n${out}`)), 20_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /(?:READY |listening on )(http:\/\/[^\s"]+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        child.stdout!.off('data', onData);
-        child.stdout!.resume(); // keep draining the gateway's log lines, as a log shipper would
-        resolve({ url: m[1]!, child });
-      }
-    };
-    child.stdout!.on('data', onData);
-  });
+  return startProcess(args);
 }
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
@@ -316,26 +301,7 @@ try {
       extraConfig: `state: { redis: "redis://127.0.0.1:${proxy.port}" }\nledger: off\n`,
       rules: { '10.yaml': `version: 1\nrules:\n${rules}` },
     });
-    const child = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'serve', '--config', configFile], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, LOG_LEVEL: 'info', PORT: '0' },
-    });
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const t = setTimeout(() => reject(new Error(`gateway did not start: ${out}`)), 20_000);
-      const onData = (d: Buffer) => {
-        out += d.toString();
-        const m = /listening on (http:\/\/[^\s"]+)/.exec(out);
-        if (m) {
-          clearTimeout(t);
-          child.stdout!.off('data', onData);
-          child.stdout!.resume(); // keep draining the log, as a log shipper would
-          resolve(m[1]!);
-        }
-      };
-      child.stdout!.on('data', onData);
-    });
+    const { url, child } = await startProcess([path.join(ROOT, 'dist/cli.js'), 'serve', '--config', configFile], { PORT: '0' });
     try {
       const agents = { direct: new Agent({ connections: 1 }), gateway: new Agent({ connections: 1 }) };
       const phase = async (n: number) => {
