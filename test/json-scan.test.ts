@@ -10,6 +10,9 @@ import fc from 'fast-check';
 import { lazyBody, scanJsonObject, serializeBody, withMember } from '../src/server/json-scan.js';
 import { claudeCodeBody } from './helpers.js';
 
+/** Generated cases per property: fewer under `npm run mutate`, where every surviving mutant reruns this file. */
+const runs = (n: number) => (process.env.MUTATION_RUN ? Math.min(n, 60) : n);
+
 const parsesAsObject = (s: string) => {
   try {
     const v = JSON.parse(s) as unknown;
@@ -43,7 +46,7 @@ describe('json-scan', () => {
         for (const k of Object.keys(parsed)) assert.deepEqual(lazy[k], parsed[k]);
         assert.equal(JSON.stringify(lazy), text);
       }),
-      { numRuns: 500 },
+      { numRuns: runs(500) },
     );
   });
 
@@ -57,7 +60,7 @@ describe('json-scan', () => {
         if (CONTROL.test(mutated)) return;
         assert.equal(accepts(mutated), parsesAsObject(mutated), JSON.stringify(mutated));
       }),
-      { numRuns: 5000 },
+      { numRuns: runs(5000) },
     );
   });
 
@@ -79,7 +82,7 @@ describe('json-scan', () => {
         scanJsonObject(text, depth);
         if (depth > 1) assert.throws(() => scanJsonObject(text, depth - 1), /deeper than \d+ levels \(limits\.max_json_depth/);
       }),
-      { numRuns: 300 },
+      { numRuns: runs(300) },
     );
   });
 
@@ -90,7 +93,7 @@ describe('json-scan', () => {
         const edited = withMember(scanJsonObject(Buffer.from(text), 10_000), name, value).toString();
         assert.deepEqual(JSON.parse(edited), JSON.parse(JSON.stringify({ ...o, [name]: value })));
       }),
-      { numRuns: 1000 },
+      { numRuns: runs(1000) },
     );
     const body = Buffer.from(JSON.stringify(claudeCodeBody()));
     const edited = withMember(scanJsonObject(body, 256), 'model', 'claude-haiku-4-5');
@@ -123,7 +126,7 @@ describe('serializeBody', () => {
         const out = serializeBody(edited, original).toString();
         assert.deepEqual(JSON.parse(out), JSON.parse(JSON.stringify(edited)));
       }),
-      { numRuns: 1000 },
+      { numRuns: runs(1000) },
     );
   });
 
@@ -174,7 +177,7 @@ describe('lazy views at every depth', () => {
         assert.deepEqual(JSON.parse(serializeBody(edited, original).toString()), JSON.parse(JSON.stringify(edited)));
         assert.deepEqual(JSON.parse(serializeBody(original).toString()), JSON.parse(JSON.stringify(o)), 'the untouched view serializes to the original value');
       }),
-      { numRuns: 1000 },
+      { numRuns: runs(1000) },
     );
   });
 
