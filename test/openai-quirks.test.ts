@@ -154,3 +154,101 @@ describe('request-id', () => {
     }
   });
 });
+
+describe('answer translation, unit by unit', () => {
+  test('finish_reason → stop_reason: stop, length, tool_calls, function_call, content_filter, unknown', async () => {
+    const { stopReason } = await import('../src/upstream/openai/response.js');
+    assert.deepEqual(['stop', 'length', 'tool_calls', 'function_call', 'content_filter', 'something-new', null].map(stopReason), [
+      'end_turn',
+      'max_tokens',
+      'tool_use',
+      'tool_use',
+      'refusal',
+      'end_turn',
+      'end_turn',
+    ]);
+  });
+
+  test('usage: cached prompt tokens are cache reads and not input; no negative input; zeros when absent', () => {
+    assert.deepEqual(anthropicUsage({ prompt_tokens: 1000, completion_tokens: 5, prompt_tokens_details: { cached_tokens: 800 } }), {
+      input_tokens: 200,
+      output_tokens: 5,
+      cache_creation_input_tokens: 0,
+      cache_read_input_tokens: 800,
+    });
+    assert.equal(anthropicUsage({ prompt_tokens: 10, prompt_tokens_details: { cached_tokens: 50 } }).input_tokens, 0);
+    assert.deepEqual(anthropicUsage(null), { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
+    // Reasoning is added only when the vendor's total shows it was left out of completion_tokens.
+    assert.equal(anthropicUsage({ prompt_tokens: 10, completion_tokens: 5, completion_tokens_details: { reasoning_tokens: 7 } }).output_tokens, 5);
+    assert.equal(anthropicUsage({ prompt_tokens: 10, completion_tokens: 5, total_tokens: 22, completion_tokens_details: { reasoning_tokens: 0 } }).output_tokens, 5);
+  });
+
+  test('a completion becomes a message: id, text, tool input (bad JSON kept raw), stop_reason from the content', () => {
+    const m = toAnthropicMessage(
+      {
+        id: 'chatcmpl-abc',
+        choices: [
+          {
+            message: {
+              role: 'assistant',
+              content: 'Let me look.',
+              tool_calls: [
+                { id: 'call_1', type: 'function', function: { name: 'read', arguments: '{"path":"a"}' } },
+                { id: 'call_2', type: 'function', function: { name: 'grep', arguments: 'not json' } },
+                { id: 'call_3', type: 'function', function: { name: 'ls', arguments: '' } },
+              ],
+            },
+            finish_reason: 'tool_calls',
+          },
+        ],
+        usage: { prompt_tokens: 3, completion_tokens: 2 },
+      },
+      'claude-haiku-4-5',
+    );
+    assert.deepEqual(m, {
+      id: 'msg_abc',
+      type: 'message',
+      role: 'assistant',
+      model: 'claude-haiku-4-5',
+      content: [
+        { type: 'text', text: 'Let me look.' },
+        { type: 'tool_use', id: 'call_1', name: 'read', input: { path: 'a' } },
+        { type: 'tool_use', id: 'call_2', name: 'grep', input: { _raw_arguments: 'not json' } },
+        { type: 'tool_use', id: 'call_3', name: 'ls', input: {} },
+      ],
+      stop_reason: 'tool_use',
+      stop_sequence: null,
+      usage: { input_tokens: 3, output_tokens: 2, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+    });
+    const empty = toAnthropicMessage({ choices: [{ message: { role: 'assistant', content: '' }, finish_reason: 'length' }] }, 'm') as { id: string; content: unknown[]; stop_reason: string };
+    assert.equal(empty.id, 'msg_openai');
+    assert.deepEqual(empty.content, []);
+    assert.equal(empty.stop_reason, 'max_tokens');
+    const none = toAnthropicMessage({}, 'm') as { content: unknown[]; stop_reason: string };
+    assert.deepEqual(none.content, []);
+    assert.equal(none.stop_reason, 'end_turn');
+  });
+
+  test("vendor error bodies (OpenAI-shaped, a bare string, plain text, a proxy's HTML) become Anthropic errors naming the provider", async () => {
+    const { toAnthropicError } = await import('../src/upstream/openai/response.js');
+    const parse = (s: string) => JSON.parse(s) as { type: string; error: { type: string; message: string } };
+    assert.deepEqual(parse(toAnthropicError(429, JSON.stringify({ error: { message: 'slow down', type: 'rate_limit' } }), 'groq')), {
+      type: 'error',
+      error: { type: 'rate_limit_error', message: 'provider "groq" answered 429: slow down' },
+    });
+    assert.equal(parse(toAnthropicError(400, JSON.stringify({ error: 'bad model' }), 'p')).error.message, 'provider "p" answered 400: bad model');
+    assert.equal(parse(toAnthropicError(404, JSON.stringify({ message: 'no route' }), 'p')).error.message, 'provider "p" answered 404: no route');
+    assert.equal(parse(toAnthropicError(502, '<html>Bad Gateway</html>', 'p')).error.message, 'provider "p" answered 502: <html>Bad Gateway</html>');
+    assert.equal(parse(toAnthropicError(500, JSON.stringify({ error: { code: 7 } }), 'p')).error.message, 'provider "p" answered 500: {"error":{"code":7}}');
+    assert.equal(parse(toAnthropicError(500, 'x'.repeat(2000), 'p')).error.message.length, 'provider "p" answered 500: '.length + 500);
+    assert.equal(parse(toAnthropicError(529, '{}', 'p')).error.type, 'overloaded_error');
+  });
+
+  test('synthesized ids are unique; real ids are kept, blank ones replaced', async () => {
+    const { toolIdOf } = await import('../src/upstream/openai/response.js');
+    assert.equal(toolIdOf('call_9'), 'call_9');
+    const ids = new Set([toolIdOf(''), toolIdOf('   '), toolIdOf(undefined), toolIdOf(null)]);
+    assert.equal(ids.size, 4);
+    for (const id of ids) assert.match(id, /^toolu_sy[0-9a-f]{22}$/);
+  });
+});
