@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { lazyBody, scanJsonObject, serializeBody, withMember } from '../src/server/json-scan.js';
+import { lazyBody, scanJsonObject, scannedOf, serializeBody, viewBytes, withMember } from '../src/server/json-scan.js';
 import { claudeCodeBody } from './helpers.js';
 
 /** Generated cases per property: fewer under `npm run mutate`, where every surviving mutant reruns this file. */
@@ -189,5 +189,63 @@ describe('lazy views at every depth', () => {
     assert.throws(() => view.a.b.push(3), TypeError);
     view.a.b[0] = 9;
     assert.deepEqual(JSON.parse(serializeBody(view as never).toString()), { a: { b: [9, 2] }, c: 'x' });
+  });
+});
+
+describe('json-scan details', () => {
+  const message = (s: string) => {
+    try {
+      scanJsonObject(Buffer.from(s), 3);
+      return 'accepted';
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+
+  test('errors say what is wrong and at which byte', () => {
+    assert.equal(message(''), 'request body must be a JSON object');
+    assert.equal(message('[1]'), 'request body must be a JSON object');
+    assert.equal(message('{"a":1} x'), 'request body is not valid JSON: unexpected data after the object at byte 8');
+    assert.equal(message('{"a":"x'), 'request body is not valid JSON: unterminated string at byte 5');
+    assert.equal(message('{"a":"\\q"}'), 'request body is not valid JSON: bad escape at byte 6');
+    assert.equal(message('{"a":"\\u12"}'), 'request body is not valid JSON: bad \\u escape at byte 6');
+    assert.equal(message('{"a":-x}'), 'request body is not valid JSON: bad number at byte 5');
+    assert.equal(message('{"a":1.}'), 'request body is not valid JSON: bad number at byte 7');
+    assert.equal(message('{"a":1e+}'), 'request body is not valid JSON: bad number at byte 8');
+    assert.equal(message('{"a":nul}'), 'request body is not valid JSON: unexpected token at byte 5');
+    assert.equal(message('{"a":}'), 'request body is not valid JSON: unexpected token at byte 5');
+    assert.equal(message('{"a":1'), 'request body is not valid JSON: unexpected end at byte 6');
+    assert.equal(message('{"a":1;}'), "request body is not valid JSON: expected ',' or '}' at byte 6");
+    assert.equal(message('{"a":[1;]}'), "request body is not valid JSON: expected ',' or ']' at byte 7");
+    assert.equal(message('{a:1}'), 'request body is not valid JSON: expected a member name at byte 1');
+    assert.equal(message('{"a" 1}'), "request body is not valid JSON: expected ':' at byte 5");
+    assert.equal(message('{"a":{"b":{"c":{}}}}'), 'request body nests arrays and objects deeper than 3 levels (limits.max_json_depth in the gateway config)');
+    assert.equal(message('{"a":{"b":{"c":1}}}'), 'accepted');
+    assert.equal(message('{"n":[0,-1,2.5,1E3,1e-2,-0.0],"t":true,"f":false,"z":null,"s":"\\u00e9\\"\\\\\\/\\b\\f\\n\\r\\t"}'), 'accepted');
+  });
+
+  test('viewBytes and scannedOf: a view reports its bytes until it is changed; anything else reports none', () => {
+    const text = '{"tools":[{"name":"a"}],"n":1}';
+    const scanned = scanJsonObject(Buffer.from(text), 10);
+    const body = lazyBody(scanned) as { tools: Array<{ name: string }>; n: number };
+    assert.equal(scannedOf(body), scanned);
+    assert.equal(scannedOf({}), null);
+    assert.equal(viewBytes(body.tools), '[{"name":"a"}]'.length);
+    assert.equal(viewBytes(body.tools[0]), '{"name":"a"}'.length);
+    assert.equal(viewBytes({ name: 'a' }), null);
+    assert.equal(viewBytes('a string'), null);
+    assert.equal(viewBytes(null), null);
+    body.tools[0]!.name = 'b';
+    assert.equal(viewBytes(body.tools[0]), null);
+    assert.equal(viewBytes(body.tools), null, 'a change inside makes the whole stale');
+    assert.equal(viewBytes(body), null);
+  });
+
+  test('serializeBody treats values JSON has no form for as JSON.stringify does', () => {
+    const original = lazyBody(scanJsonObject(Buffer.from('{"keep":{"x":[1,2]},"arr":[1]}'), 10));
+    const edited = { ...original, u: undefined, f: () => 1, s: Symbol('s'), arr: [undefined, () => 1, Symbol('t'), 2], d: new Date(0), nested: { u: undefined, v: 1 } };
+    assert.equal(serializeBody(edited as never).toString(), JSON.stringify(edited));
+    assert.equal(serializeBody({} as never).toString(), '{}');
+    assert.equal(serializeBody({ a: [] } as never).toString(), '{"a":[]}');
   });
 });
