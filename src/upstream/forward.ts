@@ -64,8 +64,6 @@ export interface Forwarded {
   provider: string;
   /** Fingerprint of the upstream key used, or null in transparent mode. */
   key: string | null;
-  /** Attempts after the first. */
-  retries: number;
   /** Call when the answer is over (frees the key's in-flight slot). */
   release(): void;
 }
@@ -256,7 +254,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
           break;
         }
         if (err instanceof FailedAnswer) {
-          if (shouldNotRetry(err.answer)) return { answer: err.answer, provider: provider.name, key: key?.fingerprint ?? null, retries: attempts - 1, release: () => {} };
+          if (shouldNotRetry(err.answer)) return { answer: err.answer, provider: provider.name, key: key?.fingerprint ?? null, release: () => {} };
           lastAnswer = await buffer(err.answer, provider.name);
         } else {
           lastError = err;
@@ -302,13 +300,13 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
         lastAnswer = await buffer(answer, provider.name);
         continue;
       }
-      return { answer, provider: provider.name, key: key?.fingerprint ?? null, retries: attempts - 1, release };
+      return { answer, provider: provider.name, key: key?.fingerprint ?? null, release };
     }
   }
   if (earliestCooling < Infinity && (lastAnswer === null || lastAnswer.statusCode === 429)) {
     const s = Math.max(1, Math.ceil((earliestCooling - Date.now()) / 1000));
     throw new KeysCoolingError(`every upstream key of ${coolingProviders.map((p) => `"${p}"`).join(', ')} is cooling down after rate limits; retry after ${s} s`, s);
   }
-  if (lastAnswer) return { answer: lastAnswer, provider: plan.chain.at(-1)!.name, key: null, retries: Math.max(0, attempts - 1), release: () => {} };
+  if (lastAnswer) return { answer: lastAnswer, provider: plan.chain.at(-1)!.name, key: null, release: () => {} };
   throw lastError ?? new NoUpstreamError('SY_NO_UPSTREAM', 'no upstream could be tried for this request');
 }

@@ -51,7 +51,6 @@ async function send(x: Exchange): Promise<() => void> {
   });
   x.log.upstream = sent.provider;
   x.log.upstream_key = sent.key ?? undefined;
-  x.log.retries = sent.retries;
   const provider = config.providers[sent.provider]!;
   const requestedModel = x.rc!.model;
   built.clear();

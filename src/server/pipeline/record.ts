@@ -43,7 +43,6 @@ export const record: Stage = async (x, next) => {
       return;
     }
     const gerr = asGatewayError(err);
-    if (x.attempts.attempts > 0) x.log.retries = x.attempts.attempts - 1;
     x.req.resume(); // an unread body is drained, never held
     sendError(x.res, gerr, x.id);
     x.errorType = gerr.type;
@@ -59,6 +58,8 @@ export const record: Stage = async (x, next) => {
 function finish(x: Exchange, status: number, extra: Partial<Exchange['log']>): void {
   const { deps, log } = x;
   Object.assign(log, extra, { status, latency_ms: round(performance.now() - x.started) });
+  // Every upstream attempt counts, whether forwarding answered, failed or the client left meanwhile.
+  if (x.attempts.attempts > 0) log.retries = x.attempts.attempts - 1;
   log.outcome ??= 'ok';
   const level = status >= 500 ? 'error' : status >= 400 || log.outcome === 'client_aborted' ? 'warn' : 'info';
   deps.log[level](log, 'request');
