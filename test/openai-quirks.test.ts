@@ -32,18 +32,36 @@ async function translate(chunks: unknown[]): Promise<Array<{ event: string; data
 const base = { id: 'chatcmpl-q', object: 'chat.completion.chunk', model: 'vendor-model' };
 const chunk = (delta: unknown, finish: string | null = null, extra: Record<string, unknown> = {}) => ({ ...base, choices: [{ index: 0, delta, finish_reason: finish }], ...extra });
 
-/** The tool_use blocks of an event list, with their inputs assembled and parsed. */
+/**
+ * The tool_use blocks of an event list, with their inputs assembled and parsed the way a strict client
+ * does: a block's input is final at its `content_block_stop`, and a fragment for a stopped block is lost.
+ */
 function toolUses(events: Awaited<ReturnType<typeof translate>>) {
-  const blocks = new Map<number, { id: string; name: string; json: string }>();
+  const blocks = new Map<number, { id: string; name: string; json: string; stopped: boolean }>();
   for (const e of events) {
-    if (e.event === 'content_block_start' && e.data.content_block.type === 'tool_use') blocks.set(e.data.index, { id: e.data.content_block.id, name: e.data.content_block.name, json: '' });
-    if (e.event === 'content_block_delta' && e.data.delta.type === 'input_json_delta') blocks.get(e.data.index)!.json += e.data.delta.partial_json;
+    if (e.event === 'content_block_start' && e.data.content_block.type === 'tool_use')
+      blocks.set(e.data.index, { id: e.data.content_block.id, name: e.data.content_block.name, json: '', stopped: false });
+    const b = blocks.get(e.data.index);
+    if (e.event === 'content_block_delta' && e.data.delta.type === 'input_json_delta' && b && !b.stopped) b.json += e.data.delta.partial_json;
+    if (e.event === 'content_block_stop' && b) b.stopped = true;
   }
   return [...blocks.values()].map((b) => ({ id: b.id, name: b.name, input: JSON.parse(b.json || '{}') as unknown }));
 }
 
-/** Block indices start at 0 and are contiguous; each block starts once and stops once. */
+/** Block indices start at 0 and are contiguous; each block starts once and stops once; a delta goes to the open block. */
 function assertWellFormed(events: Awaited<ReturnType<typeof translate>>) {
+  let open: number | null = null;
+  for (const e of events) {
+    if (e.event === 'content_block_start') {
+      assert.equal(open, null, `block ${e.data.index} starts while block ${open} is open`);
+      open = e.data.index as number;
+    }
+    if (e.event === 'content_block_delta') assert.equal(e.data.index, open, 'a delta goes to the open block');
+    if (e.event === 'content_block_stop') {
+      assert.equal(e.data.index, open);
+      open = null;
+    }
+  }
   const started = events.filter((e) => e.event === 'content_block_start').map((e) => e.data.index as number);
   const stopped = events.filter((e) => e.event === 'content_block_stop').map((e) => e.data.index as number);
   assert.deepEqual(
@@ -76,6 +94,33 @@ describe('tool calls as vendors send them', () => {
       { id: 'call_b', name: 'read', input: { path: 'b.txt' } },
     ]);
     assert.equal(events.at(-2)!.data.delta.stop_reason, 'tool_use');
+  });
+
+  test('parallel calls whose fragments interleave (index 0, 1, 0, 1): every fragment reaches its call, one open block at a time', async () => {
+    const events = await translate([
+      chunk({ role: 'assistant', content: 'Checking both.' }),
+      chunk({ tool_calls: [{ index: 0, id: 'call_a', type: 'function', function: { name: 'read', arguments: '{"pa' } }] }),
+      chunk({ tool_calls: [{ index: 1, id: 'call_b', type: 'function', function: { name: 'grep', arguments: '{"pat' } }] }),
+      chunk({ tool_calls: [{ index: 0, function: { arguments: 'th":"a.ts"}' } }] }),
+      chunk({
+        tool_calls: [
+          { index: 1, function: { arguments: 'tern":"x"' } },
+          { index: 2, id: 'call_c', type: 'function', function: { name: 'ls', arguments: '{}' } },
+        ],
+      }),
+      chunk({ tool_calls: [{ index: 1, function: { arguments: '}' } }] }),
+      chunk({}, 'tool_calls'),
+    ]);
+    assertWellFormed(events);
+    assert.deepEqual(toolUses(events), [
+      { id: 'call_a', name: 'read', input: { path: 'a.ts' } },
+      { id: 'call_b', name: 'grep', input: { pattern: 'x' } },
+      { id: 'call_c', name: 'ls', input: {} },
+    ]);
+    assert.equal(events.find((e) => e.event === 'message_delta')!.data.delta.stop_reason, 'tool_use');
+    // The first call streams live: its first fragment goes out before the second call's first chunk is read.
+    const firstDelta = events.findIndex((e) => e.event === 'content_block_delta' && e.data.delta.type === 'input_json_delta');
+    assert.equal(events[firstDelta]!.data.delta.partial_json, '{"pa');
   });
 
   test('blank or missing ids get a synthesized id, non-empty and unique in the answer; fragments follow their call', async () => {

@@ -1,11 +1,16 @@
 /**
  * OpenAI Chat Completions SSE → Anthropic Messages SSE, event by event as chunks arrive: `message_start`
  * (always with a complete numeric usage), a `text` block for content deltas and one `tool_use` block per tool
- * call (id and name from its first chunk, `input_json_delta` for each argument fragment), `content_block_stop`
- * when the next block starts, then `message_delta` (stop_reason from finish_reason, usage from the final
+ * call (id and name from its first chunk), `content_block_stop` when the next block starts, then `message_delta` (stop_reason from finish_reason, usage from the final
  * usage chunk) and `message_stop`. A failure mid-stream becomes an SSE `error` event. While the upstream is
  * silent (slow prefill on a local model) a `ping` goes out every `pingMs`, since Claude Code gives up after
  * 300 s of silence.
+ *
+ * Tool calls: the first call of a message streams live (`input_json_delta` for each argument fragment).
+ * Later calls are held whole and sent, each as one block with one `input_json_delta`, just before
+ * `message_delta`: an Anthropic stream has one open block at a time, while vendors may interleave the
+ * fragments of parallel calls (`index` 0, 1, 0, 1, …), and a fragment for a block already stopped would be
+ * lost to a client that finalizes a tool's input at `content_block_stop`.
  */
 import { createParser } from 'eventsource-parser';
 import { Transform, type TransformCallback } from 'node:stream';
@@ -23,9 +28,11 @@ export class ChatToMessagesStream extends Transform {
   private started = false;
   private ended = false;
   private nextIndex = 0;
-  private open: { index: number; kind: 'text' | 'tool'; call?: number } | null = null;
-  /** Tool calls by key (`i:<index>`, else `id:<id>`, else one per call) → their block index. */
-  private readonly toolBlocks = new Map<string, number>();
+  private open: { index: number; kind: 'text' | 'tool' } | null = null;
+  /** The call streaming live (key as `toolKey` gives it) and its block index. */
+  private live: { key: string; index: number } | null = null;
+  /** Later calls, held whole until the message ends, in the order they started. */
+  private readonly held = new Map<string, { id: string; name: string; args: string }>();
   private lastToolKey: string | null = null;
   private anonymousCalls = 0;
   private finish: unknown = null;
@@ -98,17 +105,29 @@ export class ChatToMessagesStream extends Transform {
       }
       for (const tc of delta.tool_calls ?? []) {
         const key = this.toolKey(tc);
-        let index = this.toolBlocks.get(key);
-        if (index === undefined) {
-          this.closeOpen();
-          index = this.nextIndex++;
-          this.toolBlocks.set(key, index);
-          this.open = { index, kind: 'tool' };
-          this.emitEvent('content_block_start', { type: 'content_block_start', index, content_block: { type: 'tool_use', id: toolIdOf(tc.id), name: tc.function?.name ?? '', input: {} } });
-        }
         this.lastToolKey = key;
-        const args = tc.function?.arguments;
-        if (typeof args === 'string' && args) this.emitEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: args } });
+        const args = typeof tc.function?.arguments === 'string' ? tc.function.arguments : '';
+        if (this.live === null) {
+          this.closeOpen();
+          this.live = { key, index: this.nextIndex++ };
+          this.open = { index: this.live.index, kind: 'tool' };
+          this.emitEvent('content_block_start', {
+            type: 'content_block_start',
+            index: this.live.index,
+            content_block: { type: 'tool_use', id: toolIdOf(tc.id), name: tc.function?.name ?? '', input: {} },
+          });
+        }
+        if (key === this.live.key) {
+          if (args) this.emitEvent('content_block_delta', { type: 'content_block_delta', index: this.live.index, delta: { type: 'input_json_delta', partial_json: args } });
+          continue;
+        }
+        let call = this.held.get(key);
+        if (!call) {
+          call = { id: toolIdOf(tc.id), name: '', args: '' };
+          this.held.set(key, call);
+        }
+        if (!call.name && typeof tc.function?.name === 'string') call.name = tc.function.name;
+        call.args += args;
       }
       if (choice.finish_reason) this.finish = choice.finish_reason;
     }
@@ -130,7 +149,13 @@ export class ChatToMessagesStream extends Transform {
     if (this.ended) return;
     this.start('openai');
     this.closeOpen();
-    this.emitEvent('message_delta', { type: 'message_delta', delta: { stop_reason: answerStopReason(this.finish, this.toolBlocks.size > 0), stop_sequence: null }, usage: this.usage });
+    for (const call of this.held.values()) {
+      const index = this.nextIndex++;
+      this.emitEvent('content_block_start', { type: 'content_block_start', index, content_block: { type: 'tool_use', id: call.id, name: call.name, input: {} } });
+      if (call.args) this.emitEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: call.args } });
+      this.emitEvent('content_block_stop', { type: 'content_block_stop', index });
+    }
+    this.emitEvent('message_delta', { type: 'message_delta', delta: { stop_reason: answerStopReason(this.finish, this.live !== null), stop_sequence: null }, usage: this.usage });
     this.emitEvent('message_stop', { type: 'message_stop' });
     this.ended = true;
   }
