@@ -7,6 +7,7 @@
  *   for ~10 s) | tool (answers with a tool_use block unless the last user turn holds a tool_result) |
  *   noretry:<code> (that status with `x-should-retry: false`) | reset (destroys the connection unanswered) |
  *   truncate-sse (two events and half of a third, then the connection is destroyed) |
+ *   cut-sse (two whole events, then a clean end of the response: no message_stop) |
  *   huge-error:<MB> (status 500 with an error body of that many MB, streamed).
  * Upstream keys can misbehave too, by their name: `k-status-<code>...` always answers that status,
  * `k-once-<code>...` answers it the first time that key is seen, `k-hang...` never answers.
@@ -174,6 +175,10 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
         res.write(events[4]!.slice(0, 30));
         await new Promise((r) => setTimeout(r, 20));
         req.socket.destroy();
+        return;
+      }
+      if (scenario === 'cut-sse') {
+        res.end(events[0]! + events[1]!);
         return;
       }
       if (scenario === 'slow-sse') {

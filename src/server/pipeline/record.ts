@@ -82,7 +82,6 @@ function usageRecord(x: Exchange): UsageRecord {
   const streamError = tap?.streamError ?? null;
   let outcome = OUTCOMES[log.outcome ?? 'ok'];
   if (outcome === 'ok' && (streamError || (log.status ?? 0) >= 400)) outcome = 'failed';
-  if (outcome === 'ok' && tap && !tap.completed && x.endpoint === 'messages') outcome = 'aborted';
   const model = log.upstream_model ?? log.model ?? null;
   let cost: number | null = 0;
   if (usage.input_tokens + usage.output_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens > 0) {

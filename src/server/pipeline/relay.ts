@@ -1,7 +1,7 @@
 /**
  * Stage "relay" (DESIGN §3 step 6): the upstream's status and headers, then its body as it arrives (SSE
  * events, pings and comment lines included), with backpressure. An SSE stream is forwarded up to its last
- * complete event; when the upstream fails mid-stream, closes mid-event, or the gateway shuts down, the
+ * complete event; when the upstream fails mid-stream, closes mid-event or before `message_stop`, or the gateway shuts down, the
  * client gets an Anthropic `event: error` (`api_error` / `overloaded_error`) after the last whole event
  * instead of a silent cut, so SDKs can tell an interruption from a finished answer. Usage is tapped on the
  * way. Never throws: the outcome goes into the exchange's log.
@@ -78,6 +78,12 @@ export const relay: Stage = async (x) => {
     if (res.destroyed) return outcome('client_aborted', 'client disconnected');
     if (framer?.pending) {
       const message = `the upstream closed the stream in the middle of an event (${framer.pending} bytes of it were dropped)`;
+      endWithError('api_error', message);
+      return outcome('upstream_failed', message);
+    }
+    if (framer && x.endpoint === 'messages' && upstream.statusCode < 400 && !tap.completed && !tap.streamError) {
+      // Ended on an event boundary, but the answer is not whole: an SDK must not take it for a finished one.
+      const message = 'the upstream ended the stream before message_stop';
       endWithError('api_error', message);
       return outcome('upstream_failed', message);
     }
