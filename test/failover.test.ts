@@ -65,6 +65,50 @@ describe('key pools', () => {
     }
   });
 
+  test('sessions stick to their key across interleaved requests; new sessions spread round robin', async () => {
+    const { gw } = await startTestGateway({ upstream: fake.url, providers: provider('main', fake.url, ['k-ok-a', 'k-ok-b', 'k-ok-c']), rules: route() });
+    try {
+      const order = ['s1', 's2', 's1', 's1', 's3', 's2', 's1', 's3', 's4'];
+      const start = fake.received.length;
+      for (const session of order) {
+        const r = await send(gw.url, { 'x-claude-code-session-id': session });
+        assert.equal(r.statusCode, 200);
+        await r.body.dump();
+      }
+      const keys = keysSeen(start);
+      const bySession = new Map<string, Set<unknown>>();
+      order.forEach((s, i) => bySession.set(s, (bySession.get(s) ?? new Set()).add(keys[i])));
+      for (const [session, seen] of bySession) assert.equal(seen.size, 1, `session ${session} used ${[...seen].join(', ')}`);
+      // Round robin would give s1 its second request on another key; the first sessions get a, b, c, a.
+      assert.deepEqual(
+        ['s1', 's2', 's3', 's4'].map((s) => [...bySession.get(s)!][0]),
+        ['k-ok-a', 'k-ok-b', 'k-ok-c', 'k-ok-a'],
+      );
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test("transparent mode (no provider keys): an upstream 429 on the client's own key is passed on, not retried", async () => {
+    const { gw, logs } = await startTestGateway({
+      upstream: fake.url,
+      providers: `  main:\n    type: anthropic\n    base_url: ${fake.url}\n    retries: { max: 3, base_delay_ms: 5, max_delay_ms: 20 }\n`,
+      rules: route(),
+    });
+    try {
+      const start = fake.received.length;
+      const r = await send(gw.url, { 'x-fake': 'status:429', 'x-api-key': 'sk-ant-client-own' });
+      assert.equal(r.statusCode, 429);
+      assert.equal(r.headers['retry-after'], '17', "the upstream's retry-after reaches the client");
+      const body = (await r.body.json()) as { error: { type: string; message: string } };
+      assert.deepEqual(body.error, { type: 'rate_limit_error', message: 'fake upstream says 429' });
+      assert.equal(fake.received.length - start, 1, 'one upstream call');
+      assert.equal(lastLine(logs).retries, 0);
+    } finally {
+      await gw.close();
+    }
+  });
+
   test('a key that answers 401 leaves the pool, logged loudly by fingerprint', async () => {
     const { gw, logs } = await startTestGateway({ upstream: fake.url, providers: provider('main', fake.url, ['k-status-401-x', 'k-ok-y']), rules: route() });
     try {
@@ -220,7 +264,13 @@ test('key choice: round_robin spreads new sessions, least_loaded prefers fewest 
     ['s1', 's2', 's3', 's4'].map((s) => pick(rr, s)),
     ['a', 'b', 'c', 'a'],
   );
-  assert.equal(pick(rr, 's2'), 'b', 'a known session keeps its key');
+  // The ring's next key is b: a session that did not stick would get b, c, a from here.
+  assert.deepEqual(
+    ['s1', 's3', 's1'].map((s) => pick(rr, s)),
+    ['a', 'c', 'a'],
+    'a known session keeps its key',
+  );
+  assert.equal(pick(rr, 's5'), 'b', 'a new session takes the next key of the ring');
   assert.equal(pick(rr, 's2', [0, 5000, 0]), 'c', 'and moves only when its key is cooling');
   const ll = new KeyPool('p', ['a', 'b', 'c'], 'least_loaded');
   ll.keys[0]!.inFlight = 3;

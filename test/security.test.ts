@@ -87,7 +87,16 @@ describe('client keys', () => {
 
   test('a missing or unknown key is 401 authentication_error and nothing is forwarded', async () => {
     const before = fake.received.length;
-    for (const headers of [{}, { 'x-api-key': 'sk-sy-wrong' }, { authorization: 'Bearer sk-sy-wrong' }, { authorization: `Basic ${ALICE_KEY}` }] as Array<Record<string, string>>) {
+    const nearMiss = `${ALICE_KEY.slice(0, -1)}2`; // all but the last character right
+    for (const headers of [
+      {},
+      { 'x-api-key': 'sk-sy-wrong' },
+      { authorization: 'Bearer sk-sy-wrong' },
+      { authorization: `Basic ${ALICE_KEY}` },
+      { 'x-api-key': nearMiss },
+      { authorization: `Bearer ${nearMiss}` },
+      { 'x-api-key': `${ALICE_KEY}0` },
+    ] as Array<Record<string, string>>) {
       const r = await post(gw.url, headers);
       assert.equal(r.statusCode, 401);
       const json = (await r.body.json()) as { error: { type: string; message: string } };
@@ -115,6 +124,41 @@ describe('client keys', () => {
     const key = r.stdout.split('\n').find((l) => l.startsWith('sk-sy-'))!;
     assert.ok(key.length > 40);
     assert.match(r.stdout, new RegExp(`carol: \\{ key_sha256: "${sha(key)}", tags: \\{\\} \\}`));
+  });
+});
+
+describe('hop-by-hop headers', () => {
+  test("headers the client's Connection header names, and the fixed hop-by-hop set, are not forwarded (RFC 9110 §7.6.1)", async () => {
+    // node:http, not undici: undici refuses to send a Connection header of the caller's choosing.
+    const { request: httpRequest } = await import('node:http');
+    const payload = body();
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(gw.url + '/v1/messages', {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload),
+          'x-api-key': ALICE_KEY,
+          connection: 'keep-alive, X-Hop-Secret,x-hop-other',
+          'x-hop-secret': 'for-the-next-hop-only',
+          'x-hop-other': '1',
+          'keep-alive': 'timeout=5',
+          te: 'trailers',
+          'proxy-authorization': 'Basic cHJveHk6c2VjcmV0',
+          'x-end-to-end': 'kept',
+        },
+      });
+      req.on('response', (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end(payload);
+    });
+    assert.equal(status, 200);
+    const got = fake.received.at(-1)!.headers;
+    assert.equal(got['x-end-to-end'], 'kept');
+    for (const name of ['x-hop-secret', 'x-hop-other', 'keep-alive', 'te', 'proxy-authorization']) assert.equal(got[name], undefined, `${name} was forwarded`);
   });
 });
 
@@ -162,9 +206,16 @@ describe('admin routes', () => {
   test('with an admin token: closed without it or with a wrong one, open with it', async () => {
     const { gw: g } = await startTestGateway({ upstream: fake.url, extraConfig: 'admin: { token: "admin-PLANTED-token" }\n' });
     try {
-      for (const headers of [{}, { authorization: 'Bearer nope' }]) {
+      // Wrong tokens that share all but the last character, or the whole token plus more, or another scheme.
+      const wrong = ['Bearer nope', 'Bearer admin-PLANTED-tokeN', 'Bearer admin-PLANTED-token-and-more', 'Bearer admin-PLANTED-toke', 'Basic admin-PLANTED-token'];
+      for (const headers of [{}, ...wrong.map((authorization) => ({ authorization }))]) {
         const r = await request(g.url + '/admin/rules', { headers });
-        assert.equal(r.statusCode, 401);
+        assert.equal(r.statusCode, 401, JSON.stringify(headers));
+        assert.ok(isAnthropicError(await r.body.json()));
+      }
+      for (const path of ['/admin/providers', '/admin/usage', '/metrics']) {
+        const r = await request(g.url + path, { headers: { authorization: 'Bearer admin-PLANTED-tokeN' } });
+        assert.equal(r.statusCode, 401, path);
         assert.ok(isAnthropicError(await r.body.json()));
       }
       const ok = await request(g.url + '/admin/rules', { headers: { authorization: 'Bearer admin-PLANTED-token' } });
