@@ -77,7 +77,7 @@ describe('key pools', () => {
       }
       const keys = keysSeen(start);
       const bySession = new Map<string, Set<unknown>>();
-      order.forEach((s, i) => bySession.set(s, (bySession.get(s) ?? new Set()).add(keys[i])));
+      for (const [i, s] of order.entries()) bySession.set(s, (bySession.get(s) ?? new Set()).add(keys[i]));
       for (const [session, seen] of bySession) assert.equal(seen.size, 1, `session ${session} used ${[...seen].join(', ')}`);
       // Round robin would give s1 its second request on another key; the first sessions get a, b, c, a.
       assert.deepEqual(

@@ -125,7 +125,6 @@ test('cost: each token kind at its price; 5m writes 1.25×, 1h writes 2×, reads
 
 test('SQLite end to end: requests in, `switchyard usage --by tag:team --format json` out, numbers as the upstream reported', async () => {
   const { gw, configFile, logs } = await startTestGateway({ upstream: fake.url, rules: TAG_RULES });
-  let records: UsageRecord[];
   try {
     for (const [team, stream] of [
       ['search', false],
@@ -170,7 +169,7 @@ test('SQLite end to end: requests in, `switchyard usage --by tag:team --format j
   assert.match(csv.stdout.split('\n')[0]!, /^tag:team,model,requests,input_tokens,/);
 
   const db = new Database(path.join(path.dirname(configFile), 'data/usage.db'), { readonly: true });
-  records = db.prepare('SELECT * FROM usage_records').all() as UsageRecord[];
+  const records = db.prepare('SELECT * FROM usage_records').all() as UsageRecord[];
   db.close();
   assert.equal(records.length, 3);
   const r0 = records[0]!;
