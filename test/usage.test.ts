@@ -1,6 +1,5 @@
 /**
- * The usage ledger: extraction from JSON and SSE (cut-off streams, mid-stream errors, TTL split), cost
- * arithmetic, the SQLite store end to end (requests in, `switchyard usage --by tag:team --format json`
+ * The usage ledger (extraction and cost are in usage-tap.test.ts): the SQLite store end to end (requests in, `switchyard usage --by tag:team --format json`
  * out), PostgreSQL against a real server, SIGTERM under load losing no completed request's record, a
  * ledger that is down not failing requests, and no secret or prompt in any record.
  */
@@ -9,14 +8,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { request } from 'undici';
-import { costUsd, priceTable } from '../src/usage/prices.js';
 import { PostgresStore } from '../src/usage/postgres.js';
 import type { UsageRecord } from '../src/usage/record.js';
 import type { buildReport } from '../src/usage/report.js';
-import { UsageTap } from '../src/usage/tap.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 import { startTestGateway, writeConfig } from './helpers.js';
 
@@ -25,7 +21,7 @@ const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:
 const SECRET = 'sk-ant-PLANTED-USAGE-SECRET-9';
 const PROMPT = 'PLANTED-USAGE-PROMPT-never-stored';
 
-const sse = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+const _sse = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 const TAG_RULES = { '10.yaml': 'version: 1\nrules:\n  - id: team\n    actions: [ { tag_billing: { team: { expr: "headers.\'x-team\'" } } } ]\n' };
 
 let fake: FakeUpstream;
@@ -33,95 +29,6 @@ before(async () => {
   fake = await startFakeUpstream();
 });
 after(() => fake.close());
-
-describe('usage extraction', () => {
-  test('SSE: message_start counts, cumulative message_delta, split across chunks at any byte', () => {
-    const text =
-      sse('message_start', {
-        type: 'message_start',
-        message: {
-          usage: {
-            input_tokens: 12,
-            output_tokens: 1,
-            cache_creation_input_tokens: 300,
-            cache_read_input_tokens: 4000,
-            cache_creation: { ephemeral_5m_input_tokens: 100, ephemeral_1h_input_tokens: 200 },
-          },
-        },
-      }) +
-      sse('ping', { type: 'ping' }) +
-      sse('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 40 } }) +
-      sse('message_delta', { type: 'message_delta', delta: {}, usage: { output_tokens: 57 } }) +
-      sse('message_stop', { type: 'message_stop' });
-    const bytes = Buffer.from(text);
-    for (const step of [1, 7, 64, bytes.length]) {
-      const tap = new UsageTap('text/event-stream', '');
-      for (let i = 0; i < bytes.length; i += step) tap.write(bytes.subarray(i, i + step));
-      assert.deepEqual(tap.finish(), {
-        input_tokens: 12,
-        output_tokens: 57,
-        cache_creation_input_tokens: 300,
-        cache_creation_5m_input_tokens: 100,
-        cache_creation_1h_input_tokens: 200,
-        cache_read_input_tokens: 4000,
-      });
-      assert.equal(tap.completed, true);
-    }
-  });
-
-  test('a stream cut off mid-way keeps what was seen; a mid-stream error event is reported', () => {
-    const cut = new UsageTap('text/event-stream; charset=utf-8', '');
-    cut.write(Buffer.from(sse('message_start', { message: { usage: { input_tokens: 9, output_tokens: 1 } } }) + 'event: message_delta\ndata: {"usage":{"output_tok'));
-    assert.equal(cut.finish().input_tokens, 9);
-    assert.equal(cut.completed, false);
-    const failed = new UsageTap('text/event-stream', '');
-    failed.write(Buffer.from(sse('message_start', { message: { usage: { input_tokens: 5 } } }) + sse('error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } })));
-    failed.finish();
-    assert.equal(failed.streamError, 'overloaded_error');
-  });
-
-  test('JSON, plain and gzip; cache writes without a split count as 5m', () => {
-    const body = JSON.stringify({ type: 'message', usage: { input_tokens: 3, output_tokens: 4, cache_creation_input_tokens: 50, cache_read_input_tokens: 60 } });
-    for (const [enc, bytes] of [
-      ['', Buffer.from(body)],
-      ['gzip', gzipSync(body)],
-    ] as const) {
-      const tap = new UsageTap('application/json', enc);
-      tap.write(bytes.subarray(0, 5));
-      tap.write(bytes.subarray(5));
-      assert.deepEqual(tap.finish(), {
-        input_tokens: 3,
-        output_tokens: 4,
-        cache_creation_input_tokens: 50,
-        cache_creation_5m_input_tokens: 50,
-        cache_creation_1h_input_tokens: 0,
-        cache_read_input_tokens: 60,
-      });
-    }
-  });
-});
-
-test('cost: each token kind at its price; 5m writes 1.25×, 1h writes 2×, reads 0.1×; unknown model null', () => {
-  const table = priceTable({ models: { 'claude-sonnet-4-6*': { input: 3, output: 15 }, 'special-*': { input: 10, output: 20, cache_read: 0.5 } } });
-  const M = 1_000_000;
-  const one = (k: string) => ({
-    input_tokens: 0,
-    output_tokens: 0,
-    cache_creation_input_tokens: 0,
-    cache_creation_5m_input_tokens: 0,
-    cache_creation_1h_input_tokens: 0,
-    cache_read_input_tokens: 0,
-    [k]: M,
-  });
-  const sonnet = table.priceOf('claude-sonnet-4-6')!;
-  assert.equal(costUsd(one('input_tokens'), sonnet), 3);
-  assert.equal(costUsd(one('output_tokens'), sonnet), 15);
-  assert.equal(costUsd(one('cache_creation_5m_input_tokens'), sonnet), 3.75);
-  assert.equal(costUsd(one('cache_creation_1h_input_tokens'), sonnet), 6);
-  assert.equal(costUsd(one('cache_read_input_tokens'), sonnet), 0.3);
-  assert.equal(costUsd(one('cache_read_input_tokens'), table.priceOf('special-x')), 5, 'per-model multiplier override');
-  assert.equal(costUsd(one('input_tokens'), table.priceOf('gpt-unknown')), null);
-});
 
 test('SQLite end to end: requests in, `switchyard usage --by tag:team --format json` out, numbers as the upstream reported', async () => {
   const { gw, configFile, logs } = await startTestGateway({ upstream: fake.url, rules: TAG_RULES });

@@ -1,0 +1,100 @@
+/**
+ * Usage extraction and cost as functions: token counts from JSON (plain and gzip) and SSE answers split at
+ * any byte, cut-off streams, mid-stream errors, the cache-write TTL split, and cost per token kind.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { costUsd, priceTable } from '../src/usage/prices.js';
+import { UsageTap } from '../src/usage/tap.js';
+
+const sse = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+
+describe('usage extraction', () => {
+  test('SSE: message_start counts, cumulative message_delta, split across chunks at any byte', () => {
+    const text =
+      sse('message_start', {
+        type: 'message_start',
+        message: {
+          usage: {
+            input_tokens: 12,
+            output_tokens: 1,
+            cache_creation_input_tokens: 300,
+            cache_read_input_tokens: 4000,
+            cache_creation: { ephemeral_5m_input_tokens: 100, ephemeral_1h_input_tokens: 200 },
+          },
+        },
+      }) +
+      sse('ping', { type: 'ping' }) +
+      sse('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 40 } }) +
+      sse('message_delta', { type: 'message_delta', delta: {}, usage: { output_tokens: 57 } }) +
+      sse('message_stop', { type: 'message_stop' });
+    const bytes = Buffer.from(text);
+    for (const step of [1, 7, 64, bytes.length]) {
+      const tap = new UsageTap('text/event-stream', '');
+      for (let i = 0; i < bytes.length; i += step) tap.write(bytes.subarray(i, i + step));
+      assert.deepEqual(tap.finish(), {
+        input_tokens: 12,
+        output_tokens: 57,
+        cache_creation_input_tokens: 300,
+        cache_creation_5m_input_tokens: 100,
+        cache_creation_1h_input_tokens: 200,
+        cache_read_input_tokens: 4000,
+      });
+      assert.equal(tap.completed, true);
+    }
+  });
+
+  test('a stream cut off mid-way keeps what was seen; a mid-stream error event is reported', () => {
+    const cut = new UsageTap('text/event-stream; charset=utf-8', '');
+    cut.write(Buffer.from(sse('message_start', { message: { usage: { input_tokens: 9, output_tokens: 1 } } }) + 'event: message_delta\ndata: {"usage":{"output_tok'));
+    assert.equal(cut.finish().input_tokens, 9);
+    assert.equal(cut.completed, false);
+    const failed = new UsageTap('text/event-stream', '');
+    failed.write(Buffer.from(sse('message_start', { message: { usage: { input_tokens: 5 } } }) + sse('error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } })));
+    failed.finish();
+    assert.equal(failed.streamError, 'overloaded_error');
+  });
+
+  test('JSON, plain and gzip; cache writes without a split count as 5m', () => {
+    const body = JSON.stringify({ type: 'message', usage: { input_tokens: 3, output_tokens: 4, cache_creation_input_tokens: 50, cache_read_input_tokens: 60 } });
+    for (const [enc, bytes] of [
+      ['', Buffer.from(body)],
+      ['gzip', gzipSync(body)],
+    ] as const) {
+      const tap = new UsageTap('application/json', enc);
+      tap.write(bytes.subarray(0, 5));
+      tap.write(bytes.subarray(5));
+      assert.deepEqual(tap.finish(), {
+        input_tokens: 3,
+        output_tokens: 4,
+        cache_creation_input_tokens: 50,
+        cache_creation_5m_input_tokens: 50,
+        cache_creation_1h_input_tokens: 0,
+        cache_read_input_tokens: 60,
+      });
+    }
+  });
+});
+
+test('cost: each token kind at its price; 5m writes 1.25×, 1h writes 2×, reads 0.1×; unknown model null', () => {
+  const table = priceTable({ models: { 'claude-sonnet-4-6*': { input: 3, output: 15 }, 'special-*': { input: 10, output: 20, cache_read: 0.5 } } });
+  const M = 1_000_000;
+  const one = (k: string) => ({
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_creation_input_tokens: 0,
+    cache_creation_5m_input_tokens: 0,
+    cache_creation_1h_input_tokens: 0,
+    cache_read_input_tokens: 0,
+    [k]: M,
+  });
+  const sonnet = table.priceOf('claude-sonnet-4-6')!;
+  assert.equal(costUsd(one('input_tokens'), sonnet), 3);
+  assert.equal(costUsd(one('output_tokens'), sonnet), 15);
+  assert.equal(costUsd(one('cache_creation_5m_input_tokens'), sonnet), 3.75);
+  assert.equal(costUsd(one('cache_creation_1h_input_tokens'), sonnet), 6);
+  assert.equal(costUsd(one('cache_read_input_tokens'), sonnet), 0.3);
+  assert.equal(costUsd(one('cache_read_input_tokens'), table.priceOf('special-x')), 5, 'per-model multiplier override');
+  assert.equal(costUsd(one('input_tokens'), table.priceOf('gpt-unknown')), null);
+});
