@@ -12,7 +12,7 @@ import { describe, test } from 'node:test';
 import { request } from 'undici';
 import { SCHEMA_FILES } from '../scripts/write-schemas.js';
 import { startFakeUpstream } from './fake-upstream.js';
-import { writeConfig } from './helpers.js';
+import { until, writeConfig } from './helpers.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const CLI = [process.execPath, '--import', 'tsx', path.join(ROOT, 'src/cli.ts')] as const;
@@ -198,12 +198,23 @@ describe('serve', () => {
       });
       const chunks: string[] = [];
       r.body.on('data', (c: Buffer) => chunks.push(c.toString()));
-      await new Promise((res) => setTimeout(res, 100));
+      await until(() => chunks.length > 0, 5000, 'the first event');
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
-      await new Promise((res) => setTimeout(res, 200));
       // New connections are refused while the open stream is still running.
-      await assert.rejects(request(url + '/healthz'), /ECONNREFUSED/);
+      await until(
+        () =>
+          request(url + '/healthz').then(
+            async (h) => {
+              await h.body.dump();
+              return false;
+            },
+            (err: Error) => /ECONNREFUSED/.test(err.message),
+          ),
+        5000,
+        'new connections refused',
+      );
+      assert.equal(chunks.join('').includes('message_stop'), false, 'the stream is still open');
       fake.release();
       await new Promise((res) => r.body.once('end', res));
       assert.match(chunks.join(''), /event: message_stop/);

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { keyFingerprint } from '../src/upstream/pool.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
-import { startTestGateway, type LogCapture } from './helpers.js';
+import { startTestGateway, until, type LogCapture } from './helpers.js';
 
 let fake: FakeUpstream;
 let deadUrl: string;
@@ -241,10 +241,16 @@ test('circuit breaker: opens after N consecutive failures, fails fast with 503 n
     assert.equal(fake.received.length, start, 'an open circuit fails fast');
     const admin = (await (await request(gw.url + '/admin/providers')).body.json()) as { providers: Array<{ circuit: string }> };
     assert.equal(admin.providers[0]!.circuit, 'open');
-    await new Promise((r) => setTimeout(r, 1100));
-    const probe = await send(gw.url);
-    assert.equal(probe.statusCode, 200, 'the half-open probe goes through and closes the circuit');
-    await probe.body.dump();
+    // Until the cool-down ends every request fails fast; then the half-open probe goes through and closes it.
+    await until(
+      async () => {
+        const probe = await send(gw.url);
+        await probe.body.dump();
+        return probe.statusCode === 200;
+      },
+      5000,
+      'the half-open probe answered',
+    );
     const closed = (await (await request(gw.url + '/admin/providers')).body.json()) as { providers: Array<{ circuit: string }> };
     assert.equal(closed.providers[0]!.circuit, 'closed');
   } finally {

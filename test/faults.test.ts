@@ -136,10 +136,12 @@ describe('interrupted streams end with an SSE error event', () => {
     const { gw } = await startTestGateway({ upstream: fake.url, providers: provider(), extraConfig: '' });
     const r = await send(gw.url, { fake: 'slow-sse', stream: true });
     assert.equal(r.statusCode, 200);
-    const text = r.body.text();
-    await new Promise((res) => setTimeout(res, 100));
+    let got = '';
+    r.body.on('data', (c: Buffer) => (got += c.toString()));
+    const ended = new Promise((res) => r.body.once('end', res));
+    await until(() => got.includes('message_start'), 5000, 'the stream open');
     const closed = gw.close(); // grace_ms is 2000 in the test config
-    const got = await text;
+    await ended;
     await closed;
     const evs = events(got);
     assert.equal(evs[0]!.event, 'message_start');

@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { request } from 'undici';
 import type { Gateway } from '../src/server/serve.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
-import { startTestGateway, type LogCapture } from './helpers.js';
+import { startTestGateway, until, type LogCapture } from './helpers.js';
 
 const ruleWith = (version: string) => `version: 1\nrules:\n  - id: stamp\n    actions:\n      - set_headers: { x-rules-generation: "${version}" }\n      - route_to: { provider: anthropic }\n`;
 
@@ -74,7 +74,7 @@ test('valid change within 1 s; invalid change keeps serving; later valid change 
 
   // 2. An invalid change: the last good set keeps serving, the error is visible with file:line:col.
   writeFileSync(file, 'version: 1\nrules:\n  - id: stamp\n    actions:\n      - route_to: { provider: does-not-exist }\n');
-  await new Promise((r) => setTimeout(r, 600));
+  await until(async () => ((await (await request(gw.url + '/admin/rules')).body.json()) as { last_error: unknown }).last_error !== null, 2000, 'the rejected reload');
   assert.equal((await send()).generation, 'v2');
   const admin = (await (await request(gw.url + '/admin/rules')).body.json()) as { version: string; rules: Array<{ id: string }>; last_error: { errors: string[] } | null };
   assert.equal(admin.version, versionV2);
@@ -109,7 +109,7 @@ test('valid change within 1 s; invalid change keeps serving; later valid change 
 test('Runtime.reload (what SIGHUP calls) swaps in a changed rule set', async () => {
   await gw.runtime.close(); // stop watching: only the explicit reload may pick this change up
   writeFileSync(path.join(rulesDir, '10-first.yaml'), ruleWith('v5').replace('id: stamp', 'id: first'));
-  await new Promise((r) => setTimeout(r, 300));
+  await new Promise((r) => setTimeout(r, 300)); // a negative check: time for a watcher, were one left, to act
   assert.equal((await send()).generation, 'v4');
   assert.equal(gw.runtime.reload('SIGHUP'), true);
   assert.equal((await send()).generation, 'v5');

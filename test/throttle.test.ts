@@ -12,7 +12,7 @@ import { request } from 'undici';
 import { RedisStore } from '../src/state/redis.js';
 import { MemoryStore } from '../src/state/store.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
-import { startTestGateway, writeConfig } from './helpers.js';
+import { startTestGateway, until, writeConfig } from './helpers.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -26,7 +26,6 @@ const send = (url: string, headers: Record<string, string> = {}, extra: Record<s
     headers: { 'content-type': 'application/json', 'x-api-key': 'sk-client-1', ...headers },
     body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }], ...extra }),
   });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let fake: FakeUpstream;
 before(async () => {
@@ -80,10 +79,16 @@ describe('throttle through the gateway', () => {
       assert.equal(json.error.type, 'rate_limit_error');
       assert.match(json.error.message, /^throttled by rule "limit": requests_per_minute 60 for client "fp-[0-9a-f]{10}" is exhausted; retry after 1 s$/);
       assert.equal(fake.received.length, before, 'a refused request is not forwarded');
-      await sleep(1100); // one request per second refills
-      const again = await send(gw.url);
-      assert.equal(again.statusCode, 200);
-      await again.body.dump();
+      // One request a second refills; a refused request takes nothing, so polling does not delay it.
+      await until(
+        async () => {
+          const again = await send(gw.url);
+          await again.body.dump();
+          return again.statusCode === 200;
+        },
+        3000,
+        'admitted after the refill',
+      );
     } finally {
       await gw.close();
     }
@@ -106,7 +111,7 @@ describe('throttle through the gateway', () => {
 
   test('output_tokens_per_minute: charged from the usage the upstream reports, JSON and SSE', async () => {
     // capacity 12 output tokens; the fake reports 7 per answer.
-    const { gw } = await startTestGateway({ upstream: fake.url, rules: rules('{ scope: session, output_tokens_per_minute: 60, burst: 0.2 }') });
+    const { gw, logs } = await startTestGateway({ upstream: fake.url, rules: rules('{ scope: session, output_tokens_per_minute: 60, burst: 0.2 }') });
     try {
       for (const stream of [false, true]) {
         const session = { 'x-claude-code-session-id': `s-${stream}` };
@@ -115,7 +120,8 @@ describe('throttle through the gateway', () => {
           assert.equal(r.statusCode, 200);
           await r.body.dump();
         }
-        await sleep(20); // settled after the body ends
+        // The output tokens are charged when the answer is over, before its log line is written.
+        await until(() => logs.lines.filter((l) => l.msg === 'request' && l.session_id === `s-${stream}`).length === 2, 2000, 'both answers settled');
         const r = await send(gw.url, session, { stream });
         assert.equal(r.statusCode, 429, `third answer with stream=${stream}`);
         assert.match(((await r.body.json()) as { error: { message: string } }).error.message, new RegExp(`output_tokens_per_minute 60 for session "s-${stream}"`));
@@ -126,7 +132,7 @@ describe('throttle through the gateway', () => {
   });
 
   test('concurrent: a second request while one is in flight is refused; admitted once it ends', async () => {
-    const { gw } = await startTestGateway({ upstream: fake.url, rules: rules('{ scope: key, concurrent: 1 }') });
+    const { gw, logs } = await startTestGateway({ upstream: fake.url, rules: rules('{ scope: key, concurrent: 1 }') });
     try {
       const open = await send(gw.url, { 'x-fake': 'gated-sse' }, { stream: true });
       const r = await send(gw.url);
@@ -134,7 +140,8 @@ describe('throttle through the gateway', () => {
       assert.match(((await r.body.json()) as { error: { message: string } }).error.message, /concurrent 1 for key/);
       fake.release();
       await open.body.text();
-      await sleep(20);
+      // The slot is freed when the stream ends, before its log line is written.
+      await until(() => logs.lines.some((l) => l.msg === 'request' && l.status === 200), 2000, 'the stream settled');
       const again = await send(gw.url);
       assert.equal(again.statusCode, 200);
       await again.body.dump();

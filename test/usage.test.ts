@@ -14,7 +14,7 @@ import { PostgresStore } from '../src/usage/postgres.js';
 import type { UsageRecord } from '../src/usage/record.js';
 import type { buildReport } from '../src/usage/report.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
-import { startTestGateway, writeConfig } from './helpers.js';
+import { startTestGateway, until, writeConfig } from './helpers.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -179,7 +179,7 @@ test('SIGTERM under load loses no record of a completed request', async () => {
       }
     }
   });
-  await new Promise((r) => setTimeout(r, 700));
+  await until(() => completed > 10, 20_000, 'the load flowing');
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   assert.equal(await exited, 0);
@@ -236,7 +236,8 @@ describe('budget', () => {
           assert.equal(json.error.type, 'rate_limit_error');
           assert.match(json.error.message, /^budget "team" of \$0\.0005 per day for tag:team "search" is spent \(\$0\.0005\); it resets at \d{4}-\d{2}-\d{2}T00:00:00\.000Z$/);
         } else await r.body.dump();
-        await new Promise((res) => setTimeout(res, 30));
+        // The cost is added to the budget when the request's record is written, with its log line.
+        await until(() => logs.lines.filter((l) => l.msg === 'request').length === i + 1, 2000, 'the request recorded');
       }
       assert.deepEqual(statuses, [200, 200, 200, 429]);
       assert.equal(warnings[0], undefined);
