@@ -28,8 +28,8 @@ after(async () => {
   await fake.close();
 });
 
-async function send(): Promise<{ status: number; generation: string | undefined }> {
-  const r = await request(gw.url + '/v1/messages', {
+async function send(url = gw.url): Promise<{ status: number; generation: string | undefined }> {
+  const r = await request(url + '/v1/messages', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
@@ -107,12 +107,16 @@ test('valid change within 1 s; invalid change keeps serving; later valid change 
 });
 
 test('Runtime.reload (what SIGHUP calls) swaps in a changed rule set', async () => {
-  await gw.runtime.close(); // stop watching: only the explicit reload may pick this change up
-  writeFileSync(path.join(rulesDir, '10-first.yaml'), ruleWith('v5').replace('id: stamp', 'id: first'));
-  await new Promise((r) => setTimeout(r, 300)); // a negative check: time for a watcher, were one left, to act
-  assert.equal((await send()).generation, 'v4');
-  assert.equal(gw.runtime.reload('SIGHUP'), true);
-  assert.equal((await send()).generation, 'v5');
+  // Its own gateway, not watching: only the explicit reload can pick the change up.
+  const own = await startTestGateway({ upstream: fake.url, rules: { '50-stamp.yaml': ruleWith('s1') }, watch: false });
+  try {
+    writeFileSync(path.join(own.rulesDir, '10-first.yaml'), ruleWith('s2').replace('id: stamp', 'id: first'));
+    assert.equal((await send(own.gw.url)).generation, 's1');
+    assert.equal(own.gw.runtime.reload('SIGHUP'), true);
+    assert.equal((await send(own.gw.url)).generation, 's2');
+  } finally {
+    await own.gw.close();
+  }
 });
 
 test('serve --dry-run answers with the decision instead of forwarding', async () => {
