@@ -25,6 +25,7 @@ export type AnthropicErrorType =
 export type ErrorCode =
   | 'SY_INVALID_REQUEST'
   | 'SY_NOT_FOUND'
+  | 'SY_UNKNOWN_MODEL'
   | 'SY_BODY_TOO_LARGE'
   | 'SY_HEADERS_TOO_LARGE'
   | 'SY_REQUEST_TIMEOUT'
@@ -91,6 +92,13 @@ export class InvalidRequestError extends GatewayError {
 export class NotFoundError extends GatewayError {
   constructor(method: string, path: string) {
     super('SY_NOT_FOUND', 'not_found_error', 404, `switchyard has no route for ${method} ${path}; it serves POST /v1/messages, POST /v1/messages/count_tokens and GET /v1/models`);
+  }
+}
+
+/** 404: `GET /v1/models/{id}` for a model this client cannot reach through the gateway's routes. */
+export class UnknownModelError extends GatewayError {
+  constructor(id: string) {
+    super('SY_UNKNOWN_MODEL', 'not_found_error', 404, `model "${id}" is not reachable through this switchyard gateway's routes for this client; GET /v1/models lists the ones that are`);
   }
 }
 

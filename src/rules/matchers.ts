@@ -23,6 +23,8 @@ export type MatchResult = null | { reason: string; warning?: boolean; fatal?: bo
 /** A compiled condition. Cheap matchers run first; `when` (JSONata, which may answer asynchronously) last. */
 export interface Matcher {
   name: 'model' | 'key' | 'header' | 'when';
+  /** For `model`: the entries that are exact model ids (no glob characters), which `GET /v1/models` can list. */
+  literals?: string[];
   /** True when `test` may return a Promise. */
   async: boolean;
   test(rc: RequestContext): MatchResult | Promise<MatchResult>;
@@ -58,7 +60,12 @@ export function compileMatchers(spec: MatchSpec | undefined, cx: CompileContext)
   if (!spec) return out;
   if (spec.model !== undefined) {
     const g = globList(spec.model);
-    out.push({ name: 'model', async: false, test: (rc) => (g.test(rc.model) ? null : { reason: `model "${rc.model}" does not match ${g.list.join(', ')}` }) });
+    out.push({
+      name: 'model',
+      literals: g.list.filter((m) => !/[*?[\]{}()!+@]/.test(m)),
+      async: false,
+      test: (rc) => (g.test(rc.model) ? null : { reason: `model "${rc.model}" does not match ${g.list.join(', ')}` }),
+    });
   }
   if (spec.key !== undefined) {
     const g = globList(spec.key);

@@ -1,9 +1,11 @@
 /**
  * Stage "refuse" (DESIGN §3): answers here what must not, or need not, go upstream — `serve --dry-run`
- * (the decision and exactly what would be sent), a `deny` rule, a rule that failed, and what the provider's
- * adapter answers itself (a token-count estimate for a provider without one).
+ * (the decision and exactly what would be sent), a `deny` rule, a rule that failed, `GET /v1/models` when the
+ * configuration names the models (see rules/catalogue.ts), and what the provider's adapter answers itself (a
+ * token-count estimate for a provider without one).
  */
 import { DeniedError, RuleError } from '../../errors.js';
+import { modelsAnswer } from '../../rules/catalogue.js';
 import { dryRunReport } from '../../rules/report.js';
 import { prepareUpstream } from '../../upstream/prepare.js';
 import { adapterFor, type ClientRequest } from '../../upstream/providers/index.js';
@@ -15,8 +17,20 @@ export function clientRequest(x: Exchange): ClientRequest {
 }
 
 export const refuse: Stage = async (x, next) => {
-  if (!answeredHere(x)) return next();
+  if (answeredHere(x)) return;
+  if (x.endpoint === 'models' && (await catalogue(x))) return;
+  return next();
 };
+
+/** `GET /v1/models[/{id}]` from the route table; false when the configuration names no model. */
+async function catalogue(x: Exchange): Promise<boolean> {
+  const answer = await modelsAnswer(x.snapshot.rules, x.config, { clientId: x.clientId, clientTags: x.client?.tags, headers: x.req.headers }, x.pathAndQuery);
+  if (answer === null) return false;
+  const body = JSON.stringify(answer);
+  x.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'request-id': x.id, 'x-switchyard-request-id': x.id });
+  x.res.end(body);
+  return true;
+}
 
 /** Answers the request here when it must not or need not go upstream; true when it did. */
 function answeredHere(x: Exchange): boolean {
