@@ -120,6 +120,17 @@ export const configSchema = {
             additionalProperties: { type: 'string', minLength: 1 },
             description: 'Model names this provider knows under another name (requested → sent), applied when a request is sent here, e.g. as a fallback.',
           },
+          strip_attribution: {
+            type: 'boolean',
+            description:
+              'type: openai only (default true): drop the attribution line Claude Code puts first in the system prompt (`x-anthropic-billing-header: …; cch=…;`), whose per-request value defeats the provider\'s prefix cache. Never stripped for type: anthropic (code.claude.com/docs/en/llm-gateway-protocol, "System prompt attribution block").',
+          },
+          betas: {
+            type: 'array',
+            items: { type: 'string', minLength: 1 },
+            description:
+              'type: anthropic only: the anthropic-beta values this upstream accepts; others are left out of the header (and listed by dry-run). Absent: anthropic-beta goes through unchanged, as Anthropic expects.',
+          },
           key_strategy: {
             enum: ['round_robin', 'least_loaded'],
             description: 'How a new session gets a key from `keys` (default round_robin); sessions then stick to their key unless it is cooling or failed.',

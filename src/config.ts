@@ -34,6 +34,10 @@ export interface ProviderConfig {
   key_strategy: 'round_robin' | 'least_loaded';
   /** Model renames for this provider (requested → sent). */
   models: Record<string, string>;
+  /** type openai: drop Claude Code's attribution line from the system prompt (default true). */
+  strip_attribution: boolean;
+  /** type anthropic: the anthropic-beta values to forward, or null for all of them unchanged. */
+  betas: string[] | null;
   retries: { max: number; base_delay_ms: number; max_delay_ms: number; budget_ms: number };
   /** `statuses`: the answer statuses that count as failures (default: any 5xx). */
   breaker: { failures: number; cooldown_ms: number; statuses?: number[] };
@@ -182,6 +186,11 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
   }
   const providers: Record<string, ProviderConfig> = {};
   for (const [name, p] of Object.entries(raw.providers)) {
+    const wrongType = p.type === 'anthropic' ? (p.strip_attribution !== undefined ? 'strip_attribution' : null) : p.betas !== undefined ? 'betas' : null;
+    if (wrongType) {
+      const applies = wrongType === 'betas' ? 'type: anthropic' : 'type: openai';
+      throw new LoadError([source.issueAt(['providers', name, wrongType], `provider "${name}": ${wrongType} applies to ${applies} providers only; remove it here`)]);
+    }
     providers[name] = {
       name,
       type: p.type,
@@ -190,6 +199,8 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
       timeouts: { ...DEFAULT_TIMEOUTS, ...p.timeouts },
       key_strategy: p.key_strategy ?? 'round_robin',
       models: p.models ?? {},
+      strip_attribution: p.strip_attribution ?? p.type === 'openai',
+      betas: p.betas ?? null,
       retries: { ...DEFAULT_RETRIES, ...p.retries },
       breaker: { ...DEFAULT_BREAKER, ...p.breaker },
     };

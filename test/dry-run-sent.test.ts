@@ -42,7 +42,7 @@ const clientHeaders = {
 const WIRE = new Set(['host', 'connection']);
 
 interface Report {
-  request: { method: string; url: string; model: string | null };
+  request: { method: string; url: string; model: string | null; dropped_fields: string[] };
   headers: Record<string, string>;
 }
 
@@ -51,6 +51,18 @@ const cases = [
     name: 'anthropic, transparent (the client credential is forwarded)',
     providers: () => `  anthropic:\n    type: anthropic\n    base_url: ${fake.url}\n    retries: { max: 0 }\n`,
     rules: 'version: 1\nrules:\n  - id: r\n    actions: [ { route_to: { provider: anthropic }, }, { set_headers: { x-team: search } }, { remove_headers: [ anthropic-beta ] } ]\n',
+    last: () => ({
+      method: fake.received.at(-1)!.method,
+      url: fake.url + fake.received.at(-1)!.url,
+      headers: fake.received.at(-1)!.headers,
+      model: (JSON.parse(fake.received.at(-1)!.body.toString()) as { model: string }).model,
+    }),
+  },
+  {
+    name: 'anthropic-compatible with a betas: list (only the accepted anthropic-beta values go, the others are listed as dropped)',
+    providers: () => `  anthropic:\n    type: anthropic\n    base_url: ${fake.url}\n    retries: { max: 0 }\n    betas: [ b-beta ]\n`,
+    rules: 'version: 1\nrules:\n  - id: r\n    actions: [ { route_to: { provider: anthropic } } ]\n',
+    dropped: ['anthropic-beta: a-beta'],
     last: () => ({
       method: fake.received.at(-1)!.method,
       url: fake.url + fake.received.at(-1)!.url,
@@ -112,6 +124,10 @@ describe('dry-run equals what is sent', () => {
       const onWire = Object.fromEntries(Object.entries(sent.headers).filter(([k]) => !WIRE.has(k))) as Record<string, string>;
       assert.deepEqual(report.headers, maskHeaders(onWire));
       assert.ok(!JSON.stringify(report).includes('sk-ant-'), 'credentials are masked');
+      if ('dropped' in c) {
+        assert.deepEqual(report.request.dropped_fields, c.dropped);
+        assert.equal(sent.headers['anthropic-beta'], 'b-beta');
+      }
     });
   }
 });

@@ -35,13 +35,32 @@ function toolResultText(b: Block): string {
 }
 
 /**
+ * Claude Code's attribution line (`x-anthropic-billing-header: cc_version=…; cc_entrypoint=…; cch=…;`), the
+ * first system block of its requests; its `cch` value changes with every request (code.claude.com/docs/en/
+ * llm-gateway-protocol, "System prompt attribution block").
+ */
+const ATTRIBUTION = /^x-anthropic-billing-header:[^\n]*(\n|$)/;
+
+/** The system prompt without Claude Code's attribution line: a block that is only that line goes, a block that starts with it loses the line. */
+export function withoutAttribution(system: unknown): unknown {
+  if (typeof system === 'string') return system.replace(ATTRIBUTION, '');
+  if (!Array.isArray(system)) return system;
+  return system.flatMap((b: Block) => {
+    if (b?.type !== 'text' || typeof b.text !== 'string' || !ATTRIBUTION.test(b.text)) return [b];
+    const rest = b.text.replace(ATTRIBUTION, '');
+    return rest ? [{ ...b, text: rest }] : [];
+  });
+}
+
+/**
  * Translates a request body.
  * @param model the model name to send (after `route_to.model` and the provider's `models` map).
+ * @param opts.stripAttribution drop Claude Code's attribution line from the system prompt (see {@link withoutAttribution}).
  * @returns the Chat Completions body and the names of dropped fields.
  */
-export function toChatCompletions(body: Record<string, any>, model: string): { body: Record<string, unknown>; dropped: string[] } {
+export function toChatCompletions(body: Record<string, any>, model: string, opts: { stripAttribution?: boolean } = {}): { body: Record<string, unknown>; dropped: string[] } {
   const messages: ChatMessage[] = [];
-  const system = text(body.system);
+  const system = text(opts.stripAttribution ? withoutAttribution(body.system) : body.system);
   if (system) messages.push({ role: 'system', content: system });
   for (const m of (body.messages ?? []) as Array<{ role: string; content: unknown }>) {
     if (m.role === 'system') {

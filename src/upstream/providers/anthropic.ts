@@ -2,16 +2,28 @@
  * `type: anthropic`: the Anthropic Messages API or a compatible endpoint. The client's path, headers and
  * bytes go through as they came (DESIGN §6), less hop-by-hop headers and the client's credential when a
  * provider key is used; the body is re-serialized only when a rule changed it or this provider knows the
- * model under another name. Answers pass through untouched.
+ * model under another name. Answers pass through untouched. A provider with `betas:` (an Anthropic-compatible
+ * upstream that rejects unknown betas) gets only the listed `anthropic-beta` values; the others are reported
+ * as dropped, so dry-run shows them.
  */
 import { scannedOf, serializeBody, withMember } from '../../server/json-scan.js';
 import { upstreamRequestHeaders } from '../headers.js';
 import type { ProviderAdapter } from './types.js';
 
+/** Splits the client's `anthropic-beta` values (comma-separated, possibly repeated) into accepted and dropped. */
+export function acceptedBetas(header: string | string[] | undefined, accepted: readonly string[]): { kept: string[]; dropped: string[] } {
+  const values = (Array.isArray(header) ? header : [header ?? ''])
+    .flatMap((h) => h.split(','))
+    .map((b) => b.trim())
+    .filter(Boolean);
+  const allow = new Set(accepted);
+  return { kept: values.filter((b) => allow.has(b)), dropped: values.filter((b) => !allow.has(b)) };
+}
+
 export const anthropicAdapter: ProviderAdapter = {
   type: 'anthropic',
   local: () => null,
-  request(req, _provider, model) {
+  request(req, provider, model) {
     const { decision } = req;
     let body: Buffer | null = req.raw;
     if (body !== null) {
@@ -24,12 +36,20 @@ export const anthropicAdapter: ProviderAdapter = {
       }
     }
     const length = body === null ? null : body.length;
+    const betas = provider.betas === null ? null : acceptedBetas(req.headers['anthropic-beta'], provider.betas);
     return {
       method: req.endpoint === 'models' ? 'GET' : 'POST',
       pathAndQuery: req.pathAndQuery,
       body,
-      headers: (credential) => upstreamRequestHeaders(req.headers, credential, decision.headers, length),
-      dropped: [],
+      headers: (credential) => {
+        const headers = upstreamRequestHeaders(req.headers, credential, decision.headers, length);
+        if (betas && !decision.headers.set['anthropic-beta']) {
+          if (betas.kept.length) headers['anthropic-beta'] = betas.kept.join(',');
+          else delete headers['anthropic-beta'];
+        }
+        return headers;
+      },
+      dropped: betas ? betas.dropped.map((b) => `anthropic-beta: ${b}`) : [],
     };
   },
   answer: async (answer) => answer,

@@ -13,9 +13,9 @@ export const openaiAdapter: ProviderAdapter = {
     if (req.endpoint !== 'count_tokens') return null;
     return { status: 200, headers: { 'content-type': 'application/json', 'x-switchyard-estimate': 'true' }, body: JSON.stringify({ input_tokens: estimateTokens }) };
   },
-  request(req, _provider, model) {
+  request(req, provider, model) {
     if (req.endpoint === 'models') return { method: 'GET', pathAndQuery: '/models', body: null, headers: (c) => openaiHeaders(c.kind === 'client' ? { kind: 'none' } : c, null, false), dropped: [] };
-    const translated = toChatCompletions(req.decision.body, model);
+    const translated = toChatCompletions(req.decision.body, model, { stripAttribution: provider.strip_attribution });
     const body = Buffer.from(JSON.stringify(translated.body));
     return {
       method: 'POST',

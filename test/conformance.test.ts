@@ -1,0 +1,116 @@
+/**
+ * Claude Code's gateway protocol (code.claude.com/docs/en/llm-gateway-protocol) where a provider is not
+ * Anthropic: the attribution line Claude Code puts first in its system prompt is dropped before an
+ * OpenAI-compatible provider (its per-request `cch` defeats their prefix caches) and kept byte for byte for
+ * Anthropic; the options that say so are refused on the provider type they do not apply to.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { request } from 'undici';
+import { loadConfig } from '../src/config.js';
+import { withoutAttribution } from '../src/upstream/openai/request.js';
+import { LoadError } from '../src/validation.js';
+import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.js';
+import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
+import { claudeCodeBody, startTestGateway, writeConfig } from './helpers.js';
+
+const LINE = 'x-anthropic-billing-header: cc_version=2.1.153.d02; cc_entrypoint=cli; cch=4873d;';
+
+let openai: FakeOpenAI;
+let fake: FakeUpstream;
+before(async () => {
+  openai = await startFakeOpenAI();
+  fake = await startFakeUpstream();
+});
+after(async () => {
+  await openai.close();
+  await fake.close();
+});
+
+/** Claude Code's body with a real-shaped attribution line as its first system block. */
+function body(): Record<string, unknown> {
+  const b = claudeCodeBody({ targetBytes: 8000, stream: false });
+  (b.system as Array<{ text: string }>)[0]!.text = LINE;
+  return b;
+}
+
+const send = (url: string, b: Record<string, unknown>) =>
+  request(url + '/v1/messages?beta=true', { method: 'POST', headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' }, body: JSON.stringify(b) });
+
+describe('the system-prompt attribution block', () => {
+  const openaiProvider = (extra = '') => `  local:\n    type: openai\n    base_url: ${openai.url}/v1\n    auth: none\n    retries: { max: 0 }\n${extra}`;
+  const route = { '50.yaml': 'version: 1\nrules:\n  - id: r\n    actions: [ { route_to: { provider: local } } ]\n' };
+
+  test('dropped before an OpenAI-compatible provider, the rest of the system prompt kept in order', async () => {
+    const { gw } = await startTestGateway({ upstream: openai.url, providers: openaiProvider(), rules: route });
+    try {
+      const r = await send(gw.url, body());
+      assert.equal(r.statusCode, 200);
+      await r.body.dump();
+      const system = openai.received.at(-1)!.body.messages[0] as { role: string; content: string };
+      assert.equal(system.role, 'system');
+      assert.ok(!system.content.includes('x-anthropic-billing-header'), 'the attribution line is gone');
+      assert.ok(system.content.startsWith('System sentence 0'), 'the next block now leads');
+      assert.ok(system.content.includes('Context sentence 0'));
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('kept when strip_attribution: false', async () => {
+    const { gw } = await startTestGateway({ upstream: openai.url, providers: openaiProvider('    strip_attribution: false\n'), rules: route });
+    try {
+      await (await send(gw.url, body())).body.dump();
+      const system = openai.received.at(-1)!.body.messages[0] as { content: string };
+      assert.ok(system.content.startsWith(LINE));
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('never touched for an Anthropic provider: the body goes byte for byte', async () => {
+    const { gw } = await startTestGateway({ upstream: fake.url });
+    try {
+      const b = body();
+      await (await send(gw.url, b)).body.dump();
+      assert.equal(fake.received.at(-1)!.body.toString(), JSON.stringify(b));
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('the line is removed from a string system prompt and from a block it starts; other blocks are untouched', () => {
+    assert.equal(withoutAttribution(`${LINE}\nYou are Claude Code.`), 'You are Claude Code.');
+    assert.deepEqual(
+      withoutAttribution([
+        { type: 'text', text: LINE },
+        { type: 'text', text: 'B', cache_control: { type: 'ephemeral' } },
+      ]),
+      [{ type: 'text', text: 'B', cache_control: { type: 'ephemeral' } }],
+    );
+    assert.deepEqual(withoutAttribution([{ type: 'text', text: `${LINE}\nrest` }]), [{ type: 'text', text: 'rest' }]);
+    const later = [
+      { type: 'text', text: 'A' },
+      { type: 'text', text: `quoting ${LINE}` },
+    ];
+    assert.deepEqual(withoutAttribution(later), later, 'only a block that starts with it');
+    assert.equal(withoutAttribution(undefined), undefined);
+  });
+});
+
+describe('provider options that apply to one type', () => {
+  const load = (providers: string) => () => loadConfig(writeConfig({ upstream: '', providers }).configFile);
+  test('betas on an OpenAI-compatible provider, strip_attribution on an Anthropic one: refused naming the provider', () => {
+    assert.throws(
+      load('  x:\n    type: openai\n    base_url: http://127.0.0.1:1/v1\n    betas: [a]\n'),
+      (e: unknown) => e instanceof LoadError && /provider "x": betas applies to type: anthropic providers only/.test(e.message),
+    );
+    assert.throws(
+      load('  anthropic:\n    type: anthropic\n    base_url: http://127.0.0.1:1\n    strip_attribution: true\n'),
+      (e: unknown) => e instanceof LoadError && /provider "anthropic": strip_attribution applies to type: openai providers only/.test(e.message),
+    );
+    const ok = loadConfig(writeConfig({ upstream: '', providers: '  x:\n    type: openai\n    base_url: http://127.0.0.1:1/v1\n' }).configFile);
+    assert.equal(ok.providers.x!.strip_attribution, true, 'on by default for OpenAI-compatible providers');
+    assert.equal(ok.providers.x!.betas, null);
+  });
+});
