@@ -125,6 +125,11 @@ export const configSchema = {
             description:
               'type: openai only (default true): drop the attribution line Claude Code puts first in the system prompt (`x-anthropic-billing-header: …; cch=…;`), whose per-request value defeats the provider\'s prefix cache. Never stripped for type: anthropic (code.claude.com/docs/en/llm-gateway-protocol, "System prompt attribution block").',
           },
+          reasoning_effort: {
+            type: 'boolean',
+            description:
+              'type: openai only (default false): this provider takes Chat Completions `reasoning_effort`; Anthropic `thinking` is mapped to it (budget_tokens under 8000 → low, under 24000 → medium, else high; adaptive thinking uses output_config.effort, max → high). Otherwise `thinking` is dropped.',
+          },
           betas: {
             type: 'array',
             items: { type: 'string', minLength: 1 },

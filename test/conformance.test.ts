@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { loadConfig } from '../src/config.js';
-import { withoutAttribution } from '../src/upstream/openai/request.js';
+import { reasoningEffortOf, toChatCompletions, withoutAttribution } from '../src/upstream/openai/request.js';
 import { LoadError } from '../src/validation.js';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
@@ -98,6 +98,47 @@ describe('the system-prompt attribution block', () => {
   });
 });
 
+describe('thinking → reasoning_effort', () => {
+  test('budget_tokens by band, adaptive by output_config.effort, off or absent: none', () => {
+    const cases: Array<[Record<string, unknown>, string | null]> = [
+      [{ thinking: { type: 'enabled', budget_tokens: 1024 } }, 'low'],
+      [{ thinking: { type: 'enabled', budget_tokens: 7999 } }, 'low'],
+      [{ thinking: { type: 'enabled', budget_tokens: 8000 } }, 'medium'],
+      [{ thinking: { type: 'enabled', budget_tokens: 23999 } }, 'medium'],
+      [{ thinking: { type: 'enabled', budget_tokens: 24000 } }, 'high'],
+      [{ thinking: { type: 'enabled' } }, 'medium'],
+      [{ thinking: { type: 'adaptive' }, output_config: { effort: 'low' } }, 'low'],
+      [{ thinking: { type: 'adaptive' }, output_config: { effort: 'high' } }, 'high'],
+      [{ thinking: { type: 'adaptive' }, output_config: { effort: 'max' } }, 'high'],
+      [{ thinking: { type: 'adaptive' } }, 'medium'],
+      [{ thinking: { type: 'disabled' } }, null],
+      [{}, null],
+    ];
+    for (const [body, want] of cases) assert.equal(reasoningEffortOf(body), want, JSON.stringify(body));
+  });
+
+  test('sent only to a provider that declares it; otherwise thinking is dropped and listed', () => {
+    const b = { model: 'm', max_tokens: 10, messages: [], thinking: { type: 'enabled', budget_tokens: 16000 }, output_config: { effort: 'high' } };
+    const on = toChatCompletions(b, 'o3-mini', { reasoningEffort: true });
+    assert.equal(on.body.reasoning_effort, 'medium');
+    assert.deepEqual(on.dropped, []);
+    const off = toChatCompletions(b, 'llama', {});
+    assert.equal(off.body.reasoning_effort, undefined);
+    assert.deepEqual(off.dropped, ['thinking', 'output_config']);
+  });
+
+  test('through the gateway to a provider with reasoning_effort: true', async () => {
+    const providers = `  local:\n    type: openai\n    base_url: ${openai.url}/v1\n    auth: none\n    reasoning_effort: true\n    retries: { max: 0 }\n`;
+    const { gw } = await startTestGateway({ upstream: openai.url, providers, rules: { '50.yaml': 'version: 1\nrules:\n  - id: r\n    actions: [ { route_to: { provider: local } } ]\n' } });
+    try {
+      await (await send(gw.url, body())).body.dump(); // Claude Code's body: adaptive thinking, effort high
+      assert.equal(openai.received.at(-1)!.body.reasoning_effort, 'high');
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 describe('provider options that apply to one type', () => {
   const load = (providers: string) => () => loadConfig(writeConfig({ upstream: '', providers }).configFile);
   test('betas on an OpenAI-compatible provider, strip_attribution on an Anthropic one: refused naming the provider', () => {
@@ -108,6 +149,10 @@ describe('provider options that apply to one type', () => {
     assert.throws(
       load('  anthropic:\n    type: anthropic\n    base_url: http://127.0.0.1:1\n    strip_attribution: true\n'),
       (e: unknown) => e instanceof LoadError && /provider "anthropic": strip_attribution applies to type: openai providers only/.test(e.message),
+    );
+    assert.throws(
+      load('  anthropic:\n    type: anthropic\n    base_url: http://127.0.0.1:1\n    reasoning_effort: true\n'),
+      (e: unknown) => e instanceof LoadError && /reasoning_effort applies to type: openai providers only/.test(e.message),
     );
     const ok = loadConfig(writeConfig({ upstream: '', providers: '  x:\n    type: openai\n    base_url: http://127.0.0.1:1/v1\n' }).configFile);
     assert.equal(ok.providers.x!.strip_attribution, true, 'on by default for OpenAI-compatible providers');

@@ -53,12 +53,39 @@ export function withoutAttribution(system: unknown): unknown {
 }
 
 /**
+ * Chat Completions `reasoning_effort` (low | medium | high, https://platform.openai.com/docs/api-reference/chat/create)
+ * for an Anthropic `thinking` setting (https://platform.claude.com/docs/en/build-with-claude/extended-thinking):
+ * `enabled` by `budget_tokens` — under 8,000 low, under 24,000 medium, else high (the 8k/16k/32k budgets
+ * gateways commonly pair with the three efforts); `adaptive` by `output_config.effort` (max → high; medium
+ * when absent). Null when thinking is off or absent.
+ */
+export function reasoningEffortOf(body: Record<string, any>): 'low' | 'medium' | 'high' | null {
+  const thinking = body.thinking as Block | undefined;
+  if (thinking?.type === 'enabled') {
+    const budget = Number(thinking.budget_tokens);
+    if (!Number.isFinite(budget)) return 'medium';
+    return budget < 8000 ? 'low' : budget < 24000 ? 'medium' : 'high';
+  }
+  if (thinking?.type === 'adaptive') {
+    const effort = body.output_config?.effort;
+    if (effort === 'low' || effort === 'medium' || effort === 'high') return effort;
+    return effort === 'max' ? 'high' : 'medium';
+  }
+  return null;
+}
+
+/**
  * Translates a request body.
  * @param model the model name to send (after `route_to.model` and the provider's `models` map).
  * @param opts.stripAttribution drop Claude Code's attribution line from the system prompt (see {@link withoutAttribution}).
+ * @param opts.reasoningEffort the provider takes `reasoning_effort`: `thinking` is mapped to it (see {@link reasoningEffortOf}).
  * @returns the Chat Completions body and the names of dropped fields.
  */
-export function toChatCompletions(body: Record<string, any>, model: string, opts: { stripAttribution?: boolean } = {}): { body: Record<string, unknown>; dropped: string[] } {
+export function toChatCompletions(
+  body: Record<string, any>,
+  model: string,
+  opts: { stripAttribution?: boolean; reasoningEffort?: boolean } = {},
+): { body: Record<string, unknown>; dropped: string[] } {
   const messages: ChatMessage[] = [];
   const system = text(opts.stripAttribution ? withoutAttribution(body.system) : body.system);
   if (system) messages.push({ role: 'system', content: system });
@@ -109,5 +136,8 @@ export function toChatCompletions(body: Record<string, any>, model: string, opts
     out.stream = true;
     out.stream_options = { include_usage: true };
   }
-  return { body: out, dropped: Object.keys(body).filter((k) => !MAPPED.has(k)) };
+  const effort = opts.reasoningEffort ? reasoningEffortOf(body) : null;
+  if (effort) out.reasoning_effort = effort;
+  const mapped = (k: string) => MAPPED.has(k) || (effort !== null && (k === 'thinking' || k === 'output_config'));
+  return { body: out, dropped: Object.keys(body).filter((k) => !mapped(k)) };
 }

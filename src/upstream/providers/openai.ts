@@ -15,7 +15,7 @@ export const openaiAdapter: ProviderAdapter = {
   },
   request(req, provider, model) {
     if (req.endpoint === 'models') return { method: 'GET', pathAndQuery: '/models', body: null, headers: (c) => openaiHeaders(c.kind === 'client' ? { kind: 'none' } : c, null, false), dropped: [] };
-    const translated = toChatCompletions(req.decision.body, model, { stripAttribution: provider.strip_attribution });
+    const translated = toChatCompletions(req.decision.body, model, { stripAttribution: provider.strip_attribution, reasoningEffort: provider.reasoning_effort });
     const body = Buffer.from(JSON.stringify(translated.body));
     return {
       method: 'POST',
