@@ -22,6 +22,21 @@ const event = (name: string, data: unknown) => `event: ${name}\ndata: ${JSON.str
 export const PING_AFTER_MS = 15_000;
 
 /** The translating stream: OpenAI SSE bytes in, Anthropic SSE text out. */
+/**
+ * The answer text of a delta's `content`: a string, or (Mistral's reasoning models) an array of parts whose
+ * `text` parts are the answer and whose `thinking` parts are reasoning, which is not answer text.
+ */
+function contentText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  return content.map((p: Record<string, unknown>) => (p?.type === 'text' && typeof p.text === 'string' ? p.text : '')).join('');
+}
+
+/** A `tool_calls` entry that only carries more arguments: no index, no non-blank id, no name. */
+function isContinuation(tc: Record<string, any>): boolean {
+  return typeof tc.index !== 'number' && !(typeof tc.id === 'string' && tc.id.trim() !== '') && !tc.function?.name;
+}
+
 export class ChatToMessagesStream extends Transform {
   private readonly parser = createParser({ onEvent: (e) => this.onData(e.data) });
   private readonly decoder = new TextDecoder();
@@ -34,6 +49,8 @@ export class ChatToMessagesStream extends Transform {
   /** Later calls, held whole until the message ends, in the order they started. */
   private readonly held = new Map<string, { id: string; name: string; args: string }>();
   private lastToolKey: string | null = null;
+  /** Keys of the calls in the order they started. */
+  private readonly callOrder: string[] = [];
   private anonymousCalls = 0;
   private finish: unknown = null;
   private usage: Record<string, number> = anthropicUsage(null);
@@ -95,16 +112,21 @@ export class ChatToMessagesStream extends Transform {
     if (chunk.usage) this.usage = anthropicUsage(chunk.usage);
     for (const choice of chunk.choices ?? []) {
       const delta = choice.delta ?? {};
-      if (typeof delta.content === 'string' && delta.content) {
+      const content = contentText(delta.content);
+      if (content) {
         if (this.open?.kind !== 'text') {
           this.closeOpen();
           this.open = { index: this.nextIndex++, kind: 'text' };
           this.emitEvent('content_block_start', { type: 'content_block_start', index: this.open.index, content_block: { type: 'text', text: '' } });
         }
-        this.emitEvent('content_block_delta', { type: 'content_block_delta', index: this.open.index, delta: { type: 'text_delta', text: delta.content } });
+        this.emitEvent('content_block_delta', { type: 'content_block_delta', index: this.open.index, delta: { type: 'text_delta', text: content } });
       }
-      for (const tc of delta.tool_calls ?? []) {
-        const key = this.toolKey(tc);
+      const entries = (delta.tool_calls ?? []) as Array<Record<string, any>>;
+      const continuations = entries.filter(isContinuation);
+      let nth = 0;
+      for (const tc of entries) {
+        const key = isContinuation(tc) ? this.continued(nth++, continuations.length) : this.toolKey(tc);
+        if (!this.callOrder.includes(key)) this.callOrder.push(key);
         this.lastToolKey = key;
         const args = typeof tc.function?.arguments === 'string' ? tc.function.arguments : '';
         if (this.live === null) {
@@ -134,15 +156,23 @@ export class ChatToMessagesStream extends Transform {
   }
 
   /**
-   * Which call a `tool_calls` delta belongs to: by `index` (OpenAI's reference); else by a non-blank `id`
-   * (Gemini's endpoint omits `index` on parallel calls); else a fragment without a name continues the last
-   * call, and one with a name starts a new call.
+   * Which call a `tool_calls` entry that names itself belongs to: by `index` (OpenAI's reference); else by a
+   * non-blank `id` (Gemini's endpoint omits `index` on parallel calls); else (a name only) a new call.
    */
   private toolKey(tc: Record<string, any>): string {
     if (typeof tc.index === 'number') return `i:${tc.index}`;
     if (typeof tc.id === 'string' && tc.id.trim() !== '') return `id:${tc.id}`;
-    if (!tc.function?.name && this.lastToolKey) return this.lastToolKey;
     return `n:${this.anonymousCalls++}`;
+  }
+
+  /**
+   * The call the `nth` of `count` entries with neither index, id nor name continues: one such entry continues
+   * the last call; several in one delta continue the last `count` calls in order (Moonshot's endpoint sends
+   * the argument fragments of parallel calls side by side, without index or id).
+   */
+  private continued(nth: number, count: number): string {
+    if (count > 1 && this.callOrder.length >= count) return this.callOrder[this.callOrder.length - count + nth]!;
+    return this.lastToolKey ?? `n:${this.anonymousCalls++}`;
   }
 
   private finishMessage(): void {
