@@ -68,7 +68,9 @@ before(async () => {
     req.on('end', () => {
       const [file, flag] = String((JSON.parse(Buffer.concat(chunks).toString()) as { model: string }).model).split('+');
       const done = flag === 'done';
-      const lines = readFileSync(path.join(DIR, file), 'utf8').split('\n').filter(Boolean);
+      const lines = readFileSync(path.join(DIR, file ?? ''), 'utf8')
+        .split('\n')
+        .filter(Boolean);
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       for (const line of lines) res.write(`data: ${line}\n\n`);
       res.end(done ? 'data: [DONE]\n\n' : '');
