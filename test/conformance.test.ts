@@ -139,6 +139,113 @@ describe('thinking → reasoning_effort', () => {
   });
 });
 
+/** Claude Code's headers on every request (CLAUDE_CODE_TRAFFIC.md), with this session's id. */
+const CC_HEADERS = {
+  accept: 'application/json',
+  'content-type': 'application/json',
+  'user-agent': 'claude-cli/2.1.0 (external, sdk-cli)',
+  'x-claude-code-session-id': '3f0c1d2e-0000-4000-8000-00000000c0de',
+  'x-app': 'cli',
+  'anthropic-version': '2023-06-01',
+  'anthropic-beta': 'claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27',
+  'anthropic-dangerous-direct-browser-access': 'true',
+  'x-api-key': 'sk-ant-client-key',
+  'x-stainless-lang': 'js',
+  'x-stainless-retry-count': '0',
+  'x-stainless-timeout': '600',
+};
+
+/** Claude Code's request shapes: the main turn (with a mid-conversation system turn), a tool round trip, a background call. */
+function shapes(): Array<{ name: string; path: string; body: Record<string, unknown> }> {
+  const main = claudeCodeBody({ targetBytes: 12_000, stream: true });
+  (main.messages as unknown[]).unshift({ role: 'user', content: 'earlier turn' }, { role: 'assistant', content: 'noted' }, { role: 'system', content: 'A mid-conversation system turn.' });
+  const round = claudeCodeBody({ targetBytes: 12_000, stream: true });
+  (round.messages as unknown[]).push(
+    { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_01', name: 'tool_1', input: { path: 'a.ts' } }] },
+    { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_01', content: 'file contents' }] },
+  );
+  const background = { model: 'claude-haiku-4-5', max_tokens: 512, stream: false, messages: [{ role: 'user', content: 'Write a 3-word title.' }] };
+  return [
+    { name: 'main turn', path: '/v1/messages?beta=true', body: main },
+    { name: 'tool round trip', path: '/v1/messages?beta=true', body: round },
+    { name: 'background call', path: '/v1/messages?beta=true', body: background },
+    { name: 'count_tokens', path: '/v1/messages/count_tokens?beta=true', body: { model: 'claude-sonnet-4-6', messages: [{ role: 'user', content: 'count me' }] } },
+  ];
+}
+
+describe("Claude Code's request shapes through each provider type", () => {
+  test('anthropic: every shape forwarded byte for byte with its path, query and headers; HEAD / and GET /v1/models', async () => {
+    const { gw } = await startTestGateway({ upstream: fake.url });
+    try {
+      const head = await request(gw.url + '/', { method: 'HEAD' });
+      assert.equal(head.statusCode, 200);
+      for (const shape of shapes()) {
+        const before = fake.received.length;
+        const text = JSON.stringify(shape.body);
+        const r = await request(gw.url + shape.path, { method: 'POST', headers: CC_HEADERS, body: text });
+        assert.equal(r.statusCode, 200, shape.name);
+        await r.body.dump();
+        assert.equal(fake.received.length, before + 1, `${shape.name}: one upstream call (HEAD / made none)`);
+        const got = fake.received.at(-1)!;
+        assert.equal(got.url, shape.path);
+        assert.equal(got.body.toString(), text, `${shape.name}: the body byte for byte`);
+        for (const [name, value] of Object.entries(CC_HEADERS)) assert.equal(got.headers[name], value, `${shape.name}: ${name}`);
+      }
+      const models = await request(gw.url + '/v1/models', { headers: CC_HEADERS });
+      assert.equal(models.statusCode, 200);
+      await models.body.dump();
+      assert.equal(fake.received.at(-1)!.url, '/v1/models');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('openai-compatible: every shape answered in Anthropic format; count_tokens says it is an estimate; /v1/models in Anthropic shape', async () => {
+    const providers = `  local:\n    type: openai\n    base_url: ${openai.url}/v1\n    auth: none\n    retries: { max: 0 }\n`;
+    const { gw } = await startTestGateway({ upstream: openai.url, providers, rules: { '50.yaml': 'version: 1\nrules:\n  - id: r\n    actions: [ { route_to: { provider: local } } ]\n' } });
+    try {
+      for (const shape of shapes()) {
+        const r = await request(gw.url + shape.path, { method: 'POST', headers: CC_HEADERS, body: JSON.stringify(shape.body) });
+        assert.equal(r.statusCode, 200, shape.name);
+        assert.ok(String(r.headers['request-id'] ?? '').length > 0, `${shape.name}: a request-id`);
+        const text = await r.body.text();
+        if (shape.name === 'count_tokens') {
+          assert.equal(r.headers['x-switchyard-estimate'], 'true');
+          assert.ok((JSON.parse(text) as { input_tokens: number }).input_tokens > 0);
+        } else if (shape.body.stream) {
+          const names = [...text.matchAll(/^event: (.+)$/gm)].map((m) => m[1]);
+          assert.equal(names[0], 'message_start');
+          assert.deepEqual(names.slice(-2), ['message_delta', 'message_stop'], shape.name);
+        } else {
+          assert.equal((JSON.parse(text) as { type: string }).type, 'message');
+        }
+      }
+      // count_tokens is answered by the gateway: the vendor saw the main turn, the round trip, the background call.
+      const sent = openai.received.filter((r) => r.url === '/v1/chat/completions');
+      const mainTurn = sent.at(-3)!.body as { messages: Array<{ role: string; content: unknown }> };
+      assert.ok(
+        mainTurn.messages.some((m, i) => i > 0 && m.role === 'system' && m.content === 'A mid-conversation system turn.'),
+        'the mid-conversation system turn reaches the vendor as a system message',
+      );
+      const roundTrip = sent.at(-2)!.body as { messages: Array<{ role: string; tool_call_id?: string; content: unknown }> };
+      assert.deepEqual(roundTrip.messages.at(-1), { role: 'tool', tool_call_id: 'toolu_01', content: 'file contents' });
+      const models = await request(gw.url + '/v1/models', { headers: CC_HEADERS });
+      assert.equal(models.statusCode, 200);
+      assert.deepEqual(await models.body.json(), {
+        data: [
+          { type: 'model', id: 'local-llama', display_name: 'local-llama', created_at: '2025-01-01T00:00:00.000Z' },
+          { type: 'model', id: 'qwen3-coder', display_name: 'qwen3-coder', created_at: '2025-01-02T00:00:00.000Z' },
+        ],
+        has_more: false,
+        first_id: 'local-llama',
+        last_id: 'qwen3-coder',
+      });
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
 describe('provider options that apply to one type', () => {
   const load = (providers: string) => () => loadConfig(writeConfig({ upstream: '', providers }).configFile);
   test('betas on an OpenAI-compatible provider, strip_attribution on an Anthropic one: refused naming the provider', () => {

@@ -3,7 +3,8 @@
  * role-only first chunk, content deltas, tool calls split across chunks with the id and name only in the
  * first, a finish_reason chunk, a usage chunk with empty `choices`, then `[DONE]`. What it answers depends
  * on the request: a `tool` message last → text about the tool result; tools offered and "weather" asked →
- * one tool call ("two cities" → two parallel calls); `x-fake: status:<code>` → that error.
+ * one tool call ("two cities" → two parallel calls); `x-fake: status:<code>` → that error; `GET /v1/models` → a
+ * list in OpenAI's shape.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -47,6 +48,20 @@ export async function startFakeOpenAI(): Promise<FakeOpenAI> {
     req.on('end', () => {
       const body = JSON.parse(Buffer.concat(chunks).toString() || '{}') as Record<string, any>;
       received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      if (req.method === 'GET' && req.url === '/v1/models') {
+        // OpenAI's list shape (https://platform.openai.com/docs/api-reference/models/list).
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            object: 'list',
+            data: [
+              { id: 'local-llama', object: 'model', created: 1735689600, owned_by: 'fake' },
+              { id: 'qwen3-coder', object: 'model', created: 1735776000, owned_by: 'fake' },
+            ],
+          }),
+        );
+        return;
+      }
       const status = /^status:(\d+)$/.exec(String(req.headers['x-fake'] ?? body.user ?? ''));
       if (req.url !== '/v1/chat/completions' || status) {
         const code = status ? Number(status[1]) : 404;

@@ -47,7 +47,8 @@ function answeredHere(x: Exchange): boolean {
   const provider = x.config.providers[d.route.provider];
   const local = provider ? adapterFor(provider).local(clientRequest(x), x.rc!.estimate.input_tokens) : null;
   if (local) {
-    x.res.writeHead(local.status, { ...local.headers, 'x-switchyard-request-id': x.id });
+    // Every answer carries a request-id (code.claude.com/docs/en/llm-gateway-protocol): here the gateway's own.
+    x.res.writeHead(local.status, { ...local.headers, 'request-id': x.id, 'x-switchyard-request-id': x.id });
     x.res.end(local.body);
     return true;
   }

@@ -4,6 +4,7 @@
  */
 import { Readable } from 'node:stream';
 import type { ProviderConfig } from '../../config.js';
+import { displayName, type ModelInfo } from '../../rules/catalogue.js';
 import type { UpstreamAnswer } from '../forward.js';
 import type { UpstreamCredential } from '../headers.js';
 import { toAnthropicError, toAnthropicMessage } from './response.js';
@@ -35,6 +36,36 @@ const readAll = async (r: Readable): Promise<string> => {
   for await (const c of r) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 };
+
+/** One OpenAI model object (`{ id, created }`, created in epoch seconds) as an Anthropic one. */
+function anthropicModel(m: Record<string, unknown>): ModelInfo {
+  const id = String(m.id ?? '');
+  const created = Number(m.created);
+  return { type: 'model', id, display_name: displayName(id), created_at: new Date(Number.isFinite(created) && created > 0 ? created * 1000 : 0).toISOString() };
+}
+
+/**
+ * An OpenAI-compatible `GET /models` (or `/models/{id}`) answer in Anthropic's shape
+ * (https://platform.openai.com/docs/api-reference/models/list → https://platform.claude.com/docs/en/api/models/list):
+ * the list as one page (`has_more: false`), or the one model. Errors become Anthropic errors naming the provider.
+ */
+export async function modelsFromOpenAI(answer: UpstreamAnswer, provider: ProviderConfig): Promise<UpstreamAnswer> {
+  const raw = await readAll(answer.body);
+  const json = (body: unknown, status = answer.statusCode): UpstreamAnswer => ({
+    statusCode: status,
+    headers: { 'content-type': 'application/json' },
+    body: Readable.from([Buffer.from(typeof body === 'string' ? body : JSON.stringify(body))]),
+  });
+  if (answer.statusCode >= 400) return json(toAnthropicError(answer.statusCode, raw, provider.name));
+  try {
+    const parsed = JSON.parse(raw) as Record<string, unknown>;
+    if (!Array.isArray(parsed.data)) return json(anthropicModel(parsed));
+    const data = (parsed.data as Array<Record<string, unknown>>).map(anthropicModel);
+    return json({ data, has_more: false, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null });
+  } catch {
+    return json(toAnthropicError(502, raw, provider.name), 502);
+  }
+}
 
 /**
  * The answer of an OpenAI-compatible upstream in Anthropic's format.

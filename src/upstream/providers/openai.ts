@@ -1,10 +1,11 @@
 /**
  * `type: openai`: an OpenAI-compatible Chat Completions server. Messages requests are translated to
  * `POST <base_url>/chat/completions` with a bearer key and only the headers such a server needs; answers
- * (JSON, SSE, errors) are translated back. `GET /v1/models` goes to `<base_url>/models`. Chat Completions
+ * (JSON, SSE, errors) are translated back. `GET /v1/models[/{id}]` goes to `<base_url>/models[/{id}]` and the
+ * list comes back in Anthropic's shape. Chat Completions
  * has no token counting, so `count_tokens` is answered here with an estimate that says it is one.
  */
-import { CHAT_COMPLETIONS_PATH, fromOpenAI, openaiHeaders, toChatCompletions } from '../openai/index.js';
+import { CHAT_COMPLETIONS_PATH, fromOpenAI, modelsFromOpenAI, openaiHeaders, toChatCompletions } from '../openai/index.js';
 import type { ProviderAdapter } from './types.js';
 
 export const openaiAdapter: ProviderAdapter = {
@@ -14,7 +15,10 @@ export const openaiAdapter: ProviderAdapter = {
     return { status: 200, headers: { 'content-type': 'application/json', 'x-switchyard-estimate': 'true' }, body: JSON.stringify({ input_tokens: estimateTokens }) };
   },
   request(req, provider, model) {
-    if (req.endpoint === 'models') return { method: 'GET', pathAndQuery: '/models', body: null, headers: (c) => openaiHeaders(c.kind === 'client' ? { kind: 'none' } : c, null, false), dropped: [] };
+    if (req.endpoint === 'models') {
+      const one = /^\/v1\/models\/([^?]+)/.exec(req.pathAndQuery);
+      return { method: 'GET', pathAndQuery: one ? `/models/${one[1]}` : '/models', body: null, headers: (c) => openaiHeaders(c.kind === 'client' ? { kind: 'none' } : c, null, false), dropped: [] };
+    }
     const translated = toChatCompletions(req.decision.body, model, { stripAttribution: provider.strip_attribution, reasoningEffort: provider.reasoning_effort });
     const body = Buffer.from(JSON.stringify(translated.body));
     return {
@@ -26,5 +30,6 @@ export const openaiAdapter: ProviderAdapter = {
       dropped: translated.dropped,
     };
   },
-  answer: (answer, provider, req, requestedModel) => (req.endpoint === 'messages' ? fromOpenAI(answer, provider, requestedModel) : Promise.resolve(answer)),
+  answer: (answer, provider, req, requestedModel) =>
+    req.endpoint === 'messages' ? fromOpenAI(answer, provider, requestedModel) : req.endpoint === 'models' ? modelsFromOpenAI(answer, provider) : Promise.resolve(answer),
 };
