@@ -130,6 +130,11 @@ export const configSchema = {
             description:
               'type: openai only (default false): this provider takes Chat Completions `reasoning_effort`; Anthropic `thinking` is mapped to it (budget_tokens under 8000 → low, under 24000 → medium, else high; adaptive thinking uses output_config.effort, max → high). Otherwise `thinking` is dropped.',
           },
+          reasoning_as_thinking: {
+            type: 'boolean',
+            description:
+              "type: openai only (default false): the vendor's reasoning (`reasoning_content` / `reasoning`) is shown to the client as `thinking` blocks. They carry no signature, so they are for display; they are never sent back upstream.",
+          },
           betas: {
             type: 'array',
             items: { type: 'string', minLength: 1 },

@@ -38,6 +38,8 @@ export interface ProviderConfig {
   strip_attribution: boolean;
   /** type openai: map Anthropic `thinking` to `reasoning_effort` (default false). */
   reasoning_effort: boolean;
+  /** type openai: vendor reasoning shown as thinking blocks (default false). */
+  reasoning_as_thinking: boolean;
   /** type anthropic: the anthropic-beta values to forward, or null for all of them unchanged. */
   betas: string[] | null;
   retries: { max: number; base_delay_ms: number; max_delay_ms: number; budget_ms: number };
@@ -189,7 +191,17 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
   const providers: Record<string, ProviderConfig> = {};
   for (const [name, p] of Object.entries(raw.providers)) {
     const wrongType =
-      p.type === 'anthropic' ? (p.strip_attribution !== undefined ? 'strip_attribution' : p.reasoning_effort !== undefined ? 'reasoning_effort' : null) : p.betas !== undefined ? 'betas' : null;
+      p.type === 'anthropic'
+        ? p.strip_attribution !== undefined
+          ? 'strip_attribution'
+          : p.reasoning_effort !== undefined
+            ? 'reasoning_effort'
+            : p.reasoning_as_thinking !== undefined
+              ? 'reasoning_as_thinking'
+              : null
+        : p.betas !== undefined
+          ? 'betas'
+          : null;
     if (wrongType) {
       const applies = wrongType === 'betas' ? 'type: anthropic' : 'type: openai';
       throw new LoadError([source.issueAt(['providers', name, wrongType], `provider "${name}": ${wrongType} applies to ${applies} providers only; remove it here`)]);
@@ -205,6 +217,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
       strip_attribution: p.strip_attribution ?? p.type === 'openai',
       betas: p.betas ?? null,
       reasoning_effort: p.reasoning_effort ?? false,
+      reasoning_as_thinking: p.reasoning_as_thinking ?? false,
       retries: { ...DEFAULT_RETRIES, ...p.retries },
       breaker: { ...DEFAULT_BREAKER, ...p.breaker },
     };

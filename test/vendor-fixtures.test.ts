@@ -155,3 +155,43 @@ describe('recorded vendor streams through the gateway', () => {
     }
   }
 });
+
+describe('reasoning_as_thinking', () => {
+  test("the vendor's reasoning becomes a thinking block before the tool call; it is never sent back upstream", async () => {
+    const seen: Array<{ messages: Array<{ role: string; content: unknown }> }> = [];
+    const providers = `  vendor:\n    type: openai\n    base_url: ${vendorUrl}/v1\n    auth: none\n    reasoning_as_thinking: true\n    retries: { max: 0 }\n`;
+    const own = await startTestGateway({ upstream: vendorUrl, providers, rules: { '50.yaml': 'version: 1\nrules:\n  - id: r\n    actions: [ { route_to: { provider: vendor } } ]\n' } });
+    vendor.on('request', (req) => {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => seen.push(JSON.parse(Buffer.concat(parts).toString()) as (typeof seen)[number]));
+    });
+    try {
+      const client = new Anthropic({ apiKey: 'sk-ant-client', baseURL: own.gw.url, maxRetries: 0, timeout: 10_000 });
+      const file = 'deepseek-reasoning-tool-call.jsonl';
+      const first = await client.messages.stream({ model: `${file}+done`, max_tokens: 100, messages: [{ role: 'user', content: 'Weather in SF?' }] }).finalMessage();
+      assert.deepEqual(
+        first.content.map((b) => b.type),
+        ['thinking', 'tool_use'],
+      );
+      assert.equal((first.content[0] as Anthropic.ThinkingBlock).thinking, 'The user asks about the weather in San Francisco. I should use the weather tool.');
+      const tool = first.content[1] as Anthropic.ToolUseBlock;
+      await client.messages
+        .stream({
+          model: `${file}+done`,
+          max_tokens: 100,
+          messages: [
+            { role: 'user', content: 'Weather in SF?' },
+            { role: 'assistant', content: first.content as Anthropic.ContentBlockParam[] },
+            { role: 'user', content: [{ type: 'tool_result', tool_use_id: tool.id, content: 'sunny' }] },
+          ],
+        })
+        .finalMessage();
+      const history = JSON.stringify(seen.at(-1)!.messages);
+      assert.ok(history.includes('sunny') && history.includes(tool.id), 'the tool round trip reached the vendor');
+      assert.ok(!history.includes('I should use the weather tool'), 'the thinking block was not sent back');
+    } finally {
+      await own.gw.close();
+    }
+  });
+});

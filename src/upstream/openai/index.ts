@@ -81,7 +81,7 @@ export async function fromOpenAI(answer: UpstreamAnswer, provider: ProviderConfi
     return { statusCode: answer.statusCode, headers: { ...base, 'content-type': 'application/json' }, body: Readable.from([Buffer.from(body)]) };
   }
   if (type.startsWith('text/event-stream')) {
-    const translated = new ChatToMessagesStream(model);
+    const translated = new ChatToMessagesStream(model, undefined, { reasoningAsThinking: provider.reasoning_as_thinking });
     answer.body.pipe(translated);
     answer.body.once('error', (err) => translated.fail(`provider "${provider.name}" stream failed: ${err.message}`));
     return { statusCode: 200, headers: { ...base, 'content-type': 'text/event-stream; charset=utf-8' }, body: translated };
@@ -89,7 +89,7 @@ export async function fromOpenAI(answer: UpstreamAnswer, provider: ProviderConfi
   const raw = await readAll(answer.body);
   let message: Record<string, unknown>;
   try {
-    message = toAnthropicMessage(JSON.parse(raw) as Record<string, unknown>, model);
+    message = toAnthropicMessage(JSON.parse(raw) as Record<string, unknown>, model, { reasoningAsThinking: provider.reasoning_as_thinking });
   } catch {
     const body = toAnthropicError(502, raw, provider.name);
     return { statusCode: 502, headers: { 'content-type': 'application/json' }, body: Readable.from([Buffer.from(body)]) };

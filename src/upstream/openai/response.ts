@@ -68,11 +68,16 @@ function parseArguments(args: unknown): unknown {
   }
 }
 
-/** A Chat Completion → an Anthropic message. `model` is the model name the client asked for. */
-export function toAnthropicMessage(c: Record<string, any>, model: string): Record<string, unknown> {
+/**
+ * A Chat Completion → an Anthropic message. `model` is the model name the client asked for;
+ * `opts.reasoningAsThinking` puts the vendor's reasoning first as an (unsigned) `thinking` block.
+ */
+export function toAnthropicMessage(c: Record<string, any>, model: string, opts: { reasoningAsThinking?: boolean } = {}): Record<string, unknown> {
   const choice = c.choices?.[0] ?? {};
   const msg = choice.message ?? {};
   const content: unknown[] = [];
+  const reasoning = msg.reasoning_content ?? msg.reasoning;
+  if (opts.reasoningAsThinking && typeof reasoning === 'string' && reasoning) content.push({ type: 'thinking', thinking: reasoning, signature: '' });
   if (typeof msg.content === 'string' && msg.content) content.push({ type: 'text', text: msg.content });
   for (const tc of msg.tool_calls ?? []) content.push({ type: 'tool_use', id: toolIdOf(tc.id), name: tc.function?.name, input: parseArguments(tc.function?.arguments) });
   return {

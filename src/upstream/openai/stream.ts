@@ -32,6 +32,12 @@ function contentText(content: unknown): string {
   return content.map((p: Record<string, unknown>) => (p?.type === 'text' && typeof p.text === 'string' ? p.text : '')).join('');
 }
 
+/** A delta's reasoning text: `reasoning_content` (DeepSeek, xAI, Qwen) or `reasoning` (Cerebras, OpenRouter, vLLM). */
+export function reasoningText(delta: Record<string, any>): string {
+  const r = delta.reasoning_content ?? delta.reasoning;
+  return typeof r === 'string' ? r : '';
+}
+
 /** A `tool_calls` entry that only carries more arguments: no index, no non-blank id, no name. */
 function isContinuation(tc: Record<string, any>): boolean {
   return typeof tc.index !== 'number' && !(typeof tc.id === 'string' && tc.id.trim() !== '') && !tc.function?.name;
@@ -43,7 +49,7 @@ export class ChatToMessagesStream extends Transform {
   private started = false;
   private ended = false;
   private nextIndex = 0;
-  private open: { index: number; kind: 'text' | 'tool' } | null = null;
+  private open: { index: number; kind: 'text' | 'tool' | 'thinking' } | null = null;
   /** The call streaming live (key as `toolKey` gives it) and its block index. */
   private live: { key: string; index: number } | null = null;
   /** Later calls, held whole until the message ends, in the order they started. */
@@ -57,9 +63,16 @@ export class ChatToMessagesStream extends Transform {
   private lastWrite = Date.now();
   private readonly pinger: NodeJS.Timeout;
 
+  /**
+   * @param model the model name the client asked for.
+   * @param pingMs silence before a `ping`, ms.
+   * @param opts.reasoningAsThinking vendor reasoning deltas (`reasoning_content`, `reasoning`) become `thinking`
+   *   blocks (unsigned, so they are for display only; the request translation never sends them back upstream).
+   */
   constructor(
     private readonly model: string,
     pingMs = PING_AFTER_MS,
+    private readonly opts: { reasoningAsThinking?: boolean } = {},
   ) {
     super();
     this.pinger = setInterval(
@@ -112,6 +125,15 @@ export class ChatToMessagesStream extends Transform {
     if (chunk.usage) this.usage = anthropicUsage(chunk.usage);
     for (const choice of chunk.choices ?? []) {
       const delta = choice.delta ?? {};
+      const reasoning = this.opts.reasoningAsThinking ? reasoningText(delta) : '';
+      if (reasoning) {
+        if (this.open?.kind !== 'thinking') {
+          this.closeOpen();
+          this.open = { index: this.nextIndex++, kind: 'thinking' };
+          this.emitEvent('content_block_start', { type: 'content_block_start', index: this.open.index, content_block: { type: 'thinking', thinking: '', signature: '' } });
+        }
+        this.emitEvent('content_block_delta', { type: 'content_block_delta', index: this.open.index, delta: { type: 'thinking_delta', thinking: reasoning } });
+      }
       const content = contentText(delta.content);
       if (content) {
         if (this.open?.kind !== 'text') {
