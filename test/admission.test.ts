@@ -17,6 +17,9 @@ import { compileRuleSources } from '../src/rules/load.js';
 import { RedisStore } from '../src/state/redis.js';
 import { decideTake, MemoryStore, refill, type StateStore } from '../src/state/store.js';
 
+// `npm run mutate` runs this file once per mutant: fewer generated cases there, the full count in npm test.
+if (process.env.MUTATION_RUN) fc.configureGlobal({ numRuns: 25 });
+
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const silent = pino({ level: 'silent' });
 

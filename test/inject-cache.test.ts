@@ -1,23 +1,16 @@
 /**
  * inject_cache: Anthropic's breakpoint rules (limit of 4 counting the client's, TTL order, minimum
- * cacheable length, uncacheable blocks, the attribution block), idempotence, and the markers arriving
- * upstream through the running gateway and in dry-run.
+ * cacheable length, uncacheable blocks, the attribution block), idempotence and the rules engine, as
+ * functions (fast, for mutation testing; the running gateway and dry-run are in inject-cache-gateway.test.ts).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { describe, test } from 'node:test';
-import { request } from 'undici';
 import { existingBreakpoints, injectBreakpoints, minCacheableTokens, type CachePlace } from '../src/actions/inject_cache.js';
 import { buildContext } from '../src/rules/context.js';
 import { evaluate } from '../src/rules/evaluate.js';
 import { compileRuleSources } from '../src/rules/load.js';
-import { startFakeUpstream } from './fake-upstream.js';
-import { claudeCodeBody, startTestGateway } from './helpers.js';
+import { claudeCodeBody } from './helpers.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const long = (n: number, seed = 'word') => `${seed} `.repeat(Math.ceil(n / (seed.length + 1))).slice(0, n);
 const ALL: CachePlace[] = ['tools', 'system', 'last_user', 'second_last_user', { message: 0 }, { message: -2 }];
 const inject = (body: Record<string, unknown>, at: CachePlace[] = ALL, ttl: '5m' | '1h' = '5m', minTokens = 1024) => injectBreakpoints(body, { at, ttl, minTokens });
@@ -214,38 +207,4 @@ test('through the rules engine: the body changes only when a marker was added', 
   const d2 = await evaluate(rs, buildContext({ path: '/v1/messages', body: bodyWith(0), headers: {}, bodyBytes: 1 }), 'anthropic');
   assert.equal(d2.bodyChanged, true);
   assert.equal(existingBreakpoints(d2.body).length, 3);
-});
-
-test('through the running gateway the markers arrive upstream; dry-run --json lists them', async () => {
-  const fake = await startFakeUpstream();
-  const rules = { '10-cache.yaml': 'version: 1\nrules:\n  - id: cache\n    actions: [ { inject_cache: { at: [tools, system, last_user], ttl: 5m } } ]\n' };
-  const { gw } = await startTestGateway({ upstream: fake.url, rules });
-  try {
-    const body = claudeCodeBody({ stream: false });
-    const r = await request(gw.url + '/v1/messages?beta=true', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    assert.equal(r.statusCode, 200);
-    await r.body.dump();
-    const sent = JSON.parse(fake.received.at(-1)!.body.toString()) as Record<string, any>;
-    assert.equal(existingBreakpoints(sent).length, 4);
-    assert.deepEqual(sent.tools.at(-1).cache_control, { type: 'ephemeral' });
-    assert.deepEqual(sent.system, body.system);
-    assert.deepEqual(sent.an_unknown_future_field, body.an_unknown_future_field);
-  } finally {
-    await gw.close();
-    await fake.close();
-  }
-  const file = path.join(tmpdir(), `cc-${process.pid}.json`);
-  writeFileSync(file, JSON.stringify(claudeCodeBody()));
-  const out = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'dry-run', '--json', '--request', file], { cwd: ROOT, encoding: 'utf8' });
-  assert.equal(out.status, 0, out.stderr);
-  const report = JSON.parse(out.stdout) as { cache_breakpoints: { existing: number; places: Array<{ place: string; status: string; reason?: string }> } };
-  assert.equal(report.cache_breakpoints.existing, 3);
-  assert.deepEqual(
-    report.cache_breakpoints.places.map((p) => [p.place, p.status]),
-    [
-      ['tools', 'injected'],
-      ['system', 'skipped'],
-      ['last_user', 'skipped'],
-    ],
-  );
 });

@@ -12,6 +12,9 @@ import { authenticateClient, bearerMatches } from '../src/server/auth.js';
 import { clientResponseHeaders, credentialFor, upstreamRequestHeaders } from '../src/upstream/headers.js';
 import { cooldownMs, KeyPool, keyFingerprint } from '../src/upstream/pool.js';
 
+// `npm run mutate` runs this file once per mutant: fewer generated cases there, the full count in npm test.
+if (process.env.MUTATION_RUN) fc.configureGlobal({ numRuns: 25 });
+
 const pick = (pool: KeyPool, session: string, cooling: number[] = [], tried = new Set<number>(), now = 1000) => {
   const c = pool.choose(session, cooling, now, tried);
   return c.kind === 'key' ? c.key.key : c.kind;
