@@ -197,3 +197,37 @@ describe('bucket arithmetic (both stores use it)', () => {
     );
   });
 });
+
+describe('the memory store: cooldowns and spend', () => {
+  test('a cooldown holds until its end and only grows; other keys are not cooling', async () => {
+    let now = 1000;
+    const store = new MemoryStore(() => now);
+    await store.setCooldown('a', 5000);
+    await store.setCooldown('a', 3000); // an earlier end never shortens it
+    assert.deepEqual(await store.cooldowns(['a', 'b']), [5000, 0]);
+    now = 4999;
+    assert.deepEqual(await store.cooldowns(['a']), [5000]);
+    now = 5000;
+    assert.deepEqual(await store.cooldowns(['a']), [0], 'over at its end');
+  });
+
+  test('spend adds up until it expires; seeding raises a total, never lowers it', async () => {
+    let now = 0;
+    const store = new MemoryStore(() => now);
+    assert.equal(await store.spend('k'), 0);
+    await store.addSpend('k', 0.25, 100);
+    await store.addSpend('k', 0.5, 100);
+    assert.equal(await store.spend('k'), 0.75);
+    await store.seedSpend('k', 0.5, 100);
+    assert.equal(await store.spend('k'), 0.75, 'a lower seed changes nothing');
+    await store.seedSpend('k', 2, 200);
+    assert.equal(await store.spend('k'), 2);
+    now = 199;
+    assert.equal(await store.spend('k'), 2);
+    now = 200;
+    assert.equal(await store.spend('k'), 0, 'expired at its time');
+    await store.addSpend('k', 0.1, 300);
+    assert.equal(await store.spend('k'), 0.1, 'an expired total starts again from zero');
+    assert.equal(store.kind, 'memory');
+  });
+});

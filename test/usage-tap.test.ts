@@ -98,3 +98,42 @@ test('cost: each token kind at its price; 5m writes 1.25×, 1h writes 2×, reads
   assert.equal(costUsd(one('cache_read_input_tokens'), table.priceOf('special-x')), 5, 'per-model multiplier override');
   assert.equal(costUsd(one('input_tokens'), table.priceOf('gpt-unknown')), null);
 });
+
+test('prices: the first matching pattern wins, default multipliers unless overridden, lookups cached, unknown null', () => {
+  const table = priceTable({
+    multipliers: { cache_read: 0.2 },
+    models: { 'claude-opus-*': { input: 15, output: 75 }, 'claude-*': { input: 3, output: 15, cache_write_1h: 3 } },
+  });
+  assert.deepEqual(table.priceOf('claude-opus-4-1'), { input: 15, output: 75, cache_write_5m: 1.25, cache_write_1h: 2, cache_read: 0.2 });
+  assert.deepEqual(table.priceOf('claude-sonnet-4-6'), { input: 3, output: 15, cache_write_5m: 1.25, cache_write_1h: 3, cache_read: 0.2 });
+  assert.equal(table.priceOf('claude-sonnet-4-6'), table.priceOf('claude-sonnet-4-6'), 'the same object from the cache');
+  assert.equal(table.priceOf('gpt-4o'), null);
+  assert.equal(table.priceOf('gpt-4o'), null, 'an unknown model stays unknown');
+  assert.equal(priceTable({}).priceOf('claude-sonnet-4-6'), null);
+  assert.equal(
+    costUsd({ input_tokens: 1, output_tokens: 0, cache_creation_input_tokens: 0, cache_creation_5m_input_tokens: 0, cache_creation_1h_input_tokens: 0, cache_read_input_tokens: 0 }, null),
+    null,
+  );
+  // Rounded to 1e-9 USD: one input token of a $3/MTok model.
+  assert.equal(
+    costUsd(
+      { input_tokens: 1, output_tokens: 0, cache_creation_input_tokens: 0, cache_creation_5m_input_tokens: 0, cache_creation_1h_input_tokens: 0, cache_read_input_tokens: 0 },
+      table.priceOf('claude-sonnet-4-6'),
+    ),
+    0.000003,
+  );
+});
+
+test('loadPrices: the bundled prices.yaml loads; a missing or broken file names itself', async () => {
+  const { loadPrices } = await import('../src/usage/prices.js');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const bundled = loadPrices(path.join(import.meta.dirname, '..', 'prices.yaml'));
+  assert.ok(bundled.priceOf('claude-sonnet-4-6'), 'the bundled table prices Sonnet');
+  const dir = mkdtempSync(path.join(tmpdir(), 'sy-prices-'));
+  const broken = path.join(dir, 'p.yaml');
+  writeFileSync(broken, 'models: [unclosed');
+  assert.throws(() => loadPrices(broken), new RegExp(`^Error: cannot load prices from ${broken.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+  assert.throws(() => loadPrices(path.join(dir, 'none.yaml')), /cannot load prices from .*none\.yaml: ENOENT/);
+});
