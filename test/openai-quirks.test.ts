@@ -15,13 +15,14 @@ import { ChatToMessagesStream } from '../src/upstream/openai/stream.js';
 import { startTestGateway } from './helpers.js';
 
 /** Runs OpenAI SSE chunks through the translation; returns the Anthropic events. */
-async function translate(chunks: unknown[]): Promise<Array<{ event: string; data: Record<string, any> }>> {
-  const t = new ChatToMessagesStream('claude-haiku-4-5');
+async function translate(chunks: unknown[], opts: { done?: boolean; reasoningAsThinking?: boolean; raw?: string[] } = {}): Promise<Array<{ event: string; data: Record<string, any> }>> {
+  const t = new ChatToMessagesStream('claude-haiku-4-5', undefined, { reasoningAsThinking: opts.reasoningAsThinking });
   let out = '';
   t.on('data', (d: Buffer | string) => (out += d.toString()));
   const done = new Promise((r) => t.on('end', r));
   for (const c of chunks) t.write(`data: ${JSON.stringify(c)}\n\n`);
-  t.end('data: [DONE]\n\n');
+  for (const r of opts.raw ?? []) t.write(r);
+  t.end(opts.done === false ? '' : 'data: [DONE]\n\n');
   await done;
   return out
     .split('\n\n')
@@ -295,5 +296,87 @@ describe('answer translation, unit by unit', () => {
     const ids = new Set([toolIdOf(''), toolIdOf('   '), toolIdOf(undefined), toolIdOf(null)]);
     assert.equal(ids.size, 4);
     for (const id of ids) assert.match(id, /^toolu_sy[0-9a-f]{22}$/);
+  });
+});
+
+describe('stream translation edges', () => {
+  test('message id from the chunk id, chatcmpl- dropped; usage from the usage chunk; [DONE] ends once', async () => {
+    const events = await translate([chunk({ content: 'hi' }), chunk({}, 'stop'), { ...base, choices: [], usage: { prompt_tokens: 7, completion_tokens: 3 } }], { raw: ['data: [DONE]\n\n'] });
+    assert.equal(events[0]!.data.message.id, 'msg_q');
+    assert.equal(events[0]!.data.message.model, 'claude-haiku-4-5');
+    assert.deepEqual(events.find((e) => e.event === 'message_delta')!.data.usage, { input_tokens: 7, output_tokens: 3, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
+    assert.equal(events.filter((e) => e.event === 'message_stop').length, 1, 'a second [DONE] adds nothing');
+    const noId = await translate([{ choices: [{ index: 0, delta: { content: 'x' } }] }, { choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }]);
+    assert.equal(noId[0]!.data.message.id, 'msg_openai');
+  });
+
+  test('no [DONE]: a finish_reason still ends the message; without one the client gets an error event', async () => {
+    const finished = await translate([chunk({ content: 'a' }), chunk({}, 'stop')], { done: false });
+    assert.deepEqual(
+      finished.slice(-2).map((e) => e.event),
+      ['message_delta', 'message_stop'],
+    );
+    const cut = await translate([chunk({ content: 'a' })], { done: false });
+    assert.equal(cut.at(-1)!.event, 'error');
+    assert.match(cut.at(-1)!.data.error.message, /ended before it finished/);
+  });
+
+  test('an error chunk ends the stream with an error event naming it; later chunks add nothing', async () => {
+    const events = await translate([chunk({ content: 'a' }), { error: { message: 'rate limited upstream' } } as never, chunk({ content: 'late' })]);
+    const err = events.find((e) => e.event === 'error')!;
+    assert.deepEqual(err.data, { type: 'error', error: { type: 'api_error', message: 'rate limited upstream' } });
+    assert.equal(events.at(-1)!.event, 'error');
+    assert.ok(!JSON.stringify(events).includes('late'));
+    const bare = await translate([{ error: 'just a string' } as never]);
+    assert.equal(bare.find((e) => e.event === 'error')!.data.error.message, 'just a string');
+  });
+
+  test('fail() after a partial answer: an error event, then the end; after the end it adds nothing', async () => {
+    const t = new ChatToMessagesStream('m');
+    let out = '';
+    t.on('data', (d: Buffer | string) => (out += d.toString()));
+    const ended = new Promise((r) => t.on('end', r));
+    t.write(`data: ${JSON.stringify(chunk({ content: 'part' }))}\n\n`);
+    t.fail('connection reset');
+    await ended;
+    assert.match(out, /event: error\ndata: \{"type":"error","error":\{"type":"api_error","message":"connection reset"\}\}/);
+    assert.equal(out.match(/event: error/g)!.length, 1);
+  });
+
+  test('reasoning_as_thinking: reasoning_content and reasoning become one thinking block before the text; off: none', async () => {
+    const chunks = [chunk({ reasoning_content: 'Let me ' }), chunk({ reasoning: 'think.' }), chunk({ content: 'Answer.' }), chunk({}, 'stop')];
+    const on = await translate(chunks, { reasoningAsThinking: true });
+    assertWellFormed(on);
+    assert.deepEqual(
+      on.filter((e) => e.event === 'content_block_start').map((e) => e.data.content_block.type),
+      ['thinking', 'text'],
+    );
+    assert.equal(
+      on
+        .filter((e) => e.event === 'content_block_delta' && e.data.delta.type === 'thinking_delta')
+        .map((e) => e.data.delta.thinking)
+        .join(''),
+      'Let me think.',
+    );
+    const off = await translate(chunks);
+    assert.deepEqual(
+      off.filter((e) => e.event === 'content_block_start').map((e) => e.data.content_block.type),
+      ['text'],
+    );
+  });
+
+  test("a held call takes its name from a later fragment; a call's empty arguments send no delta", async () => {
+    const events = await translate([
+      chunk({ tool_calls: [{ index: 0, id: 'call_a', function: { name: 'first', arguments: '' } }] }),
+      chunk({ tool_calls: [{ index: 1, id: 'call_b', function: { arguments: '' } }] }),
+      chunk({ tool_calls: [{ index: 1, function: { name: 'second', arguments: '{"x":1}' } }] }),
+      chunk({}, 'tool_calls'),
+    ]);
+    assertWellFormed(events);
+    assert.deepEqual(toolUses(events), [
+      { id: 'call_a', name: 'first', input: {} },
+      { id: 'call_b', name: 'second', input: { x: 1 } },
+    ]);
+    assert.equal(events.filter((e) => e.event === 'content_block_delta' && e.data.index === 0).length, 0, 'no empty input_json_delta');
   });
 });

@@ -137,3 +137,63 @@ test('loadPrices: the bundled prices.yaml loads; a missing or broken file names 
   assert.throws(() => loadPrices(broken), new RegExp(`^Error: cannot load prices from ${broken.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
   assert.throws(() => loadPrices(path.join(dir, 'none.yaml')), /cannot load prices from .*none\.yaml: ENOENT/);
 });
+
+describe('usage tap edges', () => {
+  const json = (o: unknown) => Buffer.from(JSON.stringify(o));
+  test('JSON bodies: br and deflate too; an error body names its type; plain text or an oversized body counts nothing', async () => {
+    const { brotliCompressSync, deflateSync } = await import('node:zlib');
+    const answer = json({ type: 'message', usage: { input_tokens: 9, output_tokens: 2 } });
+    for (const [enc, bytes] of [
+      ['br', brotliCompressSync(answer)],
+      ['deflate', deflateSync(answer)],
+      ['GZIP', gzipSync(answer)],
+    ] as const) {
+      const t = new UsageTap('application/json', enc);
+      t.write(bytes);
+      assert.equal(t.finish().input_tokens, 9, enc);
+      assert.equal(t.completed, true);
+      assert.equal(t.outputTokens(), 2);
+    }
+    const err = new UsageTap('application/json; charset=utf-8', '');
+    err.write(json({ type: 'error', error: { type: 'overloaded_error', message: 'x' } }));
+    err.finish();
+    assert.equal(err.streamError, 'overloaded_error');
+    const notError = new UsageTap('application/json', '');
+    notError.write(json({ type: 'message', error: { type: 'weird' }, usage: { input_tokens: 1 } }));
+    notError.finish();
+    assert.equal(notError.streamError, null, 'only an error body sets the error');
+    const text = new UsageTap('text/plain', '');
+    text.write(Buffer.from('{"usage":{"input_tokens":5}}'));
+    assert.equal(text.finish().input_tokens, 0, 'a body that is neither JSON nor SSE is not read');
+    const big = new UsageTap('application/json', '');
+    const pad = 'x'.repeat(1024 * 1024);
+    for (let i = 0; i < 5; i++) big.write(Buffer.from(i === 0 ? `{"usage":{"input_tokens":7},"pad":"${pad}` : pad));
+    big.write(Buffer.from('"}'));
+    assert.equal(big.finish().input_tokens, 0, 'a JSON body over 4 MB is not held to be parsed');
+    const cut = new UsageTap('application/json', '');
+    cut.write(Buffer.from('{"usage":{"input_tokens":3'));
+    assert.equal(cut.finish().input_tokens, 0);
+    assert.equal(cut.completed, false);
+  });
+
+  test('SSE: an error event without a type, usage fields that are not numbers, events the tap ignores', () => {
+    const t = new UsageTap('text/event-stream', '');
+    t.write(
+      Buffer.from(
+        sse('message_start', { message: { usage: { input_tokens: 4, output_tokens: 'x', cache_read_input_tokens: Number.NaN, cache_creation: null } } }) +
+          sse('content_block_delta', { usage: { output_tokens: 999 } }) +
+          'event: message_delta\ndata: not json\n\n' +
+          sse('message_delta', { usage: { output_tokens: 6, cache_creation: { ephemeral_1h_input_tokens: 10 } } }) +
+          sse('error', { type: 'error', error: { message: 'no type' } }),
+      ),
+    );
+    const u = t.finish();
+    assert.equal(u.input_tokens, 4);
+    assert.equal(u.output_tokens, 6, 'content_block_delta carries no usage; a later message_delta wins');
+    assert.equal(u.cache_read_input_tokens, 0);
+    assert.equal(u.cache_creation_1h_input_tokens, 10);
+    assert.equal(u.cache_creation_5m_input_tokens, 0);
+    assert.equal(t.streamError, 'error');
+    assert.equal(t.completed, false);
+  });
+});

@@ -105,6 +105,7 @@ export class ChatToMessagesStream extends Transform {
   }
 
   private onData(data: string): void {
+    if (this.ended) return; // after an error event or the message's end, nothing more goes out
     if (data === '[DONE]') {
       this.finishMessage();
       return;
