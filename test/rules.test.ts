@@ -92,6 +92,46 @@ describe('matchers', () => {
     );
   });
 
+  test('globs expand braces; a value that only looks like a regex is a literal; regex flags are only those given', async () => {
+    const rs = rules(
+      [
+        `  - id: brace\n    match: { model: "claude-{haiku,sonnet}-*" }\n    actions: [ { tag_billing: { brace: "1" } } ]`,
+        `  - id: not-regex\n    match: { header: { x-a: "a/b/", x-b: "/a/x" } }\n    actions: [ { tag_billing: { literal: "1" } } ]`,
+        `  - id: case\n    match: { header: { x-c: "/abc/" } }\n    actions: [ { tag_billing: { cased: "1" } } ]`,
+        '',
+      ].join('\n'),
+    );
+    const hit = await evaluate(rs, ctx({ model: 'claude-haiku-4-5', headers: { 'x-a': 'a/b/', 'x-b': '/a/x', 'x-c': 'xabcx' } }), 'anthropic');
+    assert.deepEqual(hit.tags, { brace: '1', literal: '1', cased: '1' });
+    const miss = await evaluate(rs, ctx({ model: 'claude-opus-4-1', headers: { 'x-a': 'zbz', 'x-b': 'cat', 'x-c': 'ABC' } }), 'anthropic');
+    assert.deepEqual(miss.tags, {}, 'no brace alternative, literal values compared as such, /abc/ is case-sensitive');
+    assert.match(miss.rules[1]!.reason!, /x-a is not equal to "a\/b\/"/);
+    assert.match(miss.rules[2]!.reason!, /x-c is not matching \/abc\//);
+  });
+
+  test('cheap conditions run before `when`: a request the model rules out never evaluates the expression', async () => {
+    const rs = rules(`  - id: guarded\n    match: { when: "$error('evaluated')", model: "nope-*" }\n    actions: [ { tag_billing: { s: "1" } } ]\n`);
+    const d = await evaluate(rs, ctx(), 'anthropic');
+    assert.match(d.rules[0]!.reason!, /model "claude-sonnet-4-6" does not match nope-\*/);
+    assert.deepEqual(d.warnings, [], 'the when expression was not run');
+  });
+
+  test('key reasons name the client; a `when` that yields nothing is no match', async () => {
+    const rs = rules(
+      `  - id: k\n    match: { key: "ci-*" }\n    actions: [ { tag_billing: { k: "1" } } ]\n  - id: nothing\n    match: { when: "body.no_such_field" }\n    actions: [ { tag_billing: { n: "1" } } ]\n`,
+    );
+    const d = await evaluate(rs, ctx({ clientId: 'bob' }), 'anthropic');
+    assert.equal(d.rules[0]!.reason, 'client "bob" does not match ci-*');
+    assert.match(d.rules[1]!.reason!, /^when is nothing/);
+    assert.deepEqual(d.tags, {});
+  });
+
+  test('the exact model ids of a model condition are what GET /v1/models can list', () => {
+    const rs = rules(`  - id: m\n    match: { model: [claude-opus-4-1, "claude-3-*", "claude-{a,b}", "claude-?x"] }\n    actions: [ { tag_billing: { m: "1" } } ]\n`);
+    assert.deepEqual(rs.rules[0]!.matchers[0]!.literals, ['claude-opus-4-1']);
+    assert.equal(rs.rules[0]!.matchers[0]!.name, 'model');
+  });
+
   test('all conditions of a match must hold; the first failing one is reported', async () => {
     const rs = rules(`  - id: both\n    match: { model: "claude-*", when: "stream = true" }\n    actions: [ { tag_billing: { s: "1" } } ]\n`);
     const d = await evaluate(rs, ctx(), 'anthropic');
