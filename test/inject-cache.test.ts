@@ -208,3 +208,79 @@ test('through the rules engine: the body changes only when a marker was added', 
   assert.equal(d2.bodyChanged, true);
   assert.equal(existingBreakpoints(d2.body).length, 3);
 });
+
+describe('prefix length and missing places, exactly', () => {
+  const t0 = { name: 'read', description: 'Reads a file.', input_schema: { type: 'object' } };
+  const t1 = { name: 'grep', input_schema: { type: 'object', properties: { q: { type: 'string' } } } };
+  const toolUse = { type: 'tool_use', id: 'toolu_1', name: 'read', input: { path: 'a' } };
+  const body = () => ({
+    model: 'claude-sonnet-4-6',
+    tools: [t0, t1],
+    system: [
+      { type: 'text', text: 'S'.repeat(10) },
+      { type: 'text', text: 's'.repeat(30) },
+    ],
+    messages: [
+      { role: 'user', content: 'u'.repeat(20) },
+      { role: 'assistant', content: [{ type: 'text', text: 'a'.repeat(12) }, toolUse] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'v'.repeat(8) },
+          { type: 'text', text: 'w'.repeat(16) },
+        ],
+      },
+    ],
+  });
+  const len = (v: unknown) => JSON.stringify(v).length;
+  const tools = len(t0) + len(t1);
+  const tokens = (chars: number) => Math.ceil(chars / 4);
+
+  test('the prefix up to each place: tools as JSON, text by its characters, other blocks as JSON; ~4 characters a token', () => {
+    const cases: Array<[CachePlace, number]> = [
+      ['tools', tools],
+      ['system', tools + 40],
+      [{ message: 0 }, tools + 40 + 20],
+      ['second_last_user', tools + 40 + 20],
+      [{ message: 1 }, tools + 40 + 20 + 12 + len(toolUse)],
+      [{ message: -2 }, tools + 40 + 20 + 12 + len(toolUse)],
+      ['last_user', tools + 40 + 20 + 12 + len(toolUse) + 8 + 16],
+    ];
+    for (const [place, chars] of cases) {
+      const { report } = inject(body(), [place], '5m', 1);
+      assert.equal(report[0]!.status, 'injected', JSON.stringify(place));
+      assert.equal(report[0]!.prefix_tokens, tokens(chars), JSON.stringify(place));
+    }
+    // At the minimum exactly: injected; one token short: skipped, saying by how much.
+    const exact = tokens(tools + 40);
+    assert.equal(inject(body(), ['system'], '5m', exact).report[0]!.status, 'injected');
+    const short = inject(body(), ['system'], '5m', exact + 1).report[0]!;
+    assert.equal(short.status, 'skipped');
+    assert.equal(short.reason, `the prefix is ~${exact} tokens, below the model's minimum cacheable length of ${exact + 1}`);
+    const asString = inject({ ...body(), system: 'x'.repeat(36), tools: undefined }, ['system'], '5m', 1).report[0]!;
+    assert.equal(asString.prefix_tokens, 9, 'a string system prompt counts its characters');
+  });
+
+  test('places that point nowhere say why', () => {
+    const why = (b: Record<string, unknown>, place: CachePlace) => inject(b, [place], '5m', 1).report[0]!.reason;
+    assert.equal(why({ ...body(), tools: [] }, 'tools'), 'the request has no tools');
+    assert.equal(why({ ...body(), system: '' }, 'system'), 'the system prompt is empty');
+    assert.equal(why({ ...body(), system: [] }, 'system'), 'the request has no system prompt');
+    assert.equal(why({ ...body(), messages: [] }, 'last_user'), 'the request has no user turn');
+    assert.equal(why({ ...body(), messages: [{ role: 'user', content: 'only' }] }, 'second_last_user'), 'the request has fewer than two user turns');
+    assert.equal(why(body(), { message: 3 }), 'there is no message 3 (the request has 3)');
+    assert.equal(why(body(), { message: -4 }), 'there is no message -4 (the request has 3)');
+    assert.equal(why({ ...body(), messages: [{ role: 'user', content: '' }] }, 'last_user'), 'the message is empty');
+    assert.equal(why({ ...body(), messages: [{ role: 'user', content: [] }] }, 'last_user'), 'the message has no content blocks');
+    assert.equal(why({ ...body(), messages: [{ role: 'user', content: [{ type: 'text', text: '' }] }] }, 'last_user'), 'an empty text block cannot carry cache_control');
+    assert.equal(why({ ...body(), messages: [{ role: 'user', content: [{ type: 'redacted_thinking', data: 'x' }] }] }, 'last_user'), 'a redacted_thinking block cannot carry cache_control');
+  });
+
+  test('a string message or system prompt becomes a text block carrying the marker; other content is untouched', () => {
+    const b = { ...body(), messages: [{ role: 'user', content: 'hello there' }] };
+    const { body: out } = inject(b, ['last_user'], '1h', 1);
+    assert.deepEqual((out.messages as Array<{ content: unknown }>)[0]!.content, [{ type: 'text', text: 'hello there', cache_control: { type: 'ephemeral', ttl: '1h' } }]);
+    assert.deepEqual(out.tools, b.tools);
+    assert.deepEqual(out.system, b.system);
+  });
+});
