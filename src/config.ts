@@ -63,6 +63,9 @@ export interface ClientConfig {
   tags: Record<string, string>;
 }
 
+/** Provider options that apply to one provider type only; set on the other, they are a config error. */
+const ONE_TYPE_OPTIONS = { strip_attribution: 'openai', reasoning_effort: 'openai', reasoning_as_thinking: 'openai', betas: 'anthropic' } as const;
+
 /** The whole gateway config, resolved and defaulted. */
 export interface GatewayConfig {
   /** Absolute path of the file it came from. */
@@ -190,21 +193,9 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
   }
   const providers: Record<string, ProviderConfig> = {};
   for (const [name, p] of Object.entries(raw.providers)) {
-    const wrongType =
-      p.type === 'anthropic'
-        ? p.strip_attribution !== undefined
-          ? 'strip_attribution'
-          : p.reasoning_effort !== undefined
-            ? 'reasoning_effort'
-            : p.reasoning_as_thinking !== undefined
-              ? 'reasoning_as_thinking'
-              : null
-        : p.betas !== undefined
-          ? 'betas'
-          : null;
+    const wrongType = (Object.keys(ONE_TYPE_OPTIONS) as Array<keyof typeof ONE_TYPE_OPTIONS>).find((o) => p[o] !== undefined && ONE_TYPE_OPTIONS[o] !== p.type);
     if (wrongType) {
-      const applies = wrongType === 'betas' ? 'type: anthropic' : 'type: openai';
-      throw new LoadError([source.issueAt(['providers', name, wrongType], `provider "${name}": ${wrongType} applies to ${applies} providers only; remove it here`)]);
+      throw new LoadError([source.issueAt(['providers', name, wrongType], `provider "${name}": ${wrongType} applies to type: ${ONE_TYPE_OPTIONS[wrongType]} providers only; remove it here`)]);
     }
     providers[name] = {
       name,

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { costUsd, priceTable } from '../src/usage/prices.js';
-import { UsageTap } from '../src/usage/tap.js';
+import { noUsage, UsageTap } from '../src/usage/tap.js';
 
 const sse = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 
@@ -80,15 +80,7 @@ describe('usage extraction', () => {
 test('cost: each token kind at its price; 5m writes 1.25×, 1h writes 2×, reads 0.1×; unknown model null', () => {
   const table = priceTable({ models: { 'claude-sonnet-4-6*': { input: 3, output: 15 }, 'special-*': { input: 10, output: 20, cache_read: 0.5 } } });
   const M = 1_000_000;
-  const one = (k: string) => ({
-    input_tokens: 0,
-    output_tokens: 0,
-    cache_creation_input_tokens: 0,
-    cache_creation_5m_input_tokens: 0,
-    cache_creation_1h_input_tokens: 0,
-    cache_read_input_tokens: 0,
-    [k]: M,
-  });
+  const one = (k: string) => ({ ...noUsage(), [k]: M });
   const sonnet = table.priceOf('claude-sonnet-4-6')!;
   assert.equal(costUsd(one('input_tokens'), sonnet), 3);
   assert.equal(costUsd(one('output_tokens'), sonnet), 15);
@@ -110,18 +102,9 @@ test('prices: the first matching pattern wins, default multipliers unless overri
   assert.equal(table.priceOf('gpt-4o'), null);
   assert.equal(table.priceOf('gpt-4o'), null, 'an unknown model stays unknown');
   assert.equal(priceTable({}).priceOf('claude-sonnet-4-6'), null);
-  assert.equal(
-    costUsd({ input_tokens: 1, output_tokens: 0, cache_creation_input_tokens: 0, cache_creation_5m_input_tokens: 0, cache_creation_1h_input_tokens: 0, cache_read_input_tokens: 0 }, null),
-    null,
-  );
+  assert.equal(costUsd({ ...noUsage(), input_tokens: 1 }, null), null);
   // Rounded to 1e-9 USD: one input token of a $3/MTok model.
-  assert.equal(
-    costUsd(
-      { input_tokens: 1, output_tokens: 0, cache_creation_input_tokens: 0, cache_creation_5m_input_tokens: 0, cache_creation_1h_input_tokens: 0, cache_read_input_tokens: 0 },
-      table.priceOf('claude-sonnet-4-6'),
-    ),
-    0.000003,
-  );
+  assert.equal(costUsd({ ...noUsage(), input_tokens: 1 }, table.priceOf('claude-sonnet-4-6')), 0.000003);
 });
 
 test('loadPrices: the bundled prices.yaml loads; a missing or broken file names itself', async () => {
