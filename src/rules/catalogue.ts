@@ -103,6 +103,12 @@ export function listPage(models: ModelInfo[], query: URLSearchParams): { data: M
   return { data, has_more: hasMore, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null };
 }
 
+/** The model id of `GET /v1/models/{id}` (decoded), or null for the list. */
+export function modelIdOf(pathAndQuery: string): string | null {
+  const one = /^\/v1\/models\/(.+)$/.exec(new URL(pathAndQuery, 'http://gateway').pathname);
+  return one ? decodeURIComponent(one[1]!) : null;
+}
+
 /**
  * The answer to `GET /v1/models[/{id}]` (path and query as the client sent them), or null to ask the upstream.
  * @throws UnknownModelError (404) for `/v1/models/{id}` that this client cannot reach.
@@ -112,9 +118,8 @@ export async function modelsAnswer(rules: RuleSet, config: GatewayConfig, asker:
   const models = await reachableModels(rules, config, asker);
   if (models === null) return null;
   const url = new URL(pathAndQuery, 'http://gateway');
-  const one = /^\/v1\/models\/(.+)$/.exec(url.pathname);
-  if (one) {
-    const id = decodeURIComponent(one[1]!);
+  const id = modelIdOf(pathAndQuery);
+  if (id !== null) {
     const found = models.find((m) => m.id === id);
     if (!found) throw new UnknownModelError(id);
     return found;

@@ -6,6 +6,7 @@
  * has no token counting, so `count_tokens` is answered here with an estimate that says it is one.
  */
 import { CHAT_COMPLETIONS_PATH, fromOpenAI, modelsFromOpenAI, openaiHeaders, toChatCompletions } from '../openai/index.js';
+import { modelIdOf } from '../../rules/catalogue.js';
 import type { ProviderAdapter } from './types.js';
 
 export const openaiAdapter: ProviderAdapter = {
@@ -16,8 +17,14 @@ export const openaiAdapter: ProviderAdapter = {
   },
   request(req, provider, model) {
     if (req.endpoint === 'models') {
-      const one = /^\/v1\/models\/([^?]+)/.exec(req.pathAndQuery);
-      return { method: 'GET', pathAndQuery: one ? `/models/${one[1]}` : '/models', body: null, headers: (c) => openaiHeaders(c.kind === 'client' ? { kind: 'none' } : c, null, false), dropped: [] };
+      const id = modelIdOf(req.pathAndQuery);
+      return {
+        method: 'GET',
+        pathAndQuery: id === null ? '/models' : `/models/${encodeURIComponent(id)}`,
+        body: null,
+        headers: (c) => openaiHeaders(c.kind === 'client' ? { kind: 'none' } : c, null, false),
+        dropped: [],
+      };
     }
     const translated = toChatCompletions(req.decision.body, model, { stripAttribution: provider.strip_attribution, reasoningEffort: provider.reasoning_effort });
     const body = Buffer.from(JSON.stringify(translated.body));
