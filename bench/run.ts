@@ -35,15 +35,23 @@ const sections = process.argv.slice(2).length
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
 /**
+ * Node flags of the gateway as shipped: those of dist/cli.js's `#!/usr/bin/env -S node …` line (what `npm start`
+ * and the `switchyard` command run with); BENCH_GATEWAY_NODE_ARGS replaces them for an experiment.
+ */
+const gatewayNodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? /^#!.*\bnode\b(.*)$/m.exec(readFileSync(path.join(ROOT, 'dist/cli.js'), 'utf8').split('\n', 1)[0]!)?.[1] ?? '')
+  .split(' ')
+  .filter(Boolean);
+
+/**
  * Starts a benchmark process and waits for its URL: the fake upstream (via tsx), or the gateway as it
- * runs in production: `node dist/cli.js serve` (built by `npm run bench`) on a config routing to `upstream`.
+ * runs in production: `node <shipped flags> dist/cli.js serve` (built by `npm run bench`) on a config routing to `upstream`.
  */
 function startServer(kind: 'fake' | 'gateway', upstream?: string, extraConfig = ''): Promise<{ url: string; child: ChildProcess }> {
   const prof = process.env.BENCH_PROF && kind === 'gateway' ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [];
   const args =
     kind === 'fake'
       ? ['--import', 'tsx', path.join(ROOT, 'bench/server.ts'), 'fake']
-      : [...prof, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', writeConfig({ upstream: upstream!, extraConfig }).configFile];
+      : [...prof, ...gatewayNodeArgs, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', writeConfig({ upstream: upstream!, extraConfig }).configFile];
   return startProcess(args);
 }
 
@@ -139,6 +147,7 @@ async function benchCpu(upstream: string) {
   const procs = {
     reference: await startProcess([path.join(ROOT, 'bench/reference-proxy.mjs'), upstream]),
     bare: await startProcess([
+      ...gatewayNodeArgs,
       path.join(ROOT, 'dist/cli.js'),
       'serve',
       '--config',
@@ -146,7 +155,7 @@ async function benchCpu(upstream: string) {
       '--port',
       '0',
     ]),
-    bundled: await startProcess([path.join(ROOT, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'switchyard.yaml'), '--port', '0'], { ANTHROPIC_UPSTREAM_URL: upstream }),
+    bundled: await startProcess([...gatewayNodeArgs, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'switchyard.yaml'), '--port', '0'], { ANTHROPIC_UPSTREAM_URL: upstream }),
   };
   const N = 3000;
   const run = async (url: string, n: number) => {
@@ -263,7 +272,7 @@ try {
         )),
       );
     }
-    await new Promise((r) => setTimeout(r, 3000));
+    await new Promise((r) => setTimeout(r, Number(process.env.BENCH_HOLD_MS ?? 3000)));
     const held = rssOf(fresh.child.pid!);
     results.memory = { streams: N, all_200: opened.every((s) => s === 200), rss_idle_mb: r3(base / 2 ** 20), rss_with_streams_mb: r3(held / 2 ** 20), bytes_per_stream: Math.round((held - base) / N) };
     console.log('memory (500 slow streams open):', JSON.stringify(results.memory));

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 /**
  * `switchyard` — one entry, subcommands: `serve`, `validate-rules`, `dry-run`.
  * `validate-rules` and `dry-run` take the same `--config` / `--rules` options as `serve` and never touch

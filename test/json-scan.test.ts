@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { lazyBody, scanJsonObject, scannedOf, serializeBody, viewBytes, withMember } from '../src/server/json-scan.js';
+import { copyArray, elementBytes, lazyBody, scanJsonObject, scannedOf, serializeBody, viewBytes, withMember } from '../src/server/json-scan.js';
 import { claudeCodeBody } from './helpers.js';
 
 /** Generated cases per property: fewer under `npm run mutate`, where every surviving mutant reruns this file. */
@@ -142,16 +142,16 @@ describe('serializeBody', () => {
 
 describe('lazy views at every depth', () => {
   /** A copy of `v` with the value at `path` replaced, copying only along the path (as actions do). */
-  function setPath(v: unknown, path: Array<string | number>, value: unknown): unknown {
+  function setPath(v: unknown, path: Array<string | number>, value: unknown, copy: (a: unknown[]) => unknown[] = (a) => [...a]): unknown {
     if (path.length === 0) return value;
     const [head, ...rest] = path;
     if (Array.isArray(v)) {
-      const copy = [...v];
-      copy[head as number] = setPath(v[head as number], rest, value);
-      return copy;
+      const out = copy(v);
+      out[head as number] = setPath(v[head as number], rest, value, copy);
+      return out;
     }
     const o = v as Record<string, unknown>;
-    return { ...o, [head as string]: setPath(o[head as string], rest, value) };
+    return { ...o, [head as string]: setPath(o[head as string], rest, value, copy) };
   }
   /** A path to some value inside `v`, chosen by `seed`. */
   function pickPath(v: unknown, seed: number): Array<string | number> {
@@ -179,6 +179,38 @@ describe('lazy views at every depth', () => {
       }),
       { numRuns: runs(1000) },
     );
+  });
+
+  test('copyArray edits: the path is copied lazily, elements never read are forwarded as sent, and the result is exactly the edited value', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 4 }), { minKeys: 1 }), fc.nat(), fc.jsonValue({ maxDepth: 2 }), (o, seed, value) => {
+        const raw = Buffer.from(JSON.stringify(o, null, 1));
+        const original = lazyBody(scanJsonObject(raw, 10_000));
+        // The path is chosen on a plain copy, so the lazy view's other elements stay unread.
+        const path = pickPath(o, seed + 1);
+        const at = path.length ? path : [Object.keys(o)[0]!];
+        const edited = setPath(original, at, value, copyArray) as Record<string, unknown>;
+        const expected = setPath(o, at, value);
+        assert.deepEqual(JSON.parse(serializeBody(edited, original).toString()), JSON.parse(JSON.stringify(expected)));
+        assert.deepEqual(JSON.parse(serializeBody(original).toString()), JSON.parse(JSON.stringify(o)), 'the original view is unchanged by edits to its copies');
+      }),
+      { numRuns: runs(1000) },
+    );
+  });
+
+  test('elementBytes: an element of an unchanged array view as the client sent it, without reading it; null once the array changed', () => {
+    const raw = Buffer.from('{"tools":[ {"name":"a"} , {"name":"b","cache_control":{"type":"ephemeral"}} ],"x":1}');
+    const body = lazyBody(scanJsonObject(raw, 10)) as { tools: Array<Record<string, unknown>> };
+    assert.equal(elementBytes(body.tools, 0)?.toString(), '{"name":"a"}');
+    assert.equal(elementBytes(body.tools, 1)?.includes('"cache_control"'), true);
+    assert.equal(elementBytes(body.tools, 2), null, 'no such element');
+    assert.equal(elementBytes([{ name: 'a' }], 0), null, 'not a view');
+    const copy = copyArray(body.tools);
+    assert.equal(elementBytes(copy, 0)?.toString(), '{"name":"a"}', 'an untouched copy is a view over the same bytes');
+    copy[0] = { name: 'z' };
+    assert.equal(elementBytes(copy, 1), null, 'a changed array reports none');
+    assert.equal(elementBytes(body.tools, 0)?.toString(), '{"name":"a"}', 'the original is not changed by its copy');
+    assert.deepEqual(JSON.parse(serializeBody({ ...body, tools: copy }).toString()), { tools: [{ name: 'z' }, { name: 'b', cache_control: { type: 'ephemeral' } }], x: 1 });
   });
 
   test('a view cannot grow or shrink in place (an edit that would leave its bytes stale throws); assignment is tracked', () => {

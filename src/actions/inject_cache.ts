@@ -17,7 +17,7 @@
  * only by its exact position and text, so it is never touched.
  */
 import { CHARS_PER_TOKEN } from '../rules/context.js';
-import { viewBytes } from '../server/json-scan.js';
+import { copyArray, elementBytes, viewBytes } from '../server/json-scan.js';
 import { defineAction } from './types.js';
 
 /** A place to put a breakpoint, as written in rule files. */
@@ -88,27 +88,43 @@ function ttlOf(cc: unknown): CacheTtl {
   return (cc as { ttl?: unknown } | null)?.ttl === '1h' ? '1h' : '5m';
 }
 
+/** `"cache_control"` as it appears in JSON when it is a member name. */
+const CACHE_CONTROL_KEY = Buffer.from('"cache_control"');
+
+/**
+ * Whether element `i` of `arr` may carry a `cache_control` member: false only when the client's bytes of the
+ * element do not contain the name at all, so most blocks are ruled out without decoding them.
+ */
+function mayCarryMarker(arr: unknown[], i: number): boolean {
+  return elementBytes(arr, i)?.includes(CACHE_CONTROL_KEY) ?? true;
+}
+
+/** The breakpoints among the elements of `blocks` (tools, system blocks or content blocks), pushed at `pos(i)`. */
+function markedElements(blocks: unknown, out: Breakpoint[], pos: (i: number) => Position): void {
+  if (!Array.isArray(blocks)) return;
+  for (let i = 0; i < blocks.length; i++) {
+    if (!mayCarryMarker(blocks, i)) continue;
+    const cc = (blocks[i] as Block | null)?.cache_control;
+    if (cc) out.push({ pos: pos(i), ttl: ttlOf(cc) });
+  }
+}
+
 /** Every breakpoint the request already carries, in prompt order. */
 export function existingBreakpoints(body: Record<string, unknown>): Breakpoint[] {
   const out: Breakpoint[] = [];
-  const tools = Array.isArray(body.tools) ? (body.tools as Block[]) : [];
-  tools.forEach((t, i) => {
-    if (t?.cache_control) out.push({ pos: [0, i, 0], ttl: ttlOf(t.cache_control) });
-  });
-  if (Array.isArray(body.system)) {
-    (body.system as Block[]).forEach((b, i) => {
-      if (b?.cache_control) out.push({ pos: [1, i, 0], ttl: ttlOf(b.cache_control) });
-    });
-  }
+  markedElements(body.tools, out, (i) => [0, i, 0]);
+  markedElements(body.system, out, (i) => [1, i, 0]);
   const messages = Array.isArray(body.messages) ? (body.messages as Message[]) : [];
-  messages.forEach((m, i) => {
-    if (!Array.isArray(m?.content)) return;
-    (m.content as Block[]).forEach((b, j) => {
-      if (b?.cache_control) out.push({ pos: [2, i, j], ttl: ttlOf(b.cache_control) });
-    });
-  });
+  for (let i = 0; i < messages.length; i++) {
+    if (mayCarryMarker(messages, i)) markedElements(messages[i]?.content, out, (j) => [2, i, j]);
+  }
   if (body.cache_control) out.push({ pos: [3, 0, 0], ttl: ttlOf(body.cache_control) });
   return out;
+}
+
+/** The length of element `i` of `arr` as it appears in the prompt, without decoding it when it is unchanged. */
+function elementLength(arr: unknown[], i: number): number {
+  return elementBytes(arr, i)?.length ?? charLength(arr[i]);
 }
 
 /**
@@ -129,13 +145,13 @@ function prefixTokens(body: Record<string, unknown>, pos: Position): number {
   let chars = 0;
   const tools = Array.isArray(body.tools) ? (body.tools as unknown[]) : [];
   const toolEnd = pos[0] === 0 ? pos[1] + 1 : tools.length;
-  for (let i = 0; i < toolEnd; i++) chars += charLength(tools[i]);
+  for (let i = 0; i < toolEnd; i++) chars += elementLength(tools, i);
   if (pos[0] >= 1) {
     const system = body.system;
     if (typeof system === 'string') chars += system.length;
     else if (Array.isArray(system)) {
       const end = pos[0] === 1 ? pos[1] + 1 : system.length;
-      for (let i = 0; i < end; i++) chars += charLength(system[i]);
+      for (let i = 0; i < end; i++) chars += elementLength(system, i);
     }
   }
   if (pos[0] === 2) {
@@ -145,7 +161,7 @@ function prefixTokens(body: Record<string, unknown>, pos: Position): number {
       if (typeof content === 'string') chars += content.length;
       else if (Array.isArray(content)) {
         const end = i === pos[1] ? pos[2] + 1 : content.length;
-        for (let j = 0; j < end; j++) chars += charLength(content[j]);
+        for (let j = 0; j < end; j++) chars += elementLength(content, j);
       }
     }
   }
@@ -170,8 +186,10 @@ function resolve(body: Record<string, unknown>, place: CachePlace): { pos: Posit
   const messages = Array.isArray(body.messages) ? (body.messages as Message[]) : [];
   let index: number;
   if (place === 'last_user' || place === 'second_last_user') {
-    const users = messages.flatMap((m, i) => (m?.role === 'user' ? [i] : []));
-    const found = users[users.length - (place === 'last_user' ? 1 : 2)];
+    // From the end: the history before the turn looked for is never read.
+    let skip = place === 'last_user' ? 0 : 1;
+    let found: number | undefined;
+    for (let i = messages.length - 1; i >= 0 && found === undefined; i--) if (messages[i]?.role === 'user' && skip-- === 0) found = i;
     if (found === undefined) return { missing: place === 'last_user' ? 'the request has no user turn' : 'the request has fewer than two user turns' };
     index = found;
   } else {
@@ -211,18 +229,18 @@ function mark(body: Record<string, unknown>, pos: Position, ttl: CacheTtl): Reco
   const cc = ttl === '1h' ? { type: 'ephemeral', ttl: '1h' } : { type: 'ephemeral' };
   const out = { ...body };
   if (pos[0] === 0) {
-    const tools = [...(body.tools as Block[])];
+    const tools = copyArray(body.tools as Block[]);
     tools[pos[1]] = { ...tools[pos[1]], cache_control: cc };
     out.tools = tools;
   } else if (pos[0] === 1) {
     // A string system prompt becomes one text block so it can carry the marker.
-    const system = typeof body.system === 'string' ? [{ type: 'text', text: body.system }] : [...(body.system as Block[])];
+    const system = typeof body.system === 'string' ? [{ type: 'text', text: body.system }] : copyArray(body.system as Block[]);
     system[pos[1]] = { ...system[pos[1]], cache_control: cc };
     out.system = system;
   } else {
-    const messages = [...(body.messages as Message[])];
+    const messages = copyArray(body.messages as Message[]);
     const m = messages[pos[1]]!;
-    const content = typeof m.content === 'string' ? [{ type: 'text', text: m.content }] : [...(m.content as Block[])];
+    const content = typeof m.content === 'string' ? [{ type: 'text', text: m.content }] : copyArray(m.content as Block[]);
     content[pos[2]] = { ...content[pos[2]], cache_control: cc };
     messages[pos[1]] = { ...m, content };
     out.messages = messages;

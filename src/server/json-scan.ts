@@ -35,8 +35,20 @@ const isWs = (c: number | undefined) => c === 0x20 || c === 0x0a || c === 0x0d |
 const isDigit = (c: number | undefined) => c !== undefined && c >= 0x30 && c <= 0x39;
 const HEX = /^[0-9a-fA-F]{4}$/;
 
+/** The members or elements of one object or array. */
+type Children = { members?: Map<string, Span>; elements?: Span[] };
+
+/**
+ * Containers nested at most this deep (the body is depth 1) have their children recorded by the first scan:
+ * `tools`, `system` and `messages`, each tool, message and content array — what rules and actions walk —
+ * so reading them later does not scan their bytes again (each level would otherwise re-scan what it holds).
+ */
+const RECORD_DEPTH = 2;
+
 class Scanner {
   depth = 0;
+  /** Children of containers at depth 2..RECORD_DEPTH by start offset, when recording. */
+  record: Map<number, Children> | null = null;
   /** The next backslash at or after the scan position (-1: none left), searched again only once passed. */
   private bs: number;
   /** @param from where scanning starts (the backslash cursor starts there too). */
@@ -111,6 +123,11 @@ class Scanner {
   value(i: number, members?: Map<string, Span>): number {
     const c = this.b[i];
     if (c === QUOTE) return this.string(i);
+    if ((c === 0x7b || c === 0x5b) && this.record && !members && this.depth < RECORD_DEPTH) {
+      const children: Children = c === 0x7b ? { members: new Map() } : { elements: [] };
+      this.record.set(i, children);
+      return this.container(i, c === 0x7b ? 0x7d : 0x5d, children.members, children.elements);
+    }
     if (c === 0x7b) return this.container(i, 0x7d, members);
     if (c === 0x5b) return this.container(i, 0x5d);
     if (c === 0x74) return this.literal(i, 'true');
@@ -169,6 +186,8 @@ export interface ScannedBody {
   raw: Buffer;
   /** Top-level members in order (a repeated name: the last one, as JSON.parse). */
   members: Map<string, Span>;
+  /** Children of the shallow containers by start offset ({@link RECORD_DEPTH}). */
+  index: Map<number, Children>;
 }
 
 /**
@@ -178,6 +197,7 @@ export interface ScannedBody {
 export function scanJsonObject(raw: Buffer, maxDepth: number): ScannedBody {
   const s = new Scanner(raw, maxDepth);
   const members = new Map<string, Span>();
+  const index = (s.record = new Map());
   try {
     let i = s.ws(0);
     if (raw[i] !== 0x7b) throw new ScanError(i, raw[i] === undefined ? 'empty body' : 'not an object');
@@ -189,7 +209,7 @@ export function scanJsonObject(raw: Buffer, maxDepth: number): ScannedBody {
     if (err.message === 'not an object' || err.message === 'empty body') throw new InvalidRequestError('request body must be a JSON object');
     throw new InvalidRequestError(`request body is not valid JSON: ${err.message} at byte ${err.at}`);
   }
-  return { raw, members };
+  return { raw, members, index };
 }
 
 /** Where a lazy view's bytes are (hidden, non-enumerable), and whether it was changed in place since. */
@@ -203,10 +223,16 @@ interface ViewInfo {
   scanned?: ScannedBody;
   /** The view holding this one: changing a part changes every whole it is in. */
   parent?: ViewInfo;
+  /** Only on arrays: where each element is. */
+  elements?: Span[];
+  /** Per member or element, in order: 1 once read or assigned (its bytes may no longer be reused as they are). */
+  touched: Uint8Array;
+  /** The scan's record of shallow containers' children, shared by every view of one body. */
+  index?: Map<number, Children>;
 }
 
 /** The children of an object or array span, found by scanning one level (strings jumped over). */
-function childrenOf(raw: Buffer, span: Span): { members?: Map<string, Span>; elements?: Span[] } {
+function childrenOf(raw: Buffer, span: Span): Children {
   const s = new Scanner(raw, Infinity, span.start);
   if (raw[span.start] === 0x7b) {
     const members = new Map<string, Span>();
@@ -225,7 +251,7 @@ function childrenOf(raw: Buffer, span: Span): { members?: Map<string, Span>; ele
  */
 function lazyValue(raw: Buffer, span: Span, where: string, parent?: ViewInfo): unknown {
   const c = raw[span.start];
-  if (c === 0x7b || c === 0x5b) return lazyContainer(raw, span, childrenOf(raw, span), where, undefined, parent);
+  if (c === 0x7b || c === 0x5b) return lazyContainer(raw, span, parent?.index?.get(span.start) ?? childrenOf(raw, span), where, undefined, parent);
   try {
     return JSON.parse(raw.toString('utf8', span.start, span.end));
   } catch (err) {
@@ -233,11 +259,12 @@ function lazyValue(raw: Buffer, span: Span, where: string, parent?: ViewInfo): u
   }
 }
 
-function lazyContainer(raw: Buffer, span: Span, children: { members?: Map<string, Span>; elements?: Span[] }, where: string, scanned?: ScannedBody, parent?: ViewInfo): unknown {
-  const info: ViewInfo = { raw, span, dirty: false, scanned, parent };
-  const target: Record<string, unknown> | unknown[] = children.members ? {} : new Array(children.elements!.length);
+function lazyContainer(raw: Buffer, span: Span, children: Children, where: string, scanned?: ScannedBody, parent?: ViewInfo, index = scanned?.index ?? parent?.index): unknown {
   const entries: Array<[string, Span]> = children.members ? [...children.members] : children.elements!.map((sp, i) => [String(i), sp]);
-  for (const [name, sp] of entries) {
+  const info: ViewInfo = { raw, span, dirty: false, scanned, parent, elements: children.elements, touched: new Uint8Array(entries.length), index };
+  const target: Record<string, unknown> | unknown[] = children.members ? {} : new Array(children.elements!.length);
+  for (let k = 0; k < entries.length; k++) {
+    const [name, sp] = entries[k]!;
     let decoded = false;
     let value: unknown;
     // Not configurable, and the view is not extensible: adding or deleting a member throws, so the only way to
@@ -249,12 +276,14 @@ function lazyContainer(raw: Buffer, span: Span, children: { members?: Map<string
         if (!decoded) {
           value = lazyValue(raw, sp, `${where}.${name}`, info);
           decoded = true;
+          info.touched[k] = 1;
         }
         return value;
       },
       set(v: unknown) {
         value = v;
         decoded = true;
+        info.touched[k] = 1;
         for (let p: ViewInfo | undefined = info; p; p = p.parent) p.dirty = true;
       },
     });
@@ -290,6 +319,29 @@ export function scannedOf(body: Record<string, unknown>): ScannedBody | null {
 export function viewBytes(v: unknown): number | null {
   const info = viewOf(v);
   return info && !info.dirty ? info.span.end - info.span.start : null;
+}
+
+/**
+ * The client's bytes of element `i` of `arr` (a subarray, not a copy) when `arr` is an unchanged lazy view, else
+ * null — without decoding the element or making a view of it. A caller that only needs an element's size, or
+ * whether it mentions a member name at all (`bytes.includes('"cache_control"')`), asks this first and reads the
+ * element only when it must.
+ */
+export function elementBytes(arr: unknown, i: number): Buffer | null {
+  const info = viewOf(arr);
+  const sp = info && !info.dirty ? info.elements?.[i] : undefined;
+  return sp ? info!.raw.subarray(sp.start, sp.end) : null;
+}
+
+/**
+ * A shallow copy of `arr` for copy-on-write edits: when `arr` is an unchanged lazy view, a new view over the same
+ * bytes (elements decoded only when read; assigning one marks only the copy changed), else `[...arr]`. Copying
+ * Claude Code's two dozen tools to mark the last one thus decodes one tool, not all of them.
+ */
+export function copyArray<T>(arr: T[]): T[] {
+  const info = viewOf(arr);
+  if (!info || info.dirty || !info.elements) return [...arr];
+  return lazyContainer(info.raw, info.span, { elements: info.elements }, 'body', undefined, undefined, info.index) as T[];
 }
 
 /**
@@ -336,6 +388,13 @@ export function serializeBody(body: Record<string, unknown>, _original?: Record<
       text += '[';
       for (let i = 0; i < v.length; i++) {
         if (i) text += ',';
+        // An element of a changed view that was never read nor assigned: its bytes as the client sent them.
+        const sp = info && !info.touched[i] ? info.elements?.[i] : undefined;
+        if (sp) {
+          flush();
+          parts.push(info!.raw.subarray(sp.start, sp.end));
+          continue;
+        }
         const e = v[i];
         if (e === undefined || typeof e === 'function' || typeof e === 'symbol') text += 'null';
         else write(e);
