@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 /**
- * `switchyard` — one entry, subcommands: `serve`, `validate-rules`, `dry-run`.
+ * `switchyard` — one entry, subcommands: `serve`, `validate-rules`, `dry-run`, `test`, `usage`, `keys`.
  * `validate-rules` and `dry-run` take the same `--config` / `--rules` options as `serve` and never touch
  * the network.
  */
@@ -10,13 +10,11 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG_FILE, loadConfig, type ConfigOverrides, type GatewayConfig } from './config.js';
-import { buildContext } from './rules/context.js';
-import { evaluate } from './rules/evaluate.js';
 import { loadRuleDir } from './rules/load.js';
+import { decideOffline } from './rules/offline.js';
 import { dryRunReport, formatReport } from './rules/report.js';
+import { formatCoverage, formatJunit, formatTap, formatText, runTestPaths } from './rules/rule-tests.js';
 import { startGateway } from './server/serve.js';
-import { prepareUpstream } from './upstream/prepare.js';
-import { upstreamPathAndQuery } from './server/pipeline/exchange.js';
 import { formatIssue, LoadError, type LoadIssue } from './validation.js';
 import { ledgerStore } from './usage/open.js';
 import { buildReport, isGroupBy, parseWhen, renderReport, type GroupBy } from './usage/report.js';
@@ -33,6 +31,12 @@ function configPath(opts: CommonOptions): string {
 function parsePort(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('a port is an integer from 0 to 65535');
+  return n;
+}
+
+function parsePercent(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || n > 100) throw new InvalidArgumentError('a percentage from 0 to 100');
   return n;
 }
 
@@ -172,17 +176,51 @@ withCommon(program.command('dry-run').description('print the routing decision fo
         if (eq <= 0) throw new Error(`--header ${h}: expected name=value`);
         headers[h.slice(0, eq).trim().toLowerCase()] = h.slice(eq + 1);
       }
-      const client = opts.key ? config.clients?.find((c) => c.id === opts.key) : undefined;
-      const rc = buildContext({ path: opts.path.split('?')[0]!, body, headers, bodyBytes: raw.length, clientId: opts.key, clientTags: client?.tags });
-      const decision = await evaluate(rules, rc, config.default_provider);
-      const pathAndQuery = upstreamPathAndQuery(opts.path);
-      const endpoint = pathAndQuery.startsWith('/v1/messages/count_tokens') ? 'count_tokens' : 'messages';
-      const prepared = prepareUpstream(config, { endpoint, pathAndQuery, headers, raw, body, decision, stream: rc.stream }, rc.estimate.input_tokens);
+      const { decision, prepared } = await decideOffline(config, rules, { body, raw, headers, path: opts.path, clientId: opts.key });
       const report = dryRunReport(decision, prepared);
       console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
     } catch (err) {
       if (err instanceof LoadError) printIssues(err.issues);
       else console.error(`switchyard dry-run: ${(err as Error).message}`);
+      process.exit(1);
+    }
+  });
+
+withCommon(program.command('test').description('run rule tests (*.test.yaml beside the rules, or rules/tests/*.yaml); exit 1 when a case fails'))
+  .argument('[paths...]', "test files or directories (default: the config's rules directory)")
+  .addOption(new Option('--format <format>', 'output format').choices(['text', 'tap', 'junit', 'json']).default('text'))
+  .option('--coverage', 'list rules never matched, conditions never seen to fail and fallback chains never checked')
+  .addOption(new Option('--min-coverage <percent>', 'exit 1 when coverage is below this (implies --coverage)').argParser(parsePercent))
+  .action(async (paths: string[], opts: CommonOptions & { format: 'text' | 'tap' | 'junit' | 'json'; coverage?: boolean; minCoverage?: number }) => {
+    try {
+      const configFile = configPath(opts);
+      let targets = paths;
+      if (targets.length === 0) targets = [opts.rules ?? loadConfig(configFile, { missingEnv: 'warning' }).rules_dir];
+      const run = await runTestPaths(targets, configFile, opts.rules);
+      if (run.issues.length) {
+        printIssues(run.issues);
+        if (run.issues.some((i) => i.severity === 'error')) process.exit(1);
+      }
+      if (run.results.length === 0) {
+        console.error(`switchyard test: no test cases in ${targets.join(', ')} (test files are *.test.yaml beside the rules or *.yaml under rules/tests/)`);
+        process.exit(1);
+      }
+      const wantCoverage = opts.coverage || opts.minCoverage !== undefined;
+      if (opts.format === 'json') {
+        const coverage = Object.fromEntries([...run.coverage].map(([dir, c]) => [dir, c]));
+        console.log(JSON.stringify({ results: run.results, ...(wantCoverage ? { coverage } : {}) }, null, 2));
+      } else {
+        console.log(opts.format === 'tap' ? formatTap(run.results) : opts.format === 'junit' ? formatJunit(run.results) : formatText(run.results));
+        // Coverage goes to stderr in the machine formats so their stdout stays one document.
+        if (wantCoverage) (opts.format === 'text' ? console.log : console.error)(formatCoverage(run.coverage));
+      }
+      const failed = run.results.some((r) => !r.ok);
+      const low = opts.minCoverage !== undefined ? [...run.coverage].filter(([, c]) => c.percent < opts.minCoverage!) : [];
+      for (const [dir, c] of low) console.error(`switchyard test: coverage of ${dir} is ${c.percent.toFixed(1)}%, below --min-coverage ${opts.minCoverage}`);
+      if (failed || low.length) process.exit(1);
+    } catch (err) {
+      if (err instanceof LoadError) printIssues(err.issues);
+      else console.error(`switchyard test: ${(err as Error).message}`);
       process.exit(1);
     }
   });

@@ -11,6 +11,8 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { request } from 'undici';
 import { SCHEMA_FILES } from '../scripts/write-schemas.js';
+import { ruleFiles } from '../src/rules/load.js';
+import { findTestFiles } from '../src/rules/rule-tests.js';
 import { startFakeUpstream } from './fake-upstream.js';
 import { until, writeConfig } from './helpers.js';
 
@@ -156,12 +158,14 @@ test('schemas/*.json are generated from src (run `npm run schemas` after changin
   }
 });
 
-test('every bundled and example rule file starts with the yaml-language-server modeline', () => {
-  const files = [
-    ...readdirSync(path.join(ROOT, 'rules')).map((f) => path.join(ROOT, 'rules', f)),
-    ...EXAMPLES.flatMap((e) => readdirSync(path.join(ROOT, 'examples', e, 'rules')).map((f) => path.join(ROOT, 'examples', e, 'rules', f))),
-  ];
-  for (const f of files) assert.match(readFileSync(f, 'utf8'), /^# yaml-language-server: \$schema=.*rules\.schema\.json$/m, f);
+test('every bundled and example rule file and rule test file starts with the yaml-language-server modeline', () => {
+  const dirs = [path.join(ROOT, 'rules'), ...EXAMPLES.map((e) => path.join(ROOT, 'examples', e, 'rules'))];
+  for (const dir of dirs) {
+    for (const f of ruleFiles(dir)) assert.match(readFileSync(path.join(dir, f), 'utf8'), /^# yaml-language-server: \$schema=.*\/rules\.schema\.json$/m, f);
+    const tests = findTestFiles(dir);
+    assert.ok(tests.length > 0, `${dir} ships rule tests`);
+    for (const f of tests) assert.match(readFileSync(f, 'utf8'), /^# yaml-language-server: \$schema=.*\/rule-tests\.schema\.json$/m, f);
+  }
 });
 
 describe('serve', () => {

@@ -67,10 +67,10 @@ interface RawRule {
 
 let validateRules: ReturnType<typeof compileSchema> | undefined;
 
-/** The YAML rule files of `dir`, sorted by name. */
+/** The YAML rule files of `dir`, sorted by name; rule test files (`*.test.yaml`) sit beside them and are not rules. */
 export function ruleFiles(dir: string): string[] {
   return readdirSync(dir)
-    .filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('.'))
+    .filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('.') && !/\.test\.ya?ml$/.test(f))
     .filter((f) => statSync(path.join(dir, f)).isFile())
     .sort();
 }

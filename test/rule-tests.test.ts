@@ -1,0 +1,232 @@
+/**
+ * `switchyard test`: rule test files checked against the gateway's own decision — the bundled rules' and every
+ * example's tests pass; a broken expectation prints expected vs actual and exits 1; coverage names the rule a
+ * suite never exercises (file:line) and `--min-coverage` fails below it; broken test files get file:line:col
+ * errors; throttle and budget refusals follow the case's state and clock; TAP, JUnit and JSON output.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { loadRuleDir } from '../src/rules/load.js';
+import { formatCoverage, formatJunit, formatTap, formatText, runTestPaths } from '../src/rules/rule-tests.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const CLI = [process.execPath, '--import', 'tsx', path.join(ROOT, 'src/cli.ts')] as const;
+
+function run(args: string[]) {
+  const r = spawnSync(CLI[0], [...CLI.slice(1), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A gateway config with two providers and the given rule and test files, in a fresh directory. */
+function project(rules: string, tests: string): { dir: string; config: string; testFile: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-rule-tests-'));
+  mkdirSync(path.join(dir, 'rules'));
+  writeFileSync(
+    path.join(dir, 'switchyard.yaml'),
+    'rules: ./rules\nproviders:\n  anthropic: { type: anthropic, base_url: "http://127.0.0.1:9", keys: [sk-test-a] }\n  cheap: { type: anthropic, base_url: "http://127.0.0.1:9", keys: [sk-test-c], models: { claude-haiku-4-5: cheap-haiku } }\nclients:\n  ci-bot: { key_sha256: "' +
+      'a'.repeat(64) +
+      '", tags: { team: infra } }\n',
+  );
+  writeFileSync(path.join(dir, 'rules', '10-rules.yaml'), rules);
+  const testFile = path.join(dir, 'rules', 'routes.test.yaml');
+  writeFileSync(testFile, tests);
+  return { dir, config: path.join(dir, 'switchyard.yaml'), testFile };
+}
+
+const RULES = `version: 1
+rules:
+  - id: haiku-cheap
+    match: { model: "claude-haiku-*" }
+    actions:
+      - route_to: { provider: cheap, fallback: [anthropic] }
+      - tag_billing: { tier: background }
+  - id: ci-throttle
+    match: { key: "ci-*" }
+    actions:
+      - throttle: { scope: client, requests_per_minute: 10 }
+      - budget: { scope: "tag:team", usd: 50, per: day }
+  - id: night-deny
+    match: { when: "time.hour < 6" }
+    actions:
+      - deny: { status: 403, message: "closed at night (00:00-06:00 UTC)" }
+  - id: never-hit
+    match: { header: { x-never: "*" } }
+    actions:
+      - set_headers: { x-route: never }
+`;
+
+describe('switchyard test', () => {
+  test('the bundled rules and every example ship tests, and they pass with full coverage', () => {
+    const examples = readdirSync(path.join(ROOT, 'examples'), { withFileTypes: true })
+      .filter((d) => d.isDirectory() && readdirSync(path.join(ROOT, 'examples', d.name)).includes('switchyard.yaml'))
+      .map((d) => `examples/${d.name}/rules`);
+    assert.ok(examples.length >= 8, examples.join(', '));
+    const r = run(['test', 'rules', ...examples, '--min-coverage', '100']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const passed = Number(/(\d+) passed, 0 failed/.exec(r.stdout)?.[1]);
+    assert.ok(passed >= 20, r.stdout);
+    for (const dir of ['rules', ...examples]) assert.match(r.stdout, new RegExp(`coverage ${dir}: 100\\.0%`), dir);
+  });
+
+  test('a broken expectation prints expected and actual and exits 1; the other cases still run', () => {
+    const p = project(
+      RULES,
+      `version: 1
+config: ../switchyard.yaml
+tests:
+  - name: haiku is routed to cheap under its own model name
+    request: { model: claude-haiku-4-5, time: "2026-11-30T12:00:00Z" }
+    expect: { provider: cheap, model: cheap-haiku, fallback: [anthropic], tags: { tier: background }, matched: [haiku-cheap] }
+  - name: a wrong expectation
+    request: { model: claude-haiku-4-5, time: "2026-11-30T12:00:00Z" }
+    expect: { provider: anthropic, tags: { tier: interactive } }
+`,
+    );
+    const r = run(['test', p.testFile]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /^ok {3}.*routes\.test\.yaml:4 haiku is routed to cheap/m);
+    assert.match(r.stdout, /^FAIL .*routes\.test\.yaml:7 a wrong expectation/m);
+    assert.match(r.stdout, /provider:\n\s+- expected "anthropic"\n\s+\+ actual {3}"cheap"/);
+    assert.match(r.stdout, /tags\.tier:\n\s+- expected "interactive"\n\s+\+ actual {3}"background"/);
+    assert.match(r.stdout, /1 passed, 1 failed/);
+  });
+
+  test('coverage names the rule never matched and the condition never seen to fail, with file:line; --min-coverage fails below it', async () => {
+    const p = project(
+      RULES,
+      `version: 1
+config: ../switchyard.yaml
+tests:
+  - name: haiku by day
+    request: { model: claude-haiku-4-5, client: ci-bot, time: "2026-11-30T12:00:00Z" }
+    expect: { provider: cheap, fallback: [anthropic] }
+  - name: ci by night is denied
+    request: { client: ci-bot, time: "2026-11-30T03:00:00Z" }
+    expect: { denied: { status: 403, rule: night-deny, message: "/closed at night/" }, matched: [ci-throttle, night-deny] }
+`,
+    );
+    const { results, coverage } = await runTestPaths([p.testFile], p.config);
+    assert.ok(
+      results.every((r) => r.ok),
+      formatText(results),
+    );
+    const report = [...coverage.values()][0]!;
+    const missing = report.items.filter((i) => !i.covered).map((i) => `${i.kind}:${i.rule}`);
+    assert.deepEqual(missing.sort(), ['branch:ci-throttle', 'rule:never-hit'].sort(), 'ci-throttle always matched in these cases; never-hit never did');
+    const text = formatCoverage(coverage);
+    const line = loadRuleDir(path.join(p.dir, 'rules'), ['anthropic', 'cheap']).rules.find((r) => r.id === 'never-hit')!.line;
+    assert.match(text, new RegExp(`10-rules\\.yaml:${line}: rule "never-hit" never matched`));
+    assert.equal(report.percent.toFixed(1), ((100 * 7) / 9).toFixed(1), '7 of 9 items: 4 rules, 4 branches, 1 fallback');
+    const low = run(['test', p.testFile, '--min-coverage', '80']);
+    assert.equal(low.code, 1);
+    assert.match(low.stderr, /coverage of .* is 77\.8%, below --min-coverage 80/);
+    assert.equal(run(['test', p.testFile, '--min-coverage', '77']).code, 0);
+  });
+
+  test('throttle and budget refusals follow the case state and clock', async () => {
+    const p = project(
+      RULES,
+      `version: 1
+config: ../switchyard.yaml
+tests:
+  - name: under its limits
+    request: { client: ci-bot, time: "2026-11-30T12:00:00Z" }
+    state: { throttles: { ci-throttle: { requests: 9 } }, budgets: { ci-throttle: 49.5 } }
+    expect: { refused: false, throttles: [ci-throttle], budgets: [ci-throttle] }
+  - name: the 11th request of the minute
+    request: { client: ci-bot, time: "2026-11-30T12:00:00Z" }
+    state: { throttles: { ci-throttle: { requests: 10 } } }
+    expect: { refused: { by: throttle, rule: ci-throttle, status: 429, message: "/requests_per_minute 10 for client \\"ci-bot\\"/" } }
+  - name: the team's budget is spent until midnight
+    request: { client: ci-bot, time: "2026-11-30T12:00:00Z" }
+    state: { budgets: { ci-throttle: 50 } }
+    expect: { refused: { by: budget, message: '/is spent \\(\\$50\\.00\\); it resets at 2026-12-01T00:00:00\\.000Z/' } }
+  - name: expected a refusal that does not happen
+    request: { client: ci-bot, time: "2026-11-30T12:00:00Z" }
+    expect: { refused: { by: throttle } }
+`,
+    );
+    const { results, issues } = await runTestPaths([p.testFile], p.config);
+    assert.deepEqual(issues, []);
+    assert.deepEqual(
+      results.map((r) => r.ok),
+      [true, true, true, false],
+      formatText(results),
+    );
+    assert.deepEqual(results[3]!.mismatches, [{ field: 'refused', expected: { by: 'throttle' }, actual: false }]);
+  });
+
+  test('broken test files get file:line:col errors and exit 1', () => {
+    const p = project(
+      RULES,
+      `version: 1
+tests:
+  - name: typo and a wrong type
+    request: { model: 3, colour: red, body_file: nowhere.json }
+    expect: { provider: anthropic, denied: { status: "x" }, matched: haiku-cheap }
+`,
+    );
+    const r = run(['test', p.testFile, '--config', p.config]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /routes\.test\.yaml:4:\d+: unknown key "colour" in tests\[0\]\.request/);
+    assert.match(r.stderr, /routes\.test\.yaml:4:\d+: tests\[0\]\.request\.model must be a string, got number 3/);
+    assert.match(r.stderr, /routes\.test\.yaml:5:\d+: tests\[0\]\.expect\.denied\.status must be an integer/);
+    assert.match(r.stderr, /routes\.test\.yaml:5:\d+: tests\[0\]\.expect\.matched must be a list/);
+    writeFileSync(p.testFile, 'version: 1\ntests:\n  - name: x\n    expect: { provider: [unclosed\n');
+    const yaml = run(['test', p.testFile, '--config', p.config]);
+    assert.equal(yaml.code, 1);
+    assert.match(yaml.stderr, /routes\.test\.yaml:\d+:\d+: YAML: /);
+    writeFileSync(p.testFile, 'version: 1\ntests:\n  - name: x\n    request: { body_file: nowhere.json }\n    expect: { provider: anthropic }\n');
+    const missing = run(['test', p.testFile, '--config', p.config]);
+    assert.match(missing.stderr, /routes\.test\.yaml:4:\d+: body file nowhere\.json does not exist/);
+  });
+
+  test('a test file beside the rules is not a rule file: the rules load and the gateway version ignores it', () => {
+    const p = project(RULES, 'version: 1\ntests:\n  - name: x\n    expect: { provider: anthropic }\n');
+    const set = loadRuleDir(path.join(p.dir, 'rules'), ['anthropic', 'cheap']);
+    assert.deepEqual(
+      set.files.map((f) => path.basename(f)),
+      ['10-rules.yaml'],
+    );
+    const r = run(['validate-rules', '--config', p.config]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  test('TAP, JUnit and JSON output for CI', async () => {
+    const p = project(
+      RULES,
+      `version: 1
+config: ../switchyard.yaml
+tests:
+  - name: "passes # with a hash"
+    request: { model: claude-haiku-4-5, time: "2026-11-30T12:00:00Z" }
+    expect: { provider: cheap }
+  - name: fails <&>
+    request: { model: claude-haiku-4-5, time: "2026-11-30T12:00:00Z" }
+    expect: { provider: anthropic }
+`,
+    );
+    const { results } = await runTestPaths([p.testFile], p.config);
+    const tap = formatTap(results).split('\n');
+    assert.deepEqual(tap.slice(0, 4), ['TAP version 13', '1..2', 'ok 1 - passes \\# with a hash', 'not ok 2 - fails <&>']);
+    assert.ok(tap.includes('  provider:') && tap.includes('    expected: "anthropic"') && tap.includes('    actual: "cheap"'), tap.join('\n'));
+    const junit = formatJunit(results);
+    assert.match(junit, /<testsuites name="switchyard rules" tests="2" failures="1">/);
+    assert.match(junit, /<testcase [^>]*name="fails &lt;&amp;&gt;"[^>]*line="7"[^>]*>\s*<failure message="provider: expected &quot;anthropic&quot;, actual &quot;cheap&quot;">/);
+    const json = run(['test', p.testFile, '--format', 'json', '--coverage']);
+    assert.equal(json.code, 1);
+    const parsed = JSON.parse(json.stdout) as { results: Array<{ name: string; ok: boolean }>; coverage: Record<string, { percent: number }> };
+    assert.deepEqual(
+      parsed.results.map((r) => [r.name, r.ok]),
+      [
+        ['passes # with a hash', true],
+        ['fails <&>', false],
+      ],
+    );
+    assert.equal(Object.keys(parsed.coverage).length, 1);
+  });
+});
