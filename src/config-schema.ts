@@ -238,6 +238,11 @@ export const configSchema = {
           key: { type: 'string', description: "The client's secret, as an ${ENV} reference (never a literal in this file)." },
           key_sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$', description: "SHA-256 of the client's secret, hex (what `switchyard keys new ID` prints)." },
           tags: { type: 'object', additionalProperties: { type: 'string' }, description: 'Tags of this client (team, cost_center...), visible to rules as client.tags.' },
+          decision_header: {
+            type: 'boolean',
+            description:
+              "Answer this client's requests with an x-switchyard-decision header (matched rules, route, upstream model, rules version), for debugging a client (default: trace.decision_header).",
+          },
         },
         oneOf: [
           { required: ['key'], description: 'a map with key' },
@@ -337,6 +342,23 @@ export const configSchema = {
     allow_open: {
       type: 'boolean',
       description: "true allows listening on a non-loopback address with provider keys and no clients: anyone who can reach the gateway spends the team's keys (default false).",
+    },
+    trace: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Decision traces: why each request went where it went.',
+      properties: {
+        decision_header: {
+          type: 'boolean',
+          description: 'Answer every request with an x-switchyard-decision header: matched rules, route, upstream model, rules version (default false; per client: clients.ID.decision_header).',
+        },
+        requests: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 100000,
+          description: 'How many recent requests keep their full decision trace in memory for GET /admin/requests/{request-id} (default 1000; 0 keeps none). No bodies and no secrets are kept.',
+        },
+      },
     },
     admin: {
       type: 'object',

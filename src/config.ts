@@ -61,6 +61,8 @@ export interface ClientConfig {
   id: string;
   sha256: Buffer;
   tags: Record<string, string>;
+  /** Answer this client with the x-switchyard-decision header; null: as `trace.decision_header`. */
+  decision_header: boolean | null;
 }
 
 /** Provider options that apply to one provider type only; set on the other, they are a config error. */
@@ -92,6 +94,8 @@ export interface GatewayConfig {
   allow_open: boolean;
   /** Admin bearer token; null = admin routes on loopback only. */
   admin: { token: string | null };
+  /** Decision traces: the x-switchyard-decision header for every client, and how many recent traces /admin/requests keeps. */
+  trace: { decision_header: boolean; requests: number };
   cors: { origins: string[]; max_age_s: number } | null;
   /** The usage ledger store, or null when off. */
   /** `writeTimeoutMs`: bound of one batch write, ms; `spool`: disk spool directory and bound (bytes), or null when off. */
@@ -225,7 +229,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
         throw new LoadError([source.issueAt(['clients', id, 'key'], `client "${id}": its key resolved to an empty string; set the environment variable it names`)]);
       }
       const sha256 = c.key !== undefined ? createHash('sha256').update(c.key).digest() : Buffer.from(c.key_sha256!, 'hex');
-      clients.push({ id, sha256, tags: c.tags ?? {} });
+      clients.push({ id, sha256, tags: c.tags ?? {}, decision_header: c.decision_header ?? null });
     }
   }
   if (clients) {
@@ -270,6 +274,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
     clients,
     allow_open: raw.allow_open === true,
     admin: { token: raw.admin?.token || env.SWITCHYARD_ADMIN_TOKEN || null },
+    trace: { decision_header: raw.trace?.decision_header ?? false, requests: raw.trace?.requests ?? 1000 },
     cors: raw.cors ? { origins: raw.cors.origins, max_age_s: raw.cors.max_age_s ?? 600 } : null,
     state:
       !raw.state || raw.state === 'memory'

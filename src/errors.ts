@@ -34,6 +34,7 @@ export type ErrorCode =
   | 'SY_ADMIN_UNAUTHENTICATED'
   | 'SY_ADMIN_FORBIDDEN'
   | 'SY_LEDGER_OFF'
+  | 'SY_NO_TRACE'
   | 'SY_BAD_QUERY'
   | 'SY_DENIED'
   | 'SY_RULE_FAILED'
@@ -167,8 +168,9 @@ export class AdminAccessError extends GatewayError {
 
 /** 400/404 on admin queries: a bad parameter, or a report asked of a ledger that is off. */
 export class AdminQueryError extends GatewayError {
-  constructor(kind: 'bad_query' | 'ledger_off', message: string) {
-    super(kind === 'bad_query' ? 'SY_BAD_QUERY' : 'SY_LEDGER_OFF', kind === 'bad_query' ? 'invalid_request_error' : 'not_found_error', kind === 'bad_query' ? 400 : 404, message);
+  constructor(kind: 'bad_query' | 'ledger_off' | 'no_trace', message: string) {
+    const code = kind === 'bad_query' ? 'SY_BAD_QUERY' : kind === 'ledger_off' ? 'SY_LEDGER_OFF' : 'SY_NO_TRACE';
+    super(code, kind === 'bad_query' ? 'invalid_request_error' : 'not_found_error', kind === 'bad_query' ? 400 : 404, message);
   }
 }
 

@@ -12,6 +12,7 @@ import type { ActionModule } from '../actions/types.js';
 import type { CompileContext } from './compile-context.js';
 import { compileSchema, LoadError, schemaIssues, SourceFile, type DocPath, type LoadIssue } from '../validation.js';
 import { compileMatchers, type Matcher, type MatchSpec } from './matchers.js';
+import { ruleReads, type RuleReads } from './reads.js';
 import { buildRulesSchema } from './schema.js';
 
 /** One action of a compiled rule. */
@@ -33,6 +34,8 @@ export interface CompiledRule {
   final: boolean;
   matchers: Matcher[];
   actions: CompiledAction[];
+  /** What the rule reads of a request (headers it names; whether it reads beyond the ledger's request facts). */
+  reads: RuleReads;
 }
 
 /** An immutable, compiled rule set. A request uses one rule set from start to end. */
@@ -48,6 +51,8 @@ export interface RuleSet {
   rules: CompiledRule[];
   /** Non-fatal findings (e.g. a rule that can never take effect). */
   warnings: LoadIssue[];
+  /** Every header a rule names, lower-cased (their values are kept in usage records for replay). */
+  headersRead: string[];
 }
 
 /** Settings from the gateway config that compiling needs. */
@@ -168,7 +173,7 @@ export function compileRuleSources(sources: RuleSource[], providers: Iterable<st
         const module = ACTIONS.get(name)!;
         return { name, module, compiled: module.compile(params, cx([...at, 'actions', j, name])) };
       });
-      rules.push({ id: r.id, file: src.file, ...source.position([...at, 'id']), description: r.description, final: r.final ?? false, matchers, actions });
+      rules.push({ id: r.id, file: src.file, ...source.position([...at, 'id']), description: r.description, final: r.final ?? false, matchers, actions, reads: ruleReads(r.match, r.actions) });
     });
   }
   if (issues.some((i) => i.severity === 'error')) throw new LoadError(issues);
@@ -180,6 +185,7 @@ export function compileRuleSources(sources: RuleSource[], providers: Iterable<st
     files: sources.map((s) => s.file),
     rules,
     warnings,
+    headersRead: [...new Set(rules.flatMap((r) => r.reads.headers))].sort(),
   };
 }
 

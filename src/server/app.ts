@@ -118,6 +118,21 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
     return c.json({ state_store: state.kind, providers });
   });
 
+  app.get('/admin/requests/:id', (c) => {
+    const id = c.req.param('id');
+    const t = deps.traces.get(id);
+    if (!t) {
+      const size = deps.runtime.current.config.trace.requests;
+      throw new AdminQueryError(
+        'no_trace',
+        size
+          ? `no decision trace for request ${id}: only the last ${size} requests are kept (trace.requests), and only requests that reached the rules`
+          : 'decision traces are off (trace.requests: 0)',
+      );
+    }
+    return c.json(t);
+  });
+
   app.get('/admin/usage', async (c) => {
     if (!deps.ledger) throw new AdminQueryError('ledger_off', 'the usage ledger is off in this config (ledger: off)');
     const by = c.req.queries('by') ?? [];

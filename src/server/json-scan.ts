@@ -334,6 +334,19 @@ export function elementBytes(arr: unknown, i: number): Buffer | null {
 }
 
 /**
+ * The number of elements of the array member `name` of `body` (0 when absent or not an array), read from the
+ * scan when `body` is an unchanged lazy view — without making a view of the array.
+ */
+export function memberLength(body: Record<string, unknown>, name: string): number {
+  const info = viewOf(body);
+  const span = info && !info.dirty ? info.scanned?.members.get(name) : undefined;
+  const recorded = span ? info!.index?.get(span.start)?.elements : undefined;
+  if (recorded) return recorded.length;
+  const v = body[name];
+  return Array.isArray(v) ? v.length : 0;
+}
+
+/**
  * A shallow copy of `arr` for copy-on-write edits: when `arr` is an unchanged lazy view, a new view over the same
  * bytes (elements decoded only when read; assigning one marks only the copy changed), else `[...arr]`. Copying
  * Claude Code's two dozen tools to mark the last one thus decodes one tool, not all of them.

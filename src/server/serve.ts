@@ -24,6 +24,7 @@ import { MemoryStore, type StateStore } from '../state/store.js';
 import { ResilientStore } from '../state/resilient.js';
 import { createApp, type AppState } from './app.js';
 import type { OpenRelay } from './pipeline/exchange.js';
+import { DecisionTraces } from './traces.js';
 import { InflightBytes } from './overload.js';
 
 /**
@@ -138,6 +139,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       ledger,
       metrics,
       prices,
+      traces: new DecisionTraces(snapshot.config.trace.requests),
       warnOnce(key, message, fields = {}) {
         if (warned.has(key)) return;
         warned.add(key);

@@ -8,9 +8,9 @@
  */
 import pg from 'pg';
 import type { LedgerStore } from './ledger.js';
-import { RECORD_COLUMNS, type UsageRecord } from './record.js';
+import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 const INTS = new Set([
   'status',
   'retries',
@@ -24,7 +24,8 @@ const INTS = new Set([
 
 function columnType(c: string): string {
   if (c === 'time') return 'timestamptz NOT NULL';
-  if (c === 'rules' || c === 'tags') return 'jsonb NOT NULL';
+  if (c === 'facts') return 'jsonb';
+  if (JSON_COLUMNS.has(c as keyof UsageRecord)) return 'jsonb NOT NULL';
   if (INTS.has(c)) return 'bigint NOT NULL';
   if (c === 'latency_ms' || c === 'ttft_ms' || c === 'cost_usd') return 'double precision';
   return 'text';
@@ -64,8 +65,14 @@ export class PostgresStore implements LedgerStore {
       // v2: one row per request id (idempotent inserts); duplicates from before are dropped first.
       await this.pool.query('DELETE FROM usage_records a USING usage_records b WHERE a.ctid < b.ctid AND a.request_id = b.request_id');
       await this.pool.query('CREATE UNIQUE INDEX IF NOT EXISTS usage_records_request_id ON usage_records (request_id)');
+      await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [2]);
+    }
+    if ((rows[0]?.version ?? 0) < 3) {
+      // v3: the rules version and the request facts (switchyard replay); older rows have neither.
+      await this.pool.query('ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS rules_version text, ADD COLUMN IF NOT EXISTS facts jsonb');
       await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [SCHEMA_VERSION]);
     }
+    if ((rows[0]?.version ?? 0) > SCHEMA_VERSION) throw new Error(`the ledger database has schema version ${rows[0]!.version}, newer than this gateway's ${SCHEMA_VERSION}; upgrade switchyard`);
   }
 
   async insert(records: UsageRecord[]): Promise<void> {
@@ -73,7 +80,7 @@ export class PostgresStore implements LedgerStore {
     const rows = records.map(
       (r) =>
         `(${RECORD_COLUMNS.map((c) => {
-          values.push(c === 'rules' || c === 'tags' ? JSON.stringify(r[c]) : r[c]);
+          values.push(JSON_COLUMNS.has(c) ? JSON.stringify(r[c] ?? null) : r[c]);
           return `$${values.length}`;
         }).join(', ')})`,
     );

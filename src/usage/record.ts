@@ -2,6 +2,7 @@
  * The usage record: one per proxied request, what the ledger stores and reports aggregate. Never bodies,
  * prompts or credentials: the client is an id, the upstream key a fingerprint.
  */
+import type { RequestFacts } from './facts.js';
 import type { Usage } from './tap.js';
 
 /**
@@ -21,8 +22,12 @@ export interface UsageRecord extends Usage {
   requested_model: string | null;
   provider: string | null;
   model: string | null;
-  /** Ids of the rules that matched. */
+  /** Version (content hash) of the rule set that decided; null when no rule set ran (e.g. a bad client key). */
+  rules_version: string | null;
+  /** Ids of the rules that matched, in evaluation order. */
   rules: string[];
+  /** What the rules may read of the request, for `switchyard replay`; null when the request was not decided. */
+  facts: RequestFacts | null;
   tags: Record<string, string>;
   status: number;
   outcome: Outcome;
@@ -32,6 +37,9 @@ export interface UsageRecord extends Usage {
   ttft_ms: number | null;
   cost_usd: number | null;
 }
+
+/** Columns stored as JSON (text in SQLite, jsonb in PostgreSQL). */
+export const JSON_COLUMNS: ReadonlySet<keyof UsageRecord> = new Set(['rules', 'tags', 'facts']);
 
 /** Column order shared by the stores and the CSV export. */
 export const RECORD_COLUMNS: ReadonlyArray<keyof UsageRecord> = [
@@ -43,7 +51,9 @@ export const RECORD_COLUMNS: ReadonlyArray<keyof UsageRecord> = [
   'requested_model',
   'provider',
   'model',
+  'rules_version',
   'rules',
+  'facts',
   'tags',
   'status',
   'outcome',

@@ -8,9 +8,9 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { LedgerStore } from './ledger.js';
-import { RECORD_COLUMNS, type UsageRecord } from './record.js';
+import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const TYPES: Partial<Record<keyof UsageRecord, string>> = {
   status: 'INTEGER NOT NULL',
@@ -36,7 +36,10 @@ export class SqliteStore implements LedgerStore {
   private db: Database.Database;
 
   /** @param timeoutMs longest a write waits for a lock, ms. */
-  constructor(file: string, timeoutMs = 5000) {
+  constructor(
+    private readonly file: string,
+    timeoutMs = 5000,
+  ) {
     mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file, { timeout: timeoutMs });
     this.db.pragma('journal_mode = WAL');
@@ -54,20 +57,34 @@ export class SqliteStore implements LedgerStore {
         'DELETE FROM usage_records WHERE rowid NOT IN (SELECT min(rowid) FROM usage_records GROUP BY request_id); CREATE UNIQUE INDEX IF NOT EXISTS usage_records_request_id ON usage_records (request_id);',
       );
     }
+    if (version >= 1 && version < 3) {
+      // v3: the rules version and the request facts (switchyard replay); older rows have neither.
+      this.db.exec('ALTER TABLE usage_records ADD COLUMN rules_version TEXT; ALTER TABLE usage_records ADD COLUMN facts TEXT;');
+    }
+    if (version > SCHEMA_VERSION) throw new Error(`the ledger ${this.file} has schema version ${version}, newer than this gateway's ${SCHEMA_VERSION}; upgrade switchyard`);
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
 
   async insert(records: UsageRecord[]): Promise<void> {
     const stmt = this.db.prepare(`INSERT OR IGNORE INTO usage_records (${RECORD_COLUMNS.join(', ')}) VALUES (${RECORD_COLUMNS.map(() => '?').join(', ')})`);
     const tx = this.db.transaction((rs: UsageRecord[]) => {
-      for (const r of rs) stmt.run(RECORD_COLUMNS.map((c) => (c === 'rules' || c === 'tags' ? JSON.stringify(r[c]) : (r[c] as unknown))));
+      for (const r of rs) stmt.run(RECORD_COLUMNS.map((c) => (JSON_COLUMNS.has(c) ? JSON.stringify(r[c] ?? null) : (r[c] as unknown))));
     });
     tx(records);
   }
 
   async query(since: string, until: string): Promise<UsageRecord[]> {
     const rows = this.db.prepare('SELECT * FROM usage_records WHERE time >= ? AND time < ? ORDER BY time').all(since, until) as Array<Record<string, unknown>>;
-    return rows.map((r) => ({ ...r, rules: JSON.parse(String(r.rules)) as string[], tags: JSON.parse(String(r.tags)) as Record<string, string> }) as unknown as UsageRecord);
+    return rows.map(
+      (r) =>
+        ({
+          ...r,
+          rules: JSON.parse(String(r.rules)) as string[],
+          tags: JSON.parse(String(r.tags)) as Record<string, string>,
+          facts: r.facts ? JSON.parse(String(r.facts)) : null,
+          rules_version: r.rules_version ?? null,
+        }) as unknown as UsageRecord,
+    );
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,8 @@
 import { buildContext } from '../../rules/context.js';
 import { DecisionDraft, type Decision } from '../../rules/decision.js';
 import { evaluate } from '../../rules/evaluate.js';
+import { requestFacts } from '../../usage/facts.js';
+import { decisionHeader, traceOf } from '../traces.js';
 import type { Exchange, Stage } from './exchange.js';
 
 /** The decision for endpoints rules do not apply to (GET /v1/models): the default provider, body untouched. */
@@ -16,6 +18,23 @@ export const decide: Stage = async (x, next) => {
   await decideInto(x);
   return next(); // this stage holds nothing while the answer streams
 };
+
+/**
+ * Keeps what explains the decision: the rules version and the request facts for the usage record (replay),
+ * the full trace in the ring (/admin/requests/{id}), and the x-switchyard-decision header when it is on for
+ * this client.
+ */
+function trace(x: Exchange, d: Decision): void {
+  const { config, rules } = x.snapshot;
+  x.rulesVersion = rules.version;
+  if (x.deps.ledger) x.facts = requestFacts(x.rc!, x.raw?.length ?? 0, rules.headersRead);
+  x.deps.traces.resize(config.trace.requests);
+  x.deps.traces.add(traceOf(d, x.id, x.clientId, x.log.session_id ?? null));
+  if (x.client?.decision_header ?? config.trace.decision_header) {
+    const provider = config.providers[d.route.provider];
+    x.res.setHeader('x-switchyard-decision', decisionHeader(d, provider?.models[d.route.model] ?? d.route.model));
+  }
+}
 
 /** Builds the context and the decision into the exchange. */
 async function decideInto(x: Exchange): Promise<void> {
@@ -30,6 +49,7 @@ async function decideInto(x: Exchange): Promise<void> {
   }
   x.rules = d.rules.filter((r) => r.matched).map((r) => r.id);
   x.tags = d.tags;
+  if (x.endpoint !== 'models') trace(x, d);
   for (const [name, detail] of Object.entries(d.extra)) x.deps.log.debug({ request_id: x.id, [name]: detail }, 'action detail');
   x.log.upstream = d.route.provider;
   x.log.upstream_model = d.route.model || undefined;

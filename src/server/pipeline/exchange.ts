@@ -21,6 +21,8 @@ import type { PriceTable } from '../../usage/prices.js';
 import type { UsageTap } from '../../usage/tap.js';
 import type { BudgetCharge, Ticket } from '../admission.js';
 import type { InflightBytes } from '../overload.js';
+import type { DecisionTraces } from '../traces.js';
+import type { RequestFacts } from '../../usage/facts.js';
 
 /** An answer being relayed, as the shutdown sees it. */
 export interface OpenRelay {
@@ -48,6 +50,8 @@ export interface ProxyDeps {
   inflightBytes: InflightBytes;
   /** Answers being relayed now (the shutdown ends each with an SSE error event when its grace runs out). */
   openRelays: Set<OpenRelay>;
+  /** Decision traces of recent requests (GET /admin/requests/{id}). */
+  traces: DecisionTraces;
   /** Logs `message` at warn level the first time `key` is seen (rule evaluation problems, unknown prices). */
   warnOnce: (key: string, message: string, fields?: Record<string, unknown>) => void;
 }
@@ -112,6 +116,9 @@ export class Exchange {
   rules: string[] = [];
   tags: Record<string, string> = {};
   requestedModel: string | null = null;
+  /** The version of the rule set that decided (null until decided), and the request facts kept for replay. */
+  rulesVersion: string | null = null;
+  facts: RequestFacts | null = null;
   budgetCharges: BudgetCharge[] = [];
   ticket: Ticket | null = null;
   answer: UpstreamAnswer | null = null;

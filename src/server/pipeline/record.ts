@@ -64,6 +64,7 @@ function finish(x: Exchange, status: number, extra: Partial<Exchange['log']>): v
   const level = status >= 500 ? 'error' : status >= 400 || log.outcome === 'client_aborted' ? 'warn' : 'info';
   deps.log[level](log, 'request');
   const r = usageRecord(x);
+  deps.traces.finish(x.id, status, r.outcome);
   deps.metrics.observe(r);
   deps.ledger?.record(r);
   if (r.cost_usd) {
@@ -98,7 +99,9 @@ function usageRecord(x: Exchange): UsageRecord {
     requested_model: x.requestedModel,
     provider: log.upstream ?? null,
     model,
+    rules_version: x.rulesVersion,
     rules: x.rules,
+    facts: x.facts,
     tags: x.tags,
     status: log.status ?? 0,
     outcome,
