@@ -8,6 +8,7 @@
  *   memory      gateway resident memory with 500 concurrent slow streams held open
  *   ledger      gateway latency with the usage ledger on (SQLite) vs off
  *   rules       rule evaluation time for 10 and 100 rules with JSONata conditions on a 76 KB body
+ *   rule-tools  `switchyard test` on 1,000 cases and `replay` over 100,000 SQLite ledger records
  *   throttle    throttle admission cost per request, memory store vs Redis
  *   translation OpenAI translation cost per request and per streamed event
  *   cpu         CPU time per request (/proc/PID/stat utime+stime) of the gateway — bare, and with the bundled
@@ -24,6 +25,7 @@ import path from 'node:path';
 import { Agent, request } from 'undici';
 import { startFaultProxy } from '../test/fault-proxy.js';
 import { claudeCodeBody, writeConfig } from '../test/helpers.js';
+import { benchRuleTools } from './rule-tools.js';
 import { benchRules } from './rules.js';
 import { benchThrottle } from './throttle.js';
 import { benchTranslation } from './translation.js';
@@ -31,7 +33,7 @@ import { benchTranslation } from './translation.js';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const sections = process.argv.slice(2).length
   ? process.argv.slice(2)
-  : ['cpu', 'latency', 'throughput', 'streaming', 'burst', 'memory', 'ledger', 'rules', 'throttle', 'translation', 'reliability', 'memcap'];
+  : ['cpu', 'latency', 'throughput', 'streaming', 'burst', 'memory', 'ledger', 'rules', 'rule-tools', 'throttle', 'translation', 'reliability', 'memcap'];
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
 /**
@@ -381,6 +383,10 @@ try {
   if (sections.includes('rules')) {
     results.rules = await benchRules();
     console.log('rule evaluation:', JSON.stringify(results.rules));
+  }
+  if (sections.includes('rule-tools')) {
+    results.rule_tools = await benchRuleTools();
+    console.log('switchyard test (1,000 cases) and replay (100,000 records):', JSON.stringify(results.rule_tools));
   }
 } finally {
   gw.child.kill('SIGTERM');

@@ -1,19 +1,21 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 /**
- * `switchyard` — one entry, subcommands: `serve`, `validate-rules`, `dry-run`, `test`, `usage`, `keys`.
+ * `switchyard` — one entry, subcommands: `serve`, `validate-rules`, `dry-run`, `test`, `replay`, `usage`, `keys`.
  * `validate-rules` and `dry-run` take the same `--config` / `--rules` options as `serve` and never touch
  * the network.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_CONFIG_FILE, loadConfig, type ConfigOverrides, type GatewayConfig } from './config.js';
 import { loadRuleDir } from './rules/load.js';
 import { decideOffline } from './rules/offline.js';
 import { dryRunReport, formatReport } from './rules/report.js';
+import { formatReplay, replay } from './rules/replay.js';
 import { formatCoverage, formatJunit, formatTap, formatText, runTestPaths } from './rules/rule-tests.js';
+import { loadPrices } from './usage/prices.js';
 import { startGateway } from './server/serve.js';
 import { formatIssue, LoadError, type LoadIssue } from './validation.js';
 import { ledgerStore } from './usage/open.js';
@@ -221,6 +223,50 @@ withCommon(program.command('test').description('run rule tests (*.test.yaml besi
     } catch (err) {
       if (err instanceof LoadError) printIssues(err.issues);
       else console.error(`switchyard test: ${(err as Error).message}`);
+      process.exit(1);
+    }
+  });
+
+program
+  .command('replay')
+  .description('decide the recorded traffic in the ledger again under a candidate rule set and print what would change, with the cost difference')
+  .requiredOption('-r, --rules <dir>', 'the candidate rules directory')
+  .option('-c, --config <file>', `gateway config file: providers, prices and the ledger to read (default: $SWITCHYARD_CONFIG or ./${DEFAULT_CONFIG_FILE})`)
+  .option('--live-rules <dir>', "the rules to compare against (default: the config's rules directory)")
+  .option('--since <when>', 'from (YYYY-MM-DD, an ISO time, or a span back from now: 7d, 24h)', '7d')
+  .option('--until <when>', 'until, exclusive (default: now)')
+  .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+  .action(async (opts: { rules: string; config?: string; liveRules?: string; since: string; until?: string; format: 'text' | 'json' }) => {
+    try {
+      const config = loadConfig(configPath(opts), { missingEnv: 'warning' });
+      const providers = Object.keys(config.providers);
+      for (const [what, dir] of [
+        ['candidate rules', opts.rules],
+        ['live rules', opts.liveRules ?? config.rules_dir],
+      ] as const) {
+        if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`the ${what} directory ${dir} does not exist`);
+      }
+      const candidate = loadRuleDir(opts.rules, providers, { expressionMs: config.limits.rule_expression_ms });
+      const live = loadRuleDir(opts.liveRules ?? config.rules_dir, providers, { expressionMs: config.limits.rule_expression_ms });
+      if (!config.ledger) throw new Error('the ledger is off in this config (ledger: off): there is no recorded traffic to replay');
+      if (config.ledger.sqlite && !existsSync(config.ledger.sqlite))
+        throw new Error(`no ledger at ${config.ledger.sqlite}: the gateway writes it as it serves requests (ledger: { sqlite: … } in ${config.file})`);
+      const since = parseWhen(opts.since);
+      const until = opts.until ? parseWhen(opts.until) : new Date(Date.now() + 1000).toISOString();
+      const store = (await ledgerStore(config))!;
+      let records: Awaited<ReturnType<typeof store.query>>;
+      try {
+        await store.init();
+        records = await store.query(since, until);
+      } finally {
+        await store.close();
+      }
+      if (records.length === 0) throw new Error(`the ledger holds no usage records from ${since} to ${until}; nothing to replay (try --since 30d)`);
+      const report = await replay(config, live, candidate, loadPrices(config.prices), records, since, until);
+      console.log(opts.format === 'json' ? JSON.stringify(report, null, 2) : formatReplay(report));
+    } catch (err) {
+      if (err instanceof LoadError) printIssues(err.issues);
+      else console.error(`switchyard replay: ${(err as Error).message}`);
       process.exit(1);
     }
   });

@@ -156,5 +156,6 @@ test('the usage record keeps the rules version and the request facts: headers th
     max_tokens: 64,
     metadata: { user_id: 'user-1' },
     headers: { 'anthropic-beta': 'context-management-2025-06-27', 'x-team': 'search' },
+    headers_named: ['x-team'],
   });
 });

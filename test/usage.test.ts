@@ -107,7 +107,7 @@ test('PostgreSQL store against a real server: schema created, records written an
       model: 'claude-sonnet-4-6',
       rules_version: '0123456789ab',
       rules: ['a'],
-      facts: { path: '/v1/messages', stream: true, body_bytes: 1234, messages: 3, tools: 2, max_tokens: 1024, metadata: { user_id: 'u' }, headers: { 'x-team': 'search' } },
+      facts: { path: '/v1/messages', stream: true, body_bytes: 1234, messages: 3, tools: 2, max_tokens: 1024, metadata: { user_id: 'u' }, headers: { 'x-team': 'search' }, headers_named: ['x-team'] },
       tags: { team: 'search' },
       status: 200,
       outcome: 'ok',

@@ -13,8 +13,10 @@ export const FACT_MEMBERS = ['model', 'stream', 'metadata', 'max_tokens'] as con
 export interface RuleReads {
   /** Lower-cased header names it reads. */
   headers: string[];
-  /** True when it reads the body beyond {@link FACT_MEMBERS} and the message and tool counts (or transforms it). */
-  content: boolean;
+  /** True when its `when` reads the body beyond {@link FACT_MEMBERS} and the message and tool counts. */
+  whenContent: boolean;
+  /** True when an action does (a tag expression that reads message text, any `transform`). */
+  actionContent: boolean;
 }
 
 /** `headers.'x-team'`, `headers."x-team"`, headers.`x-team`, `headers.x_team`, `$lookup(headers, 'x-team')`. */
@@ -50,10 +52,13 @@ function expressionsIn(v: unknown, out: string[] = []): string[] {
  */
 export function ruleReads(match: { header?: Record<string, string>; when?: string } | undefined, actions: Array<Record<string, unknown>>): RuleReads {
   const headers = new Set(Object.keys(match?.header ?? {}).map((h) => h.toLowerCase()));
-  const exprs = [...(match?.when ? [match.when] : []), ...expressionsIn(actions)];
-  for (const e of exprs) {
+  const actionExprs = expressionsIn(actions);
+  for (const e of [...(match?.when ? [match.when] : []), ...actionExprs]) {
     for (const re of HEADER_REFS) for (const m of e.matchAll(re)) headers.add((m[1] ?? m[2] ?? m[3] ?? m[4])!.toLowerCase());
   }
-  const content = exprs.some(readsContent) || actions.some((a) => 'transform' in a);
-  return { headers: [...headers].sort(), content };
+  return {
+    headers: [...headers].sort(),
+    whenContent: match?.when !== undefined && readsContent(match.when),
+    actionContent: actionExprs.some(readsContent) || actions.some((a) => 'transform' in a),
+  };
 }

@@ -22,6 +22,8 @@ export interface RequestFacts {
   metadata: Record<string, unknown> | null;
   /** Values of the headers the rules name, and of {@link ALWAYS_KEPT}, when present (never credentials). */
   headers: Record<string, string>;
+  /** The headers the rules of the time named: one of them absent from `headers` was absent from the request. */
+  headers_named: string[];
 }
 
 /** Headers kept whatever the rules name: which client and API features a request used. */
@@ -50,6 +52,7 @@ export function requestFacts(rc: RequestContext, bodyBytes: number, headersRead:
     max_tokens: typeof maxTokens === 'number' ? maxTokens : null,
     metadata: metadata && typeof metadata === 'object' && !Array.isArray(metadata) ? JSON.parse(JSON.stringify(metadata)) : null,
     headers,
+    headers_named: [...headersRead],
   };
 }
 

@@ -110,9 +110,14 @@ export function renderReport(report: Report, format: 'table' | 'csv' | 'json'): 
   return [`usage ${report.since} .. ${report.until}`, ...all.map((cells) => cells.map((c, i) => (i < report.by.length ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '))].join('\n');
 }
 
-/** Parses a `--since/--until` value: an ISO date or time; a bare date is midnight UTC. */
-export function parseWhen(v: string): string {
+/**
+ * Parses a `--since/--until` value: an ISO date or time (a bare date is midnight UTC), or a span back from `now`
+ * (`7d`, `24h`, `30m`). @throws Error naming the accepted forms.
+ */
+export function parseWhen(v: string, now = Date.now()): string {
+  const rel = /^(\d+)([dhm])$/.exec(v);
+  if (rel) return new Date(now - Number(rel[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[rel[2] as 'd' | 'h' | 'm']).toISOString();
   const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(v) ? `${v}T00:00:00Z` : v);
-  if (Number.isNaN(d.getTime())) throw new Error(`not a date: ${v} (use YYYY-MM-DD or an ISO time)`);
+  if (Number.isNaN(d.getTime())) throw new Error(`not a date: ${v} (use YYYY-MM-DD, an ISO time, or a span back from now such as 7d, 24h, 30m)`);
   return d.toISOString();
 }
