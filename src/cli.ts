@@ -19,7 +19,8 @@ import { loadPrices } from './usage/prices.js';
 import { startGateway } from './server/serve.js';
 import { formatIssue, LoadError, type LoadIssue } from './validation.js';
 import { ledgerStore } from './usage/open.js';
-import { buildReport, isGroupBy, parseWhen, renderReport, type GroupBy } from './usage/report.js';
+import { buildCacheReport, CACHE_GROUPS, type CacheGroupBy, renderCacheReport } from './usage/cache.js';
+import { buildReport, GROUP_BY_HELP, isGroupBy, parseWhen, renderReport, type GroupBy } from './usage/report.js';
 
 interface CommonOptions {
   config?: string;
@@ -274,11 +275,14 @@ program
 withCommon(program.command('usage').description('usage and cost report from the ledger'))
   .option('--since <date>', 'from (YYYY-MM-DD or ISO time, UTC; default: 30 days ago)')
   .option('--until <date>', 'until, exclusive (default: now)')
-  .addOption(new Option('--by <dimension>', 'group by tag:NAME, model, client, session, day or provider (repeatable)').argParser(collect).default([]))
+  .addOption(new Option('--by <dimension>', `group by ${GROUP_BY_HELP} (repeatable; with --cache one of ${CACHE_GROUPS.join(', ')})`).argParser(collect).default([]))
+  .option('--cache', 'cache analytics: hit share, USD saved net of the write premium, and cache breaks with their likely cause')
   .addOption(new Option('--format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'))
-  .action(async (opts: CommonOptions & { since?: string; until?: string; by: string[]; format: 'table' | 'csv' | 'json' }) => {
+  .action(async (opts: CommonOptions & { since?: string; until?: string; by: string[]; cache?: boolean; format: 'table' | 'csv' | 'json' }) => {
     try {
-      for (const b of opts.by) if (!isGroupBy(b)) throw new Error(`--by ${b}: expected tag:NAME, model, client, session, day or provider`);
+      if (opts.cache) {
+        if (opts.by.length > 1 || (opts.by[0] && !(CACHE_GROUPS as readonly string[]).includes(opts.by[0]))) throw new Error(`--cache --by: one of ${CACHE_GROUPS.join(', ')}`);
+      } else for (const b of opts.by) if (!isGroupBy(b)) throw new Error(`--by ${b}: expected ${GROUP_BY_HELP}`);
       const config = loadConfig(configPath(opts), { rulesDir: opts.rules, missingEnv: 'warning' });
       const store = await ledgerStore(config);
       if (!store) throw new Error('the ledger is off in this config (ledger: off)');
@@ -287,7 +291,8 @@ withCommon(program.command('usage').description('usage and cost report from the 
       const until = opts.until ? parseWhen(opts.until) : new Date(Date.now() + 1000).toISOString();
       const records = await store.query(since, until);
       await store.close();
-      console.log(renderReport(buildReport(records, opts.by as GroupBy[], since, until), opts.format));
+      if (opts.cache) console.log(renderCacheReport(buildCacheReport(records, (opts.by[0] ?? 'session') as CacheGroupBy, loadPrices(config.prices), since, until), opts.format));
+      else console.log(renderReport(buildReport(records, opts.by as GroupBy[], since, until), opts.format));
     } catch (err) {
       if (err instanceof LoadError) printIssues(err.issues);
       else console.error(`switchyard usage: ${(err as Error).message}`);

@@ -343,6 +343,36 @@ export const configSchema = {
       type: 'boolean',
       description: "true allows listening on a non-loopback address with provider keys and no clients: anyone who can reach the gateway spends the team's keys (default false).",
     },
+    budgets: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Where budget threshold notifications (budget: { notify: [...] } in rules) go.',
+      properties: {
+        webhook: { type: 'string', pattern: '^https?://', description: 'URL that gets one JSON POST per budget threshold reached (may be an ${ENV} reference).' },
+        timeout_ms: {
+          type: 'integer',
+          minimum: 100,
+          maximum: 60000,
+          description: 'Time allowed for the receiver to answer one notification, ms (default 5000); slower counts as failed and is retried.',
+        },
+        state_file: {
+          type: 'string',
+          description: 'File keeping notifications not yet delivered and those already sent, across restarts (default ./data/budget-notifications.json next to the config).',
+        },
+      },
+    },
+    attribution: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Who spent what: how usage records name the project.',
+      properties: {
+        project_header: {
+          type: 'string',
+          pattern: '^[a-z0-9][a-z0-9-]*$',
+          description: 'The request header that names the project (default x-project); developers set it with ANTHROPIC_CUSTOM_HEADERS="x-project: NAME".',
+        },
+      },
+    },
     trace: {
       type: 'object',
       additionalProperties: false,

@@ -146,7 +146,19 @@ describe('scopes and budgets', () => {
     const { d, rc } = await decide('  - id: cap\n    actions: [ { budget: { scope: client, usd: 1, per: day, warn_at: 0.8 } } ]\n', {}, 'alice');
     const key = 'budget:cap:client:alice:2026-11-26';
     const fresh = await checkBudgets(d, rc, store, now);
-    assert.deepEqual(fresh, { charges: [{ key, expiresAtMs: Date.parse('2026-11-28T00:00:00Z') }], warnings: [] });
+    assert.deepEqual(fresh, {
+      charges: [
+        {
+          key,
+          expiresAtMs: Date.parse('2026-11-28T00:00:00Z'),
+          budget: d.budgets[0],
+          value: 'alice',
+          period: { start: new Date('2026-11-26T00:00:00Z'), end: new Date('2026-11-27T00:00:00Z') },
+        },
+      ],
+      warnings: [],
+      shape: null,
+    });
     await store.addSpend(key, 0.75, Date.now() + 60_000);
     assert.deepEqual((await checkBudgets(d, rc, store, now)).warnings, []);
     await store.addSpend(key, 0.05, Date.now() + 60_000);

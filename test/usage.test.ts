@@ -53,7 +53,7 @@ test('SQLite end to end: requests in, `switchyard usage --by tag:team --format j
       await r.body.dump();
     }
     const metrics = await (await request(gw.url + '/metrics')).body.text();
-    assert.match(metrics, /^switchyard_requests_total\{provider="anthropic",model="claude-sonnet-4-6",status="200"\} 3$/m);
+    assert.match(metrics, /^switchyard_requests_total\{provider="anthropic",model="claude-sonnet-4-6",status="200",outcome="ok"\} 3$/m);
     assert.match(metrics, /^switchyard_tokens_total\{provider="anthropic",model="claude-sonnet-4-6",kind="output_tokens"\} 21$/m);
     assert.match(metrics, /^switchyard_cost_usd_total\{provider="anthropic",model="claude-sonnet-4-6"\} 0\.00054$/m);
     assert.match(metrics, /^switchyard_request_duration_seconds_count\{provider="anthropic"\} 3$/m);
@@ -102,6 +102,9 @@ test('PostgreSQL store against a real server: schema created, records written an
       client_id: 'alice',
       key_fingerprint: '…abcd#123456',
       session_id: 's',
+      user_id: 'alice',
+      project: 'search-ranking',
+      agent_id: 'agent-7',
       requested_model: 'claude-sonnet-4-6',
       provider: 'anthropic',
       model: 'claude-sonnet-4-6',

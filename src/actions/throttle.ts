@@ -12,7 +12,7 @@ import { registerPayload } from '../rules/decision.js';
 import { defineAction } from './types.js';
 
 /** What a throttle is counted per: `key` and `client` both mean the client id. */
-export type ThrottleScope = 'key' | 'client' | 'session' | 'model' | 'global' | `tag:${string}`;
+export type ThrottleScope = 'key' | 'client' | 'user' | 'project' | 'session' | 'model' | 'global' | `tag:${string}`;
 
 /** A compiled throttle, as it appears in `decision.throttles`. */
 export interface Throttle {
@@ -46,9 +46,9 @@ export const throttle = defineAction<Omit<Throttle, 'rule'>>({
     properties: {
       scope: {
         type: 'string',
-        pattern: '^(key|client|session|model|global|tag:[a-z][a-z0-9_]*)$',
+        pattern: '^(key|client|user|project|session|model|global|tag:[a-z][a-z0-9_]*)$',
         description:
-          'What the limits count per: key / client (the client id), session (x-claude-code-session-id, else the client), model (the routed model), tag:<name> (a billing tag), global. Never the source IP.',
+          'What the limits count per: key / client (the client id), user (the client, else the account in metadata.user_id), project (the project header), session (x-claude-code-session-id, else the client), model (the routed model), tag:<name> (a billing tag), global. Never the source IP.',
       },
       requests_per_minute: positive('Requests per minute.'),
       input_tokens_per_minute: positive("Input tokens per minute, charged from the request's estimate (bytes / 4) at admission."),

@@ -23,6 +23,10 @@ export interface RequestContext {
   client: { id: string; tags: Record<string, string> };
   /** The Claude Code session: `x-claude-code-session-id`, else `session_id` from `metadata.user_id`. */
   session: { id: string | null };
+  /** Who: the configured client's id, else the account (or device) id in `metadata.user_id`, else the client id. */
+  user: { id: string };
+  /** The project header's value (`attribution.project_header`, default `x-project`), or null. */
+  project: string | null;
   /** Cheap estimates; `input_tokens` is request bytes / 4 (not a tokenizer count). */
   estimate: { input_tokens: number };
   /** Request time, UTC: `hour` 0–23, `weekday` 0 (Sunday)–6, `iso` timestamp. */
@@ -48,6 +52,27 @@ export function sessionIdFromMetadata(body: Record<string, unknown>): string | n
     }
   }
   return /_session_([0-9a-fA-F-]{8,})$/.exec(userId)?.[1] ?? null;
+}
+
+/**
+ * The account behind a Claude Code request, from `metadata.user_id`: `account_uuid` (else `device_id`) of the
+ * JSON form, or the account uuid (else the user hash) of the older `user_<hash>_account_<uuid>_session_<uuid>`
+ * form; null when absent.
+ */
+export function accountFromMetadata(body: Record<string, unknown>): string | null {
+  const userId = (body.metadata as { user_id?: unknown } | undefined)?.user_id;
+  if (typeof userId !== 'string' || !userId) return null;
+  if (userId.startsWith('{')) {
+    try {
+      const parsed = JSON.parse(userId) as { account_uuid?: unknown; device_id?: unknown };
+      const id = parsed.account_uuid || parsed.device_id;
+      return typeof id === 'string' && id ? id : null;
+    } catch {
+      return null;
+    }
+  }
+  const legacy = /^user_([0-9a-f]+)(?:_account_([0-9a-fA-F-]+))?/.exec(userId);
+  return legacy ? (legacy[2] ?? legacy[1]!) : null;
 }
 
 /** A stable, non-reversible id for a credential: `fp-` and 10 hex digits of its SHA-256. */
@@ -79,6 +104,8 @@ export interface ContextInput {
   clientId?: string;
   clientTags?: Record<string, string>;
   now?: Date;
+  /** The header naming the project (default `x-project`). */
+  projectHeader?: string;
 }
 
 const CREDENTIALS = new Set(CREDENTIAL_HEADERS);
@@ -102,10 +129,18 @@ export function buildContext(input: ContextInput): RequestContext {
     headers,
     client: { id: input.clientId ?? (credential ? credentialFingerprint(credential) : 'anonymous'), tags: input.clientTags ?? {} },
     session: { id: headers['x-claude-code-session-id'] || sessionIdFromMetadata(body) },
+    user: { id: '' },
+    project: headers[input.projectHeader ?? 'x-project'] || null,
     estimate: { input_tokens: Math.ceil(input.bodyBytes / CHARS_PER_TOKEN) },
     time: { hour: now.getUTCHours(), weekday: now.getUTCDay(), iso: now.toISOString() },
   };
   // Read on first use only: the history is most of a Claude Code body, and most rules never look at it.
   Object.defineProperty(rc, 'messages', { enumerable: true, get: () => (Array.isArray(body.messages) ? body.messages : []) });
+  // Read on first use too: it parses metadata.user_id only when a rule or a budget scope asks who.
+  let user: { id: string } | undefined;
+  Object.defineProperty(rc, 'user', {
+    enumerable: true,
+    get: () => (user ??= { id: input.clientTags !== undefined && input.clientId ? input.clientId : (accountFromMetadata(body) ?? rc.client.id) }),
+  });
   return rc;
 }

@@ -32,6 +32,8 @@ export function scopeValue(scope: string, rc: RequestContext, d: Decision): stri
   if (scope === 'key' || scope === 'client') return rc.client.id;
   if (scope === 'session') return rc.session.id ?? `client:${rc.client.id}`;
   if (scope === 'model') return d.route.model;
+  if (scope === 'user') return rc.user.id;
+  if (scope === 'project') return rc.project ?? '(no project)';
   return d.tags[scope.slice(4)] ?? '(untagged)';
 }
 
@@ -125,17 +127,22 @@ export function budgetExpiry(end: Date): number {
   return end.getTime() + 86_400_000;
 }
 
-/** Running-total keys a request's cost is added to when it finishes. */
+/** Running-total keys a request's cost is added to when it finishes, with what notifying needs. */
 export interface BudgetCharge {
   key: string;
   expiresAtMs: number;
+  budget: BudgetSpec;
+  /** The scope value it counts under, and its current period. */
+  value: string;
+  period: { start: Date; end: Date };
 }
 
 const usd = (n: number) => `$${n.toFixed(n < 1 ? 4 : 2)}`;
 
 /**
  * Checks every budget of the decision against its running total.
- * @returns the keys to charge when the request finishes, and warnings for budgets past `warn_at`.
+ * @returns the keys to charge when the request finishes, warnings for budgets past `warn_at`, and the first
+ * budget past its `shape.at` (the model to send the request to instead), if any.
  * @throws BudgetSpentError (429, x-should-retry: false) naming the budget, the amount spent and the reset time.
  */
 export async function checkBudgets(
@@ -143,15 +150,16 @@ export async function checkBudgets(
   rc: RequestContext,
   store: StateStore,
   now = new Date(),
-): Promise<{ charges: BudgetCharge[]; warnings: Array<{ key: string; message: string }> }> {
+): Promise<{ charges: BudgetCharge[]; warnings: Array<{ key: string; message: string }>; shape: { rule: string; model: string; message: string } | null }> {
   const charges: BudgetCharge[] = [];
   const warnings: Array<{ key: string; message: string }> = [];
+  let shape: { rule: string; model: string; message: string } | null = null;
   for (const b of decision.budgets) {
     const value = scopeValue(b.scope, rc, decision);
     const { start, end } = periodOf(b.per, now);
     const key = budgetKey(b, value, start);
     const spent = await store.spend(key);
-    if (spent >= b.usd) {
+    if (spent >= b.usd && b.block !== false) {
       throw new BudgetSpentError(
         b.rule,
         `budget "${b.rule}" of ${usd(b.usd)} per ${b.per} for ${b.scope} "${value}" is spent (${usd(spent)}); it resets at ${end.toISOString()}`,
@@ -161,7 +169,10 @@ export async function checkBudgets(
     if (b.warn_at !== undefined && spent >= b.warn_at * b.usd) {
       warnings.push({ key, message: `budget "${b.rule}": ${usd(spent)} of ${usd(b.usd)} per ${b.per} spent for ${b.scope} "${value}" (${Math.round((spent / b.usd) * 100)}%)` });
     }
-    charges.push({ key, expiresAtMs: budgetExpiry(end) });
+    if (b.shape && !shape && spent >= b.shape.at * b.usd) {
+      shape = { rule: b.rule, model: b.shape.model, message: `budget "${b.rule}" at ${Math.round((spent / b.usd) * 100)}% for ${b.scope} "${value}": sent to ${b.shape.model}` };
+    }
+    charges.push({ key, expiresAtMs: budgetExpiry(end), budget: b, value, period: { start, end } });
   }
-  return { charges, warnings };
+  return { charges, warnings, shape };
 }

@@ -5,13 +5,16 @@
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
-import { AdminAccessError, AdminQueryError, asGatewayError, errorBody, type GatewayError, NotFoundError } from '../errors.js';
+import { AdminAccessError, AdminQueryError, asGatewayError, AuthenticationError, errorBody, type GatewayError, NotFoundError } from '../errors.js';
 import { formatIssue } from '../validation.js';
-import { bearerMatches } from './auth.js';
+import { authenticateClient, bearerMatches } from './auth.js';
+import { clientCredential, credentialFingerprint } from '../rules/context.js';
+import { MeUsageService } from '../usage/me.js';
 import { cors } from './cors.js';
 import { ResilientStore } from '../state/resilient.js';
 import { proxyRequest, type ProxyDeps } from './proxy.js';
-import { buildReport, isGroupBy, parseWhen, renderReport, type GroupBy } from '../usage/report.js';
+import { buildCacheReport, CACHE_GROUPS, type CacheGroupBy, renderCacheReport } from '../usage/cache.js';
+import { buildReport, GROUP_BY_HELP, isGroupBy, parseWhen, renderReport, type GroupBy } from '../usage/report.js';
 
 /** State the health routes read. */
 export interface AppState {
@@ -62,6 +65,25 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   app.post('/v1/messages/count_tokens', proxied('count_tokens'));
   app.get('/v1/models', proxied('models'));
   app.get('/v1/models/:id', proxied('models'));
+
+  // The caller's own spend, budgets and cache hit share (a Claude Code status line polls it).
+  const me = new MeUsageService(deps.ledger?.store ?? null, deps.state);
+  app.get('/v1/me/usage', async (c) => {
+    const snapshot = deps.runtime.current;
+    const headers = c.env.incoming.headers;
+    let clientId: string;
+    let tags: Record<string, string> | undefined;
+    if (snapshot.config.clients) {
+      const client = authenticateClient(headers, snapshot.config.clients);
+      clientId = client.id;
+      tags = client.tags;
+    } else {
+      const credential = clientCredential(headers);
+      if (!credential) throw new AuthenticationError('send your API key (x-api-key or Authorization: Bearer) to see your own usage');
+      clientId = credentialFingerprint(credential);
+    }
+    return c.json(await me.usage(snapshot, clientId, tags, headers));
+  });
 
   // Admin (and /metrics): a bearer token when one is configured, else loopback only.
   const adminGuard: MiddlewareHandler<{ Bindings: HttpBindings }> = async (c, next) => {
@@ -136,7 +158,11 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   app.get('/admin/usage', async (c) => {
     if (!deps.ledger) throw new AdminQueryError('ledger_off', 'the usage ledger is off in this config (ledger: off)');
     const by = c.req.queries('by') ?? [];
-    for (const b of by) if (!isGroupBy(b)) throw new AdminQueryError('bad_query', `by=${b}: expected tag:NAME, model, client, session, day or provider`);
+    const view = c.req.query('view') ?? 'usage';
+    if (view !== 'usage' && view !== 'cache') throw new AdminQueryError('bad_query', `view=${view}: expected usage or cache`);
+    if (view === 'cache') {
+      if (by.length > 1 || (by[0] && !(CACHE_GROUPS as readonly string[]).includes(by[0]))) throw new AdminQueryError('bad_query', `view=cache: by is one of ${CACHE_GROUPS.join(', ')}`);
+    } else for (const b of by) if (!isGroupBy(b)) throw new AdminQueryError('bad_query', `by=${b}: expected ${GROUP_BY_HELP}`);
     let since: string;
     let until: string;
     try {
@@ -146,8 +172,14 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
       throw new AdminQueryError('bad_query', (err as Error).message);
     }
     await deps.ledger.flush();
-    const report = buildReport(await deps.ledger.store.query(since, until), by as GroupBy[], since, until);
+    const records = await deps.ledger.store.query(since, until);
     const format = c.req.query('format') ?? 'json';
+    if (view === 'cache') {
+      const cache = buildCacheReport(records, (by[0] ?? 'session') as CacheGroupBy, deps.prices, since, until);
+      if (format === 'csv') return c.body(renderCacheReport(cache, 'csv'), 200, { 'content-type': 'text/csv' });
+      return c.json(cache);
+    }
+    const report = buildReport(records, by as GroupBy[], since, until);
     if (format === 'csv') return c.body(renderReport(report, 'csv'), 200, { 'content-type': 'text/csv' });
     return c.json(report);
   });

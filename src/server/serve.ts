@@ -25,6 +25,7 @@ import { ResilientStore } from '../state/resilient.js';
 import { createApp, type AppState } from './app.js';
 import type { OpenRelay } from './pipeline/exchange.js';
 import { DecisionTraces } from './traces.js';
+import { BudgetNotifier } from '../usage/notify.js';
 import { InflightBytes } from './overload.js';
 
 /**
@@ -123,6 +124,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       log.error({ err: (err as Error).message }, 'could not recompute budget spend from the usage ledger; budgets start from what the state store holds');
     }
   }
+  const { budgets } = snapshot.config;
+  const notifier = new BudgetNotifier(budgets.webhook ? { url: budgets.webhook, timeoutMs: budgets.timeout_ms } : null, budgets.state_file, counters, log);
   const state: AppState = { shuttingDown: false };
   const warned = new Set<string>();
   const openRelays = new Set<OpenRelay>();
@@ -140,6 +143,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       metrics,
       prices,
       traces: new DecisionTraces(snapshot.config.trace.requests),
+      notifier,
       warnOnce(key, message, fields = {}) {
         if (warned.has(key)) return;
         warned.add(key);
@@ -207,6 +211,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       clearTimeout(timer);
       await runtime.close();
       await upstream.close();
+      notifier.close();
       await counters.close();
       // The ledger gets what is left of the grace period (at least 1 s); what it cannot write is spooled.
       await ledger?.close(Math.max(1000, grace - (performance.now() - shutdownStarted)));

@@ -159,12 +159,15 @@ export class RedisStore implements StateStore {
     };
   }
 
-  async addSpend(key: string, usd: number, expiresAtMs: number): Promise<void> {
-    await this.redis
+  async addSpend(key: string, usd: number, expiresAtMs: number): Promise<number> {
+    const r = await this.redis
       .multi()
       .incrbyfloat(this.prefix + key, usd)
       .pexpireat(this.prefix + key, Math.ceil(expiresAtMs))
       .exec();
+    const [err, total] = r?.[0] ?? [new Error('the transaction was discarded'), null];
+    if (err) throw err;
+    return Number(total);
   }
 
   async spend(key: string): Promise<number> {

@@ -140,9 +140,10 @@ export class ResilientStore implements StateStore {
     return shared.map((v, i) => Math.max(v, local[i] ?? 0));
   }
 
-  async addSpend(key: string, usd: number, expiresAtMs: number): Promise<void> {
-    await this.local.addSpend(key, usd, expiresAtMs);
-    await this.run('budgets', () => this.remote.addSpend(key, usd, expiresAtMs), { local: async () => {}, allow: () => undefined }).catch(() => {});
+  async addSpend(key: string, usd: number, expiresAtMs: number): Promise<number> {
+    const local = await this.local.addSpend(key, usd, expiresAtMs);
+    const shared = await this.run('budgets', () => this.remote.addSpend(key, usd, expiresAtMs), { local: async () => local, allow: () => local }).catch(() => local);
+    return Math.max(shared, local);
   }
 
   async spend(key: string): Promise<number> {

@@ -46,8 +46,8 @@ export interface StateStore {
   setCooldown(key: string, untilMs: number): Promise<void>;
   /** For each key, the epoch ms its cooldown ends, or 0 when it is not cooling. */
   cooldowns(keys: string[]): Promise<number[]>;
-  /** Adds `usd` to the running total `key` (kept until `expiresAtMs`, epoch ms). */
-  addSpend(key: string, usd: number, expiresAtMs: number): Promise<void>;
+  /** Adds `usd` to the running total `key` (kept until `expiresAtMs`, epoch ms), atomically; resolves to the new total. */
+  addSpend(key: string, usd: number, expiresAtMs: number): Promise<number>;
   /** The running total of `key`, USD (0 when none). */
   spend(key: string): Promise<number>;
   /**
@@ -124,9 +124,10 @@ export class MemoryStore implements StateStore {
   private readonly cooling = new Map<string, number>();
   private readonly spent = new Map<string, { usd: number; expires: number }>();
 
-  async addSpend(key: string, usd: number, expiresAtMs: number): Promise<void> {
-    const cur = await this.spend(key);
-    this.spent.set(key, { usd: cur + usd, expires: expiresAtMs });
+  async addSpend(key: string, usd: number, expiresAtMs: number): Promise<number> {
+    const total = (await this.spend(key)) + usd;
+    this.spent.set(key, { usd: total, expires: expiresAtMs });
+    return total;
   }
 
   /** Raises the running total of `key` to at least `usd` (seeding from the ledger at start-up). */

@@ -17,6 +17,8 @@ export function recordScopeValue(scope: string, r: UsageRecord): string {
   if (scope === 'key' || scope === 'client') return r.client_id ?? '';
   if (scope === 'session') return r.session_id ?? `client:${r.client_id ?? ''}`;
   if (scope === 'model') return r.model ?? '';
+  if (scope === 'user') return r.user_id ?? r.client_id ?? '';
+  if (scope === 'project') return r.project ?? '(no project)';
   return r.tags[scope.slice(4)] ?? '(untagged)';
 }
 

@@ -13,8 +13,8 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly requests = new Counter({
     name: 'switchyard_requests_total',
-    help: 'Proxied requests by provider, model and status.',
-    labelNames: ['provider', 'model', 'status'],
+    help: 'Proxied requests by provider, model, status and outcome (ok, refused by the gateway, failed upstream, aborted by the client, error of the gateway).',
+    labelNames: ['provider', 'model', 'status', 'outcome'],
     registers: [this.registry],
   });
   private readonly tokens = new Counter({ name: 'switchyard_tokens_total', help: 'Tokens reported by upstreams, by kind.', labelNames: ['provider', 'model', 'kind'], registers: [this.registry] });
@@ -76,7 +76,7 @@ export class Metrics {
   observe(r: UsageRecord): void {
     const provider = r.provider ?? 'none';
     const model = r.model ?? 'none';
-    this.requests.inc({ provider, model, status: String(r.status) });
+    this.requests.inc({ provider, model, status: String(r.status), outcome: r.outcome });
     for (const kind of TOKEN_KINDS) if (r[kind]) this.tokens.inc({ provider, model, kind }, r[kind]);
     if (r.cost_usd) this.cost.inc({ provider, model }, r.cost_usd);
     this.latency.observe({ provider }, r.latency_ms / 1000);

@@ -10,7 +10,7 @@ import pg from 'pg';
 import type { LedgerStore } from './ledger.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 const INTS = new Set([
   'status',
   'retries',
@@ -67,9 +67,12 @@ export class PostgresStore implements LedgerStore {
       await this.pool.query('CREATE UNIQUE INDEX IF NOT EXISTS usage_records_request_id ON usage_records (request_id)');
       await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [2]);
     }
-    if ((rows[0]?.version ?? 0) < 3) {
-      // v3: the rules version and the request facts (switchyard replay); older rows have neither.
-      await this.pool.query('ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS rules_version text, ADD COLUMN IF NOT EXISTS facts jsonb');
+    if ((rows[0]?.version ?? 0) < SCHEMA_VERSION) {
+      // v3: the rules version and the request facts (switchyard replay); v4: user, project and agent
+      // (attribution). Rows written before have none of them.
+      await this.pool.query(
+        'ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS rules_version text, ADD COLUMN IF NOT EXISTS facts jsonb, ADD COLUMN IF NOT EXISTS user_id text, ADD COLUMN IF NOT EXISTS project text, ADD COLUMN IF NOT EXISTS agent_id text',
+      );
       await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [SCHEMA_VERSION]);
     }
     if ((rows[0]?.version ?? 0) > SCHEMA_VERSION) throw new Error(`the ledger database has schema version ${rows[0]!.version}, newer than this gateway's ${SCHEMA_VERSION}; upgrade switchyard`);

@@ -19,6 +19,12 @@ export interface UsageRecord extends Usage {
   client_id: string | null;
   key_fingerprint: string | null;
   session_id: string | null;
+  /** Who: the configured client id, else the account (or device) id Claude Code sends in `metadata.user_id`. */
+  user_id: string | null;
+  /** The project header's value (`attribution.project_header`, default `x-project`), set by developers through ANTHROPIC_CUSTOM_HEADERS. */
+  project: string | null;
+  /** Claude Code's agent or subagent id (`x-claude-code-agent-id`). */
+  agent_id: string | null;
   requested_model: string | null;
   provider: string | null;
   model: string | null;
@@ -48,6 +54,9 @@ export const RECORD_COLUMNS: ReadonlyArray<keyof UsageRecord> = [
   'client_id',
   'key_fingerprint',
   'session_id',
+  'user_id',
+  'project',
+  'agent_id',
   'requested_model',
   'provider',
   'model',

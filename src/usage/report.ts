@@ -1,5 +1,5 @@
 /**
- * Usage reports: records grouped by any of tag:NAME, model, client, session, day (UTC), provider, with
+ * Usage reports: records grouped by any of tag:NAME, model, client, session, user, project, agent, day (UTC), provider, with
  * totals per group — requests, tokens of each kind, cost (USD) and cache hit ratio (cache reads over all
  * input tokens) — as a table, CSV (the file finance imports) or JSON. Shared by `switchyard usage` and
  * `GET /admin/usage`.
@@ -7,11 +7,14 @@
 import type { UsageRecord } from './record.js';
 
 /** A grouping dimension. */
-export type GroupBy = 'model' | 'client' | 'session' | 'day' | 'provider' | `tag:${string}`;
+export type GroupBy = 'model' | 'client' | 'session' | 'user' | 'project' | 'agent' | 'day' | 'provider' | `tag:${string}`;
+
+/** The accepted `--by` values, for messages. */
+export const GROUP_BY_HELP = 'tag:NAME, model, client, session, user, project, agent, day or provider';
 
 /** True for a valid `--by` value. */
 export function isGroupBy(v: string): v is GroupBy {
-  return ['model', 'client', 'session', 'day', 'provider'].includes(v) || /^tag:[a-z][a-z0-9_]*$/.test(v);
+  return ['model', 'client', 'session', 'user', 'project', 'agent', 'day', 'provider'].includes(v) || /^tag:[a-z][a-z0-9_]*$/.test(v);
 }
 
 /** Totals of one group. */
@@ -41,6 +44,9 @@ function keyOf(r: UsageRecord, by: GroupBy): string {
   if (by === 'model') return r.model ?? '(none)';
   if (by === 'client') return r.client_id ?? '(none)';
   if (by === 'session') return r.session_id ?? '(none)';
+  if (by === 'user') return r.user_id ?? '(none)';
+  if (by === 'project') return r.project ?? '(none)';
+  if (by === 'agent') return r.agent_id ?? '(main)';
   if (by === 'provider') return r.provider ?? '(none)';
   if (by === 'day') return r.time.slice(0, 10);
   return r.tags[by.slice(4)] ?? '(untagged)';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { LedgerStore } from './ledger.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 const TYPES: Partial<Record<keyof UsageRecord, string>> = {
   status: 'INTEGER NOT NULL',
@@ -57,9 +57,11 @@ export class SqliteStore implements LedgerStore {
         'DELETE FROM usage_records WHERE rowid NOT IN (SELECT min(rowid) FROM usage_records GROUP BY request_id); CREATE UNIQUE INDEX IF NOT EXISTS usage_records_request_id ON usage_records (request_id);',
       );
     }
-    if (version >= 1 && version < 3) {
-      // v3: the rules version and the request facts (switchyard replay); older rows have neither.
-      this.db.exec('ALTER TABLE usage_records ADD COLUMN rules_version TEXT; ALTER TABLE usage_records ADD COLUMN facts TEXT;');
+    if (version >= 1 && version < SCHEMA_VERSION) {
+      // v3: the rules version and the request facts (switchyard replay); v4: user, project and agent
+      // (attribution). Rows written before have none of them.
+      const have = new Set((this.db.prepare('PRAGMA table_info(usage_records)').all() as Array<{ name: string }>).map((c) => c.name));
+      for (const c of ['rules_version', 'facts', 'user_id', 'project', 'agent_id']) if (!have.has(c)) this.db.exec(`ALTER TABLE usage_records ADD COLUMN ${c} TEXT`);
     }
     if (version > SCHEMA_VERSION) throw new Error(`the ledger ${this.file} has schema version ${version}, newer than this gateway's ${SCHEMA_VERSION}; upgrade switchyard`);
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);

@@ -1,7 +1,8 @@
 /**
  * Stage "budgets": every `budget` of the decision must have money left in its period (429 with
  * `x-should-retry: false` naming the budget otherwise); the budgets to charge are kept for the record stage,
- * and a budget past `warn_at` adds a warning header.
+ * a budget past `warn_at` adds a warning header, and one past its `shape.at` sends the request to its cheaper
+ * model (`x-switchyard-budget-shaped` says so).
  */
 import { checkBudgets } from '../admission.js';
 import type { Exchange, Stage } from './exchange.js';
@@ -17,4 +18,11 @@ async function check(x: Exchange): Promise<void> {
   x.budgetCharges = checked.charges;
   for (const w of checked.warnings) x.deps.warnOnce(w.key, w.message, { request_id: x.id });
   if (checked.warnings.length) x.res.setHeader('x-switchyard-budget-warning', checked.warnings.map((w) => w.message).join('; '));
+  if (checked.shape) {
+    // Shaped: the route keeps its provider (and fallbacks); the model sent changes, and the client is told.
+    const d = x.decision!;
+    d.route = { ...d.route, model: checked.shape.model };
+    x.log.upstream_model = checked.shape.model;
+    x.res.setHeader('x-switchyard-budget-shaped', checked.shape.message);
+  }
 }

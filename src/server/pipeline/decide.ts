@@ -39,10 +39,19 @@ function trace(x: Exchange, d: Decision): void {
 /** Builds the context and the decision into the exchange. */
 async function decideInto(x: Exchange): Promise<void> {
   const { config, rules } = x.snapshot;
-  const rc = (x.rc = buildContext({ path: x.log.path, body: x.body, headers: x.req.headers, bodyBytes: x.raw?.length ?? 0, clientId: x.clientId, clientTags: x.client?.tags }));
+  const rc = (x.rc = buildContext({
+    path: x.log.path,
+    body: x.body,
+    headers: x.req.headers,
+    bodyBytes: x.raw?.length ?? 0,
+    clientId: x.clientId,
+    clientTags: x.client?.tags,
+    projectHeader: config.attribution.project_header,
+  }));
   x.log.model = rc.model || undefined;
   x.requestedModel = rc.model || null;
   if (x.log.session_id === null) x.log.session_id = rc.session.id;
+  x.userId = rc.user.id;
   const d = (x.decision = x.endpoint === 'models' ? noRulesDecision(rules.version, config.default_provider, x.body) : await evaluate(rules, rc, config.default_provider));
   for (const w of d.warnings) {
     x.deps.warnOnce(`${rules.version}\0${w.rule}`, `rule "${w.rule}": ${w.message} (logged once per rule set)`, { rule: w.rule, rules_version: rules.version });

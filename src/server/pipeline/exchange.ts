@@ -23,6 +23,7 @@ import type { BudgetCharge, Ticket } from '../admission.js';
 import type { InflightBytes } from '../overload.js';
 import type { DecisionTraces } from '../traces.js';
 import type { RequestFacts } from '../../usage/facts.js';
+import type { BudgetNotifier } from '../../usage/notify.js';
 
 /** An answer being relayed, as the shutdown sees it. */
 export interface OpenRelay {
@@ -52,6 +53,8 @@ export interface ProxyDeps {
   openRelays: Set<OpenRelay>;
   /** Decision traces of recent requests (GET /admin/requests/{id}). */
   traces: DecisionTraces;
+  /** Budget threshold notifications (budgets.webhook). */
+  notifier: BudgetNotifier;
   /** Logs `message` at warn level the first time `key` is seen (rule evaluation problems, unknown prices). */
   warnOnce: (key: string, message: string, fields?: Record<string, unknown>) => void;
 }
@@ -119,6 +122,8 @@ export class Exchange {
   /** The version of the rule set that decided (null until decided), and the request facts kept for replay. */
   rulesVersion: string | null = null;
   facts: RequestFacts | null = null;
+  /** Who sent it (rc.user.id: the configured client, else the account in metadata.user_id); null until decided. */
+  userId: string | null = null;
   budgetCharges: BudgetCharge[] = [];
   ticket: Ticket | null = null;
   answer: UpstreamAnswer | null = null;

@@ -69,7 +69,10 @@ function finish(x: Exchange, status: number, extra: Partial<Exchange['log']>): v
   deps.ledger?.record(r);
   if (r.cost_usd) {
     for (const c of x.budgetCharges) {
-      deps.state.addSpend(c.key, r.cost_usd, c.expiresAtMs).catch((err: Error) => deps.log.error({ request_id: x.id, err: err.message }, 'could not add to a budget total'));
+      deps.state
+        .addSpend(c.key, r.cost_usd, c.expiresAtMs)
+        .then((total) => (c.budget.notify ? deps.notifier.reached(c.budget, c.value, total, c.period, c.expiresAtMs) : undefined))
+        .catch((err: Error) => deps.log.error({ request_id: x.id, err: err.message }, 'could not add to a budget total'));
     }
   }
 }
@@ -96,6 +99,9 @@ function usageRecord(x: Exchange): UsageRecord {
     client_id: log.client ?? log.client_fp ?? null,
     key_fingerprint: log.upstream_key ?? null,
     session_id: log.session_id ?? null,
+    user_id: x.client?.id ?? x.userId,
+    project: headerValue(x.req.headers[x.config.attribution.project_header]),
+    agent_id: log.agent_id ?? null,
     requested_model: x.requestedModel,
     provider: log.upstream ?? null,
     model,
@@ -112,6 +118,13 @@ function usageRecord(x: Exchange): UsageRecord {
     ...usage,
     cost_usd: cost,
   };
+}
+
+/** A header's value as one string (repeated headers joined), or null; capped so a client cannot bloat the ledger. */
+function headerValue(v: string | string[] | undefined): string | null {
+  if (v === undefined) return null;
+  const s = Array.isArray(v) ? v.join(', ') : v;
+  return s ? s.slice(0, 200) : null;
 }
 
 /** ms rounded to 0.01. */

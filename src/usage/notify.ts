@@ -1,0 +1,180 @@
+/**
+ * Budget threshold notifications (`budget: { notify: [0.5, 0.8, 1] }`): when a request's cost brings a budget's
+ * running total to a threshold, one JSON notification is POSTed to `budgets.webhook` — once per budget, scope
+ * value, period and threshold. Sending is never on the request path: notifications queue in memory and in a
+ * small JSON file (`budgets.state_file`), are retried with backoff (1 s doubling to 5 min) until the receiver
+ * answers 2xx, and survive a restart, as does the record of what was already sent (so a restart never sends a
+ * threshold twice). With Redis as the state store, replicas also agree on what was sent (a marker per
+ * notification), so the fleet sends each once.
+ *
+ * Payload (`content-type: application/json`):
+ * `{ "type": "budget.threshold", "id", "budget", "scope", "value", "period", "period_start", "resets_at",
+ *    "limit_usd", "spent_usd", "threshold", "time" }` — `threshold` a fraction (0.8 = 80 %), amounts in USD.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { request } from 'undici';
+import type { Logger } from '../log.js';
+import type { StateStore } from '../state/store.js';
+
+/** One notification as POSTed. */
+export interface BudgetNotification {
+  type: 'budget.threshold';
+  /** Stable per budget, scope value, period and threshold: receivers can deduplicate on it. */
+  id: string;
+  budget: string;
+  scope: string;
+  value: string;
+  period: 'day' | 'week' | 'month';
+  period_start: string;
+  resets_at: string;
+  limit_usd: number;
+  spent_usd: number;
+  threshold: number;
+  time: string;
+}
+
+interface Pending {
+  n: BudgetNotification;
+  attempts: number;
+  /** Epoch ms of the next attempt. */
+  next: number;
+}
+
+interface Saved {
+  /** Notification ids already delivered (or queued), with when they may be forgotten (epoch ms). */
+  sent: Record<string, number>;
+  pending: Pending[];
+}
+
+const MAX_BACKOFF_MS = 5 * 60_000;
+
+/** Queues, persists and delivers budget notifications. */
+export class BudgetNotifier {
+  private saved: Saved = { sent: {}, pending: [] };
+  private timer: NodeJS.Timeout | null = null;
+  private sending = false;
+
+  /**
+   * @param webhook where notifications go (null: thresholds are only logged).
+   * @param file the state file (null: memory only).
+   */
+  constructor(
+    private readonly webhook: { url: string; timeoutMs: number } | null,
+    private readonly file: string | null,
+    private readonly state: StateStore,
+    private readonly log: Logger,
+  ) {
+    if (file) {
+      try {
+        this.saved = JSON.parse(readFileSync(file, 'utf8')) as Saved;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.error({ file, err: (err as Error).message }, 'budget notification state unreadable; starting empty');
+      }
+    }
+    const now = Date.now();
+    for (const [id, until] of Object.entries(this.saved.sent)) if (until < now) delete this.saved.sent[id];
+    if (this.saved.pending.length) this.schedule(0);
+  }
+
+  /**
+   * Notifies each threshold of a budget that `spentUsd` has reached, unless already sent this period.
+   * @param expiresAtMs when the period's markers may be forgotten (epoch ms).
+   */
+  async reached(
+    b: { rule: string; scope: string; usd: number; per: 'day' | 'week' | 'month'; notify?: number[] },
+    value: string,
+    spentUsd: number,
+    period: { start: Date; end: Date },
+    expiresAtMs: number,
+  ): Promise<void> {
+    for (const t of b.notify ?? []) {
+      if (spentUsd < t * b.usd) continue;
+      const id = `${b.rule}:${b.scope}:${value}:${period.start.toISOString().slice(0, 10)}:${t}`;
+      if (id in this.saved.sent) continue;
+      this.saved.sent[id] = expiresAtMs;
+      // Replicas sharing Redis: the first to count the marker sends; the others only remember it.
+      if ((await this.state.addSpend(`notified:${id}`, 1, expiresAtMs)) > 1) continue;
+      const n: BudgetNotification = {
+        type: 'budget.threshold',
+        id,
+        budget: b.rule,
+        scope: b.scope,
+        value,
+        period: b.per,
+        period_start: period.start.toISOString(),
+        resets_at: period.end.toISOString(),
+        limit_usd: b.usd,
+        spent_usd: Math.round(spentUsd * 1e6) / 1e6,
+        threshold: t,
+        time: new Date().toISOString(),
+      };
+      this.log.warn({ budget: b.rule, scope: b.scope, value, threshold: t, spent_usd: n.spent_usd, limit_usd: b.usd }, `budget "${b.rule}" reached ${Math.round(t * 100)}% for ${b.scope} "${value}"`);
+      if (this.webhook) this.saved.pending.push({ n, attempts: 0, next: Date.now() });
+      this.persist();
+      this.schedule(0);
+    }
+  }
+
+  private schedule(ms: number): void {
+    if (!this.webhook || this.sending) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.drain(), ms);
+    this.timer.unref();
+  }
+
+  private async drain(): Promise<void> {
+    this.timer = null;
+    this.sending = true;
+    try {
+      const now = Date.now();
+      for (const p of [...this.saved.pending]) {
+        if (p.next > now) continue;
+        if (await this.post(p.n)) this.saved.pending.splice(this.saved.pending.indexOf(p), 1);
+        else {
+          p.attempts++;
+          p.next = Date.now() + Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (p.attempts - 1));
+        }
+        this.persist();
+      }
+    } finally {
+      this.sending = false;
+    }
+    if (this.saved.pending.length) this.schedule(Math.max(0, Math.min(...this.saved.pending.map((p) => p.next)) - Date.now()));
+  }
+
+  private async post(n: BudgetNotification): Promise<boolean> {
+    const { url, timeoutMs } = this.webhook!;
+    try {
+      const r = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(n), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+      await r.body.dump();
+      if (r.statusCode >= 200 && r.statusCode < 300) return true;
+      this.log.warn({ status: r.statusCode, notification: n.id }, `budget webhook answered ${r.statusCode}; retrying`);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, notification: n.id }, 'budget webhook unreachable; retrying');
+    }
+    return false;
+  }
+
+  private persist(): void {
+    if (!this.file) return;
+    try {
+      mkdirSync(path.dirname(this.file), { recursive: true });
+      writeFileSync(`${this.file}.tmp`, JSON.stringify(this.saved));
+      renameSync(`${this.file}.tmp`, this.file);
+    } catch (err) {
+      this.log.error({ file: this.file, err: (err as Error).message }, 'could not save budget notification state');
+    }
+  }
+
+  /** Notifications not yet delivered. */
+  get pending(): number {
+    return this.saved.pending.length;
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.persist();
+  }
+}
