@@ -359,6 +359,11 @@ export const configSchema = {
           type: 'string',
           description: 'File keeping notifications not yet delivered and those already sent, across restarts (default ./data/budget-notifications.json next to the config).',
         },
+        on_ledger_failure: {
+          enum: ['open', 'closed'],
+          description:
+            'When the usage ledger cannot be read (budget spend at start-up, spend limits): open (default) — budgets count from what the state store holds and API spend limits are skipped; closed — requests under a budget get 503 until it can be read.',
+        },
       },
     },
     attribution: {

@@ -95,7 +95,7 @@ export interface GatewayConfig {
   /** Admin bearer token; null = admin routes on loopback only. */
   admin: { token: string | null };
   /** Budget notifications: the webhook (null: thresholds are only logged), its timeout (ms) and the state file (absolute). */
-  budgets: { webhook: string | null; timeout_ms: number; state_file: string };
+  budgets: { webhook: string | null; timeout_ms: number; state_file: string; on_ledger_failure: 'open' | 'closed' };
   /** Attribution: the (lower-case) header naming the project. */
   attribution: { project_header: string };
   /** Decision traces: the x-switchyard-decision header for every client, and how many recent traces /admin/requests keeps. */
@@ -280,7 +280,12 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
     admin: { token: raw.admin?.token || env.SWITCHYARD_ADMIN_TOKEN || null },
     trace: { decision_header: raw.trace?.decision_header ?? false, requests: raw.trace?.requests ?? 1000 },
     attribution: { project_header: raw.attribution?.project_header ?? 'x-project' },
-    budgets: { webhook: raw.budgets?.webhook ?? null, timeout_ms: raw.budgets?.timeout_ms ?? 5000, state_file: path.resolve(dir, raw.budgets?.state_file ?? './data/budget-notifications.json') },
+    budgets: {
+      webhook: raw.budgets?.webhook ?? null,
+      timeout_ms: raw.budgets?.timeout_ms ?? 5000,
+      state_file: path.resolve(dir, raw.budgets?.state_file ?? './data/budget-notifications.json'),
+      on_ledger_failure: raw.budgets?.on_ledger_failure ?? 'open',
+    },
     cors: raw.cors ? { origins: raw.cors.origins, max_age_s: raw.cors.max_age_s ?? 600 } : null,
     state:
       !raw.state || raw.state === 'memory'

@@ -35,6 +35,8 @@ export type ErrorCode =
   | 'SY_ADMIN_FORBIDDEN'
   | 'SY_LEDGER_OFF'
   | 'SY_NO_TRACE'
+  | 'SY_BUDGETS_UNVERIFIED'
+  | 'SY_NO_SPEND_LIMIT'
   | 'SY_BAD_QUERY'
   | 'SY_DENIED'
   | 'SY_RULE_FAILED'
@@ -168,8 +170,8 @@ export class AdminAccessError extends GatewayError {
 
 /** 400/404 on admin queries: a bad parameter, or a report asked of a ledger that is off. */
 export class AdminQueryError extends GatewayError {
-  constructor(kind: 'bad_query' | 'ledger_off' | 'no_trace', message: string) {
-    const code = kind === 'bad_query' ? 'SY_BAD_QUERY' : kind === 'ledger_off' ? 'SY_LEDGER_OFF' : 'SY_NO_TRACE';
+  constructor(kind: 'bad_query' | 'ledger_off' | 'no_trace' | 'no_spend_limit', message: string) {
+    const code = kind === 'bad_query' ? 'SY_BAD_QUERY' : kind === 'ledger_off' ? 'SY_LEDGER_OFF' : kind === 'no_trace' ? 'SY_NO_TRACE' : 'SY_NO_SPEND_LIMIT';
     super(code, kind === 'bad_query' ? 'invalid_request_error' : 'not_found_error', kind === 'bad_query' ? 400 : 404, message);
   }
 }
@@ -200,6 +202,15 @@ export class BudgetSpentError extends GatewayError {
     retryAfterS: number,
   ) {
     super('SY_BUDGET_SPENT', 'rate_limit_error', 429, message, { headers: { 'retry-after': String(retryAfterS), 'x-should-retry': 'false' } });
+  }
+}
+
+/** 503: budgets fail closed (`budgets.on_ledger_failure: closed`) while the ledger cannot be read. */
+export class BudgetsUnverifiedError extends GatewayError {
+  constructor(why: string) {
+    super('SY_BUDGETS_UNVERIFIED', 'api_error', 503, `budgets cannot be checked: ${why}; requests under a budget are refused until it can (budgets.on_ledger_failure: closed)`, {
+      headers: { 'retry-after': '30' },
+    });
   }
 }
 

@@ -363,3 +363,93 @@ describe('budgets v2', () => {
     }
   });
 });
+
+describe('spend limits through the Admin API shape', () => {
+  test('the official SDK sets, lists, reads and deletes a limit; it wins over the YAML budget of its scope and blocks, then lets go', async () => {
+    const yaml = 'version: 1\nrules:\n  - id: route\n    actions: [ { route_to: { provider: anthropic } } ]\n  - id: user-daily\n    actions: [ { budget: { scope: user, usd: 100, per: day } } ]\n';
+    const { gw } = await startTestGateway({ upstream: upstream.url, rules: { '10.yaml': yaml }, extraConfig: 'admin: { token: adm-secret-token }\n' });
+    const admin = new Anthropic({ baseURL: gw.url, apiKey: 'adm-secret-token', maxRetries: 0 });
+    try {
+      await assert.rejects(new Anthropic({ baseURL: gw.url, apiKey: 'wrong', maxRetries: 0 }).beta.organization.spendLimits.list(), (e: Error & { status?: number }) => e.status === 401);
+      // 1 cent a day for this user: each request costs $0.00315, so the fourth is over it.
+      const set = await admin.beta.organization.spendLimits.set({ amount: '1', scope: { type: 'user', user_id: 'acct-7f3a' }, period: 'daily' });
+      assert.equal(set.type, 'spend_limit');
+      assert.match(set.id, /^spl_/);
+      assert.deepEqual([set.amount, set.currency, set.period, set.scope], ['1', 'USD', 'daily', { type: 'user', user_id: 'acct-7f3a' }]);
+      const again = await admin.beta.organization.spendLimits.set({ amount: '2', scope: { type: 'user', user_id: 'acct-7f3a' }, period: 'daily' });
+      assert.equal(again.id, set.id, 'an upsert on scope and period keeps the id');
+      await admin.beta.organization.spendLimits.set({ amount: null, scope: { type: 'organization' }, period: 'monthly' });
+      const listed = [];
+      for await (const l of admin.beta.organization.spendLimits.list()) listed.push([l.scope.type, l.amount]);
+      assert.deepEqual(listed, [
+        ['user', '2'],
+        ['organization', null],
+      ]);
+      assert.equal((await admin.beta.organization.spendLimits.retrieve(set.id)).amount, '2');
+      await assert.rejects(
+        admin.beta.organization.spendLimits.set({ amount: '5', scope: { type: 'seat_tier' } as never }),
+        (e: Error & { status?: number; message: string }) => e.status === 400 && /unknown scope/.test(e.message),
+      );
+      await assert.rejects(admin.beta.organization.spendLimits.set({ amount: '5', scope: { type: 'organization' }, period: 'yearly' as never }), (e: Error & { status?: number }) => e.status === 400);
+
+      const c = client(gw.url);
+      for (let i = 0; i < 7; i++) await ask(c, JSON_USER_ID); // $0.02205: the limit is 2 cents
+      await until(
+        async () => {
+          const me = (await (await request(`${gw.url}/v1/me/usage`, { headers: { 'x-api-key': 'sk-ant-test' } })).body.json()) as { today: { requests: number } };
+          return me.today.requests >= 7;
+        },
+        5000,
+        'records written',
+      );
+      const refused = await ask(c, JSON_USER_ID).then(
+        () => null,
+        (e: Error & { status?: number; headers?: Headers }) => e,
+      );
+      assert.ok(refused, 'over the API limit');
+      assert.equal(refused.status, 429);
+      assert.match(refused.message, new RegExp(`budget \\\\?"${set.id}\\\\?" of \\$0\\.0200 per day for user \\\\?"acct-7f3a\\\\?" is spent`));
+      assert.equal(refused.headers?.get('x-should-retry'), 'false');
+      const other = await ask(c, LEGACY_USER_ID); // another user: the YAML budget ($100) still applies to them
+      assert.equal(other.type, 'message');
+
+      assert.deepEqual(await admin.beta.organization.spendLimits.delete(set.id), { id: set.id, type: 'spend_limit_deleted' });
+      assert.equal((await ask(c, JSON_USER_ID)).type, 'message', 'the YAML budget ($100) applies again');
+      await assert.rejects(admin.beta.organization.spendLimits.delete(set.id), (e: Error & { status?: number }) => e.status === 404);
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('a temporary limit stops applying at its expiry; the PostgreSQL store keeps limits as SQLite does', async () => {
+    const admin = new pg.Client({ connectionString: DATABASE_URL.toString() });
+    await admin.connect();
+    const db = `switchyard_limits_${randomBytes(4).toString('hex')}`;
+    await admin.query(`CREATE DATABASE ${db}`);
+    const u = new URL(DATABASE_URL.toString());
+    u.pathname = `/${db}`;
+    const store = new PostgresStore(u.toString());
+    try {
+      await store.init();
+      const now = new Date().toISOString();
+      const base = { scope_type: 'workspace' as const, scope_id: 'search', period: 'weekly' as const, amount: '500', created_at: now, updated_at: now };
+      const a = await store.putSpendLimit({ id: 'spl_a', expires_at: null, ...base });
+      const b = await store.putSpendLimit({ id: 'spl_b', expires_at: new Date(Date.now() + 1000).toISOString(), ...base, amount: '900' });
+      assert.equal(b.id, a.id, 'upsert on scope and period');
+      const rows = await store.spendLimits();
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]!.amount, '900');
+      const { SpendLimits } = await import('../src/usage/spend-limits.js');
+      const limits = new SpendLimits(store, 0);
+      const rc = { user: { id: 'u' }, project: 'search' } as never;
+      assert.deepEqual(await limits.apply([], rc), [{ rule: 'spl_a', scope: 'project', usd: 9, per: 'week' }]);
+      assert.deepEqual(await limits.apply([], rc, new Date(Date.now() + 2000)), [], 'expired');
+      assert.equal(await store.deleteSpendLimit('spl_a'), true);
+      assert.equal(await store.deleteSpendLimit('spl_a'), false);
+    } finally {
+      await store.close();
+      await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => {});
+      await admin.end();
+    }
+  });
+});

@@ -10,6 +10,7 @@ import { formatIssue } from '../validation.js';
 import { authenticateClient, bearerMatches } from './auth.js';
 import { clientCredential, credentialFingerprint } from '../rules/context.js';
 import { MeUsageService } from '../usage/me.js';
+import { toWire } from '../usage/spend-limits.js';
 import { cors } from './cors.js';
 import { ResilientStore } from '../state/resilient.js';
 import { proxyRequest, type ProxyDeps } from './proxy.js';
@@ -67,7 +68,7 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   app.get('/v1/models/:id', proxied('models'));
 
   // The caller's own spend, budgets and cache hit share (a Claude Code status line polls it).
-  const me = new MeUsageService(deps.ledger?.store ?? null, deps.state);
+  const me = new MeUsageService(deps.ledger?.store ?? null, deps.state, deps.spendLimits);
   app.get('/v1/me/usage', async (c) => {
     const snapshot = deps.runtime.current;
     const headers = c.env.incoming.headers;
@@ -89,7 +90,9 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   const adminGuard: MiddlewareHandler<{ Bindings: HttpBindings }> = async (c, next) => {
     const token = deps.runtime.current.config.admin.token;
     if (token) {
-      if (!bearerMatches(c.req.header('authorization'), token)) {
+      // Bearer, or x-api-key as Anthropic's Admin API clients send their admin key.
+      const apiKey = c.req.header('x-api-key');
+      if (!bearerMatches(c.req.header('authorization'), token) && !(apiKey !== undefined && bearerMatches(`Bearer ${apiKey}`, token))) {
         throw new AdminAccessError('token');
       }
     } else if (!LOOPBACK.test(c.env.incoming.socket.remoteAddress ?? '')) {
@@ -98,6 +101,7 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
     await next();
   };
   app.use('/admin/*', adminGuard);
+  app.use('/v1/organizations/*', adminGuard);
   app.use('/metrics', adminGuard);
   app.get('/metrics', async (c) => c.body(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }));
   app.get('/admin/rules', (c) => {
@@ -138,6 +142,41 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
       }),
     );
     return c.json({ state_store: state.kind, providers });
+  });
+
+  // Spend limits in the wire shape of Anthropic's Admin API (usage/spend-limits.ts).
+  const limits = () => {
+    if (!deps.spendLimits) throw new AdminQueryError('ledger_off', 'spend limits are stored in the usage ledger, which is off in this config (ledger: off)');
+    return deps.spendLimits;
+  };
+  app.post('/v1/organizations/spend_limits', async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      throw new AdminQueryError('bad_query', 'spend limit: the body is not JSON');
+    }
+    return c.json(toWire(await limits().set(body)));
+  });
+  app.get('/v1/organizations/spend_limits', async (c) => {
+    const types = c.req.queries('scope_type') ?? c.req.queries('scope_type[]') ?? [];
+    for (const t of types) if (!['user', 'workspace', 'organization'].includes(t)) throw new AdminQueryError('bad_query', `scope_type=${t}: expected user, workspace or organization`);
+    const size = Math.min(1000, Math.max(1, Number(c.req.query('limit') ?? 20) || 20));
+    const all = (await limits().list()).filter((l) => types.length === 0 || types.includes(l.scope_type));
+    const from = c.req.query('page') ? all.findIndex((l) => l.id === c.req.query('page')) : 0;
+    const page = all.slice(Math.max(0, from), Math.max(0, from) + size);
+    const next = all[Math.max(0, from) + size];
+    return c.json({ data: page.map(toWire), next_page: next ? next.id : null });
+  });
+  app.get('/v1/organizations/spend_limits/:id', async (c) => {
+    const l = (await limits().list()).find((x) => x.id === c.req.param('id'));
+    if (!l) throw new AdminQueryError('no_spend_limit', `no spend limit ${c.req.param('id')}`);
+    return c.json(toWire(l));
+  });
+  app.delete('/v1/organizations/spend_limits/:id', async (c) => {
+    const id = c.req.param('id');
+    if (!(await limits().delete(id))) throw new AdminQueryError('no_spend_limit', `no spend limit ${id}`);
+    return c.json({ id, type: 'spend_limit_deleted' });
   });
 
   app.get('/admin/requests/:id', (c) => {

@@ -26,6 +26,7 @@ import { createApp, type AppState } from './app.js';
 import type { OpenRelay } from './pipeline/exchange.js';
 import { DecisionTraces } from './traces.js';
 import { BudgetNotifier } from '../usage/notify.js';
+import { SpendLimits } from '../usage/spend-limits.js';
 import { InflightBytes } from './overload.js';
 
 /**
@@ -112,17 +113,37 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   if (counters instanceof ResilientStore && !(await counters.ready(STATE_CONNECT_WAIT_MS))) {
     log.warn({ state: 'redis' }, `state store (redis) not reachable within ${STATE_CONNECT_WAIT_MS} ms at start; serving with its failure mode until it is`);
   }
-  if (ledger) {
+  const spendLimits = ledger ? new SpendLimits(ledger.store) : null;
+  // Budgets' spend in the current periods, recomputed from the ledger (bounded: a ledger that does not answer
+  // must not hold the start-up). When it cannot be read, budgets.on_ledger_failure decides: open (they start
+  // from what the state store holds) or closed (requests under a budget get 503 until it can be read).
+  const budgetGate = { unverified: false };
+  const seed = async (): Promise<boolean> => {
+    if (!ledger) return true;
     try {
-      // Bounded: a ledger that does not answer must not hold the start-up.
       const seeded = await Promise.race([
-        seedBudgets(snapshot.rules, ledger.store, counters),
+        (async () => seedBudgets(runtime.current.rules, ledger.store, counters, new Date(), await ledger.store.spendLimits()))(),
         new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${BUDGET_SEED_WAIT_MS} ms`)), BUDGET_SEED_WAIT_MS).unref()),
       ]);
       if (seeded) log.info({ totals: seeded }, 'budget spend of the current periods recomputed from the usage ledger');
+      budgetGate.unverified = false;
+      return true;
     } catch (err) {
-      log.error({ err: (err as Error).message }, 'could not recompute budget spend from the usage ledger; budgets start from what the state store holds');
+      const closed = runtime.current.config.budgets.on_ledger_failure === 'closed';
+      budgetGate.unverified = closed;
+      log.error(
+        { err: (err as Error).message, on_ledger_failure: closed ? 'closed' : 'open' },
+        closed
+          ? 'could not recompute budget spend from the usage ledger; budgets fail CLOSED (budgets.on_ledger_failure: closed): requests under a budget get 503 until the ledger can be read (retried every 30 s)'
+          : 'could not recompute budget spend from the usage ledger; budgets fail OPEN (budgets.on_ledger_failure: open): they count from what the state store holds',
+      );
+      return false;
     }
+  };
+  let seedRetry: NodeJS.Timeout | null = null;
+  if (!(await seed()) && budgetGate.unverified) {
+    seedRetry = setInterval(() => void seed().then((ok) => ok && seedRetry && clearInterval(seedRetry)), 30_000);
+    seedRetry.unref();
   }
   const { budgets } = snapshot.config;
   const notifier = new BudgetNotifier(budgets.webhook ? { url: budgets.webhook, timeoutMs: budgets.timeout_ms } : null, budgets.state_file, counters, log);
@@ -144,6 +165,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       prices,
       traces: new DecisionTraces(snapshot.config.trace.requests),
       notifier,
+      spendLimits,
+      budgetGate,
       warnOnce(key, message, fields = {}) {
         if (warned.has(key)) return;
         warned.add(key);
@@ -212,6 +235,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await runtime.close();
       await upstream.close();
       notifier.close();
+      if (seedRetry) clearInterval(seedRetry);
       await counters.close();
       // The ledger gets what is left of the grace period (at least 1 s); what it cannot write is spooled.
       await ledger?.close(Math.max(1000, grace - (performance.now() - shutdownStarted)));

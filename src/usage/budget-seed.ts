@@ -8,7 +8,7 @@ import { budgetExpiry, budgetKey, periodOf } from '../server/admission.js';
 import type { BudgetSpec } from '../actions/budget.js';
 import type { RuleSet } from '../rules/load.js';
 import type { StateStore } from '../state/store.js';
-import type { LedgerStore } from './ledger.js';
+import type { LedgerStore, StoredSpendLimit } from './ledger.js';
 import type { UsageRecord } from './record.js';
 
 /** The scope value a usage record counts under (mirrors `scopeValue` in admission for a live request). */
@@ -27,10 +27,18 @@ export function recordScopeValue(scope: string, r: UsageRecord): string {
  * @returns the number of running totals seeded.
  * @throws what the ledger's query throws (the caller logs it and starts with the store's totals).
  */
-export async function seedBudgets(rules: RuleSet, ledger: LedgerStore, state: StateStore, now = new Date()): Promise<number> {
-  const budgets: Array<Omit<BudgetSpec, 'rule'> & { rule: string }> = [];
+export async function seedBudgets(rules: RuleSet, ledger: LedgerStore, state: StateStore, now = new Date(), limits: StoredSpendLimit[] = []): Promise<number> {
+  const budgets: Array<Omit<BudgetSpec, 'rule'> & { rule: string; applies?: (r: UsageRecord) => boolean }> = [];
   for (const rule of rules.rules) {
     for (const a of rule.actions) if (a.name === 'budget') budgets.push({ ...(a.compiled as Omit<BudgetSpec, 'rule'>), rule: rule.id });
+  }
+  // Limits set through the admin API count every request of their user, project or organization.
+  for (const l of limits) {
+    if (l.amount === null || (l.expires_at !== null && l.expires_at <= now.toISOString())) continue;
+    const per = ({ daily: 'day', weekly: 'week', monthly: 'month' } as const)[l.period];
+    const scope = ({ user: 'user', workspace: 'project', organization: 'global' } as const)[l.scope_type];
+    const applies = (r: UsageRecord) => l.scope_type === 'organization' || recordScopeValue(scope, r) === l.scope_id;
+    budgets.push({ rule: l.id, scope, usd: Number(l.amount) / 100, per, applies });
   }
   if (budgets.length === 0) return 0;
   const periods = budgets.map((b) => periodOf(b.per, now));
@@ -41,7 +49,7 @@ export async function seedBudgets(rules: RuleSet, ledger: LedgerStore, state: St
     const { start, end } = periods[i]!;
     const from = start.toISOString();
     for (const r of records) {
-      if (!r.cost_usd || r.time < from || !r.rules.includes(b.rule)) continue;
+      if (!r.cost_usd || r.time < from || !(b.applies ? b.applies(r) : r.rules.includes(b.rule))) continue;
       const key = budgetKey(b, recordScopeValue(b.scope, r), start);
       const t = totals.get(key) ?? { usd: 0, expires: budgetExpiry(end) };
       t.usd += r.cost_usd;

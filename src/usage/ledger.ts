@@ -25,8 +25,31 @@ export interface LedgerStore {
   insert(records: UsageRecord[]): Promise<void>;
   /** Records with `since <= time < until` (ISO times). */
   query(since: string, until: string): Promise<UsageRecord[]>;
+  /** Spend limits set through the admin API (usage/spend-limits.ts), oldest first. */
+  spendLimits(): Promise<StoredSpendLimit[]>;
+  /** Inserts or replaces the limit with the same scope and period (its id and created_at are kept). */
+  putSpendLimit(limit: StoredSpendLimit): Promise<StoredSpendLimit>;
+  /** Deletes a limit; false when there was none with that id. */
+  deleteSpendLimit(id: string): Promise<boolean>;
   close(): Promise<void>;
 }
+
+/** A spend limit as stored: amounts in cents (null: an explicit "no limit"); times ISO. */
+export interface StoredSpendLimit {
+  id: string;
+  scope_type: 'user' | 'workspace' | 'organization';
+  /** The user id or workspace (project) id; '' for the organization. */
+  scope_id: string;
+  period: 'daily' | 'weekly' | 'monthly';
+  amount: string | null;
+  /** A temporary limit stops applying at this time (a Switchyard extension); null: no expiry. */
+  expires_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Columns of the spend_limits table, in order. */
+export const SPEND_LIMIT_COLUMNS = ['id', 'scope_type', 'scope_id', 'period', 'amount', 'expires_at', 'created_at', 'updated_at'] as const;
 
 /** Longest pause between two flush attempts while the store keeps failing, ms. */
 const MAX_BACKOFF_MS = 30_000;

@@ -13,6 +13,7 @@ import { buildContext } from '../rules/context.js';
 import { evaluate } from '../rules/evaluate.js';
 import type { StateStore } from '../state/store.js';
 import type { LedgerStore } from './ledger.js';
+import type { SpendLimits } from './spend-limits.js';
 
 /** What `/v1/me/usage` answers. USD; tokens. */
 export interface MeUsage {
@@ -31,6 +32,7 @@ export class MeUsageService {
   constructor(
     private readonly ledger: LedgerStore | null,
     private readonly state: StateStore,
+    private readonly limits: SpendLimits | null = null,
   ) {}
 
   /**
@@ -50,8 +52,9 @@ export class MeUsageService {
     // The budgets that apply to this client: the rules decide for a request from it, as admission would.
     const rc = buildContext({ path: '/v1/messages', body: {}, headers, bodyBytes: 0, clientId, clientTags, now });
     const d = await evaluate(snapshot.rules, rc, snapshot.config.default_provider);
+    const applying = this.limits ? await this.limits.apply(d.budgets, rc, now) : d.budgets;
     const budgets = await Promise.all(
-      d.budgets.map(async (b) => {
+      applying.map(async (b) => {
         const value = scopeValue(b.scope, rc, d);
         const { start, end } = periodOf(b.per, now);
         const spent = round(await this.state.spend(budgetKey(b, value, start)));

@@ -41,6 +41,9 @@ export async function openLedger(config: GatewayConfig, log: Logger): Promise<Le
       await store.insert(records);
     },
     query: (since, until) => store.query(since, until),
+    spendLimits: () => store.spendLimits(),
+    putSpendLimit: (l) => store.putSpendLimit(l),
+    deleteSpendLimit: (id) => store.deleteSpendLimit(id),
     close: () => store.close(),
   };
   const opts = { flushIntervalMs: config.ledger.flush_interval_ms, maxQueue: config.ledger.max_queue, writeTimeoutMs: config.ledger.write_timeout_ms };

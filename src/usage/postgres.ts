@@ -7,7 +7,7 @@
  * ids already stored (`ON CONFLICT DO NOTHING` on a unique index), so retries and spool replays are safe.
  */
 import pg from 'pg';
-import type { LedgerStore } from './ledger.js';
+import { SPEND_LIMIT_COLUMNS, type LedgerStore, type StoredSpendLimit } from './ledger.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
 const SCHEMA_VERSION = 4;
@@ -75,6 +75,9 @@ export class PostgresStore implements LedgerStore {
       );
       await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [SCHEMA_VERSION]);
     }
+    await this.pool.query(
+      'CREATE TABLE IF NOT EXISTS spend_limits (id text PRIMARY KEY, scope_type text NOT NULL, scope_id text NOT NULL, period text NOT NULL, amount text, expires_at timestamptz, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, UNIQUE (scope_type, scope_id, period))',
+    );
     if ((rows[0]?.version ?? 0) > SCHEMA_VERSION) throw new Error(`the ledger database has schema version ${rows[0]!.version}, newer than this gateway's ${SCHEMA_VERSION}; upgrade switchyard`);
   }
 
@@ -97,6 +100,30 @@ export class PostgresStore implements LedgerStore {
       for (const c of INTS) out[c] = Number(r[c]);
       return out as unknown as UsageRecord;
     });
+  }
+
+  async spendLimits(): Promise<StoredSpendLimit[]> {
+    const { rows } = await this.pool.query<Record<string, unknown>>('SELECT * FROM spend_limits ORDER BY created_at, id');
+    return rows.map((r) => ({
+      ...(r as unknown as StoredSpendLimit),
+      expires_at: r.expires_at ? (r.expires_at as Date).toISOString() : null,
+      created_at: (r.created_at as Date).toISOString(),
+      updated_at: (r.updated_at as Date).toISOString(),
+    }));
+  }
+
+  async putSpendLimit(l: StoredSpendLimit): Promise<StoredSpendLimit> {
+    const cols = SPEND_LIMIT_COLUMNS.filter((c) => c !== 'id' && c !== 'created_at' && c !== 'scope_type' && c !== 'scope_id' && c !== 'period');
+    const { rows } = await this.pool.query<{ id: string; created_at: Date }>(
+      `INSERT INTO spend_limits (${SPEND_LIMIT_COLUMNS.join(', ')}) VALUES (${SPEND_LIMIT_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})
+       ON CONFLICT (scope_type, scope_id, period) DO UPDATE SET ${cols.map((c) => `${c} = EXCLUDED.${c}`).join(', ')} RETURNING id, created_at`,
+      SPEND_LIMIT_COLUMNS.map((c) => l[c]),
+    );
+    return { ...l, id: rows[0]!.id, created_at: rows[0]!.created_at.toISOString() };
+  }
+
+  async deleteSpendLimit(id: string): Promise<boolean> {
+    return ((await this.pool.query('DELETE FROM spend_limits WHERE id = $1', [id])).rowCount ?? 0) > 0;
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { LedgerStore } from './ledger.js';
+import { SPEND_LIMIT_COLUMNS, type LedgerStore, type StoredSpendLimit } from './ledger.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
 const SCHEMA_VERSION = 4;
@@ -64,7 +64,30 @@ export class SqliteStore implements LedgerStore {
       for (const c of ['rules_version', 'facts', 'user_id', 'project', 'agent_id']) if (!have.has(c)) this.db.exec(`ALTER TABLE usage_records ADD COLUMN ${c} TEXT`);
     }
     if (version > SCHEMA_VERSION) throw new Error(`the ledger ${this.file} has schema version ${version}, newer than this gateway's ${SCHEMA_VERSION}; upgrade switchyard`);
+    this.db.exec(
+      'CREATE TABLE IF NOT EXISTS spend_limits (id TEXT PRIMARY KEY, scope_type TEXT NOT NULL, scope_id TEXT NOT NULL, period TEXT NOT NULL, amount TEXT, expires_at TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (scope_type, scope_id, period))',
+    );
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }
+
+  async spendLimits(): Promise<StoredSpendLimit[]> {
+    return this.db.prepare('SELECT * FROM spend_limits ORDER BY created_at, id').all() as StoredSpendLimit[];
+  }
+
+  async putSpendLimit(l: StoredSpendLimit): Promise<StoredSpendLimit> {
+    const upsert = this.db.transaction((x: StoredSpendLimit) => {
+      const old = this.db.prepare('SELECT id, created_at FROM spend_limits WHERE scope_type = ? AND scope_id = ? AND period = ?').get(x.scope_type, x.scope_id, x.period) as
+        | { id: string; created_at: string }
+        | undefined;
+      const row = old ? { ...x, id: old.id, created_at: old.created_at } : x;
+      this.db.prepare(`INSERT OR REPLACE INTO spend_limits (${SPEND_LIMIT_COLUMNS.join(', ')}) VALUES (${SPEND_LIMIT_COLUMNS.map(() => '?').join(', ')})`).run(SPEND_LIMIT_COLUMNS.map((c) => row[c]));
+      return row;
+    });
+    return upsert(l);
+  }
+
+  async deleteSpendLimit(id: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM spend_limits WHERE id = ?').run(id).changes > 0;
   }
 
   async insert(records: UsageRecord[]): Promise<void> {

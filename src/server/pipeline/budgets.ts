@@ -4,11 +4,24 @@
  * a budget past `warn_at` adds a warning header, and one past its `shape.at` sends the request to its cheaper
  * model (`x-switchyard-budget-shaped` says so).
  */
+import { BudgetsUnverifiedError } from '../../errors.js';
 import { checkBudgets } from '../admission.js';
 import type { Exchange, Stage } from './exchange.js';
 
 export const budgets: Stage = async (x, next) => {
-  if (x.decision!.budgets.length) await check(x);
+  const d = x.decision!;
+  if (x.deps.spendLimits && x.endpoint !== 'models') {
+    try {
+      d.budgets = await x.deps.spendLimits.apply(d.budgets, x.rc!);
+    } catch (err) {
+      if (x.config.budgets.on_ledger_failure === 'closed') throw new BudgetsUnverifiedError(`the spend limits could not be read from the usage ledger (${(err as Error).message})`);
+      x.deps.warnOnce('spend-limits-unreadable', 'spend limits could not be read from the usage ledger; serving without them (budgets.on_ledger_failure: open)', { err: (err as Error).message });
+    }
+  }
+  if (d.budgets.length) {
+    if (x.deps.budgetGate.unverified) throw new BudgetsUnverifiedError('the usage ledger could not be read at start-up, so the spend of the current periods is unknown');
+    await check(x);
+  }
   return next();
 };
 

@@ -24,6 +24,7 @@ import type { InflightBytes } from '../overload.js';
 import type { DecisionTraces } from '../traces.js';
 import type { RequestFacts } from '../../usage/facts.js';
 import type { BudgetNotifier } from '../../usage/notify.js';
+import type { SpendLimits } from '../../usage/spend-limits.js';
 
 /** An answer being relayed, as the shutdown sees it. */
 export interface OpenRelay {
@@ -55,6 +56,10 @@ export interface ProxyDeps {
   traces: DecisionTraces;
   /** Budget threshold notifications (budgets.webhook). */
   notifier: BudgetNotifier;
+  /** Spend limits set through the admin API (null when the ledger is off). */
+  spendLimits: SpendLimits | null;
+  /** True while budgets fail closed because the ledger could not be read at start-up. */
+  budgetGate: { unverified: boolean };
   /** Logs `message` at warn level the first time `key` is seen (rule evaluation problems, unknown prices). */
   warnOnce: (key: string, message: string, fields?: Record<string, unknown>) => void;
 }
