@@ -9,6 +9,7 @@
  *   ledger      gateway latency with the usage ledger on (SQLite) vs off
  *   rules       rule evaluation time for 10 and 100 rules with JSONata conditions on a 76 KB body
  *   rule-tools  `switchyard test` on 1,000 cases and `replay` over 100,000 SQLite ledger records
+ *   budgets     CPU per request with 10 budgets applying to every request vs none
  *   throttle    throttle admission cost per request, memory store vs Redis
  *   translation OpenAI translation cost per request and per streamed event
  *   cpu         CPU time per request (/proc/PID/stat utime+stime) of the gateway — bare, and with the bundled
@@ -33,7 +34,7 @@ import { benchTranslation } from './translation.js';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const sections = process.argv.slice(2).length
   ? process.argv.slice(2)
-  : ['cpu', 'latency', 'throughput', 'streaming', 'burst', 'memory', 'ledger', 'rules', 'rule-tools', 'throttle', 'translation', 'reliability', 'memcap'];
+  : ['cpu', 'budgets', 'latency', 'throughput', 'streaming', 'burst', 'memory', 'ledger', 'rules', 'rule-tools', 'throttle', 'translation', 'reliability', 'memcap'];
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
 /**
@@ -141,6 +142,83 @@ function startProcess(args: string[], env: Record<string, string> = {}): Promise
  * CPU µs per request of each proxy process around a fixed number of requests after a warm-up (stable on a
  * busy machine where req/s is not), each proxy measured three times in alternation, the lowest figure kept.
  */
+/** Stops the processes and waits until they have exited. */
+async function stopAll(procs: Record<string, { child: ChildProcess }>): Promise<void> {
+  await Promise.all(
+    Object.values(procs).map(({ child }) =>
+      child.exitCode !== null || child.signalCode !== null
+        ? undefined
+        : new Promise<void>((resolve) => {
+            child.once('exit', () => resolve());
+            child.kill('SIGTERM');
+          }),
+    ),
+  );
+}
+
+/**
+ * CPU µs per request of each process: a warm-up of 500 requests each, then three rounds of `n` requests (76 KB,
+ * 4 connections) in alternation, utime + stime from /proc around each; every round's figure per process.
+ */
+async function cpuRounds(procs: Record<string, { url: string; child: ChildProcess }>, n: number, extra: Record<string, string> = {}): Promise<Record<string, number[]>> {
+  const run = async (url: string, count: number) => {
+    const agent = new Agent({ connections: 4 });
+    let left = count;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (left-- > 0) {
+          const r = await request(url + '/v1/messages?beta=true', { method: 'POST', headers: { ...headers, ...extra }, body: body76k, dispatcher: agent });
+          await r.body.dump();
+        }
+      }),
+    );
+    await agent.close();
+  };
+  const per: Record<string, number[]> = Object.fromEntries(Object.keys(procs).map((k) => [k, []]));
+  for (const p of Object.values(procs)) await run(p.url, 500); // warm-up (JIT, pools)
+  for (let round = 0; round < 3; round++) {
+    for (const [name, p] of Object.entries(procs)) {
+      const before = cpuMicros(p.child.pid!);
+      await run(p.url, n);
+      per[name]!.push((cpuMicros(p.child.pid!) - before) / n);
+    }
+  }
+  return per;
+}
+
+/**
+ * Budgets and attribution on the request path: the same gateway config (SQLite ledger, memory state) with no
+ * budget and with 10 budgets that apply to every request (scopes user, project, client, tag, global; day,
+ * week, month), CPU µs per request each.
+ */
+async function benchBudgets(upstream: string) {
+  const scopes = ['user', 'project', 'client', 'global', 'tag:team'];
+  const budgets = Array.from(
+    { length: 10 },
+    (_, i) => `  - id: budget-${i}\n    actions: [ { budget: { scope: "${scopes[i % 5]}", usd: 1000000, per: ${['day', 'week', 'month'][i % 3]}, notify: [0.5, 1] } } ]`,
+  ).join('\n');
+  const route = '  - id: team\n    actions: [ { tag_billing: { team: platform } } ]\n  - id: route\n    actions: [ { route_to: { provider: anthropic } } ]';
+  const start = (rules: string) =>
+    startProcess([
+      ...gatewayNodeArgs,
+      path.join(ROOT, 'dist/cli.js'),
+      'serve',
+      '--config',
+      writeConfig({ upstream, rules: { '10.yaml': `version: 1\nrules:\n${rules}\n` } }).configFile,
+      '--port',
+      '0',
+    ]);
+  const procs = { no_budgets: await start(route), ten_budgets: await start(`${route}\n${budgets}`) };
+  let per: Record<string, number[]>;
+  try {
+    per = await cpuRounds(procs, 2000, { 'x-project': 'search', 'x-claude-code-session-id': 'bench-session' });
+  } finally {
+    await stopAll(procs);
+  }
+  const us = (name: string) => Math.round(Math.min(...per[name]!));
+  return { requests: 2000, no_budgets_us: us('no_budgets'), ten_budgets_us: us('ten_budgets'), added_us: us('ten_budgets') - us('no_budgets'), runs_us: per };
+}
+
 async function benchCpu(upstream: string) {
   const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-bench-bundled-'));
   cpSync(path.join(ROOT, 'switchyard.yaml'), path.join(dir, 'switchyard.yaml'));
@@ -160,31 +238,11 @@ async function benchCpu(upstream: string) {
     bundled: await startProcess([...gatewayNodeArgs, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'switchyard.yaml'), '--port', '0'], { ANTHROPIC_UPSTREAM_URL: upstream }),
   };
   const N = 3000;
-  const run = async (url: string, n: number) => {
-    const agent = new Agent({ connections: 4 });
-    let left = n;
-    await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        while (left-- > 0) {
-          const r = await request(url + '/v1/messages?beta=true', { method: 'POST', headers, body: body76k, dispatcher: agent });
-          await r.body.dump();
-        }
-      }),
-    );
-    await agent.close();
-  };
-  const per: Record<string, number[]> = { reference: [], bare: [], bundled: [] };
+  let per: Record<string, number[]>;
   try {
-    for (const p of Object.values(procs)) await run(p.url, 500); // warm-up (JIT, pools)
-    for (let round = 0; round < 3; round++) {
-      for (const [name, p] of Object.entries(procs)) {
-        const before = cpuMicros(p.child.pid!);
-        await run(p.url, N);
-        per[name]!.push((cpuMicros(p.child.pid!) - before) / N);
-      }
-    }
+    per = await cpuRounds(procs, N);
   } finally {
-    for (const p of Object.values(procs)) p.child.kill('SIGTERM');
+    await stopAll(procs); // a gateway writes its ledger and state files as it stops: remove the directory after
     rmSync(dir, { recursive: true, force: true });
   }
   const us = (name: string) => Math.round(Math.min(...per[name]!));
@@ -206,6 +264,10 @@ try {
   if (sections.includes('cpu')) {
     results.cpu = await benchCpu(fake.url);
     console.log('CPU per request (76 KB, non-streaming, 4 connections):', JSON.stringify(results.cpu));
+  }
+  if (sections.includes('budgets')) {
+    results.budgets = await benchBudgets(fake.url);
+    console.log('budgets on the request path (CPU per request, 10 budgets vs none):', JSON.stringify(results.budgets));
   }
   if (sections.includes('latency')) {
     results.latency = await compareSequential(fake.url, gw.url, body76k, 3000, 'total');

@@ -453,3 +453,36 @@ describe('spend limits through the Admin API shape', () => {
     }
   });
 });
+
+describe('budgets when the ledger cannot be read at start-up', () => {
+  for (const mode of ['open', 'closed'] as const) {
+    test(`on_ledger_failure: ${mode} — ${mode === 'open' ? 'requests under a budget go through' : 'requests under a budget get 503'}, and the log says which`, async () => {
+      // A PostgreSQL ledger on a port nothing listens on.
+      const rules = { '10.yaml': 'version: 1\nrules:\n  - id: route\n    actions: [ { route_to: { provider: anthropic } } ]\n  - id: user-daily\n    match: { header: { x-budgeted: "*" } }\n    actions: [ { budget: { scope: user, usd: 5, per: day } } ]\n' };
+      const { gw, logs } = await startTestGateway({
+        upstream: upstream.url,
+        rules,
+        extraConfig: `ledger: { postgres: "postgres://postgres@127.0.0.1:9/none", write_timeout_ms: 500, spool: false }\nbudgets: { on_ledger_failure: ${mode} }\n`,
+      });
+      try {
+        const line = logs.lines.find((l) => /could not recompute budget spend/.test(String(l.msg)));
+        assert.ok(line, 'the failure is logged');
+        assert.match(String(line.msg), mode === 'open' ? /budgets fail OPEN \(budgets\.on_ledger_failure: open\)/ : /budgets fail CLOSED \(budgets\.on_ledger_failure: closed\)/);
+        const c = client(gw.url);
+        assert.equal((await ask(c, JSON_USER_ID)).type, 'message', 'a request under no budget is never affected');
+        const budgeted = await ask(c, JSON_USER_ID, { 'x-budgeted': '1' }).then(
+          (m) => m.type,
+          (e: Error & { status?: number }) => e,
+        );
+        if (mode === 'open') assert.equal(budgeted, 'message');
+        else {
+          assert.ok(budgeted instanceof Error);
+          assert.equal(budgeted.status, 503);
+          assert.match(budgeted.message, /budgets cannot be checked: the (usage ledger|spend limits) could not be read.*\(budgets\.on_ledger_failure: closed\)/);
+        }
+      } finally {
+        await gw.close();
+      }
+    });
+  }
+});

@@ -119,10 +119,15 @@ export class SpendLimits {
   /**
    * The budgets a request is held to: the rules' `budgets`, with the limits that apply to this request in
    * place of the rules' budgets of the same scope kind and period.
-   * @throws what the store throws while reading the table (the caller decides to fail open or closed).
+   * A table that cannot be read again keeps its last read in use.
+   * @throws what the store throws when the table was never read (the caller decides to fail open or closed).
    */
   async apply(budgets: BudgetSpec[], rc: RequestContext, now = new Date()): Promise<BudgetSpec[]> {
-    await this.refresh();
+    try {
+      await this.refresh();
+    } catch (err) {
+      if (this.loadedAt === 0) throw err;
+    }
     const nowIso = now.toISOString();
     const applying = this.cached.filter(
       (l) =>

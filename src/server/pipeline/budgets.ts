@@ -14,7 +14,7 @@ export const budgets: Stage = async (x, next) => {
     try {
       d.budgets = await x.deps.spendLimits.apply(d.budgets, x.rc!);
     } catch (err) {
-      if (x.config.budgets.on_ledger_failure === 'closed') throw new BudgetsUnverifiedError(`the spend limits could not be read from the usage ledger (${(err as Error).message})`);
+      if (x.config.budgets.on_ledger_failure === 'closed' && d.budgets.length) throw new BudgetsUnverifiedError(`the spend limits could not be read from the usage ledger (${(err as Error).message})`);
       x.deps.warnOnce('spend-limits-unreadable', 'spend limits could not be read from the usage ledger; serving without them (budgets.on_ledger_failure: open)', { err: (err as Error).message });
     }
   }
