@@ -10,6 +10,7 @@
  *   rules       rule evaluation time for 10 and 100 rules with JSONata conditions on a 76 KB body
  *   rule-tools  `switchyard test` on 1,000 cases and `replay` over 100,000 SQLite ledger records
  *   budgets     CPU per request with 10 budgets applying to every request vs none
+ *   budget-seed recomputing a month of budget spend from 1,000,000 ledger records (SQLite, PostgreSQL)
  *   throttle    throttle admission cost per request, memory store vs Redis
  *   translation OpenAI translation cost per request and per streamed event
  *   cpu         CPU time per request (/proc/PID/stat utime+stime) of the gateway — bare, and with the bundled
@@ -26,6 +27,7 @@ import path from 'node:path';
 import { Agent, request } from 'undici';
 import { startFaultProxy } from '../test/fault-proxy.js';
 import { claudeCodeBody, writeConfig } from '../test/helpers.js';
+import { benchBudgetSeed } from './budget-seed.js';
 import { benchRuleTools } from './rule-tools.js';
 import { benchRules } from './rules.js';
 import { benchThrottle } from './throttle.js';
@@ -34,7 +36,7 @@ import { benchTranslation } from './translation.js';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const sections = process.argv.slice(2).length
   ? process.argv.slice(2)
-  : ['cpu', 'budgets', 'latency', 'throughput', 'streaming', 'burst', 'memory', 'ledger', 'rules', 'rule-tools', 'throttle', 'translation', 'reliability', 'memcap'];
+  : ['cpu', 'budgets', 'latency', 'throughput', 'streaming', 'burst', 'memory', 'ledger', 'rules', 'rule-tools', 'budget-seed', 'throttle', 'translation', 'reliability', 'memcap'];
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
 /**
@@ -445,6 +447,10 @@ try {
   if (sections.includes('rules')) {
     results.rules = await benchRules();
     console.log('rule evaluation:', JSON.stringify(results.rules));
+  }
+  if (sections.includes('budget-seed')) {
+    results.budget_seed = await benchBudgetSeed();
+    console.log('budget spend recomputed at start-up from 1,000,000 records:', JSON.stringify(results.budget_seed));
   }
   if (sections.includes('rule-tools')) {
     results.rule_tools = await benchRuleTools();

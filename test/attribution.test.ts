@@ -458,7 +458,10 @@ describe('budgets when the ledger cannot be read at start-up', () => {
   for (const mode of ['open', 'closed'] as const) {
     test(`on_ledger_failure: ${mode} — ${mode === 'open' ? 'requests under a budget go through' : 'requests under a budget get 503'}, and the log says which`, async () => {
       // A PostgreSQL ledger on a port nothing listens on.
-      const rules = { '10.yaml': 'version: 1\nrules:\n  - id: route\n    actions: [ { route_to: { provider: anthropic } } ]\n  - id: user-daily\n    match: { header: { x-budgeted: "*" } }\n    actions: [ { budget: { scope: user, usd: 5, per: day } } ]\n' };
+      const rules = {
+        '10.yaml':
+          'version: 1\nrules:\n  - id: route\n    actions: [ { route_to: { provider: anthropic } } ]\n  - id: user-daily\n    match: { header: { x-budgeted: "*" } }\n    actions: [ { budget: { scope: user, usd: 5, per: day } } ]\n',
+      };
       const { gw, logs } = await startTestGateway({
         upstream: upstream.url,
         rules,

@@ -25,6 +25,12 @@ export interface LedgerStore {
   insert(records: UsageRecord[]): Promise<void>;
   /** Records with `since <= time < until` (ISO times). */
   query(since: string, until: string): Promise<UsageRecord[]>;
+  /**
+   * Cost per UTC day and per everything a budget scope can count by (client, user, project, session, model,
+   * rules, tags), for `since <= time`: what recomputing budget spend at start-up reads — thousands of rows
+   * where the records are millions. `time` is the day's midnight (ISO).
+   */
+  costByDay(since: string): Promise<DayCost[]>;
   /** Spend limits set through the admin API (usage/spend-limits.ts), oldest first. */
   spendLimits(): Promise<StoredSpendLimit[]>;
   /** Inserts or replaces the limit with the same scope and period (its id and created_at are kept). */
@@ -33,6 +39,9 @@ export interface LedgerStore {
   deleteSpendLimit(id: string): Promise<boolean>;
   close(): Promise<void>;
 }
+
+/** One group of {@link LedgerStore.costByDay}. */
+export type DayCost = Pick<UsageRecord, 'time' | 'client_id' | 'user_id' | 'project' | 'session_id' | 'model' | 'rules' | 'tags' | 'cost_usd'>;
 
 /** A spend limit as stored: amounts in cents (null: an explicit "no limit"); times ISO. */
 export interface StoredSpendLimit {

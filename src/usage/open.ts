@@ -41,6 +41,7 @@ export async function openLedger(config: GatewayConfig, log: Logger): Promise<Le
       await store.insert(records);
     },
     query: (since, until) => store.query(since, until),
+    costByDay: (since) => store.costByDay(since),
     spendLimits: () => store.spendLimits(),
     putSpendLimit: (l) => store.putSpendLimit(l),
     deleteSpendLimit: (id) => store.deleteSpendLimit(id),

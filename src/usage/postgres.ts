@@ -7,7 +7,7 @@
  * ids already stored (`ON CONFLICT DO NOTHING` on a unique index), so retries and spool replays are safe.
  */
 import pg from 'pg';
-import { SPEND_LIMIT_COLUMNS, type LedgerStore, type StoredSpendLimit } from './ledger.js';
+import { SPEND_LIMIT_COLUMNS, type DayCost, type LedgerStore, type StoredSpendLimit } from './ledger.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
 const SCHEMA_VERSION = 4;
@@ -100,6 +100,15 @@ export class PostgresStore implements LedgerStore {
       for (const c of INTS) out[c] = Number(r[c]);
       return out as unknown as UsageRecord;
     });
+  }
+
+  async costByDay(since: string): Promise<DayCost[]> {
+    const { rows } = await this.pool.query<Record<string, unknown>>(
+      `SELECT to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD') || 'T00:00:00.000Z' AS time, client_id, user_id, project, session_id, model, rules, tags, sum(cost_usd) AS cost_usd
+       FROM usage_records WHERE time >= $1 AND cost_usd > 0 GROUP BY 1, client_id, user_id, project, session_id, model, rules, tags`,
+      [since],
+    );
+    return rows.map((r) => ({ ...r, cost_usd: Number(r.cost_usd) }) as DayCost);
   }
 
   async spendLimits(): Promise<StoredSpendLimit[]> {

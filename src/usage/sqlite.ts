@@ -7,7 +7,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { SPEND_LIMIT_COLUMNS, type LedgerStore, type StoredSpendLimit } from './ledger.js';
+import { SPEND_LIMIT_COLUMNS, type DayCost, type LedgerStore, type StoredSpendLimit } from './ledger.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
 const SCHEMA_VERSION = 4;
@@ -68,6 +68,16 @@ export class SqliteStore implements LedgerStore {
       'CREATE TABLE IF NOT EXISTS spend_limits (id TEXT PRIMARY KEY, scope_type TEXT NOT NULL, scope_id TEXT NOT NULL, period TEXT NOT NULL, amount TEXT, expires_at TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (scope_type, scope_id, period))',
     );
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }
+
+  async costByDay(since: string): Promise<DayCost[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT substr(time, 1, 10) || 'T00:00:00.000Z' AS time, client_id, user_id, project, session_id, model, rules, tags, sum(cost_usd) AS cost_usd
+         FROM usage_records WHERE time >= ? AND cost_usd > 0 GROUP BY 1, client_id, user_id, project, session_id, model, rules, tags`,
+      )
+      .all(since) as Array<Record<string, unknown>>;
+    return rows.map((r) => ({ ...r, rules: JSON.parse(String(r.rules)), tags: JSON.parse(String(r.tags)) }) as DayCost);
   }
 
   async spendLimits(): Promise<StoredSpendLimit[]> {
