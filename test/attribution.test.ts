@@ -396,8 +396,8 @@ describe('spend limits through the Admin API shape', () => {
       for (let i = 0; i < 7; i++) await ask(c, JSON_USER_ID); // $0.02205: the limit is 2 cents
       await until(
         async () => {
-          const me = (await (await request(`${gw.url}/v1/me/usage`, { headers: { 'x-api-key': 'sk-ant-test' } })).body.json()) as { today: { requests: number } };
-          return me.today.requests >= 7;
+          const u = (await (await request(`${gw.url}/admin/usage`, { headers: { authorization: 'Bearer adm-secret-token' } })).body.json()) as { totals: { requests: number } };
+          return u.totals.requests >= 7;
         },
         5000,
         'records written',

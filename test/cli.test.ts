@@ -71,6 +71,15 @@ describe('validate-rules', () => {
 });
 
 describe('dry-run', () => {
+  test('shows each budget with its modes: notify thresholds, shaping and no block', () => {
+    const r = run(['dry-run', '--config', 'examples/budgets/switchyard.yaml', '--request', 'examples/budgets/request.json', '--header', 'x-team=search']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /^budgets {3}team-daily \(\$200\/day per tag:team; notify at 50%\/80%\/100%\), user-daily-soft \(\$50\/day per user; no block; notify at 100%; from 90% sent to claude-haiku-4-5\)$/m,
+    );
+  });
+
   test('--json for the examples gives the expected decisions, credentials masked', () => {
     const secret = 'sk-ant-PLANTED-DRYRUN-SECRET';
     const haiku = run([

@@ -96,6 +96,25 @@ export function formatReport(r: DryRunReport): string {
   );
   lines.push(`throttles ${r.throttles.length ? r.throttles.map((t) => t.rule).join(', ') : '-'}`);
   lines.push(
+    `budgets   ${
+      r.budgets.length
+        ? r.budgets
+            .map((b) => {
+              const modes = [
+                b.block === false ? 'no block' : '',
+                b.notify ? `notify at ${b.notify.map((t) => `${Math.round(t * 100)}%`).join('/')}` : '',
+                b.shape ? `from ${Math.round(b.shape.at * 100)}% sent to ${b.shape.model}` : '',
+              ];
+              return `${b.rule} ($${b.usd}/${b.per} per ${b.scope}${modes
+                .filter(Boolean)
+                .map((m) => `; ${m}`)
+                .join('')})`;
+            })
+            .join(', ')
+        : '-'
+    }`,
+  );
+  lines.push(
     `body      ${r.body_changed ? 'changed by rules' : 'forwarded byte for byte'}${'method' in sent && sent.dropped_fields.length ? `; dropped for this provider: ${sent.dropped_fields.join(', ')}` : ''}`,
   );
   const cache = r.cache_breakpoints as { existing: number; places: Array<{ place: string; ttl: string; status: string; reason?: string }> } | undefined;
