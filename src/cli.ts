@@ -51,6 +51,13 @@ function printIssues(issues: LoadIssue[]): void {
   for (const i of issues) (i.severity === 'error' ? console.error : console.warn)(formatIssue(i));
 }
 
+/** Ends a subcommand that failed: load errors as file:line:col lines, anything else as one line naming the command. */
+function exitWith(command: string, err: unknown): never {
+  if (err instanceof LoadError) printIssues(err.issues);
+  else console.error(`switchyard ${command}: ${(err as Error).message}`);
+  process.exit(1);
+}
+
 const program = new Command();
 program.name('switchyard').description('A gateway for Claude Code and other Anthropic-API clients, driven by YAML rules.').showHelpAfterError();
 
@@ -183,9 +190,7 @@ withCommon(program.command('dry-run').description('print the routing decision fo
       const report = dryRunReport(decision, prepared);
       console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
     } catch (err) {
-      if (err instanceof LoadError) printIssues(err.issues);
-      else console.error(`switchyard dry-run: ${(err as Error).message}`);
-      process.exit(1);
+      exitWith('dry-run', err);
     }
   });
 
@@ -222,9 +227,7 @@ withCommon(program.command('test').description('run rule tests (*.test.yaml besi
       for (const [dir, c] of low) console.error(`switchyard test: coverage of ${dir} is ${c.percent.toFixed(1)}%, below --min-coverage ${opts.minCoverage}`);
       if (failed || low.length) process.exit(1);
     } catch (err) {
-      if (err instanceof LoadError) printIssues(err.issues);
-      else console.error(`switchyard test: ${(err as Error).message}`);
-      process.exit(1);
+      exitWith('test', err);
     }
   });
 
@@ -266,9 +269,7 @@ program
       const report = await replay(config, live, candidate, loadPrices(config.prices), records, since, until);
       console.log(opts.format === 'json' ? JSON.stringify(report, null, 2) : formatReplay(report));
     } catch (err) {
-      if (err instanceof LoadError) printIssues(err.issues);
-      else console.error(`switchyard replay: ${(err as Error).message}`);
-      process.exit(1);
+      exitWith('replay', err);
     }
   });
 
@@ -294,9 +295,7 @@ withCommon(program.command('usage').description('usage and cost report from the 
       if (opts.cache) console.log(renderCacheReport(buildCacheReport(records, (opts.by[0] ?? 'session') as CacheGroupBy, loadPrices(config.prices), since, until), opts.format));
       else console.log(renderReport(buildReport(records, opts.by as GroupBy[], since, until), opts.format));
     } catch (err) {
-      if (err instanceof LoadError) printIssues(err.issues);
-      else console.error(`switchyard usage: ${(err as Error).message}`);
-      process.exit(1);
+      exitWith('usage', err);
     }
   });
 
