@@ -140,6 +140,53 @@ describe('scopes and budgets', () => {
     assert.equal(budgetExpiry(new Date('2026-11-24T00:00:00Z')), Date.parse('2026-11-25T00:00:00Z'));
   });
 
+  test('user and project scopes: the key names the user (client, else the account in metadata) and the project header', async () => {
+    const store = new MemoryStore();
+    const now = new Date('2026-11-26T15:30:00Z');
+    const yaml = '  - id: per-user\n    actions: [ { budget: { scope: user, usd: 1, per: day } } ]\n  - id: per-project\n    actions: [ { budget: { scope: project, usd: 1, per: day } } ]\n';
+    const { d, rc } = await decide(yaml, { 'x-project': 'search' }, 'alice');
+    assert.deepEqual(
+      (await checkBudgets(d, rc, store, now)).charges.map((c) => c.key),
+      ['budget:per-user:user:alice:2026-11-26', 'budget:per-project:project:search:2026-11-26'],
+    );
+    const anon = await decide(yaml, {});
+    assert.equal(scopeValue('project', anon.rc, anon.d), '(no project)');
+    assert.equal(scopeValue('user', anon.rc, anon.d), anon.rc.client.id, 'without a client key or metadata, the user is the client');
+  });
+
+  test('block: false never refuses; shape names the first budget past its threshold, from exactly that share on', async () => {
+    const store = new MemoryStore();
+    const now = new Date('2026-11-26T15:30:00Z');
+    const yaml =
+      '  - id: soft\n    actions: [ { budget: { scope: client, usd: 10, per: day, block: false, shape: { at: 0.5, model: claude-haiku-4-5 } } } ]\n' +
+      '  - id: softer\n    actions: [ { budget: { scope: client, usd: 10, per: day, block: false, shape: { at: 0.1, model: cheap-model } } } ]\n';
+    const { d, rc } = await decide(yaml, {}, 'alice');
+    const key = (rule: string) => `budget:${rule}:client:alice:2026-11-26`;
+    assert.equal((await checkBudgets(d, rc, store, now)).shape, null, 'nothing spent');
+    await store.addSpend(key('soft'), 4.99, Date.now() + 60_000);
+    await store.addSpend(key('softer'), 0.99, Date.now() + 60_000);
+    assert.equal((await checkBudgets(d, rc, store, now)).shape, null, 'just below both thresholds');
+    await store.addSpend(key('softer'), 0.01, Date.now() + 60_000);
+    assert.deepEqual((await checkBudgets(d, rc, store, now)).shape, { rule: 'softer', model: 'cheap-model', message: 'budget "softer" at 10% for client "alice": sent to cheap-model' });
+    await store.addSpend(key('soft'), 0.01, Date.now() + 60_000);
+    assert.deepEqual((await checkBudgets(d, rc, store, now)).shape, { rule: 'soft', model: 'claude-haiku-4-5', message: 'budget "soft" at 50% for client "alice": sent to claude-haiku-4-5' }, 'the first budget wins');
+    await store.addSpend(key('soft'), 100, Date.now() + 60_000);
+    await store.addSpend(key('softer'), 100, Date.now() + 60_000);
+    const over = await checkBudgets(d, rc, store, now);
+    assert.equal(over.charges.length, 2, 'over its amount, a budget that does not block still charges');
+    assert.equal(over.shape?.rule, 'soft');
+  });
+
+  test('a blocking budget refuses at exactly its amount', async () => {
+    const store = new MemoryStore();
+    const now = new Date('2026-11-26T15:30:00Z');
+    const { d, rc } = await decide('  - id: cap\n    actions: [ { budget: { scope: client, usd: 2, per: month } } ]\n', {}, 'alice');
+    await store.addSpend('budget:cap:client:alice:2026-11-01', 1.99, Date.now() + 60_000);
+    assert.equal((await checkBudgets(d, rc, store, now)).charges.length, 1);
+    await store.addSpend('budget:cap:client:alice:2026-11-01', 0.01, Date.now() + 60_000);
+    await assert.rejects(checkBudgets(d, rc, store, now), BudgetSpentError);
+  });
+
   test('a budget refuses at its amount, warns at warn_at, and charges the period key', async () => {
     const store = new MemoryStore();
     const now = new Date('2026-11-26T15:30:00Z');
