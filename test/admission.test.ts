@@ -169,7 +169,11 @@ describe('scopes and budgets', () => {
     await store.addSpend(key('softer'), 0.01, Date.now() + 60_000);
     assert.deepEqual((await checkBudgets(d, rc, store, now)).shape, { rule: 'softer', model: 'cheap-model', message: 'budget "softer" at 10% for client "alice": sent to cheap-model' });
     await store.addSpend(key('soft'), 0.01, Date.now() + 60_000);
-    assert.deepEqual((await checkBudgets(d, rc, store, now)).shape, { rule: 'soft', model: 'claude-haiku-4-5', message: 'budget "soft" at 50% for client "alice": sent to claude-haiku-4-5' }, 'the first budget wins');
+    assert.deepEqual(
+      (await checkBudgets(d, rc, store, now)).shape,
+      { rule: 'soft', model: 'claude-haiku-4-5', message: 'budget "soft" at 50% for client "alice": sent to claude-haiku-4-5' },
+      'the first budget wins',
+    );
     await store.addSpend(key('soft'), 100, Date.now() + 60_000);
     await store.addSpend(key('softer'), 100, Date.now() + 60_000);
     const over = await checkBudgets(d, rc, store, now);

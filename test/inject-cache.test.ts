@@ -284,3 +284,54 @@ describe('prefix length and missing places, exactly', () => {
     assert.deepEqual(out.system, b.system);
   });
 });
+
+describe('inject_cache: prefix lengths and automatic caching', () => {
+  const tool = (name: string, description: string) => ({ name, description, input_schema: { type: 'object' } });
+  const body = {
+    model: 'claude-sonnet-4-6',
+    tools: [tool('a', 'x'.repeat(100)), tool('b', 'y'.repeat(200))],
+    system: 'S'.repeat(300),
+    messages: [
+      { role: 'user', content: 'u'.repeat(40) },
+      {
+        role: 'assistant',
+        content: [
+          { type: 'text', text: 'a'.repeat(50) },
+          { type: 'tool_use', id: 't1', name: 'a', input: { q: 1 } },
+        ],
+      },
+      {
+        role: 'user',
+        content: [
+          { type: 'tool_result', tool_use_id: 't1', content: 'r'.repeat(60) },
+          { type: 'text', text: 'v'.repeat(70) },
+        ],
+      },
+      { role: 'assistant', content: 'later' },
+    ],
+  };
+  const len = (v: unknown) => JSON.stringify(v).length;
+  const toolsChars = len(body.tools[0]) + len(body.tools[1]);
+
+  test('the prefix up to each place counts tools as JSON, a string system prompt, string turns and text blocks as text, other blocks as JSON', () => {
+    const tokens = (at: CachePlace) => inject(structuredClone(body), [at], '5m', 1).report[0]!.prefix_tokens;
+    assert.equal(tokens('tools'), Math.ceil(toolsChars / 4));
+    assert.equal(tokens('system'), Math.ceil((toolsChars + 300) / 4));
+    const uptoLastUser = toolsChars + 300 + 40 + 50 + len(body.messages[1]!.content[1]) + len(body.messages[2]!.content[0]) + 70;
+    assert.equal(tokens('last_user'), Math.ceil(uptoLastUser / 4));
+    assert.equal(tokens('second_last_user'), Math.ceil((toolsChars + 300 + 40) / 4));
+    assert.equal(tokens({ message: 1 }), Math.ceil((toolsChars + 300 + 40 + 50 + len(body.messages[1]!.content[1])) / 4));
+    assert.equal(inject(structuredClone(body), [{ message: -1 }], '5m', 1).report[0]!.place, 'message[-1]');
+  });
+
+  test('a top-level cache_control (automatic caching) takes a slot and its 1h lifetime forbids a 5m breakpoint before it', () => {
+    const auto = { ...structuredClone(body), cache_control: { type: 'ephemeral', ttl: '1h' } };
+    assert.deepEqual(existingBreakpoints(auto), [{ pos: [3, 0, 0], ttl: '1h' }]);
+    const r = inject(auto, ['tools'], '5m', 1);
+    assert.equal(r.report[0]!.status, 'skipped');
+    assert.match(r.report[0]!.reason!, /a 5m breakpoint may not come before a 1h one/);
+    assert.equal(inject(auto, ['tools'], '1h', 1).report[0]!.status, 'injected', 'a 1h one may');
+    const marked = { ...structuredClone(body), tools: [tool('a', 'x'), { ...tool('b', 'y'), cache_control: { type: 'ephemeral' } }] };
+    assert.deepEqual(existingBreakpoints(marked), [{ pos: [0, 1, 0], ttl: '5m' }]);
+  });
+});
