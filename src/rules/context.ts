@@ -37,42 +37,37 @@ export interface RequestContext {
 export const CHARS_PER_TOKEN = 4;
 
 /**
- * Session id from `metadata.user_id`, which Claude Code sends as a JSON *string* holding
- * `device_id`, `account_uuid` and `session_id` (older versions: `user_<hash>_account_<uuid>_session_<uuid>`).
+ * What Claude Code's `metadata.user_id` says: a JSON *string* holding `device_id`, `account_uuid` and
+ * `session_id`, or (older versions) `user_<hash>_account_<uuid>_session_<uuid>`. One parse for the session and
+ * the account.
  */
-export function sessionIdFromMetadata(body: Record<string, unknown>): string | null {
+function metadataUserId(body: Record<string, unknown>): { session: string | null; account: string | null } {
   const userId = (body.metadata as { user_id?: unknown } | undefined)?.user_id;
-  if (typeof userId !== 'string') return null;
+  if (typeof userId !== 'string' || !userId) return { session: null, account: null };
   if (userId.startsWith('{')) {
     try {
-      const parsed = JSON.parse(userId) as { session_id?: unknown };
-      return typeof parsed.session_id === 'string' ? parsed.session_id : null;
+      const parsed = JSON.parse(userId) as { session_id?: unknown; account_uuid?: unknown; device_id?: unknown };
+      const account = parsed.account_uuid || parsed.device_id;
+      return { session: typeof parsed.session_id === 'string' ? parsed.session_id : null, account: typeof account === 'string' && account ? account : null };
     } catch {
-      return null;
+      return { session: null, account: null };
     }
   }
-  return /_session_([0-9a-fA-F-]{8,})$/.exec(userId)?.[1] ?? null;
+  const legacy = /^user_([0-9a-f]+)(?:_account_([0-9a-fA-F-]+))?/.exec(userId);
+  return { session: /_session_([0-9a-fA-F-]{8,})$/.exec(userId)?.[1] ?? null, account: legacy ? (legacy[2] ?? legacy[1]!) : null };
+}
+
+/** Session id from `metadata.user_id` (either of its forms), or null. */
+export function sessionIdFromMetadata(body: Record<string, unknown>): string | null {
+  return metadataUserId(body).session;
 }
 
 /**
  * The account behind a Claude Code request, from `metadata.user_id`: `account_uuid` (else `device_id`) of the
- * JSON form, or the account uuid (else the user hash) of the older `user_<hash>_account_<uuid>_session_<uuid>`
- * form; null when absent.
+ * JSON form, or the account uuid (else the user hash) of the older form; null when absent.
  */
 export function accountFromMetadata(body: Record<string, unknown>): string | null {
-  const userId = (body.metadata as { user_id?: unknown } | undefined)?.user_id;
-  if (typeof userId !== 'string' || !userId) return null;
-  if (userId.startsWith('{')) {
-    try {
-      const parsed = JSON.parse(userId) as { account_uuid?: unknown; device_id?: unknown };
-      const id = parsed.account_uuid || parsed.device_id;
-      return typeof id === 'string' && id ? id : null;
-    } catch {
-      return null;
-    }
-  }
-  const legacy = /^user_([0-9a-f]+)(?:_account_([0-9a-fA-F-]+))?/.exec(userId);
-  return legacy ? (legacy[2] ?? legacy[1]!) : null;
+  return metadataUserId(body).account;
 }
 
 /** A stable, non-reversible id for a credential: `fp-` and 10 hex digits of its SHA-256. */
