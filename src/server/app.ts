@@ -7,8 +7,8 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { AdminAccessError, AdminQueryError, asGatewayError, AuthenticationError, errorBody, type GatewayError, NotFoundError } from '../errors.js';
 import { formatIssue } from '../validation.js';
-import { authenticateClient, bearerMatches } from './auth.js';
-import { clientCredential, credentialFingerprint } from '../rules/context.js';
+import { bearerMatches, identifyClient, secretMatches } from './auth.js';
+import { clientCredential } from '../rules/context.js';
 import { MeUsageService } from '../usage/me.js';
 import { toWire } from '../usage/spend-limits.js';
 import { cors } from './cors.js';
@@ -72,18 +72,9 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   app.get('/v1/me/usage', async (c) => {
     const snapshot = deps.runtime.current;
     const headers = c.env.incoming.headers;
-    let clientId: string;
-    let tags: Record<string, string> | undefined;
-    if (snapshot.config.clients) {
-      const client = authenticateClient(headers, snapshot.config.clients);
-      clientId = client.id;
-      tags = client.tags;
-    } else {
-      const credential = clientCredential(headers);
-      if (!credential) throw new AuthenticationError('send your API key (x-api-key or Authorization: Bearer) to see your own usage');
-      clientId = credentialFingerprint(credential);
-    }
-    return c.json(await me.usage(snapshot, clientId, tags, headers));
+    const { client, clientId } = identifyClient(headers, snapshot.config.clients);
+    if (!client && !clientCredential(headers)) throw new AuthenticationError('send your API key (x-api-key or Authorization: Bearer) to see your own usage');
+    return c.json(await me.usage(snapshot, clientId, client?.tags, headers));
   });
 
   // Admin (and /metrics): a bearer token when one is configured, else loopback only.
@@ -91,8 +82,7 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
     const token = deps.runtime.current.config.admin.token;
     if (token) {
       // Bearer, or x-api-key as Anthropic's Admin API clients send their admin key.
-      const apiKey = c.req.header('x-api-key');
-      if (!bearerMatches(c.req.header('authorization'), token) && !(apiKey !== undefined && bearerMatches(`Bearer ${apiKey}`, token))) {
+      if (!bearerMatches(c.req.header('authorization'), token) && !secretMatches(c.req.header('x-api-key'), token)) {
         throw new AdminAccessError('token');
       }
     } else if (!LOOPBACK.test(c.env.incoming.socket.remoteAddress ?? '')) {

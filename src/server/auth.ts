@@ -7,7 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ClientConfig } from '../config.js';
 import { AuthenticationError } from '../errors.js';
-import { clientCredential } from '../rules/context.js';
+import { clientCredential, credentialFingerprint } from '../rules/context.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
@@ -29,8 +29,26 @@ export function authenticateClient(headers: IncomingHttpHeaders, clients: readon
   return found;
 }
 
+/**
+ * Who a request is, as limits, budgets and usage records name it: with `clients:` configured, the client its
+ * key belongs to (its id); in transparent mode, the fingerprint of its own credential (`anonymous` without one).
+ * @throws AuthenticationError (401) with `clients:` configured and a missing or unknown key.
+ */
+export function identifyClient(headers: IncomingHttpHeaders, clients: readonly ClientConfig[] | null): { client: ClientConfig | null; clientId: string } {
+  if (clients) {
+    const client = authenticateClient(headers, clients);
+    return { client, clientId: client.id };
+  }
+  const credential = clientCredential(headers);
+  return { client: null, clientId: credential ? credentialFingerprint(credential) : 'anonymous' };
+}
+
+/** True when `secret` equals `token` (compared as SHA-256 digests, in constant time). */
+export function secretMatches(secret: string | undefined, token: string): boolean {
+  return secret !== undefined && timingSafeEqual(sha256(secret), sha256(token));
+}
+
 /** True when `authorization` is `Bearer <token>` (compared in constant time). */
 export function bearerMatches(authorization: string | undefined, token: string): boolean {
-  const m = /^Bearer\s+(.+)$/i.exec(authorization ?? '');
-  return m !== null && timingSafeEqual(sha256(m[1]!.trim()), sha256(token));
+  return secretMatches(/^Bearer\s+(.+)$/i.exec(authorization ?? '')?.[1]?.trim(), token);
 }
