@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { BudgetSpec } from '../actions/budget.js';
 import type { Throttle } from '../actions/throttle.js';
 import { loadConfig, type GatewayConfig } from '../config.js';
-import { admit, budgetExpiry, budgetKey, checkBudgets, periodOf, scopeValue } from '../server/admission.js';
+import { admit, budgetExpiry, budgetKey, checkBudgets, periodOf, scopeValue, useThrottle } from '../server/admission.js';
 import { MemoryStore } from '../state/store.js';
 import { compileSchema, LoadError, schemaIssues, SourceFile, type DocPath, type LoadIssue } from '../validation.js';
 import { loadRuleDir, type RuleSet } from './load.js';
@@ -366,15 +366,6 @@ async function refusal(c: RuleTestCase, o: OfflineDecision, now: Date): Promise<
     return { by: 'throttle', rule: e.rule ?? '', status: e.status, message: e.message };
   }
   return null;
-}
-
-/** Puts a throttle's counters where `used` says (as admission keys them). */
-async function useThrottle(store: MemoryStore, t: Throttle, value: string, used: { requests?: number; input_tokens?: number; concurrent?: number }): Promise<void> {
-  const base = `throttle:${t.rule}:${t.scope}:${value}`;
-  const spec = (perMinute: number) => ({ capacity: Math.max(1, perMinute * t.burst), refillPerMs: perMinute / 60_000 });
-  if (used.requests && t.requests_per_minute !== undefined) await store.charge(`${base}:rpm`, used.requests, spec(t.requests_per_minute));
-  if (used.input_tokens && t.input_tokens_per_minute !== undefined) await store.charge(`${base}:itpm`, used.input_tokens, spec(t.input_tokens_per_minute));
-  for (let i = 0; i < (used.concurrent ?? 0) && t.concurrent !== undefined; i++) await store.acquire(`${base}:concurrent`, t.concurrent);
 }
 
 /** The breakpoints inject_cache added, by place. */

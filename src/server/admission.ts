@@ -9,6 +9,7 @@ import { BudgetSpentError, ThrottledError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RequestContext } from '../rules/context.js';
 import type { BudgetSpec } from '../actions/budget.js';
+import type { Throttle } from '../actions/throttle.js';
 import type { Decision } from '../rules/decision.js';
 import type { BucketSpec, Slot, StateStore } from '../state/store.js';
 
@@ -39,6 +40,20 @@ export function scopeValue(scope: string, rc: RequestContext, d: Decision): stri
 
 const bucket = (perMinute: number, burst: number): BucketSpec => ({ capacity: Math.max(1, perMinute * burst), refillPerMs: perMinute / MINUTE_MS });
 
+/** The state-store key prefix of a throttle's counters for one scope value (`:rpm`, `:itpm`, `:otpm`, `:concurrent` follow). */
+const throttleBase = (t: Throttle, value: string) => `throttle:${t.rule}:${t.scope}:${value}`;
+
+/**
+ * Puts a throttle's counters for `value` where `used` says, as if those requests (input tokens, requests in
+ * flight) had been admitted this minute: what `switchyard test` cases state before their request.
+ */
+export async function useThrottle(store: StateStore, t: Throttle, value: string, used: { requests?: number; input_tokens?: number; concurrent?: number }): Promise<void> {
+  const base = throttleBase(t, value);
+  if (used.requests && t.requests_per_minute !== undefined) await store.charge(`${base}:rpm`, used.requests, bucket(t.requests_per_minute, t.burst));
+  if (used.input_tokens && t.input_tokens_per_minute !== undefined) await store.charge(`${base}:itpm`, used.input_tokens, bucket(t.input_tokens_per_minute, t.burst));
+  for (let i = 0; i < (used.concurrent ?? 0) && t.concurrent !== undefined; i++) await store.acquire(`${base}:concurrent`, t.concurrent);
+}
+
 /**
  * Admits the request or throws. Takes concurrency slots first, then request and input-token tokens, and
  * checks the output-token bucket is out of debt; on a refusal the slots and tokens taken are given back.
@@ -54,7 +69,7 @@ export async function admit(decision: Decision, rc: RequestContext, store: State
   try {
     for (const t of throttles) {
       const value = scopeValue(t.scope, rc, decision);
-      const base = `throttle:${t.rule}:${t.scope}:${value}`;
+      const base = throttleBase(t, value);
       const refuse = (limit: string, amount: number, retryAfterMs: number) => {
         const retryS = Math.max(1, Math.ceil(retryAfterMs / 1000));
         const message = `throttled by rule "${t.rule}": ${limit} ${amount} for ${t.scope} "${value}" is exhausted; retry after ${retryS} s`;
