@@ -9,6 +9,7 @@ import type { BudgetSpec } from '../actions/budget.js';
 import type { RuleSet } from '../rules/load.js';
 import type { StateStore } from '../state/store.js';
 import type { LedgerStore, StoredSpendLimit } from './ledger.js';
+import { limitActive, limitBudget } from './spend-limits.js';
 import type { UsageRecord } from './record.js';
 
 /** The scope value a usage record counts under (mirrors `scopeValue` in admission for a live request). */
@@ -34,11 +35,8 @@ export async function seedBudgets(rules: RuleSet, ledger: LedgerStore, state: St
   }
   // Limits set through the admin API count every request of their user, project or organization.
   for (const l of limits) {
-    if (l.amount === null || (l.expires_at !== null && l.expires_at <= now.toISOString())) continue;
-    const per = ({ daily: 'day', weekly: 'week', monthly: 'month' } as const)[l.period];
-    const scope = ({ user: 'user', workspace: 'project', organization: 'global' } as const)[l.scope_type];
-    const applies = (r: UsageRecord) => l.scope_type === 'organization' || recordScopeValue(scope, r) === l.scope_id;
-    budgets.push({ rule: l.id, scope, usd: Number(l.amount) / 100, per, applies });
+    const b = limitActive(l, now.toISOString()) ? limitBudget(l) : null;
+    if (b) budgets.push({ ...b, applies: (r: UsageRecord) => l.scope_type === 'organization' || recordScopeValue(b.scope, r) === l.scope_id });
   }
   if (budgets.length === 0) return 0;
   const periods = budgets.map((b) => periodOf(b.per, now));

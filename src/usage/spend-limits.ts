@@ -36,6 +36,14 @@ export interface WireSpendLimit {
 const PERIODS = { daily: 'day', weekly: 'week', monthly: 'month' } as const;
 const SCOPES: Record<StoredSpendLimit['scope_type'], BudgetSpec['scope']> = { user: 'user', workspace: 'project', organization: 'global' };
 
+/** True while a limit applies: it has no expiry, or its expiry is after `nowIso`. */
+export const limitActive = (l: StoredSpendLimit, nowIso: string) => l.expires_at === null || l.expires_at > nowIso;
+
+/** The budget a limit is enforced as (rule id = the limit's id), or null for an explicit "no limit". */
+export function limitBudget(l: StoredSpendLimit): BudgetSpec | null {
+  return l.amount === null ? null : { rule: l.id, scope: SCOPES[l.scope_type], usd: Number(l.amount) / 100, per: PERIODS[l.period] };
+}
+
 /** The wire form of a stored limit. */
 export function toWire(l: StoredSpendLimit): WireSpendLimit {
   const scope: WireSpendLimit['scope'] =
@@ -130,13 +138,11 @@ export class SpendLimits {
     }
     const nowIso = now.toISOString();
     const applying = this.cached.filter(
-      (l) =>
-        (l.expires_at === null || l.expires_at > nowIso) &&
-        (l.scope_type === 'organization' || (l.scope_type === 'user' && l.scope_id === rc.user.id) || (l.scope_type === 'workspace' && l.scope_id === rc.project)),
+      (l) => limitActive(l, nowIso) && (l.scope_type === 'organization' || (l.scope_type === 'user' && l.scope_id === rc.user.id) || (l.scope_type === 'workspace' && l.scope_id === rc.project)),
     );
     if (applying.length === 0) return budgets;
     const replaced = (b: BudgetSpec) => applying.some((l) => SCOPES[l.scope_type] === b.scope && PERIODS[l.period] === b.per);
-    const fromApi: BudgetSpec[] = applying.filter((l) => l.amount !== null).map((l) => ({ rule: l.id, scope: SCOPES[l.scope_type], usd: Number(l.amount) / 100, per: PERIODS[l.period] }));
+    const fromApi = applying.map(limitBudget).filter((b): b is BudgetSpec => b !== null);
     return [...budgets.filter((b) => !replaced(b)), ...fromApi];
   }
 }
