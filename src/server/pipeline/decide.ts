@@ -51,7 +51,8 @@ async function decideInto(x: Exchange): Promise<void> {
   x.log.model = rc.model || undefined;
   x.requestedModel = rc.model || null;
   if (x.log.session_id === null) x.log.session_id = rc.session.id;
-  x.userId = rc.user.id;
+  // Who sent it is kept for the usage record only (parsing metadata.user_id): not read when the ledger is off.
+  if (x.deps.ledger) x.userId = rc.user.id;
   const d = (x.decision = x.endpoint === 'models' ? noRulesDecision(rules.version, config.default_provider, x.body) : await evaluate(rules, rc, config.default_provider));
   for (const w of d.warnings) {
     x.deps.warnOnce(`${rules.version}\0${w.rule}`, `rule "${w.rule}": ${w.message} (logged once per rule set)`, { rule: w.rule, rules_version: rules.version });
