@@ -16,6 +16,11 @@ export interface LoadIssue {
 }
 
 /** `file:line:col: message` (warnings say so), the format validate-rules prints. */
+/** `one key`, `2 keys`: a count for an error message. */
+function plural(n: number, word: string): string {
+  return n === 1 ? `one ${word}` : `${n} ${word}s`;
+}
+
 export function formatIssue(issue: LoadIssue): string {
   return `${issue.file}:${issue.line}:${issue.col}: ${issue.severity === 'warning' ? 'warning: ' : ''}${issue.message}`;
 }
@@ -169,7 +174,17 @@ export function schemaIssues(source: SourceFile, data: unknown, errors: ErrorObj
     ) {
       continue; // folded into the union's own message below
     }
-    switch (err.keyword) {
+    if (err.keyword === 'propertyNames') continue; // reported by the inner error, which names the key
+    const badName = (err as { propertyName?: string }).propertyName;
+    switch (badName === undefined ? err.keyword : 'propertyName') {
+      case 'propertyName':
+        issue = source.issueAt(
+          [...path, badName!],
+          `${where} has a key "${badName}" that is not allowed: a name ${err.keyword === 'pattern' ? `must match ${(err.params as { pattern: string }).pattern}` : (err.message ?? 'is invalid')}`,
+          'error',
+          'key',
+        );
+        break;
       case 'additionalProperties': {
         const key = (err.params as { additionalProperty: string }).additionalProperty;
         const allowed = allowedKeys(err);
@@ -198,8 +213,11 @@ export function schemaIssues(source: SourceFile, data: unknown, errors: ErrorObj
       }
       case 'minProperties':
       case 'maxProperties': {
-        const keys = Object.keys((err.parentSchema as { properties?: object }).properties ?? {});
-        issue = source.issueAt(path, `${where} must have exactly one key${keys.length ? `, one of: ${keys.join(', ')}` : ''}`);
+        const parent = err.parentSchema as { properties?: object; minProperties?: number; maxProperties?: number };
+        const keys = Object.keys(parent.properties ?? {});
+        const { minProperties: min, maxProperties: max } = parent;
+        const count = min === max ? `exactly ${plural(min ?? 0, 'key')}` : err.keyword === 'minProperties' ? `at least ${plural(min ?? 0, 'key')}` : `at most ${plural(max ?? 0, 'key')}`;
+        issue = source.issueAt(path, `${where} must have ${count}${keys.length ? `, one of: ${keys.join(', ')}` : ''}`);
         break;
       }
       default:
