@@ -94,15 +94,39 @@ export const configSchema = {
       additionalProperties: {
         type: 'object',
         additionalProperties: false,
-        required: ['type', 'base_url'],
+        required: ['type'],
         description: 'One upstream provider.',
         properties: {
           type: {
-            enum: ['anthropic', 'openai'],
+            enum: ['anthropic', 'openai', 'bedrock', 'vertex'],
             description:
-              'Wire protocol: "anthropic" (the Anthropic Messages API or a compatible endpoint) or "openai" (an OpenAI-compatible Chat Completions server; requests and answers are translated).',
+              'Wire protocol: "anthropic" (the Anthropic Messages API or a compatible endpoint), "openai" (an OpenAI-compatible Chat Completions server; requests and answers are translated) "bedrock" (Claude on Amazon Bedrock: InvokeModel, SigV4-signed with the AWS credential chain, or Bedrock API keys in keys:) or "vertex" (Claude on Google Vertex AI: rawPredict / streamRawPredict with Google OAuth tokens).',
           },
-          base_url: { type: 'string', pattern: '^https?://', description: 'Base URL, e.g. https://api.anthropic.com; request paths such as /v1/messages are appended.' },
+          base_url: {
+            type: 'string',
+            pattern: '^https?://',
+            description:
+              'Base URL, e.g. https://api.anthropic.com; request paths such as /v1/messages are appended. Required, except for type: bedrock (default https://bedrock-runtime.<region>.amazonaws.com) and vertex (default https://<region>-aiplatform.googleapis.com; https://aiplatform.googleapis.com for region global).',
+          },
+          region: {
+            type: 'string',
+            pattern: '^[a-z0-9]+(-[a-z0-9]+)*$',
+            description:
+              'type: bedrock and vertex, required: the AWS region whose Bedrock Runtime is called and signed for (e.g. us-east-1), or the Vertex AI location (e.g. us-east5, europe-west1, global).',
+          },
+          project: { type: 'string', minLength: 1, description: 'type: vertex only, required: the Google Cloud project id whose Vertex AI is called.' },
+          credentials_file: {
+            type: 'string',
+            minLength: 1,
+            description:
+              'type: vertex only: a Google credentials JSON file (service account, workload identity federation; relative to this file). Default: Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, gcloud, the metadata server).',
+          },
+          aws_profile: {
+            type: 'string',
+            minLength: 1,
+            description:
+              'type: bedrock only: the profile of the shared AWS config/credentials files to sign with (default: the AWS default chain — environment, AWS_PROFILE, web identity, task or instance role).',
+          },
           keys: {
             type: 'array',
             items: { type: 'string' },
@@ -139,7 +163,7 @@ export const configSchema = {
             type: 'array',
             items: { type: 'string', minLength: 1 },
             description:
-              'type: anthropic only: the anthropic-beta values this upstream accepts; others are left out of the header (and listed by dry-run). Absent: anthropic-beta goes through unchanged, as Anthropic expects.',
+              "type: anthropic, bedrock and vertex: the anthropic-beta values this upstream accepts; others are left out (and listed by dry-run). Absent: for anthropic and vertex, anthropic-beta goes through unchanged; for bedrock, the betas AWS documents for Claude on Bedrock go in the body's anthropic_beta.",
           },
           key_strategy: {
             enum: ['round_robin', 'least_loaded'],

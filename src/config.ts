@@ -10,6 +10,7 @@ import type { FailureModes } from './state/resilient.js';
 import { DEFAULT_SPOOL_MAX_BYTES } from './usage/spool.js';
 import type { FromSchema } from 'json-schema-to-ts';
 import { configSchema, DEFAULT_BREAKER, DEFAULT_STATE, DEFAULT_LIMITS, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRIES, DEFAULT_TIMEOUTS } from './config-schema.js';
+import { bedrockBaseUrl } from './upstream/bedrock-url.js';
 import { compileSchema, LoadError, schemaIssues, SourceFile, type DocPath, type LoadIssue } from './validation.js';
 
 /** Upstream timeouts, ms. */
@@ -25,7 +26,7 @@ export interface Timeouts {
 /** One upstream provider, resolved. */
 export interface ProviderConfig {
   name: string;
-  type: 'anthropic' | 'openai';
+  type: 'anthropic' | 'openai' | 'bedrock' | 'vertex';
   /** Base URL without a trailing slash. */
   base_url: string;
   /** Resolved upstream keys; empty = forward the client's credential. */
@@ -40,8 +41,12 @@ export interface ProviderConfig {
   reasoning_effort: boolean;
   /** type openai: vendor reasoning shown as thinking blocks (default false). */
   reasoning_as_thinking: boolean;
-  /** type anthropic: the anthropic-beta values to forward, or null for all of them unchanged. */
+  /** type anthropic / bedrock: the anthropic-beta values to forward, or null for the type's default. */
   betas: string[] | null;
+  /** type bedrock: the AWS region signed and called, and the shared-config profile (null: the default chain). */
+  bedrock: { region: string; profile: string | null } | null;
+  /** type vertex: the location and project called, and the credentials file (null: Application Default Credentials). */
+  vertex: { region: string; project: string; credentials_file: string | null } | null;
   retries: { max: number; base_delay_ms: number; max_delay_ms: number; budget_ms: number };
   /** `statuses`: the answer statuses that count as failures (default: any 5xx). */
   breaker: { failures: number; cooldown_ms: number; statuses?: number[] };
@@ -66,7 +71,23 @@ export interface ClientConfig {
 }
 
 /** Provider options that apply to one provider type only; set on the other, they are a config error. */
-const ONE_TYPE_OPTIONS = { strip_attribution: 'openai', reasoning_effort: 'openai', reasoning_as_thinking: 'openai', betas: 'anthropic' } as const;
+const ONE_TYPE_OPTIONS: Record<string, ReadonlyArray<ProviderConfig['type']>> = {
+  strip_attribution: ['openai'],
+  reasoning_effort: ['openai'],
+  reasoning_as_thinking: ['openai'],
+  betas: ['anthropic', 'bedrock', 'vertex'],
+  region: ['bedrock', 'vertex'],
+  aws_profile: ['bedrock'],
+  project: ['vertex'],
+  credentials_file: ['vertex'],
+};
+
+/** The default base URL of a Vertex AI location (as Anthropic's Vertex SDK picks it). */
+function vertexBaseUrl(region: string): string {
+  if (region === 'global') return 'https://aiplatform.googleapis.com';
+  if (region === 'us' || region === 'eu') return `https://aiplatform.${region}.rep.googleapis.com`;
+  return `https://${region}-aiplatform.googleapis.com`;
+}
 
 /** The whole gateway config, resolved and defaulted. */
 export interface GatewayConfig {
@@ -201,20 +222,44 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
   }
   const providers: Record<string, ProviderConfig> = {};
   for (const [name, p] of Object.entries(raw.providers)) {
-    const wrongType = (Object.keys(ONE_TYPE_OPTIONS) as Array<keyof typeof ONE_TYPE_OPTIONS>).find((o) => p[o] !== undefined && ONE_TYPE_OPTIONS[o] !== p.type);
+    const wrongType = Object.keys(ONE_TYPE_OPTIONS).find((o) => (p as Record<string, unknown>)[o] !== undefined && !ONE_TYPE_OPTIONS[o]!.includes(p.type));
     if (wrongType) {
-      throw new LoadError([source.issueAt(['providers', name, wrongType], `provider "${name}": ${wrongType} applies to type: ${ONE_TYPE_OPTIONS[wrongType]} providers only; remove it here`)]);
+      throw new LoadError([
+        source.issueAt(['providers', name, wrongType], `provider "${name}": ${wrongType} applies to type: ${ONE_TYPE_OPTIONS[wrongType]!.join(', ').replace(/, ([^,]+)$/, ' or $1')} providers only; remove it here`),
+      ]);
     }
+    const cloud = p.type === 'bedrock' || p.type === 'vertex';
+    if (cloud && p.region === undefined) {
+      const example = p.type === 'bedrock' ? 'the AWS region to call and sign for, e.g. us-east-1' : 'the Vertex AI location, e.g. us-east5 or global';
+      throw new LoadError([source.issueAt(['providers', name], `provider "${name}": type: ${p.type} needs region: (${example})`)]);
+    }
+    if (p.type === 'vertex' && p.project === undefined) {
+      throw new LoadError([source.issueAt(['providers', name], `provider "${name}": type: vertex needs project: (the Google Cloud project id)`)]);
+    }
+    if (p.type === 'vertex' && p.keys?.length) {
+      throw new LoadError([
+        source.issueAt(
+          ['providers', name, 'keys'],
+          `provider "${name}": keys: does not apply to type: vertex; the gateway signs in with Google credentials (credentials_file: or Application Default Credentials)`,
+        ),
+      ]);
+    }
+    if (!cloud && p.base_url === undefined) {
+      throw new LoadError([source.issueAt(['providers', name], `provider "${name}": base_url is required for type: ${p.type} (e.g. https://api.anthropic.com)`)]);
+    }
+    const baseUrl = p.base_url ?? (p.type === 'bedrock' ? bedrockBaseUrl(p.region!) : vertexBaseUrl(p.region!));
     providers[name] = {
       name,
       type: p.type,
-      base_url: p.base_url.replace(/\/+$/, ''),
+      base_url: baseUrl.replace(/\/+$/, ''),
       keys: (p.keys ?? []).filter((k) => k !== ''),
       timeouts: { ...DEFAULT_TIMEOUTS, ...p.timeouts },
       key_strategy: p.key_strategy ?? 'round_robin',
       models: p.models ?? {},
       strip_attribution: p.strip_attribution ?? p.type === 'openai',
       betas: p.betas ?? null,
+      bedrock: p.type === 'bedrock' ? { region: p.region!, profile: p.aws_profile ?? null } : null,
+      vertex: p.type === 'vertex' ? { region: p.region!, project: p.project!, credentials_file: p.credentials_file ? path.resolve(path.dirname(abs), p.credentials_file) : null } : null,
       reasoning_effort: p.reasoning_effort ?? false,
       reasoning_as_thinking: p.reasoning_as_thinking ?? false,
       retries: { ...DEFAULT_RETRIES, ...p.retries },
@@ -239,7 +284,8 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
   if (clients) {
     // With client keys the client's own credential is never forwarded: a provider with no keys of its own
     // would get every request with no credential at all.
-    const bare = Object.values(providers).filter((p) => p.keys.length === 0 && raw.providers[p.name]!.auth !== 'none');
+    // A cloud provider signs with the gateway's own cloud credentials: it needs no keys.
+    const bare = Object.values(providers).filter((p) => p.keys.length === 0 && p.type !== 'bedrock' && p.type !== 'vertex' && raw.providers[p.name]!.auth !== 'none');
     if (bare.length) {
       throw new LoadError(
         bare.map((p) =>

@@ -19,7 +19,8 @@ export type AnthropicErrorType =
   | 'request_too_large'
   | 'rate_limit_error'
   | 'api_error'
-  | 'overloaded_error';
+  | 'overloaded_error'
+  | 'not_supported_error';
 
 /** The stable codes of the gateway's errors (in logs as `error: "<code>: <message>"`). */
 export type ErrorCode =
@@ -49,6 +50,8 @@ export type ErrorCode =
   | 'SY_NO_KEYS'
   | 'SY_CIRCUIT_OPEN'
   | 'SY_NO_UPSTREAM'
+  | 'SY_UPSTREAM_CREDENTIALS'
+  | 'SY_NOT_SUPPORTED'
   | UpstreamErrorCode
   | 'SY_INTERNAL';
 
@@ -240,6 +243,24 @@ export class StateUnavailableError extends GatewayError {
       `the shared state store (redis) is unavailable and state.on_failure.${use} is "deny": ${(cause as Error)?.message ?? String(cause)}; retry shortly`,
       { cause, headers: { 'retry-after': '1' } },
     );
+  }
+}
+
+/**
+ * 502: the gateway could not get credentials of its own for a cloud provider (AWS for `type: bedrock`, Google
+ * for `type: vertex`): expired, missing or refused. Names the provider and where credentials were looked for,
+ * never a secret. Forwarding moves on to the route's fallback providers.
+ */
+export class UpstreamCredentialsError extends GatewayError {
+  constructor(provider: string, source: string, why: string, cause?: unknown) {
+    super('SY_UPSTREAM_CREDENTIALS', 'api_error', 502, `provider "${provider}": no usable credentials from ${source}: ${why}`, { cause });
+  }
+}
+
+/** 501: an endpoint the route's provider has no equivalent for (e.g. count_tokens on Amazon Bedrock). */
+export class NotSupportedError extends GatewayError {
+  constructor(message: string) {
+    super('SY_NOT_SUPPORTED', 'not_supported_error', 501, message);
   }
 }
 

@@ -5,6 +5,7 @@
  * Anthropic; the options that say so are refused on the provider type they do not apply to.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { loadConfig } from '../src/config.js';
@@ -251,7 +252,7 @@ describe('provider options that apply to one type', () => {
   test('betas on an OpenAI-compatible provider, strip_attribution on an Anthropic one: refused naming the provider', () => {
     assert.throws(
       load('  x:\n    type: openai\n    base_url: http://127.0.0.1:1/v1\n    betas: [a]\n'),
-      (e: unknown) => e instanceof LoadError && /provider "x": betas applies to type: anthropic providers only/.test(e.message),
+      (e: unknown) => e instanceof LoadError && /provider "x": betas applies to type: anthropic, bedrock or vertex providers only/.test(e.message),
     );
     assert.throws(
       load('  anthropic:\n    type: anthropic\n    base_url: http://127.0.0.1:1\n    strip_attribution: true\n'),
@@ -264,5 +265,29 @@ describe('provider options that apply to one type', () => {
     const ok = loadConfig(writeConfig({ upstream: '', providers: '  x:\n    type: openai\n    base_url: http://127.0.0.1:1/v1\n' }).configFile);
     assert.equal(ok.providers.x!.strip_attribution, true, 'on by default for OpenAI-compatible providers');
     assert.equal(ok.providers.x!.betas, null);
+  });
+
+  test('cloud providers: region (and project) required, base_url defaulted from them, keys refused on Vertex', () => {
+    const refused = (providers: string, message: RegExp) => assert.throws(load(providers), (e: unknown) => e instanceof LoadError && message.test(e.message));
+    refused('  b:\n    type: bedrock\n', /provider "b": type: bedrock needs region: \(the AWS region to call and sign for/);
+    refused('  v:\n    type: vertex\n    project: p\n', /provider "v": type: vertex needs region: \(the Vertex AI location/);
+    refused('  v:\n    type: vertex\n    region: us-east5\n', /provider "v": type: vertex needs project:/);
+    refused('  v:\n    type: vertex\n    region: us-east5\n    project: p\n    keys: [ k ]\n', /provider "v": keys: does not apply to type: vertex/);
+    refused('  a:\n    type: anthropic\n', /provider "a": base_url is required for type: anthropic/);
+    refused('  a:\n    type: anthropic\n    base_url: http://127.0.0.1:1\n    region: us-east-1\n', /provider "a": region applies to type: bedrock or vertex providers only/);
+    refused('  b:\n    type: bedrock\n    region: us-east-1\n    project: p\n', /provider "b": project applies to type: vertex providers only/);
+    const c = loadConfig(
+      writeConfig({
+        upstream: '',
+        providers:
+          '  b:\n    type: bedrock\n    region: eu-central-1\n    aws_profile: claude\n  v:\n    type: vertex\n    region: us-east5\n    project: p\n    credentials_file: sa.json\n  g:\n    type: vertex\n    region: global\n    project: p\n',
+      }).configFile,
+    );
+    assert.equal(c.providers.b!.base_url, 'https://bedrock-runtime.eu-central-1.amazonaws.com');
+    assert.deepEqual(c.providers.b!.bedrock, { region: 'eu-central-1', profile: 'claude' });
+    assert.equal(c.providers.v!.base_url, 'https://us-east5-aiplatform.googleapis.com');
+    assert.equal(c.providers.v!.vertex!.credentials_file, path.join(path.dirname(c.file), 'sa.json'), 'relative to the config file');
+    assert.equal(c.providers.g!.base_url, 'https://aiplatform.googleapis.com');
+    assert.equal(c.providers.g!.vertex!.credentials_file, null);
   });
 });

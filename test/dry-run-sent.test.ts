@@ -12,19 +12,27 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { maskHeaders } from '../src/rules/report.js';
+import { startFakeBedrock, type FakeBedrock } from './fake-bedrock.js';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 import { startTestGateway } from './helpers.js';
 
 let fake: FakeUpstream;
 let openai: FakeOpenAI;
+let bedrock: FakeBedrock;
+const AWS = { accessKeyId: 'AKIDDRYRUNTEST000001', secretAccessKey: 'dry-run-secret-key' };
+process.env.AWS_ACCESS_KEY_ID = AWS.accessKeyId;
+process.env.AWS_SECRET_ACCESS_KEY = AWS.secretAccessKey;
+process.env.AWS_EC2_METADATA_DISABLED = 'true';
 before(async () => {
   fake = await startFakeUpstream();
   openai = await startFakeOpenAI();
+  bedrock = await startFakeBedrock({ region: 'eu-west-1', credentials: AWS });
 });
 after(async () => {
   await fake.close();
   await openai.close();
+  await bedrock.close();
 });
 
 process.env.SY_DRY_KEY = 'sk-ant-upstream-key-for-dry-run-0001';
@@ -42,7 +50,7 @@ const clientHeaders = {
 const WIRE = new Set(['host', 'connection']);
 
 interface Report {
-  request: { method: string; url: string; model: string | null; dropped_fields: string[] };
+  request: { method: string; url: string; model: string | null; dropped_fields: string[]; signed_when_sent?: string };
   headers: Record<string, string>;
 }
 
@@ -94,6 +102,21 @@ const cases = [
       model: String(openai.received.at(-1)!.body.model),
     }),
   },
+  {
+    name: 'bedrock: InvokeModel path with the Bedrock model id, the Bedrock headers; the SigV4 headers added when sent',
+    providers: () =>
+      `  anthropic:\n    type: anthropic\n    base_url: ${fake.url}\n  bedrock:\n    type: bedrock\n    region: eu-west-1\n    base_url: ${bedrock.url}\n    retries: { max: 0 }\n    betas: [ b-beta ]\n    models: { claude-haiku-4-5: "eu.anthropic.claude-haiku-4-5-v1:0" }\n`,
+    rules: 'version: 1\nrules:\n  - id: r\n    actions: [ { route_to: { provider: bedrock } } ]\n',
+    dropped: ['anthropic-beta: a-beta'],
+    signed: ['authorization', 'x-amz-date', 'x-amz-content-sha256'],
+    last: () => ({
+      method: bedrock.received.at(-1)!.method,
+      url: bedrock.url + bedrock.received.at(-1)!.url,
+      headers: bedrock.received.at(-1)!.headers,
+      model: bedrock.received.at(-1)!.modelId,
+      betas: (JSON.parse(bedrock.received.at(-1)!.body.toString()) as { anthropic_beta?: string[] }).anthropic_beta,
+    }),
+  },
 ];
 
 describe('dry-run equals what is sent', () => {
@@ -121,12 +144,19 @@ describe('dry-run equals what is sent', () => {
       assert.equal(report.request.method, sent.method);
       assert.equal(report.request.url, sent.url);
       assert.equal(report.request.model, sent.model);
-      const onWire = Object.fromEntries(Object.entries(sent.headers).filter(([k]) => !WIRE.has(k))) as Record<string, string>;
+      const signed = new Set('signed' in c ? c.signed : []);
+      const onWire = Object.fromEntries(Object.entries(sent.headers).filter(([k]) => !WIRE.has(k) && !signed.has(k))) as Record<string, string>;
       assert.deepEqual(report.headers, maskHeaders(onWire));
       assert.ok(!JSON.stringify(report).includes('sk-ant-'), 'credentials are masked');
       if ('dropped' in c) {
         assert.deepEqual(report.request.dropped_fields, c.dropped);
-        assert.equal(sent.headers['anthropic-beta'], 'b-beta');
+        if ('betas' in sent) assert.deepEqual(sent.betas, ['b-beta'], 'the accepted betas go in the body');
+        else assert.equal(sent.headers['anthropic-beta'], 'b-beta');
+      }
+      if ('signed' in c) {
+        assert.equal(report.request.signed_when_sent, 'aws-sigv4');
+        assert.equal(bedrock.received.at(-1)!.signatureValid, true);
+        for (const h of c.signed ?? []) assert.ok(sent.headers[h], `${h} on the wire`);
       }
     });
   }

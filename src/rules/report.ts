@@ -23,7 +23,18 @@ export interface DryRunReport {
   warnings: Decision['warnings'];
   body_changed: boolean;
   /** The upstream request as sent (method, URL, body size, model, fields dropped in translation), or the local answer. */
-  request: { method: string; url: string; body_bytes: number; model: string | null; dropped_fields: string[] } | { answered_locally: true; status: number; headers: Record<string, string> };
+  request:
+    | {
+        method: string;
+        url: string;
+        body_bytes: number;
+        /** The model the provider gets: the body's `model`, else the route chain's (Bedrock has it in the path). */
+        model: string | null;
+        dropped_fields: string[];
+        /** Set when the headers shown are signed just before sending (e.g. `aws-sigv4`): the signature headers are not shown. */
+        signed_when_sent?: string;
+      }
+    | { answered_locally: true; status: number; headers: Record<string, string> };
   [extra: string]: unknown;
 }
 
@@ -45,7 +56,7 @@ export function maskHeaders(headers: Record<string, string | string[]>): Record<
 
 /** Builds the report for a decision and the upstream request it leads to, exactly as it would be sent. */
 export function dryRunReport(d: Decision, sent: PreparedRequest): DryRunReport {
-  const model = bodyModel(sent.body);
+  const model = bodyModel(sent.body) ?? (sent.provider.type === 'bedrock' ? (sent.chain[0]?.model ?? null) : null);
   return {
     ruleset: d.ruleset,
     route: { ...d.route, url: sent.url, chain: sent.chain.map((l) => ({ provider: l.provider.name, model: l.model })) },
@@ -55,7 +66,7 @@ export function dryRunReport(d: Decision, sent: PreparedRequest): DryRunReport {
     budgets: d.budgets,
     request: sent.local
       ? { answered_locally: true, status: sent.local.status, headers: sent.local.headers }
-      : { method: sent.method, url: sent.url, body_bytes: sent.body?.length ?? 0, model, dropped_fields: sent.dropped },
+      : { method: sent.method, url: sent.url, body_bytes: sent.body?.length ?? 0, model, dropped_fields: sent.dropped, ...(sent.signedWhenSent ? { signed_when_sent: sent.signedWhenSent } : {}) },
     headers: maskHeaders(sent.headers),
     denied: d.denied,
     error: d.error,

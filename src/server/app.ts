@@ -2,6 +2,8 @@
  * The Hono app: routes, health, admin. No rule logic here: the proxied endpoints hand Node's request and
  * response to the pipeline in `proxy.ts`, which streams without buffering.
  */
+import { awsCredentialStatus } from '../upstream/aws-auth.js';
+import { googleCredentialStatus } from '../upstream/google-auth.js';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
@@ -112,6 +114,8 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
     const { config } = deps.runtime.current;
     const { pools, breakers, state } = deps.upstreams;
     const circuits = breakers.states();
+    const aws = awsCredentialStatus();
+    const google = googleCredentialStatus();
     const providers = await Promise.all(
       Object.values(config.providers).map(async (p) => {
         const pool = pools.for(p);
@@ -120,6 +124,18 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
           name: p.name,
           base_url: p.base_url,
           circuit: circuits[p.name] ?? 'closed',
+          // Cloud credentials: where they come from and when they expire, never a secret.
+          ...(p.bedrock && p.keys.length === 0
+            ? { credentials: aws[p.name] ?? { source: p.bedrock.profile ? `aws profile "${p.bedrock.profile}"` : 'aws default chain', expires_at: null, access_key_hint: null } }
+            : {}),
+          ...(p.vertex
+            ? {
+                credentials: google[p.name] ?? {
+                  source: p.vertex.credentials_file ? `google credentials file ${p.vertex.credentials_file}` : 'google application default credentials',
+                  expires_at: null,
+                },
+              }
+            : {}),
           key_strategy: p.key_strategy,
           keys: pool.keys.map((k) => ({
             key: k.fingerprint,

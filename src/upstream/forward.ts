@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
 import type { Dispatcher } from 'undici';
 import type { ProviderConfig } from '../config.js';
-import { KeysCoolingError, NoUpstreamError, UpstreamError } from '../errors.js';
+import { KeysCoolingError, NoUpstreamError, UpstreamCredentialsError, UpstreamError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../state/store.js';
 import type { UpstreamClient } from './client.js';
@@ -231,10 +231,11 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
       let answer: Dispatcher.ResponseData;
       try {
         answer = await breaker.execute(async () => {
+          const headers = outgoing.headers(credential);
           const a = await u.client.send(provider, {
             method: outgoing.method,
             pathAndQuery: outgoing.pathAndQuery,
-            headers: outgoing.headers(credential),
+            headers: outgoing.sign ? await outgoing.sign(headers, credential) : headers,
             body: outgoing.body,
             signal: plan.signal,
             stream: plan.stream,
@@ -245,6 +246,11 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
       } catch (err) {
         release();
         if (plan.signal.aborted) throw plan.signal.reason;
+        if (err instanceof UpstreamCredentialsError) {
+          lastError = err; // no attempt at this provider can succeed: on to the fallbacks
+          u.log.error({ request_id: plan.requestId, provider: provider.name, error: err.message }, 'provider credentials unavailable');
+          break;
+        }
         if (err instanceof BrokenCircuitError) {
           lastError = new NoUpstreamError(
             'SY_CIRCUIT_OPEN',

@@ -46,6 +46,8 @@ export interface PreparedRequest {
   chain: ChainLink[];
   /** Set when the gateway answers this request itself (e.g. a token-count estimate). */
   local: LocalAnswer | null;
+  /** How the headers are signed just before sending (`aws-sigv4`), or null when they go as shown. */
+  signedWhenSent: string | null;
 }
 
 /**
@@ -59,11 +61,13 @@ export function prepareUpstream(config: GatewayConfig, req: ClientRequest, estim
   const { provider, model } = chain[0]!;
   const adapter = adapterFor(provider);
   const outgoing = adapter.request(req, provider, model);
+  const credential = credentialFor(provider.keys[0], config.clients !== null);
   return {
     provider,
     method: outgoing.method,
     url: upstreamUrl(provider, outgoing.pathAndQuery),
-    headers: outgoing.headers(credentialFor(provider.keys[0], config.clients !== null)),
+    headers: outgoing.headers(credential),
+    signedWhenSent: outgoing.sign && credential.kind !== 'key' ? (outgoing.signing ?? 'signed') : null,
     body: outgoing.body,
     dropped: outgoing.dropped,
     chain,

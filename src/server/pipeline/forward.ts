@@ -55,7 +55,7 @@ async function send(x: Exchange): Promise<() => void> {
   const requestedModel = x.rc!.model;
   built.clear();
   try {
-    x.answer = await adapterFor(provider).answer(sent.answer, provider, req, requestedModel);
+    x.answer = await adapterFor(provider).answer(sent.answer, provider, req, requestedModel, x.deps.log);
   } catch (err) {
     sent.release();
     throw err;

@@ -1,10 +1,12 @@
 /** The provider adapters by config `type`. */
 import type { ProviderConfig } from '../../config.js';
 import { anthropicAdapter } from './anthropic.js';
+import { bedrockAdapter } from './bedrock.js';
 import { openaiAdapter } from './openai.js';
+import { vertexAdapter } from './vertex.js';
 import type { ProviderAdapter } from './types.js';
 
-const ADAPTERS: Record<ProviderConfig['type'], ProviderAdapter> = { anthropic: anthropicAdapter, openai: openaiAdapter };
+const ADAPTERS: Record<ProviderConfig['type'], ProviderAdapter> = { anthropic: anthropicAdapter, openai: openaiAdapter, bedrock: bedrockAdapter, vertex: vertexAdapter };
 
 /** The adapter for a provider's `type`. */
 export function adapterFor(provider: Pick<ProviderConfig, 'type'>): ProviderAdapter {

@@ -5,6 +5,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ProviderConfig } from '../../config.js';
+import type { Logger } from '../../log.js';
 import type { Decision } from '../../rules/decision.js';
 import type { UpstreamAnswer } from '../forward.js';
 import type { UpstreamCredential } from '../headers.js';
@@ -36,6 +37,14 @@ export interface OutgoingRequest {
   body: Buffer | null;
   /** Headers for a given credential (the key can change between attempts; the body does not). */
   headers(credential: UpstreamCredential): Record<string, string | string[]>;
+  /**
+   * Signs the headers just before they are sent (AWS SigV4 for Bedrock), when this provider signs requests;
+   * dry-run shows the headers unsigned. A new signature per attempt: a retry is signed again.
+   * @throws UpstreamCredentialsError when the provider's cloud credentials cannot be resolved.
+   */
+  /** The name of the signature `sign` adds (`aws-sigv4`), for dry-run. */
+  signing?: string;
+  sign?(headers: Record<string, string | string[]>, credential: UpstreamCredential): Promise<Record<string, string | string[]>>;
   /** Body fields that had no equivalent at this provider and were dropped (for a debug log and dry-run). */
   dropped: string[];
 }
@@ -58,5 +67,5 @@ export interface ProviderAdapter {
    */
   request(req: ClientRequest, provider: ProviderConfig, model: string): OutgoingRequest;
   /** The upstream's answer in Anthropic's format (identity for Anthropic). */
-  answer(answer: UpstreamAnswer, provider: ProviderConfig, req: ClientRequest, requestedModel: string): Promise<UpstreamAnswer>;
+  answer(answer: UpstreamAnswer, provider: ProviderConfig, req: ClientRequest, requestedModel: string, log: Logger): Promise<UpstreamAnswer>;
 }
