@@ -225,7 +225,10 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
     const wrongType = Object.keys(ONE_TYPE_OPTIONS).find((o) => (p as Record<string, unknown>)[o] !== undefined && !ONE_TYPE_OPTIONS[o]!.includes(p.type));
     if (wrongType) {
       throw new LoadError([
-        source.issueAt(['providers', name, wrongType], `provider "${name}": ${wrongType} applies to type: ${ONE_TYPE_OPTIONS[wrongType]!.join(', ').replace(/, ([^,]+)$/, ' or $1')} providers only; remove it here`),
+        source.issueAt(
+          ['providers', name, wrongType],
+          `provider "${name}": ${wrongType} applies to type: ${ONE_TYPE_OPTIONS[wrongType]!.join(', ').replace(/, ([^,]+)$/, ' or $1')} providers only; remove it here`,
+        ),
       ]);
     }
     const cloud = p.type === 'bedrock' || p.type === 'vertex';

@@ -97,7 +97,12 @@ export class InvalidRequestError extends GatewayError {
 /** 404: no route for this method and path. */
 export class NotFoundError extends GatewayError {
   constructor(method: string, path: string) {
-    super('SY_NOT_FOUND', 'not_found_error', 404, `switchyard has no route for ${method} ${path}; it serves POST /v1/messages, POST /v1/messages/count_tokens and GET /v1/models`);
+    super(
+      'SY_NOT_FOUND',
+      'not_found_error',
+      404,
+      `switchyard has no route for ${method} ${path}; it serves POST /v1/messages, POST /v1/messages/count_tokens and GET /v1/models, and in Bedrock's and Vertex AI's formats POST /model/{model}/invoke[-with-response-stream] and POST /v1/projects/{project}/locations/{location}/publishers/anthropic/models/{model}:rawPredict|:streamRawPredict`,
+    );
   }
 }
 

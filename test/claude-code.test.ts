@@ -4,36 +4,21 @@
  * `tool_calls` entry and a blank `id` — and completes a Bash tool round trip: the CLI runs the command the
  * vendor asked for and sends its output back, and the vendor's final answer quotes it.
  *
- * The CLI is a native binary of ~400 MB, so it is not a dependency: the test installs it once into
- * `node_modules/.cache/claude-code` from the npm registry (CI allows the registry), or uses `CLAUDE_CODE_BIN`.
+ * The CLI comes from claude-code-bin.ts (installed once into node_modules/.cache, or `CLAUDE_CODE_BIN`).
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Gateway } from '../src/server/serve.js';
+import { claudeBinary } from './claude-code-bin.js';
 import { startTestGateway } from './helpers.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
-/** The CLI version the test installs (pinned: its wire behaviour is what the test is about). */
-const CLAUDE_CODE_VERSION = '2.1.332';
 const MARKER = 'switchyard-round-trip-ok';
-
-/** The `claude` binary: `CLAUDE_CODE_BIN`, else installed once into node_modules/.cache. */
-function claudeBinary(): string {
-  if (process.env.CLAUDE_CODE_BIN) return process.env.CLAUDE_CODE_BIN;
-  const prefix = path.join(ROOT, 'node_modules/.cache/claude-code', CLAUDE_CODE_VERSION);
-  const bin = path.join(prefix, 'node_modules/@anthropic-ai/claude-code/bin/claude.exe');
-  if (!existsSync(bin)) {
-    mkdirSync(prefix, { recursive: true });
-    execFileSync('npm', ['install', '--prefix', prefix, '--no-audit', '--no-fund', '--no-save', `@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION}`], { stdio: 'ignore', timeout: 600_000 });
-  }
-  return bin;
-}
 
 const sse = (data: unknown) => `data: ${JSON.stringify(data)}\n\n`;
 const chunk = (delta: unknown, finish: string | null = null) => ({ id: 'chatcmpl-cc', object: 'chat.completion.chunk', model: 'vendor-coder', choices: [{ index: 0, delta, finish_reason: finish }] });

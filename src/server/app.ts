@@ -15,6 +15,7 @@ import { MeUsageService } from '../usage/me.js';
 import { toWire } from '../usage/spend-limits.js';
 import { cors } from './cors.js';
 import { ResilientStore } from '../state/resilient.js';
+import { vertexIngress } from './ingress.js';
 import { proxyRequest, type ProxyDeps } from './proxy.js';
 import { buildCacheReport, CACHE_GROUPS, type CacheGroupBy, renderCacheReport } from '../usage/cache.js';
 import { buildReport, GROUP_BY_HELP, isGroupBy, parseWhen, renderReport, type GroupBy } from '../usage/report.js';
@@ -33,6 +34,11 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
 
   const proxied = (endpoint: 'messages' | 'count_tokens' | 'models') => async (c: Context<{ Bindings: HttpBindings }>) => {
     await proxyRequest(c.env.incoming, c.env.outgoing, endpoint, deps);
+    return RESPONSE_ALREADY_SENT;
+  };
+  // Bedrock's and Vertex AI's formats (ingress.ts): the same pipeline, the request rewritten on the way in.
+  const bedrock = (stream: boolean) => async (c: Context<{ Bindings: HttpBindings }>) => {
+    await proxyRequest(c.env.incoming, c.env.outgoing, 'messages', deps, { dialect: 'bedrock', model: c.req.param('modelId')!, stream });
     return RESPONSE_ALREADY_SENT;
   };
 
@@ -68,6 +74,14 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   app.post('/v1/messages/count_tokens', proxied('count_tokens'));
   app.get('/v1/models', proxied('models'));
   app.get('/v1/models/:id', proxied('models'));
+  app.post('/model/:modelId/invoke', bedrock(false));
+  app.post('/model/:modelId/invoke-with-response-stream', bedrock(true));
+  app.post('/v1/projects/:project/locations/:location/publishers/anthropic/models/:modelAndMethod', async (c) => {
+    const route = vertexIngress(c.req.param('modelAndMethod'));
+    if (!route) throw new NotFoundError(c.req.method, c.req.path);
+    await proxyRequest(c.env.incoming, c.env.outgoing, route.endpoint, deps, route.ingress);
+    return RESPONSE_ALREADY_SENT;
+  });
 
   // The caller's own spend, budgets and cache hit share (a Claude Code status line polls it).
   const me = new MeUsageService(deps.ledger?.store ?? null, deps.state, deps.spendLimits);

@@ -5,6 +5,7 @@
  * its own scope. `record` comes first because it wraps the rest: it sees every outcome, answers errors in
  * Anthropic's shape and writes the log line and the usage record.
  */
+import type { Ingress } from './ingress.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authenticate } from './pipeline/authenticate.js';
 import { budgets } from './pipeline/budgets.js';
@@ -37,7 +38,8 @@ const pipeline = compose([
 /**
  * Handles one proxied request end to end.
  * @param endpoint which API endpoint this is; `models` is a GET without a body or rule evaluation.
+ * @param ingress set when the client spoke Bedrock's or Vertex AI's format (server/ingress.ts).
  */
-export function proxyRequest(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, deps: ProxyDeps): Promise<void> {
-  return pipeline(new Exchange(req, res, endpoint, deps));
+export function proxyRequest(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, deps: ProxyDeps, ingress: Ingress | null = null): Promise<void> {
+  return pipeline(new Exchange(req, res, endpoint, deps, ingress));
 }

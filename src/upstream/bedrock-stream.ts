@@ -134,3 +134,57 @@ export class EventStreamToSSE extends Transform {
     this.fail(name, message);
   }
 }
+
+/** The Bedrock exception a client is sent for an Anthropic `error` event's type. */
+const EXCEPTION_FOR: Record<string, string> = {
+  rate_limit_error: 'throttlingException',
+  overloaded_error: 'serviceUnavailableException',
+  invalid_request_error: 'validationException',
+};
+
+const codec = new EventStreamCodec(toUtf8, fromUtf8);
+
+/**
+ * Anthropic SSE as Bedrock event-stream messages, for clients that called the gateway in Bedrock's format:
+ * `encode` takes whole SSE events (what the relay's framer gives) and returns their messages — each event's data
+ * as a `chunk` (`{"bytes":"<base64>"}`), an `error` event as an exception message (`throttlingException` for
+ * `rate_limit_error`, `serviceUnavailableException` for `overloaded_error`, `validationException` for
+ * `invalid_request_error`, else `internalServerException`) carrying its message. Comment lines are dropped.
+ */
+export function sseToEventStream(sse: Buffer): Buffer {
+  const out: Uint8Array[] = [];
+  for (const block of sse.toString('utf8').split('\n\n')) {
+    let event = '';
+    let data = '';
+    for (const line of block.split('\n')) {
+      if (line.startsWith('event:')) event = line.slice(6).trim();
+      else if (line.startsWith('data:')) data += (data ? '\n' : '') + line.slice(line.charAt(5) === ' ' ? 6 : 5);
+    }
+    if (!data) continue;
+    if (event === 'error') {
+      const e = (JSON.parse(data) as { error?: { type?: string; message?: string } }).error ?? {};
+      out.push(
+        codec.encode({
+          headers: {
+            ':message-type': { type: 'string', value: 'exception' },
+            ':exception-type': { type: 'string', value: EXCEPTION_FOR[e.type ?? ''] ?? 'internalServerException' },
+            ':content-type': { type: 'string', value: 'application/json' },
+          },
+          body: fromUtf8(JSON.stringify({ message: e.message ?? 'the stream failed' })),
+        }),
+      );
+      continue;
+    }
+    out.push(
+      codec.encode({
+        headers: {
+          ':message-type': { type: 'string', value: 'event' },
+          ':event-type': { type: 'string', value: 'chunk' },
+          ':content-type': { type: 'string', value: 'application/json' },
+        },
+        body: fromUtf8(JSON.stringify({ bytes: Buffer.from(data).toString('base64') })),
+      }),
+    );
+  }
+  return Buffer.concat(out);
+}

@@ -5,6 +5,7 @@
  * are dropped (`dropBody`) as soon as the upstream answered, so an open stream costs only its sockets and
  * buffers, not a copy of a 76 KB+ request.
  */
+import type { Ingress } from '../ingress.js';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClientConfig } from '../../config.js';
@@ -146,6 +147,8 @@ export class Exchange {
     readonly res: ServerResponse,
     readonly endpoint: Endpoint,
     readonly deps: ProxyDeps,
+    /** Set when the client spoke Bedrock's or Vertex AI's format (ingress.ts); null for the Anthropic API. */
+    readonly ingress: Ingress | null = null,
   ) {
     this.snapshot = deps.runtime.current;
     const url = req.url ?? '/';
@@ -158,7 +161,8 @@ export class Exchange {
       agent_id: req.headers['x-claude-code-agent-id'] as string | undefined,
       rules_version: this.snapshot.rules.version,
     };
-    this.pathAndQuery = upstreamPathAndQuery(url);
+    // A Bedrock or Vertex client's request goes on as the Messages API call it is.
+    this.pathAndQuery = ingress ? (endpoint === 'count_tokens' ? '/v1/messages/count_tokens' : '/v1/messages') : upstreamPathAndQuery(url);
   }
 
   /**

@@ -8,6 +8,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { RequestTooLargeError } from '../../errors.js';
+import { messagesBody } from '../ingress.js';
 import { lazyBody, scanJsonObject } from '../json-scan.js';
 import type { Stage } from './exchange.js';
 
@@ -65,6 +66,8 @@ export const receive: Stage = async (x, next) => {
     bytes.reserve(client, size - reserved, caps);
     reserved = size;
   });
+  // A Bedrock or Vertex client's body becomes the Messages body it stands for (ingress.ts).
+  if (x.ingress) x.raw = messagesBody(x.ingress, x.raw, x.req.headers);
   // Checked and indexed in one pass; members are decoded only when something reads them.
   x.body = lazyBody(scanJsonObject(x.raw, limits.max_json_depth));
   // The reservation is given back with the body: by forward once the upstream answered, else by record.

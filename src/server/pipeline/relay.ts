@@ -9,6 +9,7 @@
 import type { ServerResponse } from 'node:http';
 import { clientResponseHeaders } from '../../upstream/headers.js';
 import { SseFramer, sseErrorEvent } from '../../stream/sse-frames.js';
+import { sseToEventStream } from '../../upstream/bedrock-stream.js';
 import { UsageTap } from '../../usage/tap.js';
 import { round } from './record.js';
 import type { OpenRelay, Stage } from './exchange.js';
@@ -31,6 +32,9 @@ export const relay: Stage = async (x) => {
   const { res } = x;
   const tap = (x.tap = new UsageTap(String(upstream.headers['content-type'] ?? ''), String(upstream.headers['content-encoding'] ?? '')));
   const { headers, sse } = clientResponseHeaders(upstream.headers);
+  // A client that called in Bedrock's format gets Bedrock's event stream: each whole SSE event re-encoded.
+  const encode = sse && x.ingress?.dialect === 'bedrock' && !upstream.headers['content-encoding'] ? sseToEventStream : null;
+  if (encode) headers['content-type'] = 'application/vnd.amazon.eventstream';
   headers['x-switchyard-request-id'] = x.id;
   // Every answer carries a request-id (the upstream's, else the gateway's): Claude Code reports it with errors.
   if (!headers['request-id']) headers['request-id'] = x.id;
@@ -42,8 +46,10 @@ export const relay: Stage = async (x) => {
   let terminated: string | null = null;
   let endedAfterStop = false;
   const endWithError = (type: 'overloaded_error' | 'api_error', message: string) => {
-    if (framer && !res.destroyed && !res.writableEnded) res.end(sseErrorEvent(type, message, x.id));
-    else if (!res.destroyed) res.destroy();
+    if (framer && !res.destroyed && !res.writableEnded) {
+      const event = sseErrorEvent(type, message, x.id);
+      res.end(encode ? encode(Buffer.from(event)) : event);
+    } else if (!res.destroyed) res.destroy();
   };
   const handle: OpenRelay = {
     terminate(message) {
@@ -69,7 +75,8 @@ export const relay: Stage = async (x) => {
     for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
       x.log.ttfb_ms ??= round(performance.now() - x.started);
       tap.write(chunk);
-      const out = framer ? framer.push(chunk) : chunk;
+      let out = framer ? framer.push(chunk) : chunk;
+      if (encode && out.length) out = encode(out);
       if (out.length && !res.write(out)) await drained(res);
       if (res.destroyed) break;
     }

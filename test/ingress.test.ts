@@ -1,0 +1,303 @@
+/**
+ * Clients that speak Bedrock's or Vertex AI's format to the gateway (issue 18, item 4): Anthropic's own Bedrock
+ * and Vertex SDKs pointed at switchyard, routed by the same rules to an Anthropic upstream or to Bedrock itself;
+ * the Bedrock stream re-encoded as event-stream messages (the SDK decodes them with AWS's codec), errors
+ * mid-stream as exceptions, Vertex count-tokens, model ids normalized for rules, and the real Claude Code CLI in
+ * Bedrock mode completing a Bash tool round trip through the gateway.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import AnthropicBedrock from '@anthropic-ai/bedrock-sdk';
+import { AnthropicVertex } from '@anthropic-ai/vertex-sdk';
+import { request } from 'undici';
+import { anthropicModelName } from '../src/server/ingress.js';
+import { claudeBinary } from './claude-code-bin.js';
+import { startFakeBedrock, type FakeBedrock } from './fake-bedrock.js';
+import { messageJson, sseTextEvents, startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
+import { startTestGateway } from './helpers.js';
+
+const AWS = { accessKeyId: 'AKIDINGRESSTEST00001', secretAccessKey: 'ingress-test-secret' };
+process.env.AWS_ACCESS_KEY_ID = AWS.accessKeyId;
+process.env.AWS_SECRET_ACCESS_KEY = AWS.secretAccessKey;
+delete process.env.AWS_SESSION_TOKEN;
+process.env.AWS_EC2_METADATA_DISABLED = 'true';
+
+let anthropic: FakeUpstream;
+let bedrock: FakeBedrock;
+let gw: Awaited<ReturnType<typeof startTestGateway>>;
+
+before(async () => {
+  anthropic = await startFakeUpstream();
+  bedrock = await startFakeBedrock({ region: 'us-east-1', credentials: AWS });
+  gw = await startTestGateway({
+    upstream: anthropic.url,
+    providers:
+      `  anthropic:\n    type: anthropic\n    base_url: ${anthropic.url}\n    retries: { max: 0 }\n` +
+      `  bedrock:\n    type: bedrock\n    region: us-east-1\n    base_url: ${bedrock.url}\n    retries: { max: 0 }\n    models: { claude-opus-4-5-20251101: "us.anthropic.claude-opus-4-5-20251101-v1:0" }\n`,
+    rules: {
+      '50.yaml': `version: 1
+rules:
+  - id: no-haiku-3
+    match: { model: "claude-3-haiku-*" }
+    actions: [ { deny: { status: 403, message: "Haiku 3 is retired here" } } ]
+  - id: opus-to-bedrock
+    match: { model: "claude-opus-*" }
+    actions: [ { route_to: { provider: bedrock } } ]
+  - id: tag
+    actions: [ { tag_billing: { via: { expr: "path" } } }, { route_to: { provider: anthropic } } ]
+`,
+    },
+  });
+});
+after(async () => {
+  await gw.gw.close();
+  await anthropic.close();
+  await bedrock.close();
+});
+
+const BEDROCK_SONNET = 'us.anthropic.claude-sonnet-4-5-20250929-v1:0';
+const bedrockClient = () => new AnthropicBedrock({ baseURL: gw.gw.url, awsRegion: 'us-east-1', skipAuth: true, maxRetries: 0 });
+const lastAnthropic = () => anthropic.received.at(-1)!;
+
+describe('model ids', () => {
+  test('Bedrock ids, inference profiles and ARNs, and Vertex ids, name the Anthropic model', () => {
+    assert.equal(anthropicModelName('bedrock', BEDROCK_SONNET), 'claude-sonnet-4-5-20250929');
+    assert.equal(anthropicModelName('bedrock', 'anthropic.claude-3-haiku-20240307-v1:0'), 'claude-3-haiku-20240307');
+    assert.equal(anthropicModelName('bedrock', 'global.anthropic.claude-opus-4-5-20251101-v1:0'), 'claude-opus-4-5-20251101');
+    assert.equal(anthropicModelName('bedrock', 'arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0'), 'claude-sonnet-4-5-20250929');
+    assert.equal(
+      anthropicModelName('bedrock', 'arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123'),
+      'arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123',
+    );
+    assert.equal(anthropicModelName('vertex', 'claude-sonnet-4-5@20250929'), 'claude-sonnet-4-5-20250929');
+    assert.equal(anthropicModelName('vertex', 'claude-opus-4-1'), 'claude-opus-4-1');
+  });
+});
+
+describe('Bedrock format in', () => {
+  test('InvokeModel through to an Anthropic upstream: /v1/messages, the Anthropic model name, version and betas as headers', async () => {
+    const msg = await bedrockClient().messages.create(
+      { model: BEDROCK_SONNET, max_tokens: 16, messages: [{ role: 'user', content: [{ type: 'text', text: 'hi', cache_control: { type: 'ephemeral' } }] }] },
+      { headers: { 'anthropic-beta': 'context-1m-2025-08-07' } },
+    );
+    assert.equal((msg.content[0] as { text: string }).text, 'Hello from the fake upstream.');
+    const got = lastAnthropic();
+    assert.equal(got.url, '/v1/messages');
+    const body = JSON.parse(got.body.toString()) as Record<string, unknown>;
+    assert.equal(body.model, 'claude-sonnet-4-5-20250929');
+    assert.equal(body.anthropic_version, undefined);
+    assert.equal(body.anthropic_beta, undefined);
+    assert.deepEqual(body.messages, [{ role: 'user', content: [{ type: 'text', text: 'hi', cache_control: { type: 'ephemeral' } }] }]);
+    assert.equal(got.headers['anthropic-version'], '2026-10-21', "the SDK's API version, from the body");
+    assert.equal(got.headers['anthropic-beta'], 'context-1m-2025-08-07');
+  });
+
+  test('InvokeModelWithResponseStream: the Anthropic stream comes back as Bedrock event-stream messages the SDK decodes', async () => {
+    const r = await request(`${gw.gw.url}/model/${encodeURIComponent(BEDROCK_SONNET)}/invoke-with-response-stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    assert.equal(r.statusCode, 200);
+    assert.equal(r.headers['content-type'], 'application/vnd.amazon.eventstream');
+    await r.body.dump();
+    const body = JSON.parse(lastAnthropic().body.toString()) as Record<string, unknown>;
+    assert.equal(body.stream, true, 'the path says stream');
+    assert.equal(lastAnthropic().headers['anthropic-version'], '2023-06-01', 'a platform version is not an Anthropic API date: the default');
+    const final = await bedrockClient()
+      .messages.stream({ model: BEDROCK_SONNET, max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] })
+      .finalMessage();
+    assert.equal((final.content[0] as { text: string }).text, 'Hello from the fake upstream.');
+    assert.equal(final.stop_reason, 'end_turn');
+  });
+
+  test('rules see the Anthropic model name: a deny answers the Bedrock client', async () => {
+    await assert.rejects(
+      bedrockClient().messages.create({ model: 'anthropic.claude-3-haiku-20240307-v1:0', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }),
+      (err: Error & { status?: number }) => {
+        assert.equal(err.status, 403);
+        assert.match(err.message, /denied by rule \\"no-haiku-3\\": Haiku 3 is retired here/);
+        return true;
+      },
+    );
+  });
+
+  test('Bedrock in, Bedrock out: the route sends the request on to AWS, signed by the gateway', async () => {
+    const final = await bedrockClient()
+      .messages.stream({ model: 'global.anthropic.claude-opus-4-5-20251101-v1:0', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] })
+      .finalMessage();
+    assert.equal((final.content[0] as { text: string }).text, 'Hello from Bedrock, streamed');
+    const got = bedrock.received.at(-1)!;
+    assert.equal(got.modelId, 'us.anthropic.claude-opus-4-5-20251101-v1:0', "the Bedrock provider's models: map");
+    assert.equal(got.signatureValid, true);
+  });
+
+  test('an upstream stream cut short reaches the Bedrock client as an exception message', async () => {
+    const r = await request(`${gw.gw.url}/model/${encodeURIComponent(BEDROCK_SONNET)}/invoke-with-response-stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-fake': 'cut-sse' },
+      body: JSON.stringify({ max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    const bytes = Buffer.from(await r.body.arrayBuffer());
+    assert.ok(bytes.includes(Buffer.from(':exception-type')), 'an exception message');
+    assert.ok(bytes.includes(Buffer.from('before message_stop')));
+    await assert.rejects(
+      bedrockClient()
+        .messages.stream({ model: BEDROCK_SONNET, max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }, { headers: { 'x-fake': 'cut-sse' } })
+        .finalMessage(),
+    );
+  });
+
+  test('a body that is not JSON: 400 in Anthropic shape, nothing sent upstream', async () => {
+    const before = anthropic.received.length;
+    const r = await request(`${gw.gw.url}/model/${encodeURIComponent(BEDROCK_SONNET)}/invoke`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"max_tokens": ' });
+    assert.equal(r.statusCode, 400);
+    const body = (await r.body.json()) as { error: { type: string; message: string } };
+    assert.equal(body.error.type, 'invalid_request_error');
+    assert.match(body.error.message, /Bedrock request body is not valid JSON/);
+    assert.equal(anthropic.received.length, before);
+  });
+});
+
+describe('Vertex AI format in', () => {
+  // Claude Code with CLAUDE_CODE_SKIP_VERTEX_AUTH sends no Google token; this client sends none either.
+  const vertexClient = () =>
+    new AnthropicVertex({
+      baseURL: `${gw.gw.url}/v1`,
+      region: 'us-east5',
+      projectId: 'acme',
+      maxRetries: 0,
+      authClient: { getRequestHeaders: async () => new Headers(), projectId: 'acme' } as never,
+    });
+
+  test('rawPredict and streamRawPredict through to an Anthropic upstream; count-tokens too', async () => {
+    const msg = await vertexClient().messages.create({ model: 'claude-sonnet-4-5@20250929', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(msg.type, 'message');
+    const body = JSON.parse(lastAnthropic().body.toString()) as Record<string, unknown>;
+    assert.equal(lastAnthropic().url, '/v1/messages');
+    assert.equal(body.model, 'claude-sonnet-4-5-20250929');
+    assert.equal(body.anthropic_version, undefined);
+    const final = await vertexClient()
+      .messages.stream({ model: 'claude-sonnet-4-5@20250929', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] })
+      .finalMessage();
+    assert.equal((final.content[0] as { text: string }).text, 'Hello from the fake upstream.');
+    const counted = await vertexClient().messages.countTokens({ model: 'claude-sonnet-4-5@20250929', messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(typeof counted.input_tokens, 'number');
+    assert.equal(lastAnthropic().url, '/v1/messages/count_tokens');
+    assert.equal((JSON.parse(lastAnthropic().body.toString()) as { model: string }).model, 'claude-sonnet-4-5-20250929');
+  });
+
+  test('an unknown Vertex method is 404 naming what is served', async () => {
+    const r = await request(`${gw.gw.url}/v1/projects/acme/locations/us-east5/publishers/anthropic/models/claude-x:generateContent`, { method: 'POST', body: '{}' });
+    assert.equal(r.statusCode, 404);
+    assert.match(((await r.body.json()) as { error: { message: string } }).error.message, /:rawPredict\|:streamRawPredict/);
+  });
+});
+
+describe('usage', () => {
+  test('requests that came in Bedrock format are recorded under the Anthropic model and the provider that answered', async () => {
+    const text = await (await request(gw.gw.url + '/metrics')).body.text();
+    assert.match(text, /switchyard_requests_total\{provider="anthropic",model="claude-sonnet-4-5-20250929",status="200",outcome="ok"\} [1-9]/);
+  });
+});
+
+describe('Claude Code in Bedrock mode', () => {
+  const MARKER = 'switchyard-bedrock-round-trip-ok';
+  let upstream: Server;
+  let ccGw: Awaited<ReturnType<typeof startTestGateway>>;
+  const calls: Array<{ model: string; toolResult: string | null }> = [];
+  before(async () => {
+    upstream = createServer((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(parts).toString() || '{}') as { model: string; stream?: boolean; tools?: Array<{ name: string }>; messages?: Array<{ role: string; content: unknown }> };
+        if ((req.url ?? '').startsWith('/v1/messages/count_tokens')) {
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ input_tokens: 10 }));
+          return;
+        }
+        const last = body.messages?.at(-1);
+        const result = Array.isArray(last?.content) ? (last.content as Array<{ type: string; content?: unknown }>).find((b) => b.type === 'tool_result') : undefined;
+        const toolResult = result ? JSON.stringify(result.content) : null;
+        calls.push({ model: body.model, toolResult });
+        const wantsBash = !result && (body.tools ?? []).some((t) => t.name === 'Bash');
+        if (!body.stream) {
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(messageJson(body.model, [{ type: 'text', text: 'A title' }])));
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        if (wantsBash) {
+          const ev = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+          const input = JSON.stringify({ command: `echo ${MARKER}`, description: 'Print a marker' });
+          res.end(
+            [
+              ev('message_start', { type: 'message_start', message: { ...messageJson(body.model, []), stop_reason: null } }),
+              ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_bedrock_01', name: 'Bash', input: {} } }),
+              ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: input } }),
+              ev('content_block_stop', { type: 'content_block_stop', index: 0 }),
+              ev('message_delta', { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 12 } }),
+              ev('message_stop', { type: 'message_stop' }),
+            ].join(''),
+          );
+          return;
+        }
+        res.end(sseTextEvents(body.model, result ? `The command printed: ${toolResult}` : 'ok').join(''));
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    ccGw = await startTestGateway({ upstream: url });
+  });
+  after(async () => {
+    await ccGw.gw.close();
+    await new Promise((r) => upstream.close(r));
+  });
+
+  test('claude -p with CLAUDE_CODE_USE_BEDROCK=1 completes a Bash tool round trip through switchyard to an Anthropic upstream', { timeout: 900_000 }, async () => {
+    const bin = claudeBinary();
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: mkdtempSync(path.join(tmpdir(), 'switchyard-cc-bedrock-home-')),
+      CLAUDE_CODE_USE_BEDROCK: '1',
+      ANTHROPIC_BEDROCK_BASE_URL: ccGw.gw.url,
+      CLAUDE_CODE_SKIP_BEDROCK_AUTH: '1',
+      AWS_REGION: 'us-east-1',
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+      DISABLE_AUTOUPDATER: '1',
+      CI: '1',
+    };
+    const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(bin, ['-p', 'Run the marker command with Bash and tell me what it printed.', '--allowedTools', 'Bash', '--output-format', 'json', '--max-turns', '4'], {
+        cwd: mkdtempSync(path.join(tmpdir(), 'switchyard-cc-bedrock-work-')),
+        env,
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+      child.stdin.end();
+    });
+    assert.equal(out.code, 0, `claude exited ${out.code}: ${out.stderr.slice(0, 2000)} ${out.stdout.slice(0, 2000)}`);
+    const result = JSON.parse(out.stdout) as { result: string; is_error: boolean };
+    assert.equal(result.is_error, false);
+    assert.match(result.result, new RegExp(MARKER));
+    const withResult = calls.find((c) => c.toolResult !== null);
+    assert.ok(withResult, 'the CLI sent the tool result back');
+    assert.match(withResult.toolResult!, new RegExp(MARKER));
+    assert.ok(
+      calls.every((c) => c.model.startsWith('claude-')),
+      `the upstream got Anthropic model names: ${calls.map((c) => c.model).join(', ')}`,
+    );
+  });
+});
