@@ -30,7 +30,7 @@ process.env.AWS_EC2_METADATA_DISABLED = 'true';
 // A shared config without the profile the "missing credentials" provider asks for.
 const awsDir = mkdtempSync(path.join(tmpdir(), 'sy-aws-'));
 writeFileSync(path.join(awsDir, 'config'), '[default]\nregion = us-east-1\n');
-writeFileSync(path.join(awsDir, 'credentials'), '');
+writeFileSync(path.join(awsDir, 'credentials'), '[wrong]\naws_access_key_id = AKIDSWITCHYARDWRONG9\naws_secret_access_key = not-the-right-secret\n');
 process.env.AWS_CONFIG_FILE = path.join(awsDir, 'config');
 process.env.AWS_SHARED_CREDENTIALS_FILE = path.join(awsDir, 'credentials');
 
@@ -43,7 +43,8 @@ const providers = () =>
   `  bedrock:\n    type: bedrock\n    region: ${REGION}\n    base_url: ${bedrock.url}\n    retries: { max: 0 }\n    breaker: { failures: 1000 }\n` +
   `    models: { claude-sonnet-4-6: "${MODEL_ID}", claude-haiku-4-5: haiku-scenario-split, claude-opus-4-1: opus-scenario-gated }\n` +
   `  bedrock-keyed:\n    type: bedrock\n    region: ${REGION}\n    base_url: ${bedrock.url}\n    keys: [ "bedrock-api-key-0001" ]\n    retries: { max: 0 }\n` +
-  `  bedrock-nocreds:\n    type: bedrock\n    region: ${REGION}\n    base_url: ${bedrock.url}\n    aws_profile: nobody\n    retries: { max: 0 }\n`;
+  `  bedrock-nocreds:\n    type: bedrock\n    region: ${REGION}\n    base_url: ${bedrock.url}\n    aws_profile: nobody\n    retries: { max: 0 }\n` +
+  `  bedrock-wrong:\n    type: bedrock\n    region: ${REGION}\n    base_url: ${bedrock.url}\n    aws_profile: wrong\n    retries: { max: 0 }\n`;
 const rules = {
   '50.yaml': `version: 1
 rules:
@@ -53,6 +54,9 @@ rules:
   - id: nocreds
     match: { header: { x-route: nocreds } }
     actions: [ { route_to: { provider: bedrock-nocreds } } ]
+  - id: wrongcreds
+    match: { header: { x-route: wrongcreds } }
+    actions: [ { route_to: { provider: bedrock-wrong } } ]
   - id: nocreds-fallback
     match: { header: { x-route: nocreds-fallback } }
     actions: [ { route_to: { provider: bedrock-nocreds, fallback: [ anthropic ] } } ]
@@ -259,6 +263,29 @@ describe('Bedrock errors', () => {
     const body = (await r.body.json()) as { error: { type: string; message: string } };
     assert.match(body.error.message, /^provider "bedrock-nocreds": no usable credentials from aws profile "nobody": /);
     assert.ok(!JSON.stringify(body).includes(CREDENTIALS.secretAccessKey));
+  });
+
+  test('credentials AWS refuses: 401 authentication_error naming the provider and where its credentials came from', async () => {
+    const r = await request(gw.gw.url + '/v1/messages', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-route': 'wrongcreds' },
+      body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    assert.equal(r.statusCode, 401);
+    const body = (await r.body.json()) as { error: { type: string; message: string } };
+    assert.equal(body.error.type, 'authentication_error');
+    assert.match(
+      body.error.message,
+      /^provider "bedrock-wrong" \(Amazon Bedrock\) answered 403 InvalidSignatureException; AWS refused the gateway's credentials \(from aws profile "wrong", access key …ONG9\)/,
+    );
+    assert.ok(!body.error.message.includes('not-the-right-secret'));
+  });
+
+  test('/admin/providers: the credential source, the access key hint and no secret', async () => {
+    const r = (await (await request(gw.gw.url + '/admin/providers')).body.json()) as { providers: Array<{ name: string; credentials?: Record<string, unknown> }> };
+    assert.deepEqual(r.providers.find((p) => p.name === 'bedrock')!.credentials, { source: 'aws default chain', expires_at: null, access_key_hint: 'ST01' });
+    assert.equal(r.providers.find((p) => p.name === 'bedrock-keyed')!.credentials, undefined, 'API keys are shown as key fingerprints, like any pool');
+    assert.ok(!JSON.stringify(r).includes(CREDENTIALS.secretAccessKey));
   });
 
   test('a Bedrock provider without credentials falls back to the next provider of the route', async () => {

@@ -107,6 +107,17 @@ test('prices: the first matching pattern wins, default multipliers unless overri
   assert.equal(costUsd({ ...noUsage(), input_tokens: 1 }, table.priceOf('claude-sonnet-4-6')), 0.000003);
 });
 
+test("a provider's own price (<provider>/<model glob>) comes before the model's; plain globs never match across the provider", () => {
+  // The plain glob first: were it to match "bedrock-eu/claude-…", it would win.
+  const table = priceTable({ models: { 'claude-*': { input: 3, output: 15 }, 'bedrock-eu/claude-sonnet-4-5*': { input: 3.3, output: 16.5 } } });
+  assert.equal(table.priceOf('claude-sonnet-4-5-20250929', 'bedrock-eu')!.input, 3.3);
+  assert.equal(table.priceOf('claude-sonnet-4-5-20250929', 'anthropic')!.input, 3, 'another provider: the model price');
+  assert.equal(table.priceOf('claude-sonnet-4-5-20250929')!.input, 3, 'no provider: the model price');
+  assert.equal(table.priceOf('claude-haiku-4-5', 'bedrock-eu')!.input, 3, 'a model the provider entry does not name: the model price');
+  const any = priceTable({ models: { '*': { input: 1, output: 1 }, 'p/*': { input: 2, output: 2 } } });
+  assert.deepEqual([any.priceOf('m', 'p')!.input, any.priceOf('m', 'q')!.input], [2, 1]);
+});
+
 test('loadPrices: the bundled prices.yaml loads; a missing or broken file names itself', async () => {
   const { loadPrices } = await import('../src/usage/prices.js');
   const { mkdtempSync, writeFileSync } = await import('node:fs');

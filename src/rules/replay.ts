@@ -95,7 +95,7 @@ async function decideRecord(config: GatewayConfig, rules: RuleSet, prices: Price
     denied: d.denied?.rule ?? null,
     throttles: d.throttles.map((t) => t.rule),
     budgets: d.budgets.map((b) => b.rule),
-    cost: d.denied ? 0 : costUsd(rec, prices.priceOf(model)),
+    cost: d.denied ? 0 : costUsd(rec, prices.priceOf(model, d.route.provider)),
   };
 }
 

@@ -75,7 +75,7 @@ function groupOf(r: UsageRecord, by: CacheGroupBy): string {
 
 /** USD the cache saved on one request (negative when it only wrote), or null without a price. */
 export function cacheSavedUsd(r: UsageRecord, prices: PriceTable): number | null {
-  const p = r.model ? prices.priceOf(r.model) : null;
+  const p = r.model ? prices.priceOf(r.model, r.provider) : null;
   if (!p) return null;
   const perToken = p.input / 1e6;
   return (

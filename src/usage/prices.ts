@@ -18,8 +18,12 @@ export interface ModelPrice {
 
 /** A loaded price table. */
 export interface PriceTable {
-  /** The price of `model`, or null when the table does not know it. */
-  priceOf(model: string): ModelPrice | null;
+  /**
+   * The price of `model` at `provider`: an entry `<provider>/<model glob>` first (a cloud's own price, e.g.
+   * `bedrock-eu/claude-sonnet-4-5*` for a regional endpoint's premium), else the model's; null when the table
+   * knows neither.
+   */
+  priceOf(model: string, provider?: string | null): ModelPrice | null;
 }
 
 const DEFAULT_MULTIPLIERS = { cache_write_5m: 1.25, cache_write_1h: 2, cache_read: 0.1 };
@@ -35,11 +39,13 @@ export function priceTable(raw: RawPrices): PriceTable {
   const entries = Object.entries(raw.models ?? {}).map(([pattern, p]) => ({ test: picomatch(pattern), price: { ...mult, ...p } as ModelPrice }));
   const cache = new Map<string, ModelPrice | null>();
   return {
-    priceOf(model) {
-      let hit = cache.get(model);
+    priceOf(model, provider) {
+      const key = provider ? `${provider}/${model}` : model;
+      let hit = cache.get(key);
       if (hit === undefined) {
-        hit = entries.find((e) => e.test(model))?.price ?? null;
-        cache.set(model, hit);
+        // A `*` never crosses the `/`: plain model globs do not match the provider-qualified name.
+        hit = (provider ? entries.find((e) => e.test(key))?.price : undefined) ?? entries.find((e) => e.test(model))?.price ?? null;
+        cache.set(key, hit);
       }
       return hit;
     },

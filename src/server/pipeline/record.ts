@@ -89,7 +89,7 @@ function usageRecord(x: Exchange): UsageRecord {
   const model = log.upstream_model ?? log.model ?? null;
   let cost: number | null = 0;
   if (usage.input_tokens + usage.output_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens > 0) {
-    const price = model ? deps.prices.priceOf(model) : null;
+    const price = model ? deps.prices.priceOf(model, log.upstream) : null;
     if (!price && model) deps.warnOnce(`price\0${model}`, `no price for model "${model}" in the price table; its usage is recorded with cost null (logged once per model)`, { model });
     cost = costUsd(usage, price);
   }

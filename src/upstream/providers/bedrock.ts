@@ -69,6 +69,16 @@ const readAll = async (r: Readable, limit = 64 * 1024): Promise<string> => {
   return Buffer.concat(chunks).toString('utf8');
 };
 
+/** AWS errors that mean the gateway's own credentials were refused (wrong, expired, missing). */
+const CREDENTIAL_FAULTS = new Set(['UnrecognizedClientException', 'InvalidSignatureException', 'ExpiredTokenException', 'MissingAuthenticationTokenException', 'InvalidClientTokenId']);
+
+/** Which credentials a provider signs with, for a message: never a secret, at most the access key id's last four characters. */
+function credentialsOf(provider: ProviderConfig): string {
+  if (provider.keys.length) return 'a Bedrock API key from keys:';
+  const status = awsSignerFor(provider.name, provider.bedrock!.region, provider.bedrock!.profile).status;
+  return `from ${status.source}${status.access_key_hint ? `, access key …${status.access_key_hint}` : ''}`;
+}
+
 /**
  * A Bedrock error answer as an Anthropic error: the status and `error.type` of {@link BEDROCK_FAULTS}, a message
  * naming the provider, the AWS exception and AWS's request id (a ValidationException's own text, which says what
@@ -91,7 +101,12 @@ async function bedrockError(answer: UpstreamAnswer, provider: ProviderConfig, re
     type: answer.statusCode === 429 ? 'rate_limit_error' : answer.statusCode >= 500 ? 'api_error' : 'invalid_request_error',
   };
   log.warn({ provider: provider.name, status: answer.statusCode, aws_error: name, aws_message: awsMessage, aws_request_id: requestId || undefined }, 'Amazon Bedrock refused the request');
-  const detail = name === 'ValidationException' ? `: ${redactAws(awsMessage)}` : '; details are in the gateway log';
+  const detail =
+    name === 'ValidationException'
+      ? `: ${redactAws(awsMessage)}`
+      : CREDENTIAL_FAULTS.has(name)
+        ? `; AWS refused the gateway's credentials (${credentialsOf(provider)}); details are in the gateway log`
+        : '; details are in the gateway log';
   const message = `provider "${provider.name}" (Amazon Bedrock) answered ${answer.statusCode} ${name}${detail}${requestId ? ` (AWS request id ${requestId})` : ''}`;
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (requestId) headers['request-id'] = requestId;
