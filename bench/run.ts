@@ -17,6 +17,8 @@
  *               switchyard.yaml + rules/ — against bench/reference-proxy.mjs, a 20-line node:http proxy, same run
  *   reliability added latency with Redis up, refused (down), black-holed (frozen) and recovering, throttles on
  *   memcap      peak gateway memory with 40 concurrent 31 MB bodies against limits.max_inflight_body_bytes
+ *   clouds      CPU per request routed to Amazon Bedrock (SigV4 signing; event-stream decoding when streaming)
+ *               against the same request passed through to Anthropic, same run, JSON and streaming
  * Results print as a table and are written to bench/results/latest.json.
  */
 import autocannon from 'autocannon';
@@ -28,6 +30,7 @@ import { Agent, request } from 'undici';
 import { startFaultProxy } from '../test/fault-proxy.js';
 import { claudeCodeBody, writeConfig } from '../test/helpers.js';
 import { benchBudgetSeed } from './budget-seed.js';
+import { BENCH_AWS } from './bench-aws.js';
 import { benchRuleTools } from './rule-tools.js';
 import { benchRules } from './rules.js';
 import { benchThrottle } from './throttle.js';
@@ -36,7 +39,7 @@ import { benchTranslation } from './translation.js';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const sections = process.argv.slice(2).length
   ? process.argv.slice(2)
-  : ['cpu', 'budgets', 'latency', 'throughput', 'streaming', 'burst', 'memory', 'ledger', 'rules', 'rule-tools', 'budget-seed', 'throttle', 'translation', 'reliability', 'memcap'];
+  : ['cpu', 'clouds', 'budgets', 'latency', 'throughput', 'streaming', 'burst', 'memory', 'ledger', 'rules', 'rule-tools', 'budget-seed', 'throttle', 'translation', 'reliability', 'memcap'];
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
 /**
@@ -162,14 +165,14 @@ async function stopAll(procs: Record<string, { child: ChildProcess }>): Promise<
  * CPU µs per request of each process: a warm-up of 500 requests each, then three rounds of `n` requests (76 KB,
  * 4 connections) in alternation, utime + stime from /proc around each; every round's figure per process.
  */
-async function cpuRounds(procs: Record<string, { url: string; child: ChildProcess }>, n: number, extra: Record<string, string> = {}): Promise<Record<string, number[]>> {
+async function cpuRounds(procs: Record<string, { url: string; child: ChildProcess }>, n: number, extra: Record<string, string> = {}, body: Buffer = body76k): Promise<Record<string, number[]>> {
   const run = async (url: string, count: number) => {
     const agent = new Agent({ connections: 4 });
     let left = count;
     await Promise.all(
       Array.from({ length: 4 }, async () => {
         while (left-- > 0) {
-          const r = await request(url + '/v1/messages?beta=true', { method: 'POST', headers: { ...headers, ...extra }, body: body76k, dispatcher: agent });
+          const r = await request(url + '/v1/messages?beta=true', { method: 'POST', headers: { ...headers, ...extra }, body, dispatcher: agent });
           await r.body.dump();
         }
       }),
@@ -221,6 +224,57 @@ async function benchBudgets(upstream: string) {
   return { requests: 2000, no_budgets_us: us('no_budgets'), ten_budgets_us: us('ten_budgets'), added_us: us('ten_budgets') - us('no_budgets'), runs_us: per };
 }
 
+/**
+ * Claude on Amazon Bedrock against Anthropic pass-through: two gateways (ledger off), one routing to the fake
+ * Anthropic upstream, one to the fake Bedrock (SigV4 with the AWS default chain reading BENCH_AWS from the
+ * environment; the answer's event stream decoded and relayed as SSE), CPU µs per request of each, 76 KB bodies,
+ * JSON and streaming.
+ */
+async function benchClouds(anthropicUrl: string) {
+  const fakeBedrock = await startProcess(['--import', 'tsx', path.join(ROOT, 'bench/server.ts'), 'bedrock']);
+  const env = { AWS_ACCESS_KEY_ID: BENCH_AWS.accessKeyId, AWS_SECRET_ACCESS_KEY: BENCH_AWS.secretAccessKey, AWS_EC2_METADATA_DISABLED: 'true' };
+  const start = (providers: string, provider: string) =>
+    startProcess(
+      [
+        ...gatewayNodeArgs,
+        path.join(ROOT, 'dist/cli.js'),
+        'serve',
+        '--config',
+        writeConfig({
+          upstream: anthropicUrl,
+          providers,
+          extraConfig: 'ledger: off\n',
+          rules: { '50.yaml': `version: 1\nrules:\n  - id: r\n    actions: [ { route_to: { provider: ${provider} } } ]\n` },
+        }).configFile,
+        '--port',
+        '0',
+      ],
+      env,
+    );
+  const procs = {
+    anthropic: await start(`  anthropic:\n    type: anthropic\n    base_url: ${anthropicUrl}\n`, 'anthropic'),
+    bedrock: await start(`  bedrock:\n    type: bedrock\n    region: us-east-1\n    base_url: ${fakeBedrock.url}\n`, 'bedrock'),
+  };
+  const N = 2000;
+  let json: Record<string, number[]>;
+  let stream: Record<string, number[]>;
+  try {
+    json = await cpuRounds(procs, N);
+    stream = await cpuRounds(procs, N, {}, streamBody);
+  } finally {
+    await stopAll({ ...procs, fakeBedrock });
+  }
+  const low = (per: Record<string, number[]>, name: string) => Math.round(Math.min(...per[name]!));
+  const side = (per: Record<string, number[]>) => ({
+    anthropic_us: low(per, 'anthropic'),
+    bedrock_us: low(per, 'bedrock'),
+    added_us: low(per, 'bedrock') - low(per, 'anthropic'),
+    ratio: r3(low(per, 'bedrock') / low(per, 'anthropic')),
+    runs_us: per,
+  });
+  return { requests: N, json: side(json), stream: side(stream) };
+}
+
 async function benchCpu(upstream: string) {
   const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-bench-bundled-'));
   cpSync(path.join(ROOT, 'switchyard.yaml'), path.join(dir, 'switchyard.yaml'));
@@ -266,6 +320,10 @@ try {
   if (sections.includes('cpu')) {
     results.cpu = await benchCpu(fake.url);
     console.log('CPU per request (76 KB, non-streaming, 4 connections):', JSON.stringify(results.cpu));
+  }
+  if (sections.includes('clouds')) {
+    results.clouds = await benchClouds(fake.url);
+    console.log('clouds', JSON.stringify(results.clouds));
   }
   if (sections.includes('budgets')) {
     results.budgets = await benchBudgets(fake.url);

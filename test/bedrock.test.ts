@@ -160,6 +160,14 @@ describe('requests to Bedrock', () => {
     assert.deepEqual([final.usage.input_tokens, final.usage.output_tokens], [288, 12]);
   });
 
+  test('a streamed tool_use block arrives whole: its input from input_json_delta fragments', async () => {
+    const final = await client()
+      .messages.stream({ model: 'm-scenario-tool', max_tokens: 64, messages: [{ role: 'user', content: 'weather?' }] })
+      .finalMessage();
+    assert.equal(final.stop_reason, 'tool_use');
+    assert.deepEqual(final.content, [{ type: 'tool_use', id: 'toolu_fake_01', name: 'get_weather', input: { city: 'Paris', unit: 'celsius' } }]);
+  });
+
   test('a stream that arrives 7 bytes at a time is decoded the same', async () => {
     const final = await client()
       .messages.stream({ model: 'claude-haiku-4-5', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] })

@@ -7,7 +7,7 @@
  * InvokeModelWithResponseStream reference and Anthropic's Bedrock SDK tests (see test/fixtures/bedrock/SOURCES.md).
  *
  * Scenario by a suffix of the model id, `…-scenario-<name>`: `recorded` (the recorded stream of
- * test/fixtures/bedrock/claude-3-sonnet-text.jsonl), `throttle` (429 ThrottlingException),
+ * test/fixtures/bedrock/claude-3-sonnet-text.jsonl), `tool` (a streamed tool_use block), `throttle` (429 ThrottlingException),
  * `denied` (403 AccessDeniedException), `invalid` (400 ValidationException naming an ARN), `stream-exception`
  * (two chunks, then a throttlingException message), `split` (the stream written a few bytes at a time),
  * `gated` (the first chunks, then waits for release()).
@@ -19,7 +19,7 @@ import { EventStreamCodec } from '@smithy/core/event-streams';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
-import { messageJson, sseTextEvents } from './fake-upstream.js';
+import { messageJson, sseTextEvents, sseToolEvents } from './fake-upstream.js';
 
 export interface BedrockReceived {
   method: string;
@@ -70,9 +70,12 @@ export function exceptionFrame(name: string, message: string): Uint8Array {
 
 /** The Anthropic event JSONs of a streamed text answer (the data lines of the fake Anthropic upstream's SSE). */
 export function textEventJsons(model: string, text: string): string[] {
-  return sseTextEvents(model, text)
-    .map((e) => /^data: (.*)$/m.exec(e)?.[1])
-    .filter((d): d is string => d !== undefined);
+  return dataOf(sseTextEvents(model, text));
+}
+
+/** The data lines of SSE events (comments dropped). */
+function dataOf(events: string[]): string[] {
+  return events.map((e) => /^data: (.*)$/m.exec(e)?.[1]).filter((d): d is string => d !== undefined);
 }
 
 /** Verifies a SigV4 `authorization` header by signing the same request again with AWS's signer. */
@@ -130,7 +133,12 @@ export async function startFakeBedrock(opts: { region: string; credentials: { ac
         return;
       }
       res.writeHead(200, { 'content-type': 'application/vnd.amazon.eventstream', 'x-amzn-requestid': requestId, 'x-amzn-bedrock-content-type': 'application/json' });
-      const events = scenario === 'recorded' ? RECORDED : textEventJsons(modelId, 'Hello from Bedrock, streamed');
+      const events =
+        scenario === 'recorded'
+          ? RECORDED
+          : scenario === 'tool'
+            ? dataOf(sseToolEvents(modelId, 'get_weather', { city: 'Paris', unit: 'celsius' }))
+            : textEventJsons(modelId, 'Hello from Bedrock, streamed');
       const frames = events.map((e) => Buffer.from(chunkFrame(e)));
       if (scenario === 'stream-exception') {
         res.write(Buffer.concat([frames[0]!, frames[1]!]));
