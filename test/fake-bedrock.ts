@@ -160,7 +160,12 @@ export async function startFakeBedrock(opts: { region: string; credentials: { ac
         res.end(Buffer.concat(frames.slice(3)));
         return;
       }
-      res.end(Buffer.concat(frames));
+      // As a live stream (and the fake Anthropic upstream): one message per write, 2 ms apart.
+      for (const f of frames) {
+        res.write(f);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      res.end();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
