@@ -20,7 +20,7 @@ import { startGateway } from './server/serve.js';
 import { formatIssue, LoadError, type LoadIssue } from './validation.js';
 import { ledgerStore } from './usage/open.js';
 import { buildCacheReport, CACHE_GROUPS, type CacheGroupBy, renderCacheReport } from './usage/cache.js';
-import { buildReport, GROUP_BY_HELP, isGroupBy, parseWhen, renderReport, type GroupBy } from './usage/report.js';
+import { buildReport, filterRecords, GROUP_BY_HELP, isGroupBy, parseFilter, parseWhen, renderReport, type GroupBy } from './usage/report.js';
 
 interface CommonOptions {
   config?: string;
@@ -277,9 +277,10 @@ withCommon(program.command('usage').description('usage and cost report from the 
   .option('--since <date>', 'from (YYYY-MM-DD or ISO time, UTC; default: 30 days ago)')
   .option('--until <date>', 'until, exclusive (default: now)')
   .addOption(new Option('--by <dimension>', `group by ${GROUP_BY_HELP} (repeatable; with --cache one of ${CACHE_GROUPS.join(', ')})`).argParser(collect).default([]))
+  .addOption(new Option('--where <filter>', 'only records with DIMENSION=VALUE, e.g. user=alice or tag:team=search (repeatable, all must hold)').argParser(collect).default([]))
   .option('--cache', 'cache analytics: hit share, USD saved net of the write premium, and cache breaks with their likely cause')
   .addOption(new Option('--format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'))
-  .action(async (opts: CommonOptions & { since?: string; until?: string; by: string[]; cache?: boolean; format: 'table' | 'csv' | 'json' }) => {
+  .action(async (opts: CommonOptions & { since?: string; until?: string; by: string[]; where: string[]; cache?: boolean; format: 'table' | 'csv' | 'json' }) => {
     try {
       if (opts.cache) {
         if (opts.by.length > 1 || (opts.by[0] && !(CACHE_GROUPS as readonly string[]).includes(opts.by[0]))) throw new Error(`--cache --by: one of ${CACHE_GROUPS.join(', ')}`);
@@ -290,7 +291,8 @@ withCommon(program.command('usage').description('usage and cost report from the 
       await store.init();
       const since = opts.since ? parseWhen(opts.since) : new Date(Date.now() - 30 * 86_400_000).toISOString();
       const until = opts.until ? parseWhen(opts.until) : new Date(Date.now() + 1000).toISOString();
-      const records = await store.query(since, until);
+      const filters = opts.where.map(parseFilter);
+      const records = filterRecords(await store.query(since, until), filters);
       await store.close();
       if (opts.cache) console.log(renderCacheReport(buildCacheReport(records, (opts.by[0] ?? 'session') as CacheGroupBy, loadPrices(config.prices), since, until), opts.format));
       else console.log(renderReport(buildReport(records, opts.by as GroupBy[], since, until), opts.format));

@@ -44,9 +44,10 @@ export function writeConfig(opts: { upstream: string; rules?: Record<string, str
 
 /** Starts an in-process gateway on a free port with a captured trace-level log. */
 export async function startTestGateway(
-  opts: Parameters<typeof writeConfig>[0] & { dryRun?: boolean; watch?: boolean },
+  opts: Parameters<typeof writeConfig>[0] & { dryRun?: boolean; watch?: boolean; configFile?: string },
 ): Promise<{ gw: Gateway; logs: LogCapture; configFile: string; rulesDir: string }> {
-  const { configFile, rulesDir } = writeConfig(opts);
+  // An existing config (e.g. one whose ledger a test seeded first), else a fresh one.
+  const { configFile, rulesDir } = opts.configFile ? { configFile: opts.configFile, rulesDir: path.join(path.dirname(opts.configFile), 'rules') } : writeConfig(opts);
   const logs = new LogCapture();
   // trace: the most verbose level, so tests that look for secrets in logs see everything that is logged.
   const gw = await startGateway({ configFile, dryRun: opts.dryRun, watch: opts.watch ?? false, logger: createLogger({ level: 'trace', destination: logs }) });

@@ -17,8 +17,9 @@ import { cors } from './cors.js';
 import { ResilientStore } from '../state/resilient.js';
 import { vertexIngress } from './ingress.js';
 import { proxyRequest, type ProxyDeps } from './proxy.js';
+import { adminCookie, dashboardApi, dashboardPages } from './ui.js';
 import { buildCacheReport, CACHE_GROUPS, type CacheGroupBy, renderCacheReport } from '../usage/cache.js';
-import { buildReport, GROUP_BY_HELP, isGroupBy, parseWhen, renderReport, type GroupBy } from '../usage/report.js';
+import { buildReport, filterRecords, GROUP_BY_HELP, isGroupBy, parseFilter, parseWhen, type RecordFilter, renderReport, type GroupBy } from '../usage/report.js';
 
 /** State the health routes read. */
 export interface AppState {
@@ -27,6 +28,19 @@ export interface AppState {
 }
 
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+/**
+ * Why an admin request is refused, or null when it may go on: with `admin.token` configured, the token as a
+ * bearer, as `x-api-key` (Anthropic's Admin API clients) or in the dashboard's sign-in cookie; without one, only
+ * from a loopback address.
+ */
+export function adminRefusal(c: Context<{ Bindings: HttpBindings }>, token: string | null): 'token' | 'loopback' | null {
+  if (token) {
+    const ok = bearerMatches(c.req.header('authorization'), token) || secretMatches(c.req.header('x-api-key'), token) || secretMatches(adminCookie(c.req.header('cookie')), token);
+    return ok ? null : 'token';
+  }
+  return LOOPBACK.test(c.env.incoming.socket.remoteAddress ?? '') ? null : 'loopback';
+}
 
 /** Builds the app. */
 export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: HttpBindings }> {
@@ -95,17 +109,12 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
 
   // Admin (and /metrics): a bearer token when one is configured, else loopback only.
   const adminGuard: MiddlewareHandler<{ Bindings: HttpBindings }> = async (c, next) => {
-    const token = deps.runtime.current.config.admin.token;
-    if (token) {
-      // Bearer, or x-api-key as Anthropic's Admin API clients send their admin key.
-      if (!bearerMatches(c.req.header('authorization'), token) && !secretMatches(c.req.header('x-api-key'), token)) {
-        throw new AdminAccessError('token');
-      }
-    } else if (!LOOPBACK.test(c.env.incoming.socket.remoteAddress ?? '')) {
-      throw new AdminAccessError('loopback');
-    }
+    const refused = adminRefusal(c, deps.runtime.current.config.admin.token);
+    if (refused) throw new AdminAccessError(refused);
     await next();
   };
+  // The dashboard's page, assets and sign-in answer before the guard (a browser gets a sign-in page, not JSON).
+  dashboardPages(app, deps);
   app.use('/admin/*', adminGuard);
   app.use('/v1/organizations/*', adminGuard);
   app.use('/metrics', adminGuard);
@@ -124,45 +133,8 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
     });
   });
 
-  app.get('/admin/providers', async (c) => {
-    const { config } = deps.runtime.current;
-    const { pools, breakers, state } = deps.upstreams;
-    const circuits = breakers.states();
-    const aws = awsCredentialStatus();
-    const google = googleCredentialStatus();
-    const providers = await Promise.all(
-      Object.values(config.providers).map(async (p) => {
-        const pool = pools.for(p);
-        const cooling = await state.cooldowns(pool.keys.map((k) => pool.cooldownId(k)));
-        return {
-          name: p.name,
-          base_url: p.base_url,
-          circuit: circuits[p.name] ?? 'closed',
-          // Cloud credentials: where they come from and when they expire, never a secret.
-          ...(p.bedrock && p.keys.length === 0
-            ? { credentials: aws[p.name] ?? { source: p.bedrock.profile ? `aws profile "${p.bedrock.profile}"` : 'aws default chain', expires_at: null, access_key_hint: null } }
-            : {}),
-          ...(p.vertex
-            ? {
-                credentials: google[p.name] ?? {
-                  source: p.vertex.credentials_file ? `google credentials file ${p.vertex.credentials_file}` : 'google application default credentials',
-                  expires_at: null,
-                },
-              }
-            : {}),
-          key_strategy: p.key_strategy,
-          keys: pool.keys.map((k) => ({
-            key: k.fingerprint,
-            state: k.failed ? 'failed' : cooling[k.index] ? 'cooling' : 'ok',
-            cooling_until: cooling[k.index] ? new Date(cooling[k.index]!).toISOString() : null,
-            in_flight: k.inFlight,
-            requests_remaining: k.remaining,
-          })),
-        };
-      }),
-    );
-    return c.json({ state_store: state.kind, providers });
-  });
+  app.get('/admin/providers', async (c) => c.json(await providersStatus(deps)));
+  dashboardApi(app, deps);
 
   // Spend limits in the wire shape of Anthropic's Admin API (usage/spend-limits.ts).
   const limits = () => {
@@ -230,8 +202,14 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
     } catch (err) {
       throw new AdminQueryError('bad_query', (err as Error).message);
     }
+    let filters: RecordFilter[];
+    try {
+      filters = (c.req.queries('where') ?? []).map(parseFilter);
+    } catch (err) {
+      throw new AdminQueryError('bad_query', (err as Error).message);
+    }
     await deps.ledger.flush();
-    const records = await deps.ledger.store.query(since, until);
+    const records = filterRecords(await deps.ledger.store.query(since, until), filters);
     const format = c.req.query('format') ?? 'json';
     if (view === 'cache') {
       const cache = buildCacheReport(records, (by[0] ?? 'session') as CacheGroupBy, deps.prices, since, until);
@@ -250,6 +228,51 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
     return errorResponse(c, gerr);
   });
   return app;
+}
+
+/**
+ * Each provider's state for /admin/providers and the dashboard: circuit, key pool (fingerprints, cooldowns, in
+ * flight, remaining requests) and, for cloud providers, where their credentials come from and when they expire —
+ * never a secret.
+ */
+export async function providersStatus(deps: ProxyDeps) {
+  const { config } = deps.runtime.current;
+  const { pools, breakers, state } = deps.upstreams;
+  const circuits = breakers.states();
+  const aws = awsCredentialStatus();
+  const google = googleCredentialStatus();
+  const providers = await Promise.all(
+    Object.values(config.providers).map(async (p) => {
+      const pool = pools.for(p);
+      const cooling = await state.cooldowns(pool.keys.map((k) => pool.cooldownId(k)));
+      return {
+        name: p.name,
+        base_url: p.base_url,
+        circuit: circuits[p.name] ?? 'closed',
+        // Cloud credentials: where they come from and when they expire, never a secret.
+        ...(p.bedrock && p.keys.length === 0
+          ? { credentials: aws[p.name] ?? { source: p.bedrock.profile ? `aws profile "${p.bedrock.profile}"` : 'aws default chain', expires_at: null, access_key_hint: null } }
+          : {}),
+        ...(p.vertex
+          ? {
+              credentials: google[p.name] ?? {
+                source: p.vertex.credentials_file ? `google credentials file ${p.vertex.credentials_file}` : 'google application default credentials',
+                expires_at: null,
+              },
+            }
+          : {}),
+        key_strategy: p.key_strategy,
+        keys: pool.keys.map((k) => ({
+          key: k.fingerprint,
+          state: k.failed ? 'failed' : cooling[k.index] ? 'cooling' : 'ok',
+          cooling_until: cooling[k.index] ? new Date(cooling[k.index]!).toISOString() : null,
+          in_flight: k.inFlight,
+          requests_remaining: k.remaining,
+        })),
+      };
+    }),
+  );
+  return { state_store: state.kind, providers };
 }
 
 function errorResponse(_c: Context, err: GatewayError): Response {

@@ -3,6 +3,7 @@
  * watch for rule changes, reload on SIGHUP, and shut down gracefully on SIGTERM/SIGINT (stop accepting,
  * let open requests and streams finish within `shutdown.grace_ms`, then cut the rest).
  */
+import { LiveTail } from './live.js';
 import { serve, type ServerType } from '@hono/node-server';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
@@ -164,6 +165,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       metrics,
       prices,
       traces: new DecisionTraces(snapshot.config.trace.requests),
+      live: new LiveTail(),
       notifier,
       spendLimits,
       budgetGate,

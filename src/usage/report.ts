@@ -40,7 +40,31 @@ export interface Report {
   totals: ReportRow;
 }
 
-function keyOf(r: UsageRecord, by: GroupBy): string {
+/** One record filter: a dimension (as `--by` names them, `day` excepted) and the value it must have. */
+export interface RecordFilter {
+  by: Exclude<GroupBy, 'day'>;
+  value: string;
+}
+
+/**
+ * Parses `user=alice`, `tag:team=search`, `model=claude-sonnet-4-6` (the value as reports show it, `(none)` for a
+ * missing one).
+ * @throws Error naming the accepted dimensions when the text is not such a filter.
+ */
+export function parseFilter(text: string): RecordFilter {
+  const eq = text.indexOf('=');
+  const by = text.slice(0, eq);
+  if (eq < 1 || by === 'day' || !isGroupBy(by)) throw new Error(`filter "${text}": expected DIMENSION=VALUE with DIMENSION one of ${GROUP_BY_HELP.replace(', day', '')}`);
+  return { by: by as RecordFilter['by'], value: text.slice(eq + 1) };
+}
+
+/** The records that pass every filter (all of them when there is none). */
+export function filterRecords(records: UsageRecord[], filters: RecordFilter[]): UsageRecord[] {
+  return filters.length ? records.filter((r) => filters.every((f) => keyOf(r, f.by) === f.value)) : records;
+}
+
+/** The value a record has for a dimension, as reports show it. */
+export function keyOf(r: UsageRecord, by: GroupBy): string {
   if (by === 'model') return r.model ?? '(none)';
   if (by === 'client') return r.client_id ?? '(none)';
   if (by === 'session') return r.session_id ?? '(none)';

@@ -5,6 +5,7 @@
  * are dropped (`dropBody`) as soon as the upstream answered, so an open stream costs only its sockets and
  * buffers, not a copy of a 76 KB+ request.
  */
+import type { LiveTail } from '../live.js';
 import type { Ingress } from '../ingress.js';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -55,6 +56,8 @@ export interface ProxyDeps {
   openRelays: Set<OpenRelay>;
   /** Decision traces of recent requests (GET /admin/requests/{id}). */
   traces: DecisionTraces;
+  /** Finished requests' summaries for the dashboard's live view. */
+  live: LiveTail;
   /** Budget threshold notifications (budgets.webhook). */
   notifier: BudgetNotifier;
   /** Spend limits set through the admin API (null when the ledger is off). */

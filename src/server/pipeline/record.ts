@@ -67,6 +67,7 @@ function finish(x: Exchange, status: number, extra: Partial<Exchange['log']>): v
   deps.traces.finish(x.id, status, r.outcome);
   deps.metrics.observe(r);
   deps.ledger?.record(r);
+  if (deps.live.active) deps.live.publish(r);
   if (r.cost_usd) {
     for (const c of x.budgetCharges) {
       deps.state

@@ -1,0 +1,246 @@
+/**
+ * The dashboard's figures (GET /admin/ui/api/*), computed on the server from the ledger's records with the same
+ * functions as `switchyard usage` (buildReport, buildCacheReport, filterRecords), so a figure on a page equals the
+ * CLI's for the same range and filters. Pure: records in, plain JSON out.
+ */
+import type { BudgetSpec } from '../actions/budget.js';
+import type { UsageRecord } from './record.js';
+import { buildReport, type ReportRow } from './report.js';
+
+/** One time bucket of the overview series (hours for ranges up to two days, else UTC days). */
+export interface SeriesPoint {
+  /** Bucket start, epoch seconds. */
+  t: number;
+  requests: number;
+  cost_usd: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_write_tokens: number;
+  /** Requests that ended `failed` or `error`. */
+  errors: number;
+  /** Requests refused by a rule, a throttle or a budget. */
+  refused: number;
+}
+
+/** The overview of a range: totals (as `switchyard usage`), a series, error and refusal rates, top spenders. */
+export interface Overview {
+  since: string;
+  until: string;
+  totals: ReportRow;
+  bucket: 'hour' | 'day';
+  series: SeriesPoint[];
+  error_rate: number;
+  refusal_rate: number;
+  top_users: ReportRow[];
+  top_projects: ReportRow[];
+  top_models: ReportRow[];
+}
+
+const round6 = (x: number) => Math.round(x * 1e6) / 1e6;
+const ratio = (a: number, b: number) => (b ? Math.round((a / b) * 10_000) / 10_000 : 0);
+
+/** The overview of `records` (already filtered) over [since, until). */
+export function overview(records: UsageRecord[], since: string, until: string): Overview {
+  const span = Date.parse(until) - Date.parse(since);
+  const bucket: Overview['bucket'] = span <= 2 * 86_400_000 ? 'hour' : 'day';
+  const size = bucket === 'hour' ? 3_600_000 : 86_400_000;
+  const points = new Map<number, SeriesPoint>();
+  let errors = 0;
+  let refused = 0;
+  for (const r of records) {
+    const t = Math.floor(Date.parse(r.time) / size) * size;
+    let p = points.get(t);
+    if (!p) points.set(t, (p = { t: t / 1000, requests: 0, cost_usd: 0, input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0, errors: 0, refused: 0 }));
+    p.requests++;
+    p.cost_usd += r.cost_usd ?? 0;
+    p.input_tokens += r.input_tokens;
+    p.output_tokens += r.output_tokens;
+    p.cache_read_tokens += r.cache_read_input_tokens;
+    p.cache_write_tokens += r.cache_creation_input_tokens;
+    if (r.outcome === 'failed' || r.outcome === 'error') {
+      p.errors++;
+      errors++;
+    }
+    if (r.outcome === 'refused') {
+      p.refused++;
+      refused++;
+    }
+  }
+  const series = [...points.values()].sort((a, b) => a.t - b.t).map((p) => ({ ...p, cost_usd: round6(p.cost_usd) }));
+  const top = (by: 'user' | 'project' | 'model') => buildReport(records, [by], since, until).rows.slice(0, 10);
+  return {
+    since,
+    until,
+    totals: buildReport(records, [], since, until).totals,
+    bucket,
+    series,
+    error_rate: ratio(errors, records.length),
+    refusal_rate: ratio(refused, records.length),
+    top_users: top('user'),
+    top_projects: top('project'),
+    top_models: top('model'),
+  };
+}
+
+/** One Claude Code session of a range. */
+export interface SessionRow {
+  session: string;
+  user: string;
+  project: string;
+  /** Requests in the session (each a turn or a background call). */
+  turns: number;
+  cost_usd: number;
+  cache_hit_ratio: number;
+  first: string;
+  last: string;
+}
+
+/** Sessions of a range, most expensive first (`(none)`: requests without a session id). */
+export function sessions(records: UsageRecord[], since: string, until: string): SessionRow[] {
+  const rows = buildReport(records, ['session'], since, until).rows;
+  const meta = new Map<string, { user: string; project: string; first: string; last: string }>();
+  for (const r of records) {
+    const s = r.session_id ?? '(none)';
+    const m = meta.get(s);
+    if (!m) meta.set(s, { user: r.user_id ?? '(none)', project: r.project ?? '(none)', first: r.time, last: r.time });
+    else {
+      if (r.time < m.first) m.first = r.time;
+      if (r.time > m.last) m.last = r.time;
+    }
+  }
+  return rows.map((row) => {
+    const s = row.group.session!;
+    const m = meta.get(s)!;
+    return { session: s, user: m.user, project: m.project, turns: row.requests, cost_usd: row.cost_usd, cache_hit_ratio: row.cache_hit_ratio, first: m.first, last: m.last };
+  });
+}
+
+/** What the ledger says about one rule over a range. */
+export interface RuleStats {
+  hits: number;
+  last_match: string | null;
+  /** Requests it matched that were refused (a deny, a throttle or a budget of that rule). */
+  refused: number;
+}
+
+/** Hit counts, last match and refusals per rule id, from the matched rules each record keeps. */
+export function ruleStats(records: UsageRecord[]): Record<string, RuleStats> {
+  const out: Record<string, RuleStats> = {};
+  for (const r of records) {
+    for (const id of r.rules) {
+      const s = (out[id] ??= { hits: 0, last_match: null, refused: 0 });
+      s.hits++;
+      if (!s.last_match || r.time > s.last_match) s.last_match = r.time;
+      if (r.outcome === 'refused') s.refused++;
+    }
+  }
+  return out;
+}
+
+/** Latency, time to first token and errors of one provider over a range, ms. */
+export interface ProviderStats {
+  requests: number;
+  latency_p50_ms: number | null;
+  latency_p95_ms: number | null;
+  ttft_p50_ms: number | null;
+  error_rate: number;
+}
+
+const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]! : null);
+
+/** Per provider: requests, latency p50/p95, time to first byte p50, share of failed requests. */
+export function providerStats(records: UsageRecord[]): Record<string, ProviderStats> {
+  const by = new Map<string, UsageRecord[]>();
+  for (const r of records) {
+    if (!r.provider) continue;
+    let list = by.get(r.provider);
+    if (!list) by.set(r.provider, (list = []));
+    list.push(r);
+  }
+  const out: Record<string, ProviderStats> = {};
+  for (const [name, list] of by) {
+    const latency = list.map((r) => r.latency_ms).sort((a, b) => a - b);
+    const ttft = list.flatMap((r) => (r.ttft_ms === null ? [] : [r.ttft_ms])).sort((a, b) => a - b);
+    const failed = list.filter((r) => r.outcome === 'failed' || r.outcome === 'error').length;
+    out[name] = { requests: list.length, latency_p50_ms: pct(latency, 50), latency_p95_ms: pct(latency, 95), ttft_p50_ms: pct(ttft, 50), error_rate: ratio(failed, list.length) };
+  }
+  return out;
+}
+
+/** A budget's value of a record's scope (as admission counts it; see scopeValue in server/admission.ts). */
+export function recordScopeValue(scope: string, r: UsageRecord): string {
+  if (scope === 'global') return '*';
+  if (scope === 'key' || scope === 'client') return r.client_id ?? 'anonymous';
+  if (scope === 'session') return r.session_id ?? `client:${r.client_id ?? 'anonymous'}`;
+  if (scope === 'model') return r.model ?? '(none)';
+  if (scope === 'user') return r.user_id ?? '(none)';
+  if (scope === 'project') return r.project ?? '(no project)';
+  return r.tags[scope.slice(4)] ?? '(untagged)';
+}
+
+/** The scope values of `budget` that records of its rule were counted under. */
+export function budgetScopeValues(budget: Pick<BudgetSpec, 'rule' | 'scope'>, records: UsageRecord[]): string[] {
+  const values = new Set<string>();
+  for (const r of records) if (r.rules.includes(budget.rule)) values.add(recordScopeValue(budget.scope, r));
+  return [...values];
+}
+
+/** One budget and one scope value in the current period: its burn-down and where it is heading. */
+export interface BudgetBurn {
+  rule: string;
+  scope: string;
+  value: string;
+  per: BudgetSpec['per'];
+  limit_usd: number;
+  spent_usd: number;
+  /** Cumulative spend at the end of each UTC day of the period so far (from the ledger). */
+  burn: Array<{ day: string; spent_usd: number }>;
+  /** When the budget runs out at the period's average rate so far (ISO), null if not before the period ends. */
+  projected_exhaustion: string | null;
+  period_start: string;
+  period_end: string;
+}
+
+/**
+ * Burn-down of `budget` for each scope value in the period [start, end): cumulative spend per day from the
+ * records its rule matched, `spent` from the state store where the gateway enforces it (null: use the ledger's
+ * sum), and the date the period's average rate would reach the limit.
+ * @param spent USD spent per scope value in this period as the state store has it (see {@link budgetScopeValues}).
+ */
+export function budgetBurn(budget: BudgetSpec, records: UsageRecord[], start: Date, end: Date, now: Date, spent: Map<string, number>): BudgetBurn[] {
+  const byValue = new Map<string, Map<string, number>>();
+  for (const r of records) {
+    if (!r.rules.includes(budget.rule) || r.cost_usd === null) continue;
+    const value = recordScopeValue(budget.scope, r);
+    let days = byValue.get(value);
+    if (!days) byValue.set(value, (days = new Map()));
+    const day = r.time.slice(0, 10);
+    days.set(day, (days.get(day) ?? 0) + r.cost_usd);
+  }
+  return [...byValue].map(([value, days]) => {
+    let total = 0;
+    const burn = [...days]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([day, usd]) => {
+        total += usd;
+        return { day, spent_usd: round6(total) };
+      });
+    const spentUsd = round6(spent.get(value) ?? total);
+    const elapsed = Math.max(1, now.getTime() - start.getTime());
+    const rate = spentUsd / elapsed; // USD per ms
+    const exhaustAt = rate > 0 ? start.getTime() + budget.usd / rate : Infinity;
+    return {
+      rule: budget.rule,
+      scope: budget.scope,
+      value,
+      per: budget.per,
+      limit_usd: budget.usd,
+      spent_usd: spentUsd,
+      burn,
+      projected_exhaustion: exhaustAt < end.getTime() ? new Date(Math.max(exhaustAt, now.getTime())).toISOString() : null,
+      period_start: start.toISOString(),
+      period_end: end.toISOString(),
+    };
+  });
+}
