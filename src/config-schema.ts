@@ -402,6 +402,16 @@ export const configSchema = {
         },
       },
     },
+    telemetry: {
+      type: 'object',
+      additionalProperties: false,
+      description:
+        'OpenTelemetry traces and metrics over OTLP/HTTP (off by default). The standard OTEL_* environment variables switch it on too (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME, OTEL_TRACES_EXPORTER, OTEL_BSP_SCHEDULE_DELAY, OTEL_METRIC_EXPORT_INTERVAL, …).',
+      properties: {
+        endpoint: { type: 'string', pattern: '^https?://', description: 'OTLP/HTTP base URL, e.g. http://otel-collector:4318 (/v1/traces and /v1/metrics are appended).' },
+        service_name: { type: 'string', minLength: 1, description: 'service.name of the exported telemetry (default OTEL_SERVICE_NAME, else switchyard).' },
+      },
+    },
     trace: {
       type: 'object',
       additionalProperties: false,

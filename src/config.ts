@@ -2,6 +2,7 @@
  * The one place that reads the gateway config (`switchyard.yaml`): parse, resolve `${ENV}` references,
  * validate against {@link configSchema}, apply defaults and the HOST/PORT/flag overrides.
  */
+import type { TelemetryConfig } from './telemetry.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -121,6 +122,8 @@ export interface GatewayConfig {
   attribution: { project_header: string };
   /** Decision traces: the x-switchyard-decision header for every client, and how many recent traces /admin/requests keeps. */
   trace: { decision_header: boolean; requests: number };
+  /** OpenTelemetry export (telemetry.ts); null fields: the OTEL_* environment decides. */
+  telemetry: TelemetryConfig;
   cors: { origins: string[]; max_age_s: number } | null;
   /** The usage ledger store, or null when off. */
   /** `writeTimeoutMs`: bound of one batch write, ms; `spool`: disk spool directory and bound (bytes), or null when off. */
@@ -328,6 +331,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
     allow_open: raw.allow_open === true,
     admin: { token: raw.admin?.token || env.SWITCHYARD_ADMIN_TOKEN || null },
     trace: { decision_header: raw.trace?.decision_header ?? false, requests: raw.trace?.requests ?? 1000 },
+    telemetry: { endpoint: raw.telemetry?.endpoint ?? null, service_name: raw.telemetry?.service_name ?? null },
     attribution: { project_header: raw.attribution?.project_header ?? 'x-project' },
     budgets: {
       webhook: raw.budgets?.webhook ?? null,

@@ -3,6 +3,7 @@
  * watch for rule changes, reload on SIGHUP, and shut down gracefully on SIGTERM/SIGINT (stop accepting,
  * let open requests and streams finish within `shutdown.grace_ms`, then cut the rest).
  */
+import { Telemetry } from '../telemetry.js';
 import { LiveTail } from './live.js';
 import { serve, type ServerType } from '@hono/node-server';
 import { readFileSync } from 'node:fs';
@@ -149,6 +150,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const { budgets } = snapshot.config;
   const notifier = new BudgetNotifier(budgets.webhook ? { url: budgets.webhook, timeoutMs: budgets.timeout_ms } : null, budgets.state_file, counters, log);
   const state: AppState = { shuttingDown: false };
+  // Read once at start (a reload does not switch it): the OTEL_* environment and telemetry: in the config.
+  const telemetry = Telemetry.fromEnv(snapshot.config.telemetry);
+  if (telemetry) log.info({}, 'OpenTelemetry export on');
   const warned = new Set<string>();
   const openRelays = new Set<OpenRelay>();
   const app = createApp(
@@ -166,6 +170,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       prices,
       traces: new DecisionTraces(snapshot.config.trace.requests),
       live: new LiveTail(),
+      telemetry,
       notifier,
       spendLimits,
       budgetGate,
@@ -241,6 +246,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await counters.close();
       // The ledger gets what is left of the grace period (at least 1 s); what it cannot write is spooled.
       await ledger?.close(Math.max(1000, grace - (performance.now() - shutdownStarted)));
+      await telemetry?.shutdown();
       log.info('switchyard stopped');
     })();
     return closing;

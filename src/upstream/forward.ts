@@ -15,7 +15,8 @@ import type { ProviderConfig } from '../config.js';
 import { KeysCoolingError, NoUpstreamError, UpstreamCredentialsError, UpstreamError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../state/store.js';
-import type { UpstreamClient } from './client.js';
+import type { RequestTrace } from '../telemetry.js';
+import { type UpstreamClient, upstreamUrl } from './client.js';
 import { credentialFor } from './headers.js';
 import type { OutgoingRequest } from './providers/index.js';
 import { cooldownMs, KeyPool, type PooledKey } from './pool.js';
@@ -56,6 +57,8 @@ export interface ForwardPlan {
   stream: boolean;
   /** Counts every attempt made, also when forwarding ends in an error (the usage record's `retries`). */
   stats: { attempts: number };
+  /** The request's span: each attempt gets a child span and sends its `traceparent` (null when telemetry is off). */
+  trace?: RequestTrace | null;
 }
 
 /** What was forwarded where. */
@@ -231,15 +234,24 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
       let answer: Dispatcher.ResponseData;
       try {
         answer = await breaker.execute(async () => {
-          const headers = outgoing.headers(credential);
-          const a = await u.client.send(provider, {
-            method: outgoing.method,
-            pathAndQuery: outgoing.pathAndQuery,
-            headers: outgoing.sign ? await outgoing.sign(headers, credential) : headers,
-            body: outgoing.body,
-            signal: plan.signal,
-            stream: plan.stream,
-          });
+          let headers = outgoing.headers(credential);
+          const span = plan.trace ? plan.trace.attempt(provider, upstreamUrl(provider, outgoing.pathAndQuery)) : null;
+          if (span) headers = { ...headers, traceparent: span.traceparent };
+          let a: Dispatcher.ResponseData;
+          try {
+            a = await u.client.send(provider, {
+              method: outgoing.method,
+              pathAndQuery: outgoing.pathAndQuery,
+              headers: outgoing.sign ? await outgoing.sign(headers, credential) : headers,
+              body: outgoing.body,
+              signal: plan.signal,
+              stream: plan.stream,
+            });
+          } catch (err) {
+            span?.end(null, (err as Error).message);
+            throw err;
+          }
+          span?.end(a.statusCode);
           if (a.statusCode >= 500) throw new FailedAnswer(a);
           return a;
         });

@@ -5,6 +5,7 @@
  * are dropped (`dropBody`) as soon as the upstream answered, so an open stream costs only its sockets and
  * buffers, not a copy of a 76 KB+ request.
  */
+import type { RequestTrace, Telemetry } from '../../telemetry.js';
 import type { LiveTail } from '../live.js';
 import type { Ingress } from '../ingress.js';
 import { randomBytes } from 'node:crypto';
@@ -58,6 +59,8 @@ export interface ProxyDeps {
   traces: DecisionTraces;
   /** Finished requests' summaries for the dashboard's live view. */
   live: LiveTail;
+  /** OpenTelemetry traces and metrics; null when off (then nothing of it runs per request). */
+  telemetry: Telemetry | null;
   /** Budget threshold notifications (budgets.webhook). */
   notifier: BudgetNotifier;
   /** Spend limits set through the admin API (null when the ledger is off). */
@@ -137,6 +140,8 @@ export class Exchange {
   ticket: Ticket | null = null;
   answer: UpstreamAnswer | null = null;
   tap: UsageTap | null = null;
+  /** The request's span (null when telemetry is off). */
+  trace: RequestTrace | null = null;
   /** Upstream attempts made (filled in by forwarding, also when it fails). */
   readonly attempts = { attempts: 0 };
   /** Anthropic error type of a failed request. */

@@ -34,6 +34,7 @@ function errorOutcome(err: GatewayError): LogOutcome {
 }
 
 export const record: Stage = async (x, next) => {
+  if (x.deps.telemetry) x.trace = x.deps.telemetry.startRequest(x.req.headers, x.log.method, x.log.path, performance.timeOrigin + x.started);
   try {
     await next();
   } catch (err) {
@@ -68,6 +69,7 @@ function finish(x: Exchange, status: number, extra: Partial<Exchange['log']>): v
   deps.metrics.observe(r);
   deps.ledger?.record(r);
   if (deps.live.active) deps.live.publish(r);
+  x.trace?.end(r, r.provider ? (x.config.providers[r.provider]?.type ?? null) : null);
   if (r.cost_usd) {
     for (const c of x.budgetCharges) {
       deps.state
