@@ -17,12 +17,16 @@
  *               switchyard.yaml + rules/ — against bench/reference-proxy.mjs, a 20-line node:http proxy, same run
  *   reliability added latency with Redis up, refused (down), black-holed (frozen) and recovering, throttles on
  *   memcap      peak gateway memory with 40 concurrent 31 MB bodies against limits.max_inflight_body_bytes
+ *   otel        CPU per request with OpenTelemetry off (no OTEL_* set) and on (spans and metrics exported over
+ *               OTLP/HTTP to a receiver in this process, batch delay 1 s), same run
  *   clouds      CPU per request routed to Amazon Bedrock (SigV4 signing; event-stream decoding when streaming)
  *               against the same request passed through to Anthropic, same run, JSON and streaming
  * Results print as a table and are written to bench/results/latest.json.
  */
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -39,7 +43,7 @@ import { benchTranslation } from './translation.js';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const sections = process.argv.slice(2).length
   ? process.argv.slice(2)
-  : ['cpu', 'clouds', 'budgets', 'latency', 'throughput', 'streaming', 'burst', 'memory', 'ledger', 'rules', 'rule-tools', 'budget-seed', 'throttle', 'translation', 'reliability', 'memcap'];
+  : ['cpu', 'otel', 'clouds', 'budgets', 'latency', 'throughput', 'streaming', 'burst', 'memory', 'ledger', 'rules', 'rule-tools', 'budget-seed', 'throttle', 'translation', 'reliability', 'memcap'];
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
 /**
@@ -275,6 +279,31 @@ async function benchClouds(anthropicUrl: string) {
   return { requests: N, json: side(json), stream: side(stream) };
 }
 
+/** OpenTelemetry off and on: two gateways on the same config (no rules, ledger off), CPU µs per request each. */
+async function benchOtel(upstream: string) {
+  const receiver = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const config = writeConfig({ upstream, extraConfig: 'ledger: off\n', rules: { '50.yaml': 'version: 1\nrules: []\n' } }).configFile;
+  const start = (env: Record<string, string>) => startProcess([...gatewayNodeArgs, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', config, '--port', '0'], env);
+  const procs = {
+    off: await start({}),
+    on: await start({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`, OTEL_BSP_SCHEDULE_DELAY: '1000', OTEL_METRIC_EXPORT_INTERVAL: '5000' }),
+  };
+  const N = 3000;
+  let per: Record<string, number[]>;
+  try {
+    per = await cpuRounds(procs, N);
+  } finally {
+    await stopAll(procs);
+    receiver.close();
+  }
+  const low = (name: string) => Math.round(Math.min(...per[name]!));
+  return { requests: N, off_us: low('off'), on_us: low('on'), added_us: low('on') - low('off'), runs_us: per };
+}
+
 async function benchCpu(upstream: string) {
   const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-bench-bundled-'));
   cpSync(path.join(ROOT, 'switchyard.yaml'), path.join(dir, 'switchyard.yaml'));
@@ -320,6 +349,10 @@ try {
   if (sections.includes('cpu')) {
     results.cpu = await benchCpu(fake.url);
     console.log('CPU per request (76 KB, non-streaming, 4 connections):', JSON.stringify(results.cpu));
+  }
+  if (sections.includes('otel')) {
+    results.otel = await benchOtel(fake.url);
+    console.log('otel', JSON.stringify(results.otel));
   }
   if (sections.includes('clouds')) {
     results.clouds = await benchClouds(fake.url);
