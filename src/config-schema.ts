@@ -363,6 +363,12 @@ export const configSchema = {
       ],
     },
     prices: { type: 'string', minLength: 1, description: 'Price table (USD per million tokens per model), relative to this file (default: the bundled prices.yaml).' },
+    replicas: {
+      type: 'integer',
+      minimum: 1,
+      description:
+        'How many replicas of this gateway serve the same clients (default 1). Only informative: with more than one (or in a Kubernetes pod) and state in memory, start-up warns that throttles, cooldowns and budgets are counted per replica.',
+    },
     allow_open: {
       type: 'boolean',
       description: "true allows listening on a non-loopback address with provider keys and no clients: anyone who can reach the gateway spends the team's keys (default false).",

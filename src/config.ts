@@ -114,6 +114,8 @@ export interface GatewayConfig {
   /** Client keys; null = transparent mode (no client authentication). */
   clients: ClientConfig[] | null;
   allow_open: boolean;
+  /** How many replicas serve the same clients (informative: start-up warns when state is in memory and this is over 1). */
+  replicas: number;
   /** Admin bearer token; null = admin routes on loopback only. */
   admin: { token: string | null };
   /** Budget notifications: the webhook (null: thresholds are only logged), its timeout (ms) and the state file (absolute). */
@@ -329,6 +331,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
     limits: { max_body_bytes: DEFAULT_MAX_BODY_BYTES, ...DEFAULT_LIMITS, ...raw.limits },
     clients,
     allow_open: raw.allow_open === true,
+    replicas: raw.replicas ?? 1,
     admin: { token: raw.admin?.token || env.SWITCHYARD_ADMIN_TOKEN || null },
     trace: { decision_header: raw.trace?.decision_header ?? false, requests: raw.trace?.requests ?? 1000 },
     telemetry: { endpoint: raw.telemetry?.endpoint ?? null, service_name: raw.telemetry?.service_name ?? null },

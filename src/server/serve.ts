@@ -72,6 +72,21 @@ async function openState(cfg: GatewayConfig['state'], log: Logger, metrics: Metr
   });
 }
 
+/**
+ * Warns when state is in memory but the deployment is replicated — `replicas:` over 1, or a Kubernetes pod
+ * (`KUBERNETES_SERVICE_HOST`, set in every pod) — since then each replica counts throttles, cooldowns and budgets
+ * on its own and a client gets N times its limits.
+ */
+function warnIfReplicatedInMemory(config: GatewayConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): void {
+  if (config.state !== 'memory') return;
+  const why = config.replicas > 1 ? `${config.replicas} replicas (replicas: in the config)` : env.KUBERNETES_SERVICE_HOST ? 'a Kubernetes pod, where Deployments run replicas' : null;
+  if (!why) return;
+  log.warn(
+    { replicas: config.replicas },
+    `state is in memory but this gateway runs as ${why}: throttles, key cooldowns and budgets are counted per replica, so each client gets its limits once per replica; share them with state: { redis: "redis://…" }`,
+  );
+}
+
 /** Options of {@link startGateway}. */
 export interface GatewayOptions {
   configFile: string;
@@ -112,6 +127,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const breakers = new BreakerRegistry();
   // Chosen at start: a reload that changes `state:` needs a restart (the counters would otherwise reset).
   const counters: StateStore = await openState(snapshot.config.state, log, metrics);
+  warnIfReplicatedInMemory(snapshot.config, log);
   if (counters instanceof ResilientStore && !(await counters.ready(STATE_CONNECT_WAIT_MS))) {
     log.warn({ state: 'redis' }, `state store (redis) not reachable within ${STATE_CONNECT_WAIT_MS} ms at start; serving with its failure mode until it is`);
   }
