@@ -79,11 +79,23 @@ export class Runtime {
     return true;
   }
 
-  /** Watches the rules directory and the config file; changes reload after {@link RELOAD_DEBOUNCE_MS}. */
-  watch(): void {
-    if (this.watcher) return;
+  /**
+   * Watches the rules directory and the config file; changes reload after {@link RELOAD_DEBOUNCE_MS}. Any event in
+   * the directory counts, so a Kubernetes ConfigMap update (an atomic swap of the `..data` symlink) reloads too.
+   * @returns resolves once the watcher has scanned what it watches (or after 2 s).
+   */
+  watch(): Promise<void> {
+    if (this.watcher) return Promise.resolve();
     const paths = [this.snapshot.config.rules_dir, this.snapshot.config.file];
-    this.watcher = watch(paths, { ignoreInitial: true, depth: 0 });
+    const watcher = (this.watcher = watch(paths, { ignoreInitial: true, depth: 0 }));
+    // Changes made before the watcher has scanned the directory would go unseen: start-up waits for it (at most 2 s).
+    const ready = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000);
+      watcher.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
     this.watcher.on('all', (event, file) => {
       if (this.timer) clearTimeout(this.timer);
       this.timer = setTimeout(() => {
@@ -92,6 +104,7 @@ export class Runtime {
       }, RELOAD_DEBOUNCE_MS);
     });
     this.watcher.on('error', (err) => this.log.error({ err }, 'file watcher error'));
+    return ready;
   }
 
   async close(): Promise<void> {

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
@@ -178,6 +179,40 @@ describe('a replicated deployment with state in memory', () => {
       assert.ok(!shared.logs.lines.some((l) => /state is in memory/.test(String(l.msg))));
     } finally {
       delete process.env.KUBERNETES_SERVICE_HOST;
+    }
+  });
+});
+
+describe('rules in a Kubernetes ConfigMap', () => {
+  test('an update (the atomic ..data symlink swap) is picked up; /admin/rules and switchyard_rules_info show the new version', async () => {
+    const { configFile, rulesDir } = writeConfig({ upstream: fake.url, rules: {} });
+    // The layout kubelet makes: ..<timestamp>/ holds the files, ..data points at it, each file is a symlink via ..data.
+    const rule = (id: string) => `version: 1\nrules:\n  - id: ${id}\n    actions: [ { route_to: { provider: anthropic } } ]\n`;
+    mkdirSync(path.join(rulesDir, '..2026_11_30_01'));
+    writeFileSync(path.join(rulesDir, '..2026_11_30_01', '50.yaml'), rule('before-update'));
+    symlinkSync('..2026_11_30_01', path.join(rulesDir, '..data'));
+    symlinkSync('..data/50.yaml', path.join(rulesDir, '50.yaml'));
+    const { gw } = await startTestGateway({ upstream: fake.url, configFile, watch: true });
+    try {
+      const admin = async () => (await (await request(gw.url + '/admin/rules')).body.json()) as { version: string; rules: Array<{ id: string }> };
+      const metric = async () => /^switchyard_rules_info\{version="([0-9a-f]+)"\} 1$/m.exec(await (await request(gw.url + '/metrics')).body.text())?.[1];
+      const before = await admin();
+      assert.deepEqual(
+        before.rules.map((r) => r.id),
+        ['before-update'],
+      );
+      assert.equal(await metric(), before.version);
+      mkdirSync(path.join(rulesDir, '..2026_11_30_02'));
+      writeFileSync(path.join(rulesDir, '..2026_11_30_02', '50.yaml'), rule('after-update'));
+      symlinkSync('..2026_11_30_02', path.join(rulesDir, '..data_tmp'));
+      renameSync(path.join(rulesDir, '..data_tmp'), path.join(rulesDir, '..data')); // atomic, as kubelet does it
+      rmSync(path.join(rulesDir, '..2026_11_30_01'), { recursive: true });
+      await until(async () => (await admin()).rules[0]?.id === 'after-update', 5000, 'the new rules served');
+      const after = await admin();
+      assert.notEqual(after.version, before.version);
+      assert.equal(await metric(), after.version);
+    } finally {
+      await gw.close();
     }
   });
 });

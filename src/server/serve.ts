@@ -123,7 +123,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const pools = new PoolRegistry();
   const prices = loadPrices(snapshot.config.prices);
   const ledger = await openLedger(snapshot.config, log);
-  const metrics = new Metrics(ledger);
+  const metrics = new Metrics(ledger, () => runtime.current.rules.version);
   const breakers = new BreakerRegistry();
   // Chosen at start: a reload that changes `state:` needs a restart (the counters would otherwise reset).
   const counters: StateStore = await openState(snapshot.config.state, log, metrics);
@@ -219,7 +219,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const address = http.address() as AddressInfo;
   const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${hostForUrl}:${address.port}`;
-  if (opts.watch !== false) runtime.watch();
+  if (opts.watch !== false) await runtime.watch();
   const cfg = snapshot.config;
   log.info(
     {

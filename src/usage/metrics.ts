@@ -53,7 +53,21 @@ export class Metrics {
   });
   readonly cooldowns = new Counter({ name: 'switchyard_key_cooldowns_total', help: 'Upstream keys put on cooldown after a 429.', labelNames: ['provider'], registers: [this.registry] });
 
-  constructor(ledger: Ledger | null) {
+  /**
+   * @param rulesVersion the version of the rule set being served now, for `switchyard_rules_info` (replicas of a
+   *   fleet compare it after a rules update).
+   */
+  constructor(ledger: Ledger | null, rulesVersion: () => string = () => '') {
+    new Gauge({
+      name: 'switchyard_rules_info',
+      help: 'The rules version (content hash) this gateway serves: 1 with the version as a label.',
+      labelNames: ['version'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.set({ version: rulesVersion() }, 1);
+      },
+    });
     new Gauge({
       name: 'switchyard_ledger_queue_depth',
       help: 'Usage records waiting to be written.',
