@@ -4,6 +4,7 @@
  * `validate-rules` and `dry-run` take the same `--config` / `--rules` options as `serve` and never touch
  * the network.
  */
+import { packageInfo, scaffold } from './init.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -59,7 +60,25 @@ function exitWith(command: string, err: unknown): never {
 }
 
 const program = new Command();
-program.name('switchyard').description('A gateway for Claude Code and other Anthropic-API clients, driven by YAML rules.').showHelpAfterError();
+program
+  .name('switchyard')
+  .description('A gateway for Claude Code and other Anthropic-API clients, driven by YAML rules.')
+  .version(packageInfo().version, '-V, --version', 'print the version')
+  .showHelpAfterError();
+
+program
+  .command('init')
+  .description('start a team repository: the bundled config, rules with their tests, the price table, schemas and a git pre-commit hook')
+  .argument('[dir]', 'where to write them (default: the current directory)', '.')
+  .action((dir: string) => {
+    try {
+      const written = scaffold(dir);
+      console.log(`wrote ${written.length} files into ${path.resolve(dir)}:\n  ${written.join('\n  ')}`);
+      console.log('next: `switchyard validate-rules`, `switchyard test`, `switchyard serve`; enable the hook with `git config core.hooksPath .githooks`');
+    } catch (err) {
+      exitWith('init', err);
+    }
+  });
 
 const withCommon = (cmd: Command) =>
   cmd.option('-c, --config <file>', `gateway config file (default: $SWITCHYARD_CONFIG or ./${DEFAULT_CONFIG_FILE})`).option('-r, --rules <dir>', "rules directory (default: the config's `rules`)");

@@ -1,0 +1,96 @@
+/**
+ * Installable (issue 20, item 4): `npm pack` builds the package (prepack), the tarball installs into an empty
+ * directory, and from there — a repository that holds only rules — `switchyard --version`, `switchyard init`,
+ * `validate-rules`, `test` and `serve` work through `npx switchyard-gateway …`. Dependencies come from the npm cache
+ * `npm ci` filled (no network); install scripts are skipped, so the scaffolded config is served with the ledger
+ * off (the SQLite module's native build is what install scripts would make).
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { request } from 'undici';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
+const work = mkdtempSync(path.join(tmpdir(), 'switchyard-pack-'));
+const team = path.join(work, 'team');
+
+const run = (cmd: string, args: string[], cwd: string, timeout = 300_000) => {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout, env: { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' } });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+};
+
+before(() => {
+  const packed = run('npm', ['pack', '--pack-destination', work, '--silent'], ROOT);
+  assert.equal(packed.status, 0, packed.out);
+  const tarball = path.join(work, packed.out.trim().split('\n').at(-1)!);
+  run('mkdir', ['-p', team], work);
+  writeFileSync(path.join(team, 'package.json'), JSON.stringify({ name: 'team-rules', private: true }));
+  const installed = run('npm', ['install', tarball, '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'], team, 600_000);
+  assert.equal(installed.status, 0, installed.out);
+});
+
+let serving: ReturnType<typeof spawn> | null = null;
+after(async () => {
+  if (serving && serving.exitCode === null) {
+    const exited = new Promise((r) => serving!.once('exit', r));
+    serving.kill('SIGTERM');
+    await exited;
+  }
+});
+
+test('the packed tarball holds the built gateway, the dashboard, the bundled rules and schemas — and no sources or tests', () => {
+  const r = run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], ROOT);
+  const files = (JSON.parse(r.out.slice(r.out.indexOf('['))) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path);
+  for (const f of ['dist/cli.js', 'dist/ui/manifest.json', 'rules/00-defaults.yaml', 'rules/tests/bundled.test.yaml', 'schemas/config.schema.json', 'prices.yaml', 'switchyard.yaml'])
+    assert.ok(files.includes(f), `${f} is packed`);
+  assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/')), 'no sources or tests');
+});
+
+test('npx switchyard-gateway --version prints the package version', () => {
+  const r = run('npx', ['--no-install', pkg.name, '--version'], team);
+  assert.equal(r.status, 0, r.out);
+  assert.equal(r.out.trim(), pkg.version);
+});
+
+test('init scaffolds a team repository whose rules validate and whose rule tests pass; it never overwrites', () => {
+  const init = run('npx', ['--no-install', pkg.name, 'init'], team);
+  assert.equal(init.status, 0, init.out);
+  assert.match(init.out, /switchyard\.yaml/);
+  assert.match(readFileSync(path.join(team, '.githooks/pre-commit'), 'utf8'), new RegExp(`npx --no-install ${pkg.name} validate-rules`));
+  const validate = run('npx', ['--no-install', pkg.name, 'validate-rules'], team);
+  assert.equal(validate.status, 0, validate.out);
+  const tested = run('npx', ['--no-install', pkg.name, 'test'], team);
+  assert.equal(tested.status, 0, tested.out);
+  const again = run('npx', ['--no-install', pkg.name, 'init'], team);
+  assert.equal(again.status, 1);
+  assert.match(again.out, /not overwriting what is there: switchyard\.yaml/);
+});
+
+test('serve runs from the installed package and answers', async () => {
+  const config = path.join(team, 'switchyard.yaml');
+  writeFileSync(config, readFileSync(config, 'utf8').replace(/^ledger: .*$/m, 'ledger: off'));
+  // The installed command itself (npx would stay between us and the gateway, and outlive a kill).
+  serving = spawn(path.join(team, 'node_modules/.bin/switchyard'), ['serve', '--port', '0'], { cwd: team, env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${out}`)), 30_000);
+    serving!.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/[^\s"]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+  });
+  const health = await request(url + '/healthz');
+  assert.equal(health.statusCode, 200);
+  await health.body.dump();
+  const ui = await request(url + '/admin/ui/');
+  assert.equal(ui.statusCode, 200, 'the dashboard is in the package');
+  await ui.body.dump();
+});
