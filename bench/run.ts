@@ -17,6 +17,7 @@
  *               switchyard.yaml + rules/ — against bench/reference-proxy.mjs, a 20-line node:http proxy, same run
  *   reliability added latency with Redis up, refused (down), black-holed (frozen) and recovering, throttles on
  *   memcap      peak gateway memory with 40 concurrent 31 MB bodies against limits.max_inflight_body_bytes
+ *   dashboard   the dashboard's first-load size (gzip) and its overview over a 100,000-record SQLite ledger
  *   otel        CPU per request with OpenTelemetry off (no OTEL_* set) and on (spans and metrics exported over
  *               OTLP/HTTP to a receiver in this process, batch delay 1 s), same run
  *   clouds      CPU per request routed to Amazon Bedrock (SigV4 signing; event-stream decoding when streaming)
@@ -34,6 +35,7 @@ import { Agent, request } from 'undici';
 import { startFaultProxy } from '../test/fault-proxy.js';
 import { claudeCodeBody, writeConfig } from '../test/helpers.js';
 import { benchBudgetSeed } from './budget-seed.js';
+import { benchDashboard } from './dashboard.js';
 import { BENCH_AWS } from './bench-aws.js';
 import { benchRuleTools } from './rule-tools.js';
 import { benchRules } from './rules.js';
@@ -43,7 +45,26 @@ import { benchTranslation } from './translation.js';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const sections = process.argv.slice(2).length
   ? process.argv.slice(2)
-  : ['cpu', 'otel', 'clouds', 'budgets', 'latency', 'throughput', 'streaming', 'burst', 'memory', 'ledger', 'rules', 'rule-tools', 'budget-seed', 'throttle', 'translation', 'reliability', 'memcap'];
+  : [
+      'cpu',
+      'otel',
+      'clouds',
+      'dashboard',
+      'budgets',
+      'latency',
+      'throughput',
+      'streaming',
+      'burst',
+      'memory',
+      'ledger',
+      'rules',
+      'rule-tools',
+      'budget-seed',
+      'throttle',
+      'translation',
+      'reliability',
+      'memcap',
+    ];
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
 
 /**
@@ -349,6 +370,10 @@ try {
   if (sections.includes('cpu')) {
     results.cpu = await benchCpu(fake.url);
     console.log('CPU per request (76 KB, non-streaming, 4 connections):', JSON.stringify(results.cpu));
+  }
+  if (sections.includes('dashboard')) {
+    results.dashboard = await benchDashboard();
+    console.log('dashboard', JSON.stringify(results.dashboard));
   }
   if (sections.includes('otel')) {
     results.otel = await benchOtel(fake.url);

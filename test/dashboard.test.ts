@@ -150,10 +150,12 @@ describe('dashboard', () => {
     assert.match(String(csp), /script-src 'self'/);
     // The assets carry no data: served to anyone, named by their content, cached for a year.
     const manifest = JSON.parse(readFileSync(path.join(ROOT, 'dist/ui/manifest.json'), 'utf8')) as { js: string };
-    const js = await request(`${gw.gw.url}/admin/ui/assets/${manifest.js}`);
+    const js = await request(`${gw.gw.url}/admin/ui/assets/${manifest.js}`, { headers: { 'accept-encoding': 'gzip' } });
     assert.equal(js.statusCode, 200);
     assert.equal(js.headers['cache-control'], 'public, max-age=31536000, immutable');
-    await js.body.dump();
+    assert.equal(js.headers['content-encoding'], 'gzip');
+    const gz = Buffer.from(await js.body.arrayBuffer());
+    assert.ok(gz.length < 150_000, `the script, compressed, is ${gz.length} bytes`);
     await page.close();
   });
 

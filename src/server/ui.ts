@@ -8,6 +8,7 @@
  * a content-security policy that allows only its own scripts, styles and API (no inline script, no third party).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import path from 'node:path';
 import type { HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
@@ -45,12 +46,18 @@ const UI_DIR = path.resolve(import.meta.dirname, '../../dist/ui');
 
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/** The built assets by name (`app-<hash>.js`, `app-<hash>.css`), read once. */
-let built: { manifest: { js: string; css: string }; files: Map<string, Buffer> } | null = null;
+/** The built assets by name (`app-<hash>.js`, `app-<hash>.css`), read and gzip-compressed once. */
+let built: { manifest: { js: string; css: string }; files: Map<string, { raw: Buffer; gzip: Buffer }> } | null = null;
 function assets(): typeof built {
   if (built || !existsSync(path.join(UI_DIR, 'manifest.json'))) return built;
   const manifest = JSON.parse(readFileSync(path.join(UI_DIR, 'manifest.json'), 'utf8')) as { js: string; css: string };
-  built = { manifest, files: new Map([manifest.js, manifest.css].map((f) => [f, readFileSync(path.join(UI_DIR, f))])) };
+  const files = new Map(
+    [manifest.js, manifest.css].map((f) => {
+      const raw = readFileSync(path.join(UI_DIR, f));
+      return [f, { raw, gzip: gzipSync(raw, { level: 9 }) }] as const;
+    }),
+  );
+  built = { manifest, files };
   return built;
 }
 
@@ -81,8 +88,10 @@ export function dashboardPages(app: App, deps: ProxyDeps): void {
     const file = assets()?.files.get(c.req.param('file'));
     if (!file) return c.text('not found', 404);
     const type = c.req.param('file').endsWith('.js') ? 'text/javascript; charset=utf-8' : 'text/css; charset=utf-8';
-    // Content-hashed names: cached for a year, never revalidated.
-    return c.body(new Uint8Array(file), 200, { 'content-type': type, 'cache-control': 'public, max-age=31536000, immutable', 'x-content-type-options': 'nosniff' });
+    // Content-hashed names: cached for a year, never revalidated; gzip when the browser takes it.
+    const headers: Record<string, string> = { 'content-type': type, 'cache-control': 'public, max-age=31536000, immutable', 'x-content-type-options': 'nosniff', vary: 'accept-encoding' };
+    if (/\bgzip\b/.test(c.req.header('accept-encoding') ?? '')) return c.body(new Uint8Array(file.gzip), 200, { ...headers, 'content-encoding': 'gzip' });
+    return c.body(new Uint8Array(file.raw), 200, headers);
   });
   app.post('/admin/ui/login', async (c) => {
     const token = deps.runtime.current.config.admin.token;
