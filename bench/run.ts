@@ -17,7 +17,7 @@
  *               switchyard.yaml + rules/ — against bench/reference-proxy.mjs, a 20-line node:http proxy, same run
  *   reliability added latency with Redis up, refused (down), black-holed (frozen) and recovering, throttles on
  *   memcap      peak gateway memory with 40 concurrent 31 MB bodies against limits.max_inflight_body_bytes
- *   dashboard   the dashboard's first-load size (gzip) and its overview over a 100,000-record SQLite ledger
+ *   dashboard   the dashboard's first-load size (gzip) and its overview over a 1,000,000-record SQLite ledger
  *   otel        CPU per request with OpenTelemetry off (no OTEL_* set) and on (spans and metrics exported over
  *               OTLP/HTTP to a receiver in this process, batch delay 1 s), same run
  *   clouds      CPU per request routed to Amazon Bedrock (SigV4 signing; event-stream decoding when streaming)

@@ -12,6 +12,7 @@
  */
 import type { Logger } from '../log.js';
 import { BatchQueue } from './batch-queue.js';
+import type { SummaryQuery, SummaryRow } from './summary.js';
 import type { UsageRecord } from './record.js';
 import type { Spool } from './spool.js';
 import type { WebhookExporter } from './webhook.js';
@@ -31,6 +32,8 @@ export interface LedgerStore {
    * where the records are millions. `time` is the day's midnight (ISO).
    */
   costByDay(since: string): Promise<DayCost[]>;
+  /** Sums grouped by the database (the dashboard's overview): one row per group, in no particular order. */
+  summarize(q: SummaryQuery): Promise<SummaryRow[]>;
   /** Spend limits set through the admin API (usage/spend-limits.ts), oldest first. */
   spendLimits(): Promise<StoredSpendLimit[]>;
   /** Inserts or replaces the limit with the same scope and period (its id and created_at are kept). */

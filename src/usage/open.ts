@@ -42,6 +42,7 @@ export async function openLedger(config: GatewayConfig, log: Logger): Promise<Le
     },
     query: (since, until) => store.query(since, until),
     costByDay: (since) => store.costByDay(since),
+    summarize: (q) => store.summarize(q),
     spendLimits: () => store.spendLimits(),
     putSpendLimit: (l) => store.putSpendLimit(l),
     deleteSpendLimit: (id) => store.deleteSpendLimit(id),

@@ -105,7 +105,16 @@ function close(row: ReportRow): ReportRow {
   return row;
 }
 
-/** Groups `records` by `by` (in that order); rows sorted by cost, then requests, descending. */
+/** Report rows' order: most cost first, then most requests, then by group (so ties come out the same everywhere). */
+export function reportOrder(a: ReportRow, b: ReportRow): number {
+  if (b.cost_usd !== a.cost_usd) return b.cost_usd - a.cost_usd;
+  if (b.requests !== a.requests) return b.requests - a.requests;
+  const ka = JSON.stringify(a.group);
+  const kb = JSON.stringify(b.group);
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+/** Groups `records` by `by` (in that order); rows in {@link reportOrder}. */
 export function buildReport(records: UsageRecord[], by: GroupBy[], since: string, until: string): Report {
   const groups = new Map<string, ReportRow>();
   const totals = emptyRow({});
@@ -117,7 +126,7 @@ export function buildReport(records: UsageRecord[], by: GroupBy[], since: string
     add(row, r);
     add(totals, r);
   }
-  const rows = [...groups.values()].map(close).sort((a, b) => b.cost_usd - a.cost_usd || b.requests - a.requests);
+  const rows = [...groups.values()].map(close).sort(reportOrder);
   return { since, until, by, rows, totals: close(totals) };
 }
 

@@ -4,6 +4,8 @@
  * `busy_timeout` for a lock another process holds. Inserts skip request ids already stored (unique
  * index, `INSERT OR IGNORE`), so retries and spool replays are safe.
  */
+import type { RecordFilter } from './report.js';
+import { DIMENSION_COLUMNS, noneKey, summaryColumns, summaryRow, type SummaryQuery, type SummaryRow } from './summary.js';
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -106,6 +108,22 @@ export class SqliteStore implements LedgerStore {
       for (const r of rs) stmt.run(RECORD_COLUMNS.map((c) => (JSON_COLUMNS.has(c) ? JSON.stringify(r[c] ?? null) : (r[c] as unknown))));
     });
     tx(records);
+  }
+
+  async summarize(q: SummaryQuery): Promise<SummaryRow[]> {
+    const where = ['time >= ?', 'time < ?'];
+    const args: string[] = [q.since, q.until];
+    const column = (by: RecordFilter['by']) => (by.startsWith('tag:') ? `json_extract(tags, '$.${by.slice(4)}')` : DIMENSION_COLUMNS[by as keyof typeof DIMENSION_COLUMNS]);
+    for (const f of q.filters) {
+      if (f.value === noneKey(f.by)) where.push(`${column(f.by)} IS NULL`);
+      else {
+        where.push(`${column(f.by)} = ?`);
+        args.push(f.value);
+      }
+    }
+    const key = q.group === 'none' ? 'NULL' : q.group === 'hour' ? 'substr(time, 1, 13)' : q.group === 'day' ? 'substr(time, 1, 10)' : column(q.group);
+    const sql = `SELECT ${key} AS key, ${summaryColumns((c) => `(${c})`)} FROM usage_records WHERE ${where.join(' AND ')}${q.group === 'none' ? '' : ' GROUP BY 1'}`;
+    return (this.db.prepare(sql).all(...args) as Array<Record<string, unknown>>).map(summaryRow);
   }
 
   async query(since: string, until: string): Promise<UsageRecord[]> {

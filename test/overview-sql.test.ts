@@ -1,0 +1,109 @@
+/**
+ * The dashboard's overview aggregated by the database (GROUP BY in SQLite and in PostgreSQL) equals the overview
+ * computed over the records in Node — the same function `switchyard usage` uses — for the same range and filters,
+ * in both dialects: totals, the series, error and refusal rates and the top users, projects and models.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { overview, overviewFromStore } from '../src/usage/dashboard.js';
+import type { LedgerStore } from '../src/usage/ledger.js';
+import { PostgresStore } from '../src/usage/postgres.js';
+import type { UsageRecord } from '../src/usage/record.js';
+import { filterRecords, parseFilter } from '../src/usage/report.js';
+import { SqliteStore } from '../src/usage/sqlite.js';
+
+const DATABASE_URL = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
+const DB = `switchyard_overview_${randomBytes(4).toString('hex')}`;
+
+/** 300 varied records over 5 days: users, projects, models, tags, sessions, some missing, unpriced, refused, failed. */
+function records(): UsageRecord[] {
+  const now = Date.UTC(2026, 10, 30, 12);
+  return Array.from({ length: 300 }, (_, i): UsageRecord => {
+    const outcome: UsageRecord['outcome'] = i % 13 === 0 ? 'refused' : i % 17 === 0 ? 'failed' : i % 29 === 0 ? 'error' : 'ok';
+    return {
+      time: new Date(now - i * 23 * 60_000).toISOString(),
+      request_id: `sy_o_${i}`,
+      client_id: `c${i % 3}`,
+      key_fingerprint: null,
+      session_id: i % 11 === 0 ? null : `s${i % 7}`,
+      user_id: i % 19 === 0 ? null : `u${i % 5}`,
+      project: i % 4 === 0 ? null : `p${i % 3}`,
+      agent_id: i % 6 === 0 ? 'agent-1' : null,
+      requested_model: 'm',
+      provider: outcome === 'refused' ? null : i % 2 ? 'anthropic' : 'bedrock',
+      model: i % 3 === 0 ? 'claude-haiku-4-5' : 'claude-sonnet-4-6',
+      rules_version: 'v',
+      rules: ['r'],
+      facts: null,
+      tags: i % 5 === 0 ? {} : { team: `t${i % 2}` },
+      status: outcome === 'ok' ? 200 : 500,
+      outcome,
+      error_type: null,
+      retries: 0,
+      latency_ms: 100 + i,
+      ttft_ms: null,
+      input_tokens: 100 + i * 7,
+      output_tokens: 10 + i,
+      cache_creation_input_tokens: i % 3 ? 50 : 0,
+      cache_creation_5m_input_tokens: i % 3 ? 50 : 0,
+      cache_creation_1h_input_tokens: 0,
+      cache_read_input_tokens: i * 13,
+      cost_usd: i % 23 === 0 ? null : Math.round((0.001 + i * 0.0007) * 1e6) / 1e6,
+    };
+  });
+}
+
+const stores: Array<[string, LedgerStore]> = [];
+before(async () => {
+  const sqlite = new SqliteStore(path.join(mkdtempSync(path.join(tmpdir(), 'sy-overview-')), 'usage.db'));
+  await sqlite.init();
+  await sqlite.insert(records());
+  stores.push(['sqlite', sqlite]);
+  const admin = new pg.Client({ connectionString: DATABASE_URL.toString() });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${DB}`);
+  await admin.end();
+  const u = new URL(DATABASE_URL.toString());
+  u.pathname = `/${DB}`;
+  const postgres = new PostgresStore(u.toString());
+  await postgres.init();
+  await postgres.insert(records());
+  stores.push(['postgres', postgres]);
+});
+after(async () => {
+  for (const [, s] of stores) await s.close();
+});
+
+const ranges: Array<[string, string, string]> = [
+  ['five days (by day)', '2026-11-25T00:00:00.000Z', '2026-12-01T00:00:00.000Z'],
+  ['one day (by hour)', '2026-11-29T12:00:00.000Z', '2026-11-30T12:00:01.000Z'],
+];
+const filterSets = [[], ['user=u1'], ['project=(none)'], ['tag:team=t0'], ['tag:team=(untagged)', 'model=claude-sonnet-4-6'], ['agent=(main)'], ['provider=bedrock', 'session=s3']];
+
+describe('overview by the database equals the overview over the records', () => {
+  for (const [label, since, until] of ranges) {
+    for (const where of filterSets) {
+      test(`${label}, ${where.join(' & ') || 'no filter'}: SQLite and PostgreSQL`, async () => {
+        const filters = where.map(parseFilter);
+        const expected = overview(
+          filterRecords(
+            records().filter((r) => r.time >= since && r.time < until),
+            filters,
+          ),
+          since,
+          until,
+        );
+        assert.ok(expected.totals.requests > 0, 'the case selects records');
+        for (const [kind, store] of stores) {
+          const got = await overviewFromStore(store, since, until, filters);
+          assert.deepEqual(got, expected, kind);
+        }
+      });
+    }
+  }
+});
