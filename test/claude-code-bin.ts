@@ -3,7 +3,7 @@
  * so it is not a dependency: it is installed once into `node_modules/.cache/claude-code/<version>` from the npm
  * registry (CI allows the registry), or `CLAUDE_CODE_BIN` names one.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
@@ -31,4 +31,31 @@ export function claudeBinary(): string {
     }
   }
   return bin;
+}
+
+/** What `claude -p` printed and how it exited. */
+export interface ClaudeRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the CLI in print mode with the Bash tool allowed, asked to run "the marker command" and say what it
+ * printed (JSON output, at most 4 turns), in `cwd` with exactly `env`; killed after `timeoutMs`.
+ */
+export function runClaudeBashRoundTrip(env: NodeJS.ProcessEnv, cwd: string, timeoutMs = 180_000): Promise<ClaudeRun> {
+  return new Promise((resolve) => {
+    const child = spawn(claudeBinary(), ['-p', 'Run the marker command with Bash and tell me what it printed.', '--allowedTools', 'Bash', '--output-format', 'json', '--max-turns', '4'], { cwd, env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end();
+  });
 }

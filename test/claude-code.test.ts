@@ -7,7 +7,6 @@
  * The CLI comes from claude-code-bin.ts (installed once into node_modules/.cache, or `CLAUDE_CODE_BIN`).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Gateway } from '../src/server/serve.js';
-import { claudeBinary } from './claude-code-bin.js';
+import { runClaudeBashRoundTrip } from './claude-code-bin.js';
 import { startTestGateway } from './helpers.js';
 
 const MARKER = 'switchyard-round-trip-ok';
@@ -79,7 +78,6 @@ after(async () => {
 });
 
 test('claude -p completes a Bash tool round trip through an OpenAI-compatible vendor without indices or ids', { timeout: 900_000 }, async () => {
-  const bin = claudeBinary();
   const home = mkdtempSync(path.join(tmpdir(), 'switchyard-cc-home-'));
   const workdir = mkdtempSync(path.join(tmpdir(), 'switchyard-cc-work-'));
   const env: NodeJS.ProcessEnv = {
@@ -91,19 +89,7 @@ test('claude -p completes a Bash tool round trip through an OpenAI-compatible ve
     DISABLE_AUTOUPDATER: '1',
     CI: '1',
   };
-  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(bin, ['-p', 'Run the marker command with Bash and tell me what it printed.', '--allowedTools', 'Bash', '--output-format', 'json', '--max-turns', '4'], { cwd: workdir, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end();
-  });
+  const out = await runClaudeBashRoundTrip(env, workdir);
   assert.equal(out.code, 0, `claude exited ${out.code}: ${out.stderr.slice(0, 2000)} ${out.stdout.slice(0, 2000)}`);
   const result = JSON.parse(out.stdout) as { result: string; is_error: boolean; num_turns: number };
   assert.equal(result.is_error, false);

@@ -14,17 +14,16 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { request } from 'undici';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
-import { startTestGateway, until, writeConfig } from './helpers.js';
+import { freshDatabase, startTestGateway, until, writeConfig } from './helpers.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const DATABASE_URL = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
 const RUN = randomBytes(4).toString('hex');
-const DB = `switchyard_fleet_${RUN}`;
 
 let fake: FakeUpstream;
 const replicas: Array<{ url: string; child: ChildProcess }> = [];
 let ledgerUrl: string;
+let ledgerDb: Awaited<ReturnType<typeof freshDatabase>>;
 
 /** Starts `node src/cli.ts serve` on `configFile` and waits for its URL. */
 function startReplica(configFile: string): Promise<{ url: string; child: ChildProcess }> {
@@ -56,13 +55,8 @@ const send = (url: string, headers: Record<string, string> = {}) =>
 
 before(async () => {
   fake = await startFakeUpstream();
-  const admin = new pg.Client({ connectionString: DATABASE_URL.toString() });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${DB}`);
-  await admin.end();
-  const u = new URL(DATABASE_URL.toString());
-  u.pathname = `/${DB}`;
-  ledgerUrl = u.toString();
+  ledgerDb = await freshDatabase('switchyard_fleet');
+  ledgerUrl = ledgerDb.url;
   // Rule ids carry the run id: counters left in the shared Redis by earlier runs do not count.
   const rules = {
     '50.yaml': `version: 1
@@ -104,6 +98,7 @@ after(async () => {
     ),
   );
   await fake?.close();
+  await ledgerDb?.drop();
 });
 
 const [A, B] = [0, 1];

@@ -6,7 +6,6 @@
  * Bedrock mode completing a Bash tool round trip through the gateway.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,7 +16,7 @@ import AnthropicBedrock from '@anthropic-ai/bedrock-sdk';
 import { AnthropicVertex } from '@anthropic-ai/vertex-sdk';
 import { request } from 'undici';
 import { anthropicModelName } from '../src/server/ingress.js';
-import { claudeBinary } from './claude-code-bin.js';
+import { runClaudeBashRoundTrip } from './claude-code-bin.js';
 import { startFakeBedrock, type FakeBedrock } from './fake-bedrock.js';
 import { messageJson, sseTextEvents, startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 import { startTestGateway } from './helpers.js';
@@ -260,7 +259,6 @@ describe('Claude Code in Bedrock mode', () => {
   });
 
   test('claude -p with CLAUDE_CODE_USE_BEDROCK=1 completes a Bash tool round trip through switchyard to an Anthropic upstream', { timeout: 900_000 }, async () => {
-    const bin = claudeBinary();
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: mkdtempSync(path.join(tmpdir(), 'switchyard-cc-bedrock-home-')),
@@ -272,22 +270,7 @@ describe('Claude Code in Bedrock mode', () => {
       DISABLE_AUTOUPDATER: '1',
       CI: '1',
     };
-    const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(bin, ['-p', 'Run the marker command with Bash and tell me what it printed.', '--allowedTools', 'Bash', '--output-format', 'json', '--max-turns', '4'], {
-        cwd: mkdtempSync(path.join(tmpdir(), 'switchyard-cc-bedrock-work-')),
-        env,
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
-      child.stdin.end();
-    });
+    const out = await runClaudeBashRoundTrip(env, mkdtempSync(path.join(tmpdir(), 'switchyard-cc-bedrock-work-')));
     assert.equal(out.code, 0, `claude exited ${out.code}: ${out.stderr.slice(0, 2000)} ${out.stdout.slice(0, 2000)}`);
     const result = JSON.parse(out.stdout) as { result: string; is_error: boolean };
     assert.equal(result.is_error, false);

@@ -4,21 +4,19 @@
  * in both dialects: totals, the series, error and refusal rates and the top users, projects and models.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
 import { overview, overviewFromStore } from '../src/usage/dashboard.js';
 import type { LedgerStore } from '../src/usage/ledger.js';
 import { PostgresStore } from '../src/usage/postgres.js';
 import type { UsageRecord } from '../src/usage/record.js';
 import { filterRecords, parseFilter } from '../src/usage/report.js';
 import { SqliteStore } from '../src/usage/sqlite.js';
+import { freshDatabase } from './helpers.js';
 
-const DATABASE_URL = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
-const DB = `switchyard_overview_${randomBytes(4).toString('hex')}`;
+let db: Awaited<ReturnType<typeof freshDatabase>>;
 
 /** 300 varied records over 5 days: users, projects, models, tags, sessions, some missing, unpriced, refused, failed. */
 function records(): UsageRecord[] {
@@ -64,19 +62,15 @@ before(async () => {
   await sqlite.init();
   await sqlite.insert(records());
   stores.push(['sqlite', sqlite]);
-  const admin = new pg.Client({ connectionString: DATABASE_URL.toString() });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${DB}`);
-  await admin.end();
-  const u = new URL(DATABASE_URL.toString());
-  u.pathname = `/${DB}`;
-  const postgres = new PostgresStore(u.toString());
+  db = await freshDatabase('switchyard_overview');
+  const postgres = new PostgresStore(db.url);
   await postgres.init();
   await postgres.insert(records());
   stores.push(['postgres', postgres]);
 });
 after(async () => {
   for (const [, s] of stores) await s.close();
+  await db?.drop();
 });
 
 const ranges: Array<[string, string, string]> = [

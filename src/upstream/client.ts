@@ -22,6 +22,20 @@ export interface UpstreamCall {
   stream?: boolean;
 }
 
+/**
+ * The text of a small answer body (an upstream's error, a JSON answer to translate), keeping at most `limitBytes`
+ * (default 64 KB) and reading the rest away, so a misbehaving upstream cannot make the gateway hold a huge body.
+ */
+export async function readText(body: Readable, limitBytes = 64 * 1024): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of body as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size <= limitBytes) chunks.push(c);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** The full URL of a call; `base_url` may carry a path prefix (e.g. `https://host/anthropic`). */
 export function upstreamUrl(provider: ProviderConfig, pathAndQuery: string): string {
   return provider.base_url + pathAndQuery;

@@ -5,6 +5,7 @@
 import { Readable } from 'node:stream';
 import type { ProviderConfig } from '../../config.js';
 import { displayName, type ModelInfo } from '../../rules/catalogue.js';
+import { readText } from '../client.js';
 import type { UpstreamAnswer } from '../forward.js';
 import type { UpstreamCredential } from '../headers.js';
 import { toAnthropicError, toAnthropicMessage } from './response.js';
@@ -31,12 +32,6 @@ export function openaiHeaders(credential: UpstreamCredential, body: Buffer | nul
   return h;
 }
 
-const readAll = async (r: Readable): Promise<string> => {
-  const chunks: Buffer[] = [];
-  for await (const c of r) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-};
-
 /** One OpenAI model object (`{ id, created }`, created in epoch seconds) as an Anthropic one. */
 function anthropicModel(m: Record<string, unknown>): ModelInfo {
   const id = String(m.id ?? '');
@@ -50,7 +45,7 @@ function anthropicModel(m: Record<string, unknown>): ModelInfo {
  * the list as one page (`has_more: false`), or the one model. Errors become Anthropic errors naming the provider.
  */
 export async function modelsFromOpenAI(answer: UpstreamAnswer, provider: ProviderConfig): Promise<UpstreamAnswer> {
-  const raw = await readAll(answer.body);
+  const raw = await readText(answer.body, Number.POSITIVE_INFINITY); // a whole answer, not an error: never cut
   const json = (body: unknown, status = answer.statusCode): UpstreamAnswer => ({
     statusCode: status,
     headers: { 'content-type': 'application/json' },
@@ -77,7 +72,7 @@ export async function fromOpenAI(answer: UpstreamAnswer, provider: ProviderConfi
   const vendorId = String(answer.headers['x-request-id'] ?? answer.headers['request-id'] ?? '');
   const base: Record<string, string> = vendorId ? { 'request-id': vendorId } : {};
   if (answer.statusCode >= 400) {
-    const body = toAnthropicError(answer.statusCode, await readAll(answer.body), provider.name);
+    const body = toAnthropicError(answer.statusCode, await readText(answer.body), provider.name);
     return { statusCode: answer.statusCode, headers: { ...base, 'content-type': 'application/json' }, body: Readable.from([Buffer.from(body)]) };
   }
   if (type.startsWith('text/event-stream')) {
@@ -86,7 +81,7 @@ export async function fromOpenAI(answer: UpstreamAnswer, provider: ProviderConfi
     answer.body.once('error', (err) => translated.fail(`provider "${provider.name}" stream failed: ${err.message}`));
     return { statusCode: 200, headers: { ...base, 'content-type': 'text/event-stream; charset=utf-8' }, body: translated };
   }
-  const raw = await readAll(answer.body);
+  const raw = await readText(answer.body, Number.POSITIVE_INFINITY); // a whole answer, not an error: never cut
   let message: Record<string, unknown>;
   try {
     message = toAnthropicMessage(JSON.parse(raw) as Record<string, unknown>, model, { reasoningAsThinking: provider.reasoning_as_thinking });

@@ -24,7 +24,7 @@ import type { Logger } from '../../log.js';
 import { serializeBody } from '../../server/json-scan.js';
 import { awsSignerFor } from '../aws-auth.js';
 import { BEDROCK_FAULTS, bedrockFaultName, EventStreamToSSE } from '../bedrock-stream.js';
-import { upstreamUrl } from '../client.js';
+import { readText, upstreamUrl } from '../client.js';
 import type { UpstreamAnswer } from '../forward.js';
 import { acceptedBetas } from './anthropic.js';
 import type { ClientRequest, ProviderAdapter } from './types.js';
@@ -59,16 +59,6 @@ export function redactAws(message: string): string {
   return message.replace(/arn:aws[a-z-]*:[^\s"',]*/g, '[arn]').replace(/\b\d{12}\b/g, '[account]');
 }
 
-const readAll = async (r: Readable, limit = 64 * 1024): Promise<string> => {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of r) {
-    size += (c as Buffer).length;
-    if (size <= limit) chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-};
-
 /** AWS errors that mean the gateway's own credentials were refused (wrong, expired, missing). */
 const CREDENTIAL_FAULTS = new Set(['UnrecognizedClientException', 'InvalidSignatureException', 'ExpiredTokenException', 'MissingAuthenticationTokenException', 'InvalidClientTokenId']);
 
@@ -85,7 +75,7 @@ function credentialsOf(provider: ProviderConfig): string {
  * was wrong with the request, is kept with ARNs and account ids redacted); AWS's full text goes to the log.
  */
 async function bedrockError(answer: UpstreamAnswer, provider: ProviderConfig, requestId: string, log: Logger): Promise<UpstreamAnswer> {
-  const raw = await readAll(answer.body);
+  const raw = await readText(answer.body);
   let awsMessage = raw.slice(0, 500);
   let typeHint = String(answer.headers['x-amzn-errortype'] ?? '');
   try {

@@ -15,6 +15,7 @@
 import { Readable } from 'node:stream';
 import { errorBody, errorTypeForStatus, NotSupportedError } from '../../errors.js';
 import { serializeBody } from '../../server/json-scan.js';
+import { readText } from '../client.js';
 import { googleTokensFor } from '../google-auth.js';
 import { acceptedBetas } from './anthropic.js';
 import { apiVersion } from './bedrock.js';
@@ -22,16 +23,6 @@ import type { ProviderAdapter } from './types.js';
 
 /** The `anthropic_version` Vertex AI takes in the body when the client sent no `anthropic-version` header. */
 export const VERTEX_ANTHROPIC_VERSION = 'vertex-2023-10-16';
-
-const readAll = async (r: Readable, limit = 64 * 1024): Promise<string> => {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of r) {
-    size += (c as Buffer).length;
-    if (size <= limit) chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-};
 
 export const vertexAdapter: ProviderAdapter = {
   type: 'vertex',
@@ -69,7 +60,7 @@ export const vertexAdapter: ProviderAdapter = {
   },
   async answer(answer, provider) {
     if (answer.statusCode < 400) return answer;
-    const raw = await readAll(answer.body);
+    const raw = await readText(answer.body);
     let message = raw.slice(0, 500);
     let type = errorTypeForStatus(answer.statusCode);
     try {
