@@ -14,8 +14,9 @@ import { formatIssue, LoadError } from '../src/validation.js';
 
 const PROVIDERS = ['anthropic', 'cheap', 'backup'];
 
+/** Rules with a 1 s budget per JSONata evaluation (not the gateway's 10 ms), so a busy machine's stall fails nothing here. */
 function rules(yaml: string): RuleSet {
-  return compileRuleSources([{ file: '50-test.yaml', text: `version: 1\nrules:\n${yaml}` }], PROVIDERS);
+  return compileRuleSources([{ file: '50-test.yaml', text: `version: 1\nrules:\n${yaml}` }], PROVIDERS, '', { expressionMs: 1000 });
 }
 
 /** One rule `a` with the given actions (a YAML flow sequence), optionally a second rule `b`. */
