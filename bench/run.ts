@@ -17,7 +17,8 @@
  *               switchyard.yaml + rules/ — against bench/reference-proxy.mjs, a 20-line node:http proxy, same run
  *   reliability added latency with Redis up, refused (down), black-holed (frozen) and recovering, throttles on
  *   memcap      peak gateway memory with 40 concurrent 31 MB bodies against limits.max_inflight_body_bytes
- *   dashboard   the dashboard's first-load size (gzip) and its overview over a 1,000,000-record SQLite ledger
+ *   dashboard   the dashboard's first-load size (gzip), its overview over a 1,000,000-record SQLite ledger, and
+ *               CPU per proxied request with its live tail connected vs not
  *   otel        CPU per request with OpenTelemetry off (no OTEL_* set) and on (spans and metrics exported over
  *               OTLP/HTTP to a receiver in this process, batch delay 1 s), same run
  *   clouds      CPU per request routed to Amazon Bedrock (SigV4 signing; event-stream decoding when streaming)
@@ -300,6 +301,29 @@ async function benchClouds(anthropicUrl: string) {
   return { requests: N, json: side(json), stream: side(stream) };
 }
 
+/**
+ * The dashboard's cost on the request path: two gateways on the same config (no rules, ledger off), one with the
+ * dashboard's live tail connected (an SSE client on /admin/ui/api/live reading every line), CPU µs per request each.
+ */
+async function benchLiveTail(upstream: string) {
+  const config = writeConfig({ upstream, extraConfig: 'ledger: off\n', rules: { '50.yaml': 'version: 1\nrules: []\n' } }).configFile;
+  const start = () => startProcess([...gatewayNodeArgs, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', config, '--port', '0']);
+  const procs = { no_tail: await start(), tail: await start() };
+  const tail = await request(procs.tail.url + '/admin/ui/api/live');
+  let lines = 0;
+  tail.body.on('data', (d: Buffer) => (lines += d.toString().split('event: request').length - 1));
+  const N = 3000;
+  let per: Record<string, number[]>;
+  try {
+    per = await cpuRounds(procs, N);
+  } finally {
+    tail.body.destroy();
+    await stopAll(procs);
+  }
+  const low = (name: string) => Math.round(Math.min(...per[name]!));
+  return { requests: N, no_tail_us: low('no_tail'), tail_us: low('tail'), added_us: low('tail') - low('no_tail'), tail_lines: lines, runs_us: per };
+}
+
 /** OpenTelemetry off and on: two gateways on the same config (no rules, ledger off), CPU µs per request each. */
 async function benchOtel(upstream: string) {
   const receiver = createServer((req, res) => {
@@ -372,7 +396,7 @@ try {
     console.log('CPU per request (76 KB, non-streaming, 4 connections):', JSON.stringify(results.cpu));
   }
   if (sections.includes('dashboard')) {
-    results.dashboard = await benchDashboard();
+    results.dashboard = { ...(await benchDashboard()), live_tail: await benchLiveTail(fake.url) };
     console.log('dashboard', JSON.stringify(results.dashboard));
   }
   if (sections.includes('otel')) {
