@@ -137,7 +137,9 @@ describe('budget warnings', () => {
     const store = new MemoryStore();
     const now = new Date('2026-11-26T15:30:00Z');
     const { d, rc } = await decide('  - id: cap\n    actions: [ { budget: { scope: client, usd: 4, per: day, warn_at: 0.5 } } ]\n');
-    await store.addSpend('budget:cap:client:alice:2026-11-26', 3, Date.now() + 60_000);
+    await store.addSpend('budget:cap:client:alice:2026-11-26', 1, Date.now() + 60_000);
+    assert.deepEqual((await checkBudgets(d, rc, store, now)).warnings, [], '$1 of $4 is under warn_at 0.5');
+    await store.addSpend('budget:cap:client:alice:2026-11-26', 2, Date.now() + 60_000);
     const { warnings } = await checkBudgets(d, rc, store, now);
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!.message, /\$3\.00 of \$4\.00 per day spent for client "alice" \(75%\)$/);

@@ -42,7 +42,7 @@ export class LiveTail {
     return () => this.subscribers.delete(fn);
   }
 
-  /** The line of a finished request's usage record, to every subscriber. */
+  /** The line of a finished request's usage record, to every subscriber (who must not do I/O per line: batch it). */
   publish(r: UsageRecord): void {
     const line: LiveLine = {
       time: r.time,

@@ -23,10 +23,14 @@ import { filterRecords, parseFilter, parseWhen, type RecordFilter } from '../usa
 import { adminRefusal, providersStatus } from './app.js';
 import { secretMatches } from './auth.js';
 import { budgetKey, periodOf } from './admission.js';
+import type { LiveLine } from './live.js';
 import type { ProxyDeps } from './proxy.js';
 
 type App = Hono<{ Bindings: HttpBindings }>;
 type Ctx = Context<{ Bindings: HttpBindings }>;
+
+/** How often the live tail writes the lines gathered since its last write, ms. */
+const LIVE_FLUSH_MS = 250;
 
 /** The sign-in cookie's name. */
 export const ADMIN_COOKIE = 'switchyard_admin';
@@ -215,9 +219,19 @@ export function dashboardApi(app: App, deps: ProxyDeps): void {
     const res = c.env.outgoing;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', 'x-accel-buffering': 'no' });
     res.write(': live tail of finished requests\n\n');
-    const unsubscribe = deps.live.subscribe((line) => res.write(`event: request\ndata: ${JSON.stringify(line)}\n\n`));
+    // Lines are batched and written four times a second: one write per batch, not one per request, so a watching
+    // page costs the request path a push onto an array.
+    let batch: LiveLine[] = [];
+    const unsubscribe = deps.live.subscribe((line) => batch.push(line));
+    const flush = setInterval(() => {
+      if (!batch.length) return;
+      const lines = batch;
+      batch = [];
+      res.write(lines.map((l) => `event: request\ndata: ${JSON.stringify(l)}\n\n`).join(''));
+    }, LIVE_FLUSH_MS);
     const heartbeat = setInterval(() => res.write(': ping\n\n'), 15_000);
     res.once('close', () => {
+      clearInterval(flush);
       clearInterval(heartbeat);
       unsubscribe();
     });
