@@ -262,7 +262,8 @@ describe('dashboard', () => {
     while ((await page.evaluate(() => document.activeElement?.textContent)) !== 'Rules' && guard++ < 20) await page.keyboard.press('Tab');
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => location.hash === '#/rules');
-    assert.equal(await page.evaluate(() => document.activeElement?.id), 'view-title');
+    // The view renders, then its effect moves focus: wait for it (bounded), do not race it.
+    await page.waitForFunction(() => document.activeElement?.id === 'view-title', undefined, { timeout: 5000 });
     assert.equal(await page.textContent('h1'), 'Rules');
     await page.close();
   });
