@@ -197,15 +197,21 @@ describe('dashboard', () => {
     const { page } = await signedIn();
     await page.goto(`${gw.gw.url}/admin/ui/#/live`);
     await page.waitForSelector('[data-testid=live]');
-    await page.waitForTimeout(200); // the EventSource connects
-    const r = await request(`${gw.gw.url}/v1/messages`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-api-key': 'sk-ant-live' },
-      body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }),
-    });
-    const id = String(r.headers['x-switchyard-request-id']);
-    await r.body.dump();
-    await page.waitForSelector(`[data-testid=live] td:text-is("${id}")`, { timeout: 5000 });
+    // The page's EventSource connects on its own time: a request sent before it did is not in the tail, so send
+    // until one shows (bounded), then check that row.
+    let id = '';
+    for (let attempt = 0; attempt < 10 && !id; attempt++) {
+      const r = await request(`${gw.gw.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': 'sk-ant-live' },
+        body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      const sent = String(r.headers['x-switchyard-request-id']);
+      await r.body.dump();
+      const shown = await page.waitForSelector(`[data-testid=live] td:text-is("${sent}")`, { timeout: 1000 }).catch(() => null);
+      if (shown) id = sent;
+    }
+    assert.ok(id, 'a request sent while the tail is open shows in it');
     const row = await page.textContent(`[data-testid=live] tr:has(td:text-is("${id}"))`);
     assert.match(row!, /claude-sonnet-4-6 → anthropic/);
     assert.ok(!row!.includes('sk-ant-live'));

@@ -113,9 +113,13 @@ async function sendVia(i: number, headers: Record<string, string>): Promise<{ st
 describe('two replicas, one Redis, one PostgreSQL', () => {
   test('a 10-per-minute throttle admits 10 requests across both replicas, not 20', async () => {
     const statuses: number[] = [];
+    const t0 = performance.now();
     for (let i = 0; i < 20; i++) statuses.push((await sendVia(i % 2 ? B : A, { 'x-case': 'throttle' })).status);
-    assert.equal(statuses.filter((s) => s === 200).length, 10, statuses.join(','));
-    assert.equal(statuses.filter((s) => s === 429).length, 10);
+    // The bucket refills one request every 6 s: on a slow machine a request may come back while the 20 are sent.
+    const refilled = Math.floor((performance.now() - t0) / 6000);
+    const admitted = statuses.filter((s) => s === 200).length;
+    assert.ok(admitted >= 10 && admitted <= 10 + refilled, `${admitted} admitted (${statuses.join(',')})`);
+    assert.equal(statuses.filter((s) => s === 429).length, 20 - admitted, 'the rest refused');
   });
 
   test('a key cooled by a 429 on one replica is cooled on the other: no request reaches the upstream with it', async () => {
