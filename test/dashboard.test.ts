@@ -74,7 +74,8 @@ function seed(): UsageRecord[] {
       cache_creation_input_tokens: outcome === 'ok' ? 500 : 0,
       cache_creation_5m_input_tokens: outcome === 'ok' ? 500 : 0,
       cache_creation_1h_input_tokens: 0,
-      cache_read_input_tokens: outcome === 'ok' ? 4000 + i * 50 : 0,
+      // Request 3 finds session sess-0's warm cache cold (a cache break), the others read it.
+      cache_read_input_tokens: outcome !== 'ok' || i === 3 ? 0 : 4000 + i * 50,
       cost_usd: outcome === 'ok' ? Math.round((0.01 + i * 0.003) * 1e6) / 1e6 : 0,
     });
   }
@@ -190,6 +191,29 @@ describe('dashboard', () => {
     await page.waitForFunction((n) => document.querySelector('[data-testid=total-requests]')?.textContent === n, alice.requests.toLocaleString('en-US'));
     assert.equal(await page.textContent('[data-testid=total-cost]'), usdText(alice.cost_usd));
     assert.equal(await page.textContent('[data-testid=total-output]'), alice.output_tokens.toLocaleString('en-US'));
+    await page.close();
+  });
+
+  test("sessions show each session's cache breaks, as `switchyard usage --cache` counts them", async () => {
+    const { page } = await signedIn();
+    await page.goto(`${gw.gw.url}/admin/ui/#/sessions`);
+    await page.waitForSelector('[data-testid=sessions]');
+    const since = await page.inputValue('input[name=since]');
+    const until = await page.inputValue('input[name=until]');
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'usage', '--config', configFile, '--since', since, '--until', until, '--cache', '--by', 'session', '--format', 'json'],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const cli = JSON.parse(r.stdout) as { rows: Array<{ group: string; breaks: number }> };
+    assert.equal(cli.rows.find((x) => x.group === 'sess-0')?.breaks, 1, 'the planted break');
+    for (const row of cli.rows.filter((x) => x.group.startsWith('sess-'))) {
+      assert.equal(await page.textContent(`[data-testid=cache-breaks-${row.group}]`), String(row.breaks), row.group);
+    }
     await page.close();
   });
 

@@ -194,6 +194,7 @@ interface SessionRow {
   turns: number;
   cost_usd: number;
   cache_hit_ratio: number;
+  cache_breaks: number;
   last: string;
 }
 
@@ -217,6 +218,7 @@ function Sessions({ filters }: { filters: Filters }) {
             <th scope="col">Turns</th>
             <th scope="col">Cost</th>
             <th scope="col">Cache hit</th>
+            <th scope="col">Cache breaks</th>
             <th scope="col">Last</th>
           </tr>
         </thead>
@@ -233,6 +235,7 @@ function Sessions({ filters }: { filters: Filters }) {
               <td>{num(s.turns)}</td>
               <td>{usd(s.cost_usd)}</td>
               <td>{pctText(s.cache_hit_ratio)}</td>
+              <td data-testid={`cache-breaks-${s.session}`}>{num(s.cache_breaks)}</td>
               <td>{s.last.slice(0, 19).replace('T', ' ')}</td>
             </tr>
           ))}

@@ -5,6 +5,7 @@
  */
 import type { BudgetSpec } from '../actions/budget.js';
 import type { UsageRecord } from './record.js';
+import { cacheBreaks } from './cache.js';
 import type { LedgerStore } from './ledger.js';
 import { buildReport, type RecordFilter, type ReportRow, reportOrder } from './report.js';
 import type { SummaryGroup, SummaryRow } from './summary.js';
@@ -154,6 +155,8 @@ export interface SessionRow {
   turns: number;
   cost_usd: number;
   cache_hit_ratio: number;
+  /** Requests that found the session's warm prompt cache cold (usage/cache.ts `cacheBreaks`, as `switchyard usage --cache`). */
+  cache_breaks: number;
   first: string;
   last: string;
 }
@@ -161,6 +164,8 @@ export interface SessionRow {
 /** Sessions of a range, most expensive first (`(none)`: requests without a session id). */
 export function sessions(records: UsageRecord[], since: string, until: string): SessionRow[] {
   const rows = buildReport(records, ['session'], since, until).rows;
+  const breaks = new Map<string, number>();
+  for (const b of cacheBreaks(records)) breaks.set(b.session, (breaks.get(b.session) ?? 0) + 1);
   const meta = new Map<string, { user: string; project: string; first: string; last: string }>();
   for (const r of records) {
     const s = r.session_id ?? '(none)';
@@ -174,7 +179,17 @@ export function sessions(records: UsageRecord[], since: string, until: string): 
   return rows.map((row) => {
     const s = row.group.session!;
     const m = meta.get(s)!;
-    return { session: s, user: m.user, project: m.project, turns: row.requests, cost_usd: row.cost_usd, cache_hit_ratio: row.cache_hit_ratio, first: m.first, last: m.last };
+    return {
+      session: s,
+      user: m.user,
+      project: m.project,
+      turns: row.requests,
+      cost_usd: row.cost_usd,
+      cache_hit_ratio: row.cache_hit_ratio,
+      cache_breaks: breaks.get(s) ?? 0,
+      first: m.first,
+      last: m.last,
+    };
   });
 }
 
