@@ -1,3 +1,4 @@
+import type { AnthropicErrorType } from '../errors.js';
 /**
  * SSE event boundaries. The relay forwards a stream up to its last complete event and holds back the
  * unfinished tail, so a stream that is cut (an upstream that closes mid-event, a shutdown) never hands the
@@ -44,7 +45,7 @@ export class SseFramer {
  * An Anthropic SSE `error` event (https://platform.claude.com/docs/en/build-with-claude/streaming, "Error
  * events"): `event: error` with `{"type":"error","error":{"type":...,"message":...}}`.
  */
-export function sseErrorEvent(type: 'overloaded_error' | 'api_error', message: string, requestId?: string): string {
+export function sseErrorEvent(type: AnthropicErrorType, message: string, requestId?: string): string {
   const data: Record<string, unknown> = { type: 'error', error: { type, message } };
   if (requestId) data.request_id = requestId;
   return `event: error\ndata: ${JSON.stringify(data)}\n\n`;

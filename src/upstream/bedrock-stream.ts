@@ -18,6 +18,10 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { EventStreamCodec } from '@smithy/core/event-streams';
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
 import type { AnthropicErrorType } from '../errors.js';
+import { sseErrorEvent } from '../stream/sse-frames.js';
+
+/** AWS's codec; `decode` and `encode` keep no state between messages, so one serves every stream. */
+const codec = new EventStreamCodec(toUtf8, fromUtf8);
 
 /** An error Bedrock reported, by its AWS name: the Anthropic status and error type it becomes. */
 export interface BedrockFault {
@@ -64,7 +68,6 @@ export type StreamFaultListener = (name: string, message: string) => void;
  * message; a stream that ends in the middle of a message gets an `error` event that says so.
  */
 export class EventStreamToSSE extends Transform {
-  private readonly codec = new EventStreamCodec(toUtf8, fromUtf8);
   /** Bytes of a message not yet complete (a message's first 4 bytes are its total length, big-endian). */
   private pending: Buffer = Buffer.alloc(0);
   private failed = false;
@@ -87,7 +90,7 @@ export class EventStreamToSSE extends Transform {
         const length = buf.readUInt32BE(0);
         if (length < 16) throw new Error(`a message of ${length} bytes is shorter than its framing`);
         if (buf.length < length) break;
-        const message = this.codec.decode(buf.subarray(0, length));
+        const message = codec.decode(buf.subarray(0, length));
         buf = buf.subarray(length);
         this.relay(message.headers, message.body);
       }
@@ -109,8 +112,7 @@ export class EventStreamToSSE extends Transform {
     this.failed = true;
     this.onFault(name, message);
     const fault = BEDROCK_FAULTS[bedrockFaultName(name)] ?? { status: 500, type: 'api_error' as const };
-    const error = { type: 'error', error: { type: fault.type, message: `provider "${this.provider}" (Amazon Bedrock) stream failed: ${bedrockFaultName(name)}; details are in the gateway's log` } };
-    this.push(`event: error\ndata: ${JSON.stringify(error)}\n\n`);
+    this.push(sseErrorEvent(fault.type, `provider "${this.provider}" (Amazon Bedrock) stream failed: ${bedrockFaultName(name)}; details are in the gateway's log`));
   }
 
   private relay(headers: Record<string, { type: string; value: unknown }>, body: Uint8Array): void {
@@ -141,8 +143,6 @@ const EXCEPTION_FOR: Record<string, string> = {
   overloaded_error: 'serviceUnavailableException',
   invalid_request_error: 'validationException',
 };
-
-const codec = new EventStreamCodec(toUtf8, fromUtf8);
 
 /**
  * Anthropic SSE as Bedrock event-stream messages, for clients that called the gateway in Bedrock's format:
