@@ -67,7 +67,7 @@ export function prepareUpstream(config: GatewayConfig, req: ClientRequest, estim
     method: outgoing.method,
     url: upstreamUrl(provider, outgoing.pathAndQuery),
     headers: outgoing.headers(credential),
-    signedWhenSent: outgoing.sign && credential.kind !== 'key' ? (outgoing.signing ?? 'signed') : null,
+    signedWhenSent: outgoing.signing?.(credential) ?? null,
     body: outgoing.body,
     dropped: outgoing.dropped,
     chain,

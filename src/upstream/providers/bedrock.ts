@@ -27,6 +27,7 @@ import { BEDROCK_FAULTS, bedrockFaultName, EventStreamToSSE } from '../bedrock-s
 import { readText, upstreamUrl } from '../client.js';
 import type { UpstreamAnswer } from '../forward.js';
 import { acceptedBetas } from './anthropic.js';
+import type { UpstreamCredential } from '../headers.js';
 import type { ClientRequest, ProviderAdapter } from './types.js';
 
 /** The `anthropic_version` Bedrock takes in the body when the client sent no `anthropic-version` header. */
@@ -129,6 +130,8 @@ export const bedrockAdapter: ProviderAdapter = {
     const pathAndQuery = `/model/${encodeURIComponent(model)}/${stream ? 'invoke-with-response-stream' : 'invoke'}`;
     const url = upstreamUrl(provider, pathAndQuery);
     const signer = provider.bedrock ? awsSignerFor(provider.name, provider.bedrock.region, provider.bedrock.profile) : null;
+    // SigV4 at send time, except with a Bedrock API key (a bearer token): dry-run shows the headers before signing.
+    const signing = (c: UpstreamCredential) => (c.kind === 'key' || !signer ? null : 'aws-sigv4');
     return {
       method: 'POST',
       pathAndQuery,
@@ -143,9 +146,8 @@ export const bedrockAdapter: ProviderAdapter = {
         if (c.kind === 'key') h.authorization = `Bearer ${c.key}`;
         return h;
       },
-      signing: 'aws-sigv4',
-      // SigV4 at send time (a Bedrock API key needs none): dry-run shows the headers before signing.
-      sign: (headers, c) => (c.kind === 'key' || !signer ? Promise.resolve(headers) : signer.sign('POST', url, headers as Record<string, string>, body)),
+      signing,
+      sign: (headers, c) => (signer && signing(c) ? signer.sign('POST', url, headers as Record<string, string>, body) : Promise.resolve(headers)),
       dropped: betas.dropped.map((b) => `anthropic-beta: ${b}`),
     };
   },

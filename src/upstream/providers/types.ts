@@ -38,12 +38,15 @@ export interface OutgoingRequest {
   /** Headers for a given credential (the key can change between attempts; the body does not). */
   headers(credential: UpstreamCredential): Record<string, string | string[]>;
   /**
-   * Signs the headers just before they are sent (AWS SigV4 for Bedrock), when this provider signs requests;
-   * dry-run shows the headers unsigned. A new signature per attempt: a retry is signed again.
+   * The signature `sign` adds for `credential` (`aws-sigv4`, `google-oauth`), or null when it adds none (a Bedrock API
+   * key goes as it is): what dry-run reports, since it shows the headers unsigned.
+   */
+  signing?(credential: UpstreamCredential): string | null;
+  /**
+   * Signs the headers just before they are sent (AWS SigV4 for Bedrock, a Google token for Vertex), when
+   * {@link signing} names a signature for the credential. A new signature per attempt: a retry is signed again.
    * @throws UpstreamCredentialsError when the provider's cloud credentials cannot be resolved.
    */
-  /** The name of the signature `sign` adds (`aws-sigv4`), for dry-run. */
-  signing?: string;
   sign?(headers: Record<string, string | string[]>, credential: UpstreamCredential): Promise<Record<string, string | string[]>>;
   /** Body fields that had no equivalent at this provider and were dropped (for a debug log and dry-run). */
   dropped: string[];

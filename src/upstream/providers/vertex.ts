@@ -53,7 +53,7 @@ export const vertexAdapter: ProviderAdapter = {
         for (const [name, value] of Object.entries(req.decision.headers.set)) h[name] = value;
         return h;
       },
-      signing: 'google-oauth',
+      signing: () => 'google-oauth',
       sign: async (headers) => ({ ...headers, authorization: `Bearer ${await tokens.token()}` }),
       dropped: betas ? betas.dropped.map((b) => `anthropic-beta: ${b}`) : [],
     };
