@@ -11,7 +11,7 @@ import type { FailureModes } from './state/resilient.js';
 import { DEFAULT_SPOOL_MAX_BYTES } from './usage/spool.js';
 import type { FromSchema } from 'json-schema-to-ts';
 import { configSchema, DEFAULT_BREAKER, DEFAULT_STATE, DEFAULT_LIMITS, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRIES, DEFAULT_TIMEOUTS } from './config-schema.js';
-import { bedrockBaseUrl } from './upstream/bedrock-url.js';
+import { bedrockBaseUrl, vertexBaseUrl } from './upstream/cloud-urls.js';
 import { compileSchema, LoadError, schemaIssues, SourceFile, type DocPath, type LoadIssue } from './validation.js';
 
 /** Upstream timeouts, ms. */
@@ -82,13 +82,6 @@ const ONE_TYPE_OPTIONS: Record<string, ReadonlyArray<ProviderConfig['type']>> = 
   project: ['vertex'],
   credentials_file: ['vertex'],
 };
-
-/** The default base URL of a Vertex AI location (as Anthropic's Vertex SDK picks it). */
-function vertexBaseUrl(region: string): string {
-  if (region === 'global') return 'https://aiplatform.googleapis.com';
-  if (region === 'us' || region === 'eu') return `https://aiplatform.${region}.rep.googleapis.com`;
-  return `https://${region}-aiplatform.googleapis.com`;
-}
 
 /** The whole gateway config, resolved and defaulted. */
 export interface GatewayConfig {

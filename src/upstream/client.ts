@@ -22,11 +22,15 @@ export interface UpstreamCall {
   stream?: boolean;
 }
 
+/** Largest upstream error body kept, bytes: forwarding replaces a larger one, {@link readText} cuts it. */
+export const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
 /**
- * The text of a small answer body (an upstream's error, a JSON answer to translate), keeping at most `limitBytes`
- * (default 64 KB) and reading the rest away, so a misbehaving upstream cannot make the gateway hold a huge body.
+ * The text of a small answer body (an upstream's error), keeping at most `limitBytes` (default
+ * {@link MAX_ERROR_BODY_BYTES}) and reading the rest away, so a misbehaving upstream cannot make the gateway hold a
+ * huge body. `Infinity` for a whole answer that is to be translated.
  */
-export async function readText(body: Readable, limitBytes = 64 * 1024): Promise<string> {
+export async function readText(body: Readable, limitBytes = MAX_ERROR_BODY_BYTES): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of body as AsyncIterable<Buffer>) {

@@ -16,7 +16,7 @@ import { KeysCoolingError, NoUpstreamError, UpstreamCredentialsError, UpstreamEr
 import type { Logger } from '../log.js';
 import type { StateStore } from '../state/store.js';
 import type { RequestTrace } from '../telemetry.js';
-import { type UpstreamClient, upstreamUrl } from './client.js';
+import { MAX_ERROR_BODY_BYTES, type UpstreamClient, upstreamUrl } from './client.js';
 import { credentialFor } from './headers.js';
 import type { OutgoingRequest } from './providers/index.js';
 import { cooldownMs, KeyPool, type PooledKey } from './pool.js';
@@ -145,9 +145,6 @@ export function isUpstreamFault(err: unknown, p: ProviderConfig): boolean {
   if (err instanceof FailedAnswer) return p.breaker.statuses ? p.breaker.statuses.includes(err.answer.statusCode) : err.answer.statusCode >= 500;
   return err instanceof UpstreamError;
 }
-
-/** Largest upstream error body kept to pass on after retries, bytes; a larger one is replaced (never held whole). */
-export const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 /**
  * Reads a (small, error) answer so it can be passed through after the retries, up to

@@ -6,6 +6,7 @@
  * upstream that rejects unknown betas) gets only the listed `anthropic-beta` values; the others are reported
  * as dropped, so dry-run shows them.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { scannedOf, serializeBody, withMember } from '../../server/json-scan.js';
 import { upstreamRequestHeaders } from '../headers.js';
 import type { ProviderAdapter } from './types.js';
@@ -18,6 +19,12 @@ export function acceptedBetas(header: string | string[] | undefined, accepted: r
     .filter(Boolean);
   const allow = new Set(accepted);
   return { kept: values.filter((b) => allow.has(b)), dropped: values.filter((b) => !allow.has(b)) };
+}
+
+/** The client's `anthropic-version` header (the API version a cloud provider takes in the body), else `fallback`. */
+export function apiVersion(headers: IncomingHttpHeaders, fallback: string): string {
+  const v = headers['anthropic-version'];
+  return (Array.isArray(v) ? v[0] : v) || fallback;
 }
 
 export const anthropicAdapter: ProviderAdapter = {

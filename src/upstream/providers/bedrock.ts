@@ -26,9 +26,9 @@ import { awsSignerFor } from '../aws-auth.js';
 import { BEDROCK_FAULTS, bedrockFaultName, EventStreamToSSE } from '../bedrock-stream.js';
 import { readText, upstreamUrl } from '../client.js';
 import type { UpstreamAnswer } from '../forward.js';
-import { acceptedBetas } from './anthropic.js';
+import { acceptedBetas, apiVersion } from './anthropic.js';
 import type { UpstreamCredential } from '../headers.js';
-import type { ClientRequest, ProviderAdapter } from './types.js';
+import type { ProviderAdapter } from './types.js';
 
 /** The `anthropic_version` Bedrock takes in the body when the client sent no `anthropic-version` header. */
 export const BEDROCK_ANTHROPIC_VERSION = 'bedrock-2023-05-31';
@@ -102,14 +102,7 @@ async function bedrockError(answer: UpstreamAnswer, provider: ProviderConfig, re
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (requestId) headers['request-id'] = requestId;
   if (fault.status === 429 || fault.status === 529) headers['retry-after'] = String(answer.headers['retry-after'] ?? (fault.status === 429 ? 10 : 5));
-  const err = { statusCode: fault.status, type: fault.type };
-  return { statusCode: err.statusCode, headers, body: Readable.from([Buffer.from(JSON.stringify({ type: 'error', error: { type: err.type, message } }))]) };
-}
-
-/** The client's `anthropic-version` header (the API version a cloud provider takes in the body), else `fallback`. */
-export function apiVersion(headers: ClientRequest['headers'], fallback: string): string {
-  const v = headers['anthropic-version'];
-  return (Array.isArray(v) ? v[0] : v) || fallback;
+  return { statusCode: fault.status, headers, body: Readable.from([Buffer.from(JSON.stringify({ type: 'error', error: { type: fault.type, message } }))]) };
 }
 
 export const bedrockAdapter: ProviderAdapter = {

@@ -17,8 +17,7 @@ import { errorBody, errorTypeForStatus, NotSupportedError } from '../../errors.j
 import { serializeBody } from '../../server/json-scan.js';
 import { readText } from '../client.js';
 import { googleTokensFor } from '../google-auth.js';
-import { acceptedBetas } from './anthropic.js';
-import { apiVersion } from './bedrock.js';
+import { acceptedBetas, apiVersion } from './anthropic.js';
 import type { ProviderAdapter } from './types.js';
 
 /** The `anthropic_version` Vertex AI takes in the body when the client sent no `anthropic-version` header. */
