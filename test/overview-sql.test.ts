@@ -1,6 +1,6 @@
 /**
  * The dashboard's overview aggregated by the database (GROUP BY in SQLite and in PostgreSQL) equals the overview
- * computed over the records in Node — the same function `switchyard usage` uses — for the same range and filters,
+ * computed over the records in Node — with buildReport, the function `switchyard usage` uses — for the same range and filters,
  * in both dialects: totals, the series, error and refusal rates and the top users, projects and models.
  */
 import assert from 'node:assert/strict';
@@ -8,11 +8,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { overview, overviewFromStore } from '../src/usage/dashboard.js';
+import { type Overview, overviewFromStore, type SeriesPoint } from '../src/usage/dashboard.js';
 import type { LedgerStore } from '../src/usage/ledger.js';
 import { PostgresStore } from '../src/usage/postgres.js';
 import type { UsageRecord } from '../src/usage/record.js';
-import { filterRecords, parseFilter } from '../src/usage/report.js';
+import { buildReport, filterRecords, parseFilter } from '../src/usage/report.js';
 import { SqliteStore } from '../src/usage/sqlite.js';
 import { freshDatabase } from './helpers.js';
 
@@ -54,6 +54,55 @@ function records(): UsageRecord[] {
       cost_usd: i % 23 === 0 ? null : Math.round((0.001 + i * 0.0007) * 1e6) / 1e6,
     };
   });
+}
+
+const round6 = (x: number) => Math.round(x * 1e6) / 1e6;
+const ratio = (a: number, b: number) => (b ? Math.round((a / b) * 10_000) / 10_000 : 0);
+
+/**
+ * The oracle: the overview over the records in Node, with buildReport (what `switchyard usage` runs) for totals and
+ * top lists and a plain loop for the series.
+ */
+function overview(records: UsageRecord[], since: string, until: string): Overview {
+  const span = Date.parse(until) - Date.parse(since);
+  const bucket: Overview['bucket'] = span <= 2 * 86_400_000 ? 'hour' : 'day';
+  const size = bucket === 'hour' ? 3_600_000 : 86_400_000;
+  const points = new Map<number, SeriesPoint>();
+  let errors = 0;
+  let refused = 0;
+  for (const r of records) {
+    const t = Math.floor(Date.parse(r.time) / size) * size;
+    let p = points.get(t);
+    if (!p) points.set(t, (p = { t: t / 1000, requests: 0, cost_usd: 0, input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0, errors: 0, refused: 0 }));
+    p.requests++;
+    p.cost_usd += r.cost_usd ?? 0;
+    p.input_tokens += r.input_tokens;
+    p.output_tokens += r.output_tokens;
+    p.cache_read_tokens += r.cache_read_input_tokens;
+    p.cache_write_tokens += r.cache_creation_input_tokens;
+    if (r.outcome === 'failed' || r.outcome === 'error') {
+      p.errors++;
+      errors++;
+    }
+    if (r.outcome === 'refused') {
+      p.refused++;
+      refused++;
+    }
+  }
+  const series = [...points.values()].sort((a, b) => a.t - b.t).map((p) => ({ ...p, cost_usd: round6(p.cost_usd) }));
+  const top = (by: 'user' | 'project' | 'model') => buildReport(records, [by], since, until).rows.slice(0, 10);
+  return {
+    since,
+    until,
+    totals: buildReport(records, [], since, until).totals,
+    bucket,
+    series,
+    error_rate: ratio(errors, records.length),
+    refusal_rate: ratio(refused, records.length),
+    top_users: top('user'),
+    top_projects: top('project'),
+    top_models: top('model'),
+  };
 }
 
 const stores: Array<[string, LedgerStore]> = [];

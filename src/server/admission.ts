@@ -27,15 +27,34 @@ export interface Ticket {
 
 const MINUTE_MS = 60_000;
 
+/** What a scope can count a request by: its client id, session, model, user, project and billing tags. */
+export interface ScopeFacts {
+  client: string;
+  session: string | null;
+  model: string;
+  user: string;
+  project: string | null;
+  tags: Record<string, string>;
+}
+
+/**
+ * The value a throttle or budget `scope` counts under, from a request's facts — the one definition admission
+ * (a live request) and the dashboard (a usage record) share: `*` for global, `client:<id>` for a session-less
+ * request's session, `(no project)` and `(untagged)` for what is missing.
+ */
+export function scopeValueOf(scope: string, f: ScopeFacts): string {
+  if (scope === 'global') return '*';
+  if (scope === 'key' || scope === 'client') return f.client;
+  if (scope === 'session') return f.session ?? `client:${f.client}`;
+  if (scope === 'model') return f.model;
+  if (scope === 'user') return f.user;
+  if (scope === 'project') return f.project ?? '(no project)';
+  return f.tags[scope.slice(4)] ?? '(untagged)';
+}
+
 /** The value a throttle or budget `scope` counts this request under. */
 export function scopeValue(scope: string, rc: RequestContext, d: Decision): string {
-  if (scope === 'global') return '*';
-  if (scope === 'key' || scope === 'client') return rc.client.id;
-  if (scope === 'session') return rc.session.id ?? `client:${rc.client.id}`;
-  if (scope === 'model') return d.route.model;
-  if (scope === 'user') return rc.user.id;
-  if (scope === 'project') return rc.project ?? '(no project)';
-  return d.tags[scope.slice(4)] ?? '(untagged)';
+  return scopeValueOf(scope, { client: rc.client.id, session: rc.session.id, model: d.route.model, user: rc.user.id, project: rc.project, tags: d.tags });
 }
 
 const bucket = (perMinute: number, burst: number): BucketSpec => ({ capacity: Math.max(1, perMinute * burst), refillPerMs: perMinute / MINUTE_MS });

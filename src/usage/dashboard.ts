@@ -3,6 +3,7 @@
  * functions as `switchyard usage` (buildReport, buildCacheReport, filterRecords), so a figure on a page equals the
  * CLI's for the same range and filters. Pure: records in, plain JSON out.
  */
+import { scopeValueOf } from '../server/admission.js';
 import type { BudgetSpec } from '../actions/budget.js';
 import type { UsageRecord } from './record.js';
 import { cacheBreaks } from './cache.js';
@@ -43,49 +44,6 @@ export interface Overview {
 const round6 = (x: number) => Math.round(x * 1e6) / 1e6;
 const ratio = (a: number, b: number) => (b ? Math.round((a / b) * 10_000) / 10_000 : 0);
 
-/** The overview of `records` (already filtered) over [since, until). */
-export function overview(records: UsageRecord[], since: string, until: string): Overview {
-  const span = Date.parse(until) - Date.parse(since);
-  const bucket: Overview['bucket'] = span <= 2 * 86_400_000 ? 'hour' : 'day';
-  const size = bucket === 'hour' ? 3_600_000 : 86_400_000;
-  const points = new Map<number, SeriesPoint>();
-  let errors = 0;
-  let refused = 0;
-  for (const r of records) {
-    const t = Math.floor(Date.parse(r.time) / size) * size;
-    let p = points.get(t);
-    if (!p) points.set(t, (p = { t: t / 1000, requests: 0, cost_usd: 0, input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0, errors: 0, refused: 0 }));
-    p.requests++;
-    p.cost_usd += r.cost_usd ?? 0;
-    p.input_tokens += r.input_tokens;
-    p.output_tokens += r.output_tokens;
-    p.cache_read_tokens += r.cache_read_input_tokens;
-    p.cache_write_tokens += r.cache_creation_input_tokens;
-    if (r.outcome === 'failed' || r.outcome === 'error') {
-      p.errors++;
-      errors++;
-    }
-    if (r.outcome === 'refused') {
-      p.refused++;
-      refused++;
-    }
-  }
-  const series = [...points.values()].sort((a, b) => a.t - b.t).map((p) => ({ ...p, cost_usd: round6(p.cost_usd) }));
-  const top = (by: 'user' | 'project' | 'model') => buildReport(records, [by], since, until).rows.slice(0, 10);
-  return {
-    since,
-    until,
-    totals: buildReport(records, [], since, until).totals,
-    bucket,
-    series,
-    error_rate: ratio(errors, records.length),
-    refusal_rate: ratio(refused, records.length),
-    top_users: top('user'),
-    top_projects: top('project'),
-    top_models: top('model'),
-  };
-}
-
 /** A {@link SummaryRow} as a report row (`group` by `by`), rounded and with its cache hit ratio, as buildReport closes it. */
 function reportRow(s: SummaryRow, by: string | null): ReportRow {
   const allInput = s.input_tokens + s.cache_write_tokens + s.cache_read_tokens;
@@ -103,8 +61,9 @@ function reportRow(s: SummaryRow, by: string | null): ReportRow {
 }
 
 /**
- * The overview computed by the ledger's database (GROUP BY): five aggregate queries — totals per time bucket, and
- * the top users, projects and models — instead of reading every record. The same figures as {@link overview}.
+ * The overview computed by the ledger's database (GROUP BY): four aggregate queries — totals per time bucket, and
+ * the top users, projects and models — instead of reading every record. The same figures as `switchyard usage`
+ * over the records (test/overview-sql.test.ts holds that computation and compares).
  */
 export async function overviewFromStore(store: Pick<LedgerStore, 'summarize'>, since: string, until: string, filters: RecordFilter[]): Promise<Overview> {
   const span = Date.parse(until) - Date.parse(since);
@@ -247,13 +206,7 @@ export function providerStats(records: UsageRecord[]): Record<string, ProviderSt
 
 /** A budget's value of a record's scope (as admission counts it; see scopeValue in server/admission.ts). */
 export function recordScopeValue(scope: string, r: UsageRecord): string {
-  if (scope === 'global') return '*';
-  if (scope === 'key' || scope === 'client') return r.client_id ?? 'anonymous';
-  if (scope === 'session') return r.session_id ?? `client:${r.client_id ?? 'anonymous'}`;
-  if (scope === 'model') return r.model ?? '(none)';
-  if (scope === 'user') return r.user_id ?? '(none)';
-  if (scope === 'project') return r.project ?? '(no project)';
-  return r.tags[scope.slice(4)] ?? '(untagged)';
+  return scopeValueOf(scope, { client: r.client_id ?? 'anonymous', session: r.session_id, model: r.model ?? '(none)', user: r.user_id ?? '(none)', project: r.project, tags: r.tags });
 }
 
 /** The scope values of `budget` that records of its rule were counted under. */
