@@ -6,8 +6,7 @@
  * failover, a partition) fails a write within the bound instead of holding it forever. Inserts skip request
  * ids already stored (`ON CONFLICT DO NOTHING` on a unique index), so retries and spool replays are safe.
  */
-import type { RecordFilter } from './report.js';
-import { DIMENSION_COLUMNS, noneKey, summaryColumns, summaryRow, type SummaryQuery, type SummaryRow } from './summary.js';
+import { summaryRow, summarySql, type SummaryQuery, type SummaryRow } from './summary.js';
 import pg from 'pg';
 import { SPEND_LIMIT_COLUMNS, type DayCost, type LedgerStore, type StoredSpendLimit } from './ledger.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
@@ -96,24 +95,16 @@ export class PostgresStore implements LedgerStore {
   }
 
   async summarize(q: SummaryQuery): Promise<SummaryRow[]> {
-    const args: unknown[] = [q.since, q.until];
-    const where = ['time >= $1', 'time < $2'];
-    const column = (by: RecordFilter['by']) => {
-      if (!by.startsWith('tag:')) return DIMENSION_COLUMNS[by as keyof typeof DIMENSION_COLUMNS];
-      args.push(by.slice(4));
-      return `(tags ->> $${args.length})`;
-    };
-    for (const f of q.filters) {
-      const col = column(f.by);
-      if (f.value === noneKey(f.by)) where.push(`${col} IS NULL`);
-      else {
-        args.push(f.value);
-        where.push(`${col} = $${args.length}`);
-      }
-    }
+    const args: string[] = [];
+    const param = (v: string) => `$${args.push(v)}`;
     const utc = "time AT TIME ZONE 'UTC'";
-    const key = q.group === 'none' ? 'NULL' : q.group === 'hour' ? `to_char(${utc}, 'YYYY-MM-DD"T"HH24')` : q.group === 'day' ? `to_char(${utc}, 'YYYY-MM-DD')` : column(q.group);
-    const sql = `SELECT ${key} AS key, ${summaryColumns((c) => `CASE WHEN ${c} THEN 1 ELSE 0 END`)} FROM usage_records WHERE ${where.join(' AND ')}${q.group === 'none' ? '' : ' GROUP BY 1'}`;
+    const sql = summarySql(q, {
+      param,
+      tag: (name) => `(tags ->> ${param(name)})`,
+      hour: `to_char(${utc}, 'YYYY-MM-DD"T"HH24')`,
+      day: `to_char(${utc}, 'YYYY-MM-DD')`,
+      bool: (c) => `CASE WHEN ${c} THEN 1 ELSE 0 END`,
+    });
     const { rows } = await this.pool.query<Record<string, unknown>>(sql, args);
     return rows.map(summaryRow);
   }

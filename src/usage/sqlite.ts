@@ -4,8 +4,7 @@
  * `busy_timeout` for a lock another process holds. Inserts skip request ids already stored (unique
  * index, `INSERT OR IGNORE`), so retries and spool replays are safe.
  */
-import type { RecordFilter } from './report.js';
-import { DIMENSION_COLUMNS, noneKey, summaryColumns, summaryRow, type SummaryQuery, type SummaryRow } from './summary.js';
+import { summaryRow, summarySql, type SummaryQuery, type SummaryRow } from './summary.js';
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -111,18 +110,17 @@ export class SqliteStore implements LedgerStore {
   }
 
   async summarize(q: SummaryQuery): Promise<SummaryRow[]> {
-    const where = ['time >= ?', 'time < ?'];
-    const args: string[] = [q.since, q.until];
-    const column = (by: RecordFilter['by']) => (by.startsWith('tag:') ? `json_extract(tags, '$.${by.slice(4)}')` : DIMENSION_COLUMNS[by as keyof typeof DIMENSION_COLUMNS]);
-    for (const f of q.filters) {
-      if (f.value === noneKey(f.by)) where.push(`${column(f.by)} IS NULL`);
-      else {
-        where.push(`${column(f.by)} = ?`);
-        args.push(f.value);
-      }
-    }
-    const key = q.group === 'none' ? 'NULL' : q.group === 'hour' ? 'substr(time, 1, 13)' : q.group === 'day' ? 'substr(time, 1, 10)' : column(q.group);
-    const sql = `SELECT ${key} AS key, ${summaryColumns((c) => `(${c})`)} FROM usage_records WHERE ${where.join(' AND ')}${q.group === 'none' ? '' : ' GROUP BY 1'}`;
+    const args: string[] = [];
+    const sql = summarySql(q, {
+      param: (v) => {
+        args.push(v);
+        return '?';
+      },
+      tag: (name) => `json_extract(tags, '$.${name}')`,
+      hour: 'substr(time, 1, 13)',
+      day: 'substr(time, 1, 10)',
+      bool: (c) => `(${c})`,
+    });
     return (this.db.prepare(sql).all(...args) as Array<Record<string, unknown>>).map(summaryRow);
   }
 

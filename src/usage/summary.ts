@@ -33,7 +33,7 @@ export interface SummaryQuery {
 }
 
 /** The columns of the report dimensions a filter or a group can name (tags are JSON, handled by each store). */
-export const DIMENSION_COLUMNS: Record<Exclude<RecordFilter['by'], `tag:${string}`>, string> = {
+const DIMENSION_COLUMNS: Record<Exclude<RecordFilter['by'], `tag:${string}`>, string> = {
   model: 'model',
   client: 'client_id',
   session: 'session_id',
@@ -44,12 +44,40 @@ export const DIMENSION_COLUMNS: Record<Exclude<RecordFilter['by'], `tag:${string
 };
 
 /** The report key that stands for a missing value of a dimension (see keyOf in report.ts). */
-export function noneKey(by: RecordFilter['by']): string {
+function noneKey(by: RecordFilter['by']): string {
   return by === 'agent' ? '(main)' : by.startsWith('tag:') ? '(untagged)' : '(none)';
 }
 
+/** What SQLite and PostgreSQL write differently in a summary query. */
+export interface SummaryDialect {
+  /** Adds a parameter's value and returns its placeholder (`?`, `$3`). */
+  param(value: string): string;
+  /** A billing tag's value in the JSON `tags` column (the name is a validated `[a-z][a-z0-9_]*`). */
+  tag(name: string): string;
+  /** `time` as its hour (`YYYY-MM-DDTHH`) and as its UTC day (`YYYY-MM-DD`). */
+  hour: string;
+  day: string;
+  /** A condition as 1 or 0, to sum. */
+  bool(cond: string): string;
+}
+
+/**
+ * The SQL of a summary: the range and the filters as parameters (a filter on the `(none)` key is `IS NULL`),
+ * grouped by the query's group. Values go through `d.param` in the order they appear in the text.
+ */
+export function summarySql(q: SummaryQuery, d: SummaryDialect): string {
+  const column = (by: RecordFilter['by']) => (by.startsWith('tag:') ? d.tag(by.slice(4)) : DIMENSION_COLUMNS[by as keyof typeof DIMENSION_COLUMNS]);
+  const where = [`time >= ${d.param(q.since)}`, `time < ${d.param(q.until)}`];
+  for (const f of q.filters) {
+    const col = column(f.by);
+    where.push(f.value === noneKey(f.by) ? `${col} IS NULL` : `${col} = ${d.param(f.value)}`);
+  }
+  const key = q.group === 'none' ? 'NULL' : q.group === 'hour' ? d.hour : q.group === 'day' ? d.day : column(q.group);
+  return `SELECT ${key} AS key, ${summaryColumns(d.bool)} FROM usage_records WHERE ${where.join(' AND ')}${q.group === 'none' ? '' : ' GROUP BY 1'}`;
+}
+
 /** The SELECT list of a summary, shared by both dialects (they differ in the key expression and booleans). */
-export function summaryColumns(bool: (cond: string) => string): string {
+function summaryColumns(bool: (cond: string) => string): string {
   return [
     'count(*) AS requests',
     'coalesce(sum(input_tokens), 0) AS input_tokens',
