@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=4
 /**
- * `switchyard` — one entry, subcommands: `serve`, `validate-rules`, `dry-run`, `test`, `replay`, `usage`, `keys`.
+ * `switchyard` — one entry, subcommands: `serve`, `validate-rules`, `dry-run`, `test`, `replay`, `usage`, `migrate`, `keys`.
  * `validate-rules` and `dry-run` take the same `--config` / `--rules` options as `serve` and never touch
  * the network.
  */
@@ -319,6 +319,24 @@ withCommon(program.command('usage').description('usage and cost report from the 
       exitWith('usage', err);
     }
   });
+
+withCommon(program.command('migrate').description("create or upgrade the ledger's schema (SQLite or PostgreSQL) and exit; run once before rolling out a new version")).action(
+  async (opts: CommonOptions) => {
+    try {
+      const config = loadConfig(configPath(opts), { rulesDir: opts.rules, missingEnv: 'warning' });
+      const store = await ledgerStore(config);
+      if (!store) throw new Error('the ledger is off in this config (ledger: off); nothing to migrate');
+      try {
+        await store.init();
+      } finally {
+        await store.close();
+      }
+      console.log(`switchyard migrate: the ${store.kind} ledger schema is current`);
+    } catch (err) {
+      exitWith('migrate', err);
+    }
+  },
+);
 
 program
   .command('keys')
