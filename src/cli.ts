@@ -20,6 +20,8 @@ import { loadPrices } from './usage/prices.js';
 import { startGateway } from './server/serve.js';
 import { formatIssue, LoadError, type LoadIssue } from './validation.js';
 import { ledgerStore } from './usage/open.js';
+import { activityReport, renderActivity } from './usage/activity.js';
+import { newSigningJwk } from './login/tokens.js';
 import { buildCacheReport, CACHE_GROUPS, type CacheGroupBy, renderCacheReport } from './usage/cache.js';
 import { buildReport, filterRecords, GROUP_BY_HELP, isGroupBy, parseFilter, parseWhen, renderReport, type GroupBy } from './usage/report.js';
 
@@ -298,9 +300,22 @@ withCommon(program.command('usage').description('usage and cost report from the 
   .addOption(new Option('--by <dimension>', `group by ${GROUP_BY_HELP} (repeatable; with --cache one of ${CACHE_GROUPS.join(', ')})`).argParser(collect).default([]))
   .addOption(new Option('--where <filter>', 'only records with DIMENSION=VALUE, e.g. user=alice or tag:team=search (repeatable, all must hold)').argParser(collect).default([]))
   .option('--cache', 'cache analytics: hit share, USD saved net of the write premium, and cache breaks with their likely cause')
+  .option('--activity', "each Claude Code session's cost beside what it reported producing (commits, pull requests, lines; needs login:)")
   .addOption(new Option('--format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'))
-  .action(async (opts: CommonOptions & { since?: string; until?: string; by: string[]; where: string[]; cache?: boolean; format: 'table' | 'csv' | 'json' }) => {
+  .action(async (opts: CommonOptions & { since?: string; until?: string; by: string[]; where: string[]; cache?: boolean; activity?: boolean; format: 'table' | 'csv' | 'json' }) => {
     try {
+      if (opts.activity) {
+        const config = loadConfig(configPath(opts), { rulesDir: opts.rules, missingEnv: 'warning' });
+        const store = await ledgerStore(config);
+        if (!store) throw new Error('the ledger is off in this config (ledger: off)');
+        await store.init();
+        try {
+          console.log(renderActivity(await activityReport(store, opts.since ? parseWhen(opts.since) : new Date(Date.now() - 30 * 86_400_000).toISOString()), opts.format));
+        } finally {
+          await store.close();
+        }
+        return;
+      }
       if (opts.cache) {
         if (opts.by.length > 1 || (opts.by[0] && !(CACHE_GROUPS as readonly string[]).includes(opts.by[0]))) throw new Error(`--cache --by: one of ${CACHE_GROUPS.join(', ')}`);
       } else for (const b of opts.by) if (!isGroupBy(b)) throw new Error(`--by ${b}: expected ${GROUP_BY_HELP}`);
@@ -337,6 +352,15 @@ withCommon(program.command('migrate').description("create or upgrade the ledger'
     }
   },
 );
+
+program
+  .command('login')
+  .description("Claude Code's sign-in tools")
+  .command('new-key')
+  .description('print a new private signing key (JWK, EC P-256) for login.signing_keys; keep it in a secret store, not in the config file')
+  .action(async () => {
+    console.log(JSON.stringify(await newSigningJwk()));
+  });
 
 program
   .command('keys')

@@ -408,6 +408,73 @@ export const configSchema = {
         },
       },
     },
+    login: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['public_url', 'oidc'],
+      description:
+        "Claude Code's own sign-in (the gateway protocol, Claude Code 2.1.195+): `/login` against this gateway runs the OAuth 2.0 device flow (RFC 8628) through the company's OpenID Connect identity provider; each request then carries a short-lived signed token naming the user and their groups. Static client keys keep working beside it.",
+      properties: {
+        public_url: {
+          type: 'string',
+          pattern: '^https?://[^/]+$',
+          description: 'The URL developers give `/login` (scheme and host, no path): the issuer of the tokens and the base of the sign-in endpoints. http:// only on loopback.',
+        },
+        oidc: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['issuer', 'client_id'],
+          description: "The identity provider: the gateway is its OAuth client (authorization code + PKCE); register {public_url}/oauth/callback as the client's redirect URI.",
+          properties: {
+            issuer: { type: 'string', pattern: '^https?://', description: "The provider's issuer URL (its /.well-known/openid-configuration is read)." },
+            client_id: { type: 'string', minLength: 1, description: 'The OAuth client id registered for the gateway.' },
+            client_secret: { type: 'string', description: 'Its secret, as an ${ENV} reference (absent: a public client, PKCE only).' },
+            scopes: { type: 'array', items: { type: 'string', minLength: 1 }, description: 'Scopes asked for (default: openid email profile groups).' },
+            groups_claim: { type: 'string', minLength: 1, description: "The ID-token claim listing the user's groups (default: groups)." },
+          },
+        },
+        signing_keys: {
+          type: 'array',
+          minItems: 1,
+          items: { type: 'string', minLength: 1 },
+          description:
+            'Private keys that sign access tokens, each a JWK (JSON, EC P-256 or Ed25519) as an ${ENV} reference; the first signs, all verify (add the new key second, then move it first: rotation without a sign-out). Absent: a key made at start-up (every replica needs the same keys, and a restart signs everyone out).',
+        },
+        access_token_ttl_s: { type: 'integer', minimum: 60, maximum: 86400, description: 'Lifetime of an access token, s (default 3600); Claude Code refreshes before it ends.' },
+        refresh_token_ttl_s: { type: 'integer', minimum: 300, description: 'Lifetime of a refresh token, s (default 2592000, 30 days): how long a developer stays signed in without a browser.' },
+        device_code_ttl_s: { type: 'integer', minimum: 60, maximum: 3600, description: 'How long a device code may wait for its browser sign-in, s (default 600).' },
+        poll_interval_s: { type: 'integer', minimum: 1, maximum: 60, description: 'Least seconds between two token polls of one device code (default 5); faster polls get slow_down.' },
+        device_requests_per_minute: { type: 'integer', minimum: 1, description: 'Device authorizations and code entries per client IP per minute (default 10; RFC 8628 §5.1).' },
+        telemetry_forward: {
+          type: 'string',
+          pattern: '^https?://',
+          description:
+            "Where Claude Code's own OTLP telemetry (POST /v1/metrics, /v1/logs, /v1/traces) is forwarded, e.g. http://otel-collector:4318. Absent: it is read for the usage join and dropped.",
+        },
+        collect_telemetry: {
+          type: 'boolean',
+          description:
+            "Turn on Claude Code's telemetry through managed settings (CLAUDE_CODE_ENABLE_TELEMETRY and the OTLP exporter), so sessions' commits, pull requests and lines changed join the ledger (default true).",
+        },
+      },
+    },
+    policies: {
+      type: 'array',
+      description:
+        "Per-group policy for signed-in users, in order: the first policy naming one of the user's groups applies, merged over the first policy that names no groups (the catch-all). A policy gives the models the user may use and the managed settings (managed-settings.json) served at GET /managed/settings.",
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name'],
+        description: 'One policy.',
+        properties: {
+          name: { type: 'string', minLength: 1, description: 'Named in errors ("model X is not allowed by policy NAME").' },
+          groups: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, description: 'Identity-provider groups it applies to; absent: everyone (the catch-all).' },
+          models: { type: 'array', items: { type: 'string', minLength: 1 }, description: "Model names or globs the user may request (absent: the catch-all's, else any)." },
+          settings: { type: 'object', description: "Claude Code managed settings (keys of Claude Code's settings reference; `env` is an object of strings)." },
+        },
+      },
+    },
     telemetry: {
       type: 'object',
       additionalProperties: false,

@@ -3,6 +3,7 @@
  * validate against {@link configSchema}, apply defaults and the HOST/PORT/flag overrides.
  */
 import type { TelemetryConfig } from './telemetry.js';
+import { checkSettings } from './login/settings-keys.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -83,6 +84,33 @@ const ONE_TYPE_OPTIONS: Record<string, ReadonlyArray<ProviderConfig['type']>> = 
   credentials_file: ['vertex'],
 };
 
+/** Claude Code's sign-in through the company's identity provider (login/). Durations in seconds. */
+export interface LoginConfig {
+  /** Scheme and host developers give `/login`, without a trailing slash: the tokens' issuer and audience. */
+  public_url: string;
+  oidc: { issuer: string; client_id: string; client_secret: string | null; scopes: string[]; groups_claim: string };
+  /** Private JWKs (JSON text); the first signs. Empty: one is made at start-up. */
+  signing_keys: string[];
+  access_token_ttl_s: number;
+  refresh_token_ttl_s: number;
+  device_code_ttl_s: number;
+  poll_interval_s: number;
+  device_requests_per_minute: number;
+  /** OTLP/HTTP base URL Claude Code's telemetry is forwarded to, or null. */
+  telemetry_forward: string | null;
+  collect_telemetry: boolean;
+}
+
+/** One per-group policy: the models a signed-in user may use and the managed settings they get. */
+export interface PolicyConfig {
+  name: string;
+  /** null: the catch-all. */
+  groups: string[] | null;
+  /** Model names or globs; null: not restricted here. */
+  models: string[] | null;
+  settings: Record<string, unknown> | null;
+}
+
 /** The whole gateway config, resolved and defaulted. */
 export interface GatewayConfig {
   /** Absolute path of the file it came from. */
@@ -119,6 +147,10 @@ export interface GatewayConfig {
   trace: { decision_header: boolean; requests: number };
   /** OpenTelemetry export (telemetry.ts); null fields: the OTEL_* environment decides. */
   telemetry: TelemetryConfig;
+  /** Claude Code's sign-in (login/), or null when off. */
+  login: LoginConfig | null;
+  /** Per-group policies for signed-in users, in order (login/policy.ts). */
+  policies: PolicyConfig[];
   cors: { origins: string[]; max_age_s: number } | null;
   /** The usage ledger store, or null when off. */
   /** `writeTimeoutMs`: bound of one batch write, ms; `spool`: disk spool directory and bound (bytes), or null when off. */
@@ -282,7 +314,60 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
       clients.push({ id, sha256, tags: c.tags ?? {}, decision_header: c.decision_header ?? null });
     }
   }
-  if (clients) {
+
+  const host = overrides.host ?? env.HOST ?? raw.listen?.host ?? '127.0.0.1';
+  const keyed = Object.values(providers)
+    .filter((p) => p.keys.length > 0)
+    .map((p) => p.name);
+  if (keyed.length && !clients && !raw.login && !isLoopback(host) && raw.allow_open !== true) {
+    throw new LoadError([
+      source.issueAt(
+        ['listen', 'host'],
+        `refusing to listen on ${host}: provider ${keyed.map((k) => `"${k}"`).join(', ')} ${keyed.length === 1 ? 'has' : 'have'} upstream keys and no clients: are configured, so anyone who can reach this address would spend those keys; configure clients:, listen on a loopback address, or set allow_open: true`,
+      ),
+    ]);
+  }
+  const login: LoginConfig | null = raw.login
+    ? {
+        public_url: raw.login.public_url.replace(/\/+$/, ''),
+        oidc: {
+          issuer: raw.login.oidc.issuer,
+          client_id: raw.login.oidc.client_id,
+          client_secret: raw.login.oidc.client_secret || null,
+          scopes: raw.login.oidc.scopes ?? ['openid', 'email', 'profile', 'groups'],
+          groups_claim: raw.login.oidc.groups_claim ?? 'groups',
+        },
+        signing_keys: raw.login.signing_keys ?? [],
+        access_token_ttl_s: raw.login.access_token_ttl_s ?? 3600,
+        refresh_token_ttl_s: raw.login.refresh_token_ttl_s ?? 2_592_000,
+        device_code_ttl_s: raw.login.device_code_ttl_s ?? 600,
+        poll_interval_s: raw.login.poll_interval_s ?? 5,
+        device_requests_per_minute: raw.login.device_requests_per_minute ?? 10,
+        telemetry_forward: raw.login.telemetry_forward ?? null,
+        collect_telemetry: raw.login.collect_telemetry ?? true,
+      }
+    : null;
+  if (login && !login.public_url.startsWith('https://') && !/^http:\/\/(127\.|localhost|\[::1\])/.test(login.public_url)) {
+    throw new LoadError([source.issueAt(['login', 'public_url'], `login.public_url ${login.public_url}: Claude Code signs in over https:// only (http:// on loopback for development)`)]);
+  }
+  const policies: PolicyConfig[] = (raw.policies ?? []).map((p, i) => {
+    const settings = (p.settings as Record<string, unknown> | undefined) ?? null;
+    if (settings) {
+      const { errors, unknown } = checkSettings(settings);
+      if (errors.length) throw new LoadError(errors.map((e) => source.issueAt(['policies', i, 'settings'], `policy "${p.name}": ${e}`)));
+      for (const k of unknown)
+        issues.push(
+          source.issueAt(
+            ['policies', i, 'settings', k],
+            `policy "${p.name}": "${k}" is not a setting in Claude Code's settings reference (https://code.claude.com/docs/en/settings); it is served as written`,
+            'warning',
+          ),
+        );
+    }
+    return { name: p.name, groups: p.groups ?? null, models: p.models ?? null, settings };
+  });
+  if (policies.length && !login) issues.push(source.issueAt(['policies'], 'policies: apply to signed-in users only, and login: is not configured', 'warning'));
+  if (clients || login) {
     // With client keys the client's own credential is never forwarded: a provider with no keys of its own
     // would get every request with no credential at all.
     // A cloud provider signs with the gateway's own cloud credentials: it needs no keys.
@@ -292,23 +377,11 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
         bare.map((p) =>
           source.issueAt(
             ['providers', p.name],
-            `provider "${p.name}" has no keys:, and with clients: configured the client's own credential is never forwarded, so its requests would go upstream with no credential; add keys: [ "\${YOUR_UPSTREAM_KEY}" ] to it, or auth: none if this upstream takes no credential`,
+            `provider "${p.name}" has no keys:, and with clients: or login: configured the client's own credential is never forwarded, so its requests would go upstream with no credential; add keys: [ "\${YOUR_UPSTREAM_KEY}" ] to it, or auth: none if this upstream takes no credential`,
           ),
         ),
       );
     }
-  }
-  const host = overrides.host ?? env.HOST ?? raw.listen?.host ?? '127.0.0.1';
-  const keyed = Object.values(providers)
-    .filter((p) => p.keys.length > 0)
-    .map((p) => p.name);
-  if (keyed.length && !clients && !isLoopback(host) && raw.allow_open !== true) {
-    throw new LoadError([
-      source.issueAt(
-        ['listen', 'host'],
-        `refusing to listen on ${host}: provider ${keyed.map((k) => `"${k}"`).join(', ')} ${keyed.length === 1 ? 'has' : 'have'} upstream keys and no clients: are configured, so anyone who can reach this address would spend those keys; configure clients:, listen on a loopback address, or set allow_open: true`,
-      ),
-    ]);
   }
   const dir = path.dirname(abs);
   return {
@@ -328,6 +401,8 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
     admin: { token: raw.admin?.token || env.SWITCHYARD_ADMIN_TOKEN || null },
     trace: { decision_header: raw.trace?.decision_header ?? false, requests: raw.trace?.requests ?? 1000 },
     telemetry: { endpoint: raw.telemetry?.endpoint ?? null, service_name: raw.telemetry?.service_name ?? null },
+    login,
+    policies,
     attribution: { project_header: raw.attribution?.project_header ?? 'x-project' },
     budgets: {
       webhook: raw.budgets?.webhook ?? null,

@@ -52,6 +52,8 @@ export type ErrorCode =
   | 'SY_NO_UPSTREAM'
   | 'SY_UPSTREAM_CREDENTIALS'
   | 'SY_NOT_SUPPORTED'
+  | 'SY_MODEL_NOT_ALLOWED'
+  | 'SY_NO_POLICY'
   | UpstreamErrorCode
   | 'SY_INTERNAL';
 
@@ -159,6 +161,25 @@ export class KeysCoolingError extends GatewayError {
 export class AuthenticationError extends GatewayError {
   constructor(message: string) {
     super('SY_UNAUTHENTICATED', 'authentication_error', 401, message);
+  }
+}
+
+/** 400 `invalid_request_error`: a signed-in user asked for a model their group's policy does not allow (the gateway protocol's "denied model"). */
+export class ModelNotAllowedError extends GatewayError {
+  constructor(model: string, policy: string, user: string) {
+    super(
+      'SY_MODEL_NOT_ALLOWED',
+      'invalid_request_error',
+      400,
+      `model "${model}" is not allowed for ${user} by policy "${policy}"; GET /v1/models lists the models you may use, or ask the gateway's operator`,
+    );
+  }
+}
+
+/** 404 `not_found_error` at GET /managed/settings: no policy applies to this user (not the same as an empty policy, which is `200 {}`). */
+export class NoPolicyError extends GatewayError {
+  constructor(user: string) {
+    super('SY_NO_POLICY', 'not_found_error', 404, `no managed-settings policy applies to ${user}`);
   }
 }
 

@@ -5,7 +5,10 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { messageJson, sseTextEvents } from './fake-upstream.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 /** The CLI version the tests install (pinned: its wire behaviour is what the tests are about). */
@@ -58,4 +61,64 @@ export function runClaudeBashRoundTrip(env: NodeJS.ProcessEnv, cwd: string, time
     });
     child.stdin.end();
   });
+}
+
+/** A fake Anthropic upstream for the CLI's Bash round trip, and what it was asked. */
+export interface ClaudeCodeUpstream {
+  url: string;
+  /** Each Messages call: its model, and the tool result it carried (JSON) or null. */
+  calls: Array<{ model: string; toolResult: string | null; headers: IncomingHttpHeaders }>;
+  close(): Promise<void>;
+}
+
+/**
+ * An Anthropic upstream that drives `runClaudeBashRoundTrip`: a streamed call offering the Bash tool is answered
+ * with a `tool_use` running `echo <marker>`; the call carrying its result is answered "The command printed: …";
+ * anything else (titles, count_tokens) with a short answer.
+ */
+export async function startClaudeCodeUpstream(marker: string): Promise<ClaudeCodeUpstream> {
+  const calls: ClaudeCodeUpstream['calls'] = [];
+  const server = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(parts).toString() || '{}') as { model: string; stream?: boolean; tools?: Array<{ name: string }>; messages?: Array<{ role: string; content: unknown }> };
+      if ((req.url ?? '').startsWith('/v1/messages/count_tokens')) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ input_tokens: 10 }));
+        return;
+      }
+      const last = body.messages?.at(-1);
+      const result = Array.isArray(last?.content) ? (last.content as Array<{ type: string; content?: unknown }>).find((b) => b.type === 'tool_result') : undefined;
+      const toolResult = result ? JSON.stringify(result.content) : null;
+      calls.push({ model: body.model, toolResult, headers: req.headers });
+      const wantsBash = !result && (body.tools ?? []).some((t) => t.name === 'Bash');
+      if (!body.stream) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(messageJson(body.model, [{ type: 'text', text: 'A title' }])));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      if (wantsBash) {
+        const ev = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+        const input = JSON.stringify({ command: `echo ${marker}`, description: 'Print a marker' });
+        res.end(
+          [
+            ev('message_start', { type: 'message_start', message: { ...messageJson(body.model, []), stop_reason: null } }),
+            ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_cc_01', name: 'Bash', input: {} } }),
+            ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: input } }),
+            ev('content_block_stop', { type: 'content_block_stop', index: 0 }),
+            ev('message_delta', { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 12 } }),
+            ev('message_stop', { type: 'message_stop' }),
+          ].join(''),
+        );
+        return;
+      }
+      res.end(sseTextEvents(body.model, result ? `The command printed: ${toolResult}` : 'ok').join(''));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    calls,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
 }

@@ -7,8 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,9 +14,9 @@ import AnthropicBedrock from '@anthropic-ai/bedrock-sdk';
 import { AnthropicVertex } from '@anthropic-ai/vertex-sdk';
 import { request } from 'undici';
 import { anthropicModelName } from '../src/server/ingress.js';
-import { runClaudeBashRoundTrip } from './claude-code-bin.js';
+import { type ClaudeCodeUpstream, runClaudeBashRoundTrip, startClaudeCodeUpstream } from './claude-code-bin.js';
 import { startFakeBedrock, type FakeBedrock } from './fake-bedrock.js';
-import { messageJson, sseTextEvents, startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
+import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 import { startTestGateway } from './helpers.js';
 
 const AWS = { accessKeyId: 'AKIDINGRESSTEST00001', secretAccessKey: 'ingress-test-secret' };
@@ -208,54 +206,15 @@ describe('usage', () => {
 
 describe('Claude Code in Bedrock mode', () => {
   const MARKER = 'switchyard-bedrock-round-trip-ok';
-  let upstream: Server;
+  let upstream: ClaudeCodeUpstream;
   let ccGw: Awaited<ReturnType<typeof startTestGateway>>;
-  const calls: Array<{ model: string; toolResult: string | null }> = [];
   before(async () => {
-    upstream = createServer((req, res) => {
-      const parts: Buffer[] = [];
-      req.on('data', (c: Buffer) => parts.push(c));
-      req.on('end', () => {
-        const body = JSON.parse(Buffer.concat(parts).toString() || '{}') as { model: string; stream?: boolean; tools?: Array<{ name: string }>; messages?: Array<{ role: string; content: unknown }> };
-        if ((req.url ?? '').startsWith('/v1/messages/count_tokens')) {
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ input_tokens: 10 }));
-          return;
-        }
-        const last = body.messages?.at(-1);
-        const result = Array.isArray(last?.content) ? (last.content as Array<{ type: string; content?: unknown }>).find((b) => b.type === 'tool_result') : undefined;
-        const toolResult = result ? JSON.stringify(result.content) : null;
-        calls.push({ model: body.model, toolResult });
-        const wantsBash = !result && (body.tools ?? []).some((t) => t.name === 'Bash');
-        if (!body.stream) {
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(messageJson(body.model, [{ type: 'text', text: 'A title' }])));
-          return;
-        }
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        if (wantsBash) {
-          const ev = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-          const input = JSON.stringify({ command: `echo ${MARKER}`, description: 'Print a marker' });
-          res.end(
-            [
-              ev('message_start', { type: 'message_start', message: { ...messageJson(body.model, []), stop_reason: null } }),
-              ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_bedrock_01', name: 'Bash', input: {} } }),
-              ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: input } }),
-              ev('content_block_stop', { type: 'content_block_stop', index: 0 }),
-              ev('message_delta', { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 12 } }),
-              ev('message_stop', { type: 'message_stop' }),
-            ].join(''),
-          );
-          return;
-        }
-        res.end(sseTextEvents(body.model, result ? `The command printed: ${toolResult}` : 'ok').join(''));
-      });
-    });
-    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-    ccGw = await startTestGateway({ upstream: url });
+    upstream = await startClaudeCodeUpstream(MARKER);
+    ccGw = await startTestGateway({ upstream: upstream.url });
   });
   after(async () => {
     await ccGw.gw.close();
-    await new Promise((r) => upstream.close(r));
+    await upstream.close();
   });
 
   test('claude -p with CLAUDE_CODE_USE_BEDROCK=1 completes a Bash tool round trip through switchyard to an Anthropic upstream', { timeout: 900_000 }, async () => {
@@ -275,12 +234,12 @@ describe('Claude Code in Bedrock mode', () => {
     const result = JSON.parse(out.stdout) as { result: string; is_error: boolean };
     assert.equal(result.is_error, false);
     assert.match(result.result, new RegExp(MARKER));
-    const withResult = calls.find((c) => c.toolResult !== null);
+    const withResult = upstream.calls.find((c) => c.toolResult !== null);
     assert.ok(withResult, 'the CLI sent the tool result back');
     assert.match(withResult.toolResult!, new RegExp(MARKER));
     assert.ok(
-      calls.every((c) => c.model.startsWith('claude-')),
-      `the upstream got Anthropic model names: ${calls.map((c) => c.model).join(', ')}`,
+      upstream.calls.every((c) => c.model.startsWith('claude-')),
+      `the upstream got Anthropic model names: ${upstream.calls.map((c) => c.model).join(', ')}`,
     );
   });
 });

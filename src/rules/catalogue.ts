@@ -4,7 +4,8 @@
  * exact model ids in rules' `match.model` and the requested names in providers' `models` maps. Each name is
  * put through the rules as a request from this client would be (its key, tags and headers), and listed when
  * it reaches a configured provider without being denied. When nothing names a model, the default provider's
- * own list is passed through (the gateway routes every model there unchanged).
+ * own list is passed through (the gateway routes every model there unchanged). A signed-in user sees only what
+ * their policy allows, and the exact names it lists.
  *
  * Shape: Anthropic's list models answer (https://platform.claude.com/docs/en/api/models/list) — `data` of
  * `{ type: "model", id, display_name, created_at }`, `has_more`, `first_id`, `last_id`; `limit` (1–1000,
@@ -32,6 +33,10 @@ export interface ModelInfo {
 export interface Asker {
   clientId?: string;
   clientTags?: Record<string, string>;
+  /** A signed-in user's groups (rules may match on them). */
+  groups?: string[];
+  /** A signed-in user's policy: which models it allows, and the exact names it lists (candidates too). */
+  policy?: { allows: (model: string) => boolean; listed: string[] };
   headers: IncomingHttpHeaders;
 }
 
@@ -63,12 +68,13 @@ export function displayName(id: string): string {
  * A name is reachable when the rules route it to a configured provider and no rule denies it.
  */
 export async function reachableModels(rules: RuleSet, config: GatewayConfig, asker: Asker): Promise<ModelInfo[] | null> {
-  const candidates = catalogueCandidates(rules, config);
+  const candidates = [...new Set([...catalogueCandidates(rules, config), ...(asker.policy?.listed ?? [])])];
   if (candidates.length === 0) return null;
   const out: ModelInfo[] = [];
   for (const id of candidates) {
+    if (asker.policy && !asker.policy.allows(id)) continue;
     const body = { model: id, max_tokens: 1, messages: [] };
-    const rc = buildContext({ path: '/v1/messages', body, headers: asker.headers, bodyBytes: 0, clientId: asker.clientId, clientTags: asker.clientTags });
+    const rc = buildContext({ path: '/v1/messages', body, headers: asker.headers, bodyBytes: 0, clientId: asker.clientId, clientTags: asker.clientTags, groups: asker.groups });
     const d = await evaluate(rules, rc, config.default_provider);
     if (d.denied || d.error || !config.providers[d.route.provider]) continue;
     out.push({ type: 'model', id, display_name: displayName(id), created_at: rules.loadedAt });

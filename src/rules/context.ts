@@ -19,8 +19,8 @@ export interface RequestContext {
   messages: unknown[];
   /** Request headers with lower-cased names; credential headers (x-api-key, authorization...) are left out. */
   headers: Record<string, string>;
-  /** The client: its id (a configured client id, or a fingerprint of its credential) and tags. */
-  client: { id: string; tags: Record<string, string> };
+  /** The client: its id (a configured client id, a signed-in user's email, or a fingerprint of its credential), tags and (signed in) groups. */
+  client: { id: string; tags: Record<string, string>; groups: string[] };
   /** The Claude Code session: `x-claude-code-session-id`, else `session_id` from `metadata.user_id`. */
   session: { id: string | null };
   /** Who: the configured client's id, else the account (or device) id in `metadata.user_id`, else the client id. */
@@ -98,6 +98,8 @@ export interface ContextInput {
   /** Client id when already known (configured clients, `dry-run --key`); else derived from the credential. */
   clientId?: string;
   clientTags?: Record<string, string>;
+  /** A signed-in user's identity-provider groups. */
+  groups?: string[];
   now?: Date;
   /** The header naming the project (default `x-project`). */
   projectHeader?: string;
@@ -122,7 +124,7 @@ export function buildContext(input: ContextInput): RequestContext {
     body,
     messages: [],
     headers,
-    client: { id: input.clientId ?? (credential ? credentialFingerprint(credential) : 'anonymous'), tags: input.clientTags ?? {} },
+    client: { id: input.clientId ?? (credential ? credentialFingerprint(credential) : 'anonymous'), tags: input.clientTags ?? {}, groups: input.groups ?? [] },
     session: { id: headers['x-claude-code-session-id'] || sessionIdFromMetadata(body) },
     user: { id: '' },
     project: headers[input.projectHeader ?? 'x-project'] || null,

@@ -22,7 +22,7 @@ export type MatchResult = null | { reason: string; warning?: boolean; fatal?: bo
 
 /** A compiled condition. Cheap matchers run first; `when` (JSONata, which may answer asynchronously) last. */
 export interface Matcher {
-  name: 'model' | 'key' | 'header' | 'when';
+  name: 'model' | 'key' | 'group' | 'header' | 'when';
   /** For `model`: the entries that are exact model ids (no glob characters), which `GET /v1/models` can list. */
   literals?: string[];
   /** True when `test` may return a Promise. */
@@ -39,6 +39,7 @@ function globList(v: string | string[]): { list: string[]; test: (s: string) => 
 export interface MatchSpec {
   model?: string | string[];
   key?: string | string[];
+  group?: string | string[];
   header?: Record<string, string>;
   when?: string;
 }
@@ -70,6 +71,17 @@ export function compileMatchers(spec: MatchSpec | undefined, cx: CompileContext)
   if (spec.key !== undefined) {
     const g = globList(spec.key);
     out.push({ name: 'key', async: false, test: (rc) => (g.test(rc.client.id) ? null : { reason: `client "${rc.client.id}" does not match ${g.list.join(', ')}` }) });
+  }
+  if (spec.group !== undefined) {
+    const g = globList(spec.group);
+    out.push({
+      name: 'group',
+      async: false,
+      test: (rc) =>
+        rc.client.groups.some((x) => g.test(x))
+          ? null
+          : { reason: rc.client.groups.length ? `groups ${rc.client.groups.join(', ')} do not match ${g.list.join(', ')}` : `client "${rc.client.id}" is in no group (groups come with a sign-in)` },
+    });
   }
   if (spec.header) {
     for (const [rawName, want] of Object.entries(spec.header)) {

@@ -47,7 +47,8 @@ export function buildRulesSchema(): Record<string, unknown> {
               description: 'Conditions; all must hold. Absent or empty: the rule matches every request.',
               properties: {
                 model: stringOrList('Request model'),
-                key: stringOrList('Client id (never a secret)'),
+                key: stringOrList('Client id (never a secret); a signed-in user is their email'),
+                group: stringOrList("Identity-provider group of a signed-in user (any of the user's groups matches)"),
                 header: {
                   type: 'object',
                   description: 'Request headers by name (case-insensitive): "*" = present, "/regex/flags" = regex match, anything else = exact value.',

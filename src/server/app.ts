@@ -9,13 +9,15 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { AdminAccessError, AdminQueryError, asGatewayError, AuthenticationError, errorBody, type GatewayError, NotFoundError } from '../errors.js';
 import { formatIssue } from '../validation.js';
-import { bearerMatches, identifyClient, secretMatches } from './auth.js';
+import { bearerMatches, identify, secretMatches } from './auth.js';
 import { clientCredential } from '../rules/context.js';
 import { MeUsageService } from '../usage/me.js';
 import { toWire } from '../usage/spend-limits.js';
 import { cors } from './cors.js';
 import { ResilientStore } from '../state/resilient.js';
 import { vertexIngress } from './ingress.js';
+import { loginRoutes } from '../login/routes.js';
+import { activityReport } from '../usage/activity.js';
 import { proxyRequest, type ProxyDeps } from './proxy.js';
 import { adminCookie, dashboardApi, dashboardPages } from './ui.js';
 import { buildCacheReport, CACHE_GROUPS, type CacheGroupBy, renderCacheReport } from '../usage/cache.js';
@@ -84,6 +86,7 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
     return c.json(body, state.shuttingDown ? 503 : 200);
   });
 
+  loginRoutes(app, deps);
   app.post('/v1/messages', proxied('messages'));
   app.post('/v1/messages/count_tokens', proxied('count_tokens'));
   app.get('/v1/models', proxied('models'));
@@ -102,7 +105,7 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   app.get('/v1/me/usage', async (c) => {
     const snapshot = deps.runtime.current;
     const headers = c.env.incoming.headers;
-    const { client, clientId } = identifyClient(headers, snapshot.config.clients);
+    const { client, clientId } = await identify(headers, snapshot.config, deps.logins);
     if (!client && !clientCredential(headers)) throw new AuthenticationError('send your API key (x-api-key or Authorization: Bearer) to see your own usage');
     return c.json(await me.usage(snapshot, clientId, client?.tags, headers));
   });
@@ -134,6 +137,23 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   });
 
   app.get('/admin/providers', async (c) => c.json(await providersStatus(deps)));
+  // Sign-out of a user everywhere: their refresh tokens stop working (login/tokens.ts).
+  app.post('/admin/login/revoke', async (c) => {
+    const login = deps.logins?.get(deps.runtime.current.config.login);
+    if (!login) throw new NotFoundError(c.req.method, c.req.path);
+    const body = (await c.req.json().catch(() => null)) as { user?: unknown } | null;
+    if (typeof body?.user !== 'string' || !body.user) throw new AdminQueryError('bad_query', 'send {"user": "<email or identity-provider subject>"}');
+    await (await login).tokens.revoke(body.user);
+    deps.log.info({ login: 'revoked', user: body.user }, 'sign-ins revoked');
+    return c.json({ revoked: body.user });
+  });
+  // Claude Code's own activity per session, beside its cost (login/telemetry.ts).
+  app.get('/admin/usage/activity', async (c) => {
+    const store = deps.ledger?.store;
+    if (!store) throw new AdminQueryError('ledger_off', 'the usage ledger is off (ledger: off), so there is no activity to show');
+    const since = c.req.query('since') ? parseWhen(c.req.query('since')!) : new Date(Date.now() - 30 * 86_400_000).toISOString();
+    return c.json({ since, sessions: await activityReport(store, since) });
+  });
   dashboardApi(app, deps);
 
   // Spend limits in the wire shape of Anthropic's Admin API (usage/spend-limits.ts).

@@ -5,7 +5,9 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ClientConfig } from '../config.js';
+import type { ClientConfig, GatewayConfig } from '../config.js';
+import type { LoginService, LoginServices } from '../login/service.js';
+import { InvalidTokenError, type SignedInUser } from '../login/tokens.js';
 import { AuthenticationError } from '../errors.js';
 import { clientCredential, credentialFingerprint } from '../rules/context.js';
 
@@ -51,4 +53,50 @@ export function secretMatches(secret: string | undefined, token: string): boolea
 /** True when `authorization` is `Bearer <token>` (compared in constant time). */
 export function bearerMatches(authorization: string | undefined, token: string): boolean {
   return secretMatches(/^Bearer\s+(.+)$/i.exec(authorization ?? '')?.[1]?.trim(), token);
+}
+
+/** Who a proxied request is: a configured client, a signed-in user (with their login service), or transparent. */
+export interface Identity {
+  client: ClientConfig | null;
+  clientId: string;
+  /** Set when the request carries a sign-in token of this gateway. */
+  user: SignedInUser | null;
+  login: LoginService | null;
+}
+
+const NO_KEY = Buffer.alloc(32);
+
+/** The token of `Authorization: Bearer` when it has a JWT's shape (three base64url parts, a JSON header). */
+function signInToken(headers: IncomingHttpHeaders): string | null {
+  const m = /^Bearer\s+(eyJ[\w-]*\.[\w-]+\.[\w-]+)\s*$/i.exec(headers.authorization ?? '');
+  return m ? m[1]! : null;
+}
+
+/**
+ * Who a request is, with Claude Code's sign-in on (`login:`): a bearer token the gateway signed names a user —
+ * their email (else subject) is the client id rules, limits and usage records see, their groups go to rules
+ * and policies; anything else goes to the client keys, and with none configured a request without a sign-in
+ * is refused. Verified tokens are cached (login/tokens.ts): this costs a map lookup per request.
+ * @throws AuthenticationError (401 `authentication_error`, so Claude Code offers a new sign-in) for a token that
+ *   does not verify or has expired, or a request with neither a sign-in nor a known client key.
+ */
+export async function identify(headers: IncomingHttpHeaders, config: GatewayConfig, logins: LoginServices | null): Promise<Identity> {
+  const service = logins?.get(config.login);
+  if (service) {
+    const token = signInToken(headers);
+    if (token) {
+      const login = await service;
+      let user: SignedInUser;
+      try {
+        user = await login.tokens.verifyAccess(token);
+      } catch (err) {
+        if (err instanceof InvalidTokenError) throw new AuthenticationError(`your Switchyard sign-in is not valid (${err.message}); run /login in Claude Code to sign in again`);
+        throw err;
+      }
+      const id = user.email ?? user.sub;
+      return { client: { id, sha256: NO_KEY, tags: {}, decision_header: null }, clientId: id, user, login };
+    }
+    if (!config.clients) throw new AuthenticationError(`this gateway needs a sign-in: run /login in Claude Code with ${config.login!.public_url} (or set ANTHROPIC_AUTH_TOKEN to a token from it)`);
+  }
+  return { ...identifyClient(headers, config.clients), user: null, login: null };
 }

@@ -25,6 +25,7 @@ import { Metrics } from '../usage/metrics.js';
 import { MemoryStore, type StateStore } from '../state/store.js';
 import { ResilientStore } from '../state/resilient.js';
 import { createApp, type AppState } from './app.js';
+import { LoginServices } from '../login/service.js';
 import type { OpenRelay } from './pipeline/exchange.js';
 import { DecisionTraces } from './traces.js';
 import { BudgetNotifier } from '../usage/notify.js';
@@ -190,6 +191,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       notifier,
       spendLimits,
       budgetGate,
+      logins: new LoginServices(counters, log),
       warnOnce(key, message, fields = {}) {
         if (warned.has(key)) return;
         warned.add(key);

@@ -179,6 +179,19 @@ export class RedisStore implements StateStore {
     await this.redis.set(this.prefix + key, String(usd), 'PXAT', Math.ceil(expiresAtMs), 'NX');
   }
 
+  async putRecord(key: string, value: string, ttlMs: number): Promise<void> {
+    await this.redis.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)));
+  }
+
+  getRecord(key: string): Promise<string | null> {
+    return this.redis.get(this.prefix + key);
+  }
+
+  /** GETDEL (Redis 6.2+): one atomic step, so a device code is handed out once across every replica. */
+  takeRecord(key: string): Promise<string | null> {
+    return this.redis.getdel(this.prefix + key);
+  }
+
   async setCooldown(key: string, untilMs: number): Promise<void> {
     const ms = Math.ceil(untilMs - Date.now());
     if (ms > 0) await this.redis.set(this.prefix + key, String(untilMs), 'PX', ms);

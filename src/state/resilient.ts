@@ -157,6 +157,39 @@ export class ResilientStore implements StateStore {
     await this.remote.seedSpend(key, usd, expiresAtMs).catch(() => {});
   }
 
+  /**
+   * Sign-in records go to Redis so that every replica sees them (a device code approved through one replica is
+   * redeemed through another); while Redis is unavailable, to this replica's memory.
+   */
+  private async record<T>(remote: () => Promise<T>, local: () => Promise<T>): Promise<T> {
+    try {
+      return await this.circuit.execute(remote);
+    } catch {
+      return local();
+    }
+  }
+
+  putRecord(key: string, value: string, ttlMs: number): Promise<void> {
+    return this.record(
+      () => this.remote.putRecord(key, value, ttlMs),
+      () => this.local.putRecord(key, value, ttlMs),
+    );
+  }
+
+  getRecord(key: string): Promise<string | null> {
+    return this.record(
+      () => this.remote.getRecord(key),
+      () => this.local.getRecord(key),
+    );
+  }
+
+  takeRecord(key: string): Promise<string | null> {
+    return this.record(
+      () => this.remote.takeRecord(key),
+      () => this.local.takeRecord(key),
+    );
+  }
+
   async close(): Promise<void> {
     await this.remote.close();
   }

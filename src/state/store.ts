@@ -55,6 +55,12 @@ export interface StateStore {
    * ledger at start-up are put back without double-counting what the store already holds.
    */
   seedSpend(key: string, usd: number, expiresAtMs: number): Promise<void>;
+  /** Stores `value` under `key` for `ttlMs` (sign-in state: device codes, revocations), replacing what was there. */
+  putRecord(key: string, value: string, ttlMs: number): Promise<void>;
+  /** The value under `key`, or null when absent or expired. */
+  getRecord(key: string): Promise<string | null>;
+  /** The value under `key`, removed in the same step (null when absent): at most one caller ever gets it. */
+  takeRecord(key: string): Promise<string | null>;
   /** 'memory' or 'redis', for logs and /readyz. */
   readonly kind: string;
   close(): Promise<void>;
@@ -144,6 +150,26 @@ export class MemoryStore implements StateStore {
 
   async setCooldown(key: string, untilMs: number): Promise<void> {
     this.cooling.set(key, Math.max(untilMs, this.cooling.get(key) ?? 0));
+  }
+
+  private readonly records = new Map<string, { value: string; expires: number }>();
+
+  async putRecord(key: string, value: string, ttlMs: number): Promise<void> {
+    const t = this.now();
+    // Expired records are dropped as new ones arrive, so the map stays as small as what is live.
+    if (this.records.size > 1024) for (const [k, r] of this.records) if (r.expires <= t) this.records.delete(k);
+    this.records.set(key, { value, expires: t + ttlMs });
+  }
+
+  async getRecord(key: string): Promise<string | null> {
+    const r = this.records.get(key);
+    return r && r.expires > this.now() ? r.value : null;
+  }
+
+  async takeRecord(key: string): Promise<string | null> {
+    const v = await this.getRecord(key);
+    this.records.delete(key);
+    return v;
   }
 
   async cooldowns(keys: string[]): Promise<number[]> {

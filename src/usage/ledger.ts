@@ -14,6 +14,7 @@ import type { Logger } from '../log.js';
 import { BatchQueue } from './batch-queue.js';
 import type { SummaryQuery, SummaryRow } from './summary.js';
 import type { UsageRecord } from './record.js';
+import type { ActivityDelta } from '../login/telemetry.js';
 import type { Spool } from './spool.js';
 import type { WebhookExporter } from './webhook.js';
 
@@ -40,8 +41,27 @@ export interface LedgerStore {
   putSpendLimit(limit: StoredSpendLimit): Promise<StoredSpendLimit>;
   /** Deletes a limit; false when there was none with that id. */
   deleteSpendLimit(id: string): Promise<boolean>;
+  /** Adds Claude Code's per-session activity counters (login/telemetry.ts) to their sessions' rows. */
+  addActivity(deltas: ActivityDelta[]): Promise<void>;
+  /** Session activity rows touched from `since` (ISO), most recent first. */
+  activity(since: string): Promise<SessionActivity[]>;
   close(): Promise<void>;
 }
+
+/** What one Claude Code session produced, from its own telemetry. `updated_at` ISO; `active_time_s` seconds. */
+export interface SessionActivity {
+  session_id: string;
+  user_id: string;
+  commits: number;
+  pull_requests: number;
+  lines_added: number;
+  lines_removed: number;
+  active_time_s: number;
+  updated_at: string;
+}
+
+/** The counter columns of `session_activity`, in table order. */
+export const ACTIVITY_COLUMNS = ['commits', 'pull_requests', 'lines_added', 'lines_removed', 'active_time_s'] as const;
 
 /** One group of {@link LedgerStore.costByDay}. */
 export type DayCost = Pick<UsageRecord, 'time' | 'client_id' | 'user_id' | 'project' | 'session_id' | 'model' | 'rules' | 'tags' | 'cost_usd'>;

@@ -46,6 +46,8 @@ export async function openLedger(config: GatewayConfig, log: Logger): Promise<Le
     spendLimits: () => store.spendLimits(),
     putSpendLimit: (l) => store.putSpendLimit(l),
     deleteSpendLimit: (id) => store.deleteSpendLimit(id),
+    addActivity: (deltas) => store.addActivity(deltas),
+    activity: (since) => store.activity(since),
     close: () => store.close(),
   };
   const opts = { flushIntervalMs: config.ledger.flush_interval_ms, maxQueue: config.ledger.max_queue, writeTimeoutMs: config.ledger.write_timeout_ms };

@@ -8,7 +8,8 @@
  */
 import { summaryRow, summarySql, type SummaryQuery, type SummaryRow } from './summary.js';
 import pg from 'pg';
-import { SPEND_LIMIT_COLUMNS, type DayCost, type LedgerStore, type StoredSpendLimit } from './ledger.js';
+import { ACTIVITY_COLUMNS, SPEND_LIMIT_COLUMNS, type DayCost, type LedgerStore, type SessionActivity, type StoredSpendLimit } from './ledger.js';
+import type { ActivityDelta } from '../login/telemetry.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
 const SCHEMA_VERSION = 4;
@@ -78,6 +79,9 @@ export class PostgresStore implements LedgerStore {
     }
     await this.pool.query(
       'CREATE TABLE IF NOT EXISTS spend_limits (id text PRIMARY KEY, scope_type text NOT NULL, scope_id text NOT NULL, period text NOT NULL, amount text, expires_at timestamptz, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, UNIQUE (scope_type, scope_id, period))',
+    );
+    await this.pool.query(
+      'CREATE TABLE IF NOT EXISTS session_activity (session_id text PRIMARY KEY, user_id text NOT NULL, commits double precision NOT NULL DEFAULT 0, pull_requests double precision NOT NULL DEFAULT 0, lines_added double precision NOT NULL DEFAULT 0, lines_removed double precision NOT NULL DEFAULT 0, active_time_s double precision NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL)',
     );
     if ((rows[0]?.version ?? 0) > SCHEMA_VERSION) throw new Error(`the ledger database has schema version ${rows[0]!.version}, newer than this gateway's ${SCHEMA_VERSION}; upgrade switchyard`);
   }
@@ -149,6 +153,23 @@ export class PostgresStore implements LedgerStore {
 
   async deleteSpendLimit(id: string): Promise<boolean> {
     return ((await this.pool.query('DELETE FROM spend_limits WHERE id = $1', [id])).rowCount ?? 0) > 0;
+  }
+
+  async addActivity(deltas: ActivityDelta[]): Promise<void> {
+    for (const d of deltas) {
+      // The column name comes from ACTIVITY_COLUMNS (never from the request).
+      const col = ACTIVITY_COLUMNS.find((c) => c === d.column)!;
+      const next = d.mode === 'add' ? `session_activity.${col} + excluded.${col}` : `greatest(session_activity.${col}, excluded.${col})`;
+      await this.pool.query(
+        `INSERT INTO session_activity (session_id, user_id, ${col}, updated_at) VALUES ($1, $2, $3, now()) ON CONFLICT (session_id) DO UPDATE SET ${col} = ${next}, updated_at = now()`,
+        [d.session_id, d.user_id, d.value],
+      );
+    }
+  }
+
+  async activity(since: string): Promise<SessionActivity[]> {
+    const { rows } = await this.pool.query<SessionActivity & { updated_at: Date }>('SELECT * FROM session_activity WHERE updated_at >= $1 ORDER BY updated_at DESC', [since]);
+    return rows.map((r) => ({ ...r, updated_at: new Date(r.updated_at).toISOString() }));
   }
 
   async close(): Promise<void> {

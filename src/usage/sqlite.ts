@@ -8,7 +8,8 @@ import { summaryRow, summarySql, type SummaryQuery, type SummaryRow } from './su
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { SPEND_LIMIT_COLUMNS, type DayCost, type LedgerStore, type StoredSpendLimit } from './ledger.js';
+import { ACTIVITY_COLUMNS, SPEND_LIMIT_COLUMNS, type DayCost, type LedgerStore, type SessionActivity, type StoredSpendLimit } from './ledger.js';
+import type { ActivityDelta } from '../login/telemetry.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
 const SCHEMA_VERSION = 4;
@@ -68,7 +69,31 @@ export class SqliteStore implements LedgerStore {
     this.db.exec(
       'CREATE TABLE IF NOT EXISTS spend_limits (id TEXT PRIMARY KEY, scope_type TEXT NOT NULL, scope_id TEXT NOT NULL, period TEXT NOT NULL, amount TEXT, expires_at TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (scope_type, scope_id, period))',
     );
+    this.db.exec(
+      'CREATE TABLE IF NOT EXISTS session_activity (session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, commits REAL NOT NULL DEFAULT 0, pull_requests REAL NOT NULL DEFAULT 0, lines_added REAL NOT NULL DEFAULT 0, lines_removed REAL NOT NULL DEFAULT 0, active_time_s REAL NOT NULL DEFAULT 0, updated_at TEXT NOT NULL)',
+    );
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }
+
+  async addActivity(deltas: ActivityDelta[]): Promise<void> {
+    const now = new Date().toISOString();
+    const tx = this.db.transaction((ds: ActivityDelta[]) => {
+      for (const d of ds) {
+        // The column name comes from ACTIVITY_COLUMNS (never from the request).
+        const col = ACTIVITY_COLUMNS.find((c) => c === d.column)!;
+        const next = d.mode === 'add' ? `${col} + excluded.${col}` : `max(${col}, excluded.${col})`;
+        this.db
+          .prepare(
+            `INSERT INTO session_activity (session_id, user_id, ${col}, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET ${col} = ${next}, updated_at = excluded.updated_at`,
+          )
+          .run(d.session_id, d.user_id, d.value, now);
+      }
+    });
+    tx(deltas);
+  }
+
+  async activity(since: string): Promise<SessionActivity[]> {
+    return this.db.prepare('SELECT * FROM session_activity WHERE updated_at >= ? ORDER BY updated_at DESC').all(since) as SessionActivity[];
   }
 
   async costByDay(since: string): Promise<DayCost[]> {

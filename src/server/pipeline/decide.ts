@@ -3,6 +3,7 @@
  * function backs dry-run). Rule warnings are logged once per rule set.
  */
 import { buildContext } from '../../rules/context.js';
+import { ModelNotAllowedError } from '../../errors.js';
 import { DecisionDraft, type Decision } from '../../rules/decision.js';
 import { evaluate } from '../../rules/evaluate.js';
 import { requestFacts } from '../../usage/facts.js';
@@ -46,8 +47,14 @@ async function decideInto(x: Exchange): Promise<void> {
     bodyBytes: x.raw?.length ?? 0,
     clientId: x.clientId,
     clientTags: x.client?.tags,
+    groups: x.user?.groups,
     projectHeader: config.attribution.project_header,
   }));
+  // A signed-in user's policy names the models they may use (login/policy.ts).
+  if (x.user && x.login && rc.model && x.endpoint !== 'models') {
+    const allowed = x.login.policies(config.policies).models(x.user);
+    if (!allowed.allows(rc.model)) throw new ModelNotAllowedError(rc.model, allowed.name, x.clientId);
+  }
   x.log.model = rc.model || undefined;
   x.requestedModel = rc.model || null;
   if (x.log.session_id === null) x.log.session_id = rc.session.id;

@@ -28,6 +28,8 @@ import type { DecisionTraces } from '../traces.js';
 import type { RequestFacts } from '../../usage/facts.js';
 import type { BudgetNotifier } from '../../usage/notify.js';
 import type { SpendLimits } from '../../usage/spend-limits.js';
+import type { LoginService, LoginServices } from '../../login/service.js';
+import type { SignedInUser } from '../../login/tokens.js';
 
 /** An answer being relayed, as the shutdown sees it. */
 export interface OpenRelay {
@@ -67,6 +69,8 @@ export interface ProxyDeps {
   spendLimits: SpendLimits | null;
   /** True while budgets fail closed because the ledger could not be read at start-up. */
   budgetGate: { unverified: boolean };
+  /** Claude Code's sign-in services (login/), made when the config turns `login:` on. */
+  logins: LoginServices | null;
   /** Logs `message` at warn level the first time `key` is seen (rule evaluation problems, unknown prices). */
   warnOnce: (key: string, message: string, fields?: Record<string, unknown>) => void;
 }
@@ -122,6 +126,9 @@ export class Exchange {
   /** The configured client (null in transparent mode), and the id rules and limits see. */
   client: ClientConfig | null = null;
   clientId = 'anonymous';
+  /** The signed-in user (Claude Code's sign-in) and the login service that verified them; null otherwise. */
+  user: SignedInUser | null = null;
+  login: LoginService | null = null;
   /** The client's body bytes and their parsed form (null for GET, and once dropped). */
   raw: Buffer | null = null;
   body: Record<string, unknown> = {};

@@ -41,7 +41,7 @@ async function send(x: Exchange): Promise<() => void> {
       }
       return out;
     },
-    clientsConfigured: config.clients !== null,
+    clientsConfigured: config.clients !== null || config.login !== null,
     session: x.rc!.session.id ?? `client:${x.clientId}`,
     signal: x.signal,
     requestId: x.id,

@@ -24,7 +24,13 @@ export const refuse: Stage = async (x, next) => {
 
 /** `GET /v1/models[/{id}]` from the route table; false when the configuration names no model. */
 async function catalogue(x: Exchange): Promise<boolean> {
-  const answer = await modelsAnswer(x.snapshot.rules, x.config, { clientId: x.clientId, clientTags: x.client?.tags, headers: x.req.headers }, x.pathAndQuery);
+  let policy: { allows: (model: string) => boolean; listed: string[] } | undefined;
+  if (x.user && x.login) {
+    const policies = x.login.policies(x.config.policies);
+    const listed = policies.listedModels(x.user);
+    if (listed) policy = { allows: policies.models(x.user).allows, listed };
+  }
+  const answer = await modelsAnswer(x.snapshot.rules, x.config, { clientId: x.clientId, clientTags: x.client?.tags, groups: x.user?.groups, policy, headers: x.req.headers }, x.pathAndQuery);
   if (answer === null) return false;
   const body = JSON.stringify(answer);
   x.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'request-id': x.id, 'x-switchyard-request-id': x.id });
