@@ -19,6 +19,8 @@
  *   memcap      peak gateway memory with 40 concurrent 31 MB bodies against limits.max_inflight_body_bytes
  *   dashboard   the dashboard's first-load size (gzip), its overview over a 1,000,000-record SQLite ledger, and
  *               CPU per proxied request with its live tail connected vs not
+ *   login       CPU per request with a gateway-signed bearer token (Claude Code's sign-in) vs a static client key,
+ *               and the reference proxy, same run
  *   otel        CPU per request with OpenTelemetry off (no OTEL_* set) and on (spans and metrics exported over
  *               OTLP/HTTP to a receiver in this process, batch delay 1 s), same run
  *   clouds      CPU per request routed to Amazon Bedrock (SigV4 signing; event-stream decoding when streaming)
@@ -42,12 +44,16 @@ import { benchRuleTools } from './rule-tools.js';
 import { benchRules } from './rules.js';
 import { benchThrottle } from './throttle.js';
 import { benchTranslation } from './translation.js';
+import { loadConfig } from '../src/config.js';
+import { newSigningJwk, TokenService } from '../src/login/tokens.js';
+import { MemoryStore } from '../src/state/store.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const sections = process.argv.slice(2).length
   ? process.argv.slice(2)
   : [
       'cpu',
+      'login',
       'otel',
       'clouds',
       'dashboard',
@@ -191,14 +197,22 @@ async function stopAll(procs: Record<string, { child: ChildProcess }>): Promise<
  * CPU µs per request of each process: a warm-up of 500 requests each, then three rounds of `n` requests (76 KB,
  * 4 connections) in alternation, utime + stime from /proc around each; every round's figure per process.
  */
-async function cpuRounds(procs: Record<string, { url: string; child: ChildProcess }>, n: number, extra: Record<string, string> = {}, body: Buffer = body76k): Promise<Record<string, number[]>> {
+async function cpuRounds(
+  procs: Record<string, { url: string; child: ChildProcess }>,
+  n: number,
+  extra: Record<string, string> | ((proc: string) => Record<string, string>) = {},
+  body: Buffer = body76k,
+): Promise<Record<string, number[]>> {
+  const headersOf = typeof extra === 'function' ? extra : () => extra;
+  const urlName = new Map(Object.entries(procs).map(([name, p]) => [p.url, name]));
   const run = async (url: string, count: number) => {
+    const extraHeaders = headersOf(urlName.get(url)!);
     const agent = new Agent({ connections: 4 });
     let left = count;
     await Promise.all(
       Array.from({ length: 4 }, async () => {
         while (left-- > 0) {
-          const r = await request(url + '/v1/messages?beta=true', { method: 'POST', headers: { ...headers, ...extra }, body, dispatcher: agent });
+          const r = await request(url + '/v1/messages?beta=true', { method: 'POST', headers: { ...headers, ...extraHeaders }, body, dispatcher: agent });
           await r.body.dump();
         }
       }),
@@ -324,6 +338,47 @@ async function benchLiveTail(upstream: string) {
   return { requests: N, no_tail_us: low('no_tail'), tail_us: low('tail'), added_us: low('tail') - low('no_tail'), tail_lines: lines, runs_us: per };
 }
 
+/**
+ * Claude Code's sign-in on the request path: two gateways on the same config (login on, one client key, no rules,
+ * ledger off), one sent a static client key and one a gateway-signed bearer token, and the 20-line reference
+ * proxy, CPU µs per request each.
+ */
+async function benchLogin(upstream: string) {
+  const jwk = JSON.stringify(await newSigningJwk());
+  const config = writeConfig({
+    upstream,
+    providers: `  anthropic:\n    type: anthropic\n    base_url: ${upstream}\n    keys: [ "sk-bench-upstream" ]\n`,
+    extraConfig: `ledger: off\nclients:\n  ci: { key: "\${BENCH_CLIENT_KEY}" }\nlogin:\n  public_url: http://127.0.0.1:1\n  oidc: { issuer: http://127.0.0.1:1, client_id: bench }\n  signing_keys: [ "\${BENCH_LOGIN_KEY}" ]\n  collect_telemetry: false\n`,
+    rules: { '50.yaml': 'version: 1\nrules: []\n' },
+  }).configFile;
+  const env = { BENCH_CLIENT_KEY: 'sy-bench-client-key', BENCH_LOGIN_KEY: jwk };
+  const { tokens } = await TokenService.create(loadConfig(config, {}, env).login!, new MemoryStore());
+  const { access_token } = await tokens.issue({ sub: 'bench', email: 'bench@example.com', name: 'Bench', groups: ['platform'] });
+  const start = () => startProcess([...gatewayNodeArgs, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', config, '--port', '0'], env);
+  const procs = { reference: await startProcess([path.join(ROOT, 'bench/reference-proxy.mjs'), upstream]), key: await start(), login: await start() };
+  const N = 3000;
+  let per: Record<string, number[]>;
+  try {
+    per = await cpuRounds(
+      procs,
+      N,
+      (name): Record<string, string> => (name === 'login' ? { 'x-api-key': 'sy-bench-client-key', authorization: `Bearer ${access_token}` } : { 'x-api-key': 'sy-bench-client-key' }),
+    );
+  } finally {
+    await stopAll(procs);
+  }
+  const low = (name: string) => Math.round(Math.min(...per[name]!));
+  return {
+    requests: N,
+    reference_us: low('reference'),
+    key_us: low('key'),
+    login_us: low('login'),
+    added_us: low('login') - low('key'),
+    login_vs_reference: Math.round((low('login') / low('reference')) * 100) / 100,
+    runs_us: per,
+  };
+}
+
 /** OpenTelemetry off and on: two gateways on the same config (no rules, ledger off), CPU µs per request each. */
 async function benchOtel(upstream: string) {
   const receiver = createServer((req, res) => {
@@ -398,6 +453,10 @@ try {
   if (sections.includes('dashboard')) {
     results.dashboard = { ...(await benchDashboard()), live_tail: await benchLiveTail(fake.url) };
     console.log('dashboard', JSON.stringify(results.dashboard));
+  }
+  if (sections.includes('login')) {
+    results.login = await benchLogin(fake.url);
+    console.log('login', JSON.stringify(results.login));
   }
   if (sections.includes('otel')) {
     results.otel = await benchOtel(fake.url);

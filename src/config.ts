@@ -377,7 +377,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
         bare.map((p) =>
           source.issueAt(
             ['providers', p.name],
-            `provider "${p.name}" has no keys:, and with clients: or login: configured the client's own credential is never forwarded, so its requests would go upstream with no credential; add keys: [ "\${YOUR_UPSTREAM_KEY}" ] to it, or auth: none if this upstream takes no credential`,
+            `provider "${p.name}" has no keys:, and with ${clients ? 'clients:' : 'login:'} configured the client's own credential is never forwarded, so its requests would go upstream with no credential; add keys: [ "\${YOUR_UPSTREAM_KEY}" ] to it, or auth: none if this upstream takes no credential`,
           ),
         ),
       );

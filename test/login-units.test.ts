@@ -1,0 +1,181 @@
+/**
+ * The parts of Claude Code's sign-in that the end-to-end test (login.test.ts) cannot reach in a test's time:
+ * a device code's expiry, key rotation, policy merging, the telemetry join's arithmetic and the config's
+ * refusals.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { mock, test } from 'node:test';
+import { exportJWK, generateKeyPair } from 'jose';
+import { loadConfig, type LoginConfig, type PolicyConfig } from '../src/config.js';
+import { DeviceFlow, OAuthError } from '../src/login/device.js';
+import { Policies } from '../src/login/policy.js';
+import { activityFromMetrics } from '../src/login/telemetry.js';
+import { newSigningJwk, TokenService } from '../src/login/tokens.js';
+import { MemoryStore } from '../src/state/store.js';
+import { SqliteStore } from '../src/usage/sqlite.js';
+import { LoadError } from '../src/validation.js';
+
+const login = (over: Partial<LoginConfig> = {}): LoginConfig => ({
+  public_url: 'https://gw.example.com',
+  oidc: { issuer: 'https://idp.example.com', client_id: 'sy', client_secret: null, scopes: ['openid'], groups_claim: 'groups' },
+  signing_keys: [],
+  access_token_ttl_s: 3600,
+  refresh_token_ttl_s: 86400,
+  device_code_ttl_s: 600,
+  poll_interval_s: 5,
+  device_requests_per_minute: 10,
+  telemetry_forward: null,
+  collect_telemetry: false,
+  ...over,
+});
+const alice = { sub: 's-alice', email: 'alice@example.com', name: 'Alice', groups: ['platform'] };
+
+test('a device code not approved within device_code_ttl_s answers expired_token, and can no longer be approved', async () => {
+  mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-11-30T10:00:00Z') });
+  try {
+    const state = new MemoryStore();
+    const { tokens } = await TokenService.create(login(), state);
+    const flow = new DeviceFlow(login(), state, tokens);
+    const d = await flow.authorize();
+    await assert.rejects(flow.poll(d.device_code), (e: OAuthError) => e.error === 'authorization_pending');
+    mock.timers.tick(600_001);
+    await assert.rejects(flow.poll(d.device_code), (e: OAuthError) => e.error === 'expired_token' && e.status === 400);
+    assert.equal(await flow.settle(d.device_code, alice), false, 'too late to approve');
+    assert.equal(await flow.deviceCodeFor(d.user_code), null, 'the user code is gone');
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test('polls in time keep answering authorization_pending; each too-early poll adds 5 s to the interval', async () => {
+  mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-11-30T10:00:00Z') });
+  try {
+    const state = new MemoryStore();
+    const { tokens } = await TokenService.create(login(), state);
+    const flow = new DeviceFlow(login(), state, tokens);
+    const { device_code } = await flow.authorize();
+    const err = async () => flow.poll(device_code).catch((e: OAuthError) => e.error);
+    assert.equal(await err(), 'authorization_pending');
+    mock.timers.tick(5000);
+    assert.equal(await err(), 'authorization_pending');
+    mock.timers.tick(1000);
+    assert.equal(await err(), 'slow_down');
+    mock.timers.tick(5000); // 5 s later: inside the new 10 s interval
+    assert.equal(await err(), 'slow_down');
+    mock.timers.tick(15_000); // the interval is now 15 s
+    assert.equal(await err(), 'authorization_pending');
+    await flow.settle(device_code, alice);
+    const issued = await flow.poll(device_code);
+    assert.equal((await tokens.verifyAccess(issued.access_token)).email, 'alice@example.com');
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test('key rotation: a token signed by the old key verifies while it is listed second; once removed, it is refused', async () => {
+  const oldKey = JSON.stringify(await newSigningJwk());
+  const { privateKey } = await generateKeyPair('Ed25519', { extractable: true });
+  const newKey = JSON.stringify({ ...(await exportJWK(privateKey)), kid: 'ed-2026' });
+  const state = new MemoryStore();
+  const before = (await TokenService.create(login({ signing_keys: [oldKey] }), state)).tokens;
+  const old = await before.issue(alice);
+  const during = (await TokenService.create(login({ signing_keys: [newKey, oldKey] }), state)).tokens;
+  assert.equal((await during.verifyAccess(old.access_token)).sub, 's-alice', 'the old key still verifies');
+  const fresh = await during.issue(alice);
+  assert.equal(JSON.parse(Buffer.from(fresh.access_token.split('.')[0]!, 'base64url').toString()).alg, 'EdDSA', 'the first key signs');
+  const after = (await TokenService.create(login({ signing_keys: [newKey] }), state)).tokens;
+  assert.equal((await after.verifyAccess(fresh.access_token)).sub, 's-alice');
+  await assert.rejects(after.verifyAccess(old.access_token), /no longer has/);
+  await assert.rejects(TokenService.create(login({ signing_keys: ['{"kty":"RSA","n":"x","e":"AQAB","d":"y"}'] }), state), /EC P-256 or Ed25519/);
+  await assert.rejects(TokenService.create(login({ signing_keys: ['not json'] }), state), /login new-key/);
+});
+
+test('policies: the first group policy over the catch-all; models from the specific one, else the catch-all; none applies → no settings', () => {
+  const policies: PolicyConfig[] = [
+    { name: 'platform', groups: ['platform'], models: null, settings: { permissions: { deny: ['WebFetch'] }, env: { A: '1' }, availableModels: ['x'] } },
+    { name: 'design', groups: ['design', 'platform'], models: ['claude-haiku-*'], settings: { model: 'claude-haiku-4-5' } },
+    { name: 'all', groups: null, models: ['claude-sonnet-*'], settings: { permissions: { allow: ['Read'] }, env: { A: '0', B: '2' }, availableModels: ['y', 'z'] } },
+  ];
+  const p = new Policies(policies, login());
+  const a = p.for({ ...alice, groups: ['platform', 'design'] });
+  assert.equal(a.name, 'platform over all', 'the first policy naming a group wins, not the later one');
+  assert.deepEqual(a.settings, { permissions: { allow: ['Read'], deny: ['WebFetch'] }, env: { A: '1', B: '2' }, availableModels: ['x'] }, 'maps merge, lists are replaced');
+  const m = p.models({ ...alice, groups: ['platform'] });
+  assert.equal(m.name, 'all', 'platform names no models: the catch-all decides');
+  assert.ok(m.allows('claude-sonnet-4-6') && !m.allows('claude-haiku-4-5'));
+  assert.equal(p.models({ ...alice, groups: ['design'] }).name, 'design');
+  const onlySpecific = new Policies([policies[1]!], login());
+  assert.equal(onlySpecific.for({ ...alice, groups: ['sales'] }).settings, null, 'no policy: 404, not {}');
+  assert.ok(onlySpecific.models({ ...alice, groups: ['sales'] }).allows('claude-opus-4-1'), 'and no model restriction');
+  const withTelemetry = new Policies([{ name: 'all', groups: null, models: null, settings: { env: { OTEL_LOGS_EXPORTER: 'none' } } }], login({ collect_telemetry: true }));
+  const env = withTelemetry.for(alice).settings!.env as Record<string, string>;
+  assert.equal(env.CLAUDE_CODE_ENABLE_TELEMETRY, '1');
+  assert.equal(env.OTEL_LOGS_EXPORTER, 'none', "the policy's own env wins");
+  assert.equal(new Policies([], login({ collect_telemetry: true })).for(alice).settings!.env !== undefined, true, 'telemetry alone makes a policy');
+});
+
+test('telemetry join: delta counters add up, cumulative ones keep the highest; other metrics and points without a session are ignored', async () => {
+  const point = (session: string | null, v: number, extra: Record<string, string> = {}) => ({
+    asInt: String(v),
+    attributes: [...(session ? [{ key: 'session.id', value: { stringValue: session } }] : []), ...Object.entries(extra).map(([key, s]) => ({ key, value: { stringValue: s } }))],
+  });
+  const body = (temporality: number, commits: number) => ({
+    resourceMetrics: [
+      {
+        scopeMetrics: [
+          {
+            metrics: [
+              { name: 'claude_code.commit.count', sum: { aggregationTemporality: temporality, dataPoints: [point('s1', commits), point(null, 99)] } },
+              { name: 'claude_code.token.usage', sum: { aggregationTemporality: 1, dataPoints: [point('s1', 1000, { type: 'input' })] } },
+              { name: 'claude_code.lines_of_code.count', sum: { aggregationTemporality: 1, dataPoints: [point('s1', 7, { type: 'added' }), point('s1', 2, { type: 'moved' })] } },
+              { name: 'other.commit.count', sum: { dataPoints: [point('s1', 5)] } },
+            ],
+          },
+        ],
+      },
+    ],
+  });
+  assert.deepEqual(activityFromMetrics(body(1, 2), 'alice'), [
+    { session_id: 's1', user_id: 'alice', column: 'commits', value: 2, mode: 'add' },
+    { session_id: 's1', user_id: 'alice', column: 'lines_added', value: 7, mode: 'add' },
+  ]);
+  const store = new SqliteStore(path.join(mkdtempSync(path.join(tmpdir(), 'switchyard-activity-')), 'usage.db'));
+  await store.init();
+  await store.addActivity(activityFromMetrics(body(1, 2), 'alice'));
+  await store.addActivity(activityFromMetrics(body(1, 3), 'alice'));
+  assert.equal((await store.activity('2000-01-01'))[0]!.commits, 5, 'delta: 2 + 3');
+  await store.addActivity(activityFromMetrics(body(2, 4), 'alice'));
+  assert.equal((await store.activity('2000-01-01'))[0]!.commits, 5, 'cumulative 4 < 5: kept');
+  await store.addActivity(activityFromMetrics(body(2, 9), 'alice'));
+  assert.equal((await store.activity('2000-01-01'))[0]!.commits, 9, 'cumulative 9: raised');
+  assert.equal((await store.activity('2000-01-01'))[0]!.lines_added, 28);
+  await store.close();
+});
+
+test('config: a policy with a wrong env or availableModels is a load error; an unknown setting a warning; http public_url only on loopback; login needs provider keys', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-login-config-'));
+  const file = path.join(dir, 'switchyard.yaml');
+  const base = (login: string, policies = '', keys = '    keys: [ k ]\n') =>
+    `providers:\n  anthropic:\n    type: anthropic\n    base_url: https://api.anthropic.com\n${keys}login:\n${login}${policies}`;
+  const ok = '  public_url: https://gw.example.com\n  oidc: { issuer: https://idp.example.com, client_id: sy }\n';
+  const load = (text: string) => {
+    writeFileSync(file, text);
+    return loadConfig(file, {}, {});
+  };
+  const fails = (text: string, re: RegExp) =>
+    assert.throws(
+      () => load(text),
+      (e: LoadError) => e instanceof LoadError && e.issues.some((i) => re.test(i.message)),
+    );
+  fails(base(ok, 'policies:\n  - name: p\n    settings: { env: { A: 1 } }\n'), /policy "p": env must map variable names to strings/);
+  fails(base(ok, 'policies:\n  - name: p\n    settings: { availableModels: claude }\n'), /availableModels must be a list/);
+  const warned = load(base(ok, 'policies:\n  - name: p\n    settings: { apiKeyHelpr: x }\n'));
+  assert.ok(warned.warnings.some((w) => /"apiKeyHelpr" is not a setting/.test(w.message)));
+  fails(base('  public_url: http://gw.example.com\n  oidc: { issuer: https://idp.example.com, client_id: sy }\n'), /https:\/\/ only/);
+  assert.equal(load(base('  public_url: http://127.0.0.1:8790\n  oidc: { issuer: https://idp.example.com, client_id: sy }\n')).login!.public_url, 'http://127.0.0.1:8790');
+  fails(base(ok, '', ''), /with login: configured the client's own credential is never forwarded/);
+  assert.equal(load(base(ok)).login!.access_token_ttl_s, 3600);
+});
