@@ -10,7 +10,7 @@ import path from 'node:path';
 import { mock, test } from 'node:test';
 import { exportJWK, generateKeyPair } from 'jose';
 import { loadConfig, type LoginConfig, type PolicyConfig } from '../src/config.js';
-import { DeviceFlow, OAuthError } from '../src/login/device.js';
+import { DeviceFlow, type OAuthError } from '../src/login/device.js';
 import { Policies } from '../src/login/policy.js';
 import { activityFromMetrics } from '../src/login/telemetry.js';
 import { newSigningJwk, TokenService } from '../src/login/tokens.js';
