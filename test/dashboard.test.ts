@@ -95,6 +95,11 @@ before(async () => {
   const store = (await ledgerStore(loadConfig(configFile)))!;
   await store.init();
   await store.insert(seed());
+  // One session reported what it produced (Claude Code's telemetry through login:, login/telemetry.ts).
+  await store.addActivity([
+    { session_id: 'sess-1', user_id: 'bob', column: 'commits', value: 3, mode: 'add' },
+    { session_id: 'sess-1', user_id: 'bob', column: 'pull_requests', value: 1, mode: 'add' },
+  ]);
   await store.close();
   gw = await startTestGateway({ upstream: fake.url, rules: RULES, extraConfig, configFile });
   mkdirSync(SHOTS, { recursive: true });
@@ -192,6 +197,25 @@ describe('dashboard', () => {
     assert.equal(await page.textContent('[data-testid=total-cost]'), usdText(alice.cost_usd));
     assert.equal(await page.textContent('[data-testid=total-output]'), alice.output_tokens.toLocaleString('en-US'));
     await page.close();
+  });
+
+  test('sessions show what a session produced and its cost per commit, as `switchyard usage --activity` reports them', async () => {
+    const { page } = await signedIn();
+    await page.goto(`${gw.gw.url}/admin/ui/#/sessions`);
+    await page.waitForSelector('[data-testid=commits-sess-1]');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'usage', '--config', configFile, '--activity', '--since', '30d', '--format', 'json'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const cli = JSON.parse(r.stdout) as Array<{ session_id: string; commits: number; pull_requests: number; usd_per_commit: number; cost_usd: number }>;
+    const s1 = cli.find((x) => x.session_id === 'sess-1')!;
+    assert.equal(s1.commits, 3);
+    assert.ok(s1.cost_usd > 0);
+    assert.equal(await page.textContent('[data-testid=commits-sess-1]'), '3');
+    assert.equal(await page.textContent('[data-testid=prs-sess-1]'), '1');
+    assert.equal(await page.textContent('[data-testid=cost-per-commit-sess-1]'), `$${s1.usd_per_commit.toFixed(s1.usd_per_commit < 1 ? 4 : 2)}`);
+    assert.equal(await page.textContent('[data-testid=commits-sess-0]'), '—', 'a session that reported nothing');
   });
 
   test("sessions show each session's cache breaks, as `switchyard usage --cache` counts them", async () => {

@@ -24,7 +24,7 @@ import { startTestGateway, writeConfig } from './helpers.js';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const MARKER = 'switchyard-gateway-login-round-trip-ok';
-const GROUPS: Record<string, string[]> = { alice: ['platform', 'staff'], bob: [], carol: ['design'] };
+const GROUPS: Record<string, string[]> = { alice: ['platform', 'staff'], bob: [], carol: ['design'], dave: ['research'], erin: ['research'] };
 
 async function freePort(): Promise<number> {
   const srv = createNetServer();
@@ -113,6 +113,11 @@ rules:
   - id: platform-billing
     match: { group: platform }
     actions: [ { tag_billing: { team: platform } } ]
+  - id: research-shared
+    match: { group: research }
+    actions:
+      - tag_billing: { team: research }
+      - throttle: { scope: "tag:team", requests_per_minute: 2 }
   - id: route
     actions: [ { route_to: { provider: anthropic } } ]
 `,
@@ -281,6 +286,20 @@ describe('tokens', () => {
       list.data.map((m) => m.id),
       ['claude-haiku-4-5'],
     );
+  });
+
+  test("a throttle shared by a group's members: the group rule's billing tag is the scope", async () => {
+    const dave = String((await signIn('dave')).access_token);
+    const erin = String((await signIn('erin')).access_token);
+    for (const token of [dave, dave]) {
+      const r = await messages(token, 'claude-haiku-4-5');
+      assert.equal(r.status, 200);
+      await r.arrayBuffer();
+    }
+    const refused = await messages(erin, 'claude-haiku-4-5');
+    assert.equal(refused.status, 429, 'erin shares the research group bucket dave emptied');
+    assert.match(((await refused.json()) as { error: { message: string } }).error.message, /research-shared.*"research"/);
+    assert.equal((await messages(String(alice.access_token), 'claude-haiku-4-5')).status, 200, 'another group is not counted');
   });
 
   test('refresh gives a new pair; after an admin revokes the user, refresh answers 401 invalid_grant', async () => {

@@ -196,6 +196,7 @@ interface SessionRow {
   cache_hit_ratio: number;
   cache_breaks: number;
   last: string;
+  activity: { commits: number; pull_requests: number; lines_added: number; lines_removed: number; usd_per_commit: number | null; usd_per_pull_request: number | null } | null;
 }
 
 function Sessions({ filters }: { filters: Filters }) {
@@ -206,6 +207,8 @@ function Sessions({ filters }: { filters: Filters }) {
   }>(open ? `/admin/ui/api/sessions/${encodeURIComponent(open)}/requests?${query(filters)}` : null);
   if (error) return <p role="alert">{error}</p>;
   if (!data) return <p>Loading…</p>;
+  // What sessions produced (commits, pull requests) shows when Claude Code's telemetry reaches the gateway.
+  const produced = data.sessions.some((s) => s.activity);
   return (
     <>
       <table data-testid="sessions">
@@ -219,6 +222,9 @@ function Sessions({ filters }: { filters: Filters }) {
             <th scope="col">Cost</th>
             <th scope="col">Cache hit</th>
             <th scope="col">Cache breaks</th>
+            {produced && <th scope="col">Commits</th>}
+            {produced && <th scope="col">Pull requests</th>}
+            {produced && <th scope="col">Cost per commit</th>}
             <th scope="col">Last</th>
           </tr>
         </thead>
@@ -236,6 +242,9 @@ function Sessions({ filters }: { filters: Filters }) {
               <td>{usd(s.cost_usd)}</td>
               <td>{pctText(s.cache_hit_ratio)}</td>
               <td data-testid={`cache-breaks-${s.session}`}>{num(s.cache_breaks)}</td>
+              {produced && <td data-testid={`commits-${s.session}`}>{s.activity ? num(s.activity.commits) : '—'}</td>}
+              {produced && <td data-testid={`prs-${s.session}`}>{s.activity ? num(s.activity.pull_requests) : '—'}</td>}
+              {produced && <td data-testid={`cost-per-commit-${s.session}`}>{usd(s.activity?.usd_per_commit)}</td>}
               <td>{s.last.slice(0, 19).replace('T', ' ')}</td>
             </tr>
           ))}

@@ -138,7 +138,8 @@ export function dashboardApi(app: App, deps: ProxyDeps): void {
   });
   app.get('/admin/ui/api/sessions', async (c) => {
     const { since, until, filters } = range(c);
-    return c.json({ since, until, sessions: sessions(await records(since, until, filters), since, until) });
+    const activity = deps.ledger ? await deps.ledger.store.activity(since) : [];
+    return c.json({ since, until, sessions: sessions(await records(since, until, filters), since, until, activity) });
   });
   app.get('/admin/ui/api/sessions/:id/requests', async (c) => {
     const { since, until } = range(c);

@@ -23,6 +23,11 @@ export interface ActivityRow {
 
 const round = (x: number, digits = 6) => Math.round(x * 10 ** digits) / 10 ** digits;
 
+/** USD per unit (a commit, a pull request), to the micro-dollar; null when there were none. */
+export function costPer(usd: number, count: number): number | null {
+  return count > 0 ? round(usd / count) : null;
+}
+
 /** Sessions with reported activity since `since` (ISO), most recently active first. */
 export async function activityReport(store: LedgerStore, since: string): Promise<ActivityRow[]> {
   const activity = await store.activity(since);
@@ -47,8 +52,8 @@ export async function activityReport(store: LedgerStore, since: string): Promise
       lines_added: a.lines_added,
       lines_removed: a.lines_removed,
       active_time_s: a.active_time_s,
-      usd_per_commit: a.commits > 0 ? round(c.usd / a.commits) : null,
-      usd_per_pull_request: a.pull_requests > 0 ? round(c.usd / a.pull_requests) : null,
+      usd_per_commit: costPer(c.usd, a.commits),
+      usd_per_pull_request: costPer(c.usd, a.pull_requests),
     };
   });
 }

@@ -7,7 +7,8 @@ import { scopeValueOf } from '../server/admission.js';
 import type { BudgetSpec } from '../actions/budget.js';
 import type { UsageRecord } from './record.js';
 import { cacheBreaks } from './cache.js';
-import type { LedgerStore } from './ledger.js';
+import { costPer } from './activity.js';
+import type { LedgerStore, SessionActivity } from './ledger.js';
 import { buildReport, type RecordFilter, type ReportRow, reportOrder } from './report.js';
 import type { SummaryGroup, SummaryRow } from './summary.js';
 
@@ -118,10 +119,26 @@ export interface SessionRow {
   cache_breaks: number;
   first: string;
   last: string;
+  /** What the session reported producing (Claude Code's telemetry through login:), or null when it reported nothing. */
+  activity: { commits: number; pull_requests: number; lines_added: number; lines_removed: number; usd_per_commit: number | null; usd_per_pull_request: number | null } | null;
+}
+
+/** A session's reported activity with its cost per commit and per pull request (USD; null where the count is 0). */
+function activityOf(a: SessionActivity | undefined, cost: number): SessionRow['activity'] {
+  if (!a) return null;
+  return {
+    commits: a.commits,
+    pull_requests: a.pull_requests,
+    lines_added: a.lines_added,
+    lines_removed: a.lines_removed,
+    usd_per_commit: costPer(cost, a.commits),
+    usd_per_pull_request: costPer(cost, a.pull_requests),
+  };
 }
 
 /** Sessions of a range, most expensive first (`(none)`: requests without a session id). */
-export function sessions(records: UsageRecord[], since: string, until: string): SessionRow[] {
+export function sessions(records: UsageRecord[], since: string, until: string, activity: readonly SessionActivity[] = []): SessionRow[] {
+  const produced = new Map(activity.map((a) => [a.session_id, a]));
   const rows = buildReport(records, ['session'], since, until).rows;
   const breaks = new Map<string, number>();
   for (const b of cacheBreaks(records)) breaks.set(b.session, (breaks.get(b.session) ?? 0) + 1);
@@ -148,6 +165,7 @@ export function sessions(records: UsageRecord[], since: string, until: string): 
       cache_breaks: breaks.get(s) ?? 0,
       first: m.first,
       last: m.last,
+      activity: activityOf(produced.get(s), row.cost_usd),
     };
   });
 }
