@@ -6,7 +6,7 @@
  * failover, a partition) fails a write within the bound instead of holding it forever. Inserts skip request
  * ids already stored (`ON CONFLICT DO NOTHING` on a unique index), so retries and spool replays are safe.
  */
-import { summaryRow, summarySql, type SummaryQuery, type SummaryRow } from './summary.js';
+import { ROLLUP_DIMENSIONS, ROLLUP_SUMS, type RollupRow, rollupDeltas, rollupFromGroups, summaryRow, summarySql, type SummaryQuery, type SummaryRow } from './summary.js';
 import pg from 'pg';
 import { ACTIVITY_COLUMNS, SPEND_LIMIT_COLUMNS, type DayCost, type LedgerStore, type SessionActivity, type StoredSpendLimit } from './ledger.js';
 import type { ActivityDelta } from '../login/telemetry.js';
@@ -31,6 +31,19 @@ function columnType(c: string): string {
   if (INTS.has(c)) return 'bigint NOT NULL';
   if (c === 'latency_ms' || c === 'ttft_ms' || c === 'cost_usd') return 'double precision';
   return 'text';
+}
+
+/** Adds rollup deltas to their rows, 500 per statement (in the caller's transaction). */
+async function addRollup(client: pg.PoolClient, deltas: readonly RollupRow[]): Promise<void> {
+  const cols = ['rkey', 'hour', ...ROLLUP_DIMENSIONS, 'tags', ...ROLLUP_SUMS] as const;
+  for (let i = 0; i < deltas.length; i += 500) {
+    const values: unknown[] = [];
+    const rows = deltas.slice(i, i + 500).map((d) => `(${cols.map((c) => `$${values.push(d[c as keyof RollupRow])}`).join(', ')})`);
+    await client.query(
+      `INSERT INTO usage_rollup (${cols.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (rkey) DO UPDATE SET ${ROLLUP_SUMS.map((c) => `${c} = usage_rollup.${c} + excluded.${c}`).join(', ')}`,
+      values,
+    );
+  }
 }
 
 export class PostgresStore implements LedgerStore {
@@ -80,6 +93,7 @@ export class PostgresStore implements LedgerStore {
     await this.pool.query(
       'CREATE TABLE IF NOT EXISTS spend_limits (id text PRIMARY KEY, scope_type text NOT NULL, scope_id text NOT NULL, period text NOT NULL, amount text, expires_at timestamptz, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, UNIQUE (scope_type, scope_id, period))',
     );
+    await this.initRollup();
     await this.pool.query(
       'CREATE TABLE IF NOT EXISTS session_activity (session_id text PRIMARY KEY, user_id text NOT NULL, commits double precision NOT NULL DEFAULT 0, pull_requests double precision NOT NULL DEFAULT 0, lines_added double precision NOT NULL DEFAULT 0, lines_removed double precision NOT NULL DEFAULT 0, active_time_s double precision NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL)',
     );
@@ -87,6 +101,7 @@ export class PostgresStore implements LedgerStore {
   }
 
   async insert(records: UsageRecord[]): Promise<void> {
+    if (!records.length) return;
     const values: unknown[] = [];
     const rows = records.map(
       (r) =>
@@ -95,7 +110,23 @@ export class PostgresStore implements LedgerStore {
           return `$${values.length}`;
         }).join(', ')})`,
     );
-    await this.pool.query(`INSERT INTO usage_records (${RECORD_COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (request_id) DO NOTHING`, values);
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows: inserted } = await client.query<{ request_id: string }>(
+        `INSERT INTO usage_records (${RECORD_COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
+        values,
+      );
+      // Only what was inserted: a record the ledger already held (a retried batch) is not counted twice.
+      const ids = new Set(inserted.map((r) => r.request_id));
+      await addRollup(client, rollupDeltas(records.filter((r) => ids.has(r.request_id))));
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
   }
 
   async summarize(q: SummaryQuery): Promise<SummaryRow[]> {
@@ -153,6 +184,43 @@ export class PostgresStore implements LedgerStore {
 
   async deleteSpendLimit(id: string): Promise<boolean> {
     return ((await this.pool.query('DELETE FROM spend_limits WHERE id = $1', [id])).rowCount ?? 0) > 0;
+  }
+
+  /**
+   * The hourly rollup (summary.ts) and the session index the summaries read; a ledger from before them is rolled
+   * up once, here (in one transaction: a replica that starts at the same time waits for it).
+   */
+  private async initRollup(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock(7469776)'); // one replica creates and backfills
+      const { rows: exists } = await client.query<{ t: string | null }>("SELECT to_regclass('usage_rollup') AS t");
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS usage_rollup (rkey text PRIMARY KEY, hour text NOT NULL, ${ROLLUP_DIMENSIONS.map((c) => `${c} text`).join(', ')}, tags jsonb NOT NULL, ${ROLLUP_SUMS.map((c) => `${c} ${c === 'cost_usd' ? 'double precision' : 'bigint'} NOT NULL`).join(', ')})`,
+      );
+      await client.query('CREATE INDEX IF NOT EXISTS usage_rollup_hour ON usage_rollup (hour)');
+      await client.query('CREATE INDEX IF NOT EXISTS usage_records_session ON usage_records (session_id, time)');
+      if (!exists[0]?.t) {
+        const utc = "time AT TIME ZONE 'UTC'";
+        const { rows } = await client.query<Record<string, unknown>>(
+          `SELECT to_char(${utc}, 'YYYY-MM-DD"T"HH24') AS hour, ${ROLLUP_DIMENSIONS.join(', ')}, tags, count(*) AS requests, coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
+             coalesce(sum(cache_creation_input_tokens), 0) AS cache_write_tokens, coalesce(sum(cache_read_input_tokens), 0) AS cache_read_tokens, coalesce(sum(cost_usd), 0) AS cost_usd,
+             sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) AS unpriced, sum(CASE WHEN outcome IN ('failed', 'error') THEN 1 ELSE 0 END) AS errors, sum(CASE WHEN outcome = 'refused' THEN 1 ELSE 0 END) AS refused
+           FROM usage_records GROUP BY 1, ${ROLLUP_DIMENSIONS.join(', ')}, tags`,
+        );
+        await addRollup(
+          client,
+          rollupFromGroups(rows, (stored) => (stored ?? {}) as Record<string, string>),
+        );
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
   }
 
   async addActivity(deltas: ActivityDelta[]): Promise<void> {

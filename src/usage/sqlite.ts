@@ -4,7 +4,7 @@
  * `busy_timeout` for a lock another process holds. Inserts skip request ids already stored (unique
  * index, `INSERT OR IGNORE`), so retries and spool replays are safe.
  */
-import { summaryRow, summarySql, type SummaryQuery, type SummaryRow } from './summary.js';
+import { ROLLUP_DIMENSIONS, ROLLUP_SUMS, type RollupRow, rollupDeltas, rollupFromGroups, summaryRow, summarySql, type SummaryQuery, type SummaryRow } from './summary.js';
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -69,11 +69,47 @@ export class SqliteStore implements LedgerStore {
     this.db.exec(
       'CREATE TABLE IF NOT EXISTS spend_limits (id TEXT PRIMARY KEY, scope_type TEXT NOT NULL, scope_id TEXT NOT NULL, period TEXT NOT NULL, amount TEXT, expires_at TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, UNIQUE (scope_type, scope_id, period))',
     );
+    this.initRollup();
     this.db.exec(
       'CREATE TABLE IF NOT EXISTS session_activity (session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, commits REAL NOT NULL DEFAULT 0, pull_requests REAL NOT NULL DEFAULT 0, lines_added REAL NOT NULL DEFAULT 0, lines_removed REAL NOT NULL DEFAULT 0, active_time_s REAL NOT NULL DEFAULT 0, updated_at TEXT NOT NULL)',
     );
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
+
+  /**
+   * The hourly rollup (summary.ts) and the session index the summaries read; a ledger from before them is rolled
+   * up once, here.
+   */
+  private initRollup(): void {
+    const existed = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage_rollup'").get() !== undefined;
+    this.db.exec(
+      `CREATE TABLE IF NOT EXISTS usage_rollup (rkey TEXT PRIMARY KEY, hour TEXT NOT NULL, ${ROLLUP_DIMENSIONS.map((c) => `${c} TEXT`).join(', ')}, tags TEXT NOT NULL, ${ROLLUP_SUMS.map((c) => `${c} ${c === 'cost_usd' ? 'REAL' : 'INTEGER'} NOT NULL`).join(', ')});
+       CREATE INDEX IF NOT EXISTS usage_rollup_hour ON usage_rollup (hour);
+       CREATE INDEX IF NOT EXISTS usage_records_session ON usage_records (session_id, time);`,
+    );
+    if (existed) return;
+    // Backfill: sums per hour and combination from SQL, keyed (canonical tags) in JS.
+    const rows = this.db
+      .prepare(
+        `SELECT substr(time, 1, 13) AS hour, ${ROLLUP_DIMENSIONS.join(', ')}, tags, count(*) AS requests, coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
+           coalesce(sum(cache_creation_input_tokens), 0) AS cache_write_tokens, coalesce(sum(cache_read_input_tokens), 0) AS cache_read_tokens, coalesce(sum(cost_usd), 0) AS cost_usd,
+           sum(cost_usd IS NULL) AS unpriced, sum(outcome IN ('failed', 'error')) AS errors, sum(outcome = 'refused') AS refused
+         FROM usage_records GROUP BY 1, ${ROLLUP_DIMENSIONS.join(', ')}, tags`,
+      )
+      .all() as Array<Record<string, unknown>>;
+    this.db.transaction(() => this.addRollup(rollupFromGroups(rows, (stored) => JSON.parse(String(stored ?? '{}')) as Record<string, string>)))();
+  }
+
+  /** Adds rollup deltas to their rows (in the caller's transaction). */
+  private addRollup(deltas: readonly RollupRow[]): void {
+    const cols = ['rkey', 'hour', ...ROLLUP_DIMENSIONS, 'tags', ...ROLLUP_SUMS];
+    const stmt = (this.rollupStmt ??= this.db.prepare(
+      `INSERT INTO usage_rollup (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ON CONFLICT (rkey) DO UPDATE SET ${ROLLUP_SUMS.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
+    ));
+    for (const d of deltas) stmt.run(cols.map((c) => d[c as keyof RollupRow]));
+  }
+
+  private rollupStmt: Database.Statement | null = null;
 
   async addActivity(deltas: ActivityDelta[]): Promise<void> {
     const now = new Date().toISOString();
@@ -129,7 +165,10 @@ export class SqliteStore implements LedgerStore {
   async insert(records: UsageRecord[]): Promise<void> {
     const stmt = this.db.prepare(`INSERT OR IGNORE INTO usage_records (${RECORD_COLUMNS.join(', ')}) VALUES (${RECORD_COLUMNS.map(() => '?').join(', ')})`);
     const tx = this.db.transaction((rs: UsageRecord[]) => {
-      for (const r of rs) stmt.run(RECORD_COLUMNS.map((c) => (JSON_COLUMNS.has(c) ? JSON.stringify(r[c] ?? null) : (r[c] as unknown))));
+      const inserted: UsageRecord[] = [];
+      for (const r of rs) if (stmt.run(RECORD_COLUMNS.map((c) => (JSON_COLUMNS.has(c) ? JSON.stringify(r[c] ?? null) : (r[c] as unknown)))).changes) inserted.push(r);
+      // Only what was inserted: a record the ledger already held (a retried batch) is not counted twice.
+      this.addRollup(rollupDeltas(inserted));
     });
     tx(records);
   }
