@@ -124,8 +124,12 @@ export class RequestTooLargeError extends GatewayError {
 
 /** A rule's `deny` action refused the request; status and message come from the rule. */
 export class DeniedError extends GatewayError {
-  constructor(ruleId: string, status: number, message: string) {
-    super('SY_DENIED', errorTypeForStatus(status), status, `denied by rule "${ruleId}": ${message}`);
+  constructor(
+    readonly rule: string,
+    status: number,
+    message: string,
+  ) {
+    super('SY_DENIED', errorTypeForStatus(status), status, `denied by rule "${rule}": ${message}`);
   }
 }
 

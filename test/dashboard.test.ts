@@ -34,6 +34,9 @@ rules:
     actions: [ { deny: { status: 403, message: "no Opus" } } ]
   - id: user-budget
     actions: [ { budget: { scope: user, usd: 50, per: month } } ]
+  - id: team-alert
+    match: { header: { x-team: "*" } }
+    actions: [ { tag_billing: { team: { expr: "headers.'x-team'" } } }, { budget: { scope: "tag:team", usd: 0.000001, per: day, notify: [0.5, 1], block: false } } ]
   - id: route
     actions: [ { route_to: { provider: anthropic } } ]
 `,
@@ -267,16 +270,59 @@ describe('dashboard', () => {
   });
 
   test('the rules view lists rules with hits from the ledger, and the dry-run form shows a decision', async () => {
+    // A denial now: the ledger names the rule that refused it (seeded records, from before refused_by, name none).
+    for (let i = 0; i < 2; i++) {
+      const denied = await request(`${gw.gw.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': 'sk-ant-deny' },
+        body: JSON.stringify({ model: 'claude-opus-4-1', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      assert.equal(denied.statusCode, 403);
+      await denied.body.dump();
+    }
     const { page } = await signedIn();
     await page.goto(`${gw.gw.url}/admin/ui/#/rules`);
     await page.waitForSelector('[data-testid=rules]');
     const seeded = seed().filter((r) => r.rules.includes('route')).length;
     assert.ok(Number(await page.textContent('[data-testid=rule-hits-route]')) >= seeded);
+    await page.waitForFunction(() => document.querySelector('[data-testid=rule-denied-no-opus]')?.textContent === '2', undefined, { timeout: 5000 }).catch(() => {});
+    assert.equal(await page.textContent('[data-testid=rule-denied-no-opus]'), '2', 'the two denials just sent, not the seeded refusals');
+    assert.equal(await page.textContent('[data-testid=rule-denied-route]'), '0', 'a rule that only matched refused nothing');
     await page.fill('#dry-run-body', JSON.stringify({ model: 'claude-opus-4-1', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] }));
     await page.click('form[aria-label="Dry run"] button[type=submit]');
     const result = await page.textContent('[data-testid=dry-run-result]');
     assert.match(result!, /"rule": "no-opus"/);
     await page.close();
+  });
+
+  test('budgets show the threshold notifications sent this period', async () => {
+    const r = await request(`${gw.gw.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': 'sk-ant-notify', 'x-team': 'notify-team' },
+      body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    assert.equal(r.statusCode, 200, 'notify-only: not refused');
+    await r.body.dump();
+    let notified: Array<{ threshold: number; time: string | null; delivered: boolean }> = [];
+    for (let i = 0; i < 50 && notified.length < 2; i++) {
+      const api = (await (await request(`${gw.gw.url}/admin/ui/api/budgets`, { headers: { authorization: `Bearer ${TOKEN}` } })).body.json()) as {
+        budgets: Array<{ rule: string; values: Array<{ value: string; notified: typeof notified }> }>;
+      };
+      notified = api.budgets.find((b) => b.rule === 'team-alert')?.values.find((v) => v.value === 'notify-team')?.notified ?? [];
+      if (notified.length < 2) await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.deepEqual(
+      notified.map((n) => [n.threshold, n.delivered]),
+      [
+        [0.5, true],
+        [1, true],
+      ],
+      'both thresholds, delivered (no webhook configured: logged)',
+    );
+    const { page } = await signedIn();
+    await page.goto(`${gw.gw.url}/admin/ui/#/budgets`);
+    const cell = await page.waitForSelector('[data-testid=budget-notified-team-alert-notify-team]');
+    assert.match((await cell.textContent()) ?? '', /^50% \d\d-\d\d \d\d:\d\d, 100% \d\d-\d\d \d\d:\d\d$/);
   });
 
   test('budgets show what each user spent this month, equal to the ledger', async () => {

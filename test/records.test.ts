@@ -95,6 +95,14 @@ test('each request, whatever its end, leaves one record with its status and outc
   assert.equal(bySession.get('case-throttled')!.length, 2, 'the admitted and the throttled request');
   assert.equal(bySession.get('case-throttled')![0]!.outcome, 'ok');
   assert.equal(bySession.get('case-denied')![0]!.error_type, 'permission_error');
+  // Which rule action refused each refusal; nothing for the others.
+  assert.equal(bySession.get('case-denied')![0]!.refused_by, 'deny:no-opus');
+  assert.deepEqual(
+    bySession.get('case-throttled')!.map((r) => r.refused_by),
+    [null, 'throttle:one-per-minute'],
+  );
+  assert.equal(bySession.get('case-malformed')![0]!.refused_by, null, 'bad input is refused by no rule');
+  assert.equal(bySession.get('case-ok')![0]!.refused_by, null);
   assert.equal(bySession.get('case-upstream500')![0]!.provider, 'anthropic');
   // Tokens the upstream reported before a cut are kept.
   assert.equal(bySession.get('case-cut')![0]!.input_tokens, 25);

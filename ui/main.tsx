@@ -292,6 +292,7 @@ interface Burn {
   burn: Array<{ day: string; spent_usd: number }>;
   projected_exhaustion: string | null;
   period_end: string;
+  notified: Array<{ threshold: number; time: string | null; delivered: boolean }>;
 }
 
 function Budgets() {
@@ -314,6 +315,7 @@ function Budgets() {
                 <th scope="col">Spent</th>
                 <th scope="col">Burn-down</th>
                 <th scope="col">Runs out</th>
+                {b.notify.length > 0 && <th scope="col">Notified</th>}
               </tr>
             </thead>
             <tbody>
@@ -327,6 +329,13 @@ function Budgets() {
                     <progress max={v.limit_usd} value={Math.min(v.spent_usd, v.limit_usd)} aria-label={`${v.value}: ${pctText(v.spent_usd / v.limit_usd)} of the budget spent`} />
                   </td>
                   <td>{v.projected_exhaustion ? v.projected_exhaustion.slice(0, 10) : 'not this period'}</td>
+                  {b.notify.length > 0 && (
+                    <td data-testid={`budget-notified-${b.rule}-${v.value}`}>
+                      {v.notified.length
+                        ? v.notified.map((n) => `${Math.round(n.threshold * 100)}%${n.time ? ` ${n.time.slice(5, 16).replace('T', ' ')}` : ''}${n.delivered ? '' : ' (sending)'}`).join(', ')
+                        : 'none yet'}
+                    </td>
+                  )}
                 </tr>
               ))}
             </tbody>
@@ -378,7 +387,7 @@ function Rules() {
     version: string;
     last_error: { at: string; errors: string[] } | null;
     warnings: string[];
-    rules: Array<{ id: string; file: string; line: number; actions: string[]; hits: number; last_match: string | null; refused: number }>;
+    rules: Array<{ id: string; file: string; line: number; actions: string[]; hits: number; last_match: string | null; denied: number; throttled: number; budget_refused: number }>;
   }>('/admin/ui/api/rules');
   if (error) return <p role="alert">{error}</p>;
   if (!data) return <p>Loading…</p>;
@@ -406,7 +415,9 @@ function Rules() {
             <th scope="col">Actions</th>
             <th scope="col">Hits</th>
             <th scope="col">Last match</th>
-            <th scope="col">Refused</th>
+            <th scope="col">Denied</th>
+            <th scope="col">Throttled</th>
+            <th scope="col">Over budget</th>
           </tr>
         </thead>
         <tbody>
@@ -419,7 +430,9 @@ function Rules() {
               <td>{r.actions.join(', ')}</td>
               <td data-testid={`rule-hits-${r.id}`}>{num(r.hits)}</td>
               <td>{r.last_match ? r.last_match.slice(0, 19).replace('T', ' ') : '—'}</td>
-              <td>{num(r.refused)}</td>
+              <td data-testid={`rule-denied-${r.id}`}>{num(r.denied)}</td>
+              <td data-testid={`rule-throttled-${r.id}`}>{num(r.throttled)}</td>
+              <td data-testid={`rule-budget-${r.id}`}>{num(r.budget_refused)}</td>
             </tr>
           ))}
         </tbody>

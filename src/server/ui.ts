@@ -18,7 +18,7 @@ import { decideOffline } from '../rules/offline.js';
 import { dryRunReport } from '../rules/report.js';
 import type { BudgetSpec } from '../actions/budget.js';
 import { formatIssue } from '../validation.js';
-import { budgetBurn, budgetScopeValues, overviewFromStore, providerStats, ruleStats, sessions } from '../usage/dashboard.js';
+import { budgetBurn, budgetScopeValues, emptyRuleStats, overviewFromStore, providerStats, ruleStats, sessions } from '../usage/dashboard.js';
 import { filterRecords, parseFilter, parseWhen, type RecordFilter } from '../usage/report.js';
 import { adminRefusal, providersStatus } from './app.js';
 import { secretMatches } from './auth.js';
@@ -170,7 +170,8 @@ export function dashboardApi(app: App, deps: ProxyDeps): void {
       const recs = deps.ledger ? await records(start.toISOString(), now.toISOString()) : [];
       const spent = new Map<string, number>();
       for (const v of budgetScopeValues(b, recs)) spent.set(v, await deps.state.spend(budgetKey(b, v, start)));
-      out.push({ rule: b.rule, scope: b.scope, per: b.per, limit_usd: b.usd, notify: b.notify ?? [], block: b.block !== false, values: budgetBurn(b, recs, start, end, now, spent) });
+      const values = budgetBurn(b, recs, start, end, now, spent).map((v) => ({ ...v, notified: deps.notifier.notified(b.rule, b.scope, v.value, start) }));
+      out.push({ rule: b.rule, scope: b.scope, per: b.per, limit_usd: b.usd, notify: b.notify ?? [], block: b.block !== false, values });
     }
     return c.json({ budgets: out });
   });
@@ -192,7 +193,7 @@ export function dashboardApi(app: App, deps: ProxyDeps): void {
         line: r.line,
         description: r.description ?? null,
         actions: r.actions.map((a) => a.name),
-        ...(stats[r.id] ?? { hits: 0, last_match: null, refused: 0 }),
+        ...(stats[r.id] ?? emptyRuleStats()),
       })),
     });
   });

@@ -174,19 +174,31 @@ export function sessions(records: UsageRecord[], since: string, until: string, a
 export interface RuleStats {
   hits: number;
   last_match: string | null;
-  /** Requests it matched that were refused (a deny, a throttle or a budget of that rule). */
-  refused: number;
+  /** Requests this rule refused, by the action that did: its `deny`, its `throttle`, its `budget`. */
+  denied: number;
+  throttled: number;
+  budget_refused: number;
 }
 
-/** Hit counts, last match and refusals per rule id, from the matched rules each record keeps. */
+/** A rule's stats before anything matched it. */
+export const emptyRuleStats = (): RuleStats => ({ hits: 0, last_match: null, denied: 0, throttled: 0, budget_refused: 0 });
+
+/** Hit counts and last match per rule id (the matched rules each record keeps), and the refusals each rule caused (`refused_by`). */
 export function ruleStats(records: UsageRecord[]): Record<string, RuleStats> {
   const out: Record<string, RuleStats> = {};
   for (const r of records) {
     for (const id of r.rules) {
-      const s = (out[id] ??= { hits: 0, last_match: null, refused: 0 });
+      const s = (out[id] ??= emptyRuleStats());
       s.hits++;
       if (!s.last_match || r.time > s.last_match) s.last_match = r.time;
-      if (r.outcome === 'refused') s.refused++;
+    }
+    // Who refused it (records from before `refused_by` name no one).
+    const by = r.refused_by ? /^(deny|throttle|budget):(.+)$/.exec(r.refused_by) : null;
+    if (by) {
+      const s = (out[by[2]!] ??= emptyRuleStats());
+      if (by[1] === 'deny') s.denied++;
+      else if (by[1] === 'throttle') s.throttled++;
+      else s.budget_refused++;
     }
   }
   return out;

@@ -44,7 +44,19 @@ interface Pending {
 interface Saved {
   /** Notification ids already delivered (or queued), with when they may be forgotten (epoch ms). */
   sent: Record<string, number>;
+  /** When each was reached (ISO), for the dashboard; absent in state files from before it. */
+  reachedAt?: Record<string, string>;
   pending: Pending[];
+}
+
+/** A threshold notification of one budget, scope value and period, as the dashboard shows it. */
+export interface SentNotification {
+  /** Fraction of the limit (0.8 = 80 %). */
+  threshold: number;
+  /** When this gateway saw the threshold reached (ISO), or null when another replica did and sent it. */
+  time: string | null;
+  /** False while the webhook has not yet answered 2xx (retried with backoff). */
+  delivered: boolean;
 }
 
 const MAX_BACKOFF_MS = 5 * 60_000;
@@ -74,6 +86,7 @@ export class BudgetNotifier {
     }
     const now = Date.now();
     for (const [id, until] of Object.entries(this.saved.sent)) if (until < now) delete this.saved.sent[id];
+    for (const id of Object.keys(this.saved.reachedAt ?? {})) if (!(id in this.saved.sent)) delete this.saved.reachedAt![id];
     if (this.saved.pending.length) this.schedule(0);
   }
 
@@ -93,6 +106,7 @@ export class BudgetNotifier {
       const id = `${b.rule}:${b.scope}:${value}:${period.start.toISOString().slice(0, 10)}:${t}`;
       if (id in this.saved.sent) continue;
       this.saved.sent[id] = expiresAtMs;
+      (this.saved.reachedAt ??= {})[id] = new Date().toISOString();
       // Replicas sharing Redis: the first to count the marker sends; the others only remember it.
       if ((await this.state.addSpend(`notified:${id}`, 1, expiresAtMs)) > 1) continue;
       const n: BudgetNotification = {
@@ -165,6 +179,19 @@ export class BudgetNotifier {
     } catch (err) {
       this.log.error({ file: this.file, err: (err as Error).message }, 'could not save budget notification state');
     }
+  }
+
+  /**
+   * The thresholds of a budget's scope value notified in the period starting `periodStart`, lowest first
+   * (those this gateway knows of: its own, and those it found another replica had sent).
+   */
+  notified(rule: string, scope: string, value: string, periodStart: Date): SentNotification[] {
+    const prefix = `${rule}:${scope}:${value}:${periodStart.toISOString().slice(0, 10)}:`;
+    const pending = new Set(this.saved.pending.map((p) => p.n.id));
+    return Object.keys(this.saved.sent)
+      .filter((id) => id.startsWith(prefix))
+      .map((id) => ({ threshold: Number(id.slice(prefix.length)), time: this.saved.reachedAt?.[id] ?? null, delivered: !pending.has(id) }))
+      .sort((a, b) => a.threshold - b.threshold);
   }
 
   /** Notifications not yet delivered. */

@@ -12,7 +12,7 @@ import { ACTIVITY_COLUMNS, SPEND_LIMIT_COLUMNS, type DayCost, type LedgerStore, 
 import type { ActivityDelta } from '../login/telemetry.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 const INTS = new Set([
   'status',
   'retries',
@@ -86,7 +86,7 @@ export class PostgresStore implements LedgerStore {
       // v3: the rules version and the request facts (switchyard replay); v4: user, project and agent
       // (attribution). Rows written before have none of them.
       await this.pool.query(
-        'ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS rules_version text, ADD COLUMN IF NOT EXISTS facts jsonb, ADD COLUMN IF NOT EXISTS user_id text, ADD COLUMN IF NOT EXISTS project text, ADD COLUMN IF NOT EXISTS agent_id text',
+        'ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS rules_version text, ADD COLUMN IF NOT EXISTS facts jsonb, ADD COLUMN IF NOT EXISTS user_id text, ADD COLUMN IF NOT EXISTS project text, ADD COLUMN IF NOT EXISTS agent_id text, ADD COLUMN IF NOT EXISTS refused_by text',
       );
       await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [SCHEMA_VERSION]);
     }

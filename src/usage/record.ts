@@ -38,6 +38,8 @@ export interface UsageRecord extends Usage {
   status: number;
   outcome: Outcome;
   error_type: string | null;
+  /** The rule action that refused the request, `deny:<rule>`, `throttle:<rule>` or `budget:<rule>`; null (or absent, in records from before it) otherwise. */
+  refused_by?: string | null;
   retries: number;
   latency_ms: number;
   ttft_ms: number | null;
@@ -67,6 +69,7 @@ export const RECORD_COLUMNS: ReadonlyArray<keyof UsageRecord> = [
   'status',
   'outcome',
   'error_type',
+  'refused_by',
   'retries',
   'latency_ms',
   'ttft_ms',

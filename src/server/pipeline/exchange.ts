@@ -153,6 +153,8 @@ export class Exchange {
   readonly attempts = { attempts: 0 };
   /** Anthropic error type of a failed request. */
   errorType: string | null = null;
+  /** The rule action that refused it (`throttle:<rule>`, …), for the usage record. */
+  refusedBy: string | null = null;
   /** Gives back what the receive stage reserved; set while a reservation is held. */
   private releaseReservation: (() => void) | null = null;
   private abort: AbortController | null = null;

@@ -4,7 +4,7 @@
  * record (ledger, metrics) and its cost into the budgets it was charged to.
  */
 import type { ServerResponse } from 'node:http';
-import { asGatewayError, errorBody, type GatewayError, ThrottledError, UpstreamError } from '../../errors.js';
+import { asGatewayError, BudgetSpentError, DeniedError, errorBody, type GatewayError, ThrottledError, UpstreamError } from '../../errors.js';
 import { costUsd } from '../../usage/prices.js';
 import type { Outcome, UsageRecord } from '../../usage/record.js';
 import { noUsage } from '../../usage/tap.js';
@@ -48,12 +48,21 @@ export const record: Stage = async (x, next) => {
     sendError(x.res, gerr, x.id);
     x.errorType = gerr.type;
     if (err instanceof ThrottledError) x.deps.metrics.throttled.inc({ rule: err.rule });
+    x.refusedBy = refusal(err);
     finish(x, gerr.status, { outcome: errorOutcome(gerr), error: `${gerr.code}: ${gerr.message}` });
     return;
   }
   x.dropBody(); // answered without an upstream (dry-run, a local answer): the reservation goes back now
   finish(x, x.log.status ?? x.res.statusCode, {});
 };
+
+/** The rule action that refused a request (`deny:<rule>`, `throttle:<rule>`, `budget:<rule>`), or null. */
+function refusal(err: unknown): string | null {
+  if (err instanceof DeniedError) return `deny:${err.rule}`;
+  if (err instanceof ThrottledError) return `throttle:${err.rule}`;
+  if (err instanceof BudgetSpentError) return `budget:${err.rule}`;
+  return null;
+}
 
 /** The log line, the usage record and the budget charges of a finished request. */
 function finish(x: Exchange, status: number, extra: Partial<Exchange['log']>): void {
@@ -115,6 +124,7 @@ function usageRecord(x: Exchange): UsageRecord {
     status: log.status ?? 0,
     outcome,
     error_type: x.errorType ?? streamError,
+    refused_by: x.refusedBy,
     retries: log.retries ?? 0,
     latency_ms: log.latency_ms ?? 0,
     ttft_ms: log.ttfb_ms ?? null,
