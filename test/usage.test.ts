@@ -115,6 +115,7 @@ test('PostgreSQL store against a real server: schema created, records written an
       status: 200,
       outcome: 'ok',
       error_type: null,
+      refused_by: null,
       retries: 1,
       latency_ms: 12.5,
       ttft_ms: 3.25,

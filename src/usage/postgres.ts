@@ -111,6 +111,7 @@ export class PostgresStore implements LedgerStore {
         }).join(', ')})`,
     );
     const client = await this.pool.connect();
+    let broken: Error | null = null;
     try {
       await client.query('BEGIN');
       const { rows: inserted } = await client.query<{ request_id: string }>(
@@ -123,9 +124,11 @@ export class PostgresStore implements LedgerStore {
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
+      broken = err as Error;
       throw err;
     } finally {
-      client.release();
+      // A connection that failed mid-transaction (a timeout, a reset) is dropped, not handed to the next write.
+      client.release(broken ?? undefined);
     }
   }
 
@@ -192,6 +195,7 @@ export class PostgresStore implements LedgerStore {
    */
   private async initRollup(): Promise<void> {
     const client = await this.pool.connect();
+    let broken: Error | null = null;
     try {
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock(7469776)'); // one replica creates and backfills
@@ -217,9 +221,11 @@ export class PostgresStore implements LedgerStore {
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
+      broken = err as Error;
       throw err;
     } finally {
-      client.release();
+      // A connection that failed mid-transaction (a timeout, a reset) is dropped, not handed to the next write.
+      client.release(broken ?? undefined);
     }
   }
 
