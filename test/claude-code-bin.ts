@@ -3,6 +3,7 @@
  * so it is not a dependency: it is installed once into `node_modules/.cache/claude-code/<version>` from the npm
  * registry (CI allows the registry), or `CLAUDE_CODE_BIN` names one.
  */
+import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
@@ -121,4 +122,18 @@ export async function startClaudeCodeUpstream(marker: string): Promise<ClaudeCod
     calls,
     close: () => new Promise((r) => server.close(() => r())),
   };
+}
+
+/**
+ * Asserts that a `runClaudeBashRoundTrip` run completed: exit 0, a result naming the marker, and the marker's
+ * Bash output sent back to the upstream in a tool result.
+ */
+export function assertBashRoundTrip(out: ClaudeRun, calls: ClaudeCodeUpstream['calls'], marker: string): void {
+  assert.equal(out.code, 0, `claude exited ${out.code}: ${out.stderr.slice(0, 2000)} ${out.stdout.slice(0, 2000)}`);
+  const result = JSON.parse(out.stdout) as { result: string; is_error: boolean };
+  assert.equal(result.is_error, false);
+  assert.match(result.result, new RegExp(marker));
+  const withResult = calls.find((c) => c.toolResult !== null);
+  assert.ok(withResult, 'the CLI sent the tool result back');
+  assert.match(withResult.toolResult!, new RegExp(marker));
 }

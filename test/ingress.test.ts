@@ -14,7 +14,7 @@ import AnthropicBedrock from '@anthropic-ai/bedrock-sdk';
 import { AnthropicVertex } from '@anthropic-ai/vertex-sdk';
 import { request } from 'undici';
 import { anthropicModelName } from '../src/server/ingress.js';
-import { type ClaudeCodeUpstream, runClaudeBashRoundTrip, startClaudeCodeUpstream } from './claude-code-bin.js';
+import { assertBashRoundTrip, type ClaudeCodeUpstream, runClaudeBashRoundTrip, startClaudeCodeUpstream } from './claude-code-bin.js';
 import { startFakeBedrock, type FakeBedrock } from './fake-bedrock.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 import { startTestGateway } from './helpers.js';
@@ -230,13 +230,7 @@ describe('Claude Code in Bedrock mode', () => {
       CI: '1',
     };
     const out = await runClaudeBashRoundTrip(env, mkdtempSync(path.join(tmpdir(), 'switchyard-cc-bedrock-work-')));
-    assert.equal(out.code, 0, `claude exited ${out.code}: ${out.stderr.slice(0, 2000)} ${out.stdout.slice(0, 2000)}`);
-    const result = JSON.parse(out.stdout) as { result: string; is_error: boolean };
-    assert.equal(result.is_error, false);
-    assert.match(result.result, new RegExp(MARKER));
-    const withResult = upstream.calls.find((c) => c.toolResult !== null);
-    assert.ok(withResult, 'the CLI sent the tool result back');
-    assert.match(withResult.toolResult!, new RegExp(MARKER));
+    assertBashRoundTrip(out, upstream.calls, MARKER);
     assert.ok(
       upstream.calls.every((c) => c.model.startsWith('claude-')),
       `the upstream got Anthropic model names: ${upstream.calls.map((c) => c.model).join(', ')}`,

@@ -18,7 +18,7 @@ import Provider from 'oidc-provider';
 import { chromium, type Browser } from 'playwright-core';
 import { newSigningJwk } from '../src/login/tokens.js';
 import type { Gateway } from '../src/server/serve.js';
-import { type ClaudeCodeUpstream, runClaudeBashRoundTrip, startClaudeCodeUpstream } from './claude-code-bin.js';
+import { assertBashRoundTrip, type ClaudeCodeUpstream, runClaudeBashRoundTrip, startClaudeCodeUpstream } from './claude-code-bin.js';
 import { startTestGateway, writeConfig } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -530,13 +530,7 @@ describe('Claude Code in gateway mode', () => {
       CI: '1',
     };
     const out = await runClaudeBashRoundTrip(env, mkdtempSync(path.join(tmpdir(), 'switchyard-cc-login-work-')));
-    assert.equal(out.code, 0, `claude exited ${out.code}: ${out.stderr.slice(0, 2000)} ${out.stdout.slice(0, 2000)}`);
-    const result = JSON.parse(out.stdout) as { result: string; is_error: boolean };
-    assert.equal(result.is_error, false);
-    assert.match(result.result, new RegExp(MARKER));
-    const withResult = upstream.calls.find((c) => c.toolResult !== null);
-    assert.ok(withResult, 'the CLI sent the tool result back');
-    assert.match(withResult.toolResult!, new RegExp(MARKER));
+    assertBashRoundTrip(out, upstream.calls, MARKER);
     assert.ok(
       upstream.calls.every((c) => c.headers['x-api-key'] === 'sk-ant-upstream-login-test'),
       'every call went upstream with the provider key',

@@ -110,10 +110,7 @@ export class PostgresStore implements LedgerStore {
           return `$${values.length}`;
         }).join(', ')})`,
     );
-    const client = await this.pool.connect();
-    let broken: Error | null = null;
-    try {
-      await client.query('BEGIN');
+    await this.transaction(async (client) => {
       const { rows: inserted } = await client.query<{ request_id: string }>(
         `INSERT INTO usage_records (${RECORD_COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
         values,
@@ -121,15 +118,7 @@ export class PostgresStore implements LedgerStore {
       // Only what was inserted: a record the ledger already held (a retried batch) is not counted twice.
       const ids = new Set(inserted.map((r) => r.request_id));
       await addRollup(client, rollupDeltas(records.filter((r) => ids.has(r.request_id))));
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      broken = err as Error;
-      throw err;
-    } finally {
-      // A connection that failed mid-transaction (a timeout, a reset) is dropped, not handed to the next write.
-      client.release(broken ?? undefined);
-    }
+    });
   }
 
   async summarize(q: SummaryQuery): Promise<SummaryRow[]> {
@@ -194,10 +183,7 @@ export class PostgresStore implements LedgerStore {
    * up once, here (in one transaction: a replica that starts at the same time waits for it).
    */
   private async initRollup(): Promise<void> {
-    const client = await this.pool.connect();
-    let broken: Error | null = null;
-    try {
-      await client.query('BEGIN');
+    await this.transaction(async (client) => {
       await client.query('SELECT pg_advisory_xact_lock(7469776)'); // one replica creates and backfills
       const { rows: exists } = await client.query<{ t: string | null }>("SELECT to_regclass('usage_rollup') AS t");
       await client.query(
@@ -209,23 +195,36 @@ export class PostgresStore implements LedgerStore {
         const utc = "time AT TIME ZONE 'UTC'";
         const { rows } = await client.query<Record<string, unknown>>(
           `SELECT to_char(${utc}, 'YYYY-MM-DD"T"HH24') AS hour, ${ROLLUP_DIMENSIONS.join(', ')}, tags, count(*) AS requests, coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
-             coalesce(sum(cache_creation_input_tokens), 0) AS cache_write_tokens, coalesce(sum(cache_read_input_tokens), 0) AS cache_read_tokens, coalesce(sum(cost_usd), 0) AS cost_usd,
-             sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) AS unpriced, sum(CASE WHEN outcome IN ('failed', 'error') THEN 1 ELSE 0 END) AS errors, sum(CASE WHEN outcome = 'refused' THEN 1 ELSE 0 END) AS refused
-           FROM usage_records GROUP BY 1, ${ROLLUP_DIMENSIONS.join(', ')}, tags`,
+           coalesce(sum(cache_creation_input_tokens), 0) AS cache_write_tokens, coalesce(sum(cache_read_input_tokens), 0) AS cache_read_tokens, coalesce(sum(cost_usd), 0) AS cost_usd,
+           sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) AS unpriced, sum(CASE WHEN outcome IN ('failed', 'error') THEN 1 ELSE 0 END) AS errors, sum(CASE WHEN outcome = 'refused' THEN 1 ELSE 0 END) AS refused
+         FROM usage_records GROUP BY 1, ${ROLLUP_DIMENSIONS.join(', ')}, tags`,
         );
         await addRollup(
           client,
           rollupFromGroups(rows, (stored) => (stored ?? {}) as Record<string, string>),
         );
       }
+    });
+  }
+
+  /**
+   * Runs `fn` in one transaction on one pooled connection; rolls back on failure. A connection that failed
+   * mid-transaction (a timeout, a reset) is dropped, not handed to the next write.
+   */
+  private async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const out = await fn(client);
       await client.query('COMMIT');
+      return out;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
       broken = err as Error;
       throw err;
     } finally {
-      // A connection that failed mid-transaction (a timeout, a reset) is dropped, not handed to the next write.
-      client.release(broken ?? undefined);
+      client.release(broken);
     }
   }
 
