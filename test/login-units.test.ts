@@ -8,11 +8,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { mock, test } from 'node:test';
-import { exportJWK, generateKeyPair } from 'jose';
+import { exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
 import { loadConfig, type LoginConfig, type PolicyConfig } from '../src/config.js';
-import { DeviceFlow, type OAuthError } from '../src/login/device.js';
+import { DeviceFlow, normalizeUserCode, type OAuthError } from '../src/login/device.js';
 import { Policies } from '../src/login/policy.js';
-import { activityFromMetrics } from '../src/login/telemetry.js';
+import { activityFromMetrics, recordTelemetry } from '../src/login/telemetry.js';
 import { newSigningJwk, TokenService } from '../src/login/tokens.js';
 import { MemoryStore } from '../src/state/store.js';
 import { SqliteStore } from '../src/usage/sqlite.js';
@@ -178,4 +178,206 @@ test('config: a policy with a wrong env or availableModels is a load error; an u
   assert.equal(load(base('  public_url: http://127.0.0.1:8790\n  oidc: { issuer: https://idp.example.com, client_id: sy }\n')).login!.public_url, 'http://127.0.0.1:8790');
   fails(base(ok, '', ''), /with login: configured the client's own credential is never forwarded/);
   assert.equal(load(base(ok)).login!.access_token_ttl_s, 3600);
+});
+
+test('device codes: user codes as people type them, verification links, settling once, and what a poll hears after', async () => {
+  const state = new MemoryStore();
+  const cfg = login({ poll_interval_s: 1 });
+  const { tokens } = await TokenService.create(cfg, state);
+  const flow = new DeviceFlow(cfg, state, tokens);
+  const d = await flow.authorize();
+  assert.match(d.user_code, /^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
+  assert.equal(d.verification_uri, 'https://gw.example.com/device');
+  assert.equal(d.verification_uri_complete, `https://gw.example.com/device?user_code=${d.user_code}`);
+  assert.deepEqual([d.expires_in, d.interval], [600, 1]);
+  assert.equal(normalizeUserCode(' wdjb-mjht '), 'WDJBMJHT');
+  assert.equal(await flow.deviceCodeFor(d.user_code.toLowerCase().replace('-', ' ')), d.device_code, 'lower case and a space instead of the dash');
+  assert.equal(await flow.deviceCodeFor(d.user_code.slice(0, 8)), null, 'seven letters are no code');
+  assert.equal(await flow.settle('no-such-device-code', alice), false);
+  assert.equal(await flow.settle(d.device_code, null), true, 'denied');
+  assert.equal(await flow.settle(d.device_code, alice), false, 'settled once');
+  assert.equal(await flow.deviceCodeFor(d.user_code), null, 'the user code is spent');
+  await assert.rejects(flow.poll(d.device_code), (e: OAuthError) => e.error === 'access_denied' && e.status === 400);
+  await assert.rejects(flow.poll(d.device_code), (e: OAuthError) => e.error === 'invalid_grant' && /already used/.test(e.description), 'taken on the first poll');
+  await assert.rejects(flow.poll('never-issued'), (e: OAuthError) => e.error === 'invalid_grant' && /unknown/.test(e.description));
+  const approved = await flow.authorize();
+  await flow.settle(approved.device_code, alice);
+  const issued = await flow.poll(approved.device_code);
+  assert.equal((await tokens.verifyAccess(issued.access_token)).sub, 's-alice');
+  await assert.rejects(flow.poll(approved.device_code), (e: OAuthError) => e.error === 'invalid_grant', 'a replayed device code');
+});
+
+test('a device code answers expired_token for a minute past its expiry, then it is unknown (invalid_grant)', async () => {
+  mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-11-30T10:00:00Z') });
+  try {
+    const state = new MemoryStore();
+    const { tokens } = await TokenService.create(login(), state);
+    const flow = new DeviceFlow(login(), state, tokens);
+    const d = await flow.authorize();
+    mock.timers.tick(599_000);
+    assert.equal(await flow.settle(d.device_code, alice), true, 'a second before expiry: still approvable');
+    const late = await flow.authorize();
+    mock.timers.tick(600_000);
+    await assert.rejects(flow.poll(late.device_code), (e: OAuthError) => e.error === 'expired_token');
+    mock.timers.tick(60_001);
+    await assert.rejects(flow.poll(late.device_code), (e: OAuthError) => e.error === 'invalid_grant');
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test('tokens: the pair issued, the claims read back, a cached token still expiring on time, and what is refused', async () => {
+  mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-11-30T10:00:00Z') });
+  try {
+    const state = new MemoryStore();
+    const jwk = await newSigningJwk();
+    const { tokens, ephemeral } = await TokenService.create(login({ signing_keys: [JSON.stringify({ ...jwk, kid: undefined })], access_token_ttl_s: 600 }), state);
+    assert.equal(ephemeral, false);
+    assert.equal((await TokenService.create(login(), state)).ephemeral, true);
+    const pair = await tokens.issue(alice);
+    assert.equal(pair.token_type, 'Bearer');
+    assert.equal(pair.expires_in, 600);
+    const [header, payload] = pair.access_token
+      .split('.')
+      .slice(0, 2)
+      .map((p) => JSON.parse(Buffer.from(p, 'base64url').toString()));
+    assert.deepEqual(header, { alg: 'ES256', kid: jwk.kid, typ: 'JWT' }, 'without a kid, the key is named by its thumbprint');
+    assert.equal(payload.exp - payload.iat, 600);
+    assert.deepEqual([payload.iss, payload.aud, payload.sub, payload.use], ['https://gw.example.com', 'https://gw.example.com', 's-alice', 'access']);
+    assert.deepEqual(await tokens.verifyAccess(pair.access_token), alice);
+    await assert.rejects(tokens.verifyAccess(pair.refresh_token), /not an access token/);
+    await assert.rejects(tokens.refresh(pair.access_token), /not a refresh token/);
+    mock.timers.tick(599_000);
+    assert.equal((await tokens.verifyAccess(pair.access_token)).email, 'alice@example.com', 'cached, still valid');
+    mock.timers.tick(2000);
+    await assert.rejects(tokens.verifyAccess(pair.access_token), /expired/, 'the cache honours the expiry');
+    await assert.rejects(tokens.verifyAccess(pair.access_token), /exp/, 'and once dropped, the signature check says so too');
+    // Claims of other types are not trusted as they are.
+    const key = await importJWK(jwk, 'ES256');
+    const odd = await new SignJWT({ use: 'access', email: 7, name: ['x'], groups: ['ok', 3, null] })
+      .setProtectedHeader({ alg: 'ES256', kid: jwk.kid })
+      .setSubject('s-odd')
+      .setIssuer('https://gw.example.com')
+      .setAudience('https://gw.example.com')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(key);
+    assert.deepEqual(await tokens.verifyAccess(odd), { sub: 's-odd', email: null, name: null, groups: ['ok'] });
+    const noSub = await new SignJWT({ use: 'access' })
+      .setProtectedHeader({ alg: 'ES256', kid: jwk.kid })
+      .setIssuer('https://gw.example.com')
+      .setAudience('https://gw.example.com')
+      .setExpirationTime('5m')
+      .sign(key);
+    await assert.rejects(tokens.verifyAccess(noSub), /not an access token/);
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test('refresh: a new pair until the user is revoked (by email or subject); a later sign-in refreshes again; others are untouched', async () => {
+  mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-11-30T10:00:00Z') });
+  try {
+    const state = new MemoryStore();
+    const { tokens } = await TokenService.create(login({ refresh_token_ttl_s: 3600 }), state);
+    const bob = { sub: 's-bob', email: 'bob@example.com', name: null, groups: [] };
+    const a = await tokens.issue(alice);
+    const b = await tokens.issue(bob);
+    const renewed = await tokens.refresh(a.refresh_token);
+    assert.equal((await tokens.verifyAccess(renewed.access_token)).sub, 's-alice');
+    mock.timers.tick(5000);
+    await tokens.revoke('alice@example.com');
+    await assert.rejects(tokens.refresh(renewed.refresh_token), /revoked/);
+    await assert.rejects(tokens.refresh(a.refresh_token), /revoked/);
+    assert.ok(await tokens.refresh(b.refresh_token), "bob's sign-in is untouched");
+    mock.timers.tick(2000);
+    const again = await tokens.issue(alice);
+    assert.ok(await tokens.refresh(again.refresh_token), 'a sign-in after the revocation refreshes');
+    await tokens.revoke('s-bob');
+    await assert.rejects(tokens.refresh(b.refresh_token), /revoked/, 'by subject too');
+    mock.timers.tick(3_600_000 + 1000);
+    await assert.rejects(tokens.refresh(again.refresh_token), /exp/, 'a refresh token lives refresh_token_ttl_s');
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test('signing keys: EC P-256 and Ed25519 private JWKs only', async () => {
+  const state = new MemoryStore();
+  const ec384 = await exportJWK((await generateKeyPair('ES384', { extractable: true })).privateKey);
+  await assert.rejects(TokenService.create(login({ signing_keys: [JSON.stringify(ec384)] }), state), /EC P-256 or Ed25519 private JWK \(got kty EC crv P-384\)/);
+  const x25519 = { kty: 'OKP', crv: 'X25519', x: 'x', d: 'd' };
+  await assert.rejects(TokenService.create(login({ signing_keys: [JSON.stringify(x25519)] }), state), /got kty OKP crv X25519/);
+  const { d: _d, ...publicOnly } = await newSigningJwk();
+  await assert.rejects(TokenService.create(login({ signing_keys: [JSON.stringify(publicOnly)] }), state), /signing_keys\[0\] is a public key/);
+});
+
+test('policies: the exact models a policy lists for /v1/models; none when no policy restricts models', () => {
+  const p = new Policies(
+    [
+      { name: 'eng', groups: ['eng'], models: ['claude-sonnet-4-6', 'claude-haiku-*'], settings: null },
+      { name: 'all', groups: null, models: ['claude-haiku-4-5'], settings: null },
+    ],
+    login(),
+  );
+  assert.deepEqual(p.listedModels({ ...alice, groups: ['eng'] }), ['claude-sonnet-4-6']);
+  assert.deepEqual(p.listedModels({ ...alice, groups: [] }), ['claude-haiku-4-5']);
+  assert.equal(new Policies([{ name: 'x', groups: ['x'], models: null, settings: { model: 'm' } }], login()).listedModels(alice), null);
+  assert.equal(p.for({ ...alice, groups: [] }).name, 'all');
+  assert.equal(new Policies([], login()).for(alice).name, '(none)');
+  assert.equal(p.models({ ...alice, groups: ['eng'] }), p.models({ ...alice, groups: ['eng'] }), 'cached per set of groups');
+  assert.ok(!p.models({ ...alice, groups: ['eng', 'x'] }).allows('claude-opus-4-1'));
+});
+
+test('telemetry join: each counter Claude Code reports, sessions named on the data point or the resource, odd values skipped', () => {
+  const kv = (key: string, v: { stringValue?: string; intValue?: string }) => ({ key, value: v });
+  const body = {
+    resourceMetrics: [
+      {
+        resource: { attributes: [kv('session.id', { stringValue: 'from-resource' })] },
+        scopeMetrics: [
+          {
+            metrics: [
+              { name: 'claude_code.pull_request.count', sum: { aggregationTemporality: 1, dataPoints: [{ asInt: '2', attributes: [] }] } },
+              { name: 'claude_code.active_time.total', sum: { aggregationTemporality: 1, dataPoints: [{ asDouble: 12.5, attributes: [kv('session.id', { stringValue: 's2' })] }] } },
+              { name: 'claude_code.lines_of_code.count', sum: { dataPoints: [{ asInt: 4, attributes: [kv('session.id', { intValue: '99' }), kv('type', { stringValue: 'removed' })] }] } },
+              { name: 'claude_code.commit.count', sum: { dataPoints: [{ asInt: '-1' }, { asDouble: Number.NaN }] } },
+              { name: 'claude_code.commit.count', gauge: {} },
+              { name: 'claude_code.cost.usage', sum: { dataPoints: [{ asDouble: 0.5 }] } },
+            ],
+          },
+        ],
+      },
+    ],
+  };
+  assert.deepEqual(activityFromMetrics(body as never, 'u'), [
+    { session_id: 'from-resource', user_id: 'u', column: 'pull_requests', value: 2, mode: 'add' },
+    { session_id: 's2', user_id: 'u', column: 'active_time_s', value: 12.5, mode: 'add' },
+    { session_id: '99', user_id: 'u', column: 'lines_removed', value: 4, mode: 'add' },
+  ]);
+  assert.deepEqual(activityFromMetrics({} as never, 'u'), []);
+});
+
+test('telemetry join: a JSON body goes to the ledger; a body that is not OTLP JSON is reported once and dropped; no ledger, nothing', async () => {
+  const added: unknown[] = [];
+  const warned: string[] = [];
+  const deps = {
+    ledger: { store: { addActivity: async (d: unknown[]) => void added.push(...d) } },
+    warnOnce: (key: string) => void warned.push(key),
+  } as unknown as Parameters<typeof recordTelemetry>[0];
+  const metrics = {
+    resourceMetrics: [{ scopeMetrics: [{ metrics: [{ name: 'claude_code.commit.count', sum: { dataPoints: [{ asInt: '1', attributes: [{ key: 'session.id', value: { stringValue: 's' } }] }] } }] }] }],
+  };
+  recordTelemetry(deps, 'alice', Buffer.from(JSON.stringify(metrics)));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(added, [{ session_id: 's', user_id: 'alice', column: 'commits', value: 1, mode: 'add' }]);
+  recordTelemetry(deps, 'alice', Buffer.from('{not json'));
+  assert.deepEqual(warned, ['otlp-json']);
+  recordTelemetry({ ...deps, ledger: null } as never, 'alice', Buffer.from(JSON.stringify(metrics)));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(added.length, 1, 'no ledger: nothing written');
+  const failing = { ...deps, ledger: { store: { addActivity: async () => Promise.reject(new Error('disk full')) } } } as never;
+  recordTelemetry(failing, 'alice', Buffer.from(JSON.stringify(metrics)));
+  await new Promise((r) => setImmediate(r));
+  assert.ok(warned.includes('activity:disk full'), 'a failed write is reported');
 });
