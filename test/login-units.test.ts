@@ -62,7 +62,7 @@ test('polls in time keep answering authorization_pending; each too-early poll ad
     mock.timers.tick(5000);
     assert.equal(await err(), 'authorization_pending');
     mock.timers.tick(1000);
-    assert.equal(await err(), 'slow_down');
+    await assert.rejects(flow.poll(device_code), (e: OAuthError) => e.error === 'slow_down' && /every 10 s/.test(e.description), 'the interval grew to 10 s');
     mock.timers.tick(5000); // 5 s later: inside the new 10 s interval
     assert.equal(await err(), 'slow_down');
     mock.timers.tick(15_000); // the interval is now 15 s
@@ -380,4 +380,32 @@ test('telemetry join: a JSON body goes to the ledger; a body that is not OTLP JS
   recordTelemetry(failing, 'alice', Buffer.from(JSON.stringify(metrics)));
   await new Promise((r) => setImmediate(r));
   assert.ok(warned.includes('activity:disk full'), 'a failed write is reported');
+});
+
+test('device codes at their edges: approval at the expiry instant, an approved code outliving its window, a code two pollers race for', async () => {
+  mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-11-30T10:00:00Z') });
+  try {
+    const state = new MemoryStore();
+    const { tokens } = await TokenService.create(login(), state);
+    const flow = new DeviceFlow(login(), state, tokens);
+    const a = await flow.authorize();
+    mock.timers.tick(600_000);
+    assert.equal(await flow.settle(a.device_code, alice), false, 'at the expiry instant it is too late');
+    const b = await flow.authorize();
+    await flow.settle(b.device_code, alice);
+    mock.timers.tick(600_000 + 60_001);
+    await assert.rejects(flow.poll(b.device_code), (e: OAuthError) => e.error === 'invalid_grant', 'an approved code is kept only until its window ends');
+    // Another replica took the approved code between this poll's read and its take.
+    const racing = new (class extends MemoryStore {
+      override async takeRecord(): Promise<string | null> {
+        return null;
+      }
+    })();
+    const raced = new DeviceFlow(login(), racing, tokens);
+    const c = await raced.authorize();
+    await raced.settle(c.device_code, alice);
+    await assert.rejects(raced.poll(c.device_code), (e: OAuthError) => e.error === 'invalid_grant' && /already used/.test(e.description));
+  } finally {
+    mock.timers.reset();
+  }
 });
