@@ -221,24 +221,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const address = http.address() as AddressInfo;
   const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${hostForUrl}:${address.port}`;
-  if (opts.watch !== false) await runtime.watch();
-  const cfg = snapshot.config;
-  log.info(
-    {
-      url,
-      config: cfg.file,
-      rules_dir: cfg.rules_dir,
-      rules_version: snapshot.rules.version,
-      rules: snapshot.rules.rules.length,
-      dry_run: opts.dryRun ?? false,
-      clients: cfg.clients ? cfg.clients.length : 'none (transparent: client credentials are forwarded)',
-      admin: cfg.admin.token ? 'bearer token required' : 'loopback only (no admin token set)',
-      cors: cfg.cors ? cfg.cors.origins : 'off',
-      state: counters.kind,
-      ledger: ledger ? ledger.store.kind : 'off',
-    },
-    `switchyard listening on ${url}`,
-  );
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
@@ -279,5 +261,25 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     process.once('SIGINT', onStop);
     process.on('SIGHUP', () => runtime.reload('SIGHUP'));
   }
+  // The rule watcher starts after the signal handlers: the server already answers (its health check passes), so a
+  // SIGTERM from here on must drain, never kill.
+  if (opts.watch !== false) await runtime.watch();
+  const cfg = snapshot.config;
+  log.info(
+    {
+      url,
+      config: cfg.file,
+      rules_dir: cfg.rules_dir,
+      rules_version: snapshot.rules.version,
+      rules: snapshot.rules.rules.length,
+      dry_run: opts.dryRun ?? false,
+      clients: cfg.clients ? cfg.clients.length : 'none (transparent: client credentials are forwarded)',
+      admin: cfg.admin.token ? 'bearer token required' : 'loopback only (no admin token set)',
+      cors: cfg.cors ? cfg.cors.origins : 'off',
+      state: counters.kind,
+      ledger: ledger ? ledger.store.kind : 'off',
+    },
+    `switchyard listening on ${url}`,
+  );
   return { url, port: address.port, runtime, server: http, close };
 }
