@@ -3,6 +3,7 @@
  * Built once per request from the parsed body, the headers and the identified client.
  */
 import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { CREDENTIAL_HEADERS } from '../log.js';
 
 /** What matchers and JSONata (`when`, `tag_billing.expr`, `transform`) see. */
@@ -70,9 +71,14 @@ export function accountFromMetadata(body: Record<string, unknown>): string | nul
   return metadataUserId(body).account;
 }
 
-/** A stable, non-reversible id for a credential: `fp-` and 10 hex digits of its SHA-256. */
+/** Recent credentials' fingerprints: a team's clients send a handful of keys, each on every request. */
+const fingerprints = new LRUCache<string, string>({ max: 1024 });
+
+/** A stable, non-reversible id for a credential: `fp-` and 10 hex digits of its SHA-256 (cached per credential). */
 export function credentialFingerprint(secret: string): string {
-  return 'fp-' + createHash('sha256').update(secret).digest('hex').slice(0, 10);
+  let fp = fingerprints.get(secret);
+  if (fp === undefined) fingerprints.set(secret, (fp = 'fp-' + createHash('sha256').update(secret).digest('hex').slice(0, 10)));
+  return fp;
 }
 
 /** The client credential a request carries: `x-api-key`, else the token of `Authorization: Bearer`. */

@@ -81,7 +81,8 @@ export function describeTransportError(err: unknown, provider: ProviderConfig, m
  * The body as a one-chunk iterable that drops its reference once sent. undici keeps a request's `body`
  * until the response ends, so a Buffer body would keep every open stream's request (76 KB and up for
  * Claude Code) in memory for the whole stream. Measured in bench/ (memory section): ~20 KB per open
- * stream this way against ~40 KB with a Buffer body, for ~0.1–0.2 ms more per request.
+ * stream this way against ~40 KB with a Buffer body, for ~0.1–0.2 ms more per request — so only streaming
+ * requests take this path.
  */
 function releasingBody(buf: Buffer): Iterable<Buffer> {
   let pending: Buffer | null = buf;
@@ -122,8 +123,11 @@ export class UpstreamClient {
         dispatcher: this.agentFor(provider),
         method: call.method,
         headers: call.headers,
+        // A streaming answer can last minutes: its request body is handed over as an iterable undici lets go of
+        // once sent. A non-streaming answer ends moments later, so its body goes as the Buffer it is (undici
+        // writes a Buffer with the headers in one call; an iterable costs a generator and separate writes).
         // undici accepts iterables for bodies (Dispatcher.DispatchOptions); request()'s types omit them.
-        body: call.body && (releasingBody(call.body) as unknown as Readable),
+        body: call.body && (call.stream ? (releasingBody(call.body) as unknown as Readable) : call.body),
         signal: call.signal,
         headersTimeout: call.stream ? provider.timeouts.first_byte_ms : provider.timeouts.headers_ms,
         bodyTimeout: provider.timeouts.body_ms,
