@@ -260,36 +260,64 @@ function lazyValue(raw: Buffer, span: Span, where: string, parent?: ViewInfo): u
 }
 
 function lazyContainer(raw: Buffer, span: Span, children: Children, where: string, scanned?: ScannedBody, parent?: ViewInfo, index = scanned?.index ?? parent?.index): unknown {
-  const entries: Array<[string, Span]> = children.members ? [...children.members] : children.elements!.map((sp, i) => [String(i), sp]);
-  const info: ViewInfo = { raw, span, dirty: false, scanned, parent, elements: children.elements, touched: new Uint8Array(entries.length), index };
-  const target: Record<string, unknown> | unknown[] = children.members ? {} : new Array(children.elements!.length);
-  for (let k = 0; k < entries.length; k++) {
-    const [name, sp] = entries[k]!;
-    let decoded = false;
-    let value: unknown;
-    // Not configurable, and the view is not extensible: adding or deleting a member throws, so the only way to
-    // change a view in place is assignment, which marks it dirty (its bytes are then no longer reused).
-    Object.defineProperty(target, name, {
-      enumerable: true,
-      configurable: false,
-      get() {
-        if (!decoded) {
-          value = lazyValue(raw, sp, `${where}.${name}`, info);
-          decoded = true;
-          info.touched[k] = 1;
-        }
-        return value;
-      },
-      set(v: unknown) {
-        value = v;
-        decoded = true;
-        info.touched[k] = 1;
-        for (let p: ViewInfo | undefined = info; p; p = p.parent) p.dirty = true;
-      },
-    });
-  }
-  Object.defineProperty(target, VIEW, { value: info, enumerable: false });
-  return Object.preventExtensions(target);
+  const members = children.members;
+  const names = members ? [...members.keys()] : null;
+  const spans = members ? [...members.values()] : children.elements!;
+  const n = spans.length;
+  const info: ViewInfo = { raw, span, dirty: false, scanned, parent, elements: children.elements, touched: new Uint8Array(n), index };
+  // One Proxy per view, its members decoded on first read and kept: opening a view costs the same whatever it
+  // holds (a getter per member, as before, cost a property definition and two closures each).
+  const values: unknown[] = new Array(n);
+  const position = members ? new Map(names!.map((name, i) => [name, i])) : null;
+  const at = (key: string | symbol): number => {
+    if (typeof key !== 'string') return -1;
+    if (position) return position.get(key) ?? -1;
+    const i = key.length > 0 && key.length < 11 && /^(0|[1-9]\d*)$/.test(key) ? Number(key) : -1;
+    return i < n ? i : -1;
+  };
+  const read = (i: number): unknown => {
+    if (!info.touched[i]) {
+      values[i] = lazyValue(raw, spans[i]!, `${where}.${names ? names[i] : i}`, info);
+      info.touched[i] = 1;
+    }
+    return values[i];
+  };
+  // Assignment is the only change a view takes; it marks every view holding it dirty (their bytes are stale).
+  const write = (i: number, v: unknown): void => {
+    values[i] = v;
+    info.touched[i] = 1;
+    for (let p: ViewInfo | undefined = info; p; p = p.parent) p.dirty = true;
+  };
+  const target: Record<string, unknown> | unknown[] = members ? {} : [];
+  if (!members) (target as unknown[]).length = n;
+  return new Proxy(target, {
+    get(t, key, receiver) {
+      if (key === VIEW) return info;
+      const i = at(key);
+      return i >= 0 ? read(i) : Reflect.get(t, key, receiver);
+    },
+    // Members cannot be added, deleted or redefined (false: a TypeError in strict code), only assigned.
+    set(_t, key, v) {
+      const i = at(key);
+      if (i < 0) return false;
+      write(i, v);
+      return true;
+    },
+    has(t, key) {
+      return key === VIEW || at(key) >= 0 || Reflect.has(t, key);
+    },
+    ownKeys(t) {
+      return names ? [...names] : [...Array.from({ length: n }, (_, i) => String(i)), ...Reflect.ownKeys(t)];
+    },
+    getOwnPropertyDescriptor(t, key) {
+      const i = at(key);
+      // An accessor, so that listing the keys (Object.keys, a spread's enumeration) decodes nothing.
+      if (i >= 0) return { get: () => read(i), set: (v: unknown) => write(i, v), enumerable: true, configurable: true };
+      return Reflect.getOwnPropertyDescriptor(t, key);
+    },
+    defineProperty: () => false,
+    deleteProperty: () => false,
+  });
 }
 
 /**
