@@ -224,6 +224,58 @@ describe('lazy views at every depth', () => {
   });
 });
 
+describe('lazy views behave as JSON.parse results', () => {
+  const TEXT = '{"list":[10,{"k":"v"},"s"],"obj":{"a":1,"b":[]},"n":null}';
+  const view = () => lazyBody(scanJsonObject(Buffer.from(TEXT), 10)) as Record<string, any>;
+
+  test('indices: only canonical in-range array indices are elements; `in`, Object.keys and the length agree with JSON.parse', () => {
+    const v = view();
+    const list = v.list as unknown[];
+    const plain = [10, { k: 'v' }, 's'];
+    for (const key of ['0', '1', '2', '3', '01', '-1', '1.5', '', '99999999999', 'length', 'map']) {
+      assert.equal(key in list, key in plain, `"${key}" in`);
+      assert.equal((list as any)[key] === undefined, (plain as any)[key] === undefined, `[${JSON.stringify(key)}]`);
+    }
+    assert.equal(list.length, 3);
+    assert.deepEqual(Object.keys(list), ['0', '1', '2']);
+    assert.deepEqual(Object.keys(v), ['list', 'obj', 'n']);
+    assert.ok('obj' in v && !('nope' in v) && 'hasOwnProperty' in v);
+    assert.deepEqual(Reflect.ownKeys(v.obj), ['a', 'b']);
+    assert.ok(Array.isArray(list) && Array.isArray(v.obj.b) && !Array.isArray(v.obj));
+    assert.deepEqual(
+      list.map((x) => typeof x),
+      ['number', 'object', 'string'],
+    );
+  });
+
+  test('listing members decodes nothing; their descriptors read and write through', () => {
+    const v = view();
+    const d = Object.getOwnPropertyDescriptor(v, 'obj')!;
+    assert.equal(d.enumerable, true);
+    assert.equal(viewBytes(v), TEXT.length, 'still the client bytes: nothing was assigned');
+    assert.deepEqual({ ...(d.get!() as object) }, { a: 1, b: [] });
+    d.set!({ a: 2 });
+    assert.deepEqual(v.obj, { a: 2 });
+    assert.equal(viewBytes(v), null, 'written through the descriptor: the bytes are stale');
+    assert.equal(Object.getOwnPropertyDescriptor(v, 'nope'), undefined);
+  });
+
+  test('members cannot be defined or deleted; a decoding error names the member by its path', () => {
+    const v = view();
+    assert.throws(() => Object.defineProperty(v, 'n', { value: 1 }), TypeError);
+    assert.throws(() => {
+      delete v.n;
+    }, TypeError);
+    assert.equal(v.n, null);
+    const bad = lazyBody(scanJsonObject(Buffer.from('{"messages":[{"role":"user"},{"content":"a\u0001"}]}'), 10)) as Record<string, any>;
+    assert.equal(bad.messages[0].role, 'user');
+    assert.throws(
+      () => bad.messages[1].content,
+      (e: Error) => e.name === 'InvalidRequestError' && /body\.messages\.1\.content/.test(e.message),
+    );
+  });
+});
+
 describe('json-scan details', () => {
   const message = (s: string) => {
     try {
