@@ -33,29 +33,31 @@ const login = (over: Partial<LoginConfig> = {}): LoginConfig => ({
 });
 const alice = { sub: 's-alice', email: 'alice@example.com', name: 'Alice', groups: ['platform'] };
 
-test('a device code not approved within device_code_ttl_s answers expired_token, and can no longer be approved', async () => {
+/** Runs `fn` at a fixed, mocked time with a fresh device flow (memory state, the default login config). */
+async function withDeviceFlow(fn: (f: { state: MemoryStore; tokens: TokenService; flow: DeviceFlow }) => Promise<void>): Promise<void> {
   mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-11-30T10:00:00Z') });
   try {
     const state = new MemoryStore();
     const { tokens } = await TokenService.create(login(), state);
-    const flow = new DeviceFlow(login(), state, tokens);
+    await fn({ state, tokens, flow: new DeviceFlow(login(), state, tokens) });
+  } finally {
+    mock.timers.reset();
+  }
+}
+
+test('a device code not approved within device_code_ttl_s answers expired_token, and can no longer be approved', async () => {
+  await withDeviceFlow(async ({ flow }) => {
     const d = await flow.authorize();
     await assert.rejects(flow.poll(d.device_code), (e: OAuthError) => e.error === 'authorization_pending');
     mock.timers.tick(600_001);
     await assert.rejects(flow.poll(d.device_code), (e: OAuthError) => e.error === 'expired_token' && e.status === 400);
     assert.equal(await flow.settle(d.device_code, alice), false, 'too late to approve');
     assert.equal(await flow.deviceCodeFor(d.user_code), null, 'the user code is gone');
-  } finally {
-    mock.timers.reset();
-  }
+  });
 });
 
 test('polls in time keep answering authorization_pending; each too-early poll adds 5 s to the interval', async () => {
-  mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-11-30T10:00:00Z') });
-  try {
-    const state = new MemoryStore();
-    const { tokens } = await TokenService.create(login(), state);
-    const flow = new DeviceFlow(login(), state, tokens);
+  await withDeviceFlow(async ({ tokens, flow }) => {
     const { device_code } = await flow.authorize();
     const err = async () => flow.poll(device_code).catch((e: OAuthError) => e.error);
     assert.equal(await err(), 'authorization_pending');
@@ -70,9 +72,7 @@ test('polls in time keep answering authorization_pending; each too-early poll ad
     await flow.settle(device_code, alice);
     const issued = await flow.poll(device_code);
     assert.equal((await tokens.verifyAccess(issued.access_token)).email, 'alice@example.com');
-  } finally {
-    mock.timers.reset();
-  }
+  });
 });
 
 test('key rotation: a token signed by the old key verifies while it is listed second; once removed, it is refused', async () => {
@@ -208,11 +208,7 @@ test('device codes: user codes as people type them, verification links, settling
 });
 
 test('a device code answers expired_token for a minute past its expiry, then it is unknown (invalid_grant)', async () => {
-  mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-11-30T10:00:00Z') });
-  try {
-    const state = new MemoryStore();
-    const { tokens } = await TokenService.create(login(), state);
-    const flow = new DeviceFlow(login(), state, tokens);
+  await withDeviceFlow(async ({ flow }) => {
     const d = await flow.authorize();
     mock.timers.tick(599_000);
     assert.equal(await flow.settle(d.device_code, alice), true, 'a second before expiry: still approvable');
@@ -221,9 +217,7 @@ test('a device code answers expired_token for a minute past its expiry, then it 
     await assert.rejects(flow.poll(late.device_code), (e: OAuthError) => e.error === 'expired_token');
     mock.timers.tick(60_001);
     await assert.rejects(flow.poll(late.device_code), (e: OAuthError) => e.error === 'invalid_grant');
-  } finally {
-    mock.timers.reset();
-  }
+  });
 });
 
 test('tokens: the pair issued, the claims read back, a cached token still expiring on time, and what is refused', async () => {
@@ -383,11 +377,7 @@ test('telemetry join: a JSON body goes to the ledger; a body that is not OTLP JS
 });
 
 test('device codes at their edges: approval at the expiry instant, an approved code outliving its window, a code two pollers race for', async () => {
-  mock.timers.enable({ apis: ['Date'], now: Date.parse('2026-11-30T10:00:00Z') });
-  try {
-    const state = new MemoryStore();
-    const { tokens } = await TokenService.create(login(), state);
-    const flow = new DeviceFlow(login(), state, tokens);
+  await withDeviceFlow(async ({ tokens, flow }) => {
     const a = await flow.authorize();
     mock.timers.tick(600_000);
     assert.equal(await flow.settle(a.device_code, alice), false, 'at the expiry instant it is too late');
@@ -405,7 +395,5 @@ test('device codes at their edges: approval at the expiry instant, an approved c
     const c = await raced.authorize();
     await raced.settle(c.device_code, alice);
     await assert.rejects(raced.poll(c.device_code), (e: OAuthError) => e.error === 'invalid_grant' && /already used/.test(e.description));
-  } finally {
-    mock.timers.reset();
-  }
+  });
 });
