@@ -21,7 +21,6 @@ import { startGateway } from './server/serve.js';
 import { formatIssue, LoadError, type LoadIssue } from './validation.js';
 import { ledgerStore } from './usage/open.js';
 import { activityReport, renderActivity } from './usage/activity.js';
-import { newSigningJwk } from './login/tokens.js';
 import { buildCacheReport, CACHE_GROUPS, type CacheGroupBy, renderCacheReport } from './usage/cache.js';
 import { buildReport, filterRecords, GROUP_BY_HELP, isGroupBy, parseFilter, parseWhen, renderReport, type GroupBy } from './usage/report.js';
 
@@ -359,6 +358,7 @@ program
   .command('new-key')
   .description('print a new private signing key (JWK, EC P-256) for login.signing_keys; keep it in a secret store, not in the config file')
   .action(async () => {
+    const { newSigningJwk } = await import('./login/tokens.js');
     console.log(JSON.stringify(await newSigningJwk()));
   });
 

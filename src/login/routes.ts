@@ -17,7 +17,7 @@ import { identify } from '../server/auth.js';
 import type { ProxyDeps } from '../server/pipeline/exchange.js';
 import { OAuthError } from './device.js';
 import type { LoginService } from './service.js';
-import { InvalidTokenError } from './tokens.js';
+import { InvalidTokenError } from './errors.js';
 import { recordTelemetry } from './telemetry.js';
 
 type C = Context<{ Bindings: HttpBindings }>;

@@ -136,29 +136,3 @@ export class LoginService {
     return user;
   }
 }
-
-/** One LoginService per distinct login config, made on first use (a policies-only change keeps everyone signed in). */
-export class LoginServices {
-  private current: { key: string; config: LoginConfig; service: Promise<LoginService> } | null = null;
-
-  constructor(
-    private readonly state: StateStore,
-    private readonly log: Logger,
-  ) {}
-
-  /** The service for `config`, or null when login is off. */
-  get(config: LoginConfig | null): Promise<LoginService> | null {
-    if (!config) return null;
-    // The same config object (every request until a reload): no serialisation on the request path.
-    if (this.current?.config === config) return this.current.service;
-    const key = JSON.stringify(config);
-    if (this.current?.key === key) {
-      this.current.config = config;
-      return this.current.service;
-    }
-    const service = LoginService.create(config, this.state, this.log);
-    service.catch(() => {}); // reported to the request that awaits it
-    this.current = { key, config, service };
-    return service;
-  }
-}

@@ -14,6 +14,7 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type Cry
 import { LRUCache } from 'lru-cache';
 import type { LoginConfig } from '../config.js';
 import type { StateStore } from '../state/store.js';
+import { InvalidTokenError } from './errors.js';
 
 /** Who a signed-in request is. */
 export interface SignedInUser {
@@ -24,8 +25,7 @@ export interface SignedInUser {
   groups: string[];
 }
 
-/** An access token that does not verify (expired, wrong signature, audience or issuer, not an access token). */
-export class InvalidTokenError extends Error {}
+export { InvalidTokenError };
 
 interface SigningKey {
   kid: string;

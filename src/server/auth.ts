@@ -6,8 +6,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ClientConfig, GatewayConfig } from '../config.js';
-import type { LoginService, LoginServices } from '../login/service.js';
-import { InvalidTokenError, type SignedInUser } from '../login/tokens.js';
+import { InvalidTokenError } from '../login/errors.js';
+import type { LoginService } from '../login/service.js';
+import type { LoginServices } from '../login/services.js';
+import type { SignedInUser } from '../login/tokens.js';
 import { AuthenticationError } from '../errors.js';
 import { clientCredential, credentialFingerprint } from '../rules/context.js';
 

@@ -25,7 +25,7 @@ import { Metrics } from '../usage/metrics.js';
 import { MemoryStore, type StateStore } from '../state/store.js';
 import { ResilientStore } from '../state/resilient.js';
 import { createApp, type AppState } from './app.js';
-import { LoginServices } from '../login/service.js';
+import { LoginServices } from '../login/services.js';
 import type { OpenRelay } from './pipeline/exchange.js';
 import { DecisionTraces } from './traces.js';
 import { BudgetNotifier } from '../usage/notify.js';

@@ -28,7 +28,8 @@ import type { DecisionTraces } from '../traces.js';
 import type { RequestFacts } from '../../usage/facts.js';
 import type { BudgetNotifier } from '../../usage/notify.js';
 import type { SpendLimits } from '../../usage/spend-limits.js';
-import type { LoginService, LoginServices } from '../../login/service.js';
+import type { LoginService } from '../../login/service.js';
+import type { LoginServices } from '../../login/services.js';
 import type { SignedInUser } from '../../login/tokens.js';
 
 /** An answer being relayed, as the shutdown sees it. */
