@@ -115,10 +115,10 @@ export class UnknownModelError extends GatewayError {
   }
 }
 
-/** 413: the request body is larger than `limits.max_body_bytes`. */
+/** 413: the request body is larger than `limits.max_body_bytes` (or the fixed bound `limit` names). */
 export class RequestTooLargeError extends GatewayError {
-  constructor(limitBytes: number) {
-    super('SY_BODY_TOO_LARGE', 'request_too_large', 413, `request body exceeds switchyard's limit of ${limitBytes} bytes (limits.max_body_bytes in the gateway config)`);
+  constructor(limitBytes: number, limit = 'limits.max_body_bytes in the gateway config') {
+    super('SY_BODY_TOO_LARGE', 'request_too_large', 413, `request body exceeds switchyard's limit of ${limitBytes} bytes (${limit})`);
   }
 }
 

@@ -507,6 +507,15 @@ describe("Claude Code's telemetry", () => {
     assert.equal(session.usd_per_pull_request, session.cost_usd);
   });
 
+  test('an OTLP body over its bound is refused with 413 request_too_large, in the Anthropic envelope', async () => {
+    const r = await fetch(`${base}/v1/metrics`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-protobuf' }, body: new Uint8Array(8 * 1024 * 1024 + 1) });
+    assert.equal(r.status, 413);
+    const body = (await r.json()) as { type: string; error: { type: string; message: string } };
+    assert.equal(body.type, 'error');
+    assert.equal(body.error.type, 'request_too_large');
+    assert.match(body.error.message, /limit of 8388608 bytes \(the bound of an OTLP telemetry body\)/);
+  });
+
   test('telemetry without a valid sign-in is refused', async () => {
     const r = await fetch(`${base}/v1/metrics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     assert.equal(r.status, 401);

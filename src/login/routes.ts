@@ -12,7 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { HttpBindings } from '@hono/node-server';
 import type { Context, Hono } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
-import { AuthenticationError, NoPolicyError, NotFoundError } from '../errors.js';
+import { AuthenticationError, NoPolicyError, NotFoundError, RequestTooLargeError } from '../errors.js';
 import { identify } from '../server/auth.js';
 import type { ProxyDeps } from '../server/pipeline/exchange.js';
 import { OAuthError } from './device.js';
@@ -85,16 +85,16 @@ export function loginRoutes(app: Hono<{ Bindings: HttpBindings }>, deps: ProxyDe
     const login = await service(c);
     const form = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
     const grant = String(form.grant_type ?? '');
+    // Token responses and their errors are never cached (RFC 6749 §5.1).
+    c.header('cache-control', 'no-store');
     try {
       if (grant === DEVICE_GRANT) {
         const code = String(form.device_code ?? '');
         if (!code) throw new OAuthError(400, 'invalid_request', 'device_code is required');
-        c.header('cache-control', 'no-store');
         return c.json(await login.device.poll(code));
       }
       if (grant === 'refresh_token') {
         try {
-          c.header('cache-control', 'no-store');
           return c.json(await login.tokens.refresh(String(form.refresh_token ?? '')));
         } catch (err) {
           // The gateway protocol: 401 invalid_grant sends the developer back through the browser sign-in.
@@ -175,7 +175,7 @@ export function loginRoutes(app: Hono<{ Bindings: HttpBindings }>, deps: ProxyDe
       const login = await service(c);
       const who = await identify(c.env.incoming.headers, deps.runtime.current.config, deps.logins);
       const length = Number(c.req.header('content-length') ?? 0);
-      if (length > MAX_OTLP_BYTES) return c.json({ type: 'error', error: { type: 'request_too_large', message: `OTLP bodies are limited to ${MAX_OTLP_BYTES} bytes` } }, 413);
+      if (length > MAX_OTLP_BYTES) throw new RequestTooLargeError(MAX_OTLP_BYTES, 'the bound of an OTLP telemetry body');
       const body = Buffer.from(await c.req.arrayBuffer());
       const contentType = c.req.header('content-type') ?? 'application/x-protobuf';
       if (login.config.telemetry_forward) forward(deps, `${login.config.telemetry_forward.replace(/\/+$/, '')}/v1/${signal}`, contentType, body);
