@@ -6,13 +6,17 @@
  * failover, a partition) fails a write within the bound instead of holding it forever. Inserts skip request
  * ids already stored (`ON CONFLICT DO NOTHING` on a unique index), so retries and spool replays are safe.
  */
-import { ROLLUP_DIMENSIONS, ROLLUP_SUMS, type RollupRow, rollupDeltas, rollupFromGroups, summaryRow, summarySql, type SummaryQuery, type SummaryRow } from './summary.js';
+import { ROLLUP_DIMENSIONS, ROLLUP_SUMS, type RollupRow, rollupBackfillSql, rollupDeltas, rollupFromGroups, summaryRow, summarySql, type SummaryQuery, type SummaryRow } from './summary.js';
 import pg from 'pg';
 import { ACTIVITY_COLUMNS, SPEND_LIMIT_COLUMNS, type DayCost, type LedgerStore, type SessionActivity, type StoredSpendLimit } from './ledger.js';
 import type { ActivityDelta } from '../login/telemetry.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
 const SCHEMA_VERSION = 5;
+
+/** PostgreSQL's side of a summary's SQL (summary.ts): UTC hours and days of a timestamptz, conditions as 1 or 0. */
+const UTC = "time AT TIME ZONE 'UTC'";
+const TIME_SQL = { hour: `to_char(${UTC}, 'YYYY-MM-DD"T"HH24')`, day: `to_char(${UTC}, 'YYYY-MM-DD')`, bool: (c: string) => `CASE WHEN ${c} THEN 1 ELSE 0 END` };
 const INTS = new Set([
   'status',
   'retries',
@@ -124,13 +128,10 @@ export class PostgresStore implements LedgerStore {
   async summarize(q: SummaryQuery): Promise<SummaryRow[]> {
     const args: string[] = [];
     const param = (v: string) => `$${args.push(v)}`;
-    const utc = "time AT TIME ZONE 'UTC'";
     const sql = summarySql(q, {
       param,
       tag: (name) => `(tags ->> ${param(name)})`,
-      hour: `to_char(${utc}, 'YYYY-MM-DD"T"HH24')`,
-      day: `to_char(${utc}, 'YYYY-MM-DD')`,
-      bool: (c) => `CASE WHEN ${c} THEN 1 ELSE 0 END`,
+      ...TIME_SQL,
     });
     const { rows } = await this.pool.query<Record<string, unknown>>(sql, args);
     return rows.map(summaryRow);
@@ -192,13 +193,7 @@ export class PostgresStore implements LedgerStore {
       await client.query('CREATE INDEX IF NOT EXISTS usage_rollup_hour ON usage_rollup (hour)');
       await client.query('CREATE INDEX IF NOT EXISTS usage_records_session ON usage_records (session_id, time)');
       if (!exists[0]?.t) {
-        const utc = "time AT TIME ZONE 'UTC'";
-        const { rows } = await client.query<Record<string, unknown>>(
-          `SELECT to_char(${utc}, 'YYYY-MM-DD"T"HH24') AS hour, ${ROLLUP_DIMENSIONS.join(', ')}, tags, count(*) AS requests, coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
-           coalesce(sum(cache_creation_input_tokens), 0) AS cache_write_tokens, coalesce(sum(cache_read_input_tokens), 0) AS cache_read_tokens, coalesce(sum(cost_usd), 0) AS cost_usd,
-           sum(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) AS unpriced, sum(CASE WHEN outcome IN ('failed', 'error') THEN 1 ELSE 0 END) AS errors, sum(CASE WHEN outcome = 'refused' THEN 1 ELSE 0 END) AS refused
-         FROM usage_records GROUP BY 1, ${ROLLUP_DIMENSIONS.join(', ')}, tags`,
-        );
+        const { rows } = await client.query<Record<string, unknown>>(rollupBackfillSql(TIME_SQL));
         await addRollup(
           client,
           rollupFromGroups(rows, (stored) => (stored ?? {}) as Record<string, string>),

@@ -4,7 +4,7 @@
  * `busy_timeout` for a lock another process holds. Inserts skip request ids already stored (unique
  * index, `INSERT OR IGNORE`), so retries and spool replays are safe.
  */
-import { ROLLUP_DIMENSIONS, ROLLUP_SUMS, type RollupRow, rollupDeltas, rollupFromGroups, summaryRow, summarySql, type SummaryQuery, type SummaryRow } from './summary.js';
+import { ROLLUP_DIMENSIONS, ROLLUP_SUMS, type RollupRow, rollupBackfillSql, rollupDeltas, rollupFromGroups, summaryRow, summarySql, type SummaryQuery, type SummaryRow } from './summary.js';
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -13,6 +13,9 @@ import type { ActivityDelta } from '../login/telemetry.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
 const SCHEMA_VERSION = 5;
+
+/** SQLite's side of a summary's SQL (summary.ts): `time` is ISO text, a condition is already 1 or 0. */
+const TIME_SQL = { hour: 'substr(time, 1, 13)', day: 'substr(time, 1, 10)', bool: (c: string) => `(${c})` };
 
 const TYPES: Partial<Record<keyof UsageRecord, string>> = {
   status: 'INTEGER NOT NULL',
@@ -89,14 +92,7 @@ export class SqliteStore implements LedgerStore {
     );
     if (existed) return;
     // Backfill: sums per hour and combination from SQL, keyed (canonical tags) in JS.
-    const rows = this.db
-      .prepare(
-        `SELECT substr(time, 1, 13) AS hour, ${ROLLUP_DIMENSIONS.join(', ')}, tags, count(*) AS requests, coalesce(sum(input_tokens), 0) AS input_tokens, coalesce(sum(output_tokens), 0) AS output_tokens,
-           coalesce(sum(cache_creation_input_tokens), 0) AS cache_write_tokens, coalesce(sum(cache_read_input_tokens), 0) AS cache_read_tokens, coalesce(sum(cost_usd), 0) AS cost_usd,
-           sum(cost_usd IS NULL) AS unpriced, sum(outcome IN ('failed', 'error')) AS errors, sum(outcome = 'refused') AS refused
-         FROM usage_records GROUP BY 1, ${ROLLUP_DIMENSIONS.join(', ')}, tags`,
-      )
-      .all() as Array<Record<string, unknown>>;
+    const rows = this.db.prepare(rollupBackfillSql(TIME_SQL)).all() as Array<Record<string, unknown>>;
     this.db.transaction(() => this.addRollup(rollupFromGroups(rows, (stored) => JSON.parse(String(stored ?? '{}')) as Record<string, string>)))();
   }
 
@@ -111,19 +107,27 @@ export class SqliteStore implements LedgerStore {
 
   private rollupStmt: Database.Statement | null = null;
 
+  private readonly activityStmts = new Map<string, Database.Statement>();
+
+  /** The upsert of one counter column, adding to it or raising it; prepared once per column and mode. */
+  private activityStmt(column: ActivityDelta['column'], mode: ActivityDelta['mode']): Database.Statement {
+    let stmt = this.activityStmts.get(`${column}:${mode}`);
+    if (!stmt) {
+      // The column name comes from ACTIVITY_COLUMNS (never from the request).
+      const col = ACTIVITY_COLUMNS.find((c) => c === column)!;
+      const next = mode === 'add' ? `${col} + excluded.${col}` : `max(${col}, excluded.${col})`;
+      stmt = this.db.prepare(
+        `INSERT INTO session_activity (session_id, user_id, ${col}, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET ${col} = ${next}, updated_at = excluded.updated_at`,
+      );
+      this.activityStmts.set(`${column}:${mode}`, stmt);
+    }
+    return stmt;
+  }
+
   async addActivity(deltas: ActivityDelta[]): Promise<void> {
     const now = new Date().toISOString();
     const tx = this.db.transaction((ds: ActivityDelta[]) => {
-      for (const d of ds) {
-        // The column name comes from ACTIVITY_COLUMNS (never from the request).
-        const col = ACTIVITY_COLUMNS.find((c) => c === d.column)!;
-        const next = d.mode === 'add' ? `${col} + excluded.${col}` : `max(${col}, excluded.${col})`;
-        this.db
-          .prepare(
-            `INSERT INTO session_activity (session_id, user_id, ${col}, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET ${col} = ${next}, updated_at = excluded.updated_at`,
-          )
-          .run(d.session_id, d.user_id, d.value, now);
-      }
+      for (const d of ds) this.activityStmt(d.column, d.mode).run(d.session_id, d.user_id, d.value, now);
     });
     tx(deltas);
   }
@@ -181,9 +185,7 @@ export class SqliteStore implements LedgerStore {
         return '?';
       },
       tag: (name) => `json_extract(tags, '$.${name}')`,
-      hour: 'substr(time, 1, 13)',
-      day: 'substr(time, 1, 10)',
-      bool: (c) => `(${c})`,
+      ...TIME_SQL,
     });
     return (this.db.prepare(sql).all(...args) as Array<Record<string, unknown>>).map(summaryRow);
   }

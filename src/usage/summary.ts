@@ -96,6 +96,20 @@ export function rollupKey(hour: string, dims: Record<(typeof ROLLUP_DIMENSIONS)[
     .digest('base64url');
 }
 
+/** A rollup row with every sum 0. */
+function emptyRollupRow(rkey: string, hour: string, dims: Record<(typeof ROLLUP_DIMENSIONS)[number], string | null>, tags: string): RollupRow {
+  return { rkey, hour, tags, ...dims, ...(Object.fromEntries(ROLLUP_SUMS.map((c) => [c, 0])) as Record<(typeof ROLLUP_SUMS)[number], number>) };
+}
+
+/**
+ * The SQL that rolls up a ledger from before the rollup: the sums of {@link summaryColumns} per hour, dimension
+ * values and stored tags (rows that {@link rollupFromGroups} then keys).
+ */
+export function rollupBackfillSql(d: Pick<SummaryDialect, 'hour' | 'bool'>): string {
+  const dims = ROLLUP_DIMENSIONS.join(', ');
+  return `SELECT ${d.hour} AS hour, ${dims}, tags, ${summaryColumns(d.bool)} FROM usage_records GROUP BY 1, ${dims}, tags`;
+}
+
 /** What `records` add to the rollup, one row per key (records of one hour and combination summed). */
 export function rollupDeltas(records: readonly UsageRecord[]): RollupRow[] {
   const out = new Map<string, RollupRow>();
@@ -105,11 +119,7 @@ export function rollupDeltas(records: readonly UsageRecord[]): RollupRow[] {
     const tags = canonicalTags(r.tags);
     const rkey = rollupKey(hour, dims, tags);
     let row = out.get(rkey);
-    if (!row)
-      out.set(
-        rkey,
-        (row = { rkey, hour, tags, ...dims, requests: 0, input_tokens: 0, output_tokens: 0, cache_write_tokens: 0, cache_read_tokens: 0, cost_usd: 0, unpriced: 0, errors: 0, refused: 0 }),
-      );
+    if (!row) out.set(rkey, (row = emptyRollupRow(rkey, hour, dims, tags)));
     row.requests++;
     row.input_tokens += r.input_tokens ?? 0;
     row.output_tokens += r.output_tokens ?? 0;
@@ -134,7 +144,7 @@ export function rollupFromGroups(rows: readonly Record<string, unknown>[], tagsO
     const dims = Object.fromEntries(ROLLUP_DIMENSIONS.map((c) => [c, (r[c] as string | null) ?? null])) as Record<(typeof ROLLUP_DIMENSIONS)[number], string | null>;
     const tags = canonicalTags(tagsOf(r.tags));
     const rkey = rollupKey(String(r.hour), dims, tags);
-    const row = merged.get(rkey) ?? ({ rkey, hour: String(r.hour), tags, ...dims, ...Object.fromEntries(ROLLUP_SUMS.map((c) => [c, 0])) } as RollupRow);
+    const row = merged.get(rkey) ?? emptyRollupRow(rkey, String(r.hour), dims, tags);
     for (const c of ROLLUP_SUMS) row[c] += Number(r[c] ?? 0);
     merged.set(rkey, row);
   }
