@@ -5,6 +5,7 @@
  * protocol asks) and in `/v1/models` — and the managed settings served at `GET /managed/settings`.
  */
 import picomatch from 'picomatch';
+import { literalNames } from '../rules/matchers.js';
 import type { LoginConfig, PolicyConfig } from '../config.js';
 import type { SignedInUser } from './tokens.js';
 
@@ -40,22 +41,40 @@ export function telemetryEnv(login: LoginConfig): Record<string, string> {
   };
 }
 
+/** A policy with its model globs compiled (null: it does not restrict models). */
+interface CompiledPolicy {
+  p: PolicyConfig;
+  models: ((m: string) => boolean) | null;
+}
+
 /** Resolves policies for users; compiled once per config. */
 export class Policies {
-  private readonly compiled: { p: PolicyConfig; models: ((m: string) => boolean) | null }[];
+  private readonly compiled: CompiledPolicy[];
+  /** The first policy naming no groups. */
+  private readonly catchAll: CompiledPolicy | undefined;
 
   constructor(
     policies: readonly PolicyConfig[],
     private readonly login: LoginConfig,
   ) {
     this.compiled = policies.map((p) => ({ p, models: p.models ? picomatch(p.models) : null }));
+    this.catchAll = this.compiled.find((c) => c.p.groups === null);
+  }
+
+  /** The policies that apply to `user`, most specific first: the first naming one of their groups, then the catch-all. */
+  private applied(user: SignedInUser): CompiledPolicy[] {
+    const specific = this.compiled.find((c) => c.p.groups?.some((g) => user.groups.includes(g)));
+    return [specific, this.catchAll].filter((c): c is CompiledPolicy => c !== undefined);
+  }
+
+  /** The applied policy whose model list decides: the specific one when it has one, else the catch-all's; none: any model. */
+  private limiter(user: SignedInUser): CompiledPolicy | undefined {
+    return this.applied(user).find((c) => c.models);
   }
 
   /** The managed settings in force for `user` (with the telemetry `env` when it is collected). */
   for(user: SignedInUser): EffectivePolicy {
-    const specific = this.compiled.find((c) => c.p.groups?.some((g) => user.groups.includes(g)));
-    const base = this.compiled.find((c) => c.p.groups === null);
-    const applied = [specific, base].filter((c): c is NonNullable<typeof c> => c !== undefined);
+    const applied = this.applied(user);
     let settings: Record<string, unknown> | null = null;
     for (const c of [...applied].reverse()) if (c.p.settings) settings = mergeSettings(settings ?? {}, c.p.settings);
     if (this.login.collect_telemetry) {
@@ -75,9 +94,7 @@ export class Policies {
     const key = user.groups.join('\0');
     let hit = this.byGroups.get(key);
     if (!hit) {
-      const specific = this.compiled.find((c) => c.p.groups?.some((g) => user.groups.includes(g)));
-      const base = this.compiled.find((c) => c.p.groups === null);
-      const limiter = [specific, base].find((c) => c?.models);
+      const limiter = this.limiter(user);
       hit = limiter ? { name: limiter.p.name, allows: limiter.models! } : { name: '(none)', allows: () => true };
       if (this.byGroups.size < 10_000) this.byGroups.set(key, hit);
     }
@@ -86,9 +103,7 @@ export class Policies {
 
   /** The exact model names (no globs) the policy for `user` lists, or null when it does not restrict models. */
   listedModels(user: SignedInUser): string[] | null {
-    const specific = this.compiled.find((c) => c.p.groups?.some((g) => user.groups.includes(g)));
-    const base = this.compiled.find((c) => c.p.groups === null);
-    const limiter = [specific, base].find((c) => c?.models);
-    return limiter ? limiter.p.models!.filter((m) => !/[*?[\]{}()!+@]/.test(m)) : null;
+    const limiter = this.limiter(user);
+    return limiter ? literalNames(limiter.p.models!) : null;
   }
 }

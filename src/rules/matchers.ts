@@ -30,6 +30,11 @@ export interface Matcher {
   test(rc: RequestContext): MatchResult | Promise<MatchResult>;
 }
 
+/** The entries of a glob list that are exact names (no glob characters): the ones a catalogue can list. */
+export function literalNames(globs: readonly string[]): string[] {
+  return globs.filter((m) => !/[*?[\]{}()!+@]/.test(m));
+}
+
 function globList(v: string | string[]): { list: string[]; test: (s: string) => boolean } {
   const list = Array.isArray(v) ? v : [v];
   return { list, test: picomatch(list, { dot: true, nobrace: false }) };
@@ -63,7 +68,7 @@ export function compileMatchers(spec: MatchSpec | undefined, cx: CompileContext)
     const g = globList(spec.model);
     out.push({
       name: 'model',
-      literals: g.list.filter((m) => !/[*?[\]{}()!+@]/.test(m)),
+      literals: literalNames(g.list),
       async: false,
       test: (rc) => (g.test(rc.model) ? null : { reason: `model "${rc.model}" does not match ${g.list.join(', ')}` }),
     });
