@@ -190,10 +190,11 @@ withCommon(program.command('validate-rules').description('check rule files and c
 withCommon(program.command('dry-run').description('print the routing decision for a request without sending anything'))
   .requiredOption('--request <file>', 'JSON file holding the request body (a Messages API request)')
   .option('--key <id>', 'client id to evaluate as (as if the request came from that client)')
+  .addOption(new Option('--group <name>', "a signed-in user's identity-provider group (repeatable; rules' group:)").argParser(collect).default([]))
   .addOption(new Option('--header <name=value>', 'request header (repeatable)').argParser(collect).default([]))
   .option('--path <path>', 'endpoint path and query', '/v1/messages?beta=true')
   .option('--json', 'print JSON instead of a table')
-  .action(async (opts: CommonOptions & { request: string; key?: string; header: string[]; path: string; json?: boolean }) => {
+  .action(async (opts: CommonOptions & { request: string; key?: string; group: string[]; header: string[]; path: string; json?: boolean }) => {
     try {
       const config = loadConfig(configPath(opts), { rulesDir: opts.rules, missingEnv: 'warning' });
       const rules = loadRuleDir(config.rules_dir, Object.keys(config.providers));
@@ -206,7 +207,7 @@ withCommon(program.command('dry-run').description('print the routing decision fo
         if (eq <= 0) throw new Error(`--header ${h}: expected name=value`);
         headers[h.slice(0, eq).trim().toLowerCase()] = h.slice(eq + 1);
       }
-      const { decision, prepared } = await decideOffline(config, rules, { body, raw, headers, path: opts.path, clientId: opts.key });
+      const { decision, prepared } = await decideOffline(config, rules, { body, raw, headers, path: opts.path, clientId: opts.key, groups: opts.group });
       const report = dryRunReport(decision, prepared);
       console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
     } catch (err) {

@@ -71,6 +71,16 @@ describe('validate-rules', () => {
 });
 
 describe('dry-run', () => {
+  test('--group decides as a signed-in member of that identity-provider group', () => {
+    const args = ['dry-run', '--config', 'examples/sso-login/switchyard.yaml', '--request', 'examples/sso-login/request.json', '--json'];
+    const member = run([...args, '--group', 'staff', '--group', 'research']);
+    assert.equal(member.code, 0, member.stderr);
+    assert.deepEqual((JSON.parse(member.stdout) as { tags: Record<string, string> }).tags, { team: 'research' });
+    const other = run(args);
+    assert.equal(other.code, 0, other.stderr);
+    assert.deepEqual((JSON.parse(other.stdout) as { tags: Record<string, string> }).tags, {});
+  });
+
   test('shows each budget with its modes: notify thresholds, shaping and no block', () => {
     const r = run(['dry-run', '--config', 'examples/budgets/switchyard.yaml', '--request', 'examples/budgets/request.json', '--header', 'x-team=search']);
     assert.equal(r.code, 0, r.stderr);

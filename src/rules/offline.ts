@@ -24,6 +24,8 @@ export interface OfflineRequest {
   path: string;
   /** Client id to decide as (a configured client brings its tags); default: derived from the credential. */
   clientId?: string;
+  /** A signed-in user's identity-provider groups (rules' `group:`); default none. */
+  groups?: string[];
   /** Request time (rules read `time.hour`, `time.weekday`); default now. */
   now?: Date;
 }
@@ -43,7 +45,16 @@ export interface OfflineDecision {
 export async function decideOffline(config: GatewayConfig, rules: RuleSet, req: OfflineRequest): Promise<OfflineDecision> {
   const raw = req.raw ?? Buffer.from(JSON.stringify(req.body));
   const client = req.clientId ? config.clients?.find((c) => c.id === req.clientId) : undefined;
-  const rc = buildContext({ path: req.path.split('?')[0]!, body: req.body, headers: req.headers, bodyBytes: raw.length, clientId: req.clientId, clientTags: client?.tags, now: req.now });
+  const rc = buildContext({
+    path: req.path.split('?')[0]!,
+    body: req.body,
+    headers: req.headers,
+    bodyBytes: raw.length,
+    clientId: req.clientId,
+    clientTags: client?.tags,
+    groups: req.groups,
+    now: req.now,
+  });
   const decision = await evaluate(rules, rc, config.default_provider);
   const pathAndQuery = upstreamPathAndQuery(req.path);
   const endpoint = pathAndQuery.startsWith('/v1/messages/count_tokens') ? 'count_tokens' : 'messages';

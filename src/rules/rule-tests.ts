@@ -66,6 +66,8 @@ export interface RuleTestCase {
     body_file?: string;
     headers?: Record<string, string>;
     client?: string;
+    /** A signed-in user's identity-provider groups. */
+    groups?: string[];
     path?: string;
     time?: string;
   };
@@ -189,7 +191,8 @@ export function buildRuleTestsSchema(): object {
           body: { type: 'object', description: 'The Messages API request body (model and stream above override its own).' },
           body_file: { type: 'string', minLength: 1, description: 'A JSON file holding the body, relative to the test file.' },
           headers: { type: 'object', additionalProperties: { type: 'string' }, description: 'Request headers (names case-insensitive).' },
-          client: { type: 'string', minLength: 1, description: 'Client id from the config (its tags apply).' },
+          client: { type: 'string', minLength: 1, description: 'Client id from the config (its tags apply); a signed-in user is their email.' },
+          groups: { type: 'array', items: { type: 'string', minLength: 1 }, description: "A signed-in user's identity-provider groups (rules' group:)." },
           path: { type: 'string', pattern: '^/', description: 'Endpoint path and query (default /v1/messages?beta=true).' },
           time: {
             type: 'string',
@@ -492,7 +495,14 @@ export async function runCases(cases: RuleTestCase[], rulesDir?: string): Promis
       const now = c.request.time ? new Date(c.request.time) : new Date();
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       for (const [k, v] of Object.entries(c.request.headers ?? {})) headers[k.toLowerCase()] = v;
-      const o = await decideOffline(target.config, target.rules, { body: caseBody(c), headers, path: c.request.path ?? '/v1/messages?beta=true', clientId: c.request.client, now });
+      const o = await decideOffline(target.config, target.rules, {
+        body: caseBody(c),
+        headers,
+        path: c.request.path ?? '/v1/messages?beta=true',
+        clientId: c.request.client,
+        groups: c.request.groups,
+        now,
+      });
       result.mismatches = await check(c, o, now);
       result.ok = result.mismatches.length === 0;
       const s = seen.get(target.rules.dir) ?? { rules: target.rules, matched: new Set(), unmatched: new Set(), fallbackChecked: new Set() };
