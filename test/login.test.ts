@@ -19,7 +19,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { newSigningJwk } from '../src/login/tokens.js';
 import type { Gateway } from '../src/server/serve.js';
 import { assertBashRoundTrip, type ClaudeCodeUpstream, runClaudeBashRoundTrip, startClaudeCodeUpstream } from './claude-code-bin.js';
-import { startTestGateway, writeConfig } from './helpers.js';
+import { startTestGateway, until, writeConfig } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -544,6 +544,67 @@ describe('Claude Code in gateway mode', () => {
       upstream.calls.every((c) => c.headers['x-api-key'] === 'sk-ant-upstream-login-test'),
       'every call went upstream with the provider key',
     );
+  });
+});
+
+describe('dependencies that fail', () => {
+  test('an identity provider that refuses connections: the browser gets a 502 page naming it, the poll stays pending; a collector that refuses: telemetry is still answered 200 and joined', async () => {
+    const closed = await freePort(); // nothing listens here
+    const key = await newSigningJwk();
+    process.env.SWITCHYARD_TEST_LOGIN_KEY_3 = JSON.stringify(key);
+    const port = await freePort();
+    const gwBase = `http://127.0.0.1:${port}`;
+    const extraConfig = `ledger: { sqlite: ./usage.db, flush_interval_ms: 20 }
+admin: { token: admin-secret }
+login:
+  public_url: ${gwBase}
+  oidc: { issuer: http://127.0.0.1:${closed}, client_id: switchyard }
+  signing_keys: [ "\${SWITCHYARD_TEST_LOGIN_KEY_3}" ]
+  telemetry_forward: http://127.0.0.1:${closed}
+`;
+    const providers = `  anthropic:\n    type: anthropic\n    base_url: ${upstream.url}\n    keys: [ "k" ]\n`;
+    const { configFile } = writeConfig({ upstream: upstream.url, providers, extraConfig });
+    writeFileSync(configFile, readFileSync(configFile, 'utf8').replace('port: 0', `port: ${port}`));
+    const g = await startTestGateway({ upstream: upstream.url, configFile });
+    try {
+      const d = (await (await fetch(`${gwBase}/oauth/device_authorization`, form({}))).json()) as Record<string, string>;
+      const page = await fetch(`${gwBase}/device?user_code=${d.user_code}`);
+      const cookie = page.headers.get('set-cookie')!.split(';')[0]!;
+      const csrf = /name="csrf" value="([^"]+)"/.exec(await page.text())![1]!;
+      const post = await fetch(`${gwBase}/device`, { ...form({ csrf, user_code: d.user_code! }), headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, redirect: 'manual' });
+      assert.equal(post.status, 502);
+      assert.match(post.headers.get('content-type') ?? '', /text\/html/);
+      assert.match(await post.text(), new RegExp(`Sign-in is unavailable.*the identity provider http://127\\.0\\.0\\.1:${closed} could not be reached`, 's'));
+      const polled = await fetch(`${gwBase}/oauth/token`, form({ grant_type: DEVICE_GRANT, device_code: d.device_code! }));
+      assert.equal(((await polled.json()) as { error: string }).error, 'authorization_pending', 'the code can still be approved once the provider is back');
+      // Telemetry with a token this gateway signed (its key is the test's): the collector is down, the client is not told.
+      const token = await new SignJWT({ use: 'access', email: 'ops@example.com', groups: [] })
+        .setProtectedHeader({ alg: 'ES256', kid: key.kid })
+        .setSubject('s-ops')
+        .setIssuer(gwBase)
+        .setAudience(gwBase)
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(await importJWK(key, 'ES256'));
+      const metrics = {
+        resourceMetrics: [
+          { scopeMetrics: [{ metrics: [{ name: 'claude_code.commit.count', sum: { dataPoints: [{ asInt: '3', attributes: [{ key: 'session.id', value: { stringValue: 'sess-down' } }] }] } }] }] },
+        ],
+      };
+      const r = await fetch(`${gwBase}/v1/metrics`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(metrics) });
+      assert.equal(r.status, 200);
+      let commits: unknown;
+      for (let i = 0; i < 50 && commits === undefined; i++) {
+        const a = (await (await fetch(`${gwBase}/admin/usage/activity`, { headers: { authorization: 'Bearer admin-secret' } })).json()) as { sessions: Array<{ session_id: string; commits: number }> };
+        commits = a.sessions.find((x) => x.session_id === 'sess-down')?.commits;
+        if (commits === undefined) await new Promise((res) => setTimeout(res, 50));
+      }
+      assert.equal(commits, 3, 'joined to the ledger though the collector is down');
+      await until(() => g.logs.text().includes('forwarding Claude Code telemetry'), 5000, 'the failed forward logged');
+      assert.ok(!g.logs.text().includes(token), 'the token is never logged');
+    } finally {
+      await g.gw.close();
+    }
   });
 });
 

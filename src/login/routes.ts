@@ -131,10 +131,18 @@ export function loginRoutes(app: Hono<{ Bindings: HttpBindings }>, deps: ProxyDe
     if (await rateLimited(c, login)) return page(c, 429, 'Too many attempts', '<p>Wait a minute, then try again.</p>');
     const deviceCode = await login.device.deviceCodeFor(String(form.user_code ?? ''));
     if (!deviceCode) return page(c, 400, 'Code not found', '<p>That code is unknown or expired. Run <code>/login</code> in Claude Code again and use the new code.</p>');
-    const { url, state } = await login.beginSignIn(deviceCode);
+    let signIn: Awaited<ReturnType<LoginService['beginSignIn']>>;
+    try {
+      signIn = await login.beginSignIn(deviceCode);
+    } catch (err) {
+      // The identity provider is down or misconfigured: the developer gets a page saying so, not a JSON 500.
+      if (!(err instanceof OAuthError)) throw err;
+      deps.log.error({ login: 'idp_unavailable', err: err.description }, 'a device sign-in could not reach the identity provider');
+      return page(c, err.status, 'Sign-in is unavailable', `<p>${escapeHtml(err.description)}</p><p>Try again in a few minutes, or tell the gateway's operator.</p>`);
+    }
     // The callback must come back to this browser: the state is bound to it (no sign-in fixation).
-    setCookie(c, 'sy_login', state, { httpOnly: true, sameSite: 'Lax', path: '/oauth/callback', maxAge: 600, secure: c.req.url.startsWith('https:') });
-    return c.redirect(url.href, 302);
+    setCookie(c, 'sy_login', signIn.state, { httpOnly: true, sameSite: 'Lax', path: '/oauth/callback', maxAge: 600, secure: c.req.url.startsWith('https:') });
+    return c.redirect(signIn.url.href, 302);
   });
 
   app.get('/oauth/callback', async (c) => {
