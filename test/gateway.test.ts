@@ -12,6 +12,9 @@ import { gunzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { DEFAULT_MAX_BODY_BYTES } from '../src/config-schema.js';
 import type { Gateway } from '../src/server/serve.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { directEndpoint, requestListener } from '../src/server/app.js';
+import type { ProxyDeps } from '../src/server/proxy.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 import { claudeCodeBody, startTestGateway, type LogCapture } from './helpers.js';
 
@@ -38,6 +41,49 @@ const waitFor = async (cond: () => boolean, ms: number, what: string) => {
     await new Promise((r) => setTimeout(r, 5));
   }
 };
+
+describe('the direct path of the Messages API', () => {
+  test('POST /v1/messages and count_tokens (any query) skip the app; browsers, other methods and paths do not', () => {
+    const req = (method: string, url: string, headers: Record<string, string> = {}) => ({ method, url, headers }) as unknown as IncomingMessage;
+    assert.equal(directEndpoint(req('POST', '/v1/messages')), 'messages');
+    assert.equal(directEndpoint(req('POST', '/v1/messages?beta=true')), 'messages');
+    assert.equal(directEndpoint(req('POST', '/v1/messages/count_tokens?beta=true')), 'count_tokens');
+    assert.equal(directEndpoint(req('POST', '/v1/messages', { origin: 'https://app.example' })), null, 'CORS headers come from the app');
+    assert.equal(directEndpoint(req('HEAD', '/v1/messages')), null);
+    assert.equal(directEndpoint(req('OPTIONS', '/v1/messages')), null);
+    assert.equal(directEndpoint(req('POST', '/v1/messages/')), null);
+    assert.equal(directEndpoint(req('POST', '/v1/messagesX')), null);
+    assert.equal(directEndpoint(req('GET', '/v1/models')), null);
+  });
+
+  test("an error escaping the pipeline is answered in Anthropic's shape and logged, not left hanging", async () => {
+    const sent: { status?: number; body?: string } = {};
+    const errors: unknown[] = [];
+    const res = {
+      headersSent: false,
+      destroyed: false,
+      writeHead(status: number) {
+        sent.status = status;
+      },
+      end(body: string) {
+        sent.body = body;
+      },
+    } as unknown as ServerResponse;
+    const deps = {
+      runtime: {
+        get current(): never {
+          throw new Error('planted');
+        },
+      },
+      log: { error: (o: unknown) => errors.push(o) },
+    } as unknown as ProxyDeps;
+    requestListener(deps, () => assert.fail('the app must not see it'))({ method: 'POST', url: '/v1/messages', headers: {} } as unknown as IncomingMessage, res);
+    await waitFor(() => sent.status !== undefined, 2000, 'the answer');
+    assert.equal(sent.status, 500);
+    assert.equal(JSON.parse(sent.body!).type, 'error');
+    assert.equal(errors.length, 1);
+  });
+});
 
 describe('routes that never touch an upstream', () => {
   test('HEAD on any path, GET /, /healthz and /readyz answer 200 without an upstream call', async () => {

@@ -5,6 +5,7 @@
 import { awsCredentialStatus } from '../upstream/aws-auth.js';
 import { googleCredentialStatus } from '../upstream/google-auth.js';
 import type { HttpBindings } from '@hono/node-server';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { AdminAccessError, AdminQueryError, asGatewayError, AuthenticationError, errorBody, type GatewayError, NotFoundError } from '../errors.js';
@@ -19,6 +20,7 @@ import { vertexIngress } from './ingress.js';
 import { loginRoutes } from '../login/routes.js';
 import { activityReport } from '../usage/activity.js';
 import { proxyRequest, type ProxyDeps } from './proxy.js';
+import { sendError } from './pipeline/record.js';
 import { adminCookie, dashboardApi, dashboardPages } from './ui.js';
 import { buildCacheReport, CACHE_GROUPS, type CacheGroupBy, renderCacheReport } from '../usage/cache.js';
 import { buildReport, filterRecords, GROUP_BY_HELP, isGroupBy, parseFilter, parseWhen, type RecordFilter, renderReport, type GroupBy } from '../usage/report.js';
@@ -42,6 +44,36 @@ export function adminRefusal(c: Context<{ Bindings: HttpBindings }>, token: stri
     return ok ? null : 'token';
   }
   return LOOPBACK.test(c.env.incoming.socket.remoteAddress ?? '') ? null : 'loopback';
+}
+
+/**
+ * The Messages API endpoint a request goes to without the Hono app, or null: `POST /v1/messages` and
+ * `POST /v1/messages/count_tokens` (any query) from a client that is not a browser (no `Origin`, so no CORS
+ * headers are due). No middleware or route of the app applies to them otherwise, and going around the router,
+ * its context and its response adapter saves every request of every Claude Code session that work.
+ */
+export function directEndpoint(req: IncomingMessage): 'messages' | 'count_tokens' | null {
+  if (req.method !== 'POST' || req.headers.origin !== undefined) return null;
+  const url = req.url ?? '';
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  return path === '/v1/messages' ? 'messages' : path === '/v1/messages/count_tokens' ? 'count_tokens' : null;
+}
+
+/**
+ * The server's request listener: {@link directEndpoint}'s requests straight to the pipeline, every other one
+ * to `app` (Hono's listener for it, `appListener`).
+ */
+export function requestListener(deps: ProxyDeps, appListener: (req: IncomingMessage, res: ServerResponse) => unknown): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const endpoint = directEndpoint(req);
+    if (!endpoint) return void appListener(req, res);
+    // The pipeline answers its own errors; one escaping it (a bug) is answered as the app's onError would.
+    proxyRequest(req, res, endpoint, deps).catch((err: unknown) => {
+      deps.log.error({ err }, 'unhandled error');
+      sendError(res, asGatewayError(err), 'unknown');
+    });
+  };
 }
 
 /** Builds the app. */

@@ -40,6 +40,6 @@ const pipeline = compose([
  * @param endpoint which API endpoint this is; `models` is a GET without a body or rule evaluation.
  * @param ingress set when the client spoke Bedrock's or Vertex AI's format (server/ingress.ts).
  */
-export function proxyRequest(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, deps: ProxyDeps, ingress: Ingress | null = null): Promise<void> {
+export async function proxyRequest(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, deps: ProxyDeps, ingress: Ingress | null = null): Promise<void> {
   return pipeline(new Exchange(req, res, endpoint, deps, ingress));
 }

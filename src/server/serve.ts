@@ -8,6 +8,7 @@ import { LiveTail } from './live.js';
 import { serve, type ServerType } from '@hono/node-server';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpServer, type RequestListener } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { GatewayConfig } from '../config.js';
 import { errorBody, HttpProtocolError } from '../errors.js';
@@ -24,9 +25,9 @@ import { loadPrices } from '../usage/prices.js';
 import { Metrics } from '../usage/metrics.js';
 import { MemoryStore, type StateStore } from '../state/store.js';
 import { ResilientStore } from '../state/resilient.js';
-import { createApp, type AppState } from './app.js';
+import { createApp, requestListener, type AppState } from './app.js';
 import { LoginServices } from '../login/services.js';
-import type { OpenRelay } from './pipeline/exchange.js';
+import type { OpenRelay, ProxyDeps } from './pipeline/exchange.js';
 import { DecisionTraces } from './traces.js';
 import { BudgetNotifier } from '../usage/notify.js';
 import { SpendLimits } from '../usage/spend-limits.js';
@@ -172,34 +173,32 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   if (telemetry) log.info({}, 'OpenTelemetry export on');
   const warned = new Set<string>();
   const openRelays = new Set<OpenRelay>();
-  const app = createApp(
-    {
-      runtime,
-      upstreams: { client: upstream, pools, breakers, state: counters, log, onCooldown: (provider) => metrics.cooldowns.inc({ provider }) },
-      log,
-      dryRun: opts.dryRun ?? false,
-      inFlight: { count: 0 },
-      openRelays,
-      inflightBytes: new InflightBytes(),
-      state: counters,
-      ledger,
-      metrics,
-      prices,
-      traces: new DecisionTraces(snapshot.config.trace.requests),
-      live: new LiveTail(),
-      telemetry,
-      notifier,
-      spendLimits,
-      budgetGate,
-      logins: new LoginServices(counters, log),
-      warnOnce(key, message, fields = {}) {
-        if (warned.has(key)) return;
-        warned.add(key);
-        log.warn(fields, message);
-      },
+  const deps: ProxyDeps = {
+    runtime,
+    upstreams: { client: upstream, pools, breakers, state: counters, log, onCooldown: (provider) => metrics.cooldowns.inc({ provider }) },
+    log,
+    dryRun: opts.dryRun ?? false,
+    inFlight: { count: 0 },
+    openRelays,
+    inflightBytes: new InflightBytes(),
+    state: counters,
+    ledger,
+    metrics,
+    prices,
+    traces: new DecisionTraces(snapshot.config.trace.requests),
+    live: new LiveTail(),
+    telemetry,
+    notifier,
+    spendLimits,
+    budgetGate,
+    logins: new LoginServices(counters, log),
+    warnOnce(key, message, fields = {}) {
+      if (warned.has(key)) return;
+      warned.add(key);
+      log.warn(fields, message);
     },
-    state,
-  );
+  };
+  const app = createApp(deps, state);
   const { host, port, tls } = snapshot.config.listen;
   const { limits } = snapshot.config;
   const serverOptions = {
@@ -213,7 +212,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     ...(tls ? { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } : {}),
   };
   const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: host, port, overrideGlobalObjects: false, serverOptions, ...(tls ? { createServer: createHttpsServer } : {}) }, () => resolve(s));
+    // The Messages API's endpoints skip the Hono app (requestListener); the rest goes through it.
+    const createServer = (options: object, appListener: RequestListener) =>
+      tls ? createHttpsServer(options, requestListener(deps, appListener)) : createHttpServer(options, requestListener(deps, appListener));
+    const s = serve({ fetch: app.fetch, hostname: host, port, overrideGlobalObjects: false, serverOptions, createServer: createServer as never }, () => resolve(s));
     s.once('error', reject);
   });
   const http = server as Server;
