@@ -1,11 +1,13 @@
 /**
- * The upstream HTTP client: undici `request` on one pooled keep-alive `Agent` per provider (not `fetch`,
- * which is several times slower and decompresses bodies while keeping `content-encoding`). Response
- * bodies are Node streams of the upstream's bytes, untouched. Transport failures become
- * {@link UpstreamError}s whose message names the provider, the method and URL, and what went wrong.
+ * The upstream HTTP client: undici's `dispatch` on one pooled keep-alive `Agent` per provider, with a handler of
+ * our own ({@link AnswerHandler}) — not `fetch`, which is several times slower and decompresses bodies while
+ * keeping `content-encoding`, nor `request`, whose per-call AsyncResource, abort-signal listener and body class
+ * cost more than the little this needs. Response bodies are Node streams of the upstream's bytes, untouched.
+ * Transport failures become {@link UpstreamError}s whose message names the provider, the method and URL, and
+ * what went wrong.
  */
-import type { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Readable } from 'node:stream';
+import { Agent, type Dispatcher, util } from 'undici';
 import type { ProviderConfig } from '../config.js';
 import { UpstreamError } from '../errors.js';
 
@@ -16,10 +18,25 @@ export interface UpstreamCall {
   pathAndQuery: string;
   headers: Record<string, string | string[]>;
   body: Buffer | null;
-  /** Aborts the call (client disconnect). */
-  signal: AbortSignal;
+  /** The client the call is made for: the call is aborted when it goes away (null: nobody waits, e.g. a probe). */
+  client: ClientPresence | null;
   /** A streaming call: its response headers (the first byte) are awaited `timeouts.first_byte_ms`, not `headers_ms`. */
   stream?: boolean;
+}
+
+/** The client of a request as forwarding sees it: whether it went away, and a way to hear when it does. */
+export interface ClientPresence {
+  /** Why the client is gone (it closed its connection before the answer ended), or null while it waits. */
+  readonly goneReason: Error | null;
+  /** Calls `fn` once if the client goes away; returns the function that stops listening. */
+  onGone(fn: (reason: Error) => void): () => void;
+}
+
+/** An upstream's answer: status, headers (lower-cased names; repeated ones as arrays) and the body's bytes as they come. */
+export interface UpstreamResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
 }
 
 /** Largest upstream error body kept, bytes: forwarding replaces a larger one, {@link readText} cuts it. */
@@ -93,14 +110,99 @@ function releasingBody(buf: Buffer): Iterable<Buffer> {
   })();
 }
 
+/**
+ * undici's dispatch handler for one call (its callback interface, which undici's own `request` implements too):
+ * resolves with the status and headers, then feeds the body to a Readable with backpressure (a full stream
+ * pauses the connection until read). Destroying the body before its end aborts the call, and so does the client
+ * going away; nothing is allocated for either unless it happens.
+ */
+class AnswerHandler implements Dispatcher.DispatchHandler {
+  private abortCall: ((err: Error) => void) | null = null;
+  private body: Readable | null = null;
+  private done = false;
+  private aborted: Error | null = null;
+  private readonly unwatch: (() => void) | null;
+
+  constructor(
+    private resolve: ((r: UpstreamResponse) => void) | null,
+    private readonly reject: (err: Error) => void,
+    client: ClientPresence | null,
+  ) {
+    this.unwatch = client ? client.onGone((reason) => this.abort(reason)) : null;
+  }
+
+  private abort(reason: Error): void {
+    if (this.done || this.aborted) return;
+    this.aborted = reason;
+    if (this.body) this.body.destroy(reason);
+    else this.abortCall?.(reason);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.aborted) abort(this.aborted);
+    else this.abortCall = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx: informational, the answer follows
+    const body = new Readable({
+      read: () => resume(),
+      destroy: (err, callback) => {
+        // Not read to its end (the client left, an error body too large to keep, a shutdown): the call is aborted.
+        if (!this.done) {
+          this.done = true;
+          this.unwatch?.();
+          this.abortCall?.(err ?? new Error('the upstream answer was not read to its end'));
+        }
+        callback(err);
+      },
+    });
+    this.body = body;
+    const resolve = this.resolve!;
+    this.resolve = null;
+    resolve({ statusCode, headers: util.parseHeaders(rawHeaders) as UpstreamResponse['headers'], body });
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.body!.push(chunk);
+  }
+
+  onComplete(): void {
+    this.done = true;
+    this.unwatch?.();
+    this.body!.push(null);
+  }
+
+  onError(err: Error): void {
+    const first = !this.done;
+    this.done = true;
+    this.unwatch?.();
+    if (this.body) {
+      if (first) this.body.destroy(err);
+    } else this.reject(err);
+  }
+}
+
 /** Pooled upstream connections, one keep-alive Agent per provider. */
 export class UpstreamClient {
-  private readonly agents = new Map<string, { connectMs: number; agent: Agent }>();
+  private readonly agents = new Map<string, { connectMs: number; baseUrl: string; origin: string; prefix: string; agent: Agent }>();
 
   /** The Agent of a provider; recreated when its connect timeout changed in a config reload. */
   agentFor(provider: ProviderConfig): Agent {
+    return this.entryFor(provider).agent;
+  }
+
+  /** The Agent of a provider with its `base_url` split into origin and path prefix (parsed once per base URL). */
+  private entryFor(provider: ProviderConfig): { agent: Agent; origin: string; prefix: string } {
     const existing = this.agents.get(provider.name);
-    if (existing && existing.connectMs === provider.timeouts.connect_ms) return existing.agent;
+    if (existing && existing.connectMs === provider.timeouts.connect_ms) {
+      if (existing.baseUrl !== provider.base_url) {
+        const u = new URL(provider.base_url);
+        Object.assign(existing, { baseUrl: provider.base_url, origin: u.origin, prefix: u.pathname.replace(/\/$/, '') });
+      }
+      return existing;
+    }
     if (existing) void existing.agent.close();
     const agent = new Agent({
       connect: { timeout: provider.timeouts.connect_ms },
@@ -108,34 +210,44 @@ export class UpstreamClient {
       keepAliveMaxTimeout: 600_000,
       // Anthropic SSE streams can be long; the body timeout is per-request below.
     });
-    this.agents.set(provider.name, { connectMs: provider.timeouts.connect_ms, agent });
-    return agent;
+    const u = new URL(provider.base_url);
+    const entry = { connectMs: provider.timeouts.connect_ms, baseUrl: provider.base_url, origin: u.origin, prefix: u.pathname.replace(/\/$/, ''), agent };
+    this.agents.set(provider.name, entry);
+    return entry;
   }
 
   /**
-   * Sends one call and resolves when the response headers arrive; the body is a stream to consume.
-   * @throws UpstreamError (502/504) on transport failures; the signal's reason when aborted.
+   * Sends one call and resolves when the response headers arrive; the body is a stream to consume (destroying it
+   * aborts the call). The call is aborted when `call.client` goes away.
+   * @throws UpstreamError (502/504) on transport failures; the client's `goneReason` when it went away.
    */
-  async send(provider: ProviderConfig, call: UpstreamCall): Promise<Dispatcher.ResponseData> {
-    const url = upstreamUrl(provider, call.pathAndQuery);
-    try {
-      return await request(url, {
-        dispatcher: this.agentFor(provider),
-        method: call.method,
-        headers: call.headers,
-        // A streaming answer can last minutes: its request body is handed over as an iterable undici lets go of
-        // once sent. A non-streaming answer ends moments later, so its body goes as the Buffer it is (undici
-        // writes a Buffer with the headers in one call; an iterable costs a generator and separate writes).
-        // undici accepts iterables for bodies (Dispatcher.DispatchOptions); request()'s types omit them.
-        body: call.body && (call.stream ? (releasingBody(call.body) as unknown as Readable) : call.body),
-        signal: call.signal,
-        headersTimeout: call.stream ? provider.timeouts.first_byte_ms : provider.timeouts.headers_ms,
-        bodyTimeout: provider.timeouts.body_ms,
-      });
-    } catch (err) {
-      if (call.signal.aborted) throw err;
-      throw describeTransportError(err, provider, call.method, url, call.stream);
-    }
+  send(provider: ProviderConfig, call: UpstreamCall): Promise<UpstreamResponse> {
+    const { agent, origin, prefix } = this.entryFor(provider);
+    return new Promise<UpstreamResponse>((resolve, reject) => {
+      const handler = new AnswerHandler(
+        resolve,
+        (err) => {
+          const gone = call.client?.goneReason;
+          reject(gone ?? describeTransportError(err, provider, call.method, upstreamUrl(provider, call.pathAndQuery), call.stream));
+        },
+        call.client,
+      );
+      agent.dispatch(
+        {
+          origin,
+          path: prefix + call.pathAndQuery,
+          method: call.method,
+          headers: call.headers,
+          // A streaming answer can last minutes: its request body is handed over as an iterable undici lets go of
+          // once sent. A non-streaming answer ends moments later, so its body goes as the Buffer it is (undici
+          // writes a Buffer with the headers in one call; an iterable costs a generator and separate writes).
+          body: call.body && (call.stream ? (releasingBody(call.body) as unknown as Readable) : call.body), // an iterable (types omit it)
+          headersTimeout: call.stream ? provider.timeouts.first_byte_ms : provider.timeouts.headers_ms,
+          bodyTimeout: provider.timeouts.body_ms,
+        },
+        handler,
+      );
+    });
   }
 
   async close(): Promise<void> {

@@ -8,15 +8,13 @@
  * unchanged (its status and body are what Claude Code's recovery reads).
  */
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
-import type { Dispatcher } from 'undici';
 import type { ProviderConfig } from '../config.js';
 import { KeysCoolingError, NoUpstreamError, UpstreamCredentialsError, UpstreamError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../state/store.js';
 import type { RequestTrace } from '../telemetry.js';
-import { MAX_ERROR_BODY_BYTES, type UpstreamClient, upstreamUrl } from './client.js';
+import { type ClientPresence, MAX_ERROR_BODY_BYTES, type UpstreamClient, type UpstreamResponse, upstreamUrl } from './client.js';
 import { credentialFor } from './headers.js';
 import type { OutgoingRequest } from './providers/index.js';
 import { cooldownMs, KeyPool, type PooledKey } from './pool.js';
@@ -24,7 +22,7 @@ import { cooldownMs, KeyPool, type PooledKey } from './pool.js';
 /** An upstream answer ready to relay. */
 export interface UpstreamAnswer {
   statusCode: number;
-  headers: Dispatcher.ResponseData['headers'];
+  headers: UpstreamResponse['headers'];
   body: Readable;
 }
 
@@ -49,7 +47,8 @@ export interface ForwardPlan {
   clientsConfigured: boolean;
   /** Sticky-session key: the Claude Code session, else the client id. */
   session: string;
-  signal: AbortSignal;
+  /** The client: forwarding stops when it goes away (its reason is thrown) and the call in flight is aborted. */
+  client: ClientPresence;
   requestId: string;
   /** performance.now() when the request arrived (for the retry budget). */
   started: number;
@@ -130,7 +129,7 @@ function releaser(key: PooledKey | null): () => void {
 
 /** Thrown inside the breaker for answers that count as failures, carrying the answer. */
 class FailedAnswer extends Error {
-  constructor(readonly answer: Dispatcher.ResponseData) {
+  constructor(readonly answer: UpstreamResponse) {
     super(`upstream answered ${answer.statusCode}`);
   }
 }
@@ -151,7 +150,7 @@ export function isUpstreamFault(err: unknown, p: ProviderConfig): boolean {
  * {@link MAX_ERROR_BODY_BYTES}: a larger body is dropped unread and replaced by an Anthropic-shaped error
  * that says so, so a misbehaving upstream cannot make the gateway hold hundreds of MB.
  */
-async function buffer(answer: Dispatcher.ResponseData, provider: string): Promise<UpstreamAnswer> {
+async function buffer(answer: UpstreamResponse, provider: string): Promise<UpstreamAnswer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of answer.body as AsyncIterable<Buffer>) {
@@ -164,7 +163,7 @@ async function buffer(answer: Dispatcher.ResponseData, provider: string): Promis
         type: 'error',
         error: { type, message: `provider "${provider}" answered ${status} with an error body over ${MAX_ERROR_BODY_BYTES} bytes; switchyard did not keep it` },
       });
-      const headers: Dispatcher.ResponseData['headers'] = { ...answer.headers, 'content-type': 'application/json' };
+      const headers: UpstreamResponse['headers'] = { ...answer.headers, 'content-type': 'application/json' };
       delete headers['content-length'];
       delete headers['content-encoding'];
       return { statusCode: status, headers, body: Readable.from([Buffer.from(body)]) };
@@ -174,7 +173,21 @@ async function buffer(answer: Dispatcher.ResponseData, provider: string): Promis
   return { statusCode: answer.statusCode, headers: answer.headers, body: Readable.from([Buffer.concat(chunks, size)]) };
 }
 
-const shouldNotRetry = (a: Dispatcher.ResponseData) => String(a.headers['x-should-retry'] ?? '').toLowerCase() === 'false';
+/** Waits `ms`, or rejects with the client's reason as soon as it goes away. */
+function pause(ms: number, client: ClientPresence): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      unwatch();
+      resolve();
+    }, ms);
+    const unwatch = client.onGone((reason) => {
+      clearTimeout(timer);
+      reject(reason);
+    });
+  });
+}
+
+const shouldNotRetry = (a: UpstreamResponse) => String(a.headers['x-should-retry'] ?? '').toLowerCase() === 'false';
 
 /**
  * Forwards with retries and failover.
@@ -196,12 +209,12 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
     const outgoing = plan.requestFor(provider);
     let backoff = false;
     for (let attempt = 0; attempt <= provider.retries.max; attempt++) {
-      if (plan.signal.aborted) throw plan.signal.reason;
+      if (plan.client.goneReason) throw plan.client.goneReason;
       if (backoff) {
         const cap = Math.min(provider.retries.max_delay_ms, provider.retries.base_delay_ms * 2 ** attempt);
         const delay = Math.random() * cap; // full jitter
         if (performance.now() + delay > deadline(provider)) break;
-        await sleep(delay, undefined, { signal: plan.signal });
+        await pause(delay, plan.client);
       }
       let key: PooledKey | null = null;
       if (pool.keys.length) {
@@ -228,20 +241,20 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
       plan.stats.attempts = attempts;
       if (key) key.inFlight++;
       const release = releaser(key);
-      let answer: Dispatcher.ResponseData;
+      let answer: UpstreamResponse;
       try {
         answer = await breaker.execute(async () => {
           let headers = outgoing.headers(credential);
           const span = plan.trace ? plan.trace.attempt(provider, upstreamUrl(provider, outgoing.pathAndQuery)) : null;
           if (span) headers = { ...headers, traceparent: span.traceparent };
-          let a: Dispatcher.ResponseData;
+          let a: UpstreamResponse;
           try {
             a = await u.client.send(provider, {
               method: outgoing.method,
               pathAndQuery: outgoing.pathAndQuery,
               headers: outgoing.sign ? await outgoing.sign(headers, credential) : headers,
               body: outgoing.body,
-              signal: plan.signal,
+              client: plan.client,
               stream: plan.stream,
             });
           } catch (err) {
@@ -254,7 +267,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
         });
       } catch (err) {
         release();
-        if (plan.signal.aborted) throw plan.signal.reason;
+        if (plan.client.goneReason) throw plan.client.goneReason;
         if (err instanceof UpstreamCredentialsError) {
           lastError = err; // no attempt at this provider can succeed: on to the fallbacks
           u.log.error({ request_id: plan.requestId, provider: provider.name, error: err.message }, 'provider credentials unavailable');

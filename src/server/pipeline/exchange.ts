@@ -17,6 +17,7 @@ import type { Decision } from '../../rules/decision.js';
 import type { Runtime, Snapshot } from '../../runtime.js';
 import type { StateStore } from '../../state/store.js';
 import type { UpstreamAnswer, Upstreams } from '../../upstream/forward.js';
+import type { ClientPresence } from '../../upstream/client.js';
 import type { Endpoint } from '../../upstream/providers/index.js';
 import type { Ledger } from '../../usage/ledger.js';
 import type { Metrics } from '../../usage/metrics.js';
@@ -114,7 +115,7 @@ export function newRequestId(): string {
 }
 
 /** One proxied request as it moves through the stages. */
-export class Exchange {
+export class Exchange implements ClientPresence {
   readonly id = newRequestId();
   /** performance.now() at arrival. */
   readonly started = performance.now();
@@ -158,7 +159,7 @@ export class Exchange {
   refusedBy: string | null = null;
   /** Gives back what the receive stage reserved; set while a reservation is held. */
   private releaseReservation: (() => void) | null = null;
-  private abort: AbortController | null = null;
+  private gone: Error | null = null;
 
   constructor(
     readonly req: IncomingMessage,
@@ -184,21 +185,28 @@ export class Exchange {
   }
 
   /**
-   * Aborted when the client goes away before the answer ended. Created on first use, so a request nobody
-   * waits on costs no AbortController.
+   * Why the client is gone — it closed its connection before the answer ended — or null while it waits
+   * ({@link ClientPresence}: forwarding stops between attempts and the upstream call in flight is aborted).
    */
-  get signal(): AbortSignal {
-    if (!this.abort) {
-      const abort = (this.abort = new AbortController());
-      if (this.res.destroyed && !this.res.writableFinished) abort.abort(new Error('client disconnected'));
-      else this.res.once('close', () => this.res.writableFinished || abort.abort(new Error('client disconnected')));
-    }
-    return this.abort.signal;
+  get goneReason(): Error | null {
+    if (!this.gone && this.res.destroyed && !this.res.writableFinished) this.gone = new Error('client disconnected');
+    return this.gone;
+  }
+
+  /** Calls `fn` once if the client goes away before the answer ended; returns the function that stops listening. */
+  onGone(fn: (reason: Error) => void): () => void {
+    const res = this.res;
+    const onClose = () => {
+      const reason = this.goneReason;
+      if (reason) fn(reason);
+    };
+    res.once('close', onClose);
+    return () => res.off('close', onClose);
   }
 
   /** True once the client went away. */
   get clientGone(): boolean {
-    return this.abort?.signal.aborted ?? (this.res.destroyed && !this.res.writableFinished);
+    return this.goneReason !== null;
   }
 
   /** Holds a reservation until {@link dropBody} (or the receive stage's own cleanup) gives it back. */

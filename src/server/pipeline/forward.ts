@@ -43,7 +43,7 @@ async function send(x: Exchange): Promise<() => void> {
     },
     clientsConfigured: config.clients !== null || config.login !== null,
     session: x.rc!.session.id ?? `client:${x.clientId}`,
-    signal: x.signal,
+    client: x,
     requestId: x.id,
     started: performance.now(),
     stream: req.stream,
