@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { existingBreakpoints, injectBreakpoints, minCacheableTokens, type CachePlace } from '../src/actions/inject_cache.js';
+import { existingBreakpoints, injectBreakpoints, injectCache, minCacheableTokens, type CachePlace } from '../src/actions/inject_cache.js';
+import { keyOffsets, lazyBody, scanJsonObject, serializeBody } from '../src/server/json-scan.js';
 import { buildContext } from '../src/rules/context.js';
 import { evaluate } from '../src/rules/evaluate.js';
 import { compileRuleSources } from '../src/rules/load.js';
@@ -48,6 +49,21 @@ function bodyWith(marked: number): Record<string, unknown> {
 }
 
 describe('the limit of 4 breakpoints', () => {
+  test('the same breakpoints and edits on a parsed body, a lazy body, and a lazy body whose scan found every cache_control', () => {
+    for (let n = 0; n <= 4; n++) {
+      const plain = bodyWith(n);
+      const raw = Buffer.from(JSON.stringify(plain));
+      const lazy = lazyBody(scanJsonObject(raw, 64));
+      const watched = lazyBody(scanJsonObject(raw, 64, injectCache.bodyKeys));
+      assert.notEqual(keyOffsets(watched, 'cache_control'), null, 'the action declares the member it looks for');
+      const expected = existingBreakpoints(plain);
+      assert.deepEqual(existingBreakpoints(lazy), expected, `${n}: lazy`);
+      assert.deepEqual(existingBreakpoints(watched), expected, `${n}: watched`);
+      const out = JSON.stringify(inject(plain).body);
+      assert.deepEqual(JSON.parse(serializeBody(inject(watched).body).toString()), JSON.parse(out), `${n}: the forwarded bytes parse to the edited body`);
+    }
+  });
+
   for (const n of [0, 1, 3, 4]) {
     test(`${n} existing breakpoint(s): never more than 4 after injection; the client's stay put`, () => {
       const body = bodyWith(n);

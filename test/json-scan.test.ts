@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { copyArray, elementBytes, lazyBody, scanJsonObject, scannedOf, serializeBody, viewBytes, withMember } from '../src/server/json-scan.js';
+import { copyArray, copyObject, elementBytes, elementsHolding, keyOffsets, lazyBody, scanJsonObject, scannedOf, serializeBody, viewBytes, withAdded, withMember } from '../src/server/json-scan.js';
 import { claudeCodeBody } from './helpers.js';
 
 /** Generated cases per property: fewer under `npm run mutate`, where every surviving mutant reruns this file. */
@@ -196,6 +196,76 @@ describe('lazy views at every depth', () => {
       }),
       { numRuns: runs(1000) },
     );
+  });
+
+  test('withAdded and copyObject edits: objects along the path are copied over the same bytes, and the result is exactly the edited value', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 4 }), { minKeys: 1 }), fc.nat(), fc.jsonValue({ maxDepth: 2 }), fc.string(), (o, seed, value, added) => {
+        const raw = Buffer.from(JSON.stringify(o, null, 1));
+        const original = lazyBody(scanJsonObject(raw, 10_000));
+        const path = pickPath(o, seed + 1);
+        const at = path.length ? path : [Object.keys(o)[0]!];
+        // Every object on the path is edited with withAdded (replacing a member), every array with copyArray.
+        const edit = (v: unknown, p: Array<string | number>): unknown => {
+          if (p.length === 0) return value;
+          const [head, ...rest] = p;
+          if (Array.isArray(v)) {
+            const out = copyArray(v);
+            out[head as number] = edit(v[head as number], rest);
+            return out;
+          }
+          const obj = v as Record<string, unknown>;
+          return withAdded(obj, head as string, edit(obj[head as string], rest));
+        };
+        const edited = edit(original, at) as Record<string, unknown>;
+        assert.deepEqual(JSON.parse(serializeBody(edited).toString()), JSON.parse(JSON.stringify(setPath(o, at, value))));
+        // A new member is added last; a copy's assignment changes the copy only.
+        const grown = withAdded(original, `new:${added}`, value);
+        assert.deepEqual(JSON.parse(serializeBody(grown).toString()), JSON.parse(JSON.stringify({ ...o, [`new:${added}`]: value })));
+        assert.deepEqual(Object.keys(grown), Object.keys({ ...o, [`new:${added}`]: value }));
+        const copy = copyObject(original);
+        const first = Object.keys(o)[0]!;
+        copy[first] = value;
+        assert.deepEqual(JSON.parse(serializeBody(copy).toString()), JSON.parse(JSON.stringify({ ...o, [first]: value })));
+        assert.deepEqual(JSON.parse(serializeBody(original).toString()), JSON.parse(JSON.stringify(o)), 'the original view is unchanged by edits to its copies');
+      }),
+      { numRuns: runs(1000) },
+    );
+  });
+
+  test('keyOffsets: every occurrence of a watched member name at any depth, escaped names included; elementsHolding maps them to elements', () => {
+    const count = (v: unknown, name: string): number =>
+      v !== null && typeof v === 'object' ? Object.entries(v).reduce((n, [k, e]) => n + (k === name && !Array.isArray(v) ? 1 : 0) + count(e, name), 0) : 0;
+    const keyed = fc.letrec((tie) => ({
+      value: fc.oneof({ depthSize: 'small' }, fc.jsonValue({ maxDepth: 1 }), fc.array(tie('value'), { maxLength: 3 }), tie('object')),
+      object: fc.dictionary(fc.constantFrom('cache_control', 'type', 'text', 'cache_controls', 'x'), tie('value'), { maxKeys: 3 }),
+    }));
+    fc.assert(
+      fc.property(fc.dictionary(fc.constantFrom('tools', 'system', 'cache_control', 'z'), fc.array(keyed.value, { maxLength: 4 })), (o) => {
+        const raw = Buffer.from(JSON.stringify(o, null, 1));
+        const body = lazyBody(scanJsonObject(raw, 10_000, ['cache_control']));
+        const k = keyOffsets(body, 'cache_control')!;
+        assert.equal(k.at.length, count(o, 'cache_control'));
+        for (const at of k.at) assert.equal(raw.toString('utf8', at, at + 15), '"cache_control"');
+        for (const name of ['tools', 'system'] as const) {
+          if (!Array.isArray(o[name])) continue;
+          const held = elementsHolding(body[name], k)!;
+          assert.deepEqual(
+            held,
+            o[name].flatMap((e, i) => (count(e, 'cache_control') > 0 ? [i] : [])),
+          );
+        }
+      }),
+      { numRuns: runs(500) },
+    );
+    const escaped = lazyBody(scanJsonObject(Buffer.from('{"a":[{"cache\\u005fcontrol":{"type":"ephemeral"}},{"b":"\\"cache_control\\""}]}'), 10, ['cache_control']));
+    assert.deepEqual(keyOffsets(escaped, 'cache_control')?.at, [7], 'an escaped name is found; the same text inside a string is not');
+    assert.deepEqual(elementsHolding(escaped.a, keyOffsets(escaped, 'cache_control')!), [0]);
+    assert.equal(keyOffsets(escaped, 'other'), null, 'a name the scan did not watch');
+    assert.equal(keyOffsets({ a: 1 }, 'cache_control'), null, 'not a view');
+    const changed = copyObject(escaped);
+    changed.a = [];
+    assert.equal(keyOffsets(changed, 'cache_control'), null, 'a copy is not the scanned body');
   });
 
   test('elementBytes: an element of an unchanged array view as the client sent it, without reading it; null once the array changed', () => {

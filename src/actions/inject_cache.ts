@@ -17,7 +17,7 @@
  * only by its exact position and text, so it is never touched.
  */
 import { CHARS_PER_TOKEN } from '../rules/context.js';
-import { copyArray, elementBytes, viewBytes } from '../server/json-scan.js';
+import { copyArray, copyObject, elementBytes, elementsHolding, type KeyOffsets, keyOffsets, viewBytes, withAdded } from '../server/json-scan.js';
 import { defineAction } from './types.js';
 
 /** A place to put a breakpoint, as written in rule files. */
@@ -99,11 +99,20 @@ function mayCarryMarker(arr: unknown[], i: number): boolean {
   return elementBytes(arr, i)?.includes(CACHE_CONTROL_KEY) ?? true;
 }
 
+/**
+ * The indexes of `arr`'s elements that may carry a `cache_control` member: from where the body's scan found the
+ * name (`k`) when it has it, else those whose bytes mention it; every index for anything else.
+ */
+function candidates(arr: unknown[], k: KeyOffsets | null): Iterable<number> {
+  const held = k ? elementsHolding(arr, k) : null;
+  if (held) return held;
+  return Array.from({ length: arr.length }, (_, i) => i).filter((i) => mayCarryMarker(arr, i));
+}
+
 /** The breakpoints among the elements of `blocks` (tools, system blocks or content blocks), pushed at `pos(i)`. */
-function markedElements(blocks: unknown, out: Breakpoint[], pos: (i: number) => Position): void {
+function markedElements(blocks: unknown, out: Breakpoint[], k: KeyOffsets | null, pos: (i: number) => Position): void {
   if (!Array.isArray(blocks)) return;
-  for (let i = 0; i < blocks.length; i++) {
-    if (!mayCarryMarker(blocks, i)) continue;
+  for (const i of candidates(blocks, k)) {
     const cc = (blocks[i] as Block | null)?.cache_control;
     if (cc) out.push({ pos: pos(i), ttl: ttlOf(cc) });
   }
@@ -112,12 +121,13 @@ function markedElements(blocks: unknown, out: Breakpoint[], pos: (i: number) => 
 /** Every breakpoint the request already carries, in prompt order. */
 export function existingBreakpoints(body: Record<string, unknown>): Breakpoint[] {
   const out: Breakpoint[] = [];
-  markedElements(body.tools, out, (i) => [0, i, 0]);
-  markedElements(body.system, out, (i) => [1, i, 0]);
+  // Where the scan saw `cache_control` (bodyKeys below): none at all, and no block is read.
+  const k = keyOffsets(body, 'cache_control');
+  if (k && k.at.length === 0) return out;
+  markedElements(body.tools, out, k, (i) => [0, i, 0]);
+  markedElements(body.system, out, k, (i) => [1, i, 0]);
   const messages = Array.isArray(body.messages) ? (body.messages as Message[]) : [];
-  for (let i = 0; i < messages.length; i++) {
-    if (mayCarryMarker(messages, i)) markedElements(messages[i]?.content, out, (j) => [2, i, j]);
-  }
+  for (const i of candidates(messages, k)) markedElements(messages[i]?.content, out, k, (j) => [2, i, j]);
   if (body.cache_control) out.push({ pos: [3, 0, 0], ttl: ttlOf(body.cache_control) });
   return out;
 }
@@ -227,22 +237,23 @@ function uncacheable(body: Record<string, unknown>, pos: Position): string | nul
 /** A copy of `body` with a marker on the block at `pos` (copy-on-write along the path only). */
 function mark(body: Record<string, unknown>, pos: Position, ttl: CacheTtl): Record<string, unknown> {
   const cc = ttl === '1h' ? { type: 'ephemeral', ttl: '1h' } : { type: 'ephemeral' };
-  const out = { ...body };
+  // Copies over the client's bytes (json-scan): the marked block and the path to it change, nothing else is read.
+  const out = copyObject(body);
   if (pos[0] === 0) {
     const tools = copyArray(body.tools as Block[]);
-    tools[pos[1]] = { ...tools[pos[1]], cache_control: cc };
+    tools[pos[1]] = withAdded(tools[pos[1]]!, 'cache_control', cc);
     out.tools = tools;
   } else if (pos[0] === 1) {
     // A string system prompt becomes one text block so it can carry the marker.
     const system = typeof body.system === 'string' ? [{ type: 'text', text: body.system }] : copyArray(body.system as Block[]);
-    system[pos[1]] = { ...system[pos[1]], cache_control: cc };
+    system[pos[1]] = withAdded(system[pos[1]]!, 'cache_control', cc);
     out.system = system;
   } else {
     const messages = copyArray(body.messages as Message[]);
     const m = messages[pos[1]]!;
     const content = typeof m.content === 'string' ? [{ type: 'text', text: m.content }] : copyArray(m.content as Block[]);
-    content[pos[2]] = { ...content[pos[2]], cache_control: cc };
-    messages[pos[1]] = { ...m, content };
+    content[pos[2]] = withAdded(content[pos[2]]!, 'cache_control', cc);
+    messages[pos[1]] = withAdded(m as Record<string, unknown>, 'content', content) as Message;
     out.messages = messages;
   }
   return out;
@@ -331,6 +342,7 @@ export const injectCache = defineAction<InjectCache>({
     return { at: p.at ?? ['tools', 'system', 'last_user'], ttl: p.ttl ?? '5m', minTokens: p.min_tokens };
   },
   settings: () => [{ setting: 'cache', always: true }],
+  bodyKeys: ['cache_control'],
   apply(c, rc, d, rule) {
     return d.claim('inject_cache', rule, [
       [

@@ -24,6 +24,12 @@ export interface ActionModule<C = unknown> {
   compile(params: unknown, cx: CompileContext): C;
   /** Settings this action writes (first writer wins); empty for actions that accumulate. Used for dead-rule warnings. */
   settings(compiled: C): SettingWrite[];
+  /**
+   * Member names this action looks for anywhere in a request body (e.g. `cache_control`): the body's one scan
+   * records where each occurs ({@link import('../server/json-scan.js').keyOffsets}), so the action finds them
+   * without reading every block.
+   */
+  bodyKeys?: readonly string[];
   /** Applies the action to the draft decision. Pure: no I/O. */
   apply(compiled: C, rc: RequestContext, draft: DecisionDraft, rule: string): ActionTrace | Promise<ActionTrace>;
 }

@@ -53,6 +53,8 @@ export interface RuleSet {
   warnings: LoadIssue[];
   /** Every header a rule names, lower-cased (their values are kept in usage records for replay). */
   headersRead: string[];
+  /** Member names the rules' actions look for anywhere in a body (ActionModule.bodyKeys): the scan records them. */
+  bodyKeys: string[];
 }
 
 /** Settings from the gateway config that compiling needs. */
@@ -186,6 +188,7 @@ export function compileRuleSources(sources: RuleSource[], providers: Iterable<st
     rules,
     warnings,
     headersRead: [...new Set(rules.flatMap((r) => r.reads.headers))].sort(),
+    bodyKeys: [...new Set(rules.flatMap((r) => r.actions.flatMap((a) => a.module.bodyKeys ?? [])))].sort(),
   };
 }
 

@@ -49,6 +49,10 @@ class Scanner {
   depth = 0;
   /** Children of containers at depth 2..RECORD_DEPTH by start offset, when recording. */
   record: Map<number, Children> | null = null;
+  /** Member names (and their quoted bytes) whose every occurrence is recorded in `found`, at any depth. */
+  watch: ReadonlyArray<{ name: string; quoted: Buffer }> = [];
+  /** Offsets of the watched member names (their opening quote), by name, in order. */
+  found: Map<string, number[]> | null = null;
   /** The next backslash at or after the scan position (-1: none left), searched again only once passed. */
   private bs: number;
   /** @param from where scanning starts (the backslash cursor starts there too). */
@@ -90,6 +94,22 @@ class Scanner {
       } else if (e === QUOTE || e === BACKSLASH || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) {
         j = k + 2;
       } else throw new ScanError(k, 'bad escape');
+    }
+  }
+
+  /**
+   * Records the member name at `[start, end)` (quotes included) when it is watched. A name written with escapes
+   * (`"cache\u005fcontrol"`) is longer than its plain form: such a name is decoded when it holds a backslash.
+   */
+  private note(start: number, end: number): void {
+    const b = this.b;
+    const len = end - start;
+    for (const { name, quoted } of this.watch) {
+      const hit =
+        len === quoted.length
+          ? quoted.compare(b, start, end) === 0
+          : len > quoted.length && len <= 6 * quoted.length && b.subarray(start, end).includes(BACKSLASH) && decodeKey(b, start, end) === name;
+      if (hit) this.found!.get(name)!.push(start);
     }
   }
 
@@ -153,6 +173,7 @@ class Scanner {
         if (b[j] !== QUOTE) throw new ScanError(j, 'expected a member name');
         keyStart = j;
         keyEnd = this.string(j);
+        if (this.watch.length) this.note(keyStart, keyEnd);
         j = this.ws(keyEnd);
         if (b[j] !== 0x3a) throw new ScanError(j, "expected ':'");
         j = this.ws(j + 1);
@@ -188,16 +209,21 @@ export interface ScannedBody {
   members: Map<string, Span>;
   /** Children of the shallow containers by start offset ({@link RECORD_DEPTH}). */
   index: Map<number, Children>;
+  /** Where each watched member name occurs at any depth (offsets of its opening quote, in order; see {@link keyOffsets}). */
+  keys: Map<string, number[]>;
 }
 
 /**
  * Checks that `raw` is one JSON object nested at most `maxDepth` deep and finds its members.
+ * @param watch member names whose every occurrence, at any depth, is recorded ({@link keyOffsets}).
  * @throws InvalidRequestError (400) naming what is wrong and where (byte offset), or the depth limit.
  */
-export function scanJsonObject(raw: Buffer, maxDepth: number): ScannedBody {
+export function scanJsonObject(raw: Buffer, maxDepth: number, watch: readonly string[] = []): ScannedBody {
   const s = new Scanner(raw, maxDepth);
   const members = new Map<string, Span>();
   const index = (s.record = new Map());
+  const keys = (s.found = new Map<string, number[]>(watch.map((k) => [k, []])));
+  s.watch = watch.map((name) => ({ name, quoted: Buffer.from(JSON.stringify(name)) }));
   try {
     let i = s.ws(0);
     if (raw[i] !== 0x7b) throw new ScanError(i, raw[i] === undefined ? 'empty body' : 'not an object');
@@ -209,7 +235,7 @@ export function scanJsonObject(raw: Buffer, maxDepth: number): ScannedBody {
     if (err.message === 'not an object' || err.message === 'empty body') throw new InvalidRequestError('request body must be a JSON object');
     throw new InvalidRequestError(`request body is not valid JSON: ${err.message} at byte ${err.at}`);
   }
-  return { raw, members, index };
+  return { raw, members, index, keys };
 }
 
 /** Where a lazy view's bytes are (hidden, non-enumerable), and whether it was changed in place since. */
@@ -225,6 +251,9 @@ interface ViewInfo {
   parent?: ViewInfo;
   /** Only on arrays: where each element is. */
   elements?: Span[];
+  /** Only on objects: the member names in order, and where each value is (null: a member added by {@link withAdded}). */
+  names?: string[];
+  spans?: (Span | null)[];
   /** Per member or element, in order: 1 once read or assigned (its bytes may no longer be reused as they are). */
   touched: Uint8Array;
   /** The scan's record of shallow containers' children, shared by every view of one body. */
@@ -259,15 +288,49 @@ function lazyValue(raw: Buffer, span: Span, where: string, parent?: ViewInfo): u
   }
 }
 
-function lazyContainer(raw: Buffer, span: Span, children: Children, where: string, scanned?: ScannedBody, parent?: ViewInfo, index = scanned?.index ?? parent?.index): unknown {
+function lazyContainer(
+  raw: Buffer,
+  span: Span,
+  children: Children,
+  where: string,
+  scanned?: ScannedBody,
+  parent?: ViewInfo,
+  index = scanned?.index ?? parent?.index,
+  added?: { name: string; value: unknown },
+): unknown {
   const members = children.members;
   const names = members ? [...members.keys()] : null;
-  const spans = members ? [...members.values()] : children.elements!;
+  const spans: (Span | null)[] = members ? [...members.values()] : children.elements!;
+  // A member added to a copy (withAdded) has no bytes of its own: it is last, or replaces one of the same name.
+  let addedAt = -1;
+  if (added && names) {
+    addedAt = names.indexOf(added.name);
+    if (addedAt < 0) {
+      addedAt = names.length;
+      names.push(added.name);
+      spans.push(null);
+    }
+  }
   const n = spans.length;
-  const info: ViewInfo = { raw, span, dirty: false, scanned, parent, elements: children.elements, touched: new Uint8Array(n), index };
+  const info: ViewInfo = {
+    raw,
+    span,
+    dirty: addedAt >= 0,
+    scanned,
+    parent,
+    elements: children.elements,
+    names: names ?? undefined,
+    spans: names ? spans : undefined,
+    touched: new Uint8Array(n),
+    index,
+  };
   // One Proxy per view, its members decoded on first read and kept: opening a view costs the same whatever it
   // holds (a getter per member, as before, cost a property definition and two closures each).
   const values: unknown[] = new Array(n);
+  if (addedAt >= 0) {
+    values[addedAt] = added!.value;
+    info.touched[addedAt] = 1;
+  }
   const position = members ? new Map(names!.map((name, i) => [name, i])) : null;
   const at = (key: string | symbol): number => {
     if (typeof key !== 'string') return -1;
@@ -385,6 +448,71 @@ export function copyArray<T>(arr: T[]): T[] {
   return lazyContainer(info.raw, info.span, { elements: info.elements }, 'body', undefined, undefined, info.index) as T[];
 }
 
+/** Where a watched member name occurs in a body's bytes: offsets of its opening quote, in order. */
+export interface KeyOffsets {
+  raw: Buffer;
+  at: readonly number[];
+}
+
+/**
+ * Where member `name` occurs at any depth of `body`, when `body` is an unchanged lazy body whose scan watched
+ * `name` ({@link scanJsonObject}); null otherwise (then the caller looks through the body itself).
+ */
+export function keyOffsets(body: Record<string, unknown>, name: string): KeyOffsets | null {
+  const info = viewOf(body);
+  const at = info && !info.dirty ? info.scanned?.keys.get(name) : undefined;
+  return at ? { raw: info!.raw, at } : null;
+}
+
+/**
+ * The indexes of the elements of `arr` whose bytes hold one of `k`'s offsets, when `arr` is an unchanged lazy view
+ * of the same body; null otherwise. With {@link keyOffsets}: the blocks that mention a member name, found without
+ * reading any block.
+ */
+export function elementsHolding(arr: unknown, k: KeyOffsets): number[] | null {
+  const info = viewOf(arr);
+  if (!info || info.dirty || !info.elements || info.raw !== k.raw) return null;
+  const out: number[] = [];
+  const { at } = k;
+  let j = 0;
+  for (let i = 0; i < info.elements.length && j < at.length; i++) {
+    const sp = info.elements[i]!;
+    while (j < at.length && at[j]! < sp.start) j++;
+    if (j < at.length && at[j]! < sp.end) out.push(i);
+  }
+  return out;
+}
+
+/** The members of an unchanged object view, name to span, or null. */
+function cleanMembers(info: ViewInfo | null): Map<string, Span> | null {
+  if (!info || info.dirty || !info.names) return null;
+  return new Map(info.names.map((name, i) => [name, info.spans![i]!]));
+}
+
+/**
+ * A shallow copy of `obj` for copy-on-write edits (`{ ...obj }`): when `obj` is an unchanged lazy object, a new view
+ * over the same bytes (members decoded only when read; assigning one marks only the copy changed, and serializing
+ * it copies the client's bytes of every member never read nor assigned), else a spread.
+ */
+export function copyObject<T extends Record<string, unknown>>(obj: T): T {
+  const info = viewOf(obj);
+  const members = cleanMembers(info);
+  if (!members) return { ...obj };
+  return lazyContainer(info!.raw, info!.span, { members }, 'body', undefined, undefined, info!.index) as T;
+}
+
+/**
+ * `{ ...obj, [name]: value }`: when `obj` is an unchanged lazy object, a view over the same bytes with the member
+ * added last (or replacing one of that name), so serializing it copies every other member's bytes as sent — a
+ * `cache_control` added to a 40 KB text block costs its own few bytes, not the block's.
+ */
+export function withAdded<T extends Record<string, unknown>>(obj: T, name: string, value: unknown): T {
+  const info = viewOf(obj);
+  const members = cleanMembers(info);
+  if (!members) return { ...obj, [name]: value };
+  return lazyContainer(info!.raw, info!.span, { members }, 'body', undefined, undefined, info!.index, { name, value }) as T;
+}
+
 /**
  * The body's bytes with top-level member `name` set to `value`: the member's value bytes are replaced (or the
  * member appended) and every other byte stays as the client sent it — the body parses to exactly
@@ -400,6 +528,9 @@ export function withMember(scanned: ScannedBody, name: string, value: unknown): 
   return Buffer.concat([raw.subarray(0, close), Buffer.from(`${sep}${JSON.stringify(name)}:`), json, raw.subarray(close)]);
 }
 
+/** Unchanged parts up to this many bytes are copied as text by {@link serializeBody}, longer ones as buffers. */
+const SHORT_PART = 256;
+
 /**
  * Serializes `body` reusing the client's bytes for every part that is still an unchanged lazy view: actions
  * copy on write along the path they edit, so an edit deep in the history (a `cache_control` on the last user
@@ -414,11 +545,18 @@ export function serializeBody(body: Record<string, unknown>, _original?: Record<
     if (text) parts.push(Buffer.from(text));
     text = '';
   };
+  // The client's bytes of an unchanged part: a short one joins the text (a Buffer per `"model":"…"` costs more).
+  const bytes = (raw: Buffer, sp: Span): void => {
+    if (sp.end - sp.start <= SHORT_PART) text += raw.toString('utf8', sp.start, sp.end);
+    else {
+      flush();
+      parts.push(raw.subarray(sp.start, sp.end));
+    }
+  };
   const write = (v: unknown): void => {
     const info = viewOf(v);
     if (info && !info.dirty) {
-      flush();
-      parts.push(info.raw.subarray(info.span.start, info.span.end));
+      bytes(info.raw, info.span);
       return;
     }
     if (v === null || typeof v !== 'object' || typeof (v as { toJSON?: unknown }).toJSON === 'function') {
@@ -432,8 +570,7 @@ export function serializeBody(body: Record<string, unknown>, _original?: Record<
         // An element of a changed view that was never read nor assigned: its bytes as the client sent them.
         const sp = info && !info.touched[i] ? info.elements?.[i] : undefined;
         if (sp) {
-          flush();
-          parts.push(info!.raw.subarray(sp.start, sp.end));
+          bytes(info!.raw, sp);
           continue;
         }
         const e = v[i];
@@ -445,6 +582,22 @@ export function serializeBody(body: Record<string, unknown>, _original?: Record<
     }
     text += '{';
     let first = true;
+    if (info?.names) {
+      // A changed view: members never read nor assigned go as the client's bytes, the rest serialized.
+      const { names, spans, touched } = info;
+      for (let i = 0; i < names.length; i++) {
+        const sp = touched[i] ? null : spans![i];
+        const e = sp ? undefined : (v as Record<string, unknown>)[names[i]!];
+        if (!sp && (e === undefined || typeof e === 'function' || typeof e === 'symbol')) continue;
+        text += `${first ? '' : ','}${JSON.stringify(names[i])}:`;
+        first = false;
+        if (sp) {
+          bytes(info.raw, sp);
+        } else write(e);
+      }
+      text += '}';
+      return;
+    }
     for (const [k, e] of Object.entries(v)) {
       if (e === undefined || typeof e === 'function' || typeof e === 'symbol') continue;
       text += `${first ? '' : ','}${JSON.stringify(k)}:`;

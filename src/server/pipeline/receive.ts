@@ -69,7 +69,7 @@ export const receive: Stage = async (x, next) => {
   // A Bedrock or Vertex client's body becomes the Messages body it stands for (ingress.ts).
   if (x.ingress) x.raw = messagesBody(x.ingress, x.raw, x.req.headers);
   // Checked and indexed in one pass; members are decoded only when something reads them.
-  x.body = lazyBody(scanJsonObject(x.raw, limits.max_json_depth));
+  x.body = lazyBody(scanJsonObject(x.raw, limits.max_json_depth, x.snapshot.rules.bodyKeys));
   // The reservation is given back with the body: by forward once the upstream answered, else by record.
   return next();
 };
