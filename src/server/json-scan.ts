@@ -31,6 +31,9 @@ class ScanError extends Error {
   }
 }
 
+/** Bytes of a string looked through byte by byte before {@link Scanner.string} calls indexOf. */
+const SHORT_STRING = 24;
+
 const isWs = (c: number | undefined) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 const isDigit = (c: number | undefined) => c !== undefined && c >= 0x30 && c <= 0x39;
 const HEX = /^[0-9a-fA-F]{4}$/;
@@ -79,6 +82,13 @@ class Scanner {
   string(i: number): number {
     const b = this.b;
     let j = i + 1;
+    // A short string without escapes (most member names and values) ends within a few bytes read here: cheaper
+    // than a call to indexOf. A backslash or a longer string goes the indexOf way below.
+    for (const stop = Math.min(b.length, j + SHORT_STRING); j < stop; j++) {
+      const c = b[j];
+      if (c === QUOTE) return j + 1;
+      if (c === BACKSLASH) break;
+    }
     let q = -1; // the next quote at or after j, reused while escapes come before it
     for (;;) {
       if (q < j) {
@@ -198,8 +208,9 @@ class Scanner {
 
 /** A member name (short): decoded, escapes included, by JSON.parse when it has any, else directly. */
 function decodeKey(b: Uint8Array, start: number, end: number): string {
-  const raw = Buffer.from(b.buffer, b.byteOffset + start + 1, end - start - 2);
-  return raw.includes(BACKSLASH) ? (JSON.parse(`"${raw.toString('utf8')}"`) as string) : raw.toString('utf8');
+  const raw = b as Buffer;
+  for (let i = start + 1; i < end - 1; i++) if (b[i] === BACKSLASH) return JSON.parse(raw.toString('utf8', start, end)) as string;
+  return raw.toString('utf8', start + 1, end - 1);
 }
 
 /** A scanned body: its bytes and where each top-level member's value is. */
