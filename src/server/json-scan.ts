@@ -39,7 +39,7 @@ const isDigit = (c: number | undefined) => c !== undefined && c >= 0x30 && c <= 
 const HEX = /^[0-9a-fA-F]{4}$/;
 
 /** The members or elements of one object or array. */
-type Children = { members?: Map<string, Span>; elements?: Span[] };
+type Children = { members?: Map<string, Span>; elements?: readonly Span[] };
 
 /**
  * Containers nested at most this deep (the body is depth 1) have their children recorded by the first scan:
@@ -154,9 +154,10 @@ class Scanner {
     const c = this.b[i];
     if (c === QUOTE) return this.string(i);
     if ((c === 0x7b || c === 0x5b) && this.record && !members && this.depth < RECORD_DEPTH) {
-      const children: Children = c === 0x7b ? { members: new Map() } : { elements: [] };
-      this.record.set(i, children);
-      return this.container(i, c === 0x7b ? 0x7d : 0x5d, children.members, children.elements);
+      const members = c === 0x7b ? new Map<string, Span>() : undefined;
+      const elements = members ? undefined : ([] as Span[]);
+      this.record.set(i, { members, elements });
+      return this.container(i, c === 0x7b ? 0x7d : 0x5d, members, elements);
     }
     if (c === 0x7b) return this.container(i, 0x7d, members);
     if (c === 0x5b) return this.container(i, 0x5d);
@@ -249,26 +250,117 @@ export function scanJsonObject(raw: Buffer, maxDepth: number, watch: readonly st
   return { raw, members, index, keys };
 }
 
-/** Where a lazy view's bytes are (hidden, non-enumerable), and whether it was changed in place since. */
+/** The key under which a lazy view answers with its {@link View} (hidden, non-enumerable). */
 const VIEW = Symbol('switchyard.view');
-interface ViewInfo {
-  raw: Buffer;
-  span: Span;
+
+/** A member or element not decoded yet (its bytes are still the client's). */
+const UNREAD: unique symbol = Symbol('switchyard.unread');
+
+/** Member names up to this many are looked up by a linear search; more get a Map on first lookup. */
+const LINEAR_NAMES = 12;
+
+/**
+ * One lazy view: where its bytes are, its members or elements (decoded on first read and kept), whether it changed —
+ * and the Proxy handler of the view, so that opening a view allocates this object, its value array and the Proxy,
+ * not a closure per trap.
+ */
+class View implements ProxyHandler<object> {
   /** Set when a member or element was assigned: the bytes no longer describe the value. */
   dirty: boolean;
-  /** Only on the top-level body: its scan. */
-  scanned?: ScannedBody;
-  /** The view holding this one: changing a part changes every whole it is in. */
-  parent?: ViewInfo;
+  /** Per member or element, in order: its value, or {@link UNREAD} while its bytes are as the client sent them. */
+  readonly values: unknown[];
+  private position: Map<string, number> | null = null;
+
+  constructor(
+    readonly raw: Buffer,
+    readonly span: Span,
+    /** Only on objects: the member names in order (null on arrays). */
+    readonly names: readonly string[] | null,
+    /** Where each member or element is (null: a member added by {@link withAdded}). */
+    readonly spans: readonly (Span | null)[],
+    private readonly where: string,
+    /** Only on the top-level body: its scan. */
+    readonly scanned: ScannedBody | undefined,
+    /** The view holding this one: changing a part changes every whole it is in. */
+    readonly parent: View | undefined,
+    /** The scan's record of shallow containers' children, shared by every view of one body. */
+    readonly index: Map<number, Children> | undefined,
+  ) {
+    this.values = new Array<unknown>(spans.length).fill(UNREAD);
+    this.dirty = false;
+  }
+
   /** Only on arrays: where each element is. */
-  elements?: Span[];
-  /** Only on objects: the member names in order, and where each value is (null: a member added by {@link withAdded}). */
-  names?: string[];
-  spans?: (Span | null)[];
-  /** Per member or element, in order: 1 once read or assigned (its bytes may no longer be reused as they are). */
-  touched: Uint8Array;
-  /** The scan's record of shallow containers' children, shared by every view of one body. */
-  index?: Map<number, Children>;
+  get elements(): readonly Span[] | undefined {
+    return this.names ? undefined : (this.spans as readonly Span[]);
+  }
+
+  /** True once member or element `i` was read or assigned (its client bytes may no longer be reused as they are). */
+  touched(i: number): boolean {
+    return this.values[i] !== UNREAD;
+  }
+
+  /** The index of a member name or an array index, or -1. */
+  at(key: string | symbol): number {
+    if (typeof key !== 'string') return -1;
+    const names = this.names;
+    if (names) {
+      if (names.length <= LINEAR_NAMES) return names.indexOf(key);
+      this.position ??= new Map(names.map((name, i) => [name, i]));
+      return this.position.get(key) ?? -1;
+    }
+    const i = key.length > 0 && key.length < 11 && /^(0|[1-9]\d*)$/.test(key) ? Number(key) : -1;
+    return i < this.spans.length ? i : -1;
+  }
+
+  read(i: number): unknown {
+    let v = this.values[i];
+    if (v === UNREAD) v = this.values[i] = lazyValue(this.raw, this.spans[i]!, `${this.where}.${this.names ? this.names[i] : i}`, this);
+    return v;
+  }
+
+  /** Assignment is the only change a view takes; it marks every view holding it dirty (their bytes are stale). */
+  write(i: number, v: unknown): void {
+    this.values[i] = v;
+    for (let p: View | undefined = this; p; p = p.parent) p.dirty = true;
+  }
+
+  get(t: object, key: string | symbol, receiver: unknown): unknown {
+    if (key === VIEW) return this;
+    const i = this.at(key);
+    return i >= 0 ? this.read(i) : Reflect.get(t, key, receiver);
+  }
+
+  /** Members cannot be added, deleted or redefined (false: a TypeError in strict code), only assigned. */
+  set(_t: object, key: string | symbol, v: unknown): boolean {
+    const i = this.at(key);
+    if (i < 0) return false;
+    this.write(i, v);
+    return true;
+  }
+
+  has(t: object, key: string | symbol): boolean {
+    return key === VIEW || this.at(key) >= 0 || Reflect.has(t, key);
+  }
+
+  ownKeys(t: object): (string | symbol)[] {
+    return this.names ? [...this.names] : [...Array.from({ length: this.spans.length }, (_, i) => String(i)), ...Reflect.ownKeys(t)];
+  }
+
+  getOwnPropertyDescriptor(t: object, key: string | symbol): PropertyDescriptor | undefined {
+    const i = this.at(key);
+    // An accessor, so that listing the keys (Object.keys, a spread's enumeration) decodes nothing.
+    if (i >= 0) return { get: () => this.read(i), set: (v: unknown) => this.write(i, v), enumerable: true, configurable: true };
+    return Reflect.getOwnPropertyDescriptor(t, key);
+  }
+
+  defineProperty(): boolean {
+    return false;
+  }
+
+  deleteProperty(): boolean {
+    return false;
+  }
 }
 
 /** The children of an object or array span, found by scanning one level (strings jumped over). */
@@ -289,7 +381,7 @@ function childrenOf(raw: Buffer, span: Span): Children {
  * members or elements are decoded on first read (and kept); a string, number or literal is decoded at once.
  * @throws InvalidRequestError when JSON.parse rejects a slice (a control character inside a string).
  */
-function lazyValue(raw: Buffer, span: Span, where: string, parent?: ViewInfo): unknown {
+function lazyValue(raw: Buffer, span: Span, where: string, parent?: View): unknown {
   const c = raw[span.start];
   if (c === 0x7b || c === 0x5b) return lazyContainer(raw, span, parent?.index?.get(span.start) ?? childrenOf(raw, span), where, undefined, parent);
   try {
@@ -299,99 +391,41 @@ function lazyValue(raw: Buffer, span: Span, where: string, parent?: ViewInfo): u
   }
 }
 
+/**
+ * A lazy view (a Proxy over an empty object or array, {@link View} its handler) of the object or array at `span`.
+ * `added`: a member set on a copy ({@link withAdded}) — it has no bytes of its own: it is last, or replaces one of
+ * the same name.
+ */
 function lazyContainer(
   raw: Buffer,
   span: Span,
   children: Children,
   where: string,
   scanned?: ScannedBody,
-  parent?: ViewInfo,
+  parent?: View,
   index = scanned?.index ?? parent?.index,
   added?: { name: string; value: unknown },
 ): unknown {
   const members = children.members;
-  const names = members ? [...members.keys()] : null;
-  const spans: (Span | null)[] = members ? [...members.values()] : children.elements!;
-  // A member added to a copy (withAdded) has no bytes of its own: it is last, or replaces one of the same name.
+  let names: string[] | null = members ? [...members.keys()] : null;
+  let spans: readonly (Span | null)[] = members ? [...members.values()] : children.elements!;
   let addedAt = -1;
   if (added && names) {
     addedAt = names.indexOf(added.name);
     if (addedAt < 0) {
       addedAt = names.length;
-      names.push(added.name);
-      spans.push(null);
+      names = [...names, added.name];
+      spans = [...spans, null];
     }
   }
-  const n = spans.length;
-  const info: ViewInfo = {
-    raw,
-    span,
-    dirty: addedAt >= 0,
-    scanned,
-    parent,
-    elements: children.elements,
-    names: names ?? undefined,
-    spans: names ? spans : undefined,
-    touched: new Uint8Array(n),
-    index,
-  };
-  // One Proxy per view, its members decoded on first read and kept: opening a view costs the same whatever it
-  // holds (a getter per member, as before, cost a property definition and two closures each).
-  const values: unknown[] = new Array(n);
+  const view = new View(raw, span, names, spans, where, scanned, parent, index);
   if (addedAt >= 0) {
-    values[addedAt] = added!.value;
-    info.touched[addedAt] = 1;
+    view.values[addedAt] = added!.value;
+    view.dirty = true;
   }
-  const position = members ? new Map(names!.map((name, i) => [name, i])) : null;
-  const at = (key: string | symbol): number => {
-    if (typeof key !== 'string') return -1;
-    if (position) return position.get(key) ?? -1;
-    const i = key.length > 0 && key.length < 11 && /^(0|[1-9]\d*)$/.test(key) ? Number(key) : -1;
-    return i < n ? i : -1;
-  };
-  const read = (i: number): unknown => {
-    if (!info.touched[i]) {
-      values[i] = lazyValue(raw, spans[i]!, `${where}.${names ? names[i] : i}`, info);
-      info.touched[i] = 1;
-    }
-    return values[i];
-  };
-  // Assignment is the only change a view takes; it marks every view holding it dirty (their bytes are stale).
-  const write = (i: number, v: unknown): void => {
-    values[i] = v;
-    info.touched[i] = 1;
-    for (let p: ViewInfo | undefined = info; p; p = p.parent) p.dirty = true;
-  };
-  const target: Record<string, unknown> | unknown[] = members ? {} : [];
-  if (!members) (target as unknown[]).length = n;
-  return new Proxy(target, {
-    get(t, key, receiver) {
-      if (key === VIEW) return info;
-      const i = at(key);
-      return i >= 0 ? read(i) : Reflect.get(t, key, receiver);
-    },
-    // Members cannot be added, deleted or redefined (false: a TypeError in strict code), only assigned.
-    set(_t, key, v) {
-      const i = at(key);
-      if (i < 0) return false;
-      write(i, v);
-      return true;
-    },
-    has(t, key) {
-      return key === VIEW || at(key) >= 0 || Reflect.has(t, key);
-    },
-    ownKeys(t) {
-      return names ? [...names] : [...Array.from({ length: n }, (_, i) => String(i)), ...Reflect.ownKeys(t)];
-    },
-    getOwnPropertyDescriptor(t, key) {
-      const i = at(key);
-      // An accessor, so that listing the keys (Object.keys, a spread's enumeration) decodes nothing.
-      if (i >= 0) return { get: () => read(i), set: (v: unknown) => write(i, v), enumerable: true, configurable: true };
-      return Reflect.getOwnPropertyDescriptor(t, key);
-    },
-    defineProperty: () => false,
-    deleteProperty: () => false,
-  });
+  const target: Record<string, unknown> | unknown[] = names ? {} : [];
+  if (!names) (target as unknown[]).length = spans.length;
+  return new Proxy(target, view);
 }
 
 /**
@@ -405,8 +439,8 @@ export function lazyBody(scanned: ScannedBody): Record<string, unknown> {
   return lazyContainer(scanned.raw, { start: 0, end: scanned.raw.length }, { members: scanned.members }, 'body', scanned) as Record<string, unknown>;
 }
 
-function viewOf(v: unknown): ViewInfo | null {
-  return v !== null && typeof v === 'object' ? ((v as { [VIEW]?: ViewInfo })[VIEW] ?? null) : null;
+function viewOf(v: unknown): View | null {
+  return v !== null && typeof v === 'object' ? ((v as { [VIEW]?: View })[VIEW] ?? null) : null;
 }
 
 /** The bytes and spans behind a body made by {@link lazyBody}, or null for any other object. */
@@ -495,9 +529,9 @@ export function elementsHolding(arr: unknown, k: KeyOffsets): number[] | null {
 }
 
 /** The members of an unchanged object view, name to span, or null. */
-function cleanMembers(info: ViewInfo | null): Map<string, Span> | null {
+function cleanMembers(info: View | null): Map<string, Span> | null {
   if (!info || info.dirty || !info.names) return null;
-  return new Map(info.names.map((name, i) => [name, info.spans![i]!]));
+  return new Map(info.names.map((name, i) => [name, info.spans[i]!]));
 }
 
 /**
@@ -579,7 +613,7 @@ export function serializeBody(body: Record<string, unknown>, _original?: Record<
       for (let i = 0; i < v.length; i++) {
         if (i) text += ',';
         // An element of a changed view that was never read nor assigned: its bytes as the client sent them.
-        const sp = info && !info.touched[i] ? info.elements?.[i] : undefined;
+        const sp = info && !info.touched(i) ? info.elements?.[i] : undefined;
         if (sp) {
           bytes(info!.raw, sp);
           continue;
@@ -595,9 +629,9 @@ export function serializeBody(body: Record<string, unknown>, _original?: Record<
     let first = true;
     if (info?.names) {
       // A changed view: members never read nor assigned go as the client's bytes, the rest serialized.
-      const { names, spans, touched } = info;
+      const { names, spans } = info;
       for (let i = 0; i < names.length; i++) {
-        const sp = touched[i] ? null : spans![i];
+        const sp = info.touched(i) ? null : spans[i];
         const e = sp ? undefined : (v as Record<string, unknown>)[names[i]!];
         if (!sp && (e === undefined || typeof e === 'function' || typeof e === 'symbol')) continue;
         text += `${first ? '' : ','}${JSON.stringify(names[i])}:`;
