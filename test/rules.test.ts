@@ -274,6 +274,11 @@ describe('context', () => {
     assert.deepEqual(Object.keys(c.headers), ['x-team']);
     assert.match(c.client.id, /^fp-[0-9a-f]{10}$/);
     assert.ok(!JSON.stringify(c).includes('sk-secret'));
+    // Not even through the project header, nor in the order of the context's members (headers and time are made on first read).
+    const p = buildContext({ path: '/', body: {}, headers: { 'x-api-key': 'sk-secret' }, bodyBytes: 0, projectHeader: 'x-api-key', now: new Date('2026-11-30T13:00:00Z') });
+    assert.equal(p.project, null);
+    assert.deepEqual(Object.keys(p), ['path', 'model', 'stream', 'body', 'messages', 'headers', 'client', 'session', 'user', 'project', 'estimate', 'time']);
+    assert.deepEqual(p.time, { hour: 13, weekday: 1, iso: '2026-11-30T13:00:00.000Z' });
   });
 });
 

@@ -115,28 +115,54 @@ const CREDENTIALS = new Set(CREDENTIAL_HEADERS);
 
 /** Builds the request context. Pure apart from reading `now`. */
 export function buildContext(input: ContextInput): RequestContext {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(input.headers)) {
-    if (value === undefined || CREDENTIALS.has(name)) continue;
-    headers[name] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  const credential = clientCredential(input.headers);
-  const now = input.now ?? new Date();
+  const raw = input.headers;
+  // A header's value as rules see it (repeated ones joined); credentials never.
+  const header = (name: string): string | undefined => {
+    const v = raw[name];
+    return v === undefined || CREDENTIALS.has(name) ? undefined : Array.isArray(v) ? v.join(', ') : v;
+  };
+  const credential = clientCredential(raw);
   const body = input.body;
-  const rc: RequestContext = {
+  const rc = {
     path: input.path,
     model: typeof body.model === 'string' ? body.model : '',
     stream: body.stream === true,
     body,
-    messages: [],
-    headers,
+    messages: undefined, // accessors below, in this order (dry-run prints the context)
+    headers: undefined,
     client: { id: input.clientId ?? (credential ? credentialFingerprint(credential) : 'anonymous'), tags: input.clientTags ?? {}, groups: input.groups ?? [] },
-    session: { id: headers['x-claude-code-session-id'] || sessionIdFromMetadata(body) },
-    user: { id: '' },
-    project: headers[input.projectHeader ?? 'x-project'] || null,
+    session: { id: header('x-claude-code-session-id') || sessionIdFromMetadata(body) },
+    user: undefined,
+    project: header(input.projectHeader ?? 'x-project') || null,
     estimate: { input_tokens: Math.ceil(input.bodyBytes / CHARS_PER_TOKEN) },
-    time: { hour: now.getUTCHours(), weekday: now.getUTCDay(), iso: now.toISOString() },
-  };
+    time: undefined,
+  } as unknown as RequestContext;
+  // The headers (credentials left out) and the time are made on first read: most rule sets never look at them.
+  let headers: Record<string, string> | undefined;
+  Object.defineProperty(rc, 'headers', {
+    enumerable: true,
+    get: () => {
+      if (!headers) {
+        headers = {};
+        for (const name in raw) {
+          const value = header(name);
+          if (value !== undefined) headers[name] = value;
+        }
+      }
+      return headers;
+    },
+  });
+  let time: RequestContext['time'] | undefined;
+  Object.defineProperty(rc, 'time', {
+    enumerable: true,
+    get: () => {
+      if (!time) {
+        const now = input.now ?? new Date();
+        time = { hour: now.getUTCHours(), weekday: now.getUTCDay(), iso: now.toISOString() };
+      }
+      return time;
+    },
+  });
   // Read on first use only: the history is most of a Claude Code body, and most rules never look at it.
   Object.defineProperty(rc, 'messages', { enumerable: true, get: () => (Array.isArray(body.messages) ? body.messages : []) });
   // Read on first use too: it parses metadata.user_id only when a rule or a budget scope asks who.

@@ -73,7 +73,8 @@ export class UsageTap {
   /** True once `message_stop` (SSE) was seen. */
   completed = false;
   private readonly sse: EventSourceParser | null;
-  private readonly decoder = new TextDecoder();
+  /** SSE only: chunks may split a character. */
+  private readonly decoder: TextDecoder | null;
   private json: Buffer[] | null = null;
   private jsonBytes = 0;
 
@@ -102,12 +103,13 @@ export class UsageTap {
             },
           })
         : null;
+    this.decoder = this.sse ? new TextDecoder() : null;
     if (!isSse && contentType.includes('json')) this.json = [];
   }
 
   /** Feed one chunk of the body (as it is forwarded). */
   write(chunk: Buffer): void {
-    if (this.sse) this.sse.feed(this.decoder.decode(chunk, { stream: true }));
+    if (this.sse) this.sse.feed(this.decoder!.decode(chunk, { stream: true }));
     else if (this.json) {
       this.jsonBytes += chunk.length;
       if (this.jsonBytes > MAX_TAPPED_JSON_BYTES) this.json = null;
