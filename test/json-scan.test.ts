@@ -7,7 +7,21 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { copyArray, copyObject, elementBytes, elementsHolding, keyOffsets, lazyBody, scanJsonObject, scannedOf, serializeBody, viewBytes, withAdded, withMember } from '../src/server/json-scan.js';
+import {
+  copyArray,
+  copyObject,
+  plainCopy,
+  elementBytes,
+  elementsHolding,
+  keyOffsets,
+  lazyBody,
+  scanJsonObject,
+  scannedOf,
+  serializeBody,
+  viewBytes,
+  withAdded,
+  withMember,
+} from '../src/server/json-scan.js';
 import { claudeCodeBody } from './helpers.js';
 
 /** Generated cases per property: fewer under `npm run mutate`, where every surviving mutant reruns this file. */
@@ -230,6 +244,23 @@ describe('lazy views at every depth', () => {
         assert.deepEqual(JSON.parse(serializeBody(original).toString()), JSON.parse(JSON.stringify(o)), 'the original view is unchanged by edits to its copies');
       }),
       { numRuns: runs(1000) },
+    );
+  });
+
+  test('plainCopy equals JSON.parse(JSON.stringify(v)) for views, changed views and plain values, and shares nothing with them', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 3 }), { minKeys: 1 }), fc.jsonValue(), (o, value) => {
+        const body = lazyBody(scanJsonObject(Buffer.from(JSON.stringify(o, null, 1)), 10_000));
+        const expected = JSON.parse(JSON.stringify(o));
+        const copy = plainCopy(body) as Record<string, unknown>;
+        assert.deepEqual(copy, expected);
+        assert.equal(viewBytes(copy), null, 'a plain object, not a view');
+        const changed = copyObject(body);
+        changed[Object.keys(o)[0]!] = value;
+        assert.deepEqual(plainCopy(changed), JSON.parse(JSON.stringify(changed)));
+        assert.deepEqual(plainCopy(value), JSON.parse(JSON.stringify(value)));
+      }),
+      { numRuns: runs(300) },
     );
   });
 

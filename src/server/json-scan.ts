@@ -449,6 +449,16 @@ export function scannedOf(body: Record<string, unknown>): ScannedBody | null {
 }
 
 /**
+ * A plain copy of a JSON value (`JSON.parse(JSON.stringify(v))`): an unchanged lazy view is parsed from its
+ * bytes at once instead of being walked member by member through its Proxy.
+ */
+export function plainCopy(v: unknown): unknown {
+  const info = viewOf(v);
+  if (info && !info.dirty) return JSON.parse(info.raw.toString('utf8', info.span.start, info.span.end));
+  return v === undefined ? undefined : JSON.parse(JSON.stringify(v));
+}
+
+/**
  * Bytes the value occupies in the client's body when it is an unchanged lazy view (the cacheable-length
  * check measures the prompt this way, without decoding text); null for anything else.
  */

@@ -6,7 +6,7 @@
  */
 import { CREDENTIAL_HEADERS } from '../log.js';
 import type { RequestContext } from '../rules/context.js';
-import { memberLength } from '../server/json-scan.js';
+import { memberLength, plainCopy } from '../server/json-scan.js';
 
 /** The facts of one request. Sizes in bytes; counts of elements. */
 export interface RequestFacts {
@@ -50,7 +50,7 @@ export function requestFacts(rc: RequestContext, bodyBytes: number, headersRead:
     messages: memberLength(rc.body, 'messages'),
     tools: memberLength(rc.body, 'tools'),
     max_tokens: typeof maxTokens === 'number' ? maxTokens : null,
-    metadata: metadata && typeof metadata === 'object' && !Array.isArray(metadata) ? JSON.parse(JSON.stringify(metadata)) : null,
+    metadata: metadata && typeof metadata === 'object' && !Array.isArray(metadata) ? (plainCopy(metadata) as Record<string, unknown>) : null,
     headers,
     headers_named: [...headersRead],
   };
