@@ -10,6 +10,8 @@ import fc from 'fast-check';
 import {
   copyArray,
   copyObject,
+  elementSize,
+  memberKind,
   plainCopy,
   elementBytes,
   elementsHolding,
@@ -262,6 +264,28 @@ describe('lazy views at every depth', () => {
       }),
       { numRuns: runs(300) },
     );
+  });
+
+  test("memberKind and elementSize read the client's bytes of an unchanged view, and answer null once it is changed or not a view", () => {
+    const body = lazyBody(scanJsonObject(Buffer.from('{"blocks":[ {"type":"text","text":""} , {"type":"text","text":"hi \\"you\\""},{"text":1} ]}'), 10)) as { blocks: Array<Record<string, unknown>> };
+    const sent = [{ type: 'text', text: '' }, { type: 'text', text: 'hi "you"' }, { text: 1 }];
+    assert.deepEqual(
+      [0, 1, 2].map((i) => elementSize(body.blocks, i)),
+      sent.map((b) => JSON.stringify(b).length),
+    );
+    assert.equal(elementSize(body.blocks, 3), null);
+    assert.deepEqual(
+      body.blocks.map((b) => memberKind(b, 'text')),
+      ['empty-string', 'string', 'other'],
+    );
+    assert.equal(memberKind(body.blocks[0], 'cache_control'), 'absent');
+    assert.equal(memberKind({ text: '' }, 'text'), null, 'not a view');
+    const b1 = body.blocks[1]!;
+    assert.equal(b1.text, 'hi "you"');
+    assert.equal(memberKind(b1, 'text'), null, 'once read, the value is the truth');
+    const copy = copyArray(body.blocks);
+    copy[0] = { text: 'x' };
+    assert.equal(elementSize(copy, 1), null, 'a changed array');
   });
 
   test('keyOffsets: every occurrence of a watched member name at any depth, escaped names included; elementsHolding maps them to elements', () => {

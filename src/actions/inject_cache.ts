@@ -17,7 +17,7 @@
  * only by its exact position and text, so it is never touched.
  */
 import { CHARS_PER_TOKEN } from '../rules/context.js';
-import { copyArray, copyObject, elementBytes, elementsHolding, type KeyOffsets, keyOffsets, viewBytes, withAdded } from '../server/json-scan.js';
+import { copyArray, copyObject, elementBytes, elementSize, elementsHolding, type KeyOffsets, keyOffsets, memberKind, viewBytes, withAdded } from '../server/json-scan.js';
 import { defineAction } from './types.js';
 
 /** A place to put a breakpoint, as written in rule files. */
@@ -134,7 +134,7 @@ export function existingBreakpoints(body: Record<string, unknown>): Breakpoint[]
 
 /** The length of element `i` of `arr` as it appears in the prompt, without decoding it when it is unchanged. */
 function elementLength(arr: unknown[], i: number): number {
-  return elementBytes(arr, i)?.length ?? charLength(arr[i]);
+  return elementSize(arr, i) ?? charLength(arr[i]);
 }
 
 /**
@@ -212,14 +212,21 @@ function resolve(body: Record<string, unknown>, place: CachePlace): { pos: Posit
   return { pos: [2, index, content.length - 1] };
 }
 
+/** Whether a text block's `text` is a non-empty string (told from the client's bytes when the block is unread: no 40 KB decode). */
+function nonEmptyText(b: Block): boolean {
+  const kind = memberKind(b, 'text');
+  if (kind !== null) return kind === 'string';
+  return typeof b.text === 'string' && b.text !== '';
+}
+
 /** Why the block at `pos` cannot carry a marker, or null. */
 function uncacheable(body: Record<string, unknown>, pos: Position): string | null {
   let block: unknown;
   if (pos[0] === 0) block = (body.tools as unknown[])[pos[1]];
   else if (pos[0] === 1) {
     block = typeof body.system === 'string' ? { type: 'text', text: body.system } : (body.system as unknown[])[pos[1]];
-    const text = (block as Block | undefined)?.text;
-    if (pos[1] === 0 && typeof text === 'string' && text.startsWith(ATTRIBUTION_PREFIX)) {
+    const text = pos[1] === 0 ? (block as Block | undefined)?.text : undefined; // only the first block can be the attribution block
+    if (typeof text === 'string' && text.startsWith(ATTRIBUTION_PREFIX)) {
       return "the only system block is Claude Code's attribution block, which must stay exactly as sent";
     }
   } else {
@@ -229,7 +236,7 @@ function uncacheable(body: Record<string, unknown>, pos: Position): string | nul
   const b = block as Block | null;
   if (!b || typeof b !== 'object') return 'the block is not an object';
   if (b.type === 'thinking' || b.type === 'redacted_thinking') return `a ${b.type} block cannot carry cache_control`;
-  if (b.type === 'text' && (typeof b.text !== 'string' || b.text === '')) return 'an empty text block cannot carry cache_control';
+  if (b.type === 'text' && !nonEmptyText(b)) return 'an empty text block cannot carry cache_control';
   if (b.cache_control) return 'already marked by the client';
   return null;
 }

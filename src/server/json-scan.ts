@@ -58,18 +58,29 @@ class Scanner {
   found: Map<string, number[]> | null = null;
   /** The next backslash at or after the scan position (-1: none left), searched again only once passed. */
   private bs: number;
-  /** @param from where scanning starts (the backslash cursor starts there too). */
+  /**
+   * @param from where scanning starts (the backslash cursor starts there too).
+   * @param end where the scanned value ends: a scan of one part of the body looks for backslashes only within it.
+   */
   constructor(
     readonly b: Uint8Array,
     readonly maxDepth: number,
     from = 0,
+    private readonly end = b.length,
   ) {
-    this.bs = b.indexOf(BACKSLASH, from);
+    this.bs = this.find(BACKSLASH, from);
+  }
+
+  /** The first byte `c` at or after `j` and before `end`, or -1. */
+  private find(c: number, j: number): number {
+    if (this.end === this.b.length) return this.b.indexOf(c, j);
+    const k = this.b.subarray(j, this.end).indexOf(c);
+    return k < 0 ? -1 : j + k;
   }
 
   /** The first backslash at or after `j`, or -1: one pass over the body in all, not one per string. */
   private backslash(j: number): number {
-    if (this.bs !== -1 && this.bs < j) this.bs = this.b.indexOf(BACKSLASH, j);
+    if (this.bs !== -1 && this.bs < j) this.bs = this.find(BACKSLASH, j);
     return this.bs;
   }
 
@@ -363,9 +374,14 @@ class View implements ProxyHandler<object> {
   }
 }
 
-/** The children of an object or array span, found by scanning one level (strings jumped over). */
-function childrenOf(raw: Buffer, span: Span): Children {
-  const s = new Scanner(raw, Infinity, span.start);
+/**
+ * The children of an object or array span, found by scanning it (strings jumped over). The children of the
+ * containers among them go into `index` on the way, so opening one of those (a message's `content`) scans nothing
+ * again.
+ */
+function childrenOf(raw: Buffer, span: Span, index: Map<number, Children> | undefined): Children {
+  const s = new Scanner(raw, Infinity, span.start, span.end);
+  if (index) s.record = index;
   if (raw[span.start] === 0x7b) {
     const members = new Map<string, Span>();
     s.container(span.start, 0x7d, members);
@@ -383,7 +399,7 @@ function childrenOf(raw: Buffer, span: Span): Children {
  */
 function lazyValue(raw: Buffer, span: Span, where: string, parent?: View): unknown {
   const c = raw[span.start];
-  if (c === 0x7b || c === 0x5b) return lazyContainer(raw, span, parent?.index?.get(span.start) ?? childrenOf(raw, span), where, undefined, parent);
+  if (c === 0x7b || c === 0x5b) return lazyContainer(raw, span, parent?.index?.get(span.start) ?? childrenOf(raw, span, parent?.index), where, undefined, parent);
   try {
     return JSON.parse(raw.toString('utf8', span.start, span.end));
   } catch (err) {
@@ -477,6 +493,29 @@ export function elementBytes(arr: unknown, i: number): Buffer | null {
   const info = viewOf(arr);
   const sp = info && !info.dirty ? info.elements?.[i] : undefined;
   return sp ? info!.raw.subarray(sp.start, sp.end) : null;
+}
+
+/** The byte length of element `i` of `arr` as the client sent it when `arr` is an unchanged lazy view, else null (nothing is read). */
+export function elementSize(arr: unknown, i: number): number | null {
+  const info = viewOf(arr);
+  const sp = info && !info.dirty ? info.elements?.[i] : undefined;
+  return sp ? sp.end - sp.start : null;
+}
+
+/**
+ * What member `name` of `obj` is, read from the client's bytes without decoding it, when `obj` is an unchanged lazy
+ * object: `'absent'`, `'empty-string'` (`""`), `'string'` (any other string) or `'other'`; null for anything else.
+ * inject_cache asks whether a block's text is a non-empty string without decoding a 40 KB text.
+ */
+export function memberKind(obj: unknown, name: string): 'absent' | 'empty-string' | 'string' | 'other' | null {
+  const info = viewOf(obj);
+  if (!info || info.dirty || !info.names) return null;
+  const i = info.names.indexOf(name);
+  if (i < 0) return 'absent';
+  const sp = info.spans[i];
+  if (!sp || info.touched(i)) return null;
+  if (info.raw[sp.start] !== 0x22) return 'other';
+  return sp.end - sp.start === 2 ? 'empty-string' : 'string';
 }
 
 /**
