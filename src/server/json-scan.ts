@@ -661,10 +661,14 @@ export function serializeBody(body: Record<string, unknown>, _original?: Record<
       text += '[';
       for (let i = 0; i < v.length; i++) {
         if (i) text += ',';
-        // An element of a changed view that was never read nor assigned: its bytes as the client sent them.
+        // Elements of a changed view never read nor assigned: their bytes as the client sent them, a run of them
+        // in one piece (with the client's separators between them).
         const sp = info && !info.touched(i) ? info.elements?.[i] : undefined;
         if (sp) {
-          bytes(info!.raw, sp);
+          let last = i;
+          while (last + 1 < v.length && !info!.touched(last + 1)) last++;
+          bytes(info!.raw, last === i ? sp : { start: sp.start, end: info!.elements![last]!.end });
+          i = last;
           continue;
         }
         const e = v[i];
