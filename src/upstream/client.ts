@@ -223,31 +223,29 @@ export class UpstreamClient {
    */
   send(provider: ProviderConfig, call: UpstreamCall): Promise<UpstreamResponse> {
     const { agent, origin, prefix } = this.entryFor(provider);
-    return new Promise<UpstreamResponse>((resolve, reject) => {
-      const handler = new AnswerHandler(
-        resolve,
-        (err) => {
-          const gone = call.client?.goneReason;
-          reject(gone ?? describeTransportError(err, provider, call.method, upstreamUrl(provider, call.pathAndQuery), call.stream));
-        },
-        call.client,
-      );
-      agent.dispatch(
-        {
-          origin,
-          path: prefix + call.pathAndQuery,
-          method: call.method,
-          headers: call.headers,
-          // A streaming answer can last minutes: its request body is handed over as an iterable undici lets go of
-          // once sent. A non-streaming answer ends moments later, so its body goes as the Buffer it is (undici
-          // writes a Buffer with the headers in one call; an iterable costs a generator and separate writes).
-          body: call.body && (call.stream ? (releasingBody(call.body) as unknown as Readable) : call.body), // an iterable (types omit it)
-          headersTimeout: call.stream ? provider.timeouts.first_byte_ms : provider.timeouts.headers_ms,
-          bodyTimeout: provider.timeouts.body_ms,
-        },
-        handler,
-      );
+    const { method, pathAndQuery, stream, client } = call;
+    const options: Dispatcher.DispatchOptions = {
+      origin,
+      path: prefix + pathAndQuery,
+      method,
+      headers: call.headers,
+      // A streaming answer can last minutes: its request body is handed over as an iterable undici lets go of once
+      // sent. A non-streaming answer ends moments later, so its body goes as the Buffer it is (undici writes a Buffer
+      // with the headers in one call; an iterable costs a generator and separate writes).
+      body: call.body && (stream ? (releasingBody(call.body) as unknown as Readable) : call.body), // an iterable (types omit it)
+      headersTimeout: stream ? provider.timeouts.first_byte_ms : provider.timeouts.headers_ms,
+      bodyTimeout: provider.timeouts.body_ms,
+    };
+    // The handler lives as long as the answer streams: no closure here may reach `call` or `options` (the body).
+    let resolve!: (r: UpstreamResponse) => void;
+    let reject!: (err: Error) => void;
+    const answered = new Promise<UpstreamResponse>((res, rej) => {
+      resolve = res;
+      reject = rej;
     });
+    const failed = (err: Error) => reject(client?.goneReason ?? describeTransportError(err, provider, method, upstreamUrl(provider, pathAndQuery), stream));
+    agent.dispatch(options, new AnswerHandler(resolve, failed, client));
+    return answered;
   }
 
   async close(): Promise<void> {
