@@ -208,6 +208,11 @@ describe('block kinds', () => {
     const { report } = inject(body, [{ message: -2 }, 'last_user']);
     assert.match(report[0]!.reason!, /thinking block cannot carry cache_control/);
     assert.match(report[1]!.reason!, /empty text block/);
+    // A text that is not a string counts as empty; a block that is not an object is named as such.
+    body.messages[4].content = [{ type: 'text', text: 5 }];
+    assert.match(inject(body, ['last_user']).report[0]!.reason!, /empty text block/);
+    body.messages[4].content = ['just a string'];
+    assert.equal(inject(body, ['last_user']).report[0]!.reason, 'the block is not an object');
   });
 
   test("Claude Code's attribution block is never marked", () => {

@@ -12,6 +12,7 @@ import {
   copyObject,
   elementSize,
   memberKind,
+  memberLength,
   plainCopy,
   elementBytes,
   elementsHolding,
@@ -288,6 +289,33 @@ describe('lazy views at every depth', () => {
     assert.equal(elementSize(copy, 1), null, 'a changed array');
   });
 
+  test("an edited body keeps the client's bytes of every part it did not touch: escapes, spacing and number forms as sent", () => {
+    const text = '{ "system" : "caf\\u00e9 \\/ x" , "n": 1.50E+2, "tools" : [ {"name":"a","d":"\\u2713"} ,  {"name":"b"} , {"name":"c"} ], "metadata": {"k": [ 1 , 2 ]} }';
+    const raw = Buffer.from(text);
+    const body = lazyBody(scanJsonObject(raw, 10));
+    const tools = copyArray(body.tools as Array<Record<string, unknown>>);
+    tools[2] = withAdded(tools[2]!, 'cache_control', { type: 'ephemeral' });
+    const edited = withAdded(body, 'tools', tools);
+    const out = serializeBody(edited).toString();
+    assert.deepEqual(JSON.parse(out), { ...(JSON.parse(text) as object), tools: [{ name: 'a', d: '✓' }, { name: 'b' }, { name: 'c', cache_control: { type: 'ephemeral' } }] });
+    for (const part of ['"caf\\u00e9 \\/ x"', '1.50E+2', '{"name":"a","d":"\\u2713"} ,  {"name":"b"}', '{"k": [ 1 , 2 ]}', '"name":"c"'])
+      assert.ok(out.includes(part), `${part} is forwarded as sent: ${out}`);
+    assert.equal(serializeBody(body).toString(), text, 'an unchanged body is its bytes');
+  });
+
+  test('memberLength counts an array member from the scan, or from the value once changed; 0 when absent or not an array', () => {
+    const body = lazyBody(scanJsonObject(Buffer.from('{"messages":[1,2,3],"tools":[],"system":"s"}'), 10));
+    assert.deepEqual(
+      ['messages', 'tools', 'system', 'none'].map((n) => memberLength(body, n)),
+      [3, 0, 0, 0],
+    );
+    const changed = copyObject(body);
+    changed.messages = [1];
+    assert.equal(memberLength(changed, 'messages'), 1);
+    assert.equal(memberLength({ messages: [1, 2] }, 'messages'), 2);
+    assert.equal(plainCopy(undefined), undefined);
+  });
+
   test('keyOffsets: every occurrence of a watched member name at any depth, escaped names included; elementsHolding maps them to elements', () => {
     const count = (v: unknown, name: string): number =>
       v !== null && typeof v === 'object' ? Object.entries(v).reduce((n, [k, e]) => n + (k === name && !Array.isArray(v) ? 1 : 0) + count(e, name), 0) : 0;
@@ -317,6 +345,9 @@ describe('lazy views at every depth', () => {
     assert.deepEqual(keyOffsets(escaped, 'cache_control')?.at, [7], 'an escaped name is found; the same text inside a string is not');
     assert.deepEqual(elementsHolding(escaped.a, keyOffsets(escaped, 'cache_control')!), [0]);
     assert.equal(keyOffsets(escaped, 'other'), null, 'a name the scan did not watch');
+    const other = lazyBody(scanJsonObject(Buffer.from('{"a":[{"cache_control":1}]}'), 10, ['cache_control']));
+    assert.equal(elementsHolding(other.a, keyOffsets(escaped, 'cache_control')!), null, "another body's offsets");
+    assert.deepEqual(elementsHolding(other.a, keyOffsets(other, 'cache_control')!), [0]);
     assert.equal(keyOffsets({ a: 1 }, 'cache_control'), null, 'not a view');
     const changed = copyObject(escaped);
     changed.a = [];
