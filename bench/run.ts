@@ -14,7 +14,8 @@
  *   throttle    throttle admission cost per request, memory store vs Redis
  *   translation OpenAI translation cost per request and per streamed event
  *   cpu         CPU time per request (/proc/PID/stat utime+stime) of the gateway — bare, and with the bundled
- *               switchyard.yaml + rules/ — against bench/reference-proxy.mjs, a 20-line node:http proxy, same run
+ *               switchyard.yaml + rules/ — against bench/reference-proxy.mjs, a 20-line node:http proxy, same run;
+ *               with BENCH_BASELINE=<checkout with dist/ built>, that build's gateways too (an A/B in one run)
  *   reliability added latency with Redis up, refused (down), black-holed (frozen) and recovering, throttles on
  *   memcap      peak gateway memory with 40 concurrent 31 MB bodies against limits.max_inflight_body_bytes
  *   dashboard   the dashboard's first-load size (gzip), its overview over a 1,000,000-record SQLite ledger, and
@@ -413,31 +414,45 @@ async function benchOtel(upstream: string) {
   return { requests: N, off_us: low('off'), on_us: low('on'), added_us: low('on') - low('off'), runs_us: per };
 }
 
+/**
+ * CPU µs per request (76 KB, 4 connections) of the reference proxy and of the gateway with no rules (ledger off)
+ * and with the bundled config, three rounds in alternation, the lowest kept; ratios to the reference.
+ */
 async function benchCpu(upstream: string) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-bench-bundled-'));
-  cpSync(path.join(ROOT, 'switchyard.yaml'), path.join(dir, 'switchyard.yaml'));
-  cpSync(path.join(ROOT, 'prices.yaml'), path.join(dir, 'prices.yaml'));
-  cpSync(path.join(ROOT, 'rules'), path.join(dir, 'rules'), { recursive: true });
-  const procs = {
+  // BENCH_BASELINE: another checkout with dist/ built (e.g. a `git worktree` of an earlier commit), measured in the
+  // same run — two builds compared this way differ by what changed, not by what the machine was doing.
+  const baseline = process.env.BENCH_BASELINE ? path.resolve(process.env.BENCH_BASELINE) : null;
+  const gateways: Array<[string, string]> = [['', ROOT], ...(baseline ? [['baseline_', baseline] as [string, string]] : [])];
+  const dirs: string[] = [];
+  const procs: Record<string, { url: string; child: ChildProcess }> = {
     reference: await startProcess([path.join(ROOT, 'bench/reference-proxy.mjs'), upstream]),
-    bare: await startProcess([
+  };
+  for (const [prefix, root] of gateways) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-bench-bundled-'));
+    dirs.push(dir);
+    cpSync(path.join(root, 'switchyard.yaml'), path.join(dir, 'switchyard.yaml'));
+    cpSync(path.join(root, 'prices.yaml'), path.join(dir, 'prices.yaml'));
+    cpSync(path.join(root, 'rules'), path.join(dir, 'rules'), { recursive: true });
+    procs[`${prefix}bare`] = await startProcess([
       ...gatewayNodeArgs,
-      path.join(ROOT, 'dist/cli.js'),
+      path.join(root, 'dist/cli.js'),
       'serve',
       '--config',
       writeConfig({ upstream, extraConfig: 'ledger: off\n', rules: { '50.yaml': 'version: 1\nrules: []\n' } }).configFile,
       '--port',
       '0',
-    ]),
-    bundled: await startProcess([...gatewayNodeArgs, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'switchyard.yaml'), '--port', '0'], { ANTHROPIC_UPSTREAM_URL: upstream }),
-  };
+    ]);
+    procs[`${prefix}bundled`] = await startProcess([...gatewayNodeArgs, path.join(root, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'switchyard.yaml'), '--port', '0'], {
+      ANTHROPIC_UPSTREAM_URL: upstream,
+    });
+  }
   const N = 3000;
   let per: Record<string, number[]>;
   try {
     per = await cpuRounds(procs, N);
   } finally {
-    await stopAll(procs); // a gateway writes its ledger and state files as it stops: remove the directory after
-    rmSync(dir, { recursive: true, force: true });
+    await stopAll(procs); // a gateway writes its ledger and state files as it stops: remove the directories after
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   }
   const us = (name: string) => Math.round(Math.min(...per[name]!));
   const ref = us('reference');
@@ -448,6 +463,7 @@ async function benchCpu(upstream: string) {
     bundled_us: us('bundled'),
     bare_ratio: r3(us('bare') / ref),
     bundled_ratio: r3(us('bundled') / ref),
+    ...(baseline ? { baseline, baseline_bare_us: us('baseline_bare'), baseline_bundled_us: us('baseline_bundled') } : {}),
     runs_us: per,
   };
 }
