@@ -120,16 +120,13 @@ class Scanner {
 
   /**
    * Records the member name at `[start, end)` (quotes included) when it is watched. A name written with escapes
-   * (`"cache\u005fcontrol"`) is longer than its plain form: such a name is decoded when it holds a backslash.
+   * (`"cache\u005fcontrol"`) is longer than its plain form, up to six bytes a character: such a name is decoded.
    */
   private note(start: number, end: number): void {
     const b = this.b;
     const len = end - start;
     for (const { name, quoted } of this.watch) {
-      const hit =
-        len === quoted.length
-          ? quoted.compare(b, start, end) === 0
-          : len > quoted.length && len <= 6 * quoted.length && b.subarray(start, end).includes(BACKSLASH) && decodeKey(b, start, end) === name;
+      const hit = len === quoted.length ? quoted.compare(b, start, end) === 0 : len > quoted.length && len <= 6 * quoted.length && decodeKey(b, start, end) === name;
       if (hit) this.found!.get(name)!.push(start);
     }
   }
@@ -372,6 +369,11 @@ class View implements ProxyHandler<object> {
   deleteProperty(): boolean {
     return false;
   }
+
+  /** A new view over the same bytes, names and spans (assigning to it changes only it), with `added` set on it. */
+  copy(added?: { name: string; value: unknown }): unknown {
+    return viewProxy(this.raw, this.span, this.names, this.spans, 'body', undefined, undefined, this.index, added);
+  }
 }
 
 /**
@@ -407,24 +409,27 @@ function lazyValue(raw: Buffer, span: Span, where: string, parent?: View): unkno
   }
 }
 
+/** A lazy view of the object or array at `span` whose children the scan found. */
+function lazyContainer(raw: Buffer, span: Span, children: Children, where: string, scanned?: ScannedBody, parent?: View, index = scanned?.index ?? parent?.index): unknown {
+  const members = children.members;
+  return viewProxy(raw, span, members ? [...members.keys()] : null, members ? [...members.values()] : children.elements!, where, scanned, parent, index);
+}
+
 /**
- * A lazy view (a Proxy over an empty object or array, {@link View} its handler) of the object or array at `span`.
- * `added`: a member set on a copy ({@link withAdded}) — it has no bytes of its own: it is last, or replaces one of
- * the same name.
+ * A lazy view: a Proxy over an empty object or array, a {@link View} its handler. `added`: a member set on a copy
+ * ({@link withAdded}) — it has no bytes of its own: it is last, or replaces one of the same name.
  */
-function lazyContainer(
+function viewProxy(
   raw: Buffer,
   span: Span,
-  children: Children,
+  names: readonly string[] | null,
+  spans: readonly (Span | null)[],
   where: string,
-  scanned?: ScannedBody,
-  parent?: View,
-  index = scanned?.index ?? parent?.index,
+  scanned: ScannedBody | undefined,
+  parent: View | undefined,
+  index: Map<number, Children> | undefined,
   added?: { name: string; value: unknown },
 ): unknown {
-  const members = children.members;
-  let names: string[] | null = members ? [...members.keys()] : null;
-  let spans: readonly (Span | null)[] = members ? [...members.values()] : children.elements!;
   let addedAt = -1;
   if (added && names) {
     addedAt = names.indexOf(added.name);
@@ -508,9 +513,9 @@ export function elementSize(arr: unknown, i: number): number | null {
  * inject_cache asks whether a block's text is a non-empty string without decoding a 40 KB text.
  */
 export function memberKind(obj: unknown, name: string): 'absent' | 'empty-string' | 'string' | 'other' | null {
-  const info = viewOf(obj);
-  if (!info || info.dirty || !info.names) return null;
-  const i = info.names.indexOf(name);
+  const info = cleanObject(obj);
+  if (!info) return null;
+  const i = info.at(name);
   if (i < 0) return 'absent';
   const sp = info.spans[i];
   if (!sp || info.touched(i)) return null;
@@ -539,7 +544,7 @@ export function memberLength(body: Record<string, unknown>, name: string): numbe
 export function copyArray<T>(arr: T[]): T[] {
   const info = viewOf(arr);
   if (!info || info.dirty || !info.elements) return [...arr];
-  return lazyContainer(info.raw, info.span, { elements: info.elements }, 'body', undefined, undefined, info.index) as T[];
+  return info.copy() as T[];
 }
 
 /** Where a watched member name occurs in a body's bytes: offsets of its opening quote, in order. */
@@ -577,10 +582,10 @@ export function elementsHolding(arr: unknown, k: KeyOffsets): number[] | null {
   return out;
 }
 
-/** The members of an unchanged object view, name to span, or null. */
-function cleanMembers(info: View | null): Map<string, Span> | null {
-  if (!info || info.dirty || !info.names) return null;
-  return new Map(info.names.map((name, i) => [name, info.spans[i]!]));
+/** The view of an unchanged lazy object, or null. */
+function cleanObject(v: unknown): View | null {
+  const info = viewOf(v);
+  return info && !info.dirty && info.names ? info : null;
 }
 
 /**
@@ -589,10 +594,8 @@ function cleanMembers(info: View | null): Map<string, Span> | null {
  * it copies the client's bytes of every member never read nor assigned), else a spread.
  */
 export function copyObject<T extends Record<string, unknown>>(obj: T): T {
-  const info = viewOf(obj);
-  const members = cleanMembers(info);
-  if (!members) return { ...obj };
-  return lazyContainer(info!.raw, info!.span, { members }, 'body', undefined, undefined, info!.index) as T;
+  const info = cleanObject(obj);
+  return info ? (info.copy() as T) : { ...obj };
 }
 
 /**
@@ -601,10 +604,8 @@ export function copyObject<T extends Record<string, unknown>>(obj: T): T {
  * `cache_control` added to a 40 KB text block costs its own few bytes, not the block's.
  */
 export function withAdded<T extends Record<string, unknown>>(obj: T, name: string, value: unknown): T {
-  const info = viewOf(obj);
-  const members = cleanMembers(info);
-  if (!members) return { ...obj, [name]: value };
-  return lazyContainer(info!.raw, info!.span, { members }, 'body', undefined, undefined, info!.index, { name, value }) as T;
+  const info = cleanObject(obj);
+  return info ? (info.copy({ name, value }) as T) : { ...obj, [name]: value };
 }
 
 /**
