@@ -113,6 +113,12 @@ export interface ContextInput {
 
 const CREDENTIALS = new Set(CREDENTIAL_HEADERS);
 
+/** Makes `rc[name]` an enumerable member computed by `make` on first read and kept. */
+function onFirstRead<K extends keyof RequestContext>(rc: RequestContext, name: K, make: () => RequestContext[K]): void {
+  let value: RequestContext[K] | undefined;
+  Object.defineProperty(rc, name, { enumerable: true, get: () => (value ??= make()) });
+}
+
 /** Builds the request context. Pure apart from reading `now`. */
 export function buildContext(input: ContextInput): RequestContext {
   const raw = input.headers;
@@ -137,39 +143,21 @@ export function buildContext(input: ContextInput): RequestContext {
     estimate: { input_tokens: Math.ceil(input.bodyBytes / CHARS_PER_TOKEN) },
     time: undefined,
   } as unknown as RequestContext;
-  // The headers (credentials left out) and the time are made on first read: most rule sets never look at them.
-  let headers: Record<string, string> | undefined;
-  Object.defineProperty(rc, 'headers', {
-    enumerable: true,
-    get: () => {
-      if (!headers) {
-        headers = {};
-        for (const name in raw) {
-          const value = header(name);
-          if (value !== undefined) headers[name] = value;
-        }
-      }
-      return headers;
-    },
+  // Made on first read: most rule sets never look at the headers (credentials left out), the time or who sent it
+  // (parsing metadata.user_id); the history (most of a Claude Code body) is the body's own, read through every time.
+  onFirstRead(rc, 'headers', () => {
+    const headers: Record<string, string> = {};
+    for (const name in raw) {
+      const value = header(name);
+      if (value !== undefined) headers[name] = value;
+    }
+    return headers;
   });
-  let time: RequestContext['time'] | undefined;
-  Object.defineProperty(rc, 'time', {
-    enumerable: true,
-    get: () => {
-      if (!time) {
-        const now = input.now ?? new Date();
-        time = { hour: now.getUTCHours(), weekday: now.getUTCDay(), iso: now.toISOString() };
-      }
-      return time;
-    },
+  onFirstRead(rc, 'time', () => {
+    const now = input.now ?? new Date();
+    return { hour: now.getUTCHours(), weekday: now.getUTCDay(), iso: now.toISOString() };
   });
-  // Read on first use only: the history is most of a Claude Code body, and most rules never look at it.
   Object.defineProperty(rc, 'messages', { enumerable: true, get: () => (Array.isArray(body.messages) ? body.messages : []) });
-  // Read on first use too: it parses metadata.user_id only when a rule or a budget scope asks who.
-  let user: { id: string } | undefined;
-  Object.defineProperty(rc, 'user', {
-    enumerable: true,
-    get: () => (user ??= { id: input.clientTags !== undefined && input.clientId ? input.clientId : (accountFromMetadata(body) ?? rc.client.id) }),
-  });
+  onFirstRead(rc, 'user', () => ({ id: input.clientTags !== undefined && input.clientId ? input.clientId : (accountFromMetadata(body) ?? rc.client.id) }));
   return rc;
 }

@@ -184,6 +184,12 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   }
 }
 
+/** A provider's `base_url` as undici's dispatch takes it: the origin, and the path prefix (empty for a bare host). */
+function splitBaseUrl(baseUrl: string): { baseUrl: string; origin: string; prefix: string } {
+  const u = new URL(baseUrl);
+  return { baseUrl, origin: u.origin, prefix: u.pathname.replace(/\/$/, '') };
+}
+
 /** Pooled upstream connections, one keep-alive Agent per provider. */
 export class UpstreamClient {
   private readonly agents = new Map<string, { connectMs: number; baseUrl: string; origin: string; prefix: string; agent: Agent }>();
@@ -197,10 +203,7 @@ export class UpstreamClient {
   private entryFor(provider: ProviderConfig): { agent: Agent; origin: string; prefix: string } {
     const existing = this.agents.get(provider.name);
     if (existing && existing.connectMs === provider.timeouts.connect_ms) {
-      if (existing.baseUrl !== provider.base_url) {
-        const u = new URL(provider.base_url);
-        Object.assign(existing, { baseUrl: provider.base_url, origin: u.origin, prefix: u.pathname.replace(/\/$/, '') });
-      }
+      if (existing.baseUrl !== provider.base_url) Object.assign(existing, splitBaseUrl(provider.base_url));
       return existing;
     }
     if (existing) void existing.agent.close();
@@ -210,8 +213,7 @@ export class UpstreamClient {
       keepAliveMaxTimeout: 600_000,
       // Anthropic SSE streams can be long; the body timeout is per-request below.
     });
-    const u = new URL(provider.base_url);
-    const entry = { connectMs: provider.timeouts.connect_ms, baseUrl: provider.base_url, origin: u.origin, prefix: u.pathname.replace(/\/$/, ''), agent };
+    const entry = { connectMs: provider.timeouts.connect_ms, ...splitBaseUrl(provider.base_url), agent };
     this.agents.set(provider.name, entry);
     return entry;
   }
