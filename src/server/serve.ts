@@ -213,8 +213,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   };
   const server = await new Promise<ServerType>((resolve, reject) => {
     // The Messages API's endpoints skip the Hono app (requestListener); the rest goes through it.
-    const createServer = (options: object, appListener: RequestListener) =>
-      tls ? createHttpsServer(options, requestListener(deps, appListener)) : createHttpServer(options, requestListener(deps, appListener));
+    const createServer = (options: object, appListener: RequestListener) => {
+      const listener = requestListener(deps, appListener);
+      return tls ? createHttpsServer(options, listener) : createHttpServer(options, listener);
+    };
     const s = serve({ fetch: app.fetch, hostname: host, port, overrideGlobalObjects: false, serverOptions, createServer: createServer as never }, () => resolve(s));
     s.once('error', reject);
   });
