@@ -176,10 +176,6 @@ function startProcess(args: string[], env: Record<string, string> = {}): Promise
   });
 }
 
-/**
- * CPU µs per request of each proxy process around a fixed number of requests after a warm-up (stable on a
- * busy machine where req/s is not), each proxy measured three times in alternation, the lowest figure kept.
- */
 /** Stops the processes and waits until they have exited. */
 async function stopAll(procs: Record<string, { child: ChildProcess }>): Promise<void> {
   await Promise.all(
