@@ -1,6 +1,8 @@
 /**
  * `npm run bench [-- section ...]`: switchyard against a direct connection to the same fake upstream,
- * measured in one run, reported as ratios and differences (never asserted in tests). Sections:
+ * measured in one run, reported as ratios and differences (never asserted in tests). latency, throughput,
+ * streaming and burst measure bench/reference-proxy.mjs (a 20-line node:http proxy) the same way in the same
+ * run, so each gateway figure has the simplest proxy's beside it. Sections:
  *   latency     added latency per request, 1 sequential connection, 76 KB body, non-streaming
  *   throughput  requests/s at saturation with 50 connections (autocannon), gateway / direct
  *   streaming   added time to first byte and to last byte of an SSE stream, sequential
@@ -116,31 +118,39 @@ async function timed(agent: Agent, url: string, body: Buffer, extra: Record<stri
   return { first, total: performance.now() - t0, status: r.statusCode };
 }
 
-/** Alternates direct and gateway in blocks so drift hits both equally. */
-async function compareSequential(direct: string, gateway: string, body: Buffer, n: number, pick: 'first' | 'total' | 'both', extra: Record<string, string> = {}) {
-  const agents = { direct: new Agent({ connections: 1 }), gateway: new Agent({ connections: 1 }) };
-  const out = { direct: [] as number[], gateway: [] as number[] };
-  const outTotal = { direct: [] as number[], gateway: [] as number[] };
-  for (let i = 0; i < Math.min(200, n / 5); i++) {
-    await timed(agents.direct, direct, body, extra);
-    await timed(agents.gateway, gateway, body, extra);
-  }
+/**
+ * Sequential requests (1 connection each) to `direct` (the upstream itself), the gateway and, when given, the
+ * reference proxy, alternated in blocks of 100 so drift hits all alike; medians and p99s in ms, and what the gateway
+ * and the reference each add to the direct figure.
+ */
+async function compareSequential(urls: { direct: string; gateway: string; reference?: string }, body: Buffer, n: number, pick: 'first' | 'total' | 'both', extra: Record<string, string> = {}) {
+  const names = (['direct', 'gateway', 'reference'] as const).filter((k) => urls[k]);
+  const agents = Object.fromEntries(names.map((k) => [k, new Agent({ connections: 1 })])) as Record<string, Agent>;
+  const out = Object.fromEntries(names.map((k) => [k, [] as number[]]));
+  const outTotal = Object.fromEntries(names.map((k) => [k, [] as number[]]));
+  for (let i = 0; i < Math.min(200, n / 5); i++) for (const k of names) await timed(agents[k]!, urls[k]!, body, extra);
   for (let block = 0; block < n / 100; block++) {
-    for (const which of ['direct', 'gateway'] as const) {
+    for (const which of names) {
       for (let i = 0; i < 100; i++) {
-        const t = await timed(agents[which], which === 'direct' ? direct : gateway, body, extra);
+        const t = await timed(agents[which]!, urls[which]!, body, extra);
         if (t.status !== 200) throw new Error(`${which} answered ${t.status}`);
-        out[which].push(pick === 'total' ? t.total : t.first);
-        outTotal[which].push(t.total);
+        out[which]!.push(pick === 'total' ? t.total : t.first);
+        outTotal[which]!.push(t.total);
       }
     }
   }
-  await agents.direct.close();
-  await agents.gateway.close();
-  const summary = (o: typeof out) => {
-    const d = stats(o.direct);
-    const g = stats(o.gateway);
-    return { direct_ms: { median: r3(d.median), p99: r3(d.p99) }, gateway_ms: { median: r3(g.median), p99: r3(g.p99) }, added_ms: { median: r3(g.median - d.median), p99: r3(g.p99 - d.p99) }, n };
+  for (const a of Object.values(agents)) await a.close();
+  const summary = (o: Record<string, number[]>) => {
+    const d = stats(o.direct!);
+    const g = stats(o.gateway!);
+    const r = o.reference ? stats(o.reference) : null;
+    return {
+      direct_ms: { median: r3(d.median), p99: r3(d.p99) },
+      gateway_ms: { median: r3(g.median), p99: r3(g.p99) },
+      added_ms: { median: r3(g.median - d.median), p99: r3(g.p99 - d.p99) },
+      ...(r ? { reference_ms: { median: r3(r.median), p99: r3(r.p99) }, reference_added_ms: { median: r3(r.median - d.median), p99: r3(r.p99 - d.p99) } } : {}),
+      n,
+    };
   };
   return pick === 'both' ? { first_byte: summary(out), last_byte: summary(outTotal) } : summary(out);
 }
@@ -466,6 +476,9 @@ async function benchCpu(upstream: string) {
 
 const fake = await startServer('fake');
 const gw = await startServer('gateway', fake.url);
+// The reference proxy (bench/reference-proxy.mjs), started once when a section first compares against it.
+let referenceProc: Promise<{ url: string; child: ChildProcess }> | null = null;
+const reference = () => (referenceProc ??= startProcess([path.join(ROOT, 'bench/reference-proxy.mjs'), fake.url]));
 try {
   if (sections.includes('cpu')) {
     results.cpu = await benchCpu(fake.url);
@@ -494,25 +507,29 @@ try {
     console.log('budgets on the request path (CPU per request, 10 budgets vs none):', JSON.stringify(results.budgets));
   }
   if (sections.includes('latency')) {
-    results.latency = await compareSequential(fake.url, gw.url, body76k, 3000, 'total');
+    results.latency = await compareSequential({ direct: fake.url, gateway: gw.url, reference: (await reference()).url }, body76k, 3000, 'total');
     console.log('latency (76 KB, non-streaming, 1 connection):', JSON.stringify(results.latency));
   }
   if (sections.includes('throughput')) {
     const run = (url: string) => autocannon({ url: url + '/v1/messages', method: 'POST', headers, body: body76k, connections: 50, duration: 10 });
     const direct = await run(fake.url);
     const viaGw = await run(gw.url);
+    const viaRef = await run((await reference()).url);
     results.throughput = {
       direct_rps: Math.round(direct.requests.average),
       gateway_rps: Math.round(viaGw.requests.average),
       ratio: r3(viaGw.requests.average / direct.requests.average),
+      reference_rps: Math.round(viaRef.requests.average),
+      reference_ratio: r3(viaRef.requests.average / direct.requests.average),
       gateway_errors: viaGw.errors + viaGw.non2xx,
       gateway_latency_ms: { p50: viaGw.latency.p50, p99: viaGw.latency.p99 },
       direct_latency_ms: { p50: direct.latency.p50, p99: direct.latency.p99 },
+      reference_latency_ms: { p50: viaRef.latency.p50, p99: viaRef.latency.p99 },
     };
     console.log('throughput (76 KB, 50 connections, 10 s each):', JSON.stringify(results.throughput));
   }
   if (sections.includes('streaming')) {
-    results.streaming = await compareSequential(fake.url, gw.url, streamBody, 600, 'both');
+    results.streaming = await compareSequential({ direct: fake.url, gateway: gw.url, reference: (await reference()).url }, streamBody, 600, 'both');
     console.log('streaming (76 KB body; time to first byte, and to last byte of 13 events ~2 ms apart):', JSON.stringify(results.streaming));
   }
   if (sections.includes('burst')) {
@@ -523,19 +540,31 @@ try {
       await agent.close();
       return firsts;
     };
+    const refUrl = (await reference()).url;
     const direct: number[] = [];
     const viaGw: number[] = [];
+    const viaRef: number[] = [];
     for (let round = 0; round < 12; round++) {
       const d = await burst(fake.url);
       const g = await burst(gw.url);
+      const r = await burst(refUrl);
       if (round >= 2) {
         direct.push(stats(d).median);
         viaGw.push(stats(g).median);
+        viaRef.push(stats(r).median);
       }
     }
     const sd = stats(direct);
     const sg = stats(viaGw);
-    results.burst = { rounds: direct.length, direct_ttfb_ms: r3(sd.median), gateway_ttfb_ms: r3(sg.median), added_ttfb_ms: r3(sg.median - sd.median) };
+    const sr = stats(viaRef);
+    results.burst = {
+      rounds: direct.length,
+      direct_ttfb_ms: r3(sd.median),
+      gateway_ttfb_ms: r3(sg.median),
+      added_ttfb_ms: r3(sg.median - sd.median),
+      reference_ttfb_ms: r3(sr.median),
+      reference_added_ttfb_ms: r3(sr.median - sd.median),
+    };
     console.log('burst (20 streams started together, median of per-round medians):', JSON.stringify(results.burst));
   }
   if (sections.includes('memory')) {
@@ -572,7 +601,7 @@ try {
     // The same gateway with the usage ledger off ("direct" here) vs on (the default SQLite ledger).
     const off = await startServer('gateway', fake.url, 'ledger: off\n');
     try {
-      const r = (await compareSequential(off.url, gw.url, body76k, 3000, 'total')) as { direct_ms: { median: number }; gateway_ms: { median: number } };
+      const r = (await compareSequential({ direct: off.url, gateway: gw.url }, body76k, 3000, 'total')) as { direct_ms: { median: number }; gateway_ms: { median: number } };
       results.ledger = { ledger_off_ms: r.direct_ms, ledger_on_ms: r.gateway_ms, added_median_pct: Math.round(((r.gateway_ms.median - r.direct_ms.median) / r.direct_ms.median) * 1000) / 10 };
       console.log('ledger on vs off (76 KB, non-streaming, 1 connection):', JSON.stringify(results.ledger));
     } finally {
@@ -680,6 +709,7 @@ try {
   }
 } finally {
   gw.child.kill('SIGTERM');
+  if (referenceProc) (await (referenceProc as Promise<{ child: ChildProcess }>)).child.kill('SIGTERM');
   fake.child.kill('SIGTERM');
 }
 mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
