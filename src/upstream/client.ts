@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { Agent, type Dispatcher, util } from 'undici';
 import type { ProviderConfig } from '../config.js';
 import { UpstreamError } from '../errors.js';
+import { noteIterableBody } from '../server/body-pool.js';
 
 /** One upstream call. */
 export interface UpstreamCall {
@@ -103,11 +104,13 @@ export function describeTransportError(err: unknown, provider: ProviderConfig, m
  */
 function releasingBody(buf: Buffer): Iterable<Buffer> {
   let pending: Buffer | null = buf;
-  return (function* () {
+  const body = (function* () {
     const chunk = pending!;
     pending = null;
     yield chunk;
   })();
+  noteIterableBody(body, buf);
+  return body;
 }
 
 /**

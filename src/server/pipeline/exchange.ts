@@ -25,6 +25,7 @@ import type { PriceTable } from '../../usage/prices.js';
 import type { UsageTap } from '../../usage/tap.js';
 import type { BudgetCharge, Ticket } from '../admission.js';
 import type { InflightBytes } from '../overload.js';
+import { bodyPool } from '../body-pool.js';
 import type { DecisionTraces } from '../traces.js';
 import type { RequestFacts } from '../../usage/facts.js';
 import type { BudgetNotifier } from '../../usage/notify.js';
@@ -159,6 +160,8 @@ export class Exchange implements ClientPresence {
   refusedBy: string | null = null;
   /** Gives back what the receive stage reserved; set while a reservation is held. */
   private releaseReservation: (() => void) | null = null;
+  /** The body's buffer from the body pool, given back when the body is dropped. */
+  private pooled: Buffer | null = null;
   private gone: Error | null = null;
 
   constructor(
@@ -214,8 +217,21 @@ export class Exchange implements ClientPresence {
     this.releaseReservation = release;
   }
 
-  /** Drops the body, its parsed form, the context and the decision, and gives back the reservation. Idempotent. */
+  /** Notes that the body was received into `buf`, a buffer of the body pool; returns it. */
+  receivedInto(buf: Buffer): Buffer {
+    this.pooled = buf;
+    return buf;
+  }
+
+  /**
+   * Drops the body, its parsed form, the context and the decision, gives back the reservation and the body's
+   * pooled buffer (nothing may read the body after this: the buffer may hold another request's body). Idempotent.
+   */
   dropBody(): void {
+    if (this.pooled) {
+      bodyPool.give(this.pooled);
+      this.pooled = null;
+    }
     this.raw = null;
     this.body = {};
     this.rc = null;

@@ -8,16 +8,18 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { RequestTooLargeError } from '../../errors.js';
+import { bodyPool } from '../body-pool.js';
 import { messagesBody } from '../ingress.js';
 import { lazyBody, scanJsonObject } from '../json-scan.js';
 import type { Stage } from './exchange.js';
 
 /**
  * Reads the whole request body, refusing early when it exceeds `limit` bytes. `onSize` sees the bytes read
- * so far after each chunk and may throw to stop reading (the overload manager's reservation).
+ * so far after each chunk and may throw to stop reading (the overload manager's reservation). A body that came
+ * in several reads is joined into a buffer from `alloc` (e.g. the body pool's `take`).
  * @throws RequestTooLargeError (413) when over the limit; what `onSize` throws.
  */
-export function readBody(req: IncomingMessage, limit: number, onSize?: (bytesSoFar: number) => void): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number, onSize?: (bytesSoFar: number) => void, alloc: (size: number) => Buffer = Buffer.allocUnsafe): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(new RequestTooLargeError(limit));
   return new Promise((resolve, reject) => {
@@ -33,7 +35,13 @@ export function readBody(req: IncomingMessage, limit: number, onSize?: (bytesSoF
       if (err) {
         req.resume();
         reject(err);
-      } else resolve(got.length === 1 ? got[0]! : Buffer.concat(got, size));
+      } else if (got.length === 1) resolve(got[0]!);
+      else {
+        const joined = alloc(size);
+        let at = 0;
+        for (const c of got) at += c.copy(joined, at);
+        resolve(joined);
+      }
     };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
@@ -61,11 +69,16 @@ export const receive: Stage = async (x, next) => {
   let reserved = Math.min(Number(x.req.headers['content-length']) || 0, limits.max_body_bytes);
   bytes.reserve(client, reserved, caps);
   x.holdReservation(() => bytes.release(client, reserved));
-  x.raw = await readBody(x.req, limits.max_body_bytes, (size) => {
-    if (size <= reserved) return;
-    bytes.reserve(client, size - reserved, caps);
-    reserved = size;
-  });
+  x.raw = await readBody(
+    x.req,
+    limits.max_body_bytes,
+    (size) => {
+      if (size <= reserved) return;
+      bytes.reserve(client, size - reserved, caps);
+      reserved = size;
+    },
+    (size) => x.receivedInto(bodyPool.take(size)),
+  );
   // A Bedrock or Vertex client's body becomes the Messages body it stands for (ingress.ts).
   if (x.ingress) x.raw = messagesBody(x.ingress, x.raw, x.req.headers);
   // Checked and indexed in one pass; members are decoded only when something reads them.
