@@ -118,23 +118,31 @@ for (const stream of [false, true]) {
   });
 }
 
-test('a buffer given back is kept only within the pool’s idle cap, and a body over the largest class is not pooled', () => {
+test('size classes, last-in first-out reuse, and the idle cap counted as buffers come and go', () => {
   const pool = new BodyPool(256 * 1024, 256 * 1024);
+  assert.equal(pool.take(1000).buffer.byteLength, 64 * 1024, 'the smallest class is 64 KiB');
   const a = pool.take(100_000);
   const b = pool.take(100_000);
   assert.equal(a.length, 100_000);
   assert.equal(a.buffer.byteLength, 128 * 1024, 'size classes are powers of two');
   pool.give(a);
   pool.give(b);
-  assert.deepEqual(pool.stats, { reused: 0, made: 2, kept: 2, left: 0 });
+  assert.deepEqual(pool.stats, { reused: 0, made: 3, kept: 2, left: 0 });
   const big = pool.take(300_000);
+  assert.equal(big.buffer.byteLength, 300_000, 'over the largest class: a buffer of its own');
   pool.give(big);
   pool.give(Buffer.alloc(10));
-  assert.deepEqual(pool.stats, { reused: 0, made: 2, kept: 2, left: 0 }, 'buffers the pool did not make are ignored');
+  assert.deepEqual(pool.stats, { reused: 0, made: 3, kept: 2, left: 0 }, 'buffers the pool did not make are ignored');
   const c = pool.take(200_000);
   pool.give(c);
-  assert.equal(pool.stats.left, 1, 'over the idle cap (256 KiB): left to the garbage collector');
+  assert.equal(pool.stats.left, 1, 'over the idle cap (256 KiB held): left to the garbage collector');
   assert.equal(pool.take(70_000).buffer, b.buffer, 'the last buffer given back is the first handed out');
+  assert.equal(pool.take(70_000).buffer, a.buffer, 'then the one before it');
+  assert.equal(pool.stats.reused, 2);
+  // Both handed out again: the pool holds nothing idle, so two 128 KiB buffers fit under the cap once more.
+  pool.give(a);
+  pool.give(b);
+  assert.deepEqual(pool.stats, { reused: 2, made: 4, kept: 4, left: 1 });
 });
 
 let fake: FakeUpstream;

@@ -30,8 +30,7 @@ const iterableBodies = new WeakMap<object, Socket[]>();
 diagnostics.subscribe('undici:client:sendHeaders', (message) => {
   const { request, socket } = message as { request: { body?: unknown }; socket: Socket };
   const body = request.body;
-  if (!body || typeof body !== 'object') return;
-  (Buffer.isBuffer(body) ? writtenTo.get(body.buffer) : iterableBodies.get(body))?.push(socket);
+  if (body && typeof body === 'object') (Buffer.isBuffer(body) ? writtenTo.get(body.buffer) : iterableBodies.get(body))?.push(socket);
 });
 
 /** Notes that `iterable` (a request body undici will write) yields `buf`, so that its socket is noted too. */
