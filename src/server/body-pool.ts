@@ -9,9 +9,11 @@
  *   the body or a view of it (test/upstream-client.test.ts holds a WeakRef to the body while a stream is open);
  * - sockets: an upstream may answer before it has read the whole request, and a socket write in progress still
  *   reads the buffer. Every upstream socket a pooled buffer was written to is noted (undici's
- *   `undici:client:sendHeaders` diagnostics channel, https://undici.nodejs.org/#/docs/api/DiagnosticsChannel), and
- *   a buffer whose socket still has bytes to write (`writableLength > 0`, not destroyed) is left to the garbage
- *   collector instead.
+ *   `undici:client:sendHeaders` diagnostics channel, whose message is `{ request, headers, socket }`:
+ *   https://undici.nodejs.org/#/docs/api/DiagnosticsChannel and undici's types/diagnostics-channel.d.ts), and a
+ *   buffer whose socket still has bytes to write (`writableLength > 0`, not destroyed) is left to the garbage
+ *   collector instead. Which body a request carries is undici's `request.body`, a field its typed message leaves
+ *   out: test/body-pool.test.ts (an upstream that answers before reading) fails if an undici upgrade drops it.
  */
 import diagnostics from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
