@@ -186,6 +186,11 @@ function startProcess(args: string[], env: Record<string, string> = {}): Promise
   });
 }
 
+/** Starts bench/reference-proxy.mjs (the 20-line node:http proxy every figure is compared with) in front of `upstream`. */
+function startReference(upstream: string): Promise<{ url: string; child: ChildProcess }> {
+  return startProcess([path.join(ROOT, 'bench/reference-proxy.mjs'), upstream]);
+}
+
 /** Stops the processes and waits until they have exited. */
 async function stopAll(procs: Record<string, { child: ChildProcess }>): Promise<void> {
   await Promise.all(
@@ -371,7 +376,7 @@ async function benchLogin(upstream: string) {
   const { tokens } = await TokenService.create(loadConfig(config, {}, env).login!, new MemoryStore());
   const { access_token } = await tokens.issue({ sub: 'bench', email: 'bench@example.com', name: 'Bench', groups: ['platform'] });
   const start = () => startProcess([...gatewayNodeArgs, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', config, '--port', '0'], env);
-  const procs = { reference: await startProcess([path.join(ROOT, 'bench/reference-proxy.mjs'), upstream]), key: await start(), login: await start() };
+  const procs = { reference: await startReference(upstream), key: await start(), login: await start() };
   const N = 3000;
   let per: Record<string, number[]>;
   try {
@@ -431,7 +436,7 @@ async function benchCpu(upstream: string) {
   const gateways: Array<[string, string]> = [['', ROOT], ...(baseline ? [['baseline_', baseline] as [string, string]] : [])];
   const dirs: string[] = [];
   const procs: Record<string, { url: string; child: ChildProcess }> = {
-    reference: await startProcess([path.join(ROOT, 'bench/reference-proxy.mjs'), upstream]),
+    reference: await startReference(upstream),
   };
   for (const [prefix, root] of gateways) {
     const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-bench-bundled-'));
@@ -476,9 +481,8 @@ async function benchCpu(upstream: string) {
 
 const fake = await startServer('fake');
 const gw = await startServer('gateway', fake.url);
-// The reference proxy (bench/reference-proxy.mjs), started once when a section first compares against it.
-let referenceProc: Promise<{ url: string; child: ChildProcess }> | null = null;
-const reference = () => (referenceProc ??= startProcess([path.join(ROOT, 'bench/reference-proxy.mjs'), fake.url]));
+// The reference proxy, for the sections that put its figures beside the gateway's.
+const ref = ['latency', 'throughput', 'streaming', 'burst'].some((s) => sections.includes(s)) ? await startReference(fake.url) : null;
 try {
   if (sections.includes('cpu')) {
     results.cpu = await benchCpu(fake.url);
@@ -507,14 +511,14 @@ try {
     console.log('budgets on the request path (CPU per request, 10 budgets vs none):', JSON.stringify(results.budgets));
   }
   if (sections.includes('latency')) {
-    results.latency = await compareSequential({ direct: fake.url, gateway: gw.url, reference: (await reference()).url }, body76k, 3000, 'total');
+    results.latency = await compareSequential({ direct: fake.url, gateway: gw.url, reference: ref!.url }, body76k, 3000, 'total');
     console.log('latency (76 KB, non-streaming, 1 connection):', JSON.stringify(results.latency));
   }
   if (sections.includes('throughput')) {
     const run = (url: string) => autocannon({ url: url + '/v1/messages', method: 'POST', headers, body: body76k, connections: 50, duration: 10 });
     const direct = await run(fake.url);
     const viaGw = await run(gw.url);
-    const viaRef = await run((await reference()).url);
+    const viaRef = await run(ref!.url);
     results.throughput = {
       direct_rps: Math.round(direct.requests.average),
       gateway_rps: Math.round(viaGw.requests.average),
@@ -529,7 +533,7 @@ try {
     console.log('throughput (76 KB, 50 connections, 10 s each):', JSON.stringify(results.throughput));
   }
   if (sections.includes('streaming')) {
-    results.streaming = await compareSequential({ direct: fake.url, gateway: gw.url, reference: (await reference()).url }, streamBody, 600, 'both');
+    results.streaming = await compareSequential({ direct: fake.url, gateway: gw.url, reference: ref!.url }, streamBody, 600, 'both');
     console.log('streaming (76 KB body; time to first byte, and to last byte of 13 events ~2 ms apart):', JSON.stringify(results.streaming));
   }
   if (sections.includes('burst')) {
@@ -540,7 +544,7 @@ try {
       await agent.close();
       return firsts;
     };
-    const refUrl = (await reference()).url;
+    const refUrl = ref!.url;
     const direct: number[] = [];
     const viaGw: number[] = [];
     const viaRef: number[] = [];
@@ -709,7 +713,7 @@ try {
   }
 } finally {
   gw.child.kill('SIGTERM');
-  if (referenceProc) (await (referenceProc as Promise<{ child: ChildProcess }>)).child.kill('SIGTERM');
+  ref?.child.kill('SIGTERM');
   fake.child.kill('SIGTERM');
 }
 mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
