@@ -91,13 +91,13 @@ export class BodyPool {
     const still = stillWritten(ab);
     writtenTo.delete(ab);
     const cls = ab.byteLength;
-    if (still || this.freeBytes + cls > this.maxFreeBytes || !(ab instanceof ArrayBuffer)) {
+    if (still || this.freeBytes + cls > this.maxFreeBytes) {
       this.stats.left++;
       return;
     }
     let list = this.free.get(cls);
     if (!list) this.free.set(cls, (list = []));
-    list.push(ab);
+    list.push(ab as ArrayBuffer); // one of take's: writtenTo holds no other
     this.freeBytes += cls;
     this.stats.kept++;
   }
