@@ -11,7 +11,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 
-const { seedBudgets } = (await import('../dist/usage/budget-seed.js' as string)) as typeof import('../src/usage/budget-seed.js');
+const { seedBudgets } = (await import('../dist/actions/budget/seed.js' as string)) as typeof import('../src/actions/budget/seed.js');
 const { SqliteStore } = (await import('../dist/usage/sqlite.js' as string)) as typeof import('../src/usage/sqlite.js');
 const { PostgresStore } = (await import('../dist/usage/postgres.js' as string)) as typeof import('../src/usage/postgres.js');
 const { MemoryStore } = (await import('../dist/state/store.js' as string)) as typeof import('../src/state/store.js');

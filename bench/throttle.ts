@@ -3,11 +3,11 @@
  * requests-per-minute, an input-token and a concurrency limit, then settling its ticket, against the
  * in-memory store and against Redis (REDIS_URL, default redis://127.0.0.1:6379).
  */
-import type { Throttle } from '../src/actions/throttle.js';
+import type { Throttle } from '../src/actions/throttle/index.js';
 import { createLogger } from '../src/log.js';
 import type { RequestContext } from '../src/rules/context.js';
 import type { Decision } from '../src/rules/decision.js';
-import { admit } from '../src/server/admission.js';
+import { admit } from '../src/actions/throttle/enforce.js';
 import { RedisStore } from '../src/state/redis.js';
 import { MemoryStore, type StateStore } from '../src/state/store.js';
 

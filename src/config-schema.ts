@@ -31,6 +31,7 @@ export const DEFAULT_LIMITS = {
   max_header_bytes: 32 * 1024,
   request_timeout_ms: 120_000,
   max_concurrent_requests: 2000,
+  stall_ms: 330_000,
   rule_expression_ms: 10,
   max_json_depth: 256,
   max_inflight_body_bytes: 256 * 1024 * 1024,
@@ -223,6 +224,11 @@ export const configSchema = {
           type: 'integer',
           minimum: 1,
           description: `Proxied requests (streams included) in flight at once (default ${DEFAULT_LIMITS.max_concurrent_requests}); more get 529 overloaded_error.`,
+        },
+        stall_ms: {
+          type: 'integer',
+          minimum: 100,
+          description: `Longest a proxied request may go without progress (a stage reached, a byte of the answer relayed), ms (default ${DEFAULT_LIMITS.stall_ms}: Claude Code itself gives up on a stream after 300 s of silence); the watchdog then ends it, answers 504 (or cuts the stream), gives back what it held and records it (outcome error, \`switchyard_watchdog_ended_total\`).`,
         },
         max_inflight_body_bytes: {
           type: 'integer',

@@ -127,6 +127,8 @@ export interface GatewayConfig {
     max_header_bytes: number;
     request_timeout_ms: number;
     max_concurrent_requests: number;
+    /** Longest a request may go without progress before the watchdog ends it, ms. */
+    stall_ms: number;
     rule_expression_ms: number;
     max_json_depth: number;
     max_inflight_body_bytes: number;

@@ -55,6 +55,7 @@ export type ErrorCode =
   | 'SY_MODEL_NOT_ALLOWED'
   | 'SY_NO_POLICY'
   | UpstreamErrorCode
+  | 'SY_WATCHDOG'
   | 'SY_INTERNAL';
 
 /** Codes of {@link UpstreamError}: transport failures, each naming provider, method and URL. */
@@ -291,6 +292,13 @@ export class UpstreamCredentialsError extends GatewayError {
 export class NotSupportedError extends GatewayError {
   constructor(message: string) {
     super('SY_NOT_SUPPORTED', 'not_supported_error', 501, message);
+  }
+}
+
+/** 504: the watchdog ended a request that made no progress for `limits.stall_ms` (the message names the stage). */
+export class StalledError extends GatewayError {
+  constructor(message: string) {
+    super('SY_WATCHDOG', 'api_error', 504, message);
   }
 }
 

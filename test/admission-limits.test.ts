@@ -9,13 +9,14 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { pino } from 'pino';
-import type { Throttle } from '../src/actions/throttle.js';
+import type { Throttle } from '../src/actions/throttle/index.js';
 import { ThrottledError } from '../src/errors.js';
 import { buildContext, type RequestContext } from '../src/rules/context.js';
 import type { Decision } from '../src/rules/decision.js';
 import { evaluate } from '../src/rules/evaluate.js';
 import { compileRuleSources } from '../src/rules/load.js';
-import { admit, checkBudgets, useThrottle } from '../src/server/admission.js';
+import { checkBudgets } from '../src/actions/budget/enforce.js';
+import { admit, useThrottle } from '../src/actions/throttle/enforce.js';
 import { MemoryStore } from '../src/state/store.js';
 
 const silent = pino({ level: 'silent' });

@@ -200,7 +200,7 @@ test('SIGTERM under load loses no record of a completed request', async () => {
 
 describe('budget', () => {
   test('calendar periods, UTC: day, week from Monday, month', async () => {
-    const { periodOf } = await import('../src/server/admission.js');
+    const { periodOf } = await import('../src/actions/budget/enforce.js');
     const t = new Date('2026-11-26T15:30:00Z'); // a Thursday
     assert.deepEqual(
       Object.values(periodOf('day', t)).map((d) => d.toISOString()),

@@ -9,10 +9,14 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { BudgetSpec } from '../actions/budget.js';
-import type { Throttle } from '../actions/throttle.js';
+import type { BudgetSpec } from '../actions/budget/index.js';
+import type { Throttle } from '../actions/throttle/index.js';
 import { loadConfig, type GatewayConfig } from '../config.js';
-import { admit, budgetExpiry, budgetKey, checkBudgets, periodOf, scopeValue, useThrottle } from '../server/admission.js';
+import { ENFORCING } from '../actions/index.js';
+import { budgetExpiry, budgetKey, periodOf } from '../actions/budget/enforce.js';
+import { scopeValue } from '../actions/scope.js';
+import { useThrottle } from '../actions/throttle/enforce.js';
+import type { EnforceDeps, Hold } from '../actions/types.js';
 import { MemoryStore } from '../state/store.js';
 import { compileSchema, LoadError, schemaIssues, SourceFile, type DocPath, type LoadIssue } from '../validation.js';
 import { loadRuleDir, type RuleSet } from './load.js';
@@ -355,20 +359,24 @@ async function refusal(c: RuleTestCase, o: OfflineDecision, now: Date): Promise<
   for (const [rule, used] of Object.entries(c.state?.throttles ?? {})) {
     for (const t of d.throttles.filter((x: Throttle) => x.rule === rule)) await useThrottle(store, t, scopeValue(t.scope, o.rc, d), used);
   }
-  const log = { warn() {} } as unknown as Parameters<typeof admit>[3];
+  // The same enforcers as live traffic, in the same order; what they admitted is settled as a request that did no work.
+  const log = { warn() {}, error() {} } as unknown as EnforceDeps['log'];
+  const deps: EnforceDeps = { state: store, log, warnOnce() {}, spendLimits: null, notifier: { reached() {} }, budgetGate: { unverified: false } };
+  const holds: Hold[] = [];
   try {
-    await checkBudgets(d, o.rc, store, now);
-  } catch (err) {
-    const e = err as { status: number; message: string; rule?: string };
-    return { by: 'budget', rule: e.rule ?? '', status: e.status, message: e.message };
+    for (const action of ENFORCING) {
+      try {
+        const hold = await action.enforcer(deps).admit({ decision: d, rc: o.rc, requestId: 'test', now, config: { budgets: { on_ledger_failure: 'open' } } });
+        if (hold) holds.push(hold);
+      } catch (err) {
+        const e = err as { status: number; message: string; rule?: string };
+        return { by: action.name as 'throttle' | 'budget', rule: e.rule ?? '', status: e.status, message: e.message };
+      }
+    }
+    return null;
+  } finally {
+    await Promise.all(holds.map((h) => h.settle({ worked: false, outputTokens: 0, costUsd: null })));
   }
-  try {
-    await admit(d, o.rc, store, log, 'test');
-  } catch (err) {
-    const e = err as { status: number; message: string; rule?: string };
-    return { by: 'throttle', rule: e.rule ?? '', status: e.status, message: e.message };
-  }
-  return null;
 }
 
 /** The breakpoints inject_cache added, by place. */

@@ -114,6 +114,7 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
       // Degraded dependencies keep the gateway ready (their failure mode applies); the detail is here.
       state: deps.state instanceof ResilientStore ? deps.state.health() : { kind: deps.state.kind, status: 'ok' },
       ledger: deps.ledger ? deps.ledger.health() : { status: 'off' },
+      spend_limits: deps.spendLimits ? deps.spendLimits.health() : { status: 'off' },
     };
     return c.json(body, state.shuttingDown ? 503 : 200);
   });

@@ -20,14 +20,18 @@ import { loadSnapshot, Runtime } from '../runtime.js';
 import { UpstreamClient } from '../upstream/client.js';
 import { BreakerRegistry, PoolRegistry } from '../upstream/forward.js';
 import { openLedger } from '../usage/open.js';
-import { seedBudgets } from '../usage/budget-seed.js';
+import { seedBudgets } from '../actions/budget/seed.js';
 import { loadPrices } from '../usage/prices.js';
 import { Metrics } from '../usage/metrics.js';
 import { MemoryStore, type StateStore } from '../state/store.js';
 import { ResilientStore } from '../state/resilient.js';
 import { createApp, requestListener, type AppState } from './app.js';
 import { LoginServices } from '../login/services.js';
-import type { OpenRelay, ProxyDeps } from './pipeline/exchange.js';
+import type { Exchange, OpenRelay, ProxyDeps } from './pipeline/exchange.js';
+import { startWatchdog } from './watchdog.js';
+import { ENFORCING } from '../actions/index.js';
+import type { EnforceDeps } from '../actions/types.js';
+import { LRUCache } from 'lru-cache';
 import { DecisionTraces } from './traces.js';
 import { BudgetNotifier } from '../usage/notify.js';
 import { SpendLimits } from '../usage/spend-limits.js';
@@ -58,6 +62,9 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, limits: G
 
 /** How long start-up waits for the ledger to recompute budget spend, ms. */
 const BUDGET_SEED_WAIT_MS = 5000;
+
+/** Bytes of warn-once keys remembered (keys can be client-chosen, e.g. an unpriced model name): about 1 MB. */
+const WARNED_MAX_BYTES = 1024 * 1024;
 
 /** How long start-up waits for Redis before serving on the fallback, ms. */
 const STATE_CONNECT_WAIT_MS = 2000;
@@ -134,6 +141,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     log.warn({ state: 'redis' }, `state store (redis) not reachable within ${STATE_CONNECT_WAIT_MS} ms at start; serving with its failure mode until it is`);
   }
   const spendLimits = ledger ? new SpendLimits(ledger.store) : null;
+  // The first read of the spend limits, bounded by their read timeout; later reads happen in the background.
+  await spendLimits?.refresh().catch((err: Error) => log.warn({ err: err.message }, 'spend limits could not be read at start-up; budgets.on_ledger_failure applies until they are'));
   // Budgets' spend in the current periods, recomputed from the ledger (bounded: a ledger that does not answer
   // must not hold the start-up). When it cannot be read, budgets.on_ledger_failure decides: open (they start
   // from what the state store holds) or closed (requests under a budget get 503 until it can be read).
@@ -171,8 +180,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   // Read once at start (a reload does not switch it): the OTEL_* environment and telemetry: in the config.
   const telemetry = Telemetry.fromEnv(snapshot.config.telemetry);
   if (telemetry) log.info({}, 'OpenTelemetry export on');
-  const warned = new Set<string>();
+  const warned = new LRUCache<string, true>({ maxSize: WARNED_MAX_BYTES, sizeCalculation: (_v, k) => k.length + 64 });
+  const warnOnce = (key: string, message: string, fields: Record<string, unknown> = {}) => {
+    if (warned.has(key)) return;
+    warned.set(key, true);
+    log.warn(fields, message);
+  };
   const openRelays = new Set<OpenRelay>();
+  const exchanges = new Set<Exchange>();
+  const enforceDeps: EnforceDeps = { state: counters, log, warnOnce, spendLimits, notifier, budgetGate };
   const deps: ProxyDeps = {
     runtime,
     upstreams: { client: upstream, pools, breakers, state: counters, log, onCooldown: (provider) => metrics.cooldowns.inc({ provider }) },
@@ -180,6 +196,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     dryRun: opts.dryRun ?? false,
     inFlight: { count: 0 },
     openRelays,
+    exchanges,
+    enforcers: new Map(ENFORCING.map((a) => [a.name, a.enforcer(enforceDeps)])),
     inflightBytes: new InflightBytes(),
     state: counters,
     ledger,
@@ -192,12 +210,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     spendLimits,
     budgetGate,
     logins: new LoginServices(counters, log),
-    warnOnce(key, message, fields = {}) {
-      if (warned.has(key)) return;
-      warned.add(key);
-      log.warn(fields, message);
-    },
+    warnOnce,
   };
+  const watchdog = startWatchdog(exchanges, () => runtime.current.config.limits.stall_ms, log);
   const app = createApp(deps, state);
   const { host, port, tls } = snapshot.config.listen;
   const { limits } = snapshot.config;
@@ -243,6 +258,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       timer.unref();
       await closed;
       clearTimeout(timer);
+      watchdog.stop();
       await runtime.close();
       await upstream.close();
       notifier.close();

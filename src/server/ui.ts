@@ -16,13 +16,13 @@ import type { Context, Hono } from 'hono';
 import { AdminQueryError } from '../errors.js';
 import { decideOffline } from '../rules/offline.js';
 import { dryRunReport } from '../rules/report.js';
-import type { BudgetSpec } from '../actions/budget.js';
+import type { BudgetSpec } from '../actions/budget/index.js';
 import { formatIssue } from '../validation.js';
 import { budgetBurn, budgetScopeValues, emptyRuleStats, overviewFromStore, providerStats, ruleStats, sessions } from '../usage/dashboard.js';
 import { filterRecords, parseFilter, parseWhen, type RecordFilter } from '../usage/report.js';
 import { adminRefusal, providersStatus } from './app.js';
 import { secretMatches } from './auth.js';
-import { budgetKey, periodOf } from './admission.js';
+import { budgetKey, periodOf } from '../actions/budget/enforce.js';
 import type { LiveLine } from './live.js';
 import type { ProxyDeps } from './proxy.js';
 

@@ -3,8 +3,8 @@
  * functions as `switchyard usage` (buildReport, buildCacheReport, filterRecords), so a figure on a page equals the
  * CLI's for the same range and filters. Pure: records in, plain JSON out.
  */
-import { scopeValueOf } from '../server/admission.js';
-import type { BudgetSpec } from '../actions/budget.js';
+import { recordScopeValue } from '../actions/scope.js';
+import type { BudgetSpec } from '../actions/budget/index.js';
 import type { UsageRecord } from './record.js';
 import { cacheBreaks } from './cache.js';
 import { costPer } from './activity.js';
@@ -232,11 +232,6 @@ export function providerStats(records: UsageRecord[]): Record<string, ProviderSt
     out[name] = { requests: list.length, latency_p50_ms: pct(latency, 50), latency_p95_ms: pct(latency, 95), ttft_p50_ms: pct(ttft, 50), error_rate: ratio(failed, list.length) };
   }
   return out;
-}
-
-/** A budget's value of a record's scope (as admission counts it; see scopeValue in server/admission.ts). */
-export function recordScopeValue(scope: string, r: UsageRecord): string {
-  return scopeValueOf(scope, { client: r.client_id ?? 'anonymous', session: r.session_id, model: r.model ?? '(none)', user: r.user_id ?? '(none)', project: r.project, tags: r.tags });
 }
 
 /** The scope values of `budget` that records of its rule were counted under. */

@@ -86,6 +86,9 @@ export const SPEND_LIMIT_COLUMNS = ['id', 'scope_type', 'scope_id', 'period', 'a
 /** Longest pause between two flush attempts while the store keeps failing, ms. */
 const MAX_BACKOFF_MS = 30_000;
 
+/** A write pending longer than this shows the ledger as degraded in /readyz, ms. */
+const SLOW_WRITE_MS = 2_000;
+
 /** What `/readyz` shows about the ledger. */
 export interface LedgerHealth {
   kind: string;
@@ -104,6 +107,8 @@ export class Ledger {
   private nextTryAt = 0;
   private lastError: string | null = null;
   private replaying: Promise<void> | null = null;
+  /** Epoch ms a flush in progress started (null: none). */
+  private writingSince: number | null = null;
 
   constructor(
     readonly store: LedgerStore,
@@ -138,7 +143,9 @@ export class Ledger {
   }
 
   health(): LedgerHealth {
-    return { kind: this.store.kind, status: this.failures ? 'degraded' : 'ok', queued: this.queued, spooled: this.spool?.spooled ?? 0, dropped: this.dropped, last_error: this.lastError };
+    // A write that hangs (a black-holed database) is degraded before its timeout says so.
+    const slow = this.writingSince !== null && Date.now() - this.writingSince > SLOW_WRITE_MS;
+    return { kind: this.store.kind, status: this.failures || slow ? 'degraded' : 'ok', queued: this.queued, spooled: this.spool?.spooled ?? 0, dropped: this.dropped, last_error: this.lastError };
   }
 
   private toSpool(items: UsageRecord[], why: string): boolean {
@@ -175,7 +182,14 @@ export class Ledger {
    * queued and the next timed attempt backs off.
    */
   async flush(): Promise<void> {
-    const emptied = await this.queue.flush((err) => this.failed(err));
+    const first = this.writingSince === null;
+    if (first) this.writingSince = Date.now();
+    let emptied: boolean;
+    try {
+      emptied = await this.queue.flush((err) => this.failed(err));
+    } finally {
+      if (first) this.writingSince = null;
+    }
     if (!emptied) return;
     if (this.failures) {
       this.log.info({ after_failures: this.failures }, `usage ledger (${this.store.kind}) is writing again`);

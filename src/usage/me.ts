@@ -7,7 +7,8 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { LRUCache } from 'lru-cache';
-import { budgetKey, periodOf, scopeValue } from '../server/admission.js';
+import { budgetKey, periodOf } from '../actions/budget/enforce.js';
+import { scopeValue } from '../actions/scope.js';
 import type { Snapshot } from '../runtime.js';
 import { buildContext } from '../rules/context.js';
 import { evaluate } from '../rules/evaluate.js';
@@ -52,7 +53,7 @@ export class MeUsageService {
     // The budgets that apply to this client: the rules decide for a request from it, as admission would.
     const rc = buildContext({ path: '/v1/messages', body: {}, headers, bodyBytes: 0, clientId, clientTags, now });
     const d = await evaluate(snapshot.rules, rc, snapshot.config.default_provider);
-    const applying = this.limits ? await this.limits.apply(d.budgets, rc, now) : d.budgets;
+    const applying = this.limits ? this.limits.apply(d.budgets, rc, now) : d.budgets;
     const budgets = await Promise.all(
       applying.map(async (b) => {
         const value = scopeValue(b.scope, rc, d);

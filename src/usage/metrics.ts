@@ -51,6 +51,12 @@ export class Metrics {
     help: '1 while the shared state store (Redis) is unavailable and its failure mode applies, else 0.',
     registers: [this.registry],
   });
+  readonly watchdogEnded = new Counter({
+    name: 'switchyard_watchdog_ended_total',
+    help: 'Requests the watchdog ended because they made no progress for limits.stall_ms, by the stage they were in.',
+    labelNames: ['stage'],
+    registers: [this.registry],
+  });
   readonly cooldowns = new Counter({ name: 'switchyard_key_cooldowns_total', help: 'Upstream keys put on cooldown after a 429.', labelNames: ['provider'], registers: [this.registry] });
 
   /**

@@ -69,7 +69,12 @@ export class PostgresStore implements LedgerStore {
       keepAliveInitialDelayMillis: 10_000,
       idleTimeoutMillis: 30_000,
     });
-    this.pool.on('error', () => {}); // surfaced by the failing query
+    // An idle connection's error is surfaced by the next failing query. A connection reset while a query is in
+    // flight (a healed partition, a failover, a restarted pgbouncer) makes its Client emit 'error' too, also while
+    // checked out, when the pool's own listener is off it: without a listener of its own on every client that
+    // event is unhandled and ends the process. The query in flight rejects with the same error.
+    this.pool.on('error', () => {});
+    this.pool.on('connect', (client) => client.on('error', () => {}));
   }
 
   async init(): Promise<void> {

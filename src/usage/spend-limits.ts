@@ -14,7 +14,8 @@
  * null removes them), and adds itself when there are none.
  */
 import { randomBytes } from 'node:crypto';
-import type { BudgetSpec } from '../actions/budget.js';
+import type { BudgetSpec } from '../actions/budget/index.js';
+import type { SpendLimitSource } from '../actions/types.js';
 import { InvalidRequestError } from '../errors.js';
 import type { RequestContext } from '../rules/context.js';
 import type { LedgerStore, StoredSpendLimit } from './ledger.js';
@@ -79,63 +80,105 @@ export function parseSetBody(body: unknown, now = new Date()): Omit<StoredSpendL
   return { scope_type, scope_id, period: period as StoredSpendLimit['period'], amount: b.amount as string | null, expires_at };
 }
 
-/** The limits of the ledger database, cached and applied to decisions. */
-export class SpendLimits {
+/**
+ * The limits of the ledger database, held in memory and applied to decisions without waiting on the ledger
+ * (DESIGN §11.3): a request past `refreshMs` since the last read starts a read in the background
+ * (stale-while-revalidate) and goes on with what is in memory; a read is given `readTimeoutMs` before it counts
+ * as failed. While reads fail, the last good read keeps serving and {@link health} reports it.
+ */
+export class SpendLimits implements SpendLimitSource {
   private cached: StoredSpendLimit[] = [];
+  /** Epoch ms of the last good read (0: never read). */
   private loadedAt = 0;
   private loading: Promise<void> | null = null;
+  private lastError: string | null = null;
+  private failingSince: number | null = null;
 
-  /** @param refreshMs how long a read of the table is used before it is read again (other replicas' writes show up within it). */
+  /**
+   * @param refreshMs how long a read of the table is used before it is read again (other replicas' writes show up within it).
+   * @param readTimeoutMs how long one read may take before it counts as failed, ms.
+   */
   constructor(
     private readonly store: LedgerStore,
     private readonly refreshMs = 10_000,
+    private readonly readTimeoutMs = 2_000,
   ) {}
 
-  /** All limits (fresh from the store). */
+  /** All limits (read from the store, within `readTimeoutMs`). @throws when the store does not answer in time */
   async list(): Promise<StoredSpendLimit[]> {
-    await this.refresh(true);
+    await this.refresh();
     return this.cached;
   }
 
   async set(body: unknown): Promise<StoredSpendLimit> {
     const now = new Date().toISOString();
     const stored = await this.store.putSpendLimit({ id: `spl_${randomBytes(12).toString('hex')}`, ...parseSetBody(body), created_at: now, updated_at: now });
-    await this.refresh(true);
+    await this.refresh().catch(() => {});
     return stored;
   }
 
   async delete(id: string): Promise<boolean> {
     const gone = await this.store.deleteSpendLimit(id);
-    await this.refresh(true);
+    await this.refresh().catch(() => {});
     return gone;
   }
 
-  private async refresh(force = false): Promise<void> {
-    if (!force && Date.now() - this.loadedAt < this.refreshMs) return;
+  /**
+   * Reads the table into memory, at most `readTimeoutMs`; one read at a time (a read still hanging past its
+   * deadline is not started again until it settles).
+   * @throws Error naming the timeout or the store's error.
+   */
+  refresh(): Promise<void> {
     this.loading ??= this.store
       .spendLimits()
       .then((rows) => {
         this.cached = rows;
         this.loadedAt = Date.now();
+        this.lastError = null;
+        this.failingSince = null;
       })
+      .catch((err: Error) => this.fail(err.message))
       .finally(() => {
         this.loading = null;
       });
-    await this.loading;
+    const loading = this.loading;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(`no answer within ${this.readTimeoutMs} ms`);
+        reject(new Error(this.lastError!));
+      }, this.readTimeoutMs);
+      timer.unref();
+      void loading.then(() => {
+        clearTimeout(timer);
+        if (this.lastError && this.failingSince !== null) reject(new Error(this.lastError));
+        else resolve();
+      });
+    });
+  }
+
+  private fail(message: string): void {
+    this.lastError = message;
+    this.failingSince ??= Date.now();
+  }
+
+  /** For /readyz: degraded while reads fail (the last good read, if any, keeps serving). */
+  health(): { status: 'ok' | 'degraded'; last_read: string | null; last_error: string | null } {
+    return {
+      status: this.failingSince === null ? 'ok' : 'degraded',
+      last_read: this.loadedAt ? new Date(this.loadedAt).toISOString() : null,
+      last_error: this.lastError,
+    };
   }
 
   /**
    * The budgets a request is held to: the rules' `budgets`, with the limits that apply to this request in
-   * place of the rules' budgets of the same scope kind and period.
-   * A table that cannot be read again keeps its last read in use.
-   * @throws what the store throws when the table was never read (the caller decides to fail open or closed).
+   * place of the rules' budgets of the same scope kind and period. Reads memory only; a stale read starts a
+   * refresh in the background.
+   * @throws Error when the table was never read (the caller decides to fail open or closed).
    */
-  async apply(budgets: BudgetSpec[], rc: RequestContext, now = new Date()): Promise<BudgetSpec[]> {
-    try {
-      await this.refresh();
-    } catch (err) {
-      if (this.loadedAt === 0) throw err;
-    }
+  apply(budgets: BudgetSpec[], rc: RequestContext, now = new Date()): BudgetSpec[] {
+    if (Date.now() - this.loadedAt >= this.refreshMs && !this.loading) this.refresh().catch(() => {});
+    if (this.loadedAt === 0) throw new Error(this.lastError ?? 'the spend limits have not been read yet');
     const nowIso = now.toISOString();
     const applying = this.cached.filter(
       (l) => limitActive(l, nowIso) && (l.scope_type === 'organization' || (l.scope_type === 'user' && l.scope_id === rc.user.id) || (l.scope_type === 'workspace' && l.scope_id === rc.project)),

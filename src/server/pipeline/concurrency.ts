@@ -1,6 +1,7 @@
 /**
  * Stage "concurrency": at most `limits.max_concurrent_requests` proxied requests (streams included) in
- * flight; past it, 529 `overloaded_error` with `retry-after` before anything is read.
+ * flight; past it, 529 `overloaded_error` with `retry-after` before anything is read. The count is owned by
+ * the exchange, so it is given back when the request ends however it ends (the watchdog included).
  */
 import { TooManyRequestsError } from '../../errors.js';
 import type { Stage } from './exchange.js';
@@ -12,9 +13,10 @@ export const concurrency: Stage = async (x, next) => {
     throw new TooManyRequestsError(limit);
   }
   inFlight.count++;
+  const release = x.own(() => inFlight.count--);
   try {
     await next();
   } finally {
-    inFlight.count--;
+    release();
   }
 };

@@ -23,7 +23,7 @@ import type { Ledger } from '../../usage/ledger.js';
 import type { Metrics } from '../../usage/metrics.js';
 import type { PriceTable } from '../../usage/prices.js';
 import type { UsageTap } from '../../usage/tap.js';
-import type { BudgetCharge, Ticket } from '../admission.js';
+import type { Enforcer, Hold } from '../../actions/types.js';
 import type { InflightBytes } from '../overload.js';
 import { bodyPool } from '../body-pool.js';
 import type { DecisionTraces } from '../traces.js';
@@ -60,6 +60,10 @@ export interface ProxyDeps {
   inflightBytes: InflightBytes;
   /** Answers being relayed now (the shutdown ends each with an SSE error event when its grace runs out). */
   openRelays: Set<OpenRelay>;
+  /** Requests between arrival and their end: the watchdog ends those that make no progress (watchdog.ts). */
+  exchanges: Set<Exchange>;
+  /** The enforcers of enforcing actions (throttle, budget), by action name, made once per gateway. */
+  enforcers: ReadonlyMap<string, Enforcer>;
   /** Decision traces of recent requests (GET /admin/requests/{id}). */
   traces: DecisionTraces;
   /** Finished requests' summaries for the dashboard's live view. */
@@ -146,8 +150,8 @@ export class Exchange implements ClientPresence {
   facts: RequestFacts | null = null;
   /** Who sent it (rc.user.id: the configured client, else the account in metadata.user_id); null until decided. */
   userId: string | null = null;
-  budgetCharges: BudgetCharge[] = [];
-  ticket: Ticket | null = null;
+  /** What enforcing actions admitted the request with, settled once when it ends (record.ts `finish`). */
+  readonly holds: Hold[] = [];
   answer: UpstreamAnswer | null = null;
   tap: UsageTap | null = null;
   /** The request's span (null when telemetry is off). */
@@ -163,6 +167,14 @@ export class Exchange implements ClientPresence {
   /** The body's buffer from the body pool, given back when the body is dropped. */
   private pooled: Buffer | null = null;
   private gone: Error | null = null;
+  /** Resources taken on the request's path and not yet given back (see {@link own}). */
+  private readonly owned = new Set<() => void>();
+  /** True once the request ended (its log line and usage record written): it ends exactly once. */
+  ended = false;
+  /** performance.now() of the last progress (a stage reached, a chunk relayed); the watchdog reads it. */
+  lastProgress = this.started;
+  /** The stage the request is in (for the watchdog's message). */
+  stage = 'record';
 
   constructor(
     readonly req: IncomingMessage,
@@ -196,15 +208,62 @@ export class Exchange implements ClientPresence {
     return this.gone;
   }
 
-  /** Calls `fn` once if the client goes away before the answer ended; returns the function that stops listening. */
+  /**
+   * Calls `fn` once if the client goes away before the answer ended — also when it is gone already (its
+   * `close` event has fired, so listening alone would wait for ever); returns the function that stops listening.
+   */
   onGone(fn: (reason: Error) => void): () => void {
     const res = this.res;
+    let off = false;
+    if (res.destroyed) {
+      queueMicrotask(() => {
+        const reason = this.goneReason;
+        if (!off && reason) fn(reason);
+      });
+      return () => {
+        off = true;
+      };
+    }
     const onClose = () => {
       const reason = this.goneReason;
       if (reason) fn(reason);
     };
     res.once('close', onClose);
     return () => res.off('close', onClose);
+  }
+
+  /**
+   * Takes ownership of a resource the request holds (a concurrency count, a key's in-flight slot, a body
+   * reservation): `release` runs exactly once, when the returned function is called (by the stage that took
+   * it, in its `finally`) or when the request ends, whichever comes first — so an exchange the watchdog ends
+   * gives back everything its stuck stages held.
+   */
+  own(release: () => void): () => void {
+    let done = false;
+    const once = () => {
+      if (done) return;
+      done = true;
+      this.owned.delete(once);
+      release();
+    };
+    this.owned.add(once);
+    return once;
+  }
+
+  /** Gives back every resource still owned (record.ts calls it when the request ends). */
+  releaseAll(): void {
+    for (const release of [...this.owned]) release();
+  }
+
+  /** Resources still owned (0 once the request ended). */
+  get ownedCount(): number {
+    return this.owned.size;
+  }
+
+  /** Notes progress: a stage reached or a chunk relayed (the watchdog ends requests that make none). */
+  touch(stage?: string): void {
+    this.lastProgress = performance.now();
+    if (stage) this.stage = stage;
   }
 
   /** True once the client went away. */
@@ -214,7 +273,7 @@ export class Exchange implements ClientPresence {
 
   /** Holds a reservation until {@link dropBody} (or the receive stage's own cleanup) gives it back. */
   holdReservation(release: () => void): void {
-    this.releaseReservation = release;
+    this.releaseReservation = this.own(release);
   }
 
   /** Notes that the body was received into `buf`, a buffer of the body pool; returns it. */
@@ -259,10 +318,15 @@ export function upstreamPathAndQuery(target: string | undefined): string {
 /** A pipeline stage: does its part, calls `next` for the rest, and gives back what it took before returning. */
 export type Stage = (x: Exchange, next: () => Promise<void>) => Promise<void>;
 
-/** Composes stages in order (as Hono's `compose`): the first stage wraps all the others. */
+/** Composes stages in order (as Hono's `compose`): the first stage wraps all the others. Reaching a stage is progress. */
 export function compose(stages: readonly Stage[]): (x: Exchange) => Promise<void> {
   return (x) => {
-    const run = (i: number): Promise<void> => (i < stages.length ? stages[i]!(x, () => run(i + 1)) : Promise.resolve());
+    const run = (i: number): Promise<void> => {
+      if (i >= stages.length) return Promise.resolve();
+      const stage = stages[i]!;
+      x.touch(stage.name);
+      return stage(x, () => run(i + 1));
+    };
     return run(0);
   };
 }

@@ -12,7 +12,7 @@ import { clientRequest } from './refuse.js';
 import type { Exchange, Stage } from './exchange.js';
 
 export const forward: Stage = async (x, next) => {
-  const release = await send(x);
+  const release = x.own(await send(x));
   try {
     await next();
   } finally {

@@ -4,7 +4,7 @@
  * record (ledger, metrics) and its cost into the budgets it was charged to.
  */
 import type { ServerResponse } from 'node:http';
-import { asGatewayError, BudgetSpentError, DeniedError, errorBody, type GatewayError, ThrottledError, UpstreamError } from '../../errors.js';
+import { asGatewayError, BudgetSpentError, DeniedError, errorBody, type GatewayError, StalledError, ThrottledError, UpstreamError } from '../../errors.js';
 import { costUsd } from '../../usage/prices.js';
 import type { Outcome, UsageRecord } from '../../usage/record.js';
 import { noUsage } from '../../usage/tap.js';
@@ -34,6 +34,7 @@ function errorOutcome(err: GatewayError): LogOutcome {
 }
 
 export const record: Stage = async (x, next) => {
+  x.deps.exchanges.add(x);
   if (x.deps.telemetry) x.trace = x.deps.telemetry.startRequest(x.req.headers, x.log.method, x.log.path, performance.timeOrigin + x.started);
   try {
     await next();
@@ -64,8 +65,33 @@ function refusal(err: unknown): string | null {
   return null;
 }
 
-/** The log line, the usage record and the budget charges of a finished request. */
+/**
+ * Ends a request the watchdog found making no progress for `stalledMs` (DESIGN §11.1): the client gets a 504
+ * in Anthropic's shape (or, once the answer started, its connection is cut), the upstream call is aborted,
+ * and the request ends now — its log line, its usage record (outcome `error`), everything it held given back.
+ * Its stuck stages may still wake later; the request has ended and they change nothing.
+ */
+export function abandon(x: Exchange, stalledMs: number): void {
+  if (x.ended) return;
+  const message = `switchyard ended the request after ${Math.round(stalledMs)} ms without progress in stage "${x.stage}" (limits.stall_ms)`;
+  x.deps.metrics.watchdogEnded.inc({ stage: x.stage });
+  x.errorType = 'api_error';
+  if (!x.res.headersSent && !x.res.destroyed) {
+    x.req.resume();
+    sendError(x.res, new StalledError(message), x.id);
+  } else if (!x.res.destroyed) x.res.destroy();
+  x.answer?.body.destroy();
+  finish(x, x.log.status ?? 504, { outcome: 'gateway_error', error: `SY_WATCHDOG: ${message}` });
+}
+
+/**
+ * Ends a request, exactly once (later calls do nothing): the log line, the usage record, then every hold of
+ * an enforcing action settled with how it ended and every resource the exchange still owns given back.
+ */
 function finish(x: Exchange, status: number, extra: Partial<Exchange['log']>): void {
+  if (x.ended) return;
+  x.ended = true;
+  x.deps.exchanges.delete(x);
   const { deps, log } = x;
   Object.assign(log, extra, { status, latency_ms: round(performance.now() - x.started) });
   // Every upstream attempt counts, whether forwarding answered, failed or the client left meanwhile.
@@ -79,14 +105,11 @@ function finish(x: Exchange, status: number, extra: Partial<Exchange['log']>): v
   deps.ledger?.record(r);
   if (deps.live.active) deps.live.publish(r);
   x.trace?.end(r, r.provider ? (x.config.providers[r.provider]?.type ?? null) : null);
-  if (r.cost_usd) {
-    for (const c of x.budgetCharges) {
-      deps.state
-        .addSpend(c.key, r.cost_usd, c.expiresAtMs)
-        .then((total) => (c.budget.notify ? deps.notifier.reached(c.budget, c.value, total, c.period, c.expiresAtMs) : undefined))
-        .catch((err: Error) => deps.log.error({ request_id: x.id, err: err.message }, 'could not add to a budget total'));
-    }
-  }
+  // A request did work when the upstream answered with anything but a rate limit or an overload.
+  const answered = x.answer?.statusCode;
+  const end = { worked: answered !== undefined && answered !== 429 && answered !== 529, outputTokens: r.output_tokens, costUsd: r.cost_usd };
+  for (const hold of x.holds) void hold.settle(end);
+  x.releaseAll();
 }
 
 const OUTCOMES: Record<LogOutcome, Outcome> = { ok: 'ok', client_aborted: 'aborted', upstream_failed: 'failed', refused: 'refused', gateway_error: 'error' };

@@ -14,8 +14,9 @@ import { UsageTap } from '../../usage/tap.js';
 import { round } from './record.js';
 import type { OpenRelay, Stage } from './exchange.js';
 
-/** Waits until `res` can take more bytes, or is gone. */
+/** Waits until `res` can take more bytes, or is gone (at once when it is gone already: `close` will not fire again). */
 function drained(res: ServerResponse): Promise<void> {
+  if (res.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);
@@ -74,6 +75,7 @@ export const relay: Stage = async (x) => {
   try {
     for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
       x.log.ttfb_ms ??= round(performance.now() - x.started);
+      x.touch();
       tap.write(chunk);
       let out = framer ? framer.push(chunk) : chunk;
       if (encode && out.length) out = encode(out);

@@ -6,9 +6,10 @@
  * naming the budget, the amount spent and when it resets; `notify` — a webhook at thresholds (usage/notify.ts);
  * `shape` — over a threshold, a cheaper model. `warn_at` logs once per period and adds
  * `x-switchyard-budget-warning` to answers.
- * Admission is in src/server/admission.ts.
+ * Enforcement (admission and settlement) is in enforce.ts, the start-up seed of running totals in seed.ts.
  */
-import { registerPayload } from '../rules/decision.js';
+import { registerPayload } from '../../rules/decision.js';
+import { budgetEnforcer } from './enforce.js';
 
 /** A spending limit that every request matching its rule must be within, as the decision carries it. */
 export interface BudgetSpec {
@@ -26,9 +27,10 @@ export interface BudgetSpec {
   /** From `at` (a fraction) of the budget on, requests are sent to `model` instead. */
   shape?: { at: number; model: string };
 }
-import { defineAction } from './types.js';
+import type { EnforcingAction } from '../types.js';
 
-export const budget = defineAction<Omit<BudgetSpec, 'rule'>>({
+/** The `budget` action: schema, compile, apply, and its enforcer. */
+export const budget: EnforcingAction<Omit<BudgetSpec, 'rule'>> = {
   name: 'budget',
   schema: {
     type: 'object',
@@ -79,9 +81,10 @@ export const budget = defineAction<Omit<BudgetSpec, 'rule'>>({
       detail: { scope: c.scope, usd: c.usd, per: c.per, ...(c.block === false ? { block: false } : {}), ...(c.notify ? { notify: c.notify } : {}), ...(c.shape ? { shape: c.shape } : {}) },
     };
   },
-});
+  enforcer: budgetEnforcer,
+};
 
-declare module '../rules/decision.js' {
+declare module '../../rules/decision.js' {
   interface DecisionPayloads {
     /** Spending limits, checked by the budgets stage. */
     budgets: BudgetSpec;

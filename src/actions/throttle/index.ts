@@ -5,11 +5,12 @@
  * `input_tokens_per_minute` (charged from the request's estimate at admission), `output_tokens_per_minute`
  * (charged from the usage the upstream reports at the end; a bucket in debt refuses until it refills) and
  * `concurrent` (requests in flight). `burst` sizes the buckets as a multiple of the per-minute limit.
- * `shadow: true` counts and logs what would be refused without refusing. Admission is in
- * src/server/admission.ts.
+ * `shadow: true` counts and logs what would be refused without refusing. Enforcement (admission and
+ * settlement) is in enforce.ts.
  */
-import { registerPayload } from '../rules/decision.js';
-import { defineAction } from './types.js';
+import { registerPayload } from '../../rules/decision.js';
+import type { EnforcingAction } from '../types.js';
+import { throttleEnforcer } from './enforce.js';
 
 /** What a throttle is counted per: `key` and `client` both mean the client id. */
 export type ThrottleScope = 'key' | 'client' | 'user' | 'project' | 'session' | 'model' | 'global' | `tag:${string}`;
@@ -30,7 +31,8 @@ export interface Throttle {
 
 const positive = (what: string) => ({ type: 'integer', minimum: 1, description: what });
 
-export const throttle = defineAction<Omit<Throttle, 'rule'>>({
+/** The `throttle` action: schema, compile, apply, and its enforcer. */
+export const throttle: EnforcingAction<Omit<Throttle, 'rule'>> = {
   name: 'throttle',
   schema: {
     type: 'object',
@@ -67,9 +69,10 @@ export const throttle = defineAction<Omit<Throttle, 'rule'>>({
     d.payload('throttles').push({ ...c, rule });
     return { action: 'throttle', applied: true, detail: { scope: c.scope, shadow: c.shadow } };
   },
-});
+  enforcer: throttleEnforcer,
+};
 
-declare module '../rules/decision.js' {
+declare module '../../rules/decision.js' {
   interface DecisionPayloads {
     /** Throttles every request matching their rule must pass, enforced by the throttles stage. */
     throttles: Throttle;

@@ -4,24 +4,14 @@
  * computes it) and put back into the state store with `seedSpend`, which never lowers a total the store
  * already holds (a Redis shared by replicas keeps its own, which counts everyone).
  */
-import { budgetExpiry, budgetKey, periodOf } from '../server/admission.js';
-import type { BudgetSpec } from '../actions/budget.js';
-import type { RuleSet } from '../rules/load.js';
-import type { StateStore } from '../state/store.js';
-import type { LedgerStore, StoredSpendLimit } from './ledger.js';
-import { limitActive, limitBudget } from './spend-limits.js';
-import type { UsageRecord } from './record.js';
-
-/** The scope value a usage record counts under (mirrors `scopeValue` in admission for a live request). */
-export function recordScopeValue(scope: string, r: Pick<UsageRecord, 'client_id' | 'session_id' | 'model' | 'user_id' | 'project' | 'tags'>): string {
-  if (scope === 'global') return '*';
-  if (scope === 'key' || scope === 'client') return r.client_id ?? '';
-  if (scope === 'session') return r.session_id ?? `client:${r.client_id ?? ''}`;
-  if (scope === 'model') return r.model ?? '';
-  if (scope === 'user') return r.user_id ?? r.client_id ?? '';
-  if (scope === 'project') return r.project ?? '(no project)';
-  return r.tags[scope.slice(4)] ?? '(untagged)';
-}
+import type { RuleSet } from '../../rules/load.js';
+import type { StateStore } from '../../state/store.js';
+import type { LedgerStore, StoredSpendLimit } from '../../usage/ledger.js';
+import { limitActive, limitBudget } from '../../usage/spend-limits.js';
+import type { UsageRecord } from '../../usage/record.js';
+import { recordScopeValue } from '../scope.js';
+import { budgetExpiry, budgetKey, periodOf } from './enforce.js';
+import type { BudgetSpec } from './index.js';
 
 /**
  * Recomputes every budget's current-period spend from the ledger and seeds the state store.
