@@ -441,6 +441,7 @@ describe('spend limits through the Admin API shape', () => {
       assert.equal(rows[0]!.amount, '900');
       const { SpendLimits } = await import('../src/usage/spend-limits.js');
       const limits = new SpendLimits(store, 0);
+      await limits.refresh(); // requests never wait on the ledger: the table is read into memory first
       const rc = { user: { id: 'u' }, project: 'search' } as never;
       assert.deepEqual(await limits.apply([], rc), [{ rule: 'spl_a', scope: 'project', usd: 9, per: 'week' }]);
       assert.deepEqual(await limits.apply([], rc, new Date(Date.now() + 2000)), [], 'expired');

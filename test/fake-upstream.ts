@@ -8,7 +8,8 @@
  *   noretry:<code> (that status with `x-should-retry: false`) | reset (destroys the connection unanswered) |
  *   truncate-sse (two events and half of a third, then the connection is destroyed) |
  *   cut-sse (two whole events, then a clean end of the response: no message_stop) |
- *   huge-error:<MB> (status 500 with an error body of that many MB, streamed).
+ *   huge-error:<MB> (status 500 with an error body of that many MB, streamed) |
+ *   slow-headers:<ms> (waits that long, then answers as usual).
  * Upstream keys can misbehave too, by their name: `k-status-<code>...` always answers that status,
  * `k-once-<code>...` answers it the first time that key is seen, `k-hang...` never answers.
  */
@@ -130,6 +131,8 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
       return;
     }
     if (scenario === 'hang') return; // never answers
+    const slowHeaders = /^slow-headers:(\d+)$/.exec(scenario);
+    if (slowHeaders) await new Promise((r) => setTimeout(r, Number(slowHeaders[1])));
     if (scenario === 'reset') {
       req.socket.destroy();
       return;

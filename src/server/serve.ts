@@ -118,6 +118,8 @@ export interface Gateway {
   server: Server;
   /** Graceful stop: refuse new connections, wait up to `grace_ms` for open requests, then cut them. */
   close(): Promise<void>;
+  /** What the request path shares (in-flight counts, key pools, open requests): for tests and the chaos soak to inspect. */
+  deps: ProxyDeps;
 }
 
 /**
@@ -301,5 +303,5 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     `switchyard listening on ${url}`,
   );
-  return { url, port: address.port, runtime, server: http, close };
+  return { url, port: address.port, runtime, server: http, close, deps };
 }

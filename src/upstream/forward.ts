@@ -56,6 +56,8 @@ export interface ForwardPlan {
   stream: boolean;
   /** Counts every attempt made, also when forwarding ends in an error (the usage record's `retries`). */
   stats: { attempts: number };
+  /** Called as each attempt starts: progress, for the watchdog (each attempt is bounded by the provider's timeouts). */
+  onAttempt?: () => void;
   /** The request's span: each attempt gets a child span and sends its `traceparent` (null when telemetry is off). */
   trace?: RequestTrace | null;
 }
@@ -239,6 +241,7 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
       const credential = credentialFor(key?.key, plan.clientsConfigured);
       attempts++;
       plan.stats.attempts = attempts;
+      plan.onAttempt?.();
       if (key) key.inFlight++;
       const release = releaser(key);
       let answer: UpstreamResponse;

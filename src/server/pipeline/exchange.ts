@@ -205,6 +205,7 @@ export class Exchange implements ClientPresence {
    */
   get goneReason(): Error | null {
     if (!this.gone && this.res.destroyed && !this.res.writableFinished) this.gone = new Error('client disconnected');
+    // A request ended before its answer (the watchdog) counts as gone, whatever its response did.
     return this.gone;
   }
 
@@ -264,6 +265,14 @@ export class Exchange implements ClientPresence {
   touch(stage?: string): void {
     this.lastProgress = performance.now();
     if (stage) this.stage = stage;
+  }
+
+  /**
+   * Marks the client as gone for the stages still running (the watchdog ended the request): forwarding stops
+   * and the upstream call in flight is aborted, as when the client hangs up.
+   */
+  markGone(reason: Error): void {
+    this.gone ??= reason;
   }
 
   /** True once the client went away. */

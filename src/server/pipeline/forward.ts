@@ -48,6 +48,7 @@ async function send(x: Exchange): Promise<() => void> {
     started: performance.now(),
     stream: req.stream,
     stats: x.attempts,
+    onAttempt: () => x.touch(),
     trace: x.trace,
   });
   x.log.upstream = sent.provider;

@@ -75,6 +75,8 @@ export function abandon(x: Exchange, stalledMs: number): void {
   if (x.ended) return;
   const message = `switchyard ended the request after ${Math.round(stalledMs)} ms without progress in stage "${x.stage}" (limits.stall_ms)`;
   x.deps.metrics.watchdogEnded.inc({ stage: x.stage });
+  // The stages still running see the client as gone: forwarding stops, the upstream call is aborted (on `close`).
+  x.markGone(new StalledError(message));
   x.errorType = 'api_error';
   if (!x.res.headersSent && !x.res.destroyed) {
     x.req.resume();
