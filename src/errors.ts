@@ -34,6 +34,8 @@ export type ErrorCode =
   | 'SY_UNAUTHENTICATED'
   | 'SY_ADMIN_UNAUTHENTICATED'
   | 'SY_ADMIN_FORBIDDEN'
+  | 'SY_CROSS_SITE'
+  | 'SY_ADMIN_BACKOFF'
   | 'SY_LEDGER_OFF'
   | 'SY_NO_TRACE'
   | 'SY_BUDGETS_UNVERIFIED'
@@ -199,6 +201,23 @@ export class AdminAccessError extends GatewayError {
         ? 'admin routes need Authorization: Bearer <admin token> (admin.token / SWITCHYARD_ADMIN_TOKEN)'
         : 'admin routes are served on loopback only while no admin token is set (admin.token / SWITCHYARD_ADMIN_TOKEN)',
     );
+  }
+}
+
+/**
+ * 403/415 on admin writes another web page could forge (DESIGN §11.5): a cross-site `Origin` or
+ * `Sec-Fetch-Site`, or a body that is not `application/json` (what an HTML form or a no-CORS fetch can send).
+ */
+export class CrossSiteError extends GatewayError {
+  constructor(message: string) {
+    super('SY_CROSS_SITE', 'permission_error', 403, message);
+  }
+}
+
+/** 429 on admin routes: too many wrong admin tokens from this address; `retry-after` says when to try again. */
+export class AdminBackoffError extends GatewayError {
+  constructor(retryAfterS: number) {
+    super('SY_ADMIN_BACKOFF', 'rate_limit_error', 429, `too many wrong admin tokens from this address; retry after ${retryAfterS} s`, { headers: { 'retry-after': String(retryAfterS) } });
   }
 }
 

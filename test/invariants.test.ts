@@ -207,3 +207,105 @@ describe('chaos soak (short)', () => {
     assert.ok(r.faults.length >= 3, describeRun(r));
   });
 });
+
+describe('bounded in bytes, whatever a client chooses', () => {
+  test('3: model names outside the configuration are one `other` series; a 30 KB session id is kept bounded but unique', async () => {
+    const { gw, logs } = await startTestGateway({ upstream: fake.url });
+    try {
+      for (let i = 0; i < 40; i++) {
+        const r = await request(`${gw.url}/v1/messages`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-api-key': 'k' },
+          body: JSON.stringify({ model: `made-up-model-${i}`, max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }),
+        });
+        await r.body.dump();
+      }
+      const metrics = await (await request(`${gw.url}/metrics`)).body.text();
+      assert.doesNotMatch(metrics, /made-up-model-/);
+      assert.match(metrics, /switchyard_requests_total\{provider="anthropic",model="other",status="200",outcome="ok"\} 40/);
+      const long = (c: string) => c.repeat(30_000);
+      for (const c of ['a', 'b']) {
+        const r = await request(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'k', 'x-claude-code-session-id': long(c) }, body: body(false) });
+        await r.body.dump();
+      }
+      const ids = logs.lines
+        .filter((l) => l.msg === 'request')
+        .slice(-2)
+        .map((l) => String(l.session_id));
+      assert.ok(
+        ids.every((id) => id.length <= 128),
+        `session ids of ${ids.map((i) => i.length)} characters`,
+      );
+      assert.notEqual(ids[0], ids[1], 'two long ids stay two sessions');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('a chunked body to an admin route past its bound is 413, read no further', async () => {
+    const { gw } = await startTestGateway({ upstream: fake.url });
+    try {
+      async function* chunks() {
+        for (let i = 0; i < 10; i++) yield Buffer.alloc(1024 * 1024, 0x20);
+      }
+      const r = await request(`${gw.url}/v1/organizations/spend_limits`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chunks() }).catch((err: Error) => err);
+      if (r instanceof Error) return; // the gateway may close the connection while the client still writes: refused either way
+      assert.equal(r.statusCode, 413);
+      await r.body.dump();
+      assert.equal(gw.deps.inflightBytes.total, 0);
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('5: admin writes are not forgeable', () => {
+  test('a form post, another origin or a cross-site fetch cannot write, also with no admin token; JSON from a non-browser can', async () => {
+    const { gw } = await startTestGateway({ upstream: fake.url });
+    const limit = JSON.stringify({ amount: '0', scope: { type: 'organization' }, period: 'daily' });
+    try {
+      const attempts: Array<[string, Record<string, string>, string]> = [
+        ['a text/plain form', { 'content-type': 'text/plain' }, limit],
+        ['a urlencoded form', { 'content-type': 'application/x-www-form-urlencoded' }, 'amount=0'],
+        ['another origin', { 'content-type': 'application/json', origin: 'http://evil.example:8080' }, limit],
+        ['a cross-site fetch', { 'content-type': 'application/json', 'sec-fetch-site': 'cross-site' }, limit],
+      ];
+      for (const [what, headers, payload] of attempts) {
+        const r = await request(`${gw.url}/v1/organizations/spend_limits`, { method: 'POST', headers, body: payload });
+        const json = (await r.body.json()) as { error: { type: string } };
+        assert.equal(r.statusCode, 403, what);
+        assert.equal(json.error.type, 'permission_error', what);
+      }
+      const list = (await (await request(`${gw.url}/v1/organizations/spend_limits`)).body.json()) as { data: unknown[] };
+      assert.equal(list.data.length, 0, 'no spend limit was created');
+      const ok = await request(`${gw.url}/v1/organizations/spend_limits`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ amount: '5000', scope: { type: 'organization' }, period: 'daily' }),
+      });
+      assert.equal(ok.statusCode, 200);
+      await ok.body.dump();
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('wrong admin tokens back off per address from the tenth on', async () => {
+    const { gw } = await startTestGateway({ upstream: fake.url, extraConfig: 'admin: { token: "admin-right-token" }\n' });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 11; i++) {
+        const r = await request(`${gw.url}/admin/rules`, { headers: { authorization: `Bearer guess-${i}` } });
+        statuses.push(r.statusCode);
+        if (r.statusCode === 429) assert.ok(Number(r.headers['retry-after']) >= 1);
+        await r.body.dump();
+      }
+      assert.deepEqual(statuses, [...Array(10).fill(401), 429]);
+      const right = await request(`${gw.url}/admin/rules`, { headers: { authorization: 'Bearer admin-right-token' } });
+      assert.equal(right.statusCode, 429, 'locked out even with the right token until the lockout ends');
+      await right.body.dump();
+    } finally {
+      await gw.close();
+    }
+  });
+});

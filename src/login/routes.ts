@@ -24,7 +24,7 @@ type C = Context<{ Bindings: HttpBindings }>;
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 /** Largest OTLP body accepted, bytes (Claude Code batches a few KB; collectors commonly cap at 4–20 MB). */
-const MAX_OTLP_BYTES = 8 * 1024 * 1024;
+export const MAX_OTLP_BYTES = 8 * 1024 * 1024;
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
 

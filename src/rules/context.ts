@@ -71,6 +71,22 @@ export function accountFromMetadata(body: Record<string, unknown>): string | nul
   return metadataUserId(body).account;
 }
 
+/** Longest client-chosen id (session, account) kept as is, characters; Claude Code's are 36-64. */
+export const MAX_ID_CHARS = 128;
+
+/**
+ * A client-chosen id (a session id, an account id) bounded in size: as is up to {@link MAX_ID_CHARS}
+ * characters, else its first 100 characters, `…` and 16 hex digits of its SHA-256 — still unique per id, so
+ * that everything keyed by it (sticky sessions, throttle buckets, traces, usage records) is bounded in bytes
+ * whatever a client sends (DESIGN §11.4).
+ */
+export function boundedId(id: string): string;
+export function boundedId(id: string | null): string | null;
+export function boundedId(id: string | null): string | null {
+  if (id === null || id.length <= MAX_ID_CHARS) return id;
+  return `${id.slice(0, 100)}…${createHash('sha256').update(id).digest('hex').slice(0, 16)}`;
+}
+
 /** Recent credentials' fingerprints: a team's clients send a handful of keys, each on every request. */
 const fingerprints = new LRUCache<string, string>({ max: 1024 });
 
@@ -137,7 +153,7 @@ export function buildContext(input: ContextInput): RequestContext {
     messages: undefined, // accessors below, in this order (dry-run prints the context)
     headers: undefined,
     client: { id: input.clientId ?? (credential ? credentialFingerprint(credential) : 'anonymous'), tags: input.clientTags ?? {}, groups: input.groups ?? [] },
-    session: { id: header('x-claude-code-session-id') || sessionIdFromMetadata(body) },
+    session: { id: boundedId(header('x-claude-code-session-id') || sessionIdFromMetadata(body)) },
     user: undefined,
     project: header(input.projectHeader ?? 'x-project') || null,
     estimate: { input_tokens: Math.ceil(input.bodyBytes / CHARS_PER_TOKEN) },
@@ -158,6 +174,6 @@ export function buildContext(input: ContextInput): RequestContext {
     return { hour: now.getUTCHours(), weekday: now.getUTCDay(), iso: now.toISOString() };
   });
   Object.defineProperty(rc, 'messages', { enumerable: true, get: () => (Array.isArray(body.messages) ? body.messages : []) });
-  onFirstRead(rc, 'user', () => ({ id: input.clientTags !== undefined && input.clientId ? input.clientId : (accountFromMetadata(body) ?? rc.client.id) }));
+  onFirstRead(rc, 'user', () => ({ id: input.clientTags !== undefined && input.clientId ? input.clientId : (boundedId(accountFromMetadata(body)) ?? rc.client.id) }));
   return rc;
 }

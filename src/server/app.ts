@@ -2,6 +2,7 @@
  * The Hono app: routes, health, admin. No rule logic here: the proxied endpoints hand Node's request and
  * response to the pipeline in `proxy.ts`, which streams without buffering.
  */
+import { AdminBackoff, boundedBodies, sameOriginWrites } from './guards.js';
 import { awsCredentialStatus } from '../upstream/aws-auth.js';
 import { googleCredentialStatus } from '../upstream/google-auth.js';
 import type { HttpBindings } from '@hono/node-server';
@@ -17,7 +18,7 @@ import { toWire } from '../usage/spend-limits.js';
 import { cors } from './cors.js';
 import { ResilientStore } from '../state/resilient.js';
 import { vertexIngress } from './ingress.js';
-import { loginRoutes } from '../login/routes.js';
+import { loginRoutes, MAX_OTLP_BYTES } from '../login/routes.js';
 import { activityReport } from '../usage/activity.js';
 import { proxyRequest, type ProxyDeps } from './proxy.js';
 import { sendError } from './pipeline/record.js';
@@ -101,6 +102,11 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
     if (c.req.method === 'HEAD') return c.body(null, 200);
     await next();
   });
+  // Every body an app route reads (admin, sign-in, telemetry) is bounded and counted in the in-flight byte cap.
+  const bounded = boundedBodies(deps);
+  for (const path of ['/admin/*', '/v1/organizations/*', '/oauth/*', '/device']) app.use(path, bounded);
+  const otlp = boundedBodies(deps, MAX_OTLP_BYTES, 'the bound of an OTLP telemetry body');
+  for (const path of ['/v1/metrics', '/v1/logs', '/v1/traces']) app.use(path, otlp);
   app.get('/', (c) => c.json({ service: 'switchyard', status: 'ok' }));
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', (c) => {
@@ -144,11 +150,20 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   });
 
   // Admin (and /metrics): a bearer token when one is configured, else loopback only.
+  const backoff = new AdminBackoff();
   const adminGuard: MiddlewareHandler<{ Bindings: HttpBindings }> = async (c, next) => {
+    const address = c.env.incoming.socket.remoteAddress ?? '';
+    backoff.check(address);
     const refused = adminRefusal(c, deps.runtime.current.config.admin.token);
+    // A wrong token counts; a request that presented none (a browser's first visit) does not.
+    if (refused === 'token' && (c.req.header('authorization') || c.req.header('x-api-key') || c.req.header('cookie'))) backoff.failed(address);
     if (refused) throw new AdminAccessError(refused);
+    if (deps.runtime.current.config.admin.token) backoff.succeeded(address);
     await next();
   };
+  // Admin writes only from this gateway's own pages or from clients that are not browsers, JSON only.
+  app.use('/admin/*', sameOriginWrites);
+  app.use('/v1/organizations/*', sameOriginWrites);
   // The dashboard's page, assets and sign-in answer before the guard (a browser gets a sign-in page, not JSON).
   dashboardPages(app, deps);
   app.use('/admin/*', adminGuard);

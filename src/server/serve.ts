@@ -22,7 +22,8 @@ import { BreakerRegistry, PoolRegistry } from '../upstream/forward.js';
 import { openLedger } from '../usage/open.js';
 import { seedBudgets } from '../actions/budget/seed.js';
 import { loadPrices } from '../usage/prices.js';
-import { Metrics } from '../usage/metrics.js';
+import { Metrics, modelLabeller } from '../usage/metrics.js';
+import { catalogueCandidates } from '../rules/catalogue.js';
 import { MemoryStore, type StateStore } from '../state/store.js';
 import { ResilientStore } from '../state/resilient.js';
 import { createApp, requestListener, type AppState } from './app.js';
@@ -134,7 +135,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const pools = new PoolRegistry();
   const prices = loadPrices(snapshot.config.prices);
   const ledger = await openLedger(snapshot.config, log);
-  const metrics = new Metrics(ledger, () => runtime.current.rules.version);
+  // The model names the configuration mentions, recomputed when the rules or config change.
+  let configured: { version: string; names: ReadonlySet<string> } | null = null;
+  const configuredModels = () => {
+    const { rules, config } = runtime.current;
+    if (configured?.version !== rules.version) configured = { version: rules.version, names: new Set(catalogueCandidates(rules, config)) };
+    return configured.names;
+  };
+  const metrics = new Metrics(
+    ledger,
+    () => runtime.current.rules.version,
+    modelLabeller(configuredModels, (m, p) => prices.priceOf(m, p) !== null),
+  );
   const breakers = new BreakerRegistry();
   // Chosen at start: a reload that changes `state:` needs a restart (the counters would otherwise reset).
   const counters: StateStore = await openState(snapshot.config.state, log, metrics);

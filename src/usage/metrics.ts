@@ -63,7 +63,15 @@ export class Metrics {
    * @param rulesVersion the version of the rule set being served now, for `switchyard_rules_info` (replicas of a
    *   fleet compare it after a rules update).
    */
-  constructor(ledger: Ledger | null, rulesVersion: () => string = () => '') {
+  /**
+   * @param modelLabel the `model` label value of a model name (DESIGN §11.4: label values come from the
+   *   configuration, the rest is `other`); by default every name is its own label.
+   */
+  constructor(
+    ledger: Ledger | null,
+    rulesVersion: () => string = () => '',
+    private readonly modelLabel: (model: string, provider: string | null) => string = (m) => m,
+  ) {
     new Gauge({
       name: 'switchyard_rules_info',
       help: 'The rules version (content hash) this gateway serves: 1 with the version as a label.',
@@ -95,7 +103,7 @@ export class Metrics {
   /** Counts one finished request. */
   observe(r: UsageRecord): void {
     const provider = r.provider ?? 'none';
-    const model = r.model ?? 'none';
+    const model = r.model === null ? 'none' : this.modelLabel(r.model, r.provider);
     this.requests.inc({ provider, model, status: String(r.status), outcome: r.outcome });
     for (const kind of TOKEN_KINDS) if (r[kind]) this.tokens.inc({ provider, model, kind }, r[kind]);
     if (r.cost_usd) this.cost.inc({ provider, model }, r.cost_usd);
@@ -103,4 +111,26 @@ export class Metrics {
     if (r.ttft_ms !== null) this.ttft.observe({ provider }, r.ttft_ms / 1000);
     if (r.retries) this.retries.inc({ provider }, r.retries);
   }
+}
+
+/** Most model names outside the configuration that get a label of their own (priced ones, first come); the rest are `other`. */
+export const MAX_PRICED_MODEL_LABELS = 200;
+
+/**
+ * The label of a model name for metrics: its own name when the configuration names it (a rule's model
+ * matcher, a provider's model map), or when the price table prices it and fewer than
+ * {@link MAX_PRICED_MODEL_LABELS} such names have been labelled; else `other`. So client-chosen model strings
+ * cannot grow the series without bound.
+ * @param configured the model names the configuration mentions (read per call, so a reload applies).
+ */
+export function modelLabeller(configured: () => ReadonlySet<string>, priced: (model: string, provider: string | null) => boolean): (model: string, provider: string | null) => string {
+  const labelled = new Set<string>();
+  return (model, provider) => {
+    if (labelled.has(model) || configured().has(model)) return model;
+    if (labelled.size < MAX_PRICED_MODEL_LABELS && priced(model, provider)) {
+      labelled.add(model);
+      return model;
+    }
+    return 'other';
+  };
 }

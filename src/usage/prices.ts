@@ -3,6 +3,7 @@
  * (5m writes 1.25× input, 1h writes 2×, reads 0.1×; https://platform.claude.com/docs/en/about-claude/pricing).
  */
 import { readFileSync } from 'node:fs';
+import { LRUCache } from 'lru-cache';
 import picomatch from 'picomatch';
 import { parse } from 'yaml';
 import type { Usage } from './tap.js';
@@ -37,17 +38,18 @@ interface RawPrices {
 export function priceTable(raw: RawPrices): PriceTable {
   const mult = { ...DEFAULT_MULTIPLIERS, ...raw.multipliers };
   const entries = Object.entries(raw.models ?? {}).map(([pattern, p]) => ({ test: picomatch(pattern), price: { ...mult, ...p } as ModelPrice }));
-  const cache = new Map<string, ModelPrice | null>();
+  // Keyed by model names clients choose: bounded in bytes (about 1 MB), the least recently used forgotten first.
+  const cache = new LRUCache<string, { price: ModelPrice | null }>({ maxSize: 1 << 20, sizeCalculation: (_v, k) => k.length + 64 });
   return {
     priceOf(model, provider) {
       const key = provider ? `${provider}/${model}` : model;
       let hit = cache.get(key);
       if (hit === undefined) {
         // A `*` never crosses the `/`: plain model globs do not match the provider-qualified name.
-        hit = (provider ? entries.find((e) => e.test(key))?.price : undefined) ?? entries.find((e) => e.test(model))?.price ?? null;
+        hit = { price: (provider ? entries.find((e) => e.test(key))?.price : undefined) ?? entries.find((e) => e.test(model))?.price ?? null };
         cache.set(key, hit);
       }
-      return hit;
+      return hit.price;
     },
   };
 }

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClientConfig } from '../../config.js';
 import type { Logger } from '../../log.js';
-import type { RequestContext } from '../../rules/context.js';
+import { boundedId, type RequestContext } from '../../rules/context.js';
 import type { Decision } from '../../rules/decision.js';
 import type { Runtime, Snapshot } from '../../runtime.js';
 import type { StateStore } from '../../state/store.js';
@@ -191,8 +191,8 @@ export class Exchange implements ClientPresence {
       request_id: this.id,
       method: req.method ?? 'GET',
       path: q < 0 ? url : url.slice(0, q),
-      session_id: (req.headers['x-claude-code-session-id'] as string | undefined) ?? null,
-      agent_id: req.headers['x-claude-code-agent-id'] as string | undefined,
+      session_id: boundedId((req.headers['x-claude-code-session-id'] as string | undefined) ?? null),
+      agent_id: boundedId((req.headers['x-claude-code-agent-id'] as string | undefined) ?? null) ?? undefined,
       rules_version: this.snapshot.rules.version,
     };
     // A Bedrock or Vertex client's request goes on as the Messages API call it is.

@@ -127,7 +127,9 @@ function usageRecord(x: Exchange): UsageRecord {
   let cost: number | null = 0;
   if (usage.input_tokens + usage.output_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens > 0) {
     const price = model ? deps.prices.priceOf(model, log.upstream) : null;
-    if (!price && model) deps.warnOnce(`price\0${model}`, `no price for model "${model}" in the price table; its usage is recorded with cost null (logged once per model)`, { model });
+    // Once per model (the warn-once set is bounded in bytes, so client-chosen names cannot grow it for ever).
+    if (!price && model)
+      deps.warnOnce(`price\0${model}`, `no price for model "${model.slice(0, 128)}" in the price table; its usage is recorded with cost null (logged once per model)`, { model: model.slice(0, 128) });
     cost = costUsd(usage, price);
   }
   return {
