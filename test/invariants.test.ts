@@ -9,6 +9,7 @@
  *   the watchdog ends a request that makes no progress, and what it held is given back.
  */
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
@@ -248,7 +249,7 @@ describe('bounded in bytes, whatever a client chooses', () => {
       async function* chunks() {
         for (let i = 0; i < 10; i++) yield Buffer.alloc(1024 * 1024, 0x20);
       }
-      const r = await request(`${gw.url}/v1/organizations/spend_limits`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chunks() }).catch((err: Error) => err);
+      const r = await request(`${gw.url}/v1/organizations/spend_limits`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: Readable.from(chunks()) }).catch((err: Error) => err);
       if (r instanceof Error) return; // the gateway may close the connection while the client still writes: refused either way
       assert.equal(r.statusCode, 413);
       await r.body.dump();
@@ -307,5 +308,16 @@ describe('5: admin writes are not forgeable', () => {
     } finally {
       await gw.close();
     }
+  });
+});
+
+describe('8: what the gateway says about itself', () => {
+  test('the start-up mode names who authenticates and whose credential goes upstream', async () => {
+    const { gatewayMode } = await import('../src/server/serve.js');
+    const p = (keys: string[]) => ({ a: { keys } }) as never;
+    assert.equal(gatewayMode({ clients: null, login: null, providers: p([]) }), "transparent: the client's own credential is forwarded");
+    assert.equal(gatewayMode({ clients: null, login: null, providers: p(['k']) }), "no client authentication; upstream with providers' own keys");
+    assert.equal(gatewayMode({ clients: [{}, {}] as never, login: null, providers: p(['k']) }), "clients authenticate with client keys (2); upstream with providers' own keys");
+    assert.equal(gatewayMode({ clients: null, login: {} as never, providers: p([]) }), 'clients authenticate with sign-in; upstream with no credential (set keys on the providers)');
   });
 });

@@ -97,6 +97,21 @@ function warnIfReplicatedInMemory(config: GatewayConfig, log: Logger, env: NodeJ
   );
 }
 
+/**
+ * The gateway's mode in one phrase, for the start-up line: who authenticates clients (client keys, sign-in, or
+ * nobody: transparent) and whose credential goes upstream (the providers' keys, or the client's own).
+ */
+export function gatewayMode(cfg: Pick<GatewayConfig, 'clients' | 'login' | 'providers'>): string {
+  const auth = [cfg.clients ? `client keys (${cfg.clients.length})` : null, cfg.login ? 'sign-in' : null].filter(Boolean);
+  const providers = Object.values(cfg.providers);
+  const keyed = providers.filter((p) => p.keys.length > 0).length;
+  const upstream = keyed === providers.length ? "providers' own keys" : keyed === 0 ? "the client's own credential" : "providers' own keys where configured, else the client's own credential";
+  if (auth.length === 0) return keyed === 0 ? "transparent: the client's own credential is forwarded" : `no client authentication; upstream with ${upstream}`;
+  // With client keys or sign-in, a client's own credential is never forwarded (upstream/headers.ts).
+  const gated = keyed === providers.length ? upstream : keyed === 0 ? 'no credential (set keys on the providers)' : "providers' own keys where configured, else no credential";
+  return `clients authenticate with ${auth.join(' or ')}; upstream with ${gated}`;
+}
+
 /** Options of {@link startGateway}. */
 export interface GatewayOptions {
   configFile: string;
@@ -307,7 +322,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       rules_version: snapshot.rules.version,
       rules: snapshot.rules.rules.length,
       dry_run: opts.dryRun ?? false,
-      clients: cfg.clients ? cfg.clients.length : 'none (transparent: client credentials are forwarded)',
+      mode: gatewayMode(cfg),
+      providers: Object.fromEntries(Object.values(cfg.providers).map((p) => [p.name, p.keys.length ? `${p.type}, ${p.keys.length} key(s)` : `${p.type}, client credentials`])),
+      clients: cfg.clients ? cfg.clients.length : 'none',
+      sign_in: cfg.login ? 'on' : 'off',
       admin: cfg.admin.token ? 'bearer token required' : 'loopback only (no admin token set)',
       cors: cfg.cors ? cfg.cors.origins : 'off',
       state: counters.kind,
