@@ -375,6 +375,12 @@ export const configSchema = {
       description:
         'How many replicas of this gateway serve the same clients (default 1). Only informative: with more than one (or in a Kubernetes pod) and state in memory, start-up warns that throttles, cooldowns and budgets are counted per replica.',
     },
+    trusted_proxies: {
+      type: 'array',
+      items: { type: 'string', minLength: 2, description: 'an IP address (10.0.0.5) or a CIDR range (10.0.0.0/8, fd00::/8)' },
+      description:
+        "Reverse proxies in front of the gateway whose X-Forwarded-For is believed (default none: the header is never read). Limits kept per client address (the sign-in rate limit, the admin-token back-off) then key on the first address that is not a trusted proxy, read from the header's right.",
+    },
     allow_open: {
       type: 'boolean',
       description: "true allows listening on a non-loopback address with provider keys and no clients: anyone who can reach the gateway spends the team's keys (default false).",

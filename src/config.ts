@@ -4,6 +4,7 @@
  */
 import type { TelemetryConfig } from './telemetry.js';
 import { checkSettings } from './login/settings-keys.js';
+import { TrustedProxies } from './client-address.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -137,6 +138,8 @@ export interface GatewayConfig {
   /** Client keys; null = transparent mode (no client authentication). */
   clients: ClientConfig[] | null;
   allow_open: boolean;
+  /** Reverse proxies whose X-Forwarded-For is believed (client-address.ts). */
+  trusted_proxies: TrustedProxies;
   /** How many replicas serve the same clients (informative: start-up warns when state is in memory and this is over 1). */
   replicas: number;
   /** Admin bearer token; null = admin routes on loopback only. */
@@ -399,6 +402,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
     limits: { max_body_bytes: DEFAULT_MAX_BODY_BYTES, ...DEFAULT_LIMITS, ...raw.limits },
     clients,
     allow_open: raw.allow_open === true,
+    trusted_proxies: trustedProxies(raw.trusted_proxies ?? [], source),
     replicas: raw.replicas ?? 1,
     admin: { token: raw.admin?.token || env.SWITCHYARD_ADMIN_TOKEN || null },
     trace: { decision_header: raw.trace?.decision_header ?? false, requests: raw.trace?.requests ?? 1000 },
@@ -440,4 +444,16 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
     log: { level: raw.log?.level },
     warnings: issues,
   };
+}
+
+/** `trusted_proxies` as a matcher. @throws LoadError at the entry that is neither an IP address nor a CIDR range */
+function trustedProxies(entries: readonly string[], source: SourceFile): TrustedProxies {
+  entries.forEach((e, i) => {
+    try {
+      new TrustedProxies([e]);
+    } catch (err) {
+      throw new LoadError([source.issueAt(['trusted_proxies', i], (err as Error).message)]);
+    }
+  });
+  return new TrustedProxies(entries);
 }

@@ -4,7 +4,7 @@
  * `file:line:col: message` issue that says what was expected, not just a JSON pointer.
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isMap, isPair, isScalar, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 
 /** One problem found while loading a file. `line` and `col` are 1-based. */
 export interface LoadIssue {
@@ -35,6 +35,9 @@ export class LoadError extends Error {
   }
 }
 
+/** The most nodes one alias may expand to (the yaml package's `maxAliasCount`). */
+const MAX_ALIAS_COUNT = 100;
+
 /** A path into a YAML document: map keys and sequence indexes. */
 export type DocPath = ReadonlyArray<string | number>;
 
@@ -43,6 +46,8 @@ export class SourceFile {
   readonly file: string;
   readonly doc: Document;
   private readonly lines: LineCounter;
+  /** The document's plain value, made once by `parse` (undefined when the document had errors). */
+  private value: unknown;
 
   private constructor(file: string, doc: Document, lines: LineCounter) {
     this.file = file;
@@ -61,12 +66,28 @@ export class SourceFile {
       const message = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
       issues.push({ file, line: pos.line, col: pos.col, severity: doc.errors.includes(e as never) ? 'error' : 'warning', message: `YAML: ${message}` });
     }
+    if (doc.errors.length === 0) {
+      // Aliases are expanded here, bounded: a file whose aliases expand without end (an "alias bomb") is an
+      // error at its first alias, never an exception out of the loader.
+      try {
+        source.value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+      } catch (err) {
+        let at: { line: number; col: number } = { line: 1, col: 1 };
+        visit(doc, {
+          Alias(_key, node) {
+            if (node.range) at = lines.linePos(node.range[0]);
+            return visit.BREAK;
+          },
+        });
+        issues.push({ file, ...at, severity: 'error', message: `YAML: ${(err as Error).message} (aliases may expand to at most ${MAX_ALIAS_COUNT} nodes each)` });
+      }
+    }
     return { source, issues };
   }
 
-  /** The plain JS value of the document (after a successful parse). */
+  /** The plain JS value of the document (after a parse without errors). */
   toJS(): unknown {
-    return this.doc.toJS({ maxAliasCount: 100 });
+    return this.value;
   }
 
   /** The YAML node at `path`, or undefined. */

@@ -296,6 +296,22 @@ test('refresh: a new pair until the user is revoked (by email or subject); a lat
   }
 });
 
+test('refresh tokens rotate: a rotated token presented again revokes its whole sign-in (RFC 9700 §4.14.2), and no other', async () => {
+  const state = new MemoryStore();
+  const { tokens } = await TokenService.create(login({ refresh_token_ttl_s: 3600 }), state);
+  const first = await tokens.issue(alice);
+  const other = await tokens.issue(alice); // a second sign-in of the same user (another machine)
+  const second = await tokens.refresh(first.refresh_token);
+  assert.notEqual(second.refresh_token, first.refresh_token);
+  await assert.rejects(tokens.refresh(first.refresh_token), /already used \(tokens rotate at every refresh\)/, 'the rotated token is single-use');
+  await assert.rejects(tokens.refresh(second.refresh_token), /revoked because one of its refresh tokens was used twice/, 'its whole family is revoked');
+  const fresh = await tokens.refresh(other.refresh_token);
+  assert.ok(fresh.refresh_token, 'another sign-in of the user is untouched');
+  // Two refreshes racing with one token: exactly one wins.
+  const raced = await Promise.allSettled([tokens.refresh(fresh.refresh_token), tokens.refresh(fresh.refresh_token)]);
+  assert.deepEqual(raced.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+});
+
 test('signing keys: EC P-256 and Ed25519 private JWKs only', async () => {
   const state = new MemoryStore();
   const ec384 = await exportJWK((await generateKeyPair('ES384', { extractable: true })).privateKey);

@@ -183,6 +183,36 @@ rules:
     );
   });
 
+  test('a candidate whose rule fails on every request (a runaway expression) is reported as changes and "would fail", never unchanged', async () => {
+    const s = await seed('');
+    mkdirSync(path.join(s.dir, 'runaway'));
+    writeFileSync(
+      path.join(s.dir, 'runaway', '10.yaml'),
+      `version: 1
+rules:
+  - id: runaway
+    match: { when: "$count($map([1..9000000], function($v) { $v * 2 })) > 0" }
+    actions: [ { tag_billing: { team: search } } ]
+  - id: default
+    actions: [ { route_to: { provider: anthropic } } ]
+`,
+    );
+    const r = run(['replay', '--config', s.configFile, '--rules', path.join(s.dir, 'runaway'), '--since', '1h', '--format', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as ReplayReport;
+    assert.equal(report.replayed, 5);
+    assert.equal(report.would_fail, 5);
+    assert.equal(report.unchanged, 0);
+    assert.equal(report.changed, 5);
+    assert.deepEqual(
+      report.changes.filter((c) => c.kind === 'fails').map((c) => [c.from, c.to, c.count]),
+      [['no', 'in runaway', 5]],
+    );
+    assert.equal(report.cost.candidate_usd, 0, 'a failed request costs nothing');
+    const text = run(['replay', '--config', s.configFile, '--rules', path.join(s.dir, 'runaway'), '--since', '1h']);
+    assert.match(text.stdout, /would fail: 5 /);
+  });
+
   test('an empty ledger, a missing rules directory, a ledger newer than the gateway: a plain message and exit 1', async () => {
     const s = await seed('');
     const missing = run(['replay', '--config', s.configFile, '--rules', path.join(s.dir, 'nope')]);

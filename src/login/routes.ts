@@ -8,6 +8,7 @@
  * (endpoints, the device flow, managed settings with ETag / 304 and 404 ≠ `{}`, telemetry answered 200 whether
  * forwarded or dropped); RFC 8414 (metadata), RFC 8628 (device grant), RFC 6749 §5 (token responses).
  */
+import { clientAddress } from '../client-address.js';
 import { createHash, randomBytes } from 'node:crypto';
 import type { HttpBindings } from '@hono/node-server';
 import type { Context, Hono } from 'hono';
@@ -56,7 +57,8 @@ export function loginRoutes(app: Hono<{ Bindings: HttpBindings }>, deps: ProxyDe
   /** RFC 8628 §5.1: device authorizations and code entries per client IP per minute. */
   const rateLimited = async (c: C, login: LoginService): Promise<boolean> => {
     const perMinute = login.config.device_requests_per_minute;
-    const ip = c.env.incoming.socket.remoteAddress ?? 'unknown';
+    // Behind a reverse proxy, the client's own address (trusted_proxies), so one company is not one bucket.
+    const ip = clientAddress(c.env.incoming, deps.runtime.current.config.trusted_proxies) || 'unknown';
     const r = await deps.state.take(`login:rate:${ip}`, 1, { capacity: perMinute, refillPerMs: perMinute / 60_000 });
     if (!r.ok) c.header('retry-after', String(Math.ceil(r.retryAfterMs / 1000)));
     return !r.ok;

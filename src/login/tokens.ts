@@ -97,10 +97,12 @@ export class TokenService {
    * The token response of RFC 6749 §5.1 for `user`: a fresh access token and refresh token.
    * @returns `{access_token, token_type: "Bearer", expires_in (s), refresh_token}`.
    */
-  async issue(user: SignedInUser): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number; refresh_token: string }> {
+  async issue(user: SignedInUser, family?: string): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number; refresh_token: string }> {
     const profile = { email: user.email, name: user.name, groups: user.groups };
     const access_token = await this.sign({ ...profile, use: 'access' }, user.sub, this.config.access_token_ttl_s);
-    const refresh_token = await this.sign({ ...profile, use: 'refresh', jti: randomBytes(16).toString('base64url') }, user.sub, this.config.refresh_token_ttl_s);
+    // `fam`: the sign-in every refresh token rotated from it belongs to (a reuse revokes the whole family).
+    const fam = family ?? randomBytes(12).toString('base64url');
+    const refresh_token = await this.sign({ ...profile, use: 'refresh', jti: randomBytes(16).toString('base64url'), fam }, user.sub, this.config.refresh_token_ttl_s);
     return { access_token, token_type: 'Bearer', expires_in: this.config.access_token_ttl_s, refresh_token };
   }
 
@@ -141,8 +143,10 @@ export class TokenService {
   }
 
   /**
-   * The refresh grant: a new token pair for the user a refresh token names, unless their sign-ins were
-   * revoked after it was issued.
+   * The refresh grant with rotation and reuse detection (RFC 9700 §4.14.2): a refresh token is used once and
+   * answered with a new pair of the same sign-in (family); a rotated token presented again revokes the whole
+   * family, so a stolen token and the one it was stolen from both stop working. Also refused when the
+   * user's sign-ins were revoked after it was issued.
    * @throws InvalidTokenError (the token endpoint answers `invalid_grant`).
    */
   async refresh(token: string): Promise<Awaited<ReturnType<TokenService['issue']>>> {
@@ -152,7 +156,16 @@ export class TokenService {
       const revokedBefore = Number((await this.state.getRecord(revocationKey(who))) ?? 0);
       if ((payload.iat ?? 0) * 1000 < revokedBefore) throw new InvalidTokenError(`the sign-ins of ${user.email ?? user.sub} were revoked; sign in again`);
     }
-    return this.issue(user);
+    const fam = typeof payload.fam === 'string' ? payload.fam : null;
+    const jti = typeof payload.jti === 'string' ? payload.jti : null;
+    if (!fam || !jti) throw new InvalidTokenError('a refresh token from before rotation; sign in again');
+    const ttlMs = Math.max(1000, (payload.exp ?? 0) * 1000 - Date.now());
+    if ((await this.state.getRecord(familyKey(fam))) !== null) throw new InvalidTokenError('this sign-in was revoked because one of its refresh tokens was used twice; sign in again');
+    if (!(await this.state.claimRecord(usedKey(jti), '1', ttlMs))) {
+      await this.state.putRecord(familyKey(fam), String(Date.now()), this.config.refresh_token_ttl_s * 1000);
+      throw new InvalidTokenError('this refresh token was already used (tokens rotate at every refresh); the sign-in it belongs to is revoked: sign in again');
+    }
+    return this.issue(user, fam);
   }
 
   /**
@@ -166,3 +179,7 @@ export class TokenService {
 }
 
 const revocationKey = (sub: string) => `login:revoked:${sub}`;
+/** A refresh token (by its `jti`) that was used; kept until it would have expired. */
+const usedKey = (jti: string) => `login:refresh-used:${jti}`;
+/** A sign-in (a refresh-token family) revoked after a reuse. */
+const familyKey = (fam: string) => `login:family-revoked:${fam}`;

@@ -91,12 +91,13 @@ export interface RuleSource {
   name?: string;
 }
 
-/** Reads the rule files of `dir` (display names are relative to the current directory). */
+/** Reads the rule files of `dir` (display names relative to the current directory, or absolute when outside it). */
 export function readRuleDir(dir: string): RuleSource[] {
   const abs = path.resolve(dir);
   return ruleFiles(abs).map((f) => {
     const full = path.join(abs, f);
-    return { file: path.relative(process.cwd(), full) || full, text: readFileSync(full, 'utf8'), name: f };
+    const rel = path.relative(process.cwd(), full);
+    return { file: rel && !rel.startsWith('..') ? rel : full, text: readFileSync(full, 'utf8'), name: f };
   });
 }
 
@@ -111,6 +112,13 @@ export function loadRuleDir(dir: string, providers: Iterable<string>, opts: Comp
     sources = readRuleDir(dir);
   } catch (err) {
     throw new LoadError([{ file: dir, line: 1, col: 1, severity: 'error', message: `cannot read rules directory: ${(err as Error).message}` }]);
+  }
+  if (sources.length === 0) {
+    // Like an empty file: deleting the last rule file (or a half-synced checkout) must not silently drop every
+    // deny, throttle and route. A rule set with no rules is a file that says so.
+    throw new LoadError([
+      { file: dir, line: 1, col: 1, severity: 'error', message: 'the rules directory holds no rule files (*.yaml); an intentionally empty rule set is a file with `version: 1` and `rules: []`' },
+    ]);
   }
   return compileRuleSources(sources, providers, path.resolve(dir), opts);
 }

@@ -23,6 +23,8 @@ interface Outcome {
   model: string;
   tags: Record<string, string>;
   denied: string | null;
+  /** The rule that failed on this request (answered 500), or null. */
+  failed: string | null;
   throttles: string[];
   budgets: string[];
   cost: number | null;
@@ -49,6 +51,8 @@ export interface ReplayReport {
   replayed: number;
   changed: number;
   unchanged: number;
+  /** Replayed requests a candidate rule fails on (each answered 500 if it went live). */
+  would_fail: number;
   not_replayable: { total: number; reasons: Record<string, number> };
   changes: ChangeGroup[];
   /** Over the replayed records: priced with the live decision's models, then the candidate's. */
@@ -93,9 +97,11 @@ async function decideRecord(config: GatewayConfig, rules: RuleSet, prices: Price
     model,
     tags: d.tags,
     denied: d.denied?.rule ?? null,
+    failed: d.error?.rule ?? null,
     throttles: d.throttles.map((t) => t.rule),
     budgets: d.budgets.map((b) => b.rule),
-    cost: d.denied ? 0 : costUsd(rec, prices.priceOf(model, d.route.provider)),
+    // A request a rule fails on is answered 500 and costs nothing.
+    cost: d.denied || d.error ? 0 : costUsd(rec, prices.priceOf(model, d.route.provider)),
   };
 }
 
@@ -113,6 +119,7 @@ export async function replay(config: GatewayConfig, live: RuleSet, candidate: Ru
     replayed: 0,
     changed: 0,
     unchanged: 0,
+    would_fail: 0,
     not_replayable: { total: 0, reasons: {} },
     changes: [],
     cost: { live_usd: 0, candidate_usd: 0, delta_usd: 0, unpriced: 0 },
@@ -146,6 +153,9 @@ export async function replay(config: GatewayConfig, live: RuleSet, candidate: Ru
       if (a.tags[k] !== b.tags[k]) diffs.push([`tag:${k}`, a.tags[k] ?? '(unset)', b.tags[k] ?? '(unset)']);
     }
     if (a.denied !== b.denied) diffs.push(['denied', a.denied ? `by ${a.denied}` : 'no', b.denied ? `by ${b.denied}` : 'no']);
+    // A rule that fails (a runaway expression, a transform that returns no object) answers 500: a change, never "unchanged".
+    if (a.failed !== b.failed) diffs.push(['fails', a.failed ? `in ${a.failed}` : 'no', b.failed ? `in ${b.failed}` : 'no']);
+    if (b.failed) report.would_fail++;
     if (fmtList(a.throttles) !== fmtList(b.throttles)) diffs.push(['throttles', fmtList(a.throttles), fmtList(b.throttles)]);
     if (fmtList(a.budgets) !== fmtList(b.budgets)) diffs.push(['budgets', fmtList(a.budgets), fmtList(b.budgets)]);
     if (diffs.length === 0) {
@@ -178,6 +188,7 @@ export function formatReplay(r: ReplayReport): string {
     `rules: live ${r.live_version} -> candidate ${r.candidate_version}`,
     `changed ${r.changed}, unchanged ${r.unchanged}, not replayable ${r.not_replayable.total}`,
   ];
+  if (r.would_fail) lines.push(`would fail: ${r.would_fail} (a candidate rule fails on them; each would be answered 500)`);
   for (const [why, n] of Object.entries(r.not_replayable.reasons)) lines.push(`  not replayable: ${n} — ${why}`);
   if (r.changes.length) {
     lines.push('', 'what would change:');

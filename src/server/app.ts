@@ -2,6 +2,7 @@
  * The Hono app: routes, health, admin. No rule logic here: the proxied endpoints hand Node's request and
  * response to the pipeline in `proxy.ts`, which streams without buffering.
  */
+import { clientAddress } from '../client-address.js';
 import { AdminBackoff, boundedBodies, sameOriginWrites } from './guards.js';
 import { awsCredentialStatus } from '../upstream/aws-auth.js';
 import { googleCredentialStatus } from '../upstream/google-auth.js';
@@ -152,7 +153,7 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   // Admin (and /metrics): a bearer token when one is configured, else loopback only.
   const backoff = new AdminBackoff();
   const adminGuard: MiddlewareHandler<{ Bindings: HttpBindings }> = async (c, next) => {
-    const address = c.env.incoming.socket.remoteAddress ?? '';
+    const address = clientAddress(c.env.incoming, deps.runtime.current.config.trusted_proxies);
     backoff.check(address);
     const refused = adminRefusal(c, deps.runtime.current.config.admin.token);
     // A wrong token counts; a request that presented none (a browser's first visit) does not.

@@ -187,6 +187,11 @@ export class RedisStore implements StateStore {
     return this.redis.get(this.prefix + key);
   }
 
+  /** SET NX PX: one atomic step, so only one replica ever claims a key. */
+  async claimRecord(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK';
+  }
+
   /** GETDEL (Redis 6.2+): one atomic step, so a device code is handed out once across every replica. */
   takeRecord(key: string): Promise<string | null> {
     return this.redis.getdel(this.prefix + key);

@@ -190,6 +190,13 @@ export class ResilientStore implements StateStore {
     );
   }
 
+  claimRecord(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return this.record(
+      () => this.remote.claimRecord(key, value, ttlMs),
+      () => this.local.claimRecord(key, value, ttlMs),
+    );
+  }
+
   async close(): Promise<void> {
     await this.remote.close();
   }

@@ -61,6 +61,11 @@ export interface StateStore {
   getRecord(key: string): Promise<string | null>;
   /** The value under `key`, removed in the same step (null when absent): at most one caller ever gets it. */
   takeRecord(key: string): Promise<string | null>;
+  /**
+   * Stores `value` under `key` for `ttlMs` only when nothing live is there, in one step: true for the one
+   * caller that claimed it, false for every later one (a refresh token used once, RFC 9700 §4.14.2).
+   */
+  claimRecord(key: string, value: string, ttlMs: number): Promise<boolean>;
   /** 'memory' or 'redis', for logs and /readyz. */
   readonly kind: string;
   close(): Promise<void>;
@@ -170,6 +175,14 @@ export class MemoryStore implements StateStore {
     const v = await this.getRecord(key);
     this.records.delete(key);
     return v;
+  }
+
+  async claimRecord(key: string, value: string, ttlMs: number): Promise<boolean> {
+    // Checked and set with no await between: one step on the event loop.
+    const r = this.records.get(key);
+    if (r && r.expires > this.now()) return false;
+    this.records.set(key, { value, expires: this.now() + ttlMs });
+    return true;
   }
 
   async cooldowns(keys: string[]): Promise<number[]> {
