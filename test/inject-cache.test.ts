@@ -360,3 +360,28 @@ describe('inject_cache: prefix lengths and automatic caching', () => {
     assert.deepEqual(existingBreakpoints(marked), [{ pos: [0, 1, 0], ttl: '5m' }]);
   });
 });
+
+describe('a string prompt marked over its own bytes (issue 30: inject_cache in at most 2x the body)', () => {
+  test("the marked text block carries the client's bytes of the string (escapes as sent), and parses as the decoded edit would", () => {
+    // \u00e9 and \n as the client escaped them: a decode and re-encode would write "é" and a literal \n escape.
+    const text = `${'lorem ipsum dolor sit amet '.repeat(400)}caf\\u00e9\\n`;
+    const raw = Buffer.from(`{"model":"claude-sonnet-4-6","max_tokens":5,"messages":[{"role":"user","content":"${text}"}]}`);
+    const lazy = lazyBody(scanJsonObject(raw, 64, injectCache.bodyKeys));
+    const r = inject(lazy, ['last_user']);
+    assert.equal(r.report.find((p) => p.place === 'last_user')?.status, 'injected');
+    const out = serializeBody(r.body).toString();
+    assert.ok(out.includes(`"text":"${text}"`), 'the string is copied as the client wrote it');
+    const plain = inject(JSON.parse(raw.toString()) as Record<string, unknown>, ['last_user']);
+    assert.deepEqual(JSON.parse(out), JSON.parse(JSON.stringify(plain.body)), 'the same edit as on a decoded body');
+    assert.deepEqual((JSON.parse(out) as { messages: Array<{ content: unknown }> }).messages[0]!.content, [
+      { type: 'text', text: `${'lorem ipsum dolor sit amet '.repeat(400)}café\n`, cache_control: { type: 'ephemeral' } },
+    ]);
+  });
+
+  test('an empty string prompt is not marked, and a short one is measured in bytes without being decoded', () => {
+    const empty = lazyBody(scanJsonObject(Buffer.from('{"model":"m","messages":[{"role":"user","content":""}]}'), 64, injectCache.bodyKeys));
+    assert.equal(inject(empty, ['last_user']).report[0]!.status, 'skipped');
+    const short = lazyBody(scanJsonObject(Buffer.from('{"model":"m","messages":[{"role":"user","content":"hi"}]}'), 64, injectCache.bodyKeys));
+    assert.equal(inject(short, ['last_user']).body, short, 'too short to cache: the body is untouched');
+  });
+});

@@ -17,7 +17,20 @@
  * only by its exact position and text, so it is never touched.
  */
 import { CHARS_PER_TOKEN } from '../rules/context.js';
-import { copyArray, copyObject, elementBytes, elementSize, elementsHolding, type KeyOffsets, keyOffsets, memberKind, viewBytes, withAdded } from '../server/json-scan.js';
+import {
+  copyArray,
+  copyObject,
+  elementBytes,
+  elementSize,
+  elementsHolding,
+  type KeyOffsets,
+  keyOffsets,
+  memberKind,
+  stringMemberBytes,
+  textBlockOf,
+  viewBytes,
+  withAdded,
+} from '../server/json-scan.js';
 import { defineAction } from './types.js';
 
 /** A place to put a breakpoint, as written in rule files. */
@@ -157,8 +170,11 @@ function prefixTokens(body: Record<string, unknown>, pos: Position): number {
   const toolEnd = pos[0] === 0 ? pos[1] + 1 : tools.length;
   for (let i = 0; i < toolEnd; i++) chars += elementLength(tools, i);
   if (pos[0] >= 1) {
-    const system = body.system;
-    if (typeof system === 'string') chars += system.length;
+    // A string prompt is measured in the client's bytes when unread (never decoded: it may be megabytes).
+    const systemBytes = stringMemberBytes(body, 'system');
+    const system = systemBytes === null ? body.system : undefined;
+    if (systemBytes !== null) chars += systemBytes;
+    else if (typeof system === 'string') chars += system.length;
     else if (Array.isArray(system)) {
       const end = pos[0] === 1 ? pos[1] + 1 : system.length;
       for (let i = 0; i < end; i++) chars += elementLength(system, i);
@@ -167,6 +183,11 @@ function prefixTokens(body: Record<string, unknown>, pos: Position): number {
   if (pos[0] === 2) {
     const messages = body.messages as Message[];
     for (let i = 0; i <= pos[1]; i++) {
+      const bytes = stringMemberBytes(messages[i], 'content');
+      if (bytes !== null) {
+        chars += bytes;
+        continue;
+      }
       const content = messages[i]?.content;
       if (typeof content === 'string') chars += content.length;
       else if (Array.isArray(content)) {
@@ -206,6 +227,9 @@ function resolve(body: Record<string, unknown>, place: CachePlace): { pos: Posit
     index = place.message < 0 ? messages.length + place.message : place.message;
     if (index < 0 || index >= messages.length) return { missing: `there is no message ${place.message} (the request has ${messages.length})` };
   }
+  const kind = memberKind(messages[index], 'content');
+  if (kind === 'string') return { pos: [2, index, 0] };
+  if (kind === 'empty-string') return { missing: 'the message is empty' };
   const content = messages[index]!.content;
   if (typeof content === 'string') return content ? { pos: [2, index, 0] } : { missing: 'the message is empty' };
   if (!Array.isArray(content) || content.length === 0) return { missing: 'the message has no content blocks' };
@@ -230,7 +254,10 @@ function uncacheable(body: Record<string, unknown>, pos: Position): string | nul
       return "the only system block is Claude Code's attribution block, which must stay exactly as sent";
     }
   } else {
-    const content = (body.messages as Message[])[pos[1]]!.content;
+    const m = (body.messages as Message[])[pos[1]]!;
+    // A non-empty string prompt (told from its bytes) is a text block the marker can go on, unmarked by definition.
+    if (memberKind(m, 'content') === 'string') return null;
+    const content = m.content;
     block = typeof content === 'string' ? { type: 'text', text: content } : (content as unknown[])[pos[2]];
   }
   const b = block as Block | null;
@@ -258,8 +285,10 @@ function mark(body: Record<string, unknown>, pos: Position, ttl: CacheTtl): Reco
   } else {
     const messages = copyArray(body.messages as Message[]);
     const m = messages[pos[1]]!;
-    const content = typeof m.content === 'string' ? [{ type: 'text', text: m.content }] : copyArray(m.content as Block[]);
-    content[pos[2]] = withAdded(content[pos[2]]!, 'cache_control', cc);
+    // A string prompt becomes one text block over the client's bytes of the string (not decoded, not re-encoded).
+    const over = textBlockOf(m, 'content', { cache_control: cc });
+    const content = over ? [over] : typeof m.content === 'string' ? [{ type: 'text', text: m.content }] : copyArray(m.content as Block[]);
+    if (!over) content[pos[2]] = withAdded(content[pos[2]]!, 'cache_control', cc);
     messages[pos[1]] = withAdded(m as Record<string, unknown>, 'content', content) as Message;
     out.messages = messages;
   }

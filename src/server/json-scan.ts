@@ -524,6 +524,38 @@ export function memberKind(obj: unknown, name: string): 'absent' | 'empty-string
 }
 
 /**
+ * The bytes string member `name` of `obj` occupies in the client's body (quotes included), read without
+ * decoding it, when `obj` is an unchanged lazy object and the member an unread string; null otherwise.
+ */
+export function stringMemberBytes(obj: unknown, name: string): number | null {
+  const info = cleanObject(obj);
+  const i = info ? info.at(name) : -1;
+  const sp = i >= 0 ? info!.spans[i] : null;
+  return sp && !info!.touched(i) && info!.raw[sp.start] === 0x22 ? sp.end - sp.start : null;
+}
+
+/**
+ * `{ type: "text", text: obj[name], ...extra }` for an unread string member `name` of an unchanged lazy object,
+ * as a view whose `text` is the client's bytes of that string: never decoded, and serialized by copying those
+ * bytes — so marking a 31 MB string prompt as a text block costs the marker, not two more copies of the prompt.
+ * Null when `obj` is not such an object (the caller builds the block from the decoded string).
+ */
+export function textBlockOf(obj: unknown, name: string, extra: Record<string, unknown>): Record<string, unknown> | null {
+  const info = cleanObject(obj);
+  const i = info ? info.at(name) : -1;
+  const sp = i >= 0 ? info!.spans[i] : null;
+  if (!sp || info!.touched(i) || info!.raw[sp.start] !== 0x22) return null;
+  const extraNames = Object.keys(extra);
+  const view = new View(info!.raw, sp, ['type', 'text', ...extraNames], [null, sp, ...extraNames.map(() => null)], `${name}`, undefined, undefined, info!.index);
+  view.values[0] = 'text';
+  extraNames.forEach((n, j) => {
+    view.values[2 + j] = extra[n];
+  });
+  view.dirty = true;
+  return new Proxy({}, view) as Record<string, unknown>;
+}
+
+/**
  * The number of elements of the array member `name` of `body` (0 when absent or not an array), read from the
  * scan when `body` is an unchanged lazy view — without making a view of the array.
  */
