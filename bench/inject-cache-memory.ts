@@ -5,7 +5,7 @@
  * Usage: node --import tsx bench/inject-cache-memory.ts rule|none
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync, copyFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { startFakeUpstream } from '../test/fake-upstream.js';

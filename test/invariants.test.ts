@@ -120,9 +120,10 @@ describe('a request ends exactly once', () => {
       // The throttle's slots: a concurrency of 100 admits 100 at once again.
       const again = await Promise.all(
         Array.from({ length: 4 }, () =>
-          request(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'k' }, body: body(false) }).then(
-            async (r) => (await r.body.dump(), r.statusCode),
-          ),
+          request(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'k' }, body: body(false) }).then(async (r) => {
+            await r.body.dump();
+            return r.statusCode;
+          }),
         ),
       );
       assert.deepEqual(again, [200, 200, 200, 200]);
