@@ -164,6 +164,11 @@ describe('a request ends exactly once', () => {
       const ready = (await (await request(`${gw.url}/readyz`)).body.json()) as { ledger: { status: string }; spend_limits: { status: string } };
       assert.equal(ready.ledger.status, 'degraded', 'a write hanging for seconds is degraded');
       assert.equal(ready.spend_limits.status, 'degraded', 'spend-limit reads that time out are degraded');
+      // A shutdown in that state ends within its grace period (2 s here), the records it could not write spooled.
+      const t0 = performance.now();
+      await gw.close();
+      const took = performance.now() - t0;
+      assert.ok(took < 2000 + 300, `the shutdown took ${Math.round(took)} ms with grace_ms 2000`);
       await proxy.set('pass');
     } finally {
       await gw.close();
