@@ -6,7 +6,7 @@
  * a request is scanned (json-scan) instead of parsed, translated and serialized; an event is framed and
  * usage-tapped as it is, instead of parsed, translated, framed and tapped.
  */
-import { scanJsonObject } from '../src/server/json-scan.js';
+import { scanJsonObject } from '../src/body/json-scan.js';
 import { SseFramer } from '../src/stream/sse-frames.js';
 import { UsageTap } from '../src/usage/tap.js';
 import { toChatCompletions } from '../src/upstream/openai/request.js';

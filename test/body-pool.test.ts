@@ -1,5 +1,5 @@
 /**
- * The request-body pool (src/server/body-pool.ts) over real sockets: a buffer comes back for reuse once its bytes
+ * The request-body pool (src/body/pool.ts) over real sockets: a buffer comes back for reuse once its bytes
  * were written upstream, and never while an upstream socket still has them to write — an upstream that answers
  * before reading the request must not be sent another request's body from a reused buffer. Through the gateway,
  * bodies received in several reads come from the pool and reach the upstream intact, request after request.
@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import type { ProviderConfig } from '../src/config.js';
-import { BodyPool, bodyPool } from '../src/server/body-pool.js';
+import { BodyPool, bodyPool } from '../src/body/pool.js';
 import { UpstreamClient } from '../src/upstream/client.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 import { claudeCodeBody, startTestGateway } from './helpers.js';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { existingBreakpoints, injectBreakpoints, injectCache, minCacheableTokens, type CachePlace } from '../src/actions/inject_cache.js';
-import { keyOffsets, lazyBody, scanJsonObject, serializeBody } from '../src/server/json-scan.js';
+import { keyOffsets, lazyBody, scanJsonObject, serializeBody } from '../src/body/json-scan.js';
 import { buildContext } from '../src/rules/context.js';
 import { evaluate } from '../src/rules/evaluate.js';
 import { compileRuleSources } from '../src/rules/load.js';

@@ -1,5 +1,5 @@
 /**
- * The body scanner (src/server/json-scan.ts) against JSON.parse: it accepts exactly the JSON objects
+ * The body scanner (src/body/json-scan.ts) against JSON.parse: it accepts exactly the JSON objects
  * JSON.parse accepts (strings without raw control characters), finds every top-level member's bytes, decodes
  * members lazily to the same values, edits one member without touching the other bytes, and enforces the
  * nesting limit — on generated objects, on mutated (mostly broken) ones, and on a Claude-Code-shaped body.
@@ -24,7 +24,7 @@ import {
   viewBytes,
   withAdded,
   withMember,
-} from '../src/server/json-scan.js';
+} from '../src/body/json-scan.js';
 import { claudeCodeBody } from './helpers.js';
 
 /** Generated cases per property: fewer under `npm run mutate`, where every surviving mutant reruns this file. */

@@ -30,7 +30,7 @@ import {
   textBlockOf,
   viewBytes,
   withAdded,
-} from '../server/json-scan.js';
+} from '../body/json-scan.js';
 import { defineAction } from './types.js';
 
 /** A place to put a breakpoint, as written in rule files. */

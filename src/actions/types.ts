@@ -29,7 +29,7 @@ export interface ActionModule<C = unknown> {
   settings(compiled: C): SettingWrite[];
   /**
    * Member names this action looks for anywhere in a request body (e.g. `cache_control`): the body's one scan
-   * records where each occurs ({@link import('../server/json-scan.js').keyOffsets}), so the action finds them
+   * records where each occurs ({@link import('../body/json-scan.js').keyOffsets}), so the action finds them
    * without reading every block.
    */
   bodyKeys?: readonly string[];

@@ -10,7 +10,7 @@
  * by default), OTLP's JSON encoding of ExportMetricsServiceRequest (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding:
  * lowerCamelCase fields, int64 as strings, AggregationTemporality 1 = delta, 2 = cumulative).
  */
-import type { ProxyDeps } from '../server/pipeline/exchange.js';
+import type { Ledger } from '../usage/ledger.js';
 
 /** What one session produced, as counted by its Claude Code. */
 export type ActivityColumn = 'commits' | 'pull_requests' | 'lines_added' | 'lines_removed' | 'active_time_s';
@@ -66,7 +66,7 @@ export function activityFromMetrics(request: MetricsRequest, userId: string): Ac
 }
 
 /** Reads one JSON metrics body and adds its activity to the ledger (off the request's path; failures are logged once). */
-export function recordTelemetry(deps: ProxyDeps, userId: string, body: Buffer): void {
+export function recordTelemetry(deps: { ledger: Pick<Ledger, 'store'> | null; warnOnce(key: string, message: string): void }, userId: string, body: Buffer): void {
   const store = deps.ledger?.store;
   if (!store) return;
   let deltas: ActivityDelta[];

@@ -5,7 +5,7 @@
  * gateway's answer.
  */
 import type { GatewayConfig } from '../config.js';
-import { upstreamPathAndQuery } from '../server/pipeline/exchange.js';
+import { upstreamPathAndQuery } from '../upstream/client.js';
 import { prepareUpstream, type PreparedRequest } from '../upstream/prepare.js';
 import { buildContext, type RequestContext } from './context.js';
 import type { Decision } from './decision.js';

@@ -19,7 +19,7 @@ import { toWire } from '../usage/spend-limits.js';
 import { cors } from './cors.js';
 import { ResilientStore } from '../state/resilient.js';
 import { vertexIngress } from './ingress.js';
-import { loginRoutes, MAX_OTLP_BYTES } from '../login/routes.js';
+import { loginRoutes, MAX_OTLP_BYTES } from './login-routes.js';
 import { activityReport } from '../usage/activity.js';
 import { proxyRequest, type ProxyDeps } from './proxy.js';
 import { sendError } from './pipeline/record.js';

@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { Agent, type Dispatcher, util } from 'undici';
 import type { ProviderConfig } from '../config.js';
 import { UpstreamError } from '../errors.js';
-import { noteIterableBody } from '../server/body-pool.js';
+import { noteIterableBody } from '../body/pool.js';
 
 /** One upstream call. */
 export interface UpstreamCall {
@@ -257,4 +257,13 @@ export class UpstreamClient {
     await Promise.all([...this.agents.values()].map((a) => a.agent.close()));
     this.agents.clear();
   }
+}
+
+/**
+ * The path and query to append to the provider's base URL: only ever a path, so that nothing in a request
+ * (an absolute-form target such as `http://other-host/...`, a `//host` path) can choose the upstream host.
+ */
+export function upstreamPathAndQuery(target: string | undefined): string {
+  const u = new URL(target ?? '/', 'http://switchyard.invalid');
+  return u.pathname + u.search;
 }

@@ -6,7 +6,7 @@
  */
 import { CREDENTIAL_HEADERS } from '../log.js';
 import type { RequestContext } from '../rules/context.js';
-import { memberLength, plainCopy } from '../server/json-scan.js';
+import { memberLength, plainCopy } from '../body/json-scan.js';
 
 /** The facts of one request. Sizes in bytes; counts of elements. */
 export interface RequestFacts {

@@ -17,7 +17,7 @@ import type { Decision } from '../../rules/decision.js';
 import type { Runtime, Snapshot } from '../../runtime.js';
 import type { StateStore } from '../../state/store.js';
 import type { UpstreamAnswer, Upstreams } from '../../upstream/forward.js';
-import type { ClientPresence } from '../../upstream/client.js';
+import { type ClientPresence, upstreamPathAndQuery } from '../../upstream/client.js';
 import type { Endpoint } from '../../upstream/providers/index.js';
 import type { Ledger } from '../../usage/ledger.js';
 import type { Metrics } from '../../usage/metrics.js';
@@ -25,7 +25,7 @@ import type { PriceTable } from '../../usage/prices.js';
 import type { UsageTap } from '../../usage/tap.js';
 import type { Enforcer, Hold } from '../../actions/types.js';
 import type { InflightBytes } from '../overload.js';
-import { bodyPool } from '../body-pool.js';
+import { bodyPool } from '../../body/pool.js';
 import type { DecisionTraces } from '../traces.js';
 import type { RequestFacts } from '../../usage/facts.js';
 import type { BudgetNotifier } from '../../usage/notify.js';
@@ -315,15 +315,6 @@ export class Exchange implements ClientPresence {
   }
 }
 
-/**
- * The path and query to append to the provider's base URL: only ever a path, so that nothing in a request
- * (an absolute-form target such as `http://other-host/...`, a `//host` path) can choose the upstream host.
- */
-export function upstreamPathAndQuery(target: string | undefined): string {
-  const u = new URL(target ?? '/', 'http://switchyard.invalid');
-  return u.pathname + u.search;
-}
-
 /** A pipeline stage: does its part, calls `next` for the rest, and gives back what it took before returning. */
 export type Stage = (x: Exchange, next: () => Promise<void>) => Promise<void>;
 
@@ -339,3 +330,4 @@ export function compose(stages: readonly Stage[]): (x: Exchange) => Promise<void
     return run(0);
   };
 }
+

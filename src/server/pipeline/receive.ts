@@ -8,9 +8,9 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { RequestTooLargeError } from '../../errors.js';
-import { bodyPool } from '../body-pool.js';
+import { bodyPool } from '../../body/pool.js';
 import { messagesBody } from '../ingress.js';
-import { lazyBody, scanJsonObject } from '../json-scan.js';
+import { lazyBody, scanJsonObject } from '../../body/json-scan.js';
 import type { Stage } from './exchange.js';
 
 /**

@@ -7,7 +7,7 @@
  * as dropped, so dry-run shows them.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { scannedOf, serializeBody, withMember } from '../../server/json-scan.js';
+import { scannedOf, serializeBody, withMember } from '../../body/json-scan.js';
 import { upstreamRequestHeaders } from '../headers.js';
 import type { ProviderAdapter } from './types.js';
 

@@ -21,7 +21,7 @@ import { Readable } from 'node:stream';
 import type { ProviderConfig } from '../../config.js';
 import { errorBody, NotSupportedError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { serializeBody } from '../../server/json-scan.js';
+import { serializeBody } from '../../body/json-scan.js';
 import { awsSignerFor } from '../aws-auth.js';
 import { BEDROCK_FAULTS, bedrockFaultName, EventStreamToSSE } from '../bedrock-stream.js';
 import { readText, upstreamUrl } from '../client.js';

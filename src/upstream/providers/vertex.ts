@@ -14,7 +14,7 @@
  */
 import { Readable } from 'node:stream';
 import { errorBody, errorTypeForStatus, NotSupportedError } from '../../errors.js';
-import { serializeBody } from '../../server/json-scan.js';
+import { serializeBody } from '../../body/json-scan.js';
 import { readText } from '../client.js';
 import { googleTokensFor } from '../google-auth.js';
 import { acceptedBetas, apiVersion } from './anthropic.js';

@@ -14,12 +14,12 @@ import type { HttpBindings } from '@hono/node-server';
 import type { Context, Hono } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { AuthenticationError, NoPolicyError, NotFoundError, RequestTooLargeError } from '../errors.js';
-import { identify } from '../server/auth.js';
-import type { ProxyDeps } from '../server/pipeline/exchange.js';
-import { OAuthError } from './device.js';
-import type { LoginService } from './service.js';
-import { InvalidTokenError } from './errors.js';
-import { recordTelemetry } from './telemetry.js';
+import { identify } from './auth.js';
+import type { ProxyDeps } from './pipeline/exchange.js';
+import { OAuthError } from '../login/device.js';
+import type { LoginService } from '../login/service.js';
+import { InvalidTokenError } from '../login/errors.js';
+import { recordTelemetry } from '../login/telemetry.js';
 
 type C = Context<{ Bindings: HttpBindings }>;
 
