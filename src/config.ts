@@ -2,7 +2,6 @@
  * The one place that reads the gateway config (`switchyard.yaml`): parse, resolve `${ENV}` references,
  * validate against {@link configSchema}, apply defaults and the HOST/PORT/flag overrides.
  */
-import type { TelemetryConfig } from './telemetry.js';
 import { checkSettings } from './login/settings-keys.js';
 import { TrustedProxies } from './client-address.js';
 import { createHash } from 'node:crypto';
@@ -456,4 +455,10 @@ function trustedProxies(entries: readonly string[], source: SourceFile): Trusted
     }
   });
   return new TrustedProxies(entries);
+}
+
+/** `telemetry:` in the config: an OTLP/HTTP base URL (`/v1/traces` and `/v1/metrics` are appended) and the service name. */
+export interface TelemetryConfig {
+  endpoint: string | null;
+  service_name: string | null;
 }

@@ -25,14 +25,10 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
-import type { ProviderConfig } from './config.js';
-import type { UsageRecord } from './usage/record.js';
+import type { ProviderConfig, TelemetryConfig } from './config.js';
 
-/** `telemetry:` in the config: an OTLP/HTTP base URL (`/v1/traces` and `/v1/metrics` are appended) and the service name. */
-export interface TelemetryConfig {
-  endpoint: string | null;
-  service_name: string | null;
-}
+export type { TelemetryConfig };
+import type { UsageRecord } from './usage/record.js';
 
 /** The GenAI `gen_ai.provider.name` of a provider type (the semantic conventions' well-known values). */
 const PROVIDER_NAMES: Record<ProviderConfig['type'], string> = { anthropic: 'anthropic', openai: 'openai', bedrock: 'aws.bedrock', vertex: 'gcp.vertex_ai' };

@@ -17,20 +17,7 @@
  * only by its exact position and text, so it is never touched.
  */
 import { CHARS_PER_TOKEN } from '../rules/context.js';
-import {
-  copyArray,
-  copyObject,
-  elementBytes,
-  elementSize,
-  elementsHolding,
-  type KeyOffsets,
-  keyOffsets,
-  memberKind,
-  stringMemberBytes,
-  textBlockOf,
-  viewBytes,
-  withAdded,
-} from '../body/json-scan.js';
+import { copyArray, copyObject, elementBytes, elementSize, elementsHolding, type KeyOffsets, keyOffsets, memberKind, stringMemberBytes, textBlockOf, viewBytes, withAdded } from '../body/json-scan.js';
 import { defineAction } from './types.js';
 
 /** A place to put a breakpoint, as written in rule files. */

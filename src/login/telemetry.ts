@@ -10,20 +10,9 @@
  * by default), OTLP's JSON encoding of ExportMetricsServiceRequest (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding:
  * lowerCamelCase fields, int64 as strings, AggregationTemporality 1 = delta, 2 = cumulative).
  */
-import type { Ledger } from '../usage/ledger.js';
+import type { ActivityColumn, ActivityDelta, Ledger } from '../usage/ledger.js';
 
-/** What one session produced, as counted by its Claude Code. */
-export type ActivityColumn = 'commits' | 'pull_requests' | 'lines_added' | 'lines_removed' | 'active_time_s';
-
-/** One counter value for one session: added to the row (delta) or raising it (cumulative). */
-export interface ActivityDelta {
-  session_id: string;
-  /** The signed-in user (the gateway's client id of the sender). */
-  user_id: string;
-  column: ActivityColumn;
-  value: number;
-  mode: 'add' | 'max';
-}
+export type { ActivityColumn, ActivityDelta };
 
 type AnyValue = { stringValue?: string; intValue?: string | number; doubleValue?: number };
 type KeyValue = { key: string; value?: AnyValue };

@@ -4,15 +4,13 @@
  */
 import { clientAddress } from '../client-address.js';
 import { AdminBackoff, boundedBodies, sameOriginWrites } from './guards.js';
-import { awsCredentialStatus } from '../upstream/aws-auth.js';
-import { googleCredentialStatus } from '../upstream/google-auth.js';
 import type { HttpBindings } from '@hono/node-server';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { AdminAccessError, AdminQueryError, asGatewayError, AuthenticationError, errorBody, type GatewayError, NotFoundError } from '../errors.js';
 import { formatIssue } from '../validation.js';
-import { bearerMatches, identify, secretMatches } from './auth.js';
+import { identify } from './auth.js';
 import { clientCredential } from '../rules/context.js';
 import { MeUsageService } from '../usage/me.js';
 import { toWire } from '../usage/spend-limits.js';
@@ -23,7 +21,11 @@ import { loginRoutes, MAX_OTLP_BYTES } from './login-routes.js';
 import { activityReport } from '../usage/activity.js';
 import { proxyRequest, type ProxyDeps } from './proxy.js';
 import { sendError } from './pipeline/record.js';
-import { adminCookie, dashboardApi, dashboardPages } from './ui.js';
+import { dashboardApi, dashboardPages } from './ui.js';
+import { adminRefusal } from './admin/access.js';
+import { providersStatus } from './admin/providers.js';
+
+export { adminRefusal, providersStatus };
 import { buildCacheReport, CACHE_GROUPS, type CacheGroupBy, renderCacheReport } from '../usage/cache.js';
 import { buildReport, filterRecords, GROUP_BY_HELP, isGroupBy, parseFilter, parseWhen, type RecordFilter, renderReport, type GroupBy } from '../usage/report.js';
 
@@ -31,21 +33,6 @@ import { buildReport, filterRecords, GROUP_BY_HELP, isGroupBy, parseFilter, pars
 export interface AppState {
   /** True from the moment shutdown starts: readiness fails so load balancers drain us. */
   shuttingDown: boolean;
-}
-
-const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
-
-/**
- * Why an admin request is refused, or null when it may go on: with `admin.token` configured, the token as a
- * bearer, as `x-api-key` (Anthropic's Admin API clients) or in the dashboard's sign-in cookie; without one, only
- * from a loopback address.
- */
-export function adminRefusal(c: Context<{ Bindings: HttpBindings }>, token: string | null): 'token' | 'loopback' | null {
-  if (token) {
-    const ok = bearerMatches(c.req.header('authorization'), token) || secretMatches(c.req.header('x-api-key'), token) || secretMatches(adminCookie(c.req.header('cookie')), token);
-    return ok ? null : 'token';
-  }
-  return LOOPBACK.test(c.env.incoming.socket.remoteAddress ?? '') ? null : 'loopback';
 }
 
 /**
@@ -297,51 +284,6 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
     return errorResponse(c, gerr);
   });
   return app;
-}
-
-/**
- * Each provider's state for /admin/providers and the dashboard: circuit, key pool (fingerprints, cooldowns, in
- * flight, remaining requests) and, for cloud providers, where their credentials come from and when they expire —
- * never a secret.
- */
-export async function providersStatus(deps: ProxyDeps) {
-  const { config } = deps.runtime.current;
-  const { pools, breakers, state } = deps.upstreams;
-  const circuits = breakers.states();
-  const aws = awsCredentialStatus();
-  const google = googleCredentialStatus();
-  const providers = await Promise.all(
-    Object.values(config.providers).map(async (p) => {
-      const pool = pools.for(p);
-      const cooling = await state.cooldowns(pool.keys.map((k) => pool.cooldownId(k)));
-      return {
-        name: p.name,
-        base_url: p.base_url,
-        circuit: circuits[p.name] ?? 'closed',
-        // Cloud credentials: where they come from and when they expire, never a secret.
-        ...(p.bedrock && p.keys.length === 0
-          ? { credentials: aws[p.name] ?? { source: p.bedrock.profile ? `aws profile "${p.bedrock.profile}"` : 'aws default chain', expires_at: null, access_key_hint: null } }
-          : {}),
-        ...(p.vertex
-          ? {
-              credentials: google[p.name] ?? {
-                source: p.vertex.credentials_file ? `google credentials file ${p.vertex.credentials_file}` : 'google application default credentials',
-                expires_at: null,
-              },
-            }
-          : {}),
-        key_strategy: p.key_strategy,
-        keys: pool.keys.map((k) => ({
-          key: k.fingerprint,
-          state: k.failed ? 'failed' : cooling[k.index] ? 'cooling' : 'ok',
-          cooling_until: cooling[k.index] ? new Date(cooling[k.index]!).toISOString() : null,
-          in_flight: k.inFlight,
-          requests_remaining: k.remaining,
-        })),
-      };
-    }),
-  );
-  return { state_store: state.kind, providers };
 }
 
 function errorResponse(_c: Context, err: GatewayError): Response {

@@ -20,7 +20,10 @@ import type { BudgetSpec } from '../actions/budget/index.js';
 import { formatIssue } from '../validation.js';
 import { budgetBurn, budgetScopeValues, emptyRuleStats, overviewFromStore, providerStats, ruleStats, sessions } from '../usage/dashboard.js';
 import { filterRecords, parseFilter, parseWhen, type RecordFilter } from '../usage/report.js';
-import { adminRefusal, providersStatus } from './app.js';
+import { ADMIN_COOKIE, adminRefusal } from './admin/access.js';
+import { providersStatus } from './admin/providers.js';
+
+export { adminCookie } from './admin/access.js';
 import { secretMatches } from './auth.js';
 import { budgetKey, periodOf } from '../actions/budget/enforce.js';
 import type { LiveLine } from './live.js';
@@ -33,18 +36,6 @@ type Ctx = Context<{ Bindings: HttpBindings }>;
 const LIVE_FLUSH_MS = 250;
 
 /** The sign-in cookie's name. */
-export const ADMIN_COOKIE = 'switchyard_admin';
-
-/** The admin token in a `Cookie` header, or undefined. */
-export function adminCookie(header: string | undefined): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === ADMIN_COOKIE) return decodeURIComponent(part.slice(eq + 1).trim());
-  }
-  return undefined;
-}
-
 /** Where the built dashboard lives: dist/ui beside the sources or the build (src/server and dist/server alike). */
 const UI_DIR = path.resolve(import.meta.dirname, '../../dist/ui');
 

@@ -267,3 +267,10 @@ export function upstreamPathAndQuery(target: string | undefined): string {
   const u = new URL(target ?? '/', 'http://switchyard.invalid');
   return u.pathname + u.search;
 }
+
+/** An upstream answer ready to relay. */
+export interface UpstreamAnswer {
+  statusCode: number;
+  headers: UpstreamResponse['headers'];
+  body: Readable;
+}

@@ -14,17 +14,12 @@ import { KeysCoolingError, NoUpstreamError, UpstreamCredentialsError, UpstreamEr
 import type { Logger } from '../log.js';
 import type { StateStore } from '../state/store.js';
 import type { RequestTrace } from '../telemetry.js';
-import { type ClientPresence, MAX_ERROR_BODY_BYTES, type UpstreamClient, type UpstreamResponse, upstreamUrl } from './client.js';
-import { credentialFor } from './headers.js';
-import type { OutgoingRequest } from './providers/index.js';
-import { cooldownMs, KeyPool, type PooledKey } from './pool.js';
+import { type ClientPresence, MAX_ERROR_BODY_BYTES, type UpstreamAnswer, type UpstreamClient, type UpstreamResponse, upstreamUrl } from './client.js';
 
-/** An upstream answer ready to relay. */
-export interface UpstreamAnswer {
-  statusCode: number;
-  headers: UpstreamResponse['headers'];
-  body: Readable;
-}
+export type { UpstreamAnswer };
+import { credentialFor } from './headers.js';
+import type { OutgoingRequest } from './providers/types.js';
+import { cooldownMs, KeyPool, type PooledKey } from './pool.js';
 
 /** Everything forwarding needs that outlives one request. */
 export interface Upstreams {

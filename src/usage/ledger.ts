@@ -14,7 +14,6 @@ import type { Logger } from '../log.js';
 import { BatchQueue } from './batch-queue.js';
 import type { SummaryQuery, SummaryRow } from './summary.js';
 import type { UsageRecord } from './record.js';
-import type { ActivityDelta } from '../login/telemetry.js';
 import type { Spool } from './spool.js';
 import type { WebhookExporter } from './webhook.js';
 
@@ -243,4 +242,17 @@ export class Ledger {
     }
     await Promise.race([this.store.close().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
   }
+}
+
+/** What one session produced, as counted by its Claude Code. */
+export type ActivityColumn = 'commits' | 'pull_requests' | 'lines_added' | 'lines_removed' | 'active_time_s';
+
+/** One counter value for one session: added to the row (delta) or raising it (cumulative). */
+export interface ActivityDelta {
+  session_id: string;
+  /** The signed-in user (the gateway's client id of the sender). */
+  user_id: string;
+  column: ActivityColumn;
+  value: number;
+  mode: 'add' | 'max';
 }

@@ -11,7 +11,7 @@ import type { Decision } from '../../rules/decision.js';
 import type { StateStore } from '../../state/store.js';
 import { scopeValue } from '../scope.js';
 import type { EnforceDeps, Enforcer, Hold } from '../types.js';
-import type { BudgetSpec } from './index.js';
+import type { BudgetSpec } from './spec.js';
 
 /** The calendar period (UTC) containing `now`: a day, a week from Monday, or a month. */
 export function periodOf(per: BudgetSpec['per'], now: Date): { start: Date; end: Date } {

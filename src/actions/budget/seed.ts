@@ -11,7 +11,7 @@ import { limitActive, limitBudget } from '../../usage/spend-limits.js';
 import type { UsageRecord } from '../../usage/record.js';
 import { recordScopeValue } from '../scope.js';
 import { budgetExpiry, budgetKey, periodOf } from './enforce.js';
-import type { BudgetSpec } from './index.js';
+import type { BudgetSpec } from './spec.js';
 
 /**
  * Recomputes every budget's current-period spend from the ledger and seeds the state store.

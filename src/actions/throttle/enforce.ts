@@ -13,7 +13,7 @@ import type { Decision } from '../../rules/decision.js';
 import type { BucketSpec, Slot, StateStore } from '../../state/store.js';
 import { scopeValue } from '../scope.js';
 import type { EnforceDeps, Enforcer, Hold } from '../types.js';
-import type { Throttle } from './index.js';
+import type { Throttle } from './spec.js';
 
 /** What admission hands back: call `done` or `refund` once when the request is over (later calls do nothing). */
 export interface Ticket {

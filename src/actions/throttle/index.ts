@@ -12,22 +12,9 @@ import { registerPayload } from '../../rules/decision.js';
 import type { EnforcingAction } from '../types.js';
 import { throttleEnforcer } from './enforce.js';
 
-/** What a throttle is counted per: `key` and `client` both mean the client id. */
-export type ThrottleScope = 'key' | 'client' | 'user' | 'project' | 'session' | 'model' | 'global' | `tag:${string}`;
+import type { Throttle } from './spec.js';
 
-/** A compiled throttle, as it appears in `decision.throttles`. */
-export interface Throttle {
-  /** Id of the rule that set it (counters are keyed by it). */
-  rule: string;
-  scope: ThrottleScope;
-  requests_per_minute?: number;
-  input_tokens_per_minute?: number;
-  output_tokens_per_minute?: number;
-  concurrent?: number;
-  /** Bucket capacity as a multiple of the per-minute limit (default 1). */
-  burst: number;
-  shadow: boolean;
-}
+export type { Throttle, ThrottleScope } from './spec.js';
 
 const positive = (what: string) => ({ type: 'integer', minimum: 1, description: what });
 

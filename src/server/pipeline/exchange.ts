@@ -330,4 +330,3 @@ export function compose(stages: readonly Stage[]): (x: Exchange) => Promise<void
     return run(0);
   };
 }
-

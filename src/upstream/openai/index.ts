@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import type { ProviderConfig } from '../../config.js';
 import { displayName, type ModelInfo } from '../../rules/catalogue.js';
 import { readText } from '../client.js';
-import type { UpstreamAnswer } from '../forward.js';
+import type { UpstreamAnswer } from '../client.js';
 import type { UpstreamCredential } from '../headers.js';
 import { toAnthropicError, toAnthropicMessage } from './response.js';
 import { ChatToMessagesStream } from './stream.js';

@@ -25,7 +25,7 @@ import { serializeBody } from '../../body/json-scan.js';
 import { awsSignerFor } from '../aws-auth.js';
 import { BEDROCK_FAULTS, bedrockFaultName, EventStreamToSSE } from '../bedrock-stream.js';
 import { readText, upstreamUrl } from '../client.js';
-import type { UpstreamAnswer } from '../forward.js';
+import type { UpstreamAnswer } from '../client.js';
 import { acceptedBetas, apiVersion } from './anthropic.js';
 import type { UpstreamCredential } from '../headers.js';
 import type { ProviderAdapter } from './types.js';

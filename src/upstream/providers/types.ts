@@ -7,7 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { ProviderConfig } from '../../config.js';
 import type { Logger } from '../../log.js';
 import type { Decision } from '../../rules/decision.js';
-import type { UpstreamAnswer } from '../forward.js';
+import type { UpstreamAnswer } from '../client.js';
 import type { UpstreamCredential } from '../headers.js';
 
 /** The API endpoint a request was made to. */
