@@ -3,14 +3,13 @@
  * exchange (src/server/pipeline/): each stage does its part and calls the next; a stage that takes a
  * resource (a concurrency count, a body reservation, an upstream key) gives it back in its own scope, and the
  * exchange owns it too, so that a request ended by anything (the watchdog included) gives everything back.
- * An enforcing action is one `enforce(action)` line. `record` comes first because it wraps the rest: it sees every outcome, answers errors in
+ * Enforcing actions (actions/index.ts `ENFORCING`) each get a generic `enforce` stage. `record` comes first because it wraps the rest: it sees every outcome, answers errors in
  * Anthropic's shape and writes the log line and the usage record.
  */
 import type { Ingress } from './ingress.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authenticate } from './pipeline/authenticate.js';
-import { budget } from '../actions/budget/index.js';
-import { throttle } from '../actions/throttle/index.js';
+import { ENFORCING } from '../actions/index.js';
 import { concurrency } from './pipeline/concurrency.js';
 import { decide } from './pipeline/decide.js';
 import { compose, Exchange, type ProxyDeps } from './pipeline/exchange.js';
@@ -31,8 +30,7 @@ const pipeline = compose([
   receive, // body read once within the limits and the in-flight cap, parsed once
   decide, // request context, rules -> Decision
   refuse, // dry-run, deny, failed rules, answers the provider's adapter gives itself
-  enforce(budget), // spend limits (the request's cost is added when it ends)
-  enforce(throttle), // rate and concurrency limits (settled or refunded when the request ends)
+  ...ENFORCING.map(enforce), // budget, throttle: admitted here, settled when the request ends (actions/index.ts)
   forward, // key pools, retries, fallbacks, through the provider's adapter
   relay, // the answer, streamed event by event, usage tapped
 ]);
