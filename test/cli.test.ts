@@ -52,7 +52,8 @@ describe('validate-rules', () => {
     const r = run(['validate-rules', '--config', configFile]);
     assert.equal(r.code, 1);
     const lines = r.stderr.trim().split('\n');
-    const file = path.relative(ROOT, path.join(rulesDir, '10-bad.yaml'));
+    // A rule file outside the working directory is named by its absolute path, never ../../tmp/...
+    const file = path.join(rulesDir, '10-bad.yaml');
     assert.equal(lines.length, 3, r.stderr);
     assert.match(lines[0]!, new RegExp(`^${file.replace(/[.]/g, '\\.')}:5:31: rule "a": unknown provider "nowhere"`));
     assert.match(lines[1]!, /:7:\d+: rule "b": JSONata syntax error/);
