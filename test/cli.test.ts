@@ -63,6 +63,25 @@ describe('validate-rules', () => {
     assert.equal(direct.code, 1);
   });
 
+  test('a YAML alias bomb in a rule file exits 1 with a file:line:col line naming the rule file, no stack trace', () => {
+    const bomb = [
+      'version: 1',
+      'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+      'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]',
+      'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]',
+      'd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]',
+      'e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]',
+      'rules: []',
+      '',
+    ].join('\n');
+    const { rulesDir, configFile } = writeConfig({ upstream: 'http://127.0.0.1:9', rules: { '10-bomb.yaml': bomb } });
+    const r = run(['validate-rules', '--config', configFile]);
+    assert.equal(r.code, 1, r.stderr);
+    const file = path.join(rulesDir, '10-bomb.yaml');
+    assert.match(r.stderr, new RegExp(`^${file.replace(/[.]/g, '\\.')}:3:8: YAML: Excessive alias count .*aliases may expand to at most 100 nodes each`, 'm'));
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  });
+
   test('a config with an unknown key exits 1 naming it', () => {
     const { configFile } = writeConfig({ upstream: 'http://127.0.0.1:9', extraConfig: 'listne: { port: 1 }\n' });
     const r = run(['validate-rules', configFile]);

@@ -4,7 +4,7 @@
  * the files; a fallback provider gets the request as it would have been sent to it directly.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
@@ -43,6 +43,22 @@ describe('empty rule files', () => {
       );
     });
   }
+
+  test('deleting the last rule file is refused like an empty one: the last good set keeps serving', async () => {
+    const { gw, rulesDir } = await startTestGateway({ upstream: fake.url, rules: { '10-deny.yaml': DENY } });
+    try {
+      unlinkSync(path.join(rulesDir, '10-deny.yaml'));
+      assert.equal(gw.runtime.reload('test: last file deleted'), false);
+      const denied = await post(gw.url, 'claude-opus-4-8');
+      assert.equal(denied.statusCode, 403, 'the deny rule still applies');
+      await denied.body.dump();
+      const admin = (await (await request(gw.url + '/admin/rules')).body.json()) as { rules: unknown[]; last_error: { errors: string[] } };
+      assert.equal(admin.rules.length, 1);
+      assert.match(admin.last_error.errors[0]!, /the rules directory holds no rule files \(\*\.yaml\); an intentionally empty rule set is a file with `version: 1` and `rules: \[\]`/);
+    } finally {
+      await gw.close();
+    }
+  });
 
   test('an explicit `rules: []` stays valid', () => {
     assert.equal(compileRuleSources([{ file: 'rules/10.yaml', text: 'version: 1\nrules: []\n' }], ['anthropic']).rules.length, 0);

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { loadRuleDir } from '../src/rules/load.js';
-import { formatCoverage, formatJunit, formatTap, formatText, runTestPaths } from '../src/rules/rule-tests.js';
+import { formatCoverage, formatJunit, formatTap, formatText, runTestPaths, splitTestFile } from '../src/rules/rule-tests.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const CLI = [process.execPath, '--import', 'tsx', path.join(ROOT, 'src/cli.ts')] as const;
@@ -228,5 +228,49 @@ tests:
       ],
     );
     assert.equal(Object.keys(parsed.coverage).length, 1);
+  });
+});
+
+describe('switchyard test streams its cases (a large file is read a piece at a time)', () => {
+  test('1,200 cases in one file run in pieces; a failing case and a broken case name their lines in the whole file', async () => {
+    const cases: string[] = [];
+    for (let i = 0; i < 1200; i++) {
+      const provider = i === 1100 ? 'anthropic' : 'cheap'; // case 1100 expects the wrong provider
+      cases.push(`  - name: case ${i}\n    request: { model: claude-haiku-4-5, time: "2026-11-30T12:00:00Z" }\n    expect: { provider: ${provider} }`);
+    }
+    // Case 1150 is broken: an unknown key, reported at its own line.
+    cases[1150] = '  - name: case 1150\n    request: { model: claude-haiku-4-5 }\n    expect: { provdier: cheap }';
+    const text = `version: 1\nconfig: ../switchyard.yaml\ntests:\n${cases.join('\n')}\n`;
+    const pieces = splitTestFile(text, 500);
+    assert.equal(pieces?.length, 3, 'three pieces of at most 500 cases');
+    const p = project(RULES, text);
+    const { results, issues } = await runTestPaths([p.testFile], p.config);
+    const lineOf = (name: string) => text.split('\n').findIndex((l) => l === `  - name: ${name}`) + 1;
+    // The piece holding the broken case contributes no cases (as a whole file with an error would not).
+    assert.equal(results.length, 1000);
+    assert.deepEqual(
+      results.filter((r) => !r.ok).map((r) => r.name),
+      [],
+      'case 1100 is in the broken piece, so it did not run',
+    );
+    assert.equal(issues.length, 1, JSON.stringify(issues));
+    assert.equal(issues[0]!.line, lineOf('case 1150') + 2, `${issues[0]!.message}: the broken case's expect: line in the whole file`);
+    assert.match(issues[0]!.message, /provdier/);
+    // Without the broken case, case 1100 fails at its own line.
+    const fixed = text.replace('expect: { provdier: cheap }', 'expect: { provider: cheap }');
+    const q = project(RULES, fixed);
+    const again = await runTestPaths([q.testFile], q.config);
+    assert.equal(again.results.length, 1200);
+    assert.deepEqual(
+      again.results.filter((r) => !r.ok).map((r) => [r.name, r.line]),
+      [['case 1100', lineOf('case 1100')]],
+    );
+  });
+
+  test('a file with anchors or aliases, or a flow-style list, is read whole', () => {
+    const many = Array.from({ length: 600 }, (_, i) => `  - name: c${i}\n    expect: { provider: cheap }`).join('\n');
+    assert.equal(splitTestFile(`version: 1\ntests:\n  - name: a\n    request: &r { model: m }\n    expect: { provider: cheap }\n${many}\n`, 500), null);
+    assert.equal(splitTestFile(`version: 1\ntests: [ { name: a, expect: { provider: cheap } } ]\n`, 500), null);
+    assert.notEqual(splitTestFile(`version: 1\ntests:\n${many}\n`, 500), null);
   });
 });

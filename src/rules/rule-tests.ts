@@ -273,50 +273,134 @@ let validateTests: ReturnType<typeof compileSchema> | undefined;
  * @param defaultConfig absolute path of the config for files that do not name one.
  */
 export function loadTestFiles(files: string[], defaultConfig: string): { cases: RuleTestCase[]; issues: LoadIssue[] } {
-  validateTests ??= compileSchema(buildRuleTestsSchema());
   const cases: RuleTestCase[] = [];
   const issues: LoadIssue[] = [];
+  for (const batch of testCaseBatches(files, defaultConfig)) {
+    cases.push(...batch.cases);
+    issues.push(...batch.issues);
+  }
+  return { cases, issues };
+}
+
+/** Cases per batch when a test file is read in pieces ({@link splitTestFile}). */
+const CASES_PER_BATCH = 500;
+
+/**
+ * A plain block-style test file (`tests:` at the top level, its items `- ` at one indentation, no anchors or
+ * aliases) split into pieces of at most `perPiece` cases, each a test file of its own (the lines around the
+ * `tests:` list repeated) with the line its cases start at in the whole file; null for any other layout (read
+ * whole). Lets `switchyard test` hold one piece's YAML at a time: 100,000 cases in one file took 1.2 GB whole.
+ */
+export function splitTestFile(text: string, perPiece = CASES_PER_BATCH): Array<{ text: string; map: (line: number) => number }> | null {
+  if (/(^|[\s[{,])[&*][A-Za-z0-9_-]/m.test(text.replace(/#.*$/gm, ''))) return null;
+  const lines = text.split('\n');
+  const t = lines.findIndex((l) => /^tests:\s*(#.*)?$/.test(l));
+  if (t < 0) return null;
+  const isContent = (l: string) => l.trim() !== '' && !l.trimStart().startsWith('#');
+  const firstItem = lines.findIndex((l, i) => i > t && isContent(l));
+  const indent = firstItem < 0 ? null : /^( *)- /.exec(lines[firstItem]!)?.[1];
+  if (indent === undefined || indent === null) return null;
+  let end = lines.length;
+  const starts: number[] = [];
+  for (let i = t + 1; i < lines.length; i++) {
+    const l = lines[i]!;
+    if (!isContent(l)) continue;
+    const lead = /^ */.exec(l)![0].length;
+    if (l.startsWith(`${indent}- `) || l === `${indent}-`) starts.push(i);
+    else if (lead <= indent.length && !(lead === indent.length && indent.length > 0 && l.startsWith(`${indent} `))) {
+      if (lead < indent.length || indent.length === 0) {
+        end = i;
+        break;
+      }
+    }
+  }
+  if (starts.length <= perPiece) return null;
+  const head = lines.slice(0, t + 1);
+  const tail = lines.slice(end);
+  const pieces: Array<{ text: string; map: (line: number) => number }> = [];
+  for (let k = 0; k < starts.length; k += perPiece) {
+    const from = starts[k]!;
+    const to = k + perPiece < starts.length ? starts[k + perPiece]! : end;
+    const body = lines.slice(from, to);
+    const text = [...head, ...body, ...tail].join('\n');
+    // Lines are 1-based: the head keeps its numbers, the piece's items move to where they stand in the file.
+    const map = (line: number) => (line <= head.length ? line : line <= head.length + body.length ? line - head.length + from : line - head.length - body.length + end);
+    pieces.push({ text, map });
+  }
+  return pieces;
+}
+
+/**
+ * Reads test files into batches of cases, one piece of a file at a time ({@link splitTestFile}), so a run holds
+ * one batch's YAML, not every file's. Problems (broken YAML, schema errors, missing body files) are issues with
+ * file:line:col; a piece with errors contributes no cases.
+ * @param defaultConfig absolute path of the config for files that do not name one.
+ */
+export function* testCaseBatches(files: string[], defaultConfig: string): Generator<{ cases: RuleTestCase[]; issues: LoadIssue[] }> {
+  validateTests ??= compileSchema(buildRuleTestsSchema());
   for (const given of files) {
     const file = displayPath(given);
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      issues.push({ file, line: 1, col: 1, severity: 'error', message: `cannot read: ${(err as Error).message}` });
+      yield { cases: [], issues: [{ file, line: 1, col: 1, severity: 'error', message: `cannot read: ${(err as Error).message}` }] };
       continue;
     }
-    const { source, issues: parseIssues } = SourceFile.parse(file, text);
-    issues.push(...parseIssues);
-    if (parseIssues.some((i) => i.severity === 'error')) continue;
-    const data = source.toJS();
-    if (!validateTests(data)) {
-      issues.push(...schemaIssues(source, data, validateTests.errors));
-      continue;
+    const pieces = splitTestFile(text) ?? [{ text, map: (line: number) => line }];
+    const reported = new Set<string>();
+    for (const piece of pieces) {
+      const batch = loadTestText(file, piece.text, defaultConfig);
+      // The lines around `tests:` are in every piece: a problem there is reported once.
+      const issues = batch.issues
+        .map((i) => ({ ...i, line: piece.map(i.line) }))
+        .filter((i) => {
+          const key = `${i.line}:${i.col}:${i.message}`;
+          if (reported.has(key)) return false;
+          reported.add(key);
+          return true;
+        });
+      yield { cases: batch.cases.map((c) => ({ ...c, line: piece.map(c.line) })), issues };
     }
-    const doc = data as { config?: string; tests: Array<Omit<RuleTestCase, 'file' | 'line' | 'col' | 'config'>> };
-    const dir = path.dirname(path.resolve(file));
-    const config = doc.config ? path.resolve(dir, doc.config) : defaultConfig;
-    if (doc.config && !existsSync(config)) {
-      issues.push(source.issueAt(['config'], `config file ${doc.config} does not exist (resolved to ${config})`));
-      continue;
-    }
-    const before = issues.length;
-    const fileCases: RuleTestCase[] = doc.tests.map((t, i) => {
-      const at: DocPath = ['tests', i];
-      const request = { ...(t.request ?? {}) };
-      if (request.body_file) {
-        const resolved = path.resolve(dir, request.body_file);
-        if (!existsSync(resolved)) issues.push(source.issueAt([...at, 'request', 'body_file'], `body file ${request.body_file} does not exist (resolved to ${resolved})`));
-        request.body_file = resolved;
-      }
-      if (request.body && request.body_file) issues.push(source.issueAt([...at, 'request'], 'give body or body_file, not both'));
-      for (const [k, v] of Object.entries(t.expect)) {
-        if (typeof v === 'object' && v && 'message' in v) checkPattern(source, [...at, 'expect', k, 'message'], (v as { message?: string }).message, issues);
-      }
-      return { ...t, request, file, config, ...source.position([...at, 'name']) };
-    });
-    if (issues.length === before) cases.push(...fileCases);
   }
+}
+
+/** One test file's text (or a piece of it) into cases; see {@link testCaseBatches}. */
+function loadTestText(file: string, text: string, defaultConfig: string): { cases: RuleTestCase[]; issues: LoadIssue[] } {
+  const cases: RuleTestCase[] = [];
+  const issues: LoadIssue[] = [];
+  const { source, issues: parseIssues } = SourceFile.parse(file, text);
+  issues.push(...parseIssues);
+  if (parseIssues.some((i) => i.severity === 'error')) return { cases, issues };
+  const data = source.toJS();
+  const validate = (validateTests ??= compileSchema(buildRuleTestsSchema()));
+  if (!validate(data)) {
+    issues.push(...schemaIssues(source, data, validate.errors));
+    return { cases, issues };
+  }
+  const doc = data as { config?: string; tests: Array<Omit<RuleTestCase, 'file' | 'line' | 'col' | 'config'>> };
+  const dir = path.dirname(path.resolve(file));
+  const config = doc.config ? path.resolve(dir, doc.config) : defaultConfig;
+  if (doc.config && !existsSync(config)) {
+    issues.push(source.issueAt(['config'], `config file ${doc.config} does not exist (resolved to ${config})`));
+    return { cases, issues };
+  }
+  const before = issues.length;
+  const fileCases: RuleTestCase[] = doc.tests.map((t, i) => {
+    const at: DocPath = ['tests', i];
+    const request = { ...(t.request ?? {}) };
+    if (request.body_file) {
+      const resolved = path.resolve(dir, request.body_file);
+      if (!existsSync(resolved)) issues.push(source.issueAt([...at, 'request', 'body_file'], `body file ${request.body_file} does not exist (resolved to ${resolved})`));
+      request.body_file = resolved;
+    }
+    if (request.body && request.body_file) issues.push(source.issueAt([...at, 'request'], 'give body or body_file, not both'));
+    for (const [k, v] of Object.entries(t.expect)) {
+      if (typeof v === 'object' && v && 'message' in v) checkPattern(source, [...at, 'expect', k, 'message'], (v as { message?: string }).message, issues);
+    }
+    return { ...t, request, file, config, ...source.position([...at, 'name']) };
+  });
+  if (issues.length === before) cases.push(...fileCases);
   return { cases, issues };
 }
 
@@ -473,58 +557,61 @@ export interface RunResult {
 }
 
 /**
- * Runs every case against its config's rules (`rulesDir` overrides the config's, for every case).
+ * Runs every case against its config's rules (`rulesDir` overrides the config's, for every case), batch by batch.
  * Cases of a config or rule set that does not load fail with the loader's messages.
  */
-export async function runCases(cases: RuleTestCase[], rulesDir?: string): Promise<RunResult> {
+export async function runCases(cases: RuleTestCase[] | Iterable<RuleTestCase[]>, rulesDir?: string): Promise<RunResult> {
   const targets = new Map<string, Target | Error>();
   const seen = new Map<string, Seen>();
   const results: CaseResult[] = [];
-  for (const c of cases) {
-    const t0 = performance.now();
-    const result: CaseResult = { name: c.name, file: c.file, line: c.line, col: c.col, ok: false, mismatches: [], ms: 0 };
-    results.push(result);
-    let target = targets.get(c.config);
-    if (!target) {
+  // Cases, or batches of them read one piece of a file at a time (testCaseBatches): a batch is let go once run.
+  const batches: Iterable<RuleTestCase[]> = Array.isArray(cases) ? [cases as RuleTestCase[]] : cases;
+  for (const batch of batches)
+    for (const c of batch) {
+      const t0 = performance.now();
+      const result: CaseResult = { name: c.name, file: c.file, line: c.line, col: c.col, ok: false, mismatches: [], ms: 0 };
+      results.push(result);
+      let target = targets.get(c.config);
+      if (!target) {
+        try {
+          const config = loadConfig(c.config, { rulesDir, missingEnv: 'warning' });
+          target = { config, rules: loadRuleDir(config.rules_dir, Object.keys(config.providers), { expressionMs: config.limits.rule_expression_ms }) };
+        } catch (err) {
+          target = err as Error;
+        }
+        targets.set(c.config, target);
+      }
+      if (target instanceof Error) {
+        result.error = target.message;
+        result.ms = performance.now() - t0;
+        continue;
+      }
       try {
-        const config = loadConfig(c.config, { rulesDir, missingEnv: 'warning' });
-        target = { config, rules: loadRuleDir(config.rules_dir, Object.keys(config.providers), { expressionMs: config.limits.rule_expression_ms }) };
+        const now = c.request.time ? new Date(c.request.time) : new Date();
+        const headers: Record<string, string> = { 'content-type': 'application/json' };
+        for (const [k, v] of Object.entries(c.request.headers ?? {})) headers[k.toLowerCase()] = v;
+        const o = await decideOffline(target.config, target.rules, {
+          body: caseBody(c),
+          headers,
+          path: c.request.path ?? '/v1/messages?beta=true',
+          clientId: c.request.client,
+          groups: c.request.groups,
+          now,
+        });
+        result.mismatches = await check(c, o, now);
+        result.ok = result.mismatches.length === 0;
+        const s = seen.get(target.rules.dir) ?? { rules: target.rules, matched: new Set(), unmatched: new Set(), fallbackChecked: new Set() };
+        seen.set(target.rules.dir, s);
+        for (const r of o.decision.rules) {
+          if (r.matched) s.matched.add(r.id);
+          else if (!r.reason?.startsWith('not evaluated')) s.unmatched.add(r.id);
+        }
+        if (c.expect.fallback !== undefined && o.decision.route.rule) s.fallbackChecked.add(o.decision.route.rule);
       } catch (err) {
-        target = err as Error;
+        result.error = (err as Error).message;
       }
-      targets.set(c.config, target);
-    }
-    if (target instanceof Error) {
-      result.error = target.message;
       result.ms = performance.now() - t0;
-      continue;
     }
-    try {
-      const now = c.request.time ? new Date(c.request.time) : new Date();
-      const headers: Record<string, string> = { 'content-type': 'application/json' };
-      for (const [k, v] of Object.entries(c.request.headers ?? {})) headers[k.toLowerCase()] = v;
-      const o = await decideOffline(target.config, target.rules, {
-        body: caseBody(c),
-        headers,
-        path: c.request.path ?? '/v1/messages?beta=true',
-        clientId: c.request.client,
-        groups: c.request.groups,
-        now,
-      });
-      result.mismatches = await check(c, o, now);
-      result.ok = result.mismatches.length === 0;
-      const s = seen.get(target.rules.dir) ?? { rules: target.rules, matched: new Set(), unmatched: new Set(), fallbackChecked: new Set() };
-      seen.set(target.rules.dir, s);
-      for (const r of o.decision.rules) {
-        if (r.matched) s.matched.add(r.id);
-        else if (!r.reason?.startsWith('not evaluated')) s.unmatched.add(r.id);
-      }
-      if (c.expect.fallback !== undefined && o.decision.route.rule) s.fallbackChecked.add(o.decision.route.rule);
-    } catch (err) {
-      result.error = (err as Error).message;
-    }
-    result.ms = performance.now() - t0;
-  }
   const coverage = new Map<string, CoverageReport>();
   for (const [dir, s] of seen) coverage.set(dir, coverageOf(s));
   return { results, coverage };
@@ -555,8 +642,15 @@ export async function runTestPaths(paths: string[], defaultConfig: string, rules
       throw new LoadError([{ file: p, line: 1, col: 1, severity: 'error', message: `cannot read: ${(err as Error).message}` }]);
     }
   });
-  const { cases, issues } = loadTestFiles(files, path.resolve(defaultConfig));
-  const run = await runCases(cases, rulesDir);
+  const issues: LoadIssue[] = [];
+  const config = path.resolve(defaultConfig);
+  const batches = (function* () {
+    for (const b of testCaseBatches(files, config)) {
+      issues.push(...b.issues);
+      yield b.cases;
+    }
+  })();
+  const run = await runCases(batches, rulesDir);
   return { ...run, issues, files };
 }
 
