@@ -103,3 +103,23 @@ export async function startFaultProxy(targetPort: number, targetHost = '127.0.0.
     },
   };
 }
+
+/** A fresh PostgreSQL database (helpers.freshDatabase) behind a fault proxy: `url` goes through the proxy, `direct` does not. */
+export async function proxiedDatabase(prefix: string): Promise<{ url: string; direct: string; proxy: FaultProxy; drop(): Promise<void> }> {
+  const { freshDatabase } = await import('./helpers.js');
+  const db = await freshDatabase(prefix);
+  const target = new URL(db.url);
+  const proxy = await startFaultProxy(Number(target.port || 5432), target.hostname);
+  const url = new URL(db.url);
+  url.hostname = '127.0.0.1';
+  url.port = String(proxy.port);
+  return {
+    url: url.href,
+    direct: db.url,
+    proxy,
+    async drop() {
+      await proxy.close();
+      await db.drop();
+    },
+  };
+}

@@ -13,8 +13,8 @@ import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
-import { startFaultProxy } from './fault-proxy.js';
-import { freshDatabase, startTestGateway, until } from './helpers.js';
+import { proxiedDatabase, startFaultProxy } from './fault-proxy.js';
+import { startTestGateway, until } from './helpers.js';
 import { describeRun, soak } from './soak.js';
 
 const REDIS_URL = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
@@ -32,17 +32,13 @@ const pooled = (url: string) =>
 
 describe('a request ends exactly once', () => {
   test('0: a PostgreSQL connection reset while a ledger query is in flight does not end the process', async () => {
-    const db = await freshDatabase('inv_pgreset');
-    const dbUrl = new URL(db.url);
-    const proxy = await startFaultProxy(Number(dbUrl.port || 5432), dbUrl.hostname);
-    const proxied = new URL(db.url);
-    proxied.hostname = '127.0.0.1';
-    proxied.port = String(proxy.port);
+    const db = await proxiedDatabase('inv_pgreset');
+    const { proxy } = db;
     const uncaught: Error[] = [];
     const onUncaught = (err: Error) => uncaught.push(err);
     // node:test turns an uncaught exception into a failure of the file; listening here makes it this test's failure.
     process.on('uncaughtException', onUncaught);
-    const { gw } = await startTestGateway({ upstream: fake.url, extraConfig: `ledger: { postgres: "${proxied.href}", flush_interval_ms: 50, write_timeout_ms: 20000 }\n` });
+    const { gw } = await startTestGateway({ upstream: fake.url, extraConfig: `ledger: { postgres: "${db.url}", flush_interval_ms: 50, write_timeout_ms: 20000 }\n` });
     try {
       for (let i = 0; i < 2; i++) await (await request(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'k' }, body: body(false) })).body.dump();
       await until(() => gw.deps.ledger!.written >= 2, 5000, 'the first records written');
@@ -66,7 +62,6 @@ describe('a request ends exactly once', () => {
     } finally {
       process.off('uncaughtException', onUncaught);
       await gw.close();
-      await proxy.close();
       await db.drop();
     }
   });
@@ -134,17 +129,13 @@ describe('a request ends exactly once', () => {
   });
 
   test('2: a black-holed PostgreSQL ledger holds no request (spend limits from memory) and /readyz says degraded', async () => {
-    const db = await freshDatabase('inv_pghole');
-    const dbUrl = new URL(db.url);
-    const proxy = await startFaultProxy(Number(dbUrl.port || 5432), dbUrl.hostname);
-    const proxied = new URL(db.url);
-    proxied.hostname = '127.0.0.1';
-    proxied.port = String(proxy.port);
+    const db = await proxiedDatabase('inv_pghole');
+    const { proxy } = db;
     const rules = {
       '10-budget.yaml': 'version: 1\nrules:\n  - id: inv-budget\n    actions:\n      - budget: { scope: user, usd: 1000, per: day }\n',
       '50-route.yaml': 'version: 1\nrules:\n  - id: default\n    actions:\n      - route_to: { provider: anthropic }\n',
     };
-    const { gw } = await startTestGateway({ upstream: fake.url, rules, extraConfig: `ledger: { postgres: "${proxied.href}", flush_interval_ms: 100, write_timeout_ms: 10000 }\n` });
+    const { gw } = await startTestGateway({ upstream: fake.url, rules, extraConfig: `ledger: { postgres: "${db.url}", flush_interval_ms: 100, write_timeout_ms: 10000 }\n` });
     try {
       const limits = gw.deps.spendLimits!;
       // Every read of the spend limits is stale from here on, so each request would re-read them.
@@ -172,7 +163,6 @@ describe('a request ends exactly once', () => {
       await proxy.set('pass');
     } finally {
       await gw.close();
-      await proxy.close();
       await db.drop();
     }
   });

@@ -23,8 +23,8 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { Agent, request } from 'undici';
 import { startFakeUpstream } from './fake-upstream.js';
-import { startFaultProxy, type FaultMode } from './fault-proxy.js';
-import { freshDatabase, startTestGateway } from './helpers.js';
+import { proxiedDatabase, startFaultProxy, type FaultMode } from './fault-proxy.js';
+import { startTestGateway } from './helpers.js';
 
 /** A small seeded PRNG (mulberry32): the same seed gives the same traffic and the same faults. */
 export function prng(seed: number): () => number {
@@ -108,14 +108,10 @@ export async function soak(opts: { seed: number; seconds: number; workers?: numb
   const rand = prng(seed);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
   const redisUrl = new URL(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-  const db = await freshDatabase('soak');
-  const dbUrl = new URL(db.url);
+  const db = await proxiedDatabase('soak');
   const upstream = await startFakeUpstream();
   const redisProxy = await startFaultProxy(Number(redisUrl.port || 6379), redisUrl.hostname);
-  const pgProxy = await startFaultProxy(Number(dbUrl.port || 5432), dbUrl.hostname);
-  const proxiedDb = new URL(db.url);
-  proxiedDb.hostname = '127.0.0.1';
-  proxiedDb.port = String(pgProxy.port);
+  const pgProxy = db.proxy;
   const tag = `${seed}-${Date.now().toString(36)}`;
   const providers = `  anthropic:\n    type: anthropic\n    base_url: ${upstream.url}\n    keys: [ "k-soak-a", "k-soak-b" ]\n    timeouts: { connect_ms: 1000, headers_ms: 2500, first_byte_ms: 2500, body_ms: 2500 }\n    retries: { max: 1, base_delay_ms: 20, max_delay_ms: 100, budget_ms: 3000 }\n    breaker: { failures: 1000 }\n`;
   const rules = {
@@ -124,7 +120,7 @@ export async function soak(opts: { seed: number; seconds: number; workers?: numb
   };
   const extraConfig =
     `state: { redis: "redis://127.0.0.1:${redisProxy.port}", command_timeout_ms: 100, retry_ms: 300, slot_lease_ms: 1500 }\n` +
-    `ledger: { postgres: "${proxiedDb.href}", flush_interval_ms: 100, write_timeout_ms: 1500 }\n` +
+    `ledger: { postgres: "${db.url}", flush_interval_ms: 100, write_timeout_ms: 1500 }\n` +
     `limits: { stall_ms: ${STALL_MS} }\n`;
   const { gw, logs, rulesDir } = await startTestGateway({ upstream: upstream.url, providers, rules, extraConfig });
   const arrivedIds = new Set<string>();
@@ -278,7 +274,7 @@ export async function soak(opts: { seed: number; seconds: number; workers?: numb
     redis.disconnect();
   }
   await d.ledger?.flush();
-  const client = new pg.Client({ connectionString: db.url });
+  const client = new pg.Client({ connectionString: db.direct });
   await client.connect();
   let recordIds: string[] = [];
   await quiet(
@@ -322,7 +318,6 @@ export async function soak(opts: { seed: number; seconds: number; workers?: numb
   await agent.close();
   await upstream.close();
   await redisProxy.close();
-  await pgProxy.close();
   await db.drop();
   const result: SoakResult = {
     seed,
