@@ -21,8 +21,9 @@ import { startGateway } from './server/serve.js';
 import { formatIssue, LoadError, type LoadIssue } from './validation.js';
 import { ledgerStore } from './usage/open.js';
 import { activityReport, renderActivity } from './usage/activity.js';
-import { buildCacheReport, CACHE_GROUPS, type CacheGroupBy, renderCacheReport } from './usage/cache.js';
-import { buildReport, filterRecords, GROUP_BY_HELP, isGroupBy, parseFilter, parseWhen, renderReport, type GroupBy } from './usage/report.js';
+import { GROUP_BY_HELP, parseWhen } from './usage/report.js';
+import { renderUsageAnswer, runUsageQuery } from './usage/usage-query.js';
+import { CACHE_GROUPS } from './usage/cache.js';
 
 interface CommonOptions {
   config?: string;
@@ -316,20 +317,16 @@ withCommon(program.command('usage').description('usage and cost report from the 
         }
         return;
       }
-      if (opts.cache) {
-        if (opts.by.length > 1 || (opts.by[0] && !(CACHE_GROUPS as readonly string[]).includes(opts.by[0]))) throw new Error(`--cache --by: one of ${CACHE_GROUPS.join(', ')}`);
-      } else for (const b of opts.by) if (!isGroupBy(b)) throw new Error(`--by ${b}: expected ${GROUP_BY_HELP}`);
       const config = loadConfig(configPath(opts), { rulesDir: opts.rules, missingEnv: 'warning' });
       const store = await ledgerStore(config);
       if (!store) throw new Error('the ledger is off in this config (ledger: off)');
       await store.init();
-      const since = opts.since ? parseWhen(opts.since) : new Date(Date.now() - 30 * 86_400_000).toISOString();
-      const until = opts.until ? parseWhen(opts.until) : new Date(Date.now() + 1000).toISOString();
-      const filters = opts.where.map(parseFilter);
-      const records = filterRecords(await store.query(since, until), filters);
-      await store.close();
-      if (opts.cache) console.log(renderCacheReport(buildCacheReport(records, (opts.by[0] ?? 'session') as CacheGroupBy, loadPrices(config.prices), since, until), opts.format));
-      else console.log(renderReport(buildReport(records, opts.by as GroupBy[], since, until), opts.format));
+      try {
+        const query = { view: opts.cache ? ('cache' as const) : ('usage' as const), by: opts.by, since: opts.since, until: opts.until, where: opts.where };
+        console.log(renderUsageAnswer(await runUsageQuery(query, (since, until) => store.query(since, until), loadPrices(config.prices)), opts.format));
+      } finally {
+        await store.close();
+      }
     } catch (err) {
       exitWith('usage', err);
     }

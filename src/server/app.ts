@@ -26,8 +26,8 @@ import { adminRefusal } from './admin/access.js';
 import { providersStatus } from './admin/providers.js';
 
 export { adminRefusal, providersStatus };
-import { buildCacheReport, CACHE_GROUPS, type CacheGroupBy, renderCacheReport } from '../usage/cache.js';
-import { buildReport, filterRecords, GROUP_BY_HELP, isGroupBy, parseFilter, parseWhen, type RecordFilter, renderReport, type GroupBy } from '../usage/report.js';
+import { parseWhen } from '../usage/report.js';
+import { renderUsageAnswer, runUsageQuery, type UsageAnswer, UsageQueryError } from '../usage/usage-query.js';
 
 /** State the health routes read. */
 export interface AppState {
@@ -244,37 +244,26 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
 
   app.get('/admin/usage', async (c) => {
     if (!deps.ledger) throw new AdminQueryError('ledger_off', 'the usage ledger is off in this config (ledger: off)');
-    const by = c.req.queries('by') ?? [];
+    const ledger = deps.ledger;
     const view = c.req.query('view') ?? 'usage';
     if (view !== 'usage' && view !== 'cache') throw new AdminQueryError('bad_query', `view=${view}: expected usage or cache`);
-    if (view === 'cache') {
-      if (by.length > 1 || (by[0] && !(CACHE_GROUPS as readonly string[]).includes(by[0]))) throw new AdminQueryError('bad_query', `view=cache: by is one of ${CACHE_GROUPS.join(', ')}`);
-    } else for (const b of by) if (!isGroupBy(b)) throw new AdminQueryError('bad_query', `by=${b}: expected ${GROUP_BY_HELP}`);
-    let since: string;
-    let until: string;
+    const query = { view, by: c.req.queries('by') ?? [], since: c.req.query('since'), until: c.req.query('until'), where: c.req.queries('where') ?? [] } as const;
+    let answer: UsageAnswer;
     try {
-      since = parseWhen(c.req.query('since') ?? new Date(Date.now() - 30 * 86_400_000).toISOString());
-      until = parseWhen(c.req.query('until') ?? new Date(Date.now() + 1000).toISOString());
+      answer = await runUsageQuery(
+        { ...query, by: [...query.by], where: [...query.where] },
+        async (since, until) => {
+          await ledger.flush();
+          return ledger.store.query(since, until);
+        },
+        deps.prices,
+      );
     } catch (err) {
-      throw new AdminQueryError('bad_query', (err as Error).message);
+      if (err instanceof UsageQueryError) throw new AdminQueryError('bad_query', err.message);
+      throw err;
     }
-    let filters: RecordFilter[];
-    try {
-      filters = (c.req.queries('where') ?? []).map(parseFilter);
-    } catch (err) {
-      throw new AdminQueryError('bad_query', (err as Error).message);
-    }
-    await deps.ledger.flush();
-    const records = filterRecords(await deps.ledger.store.query(since, until), filters);
-    const format = c.req.query('format') ?? 'json';
-    if (view === 'cache') {
-      const cache = buildCacheReport(records, (by[0] ?? 'session') as CacheGroupBy, deps.prices, since, until);
-      if (format === 'csv') return c.body(renderCacheReport(cache, 'csv'), 200, { 'content-type': 'text/csv' });
-      return c.json(cache);
-    }
-    const report = buildReport(records, by as GroupBy[], since, until);
-    if (format === 'csv') return c.body(renderReport(report, 'csv'), 200, { 'content-type': 'text/csv' });
-    return c.json(report);
+    if (c.req.query('format') === 'csv') return c.body(renderUsageAnswer(answer, 'csv'), 200, { 'content-type': 'text/csv' });
+    return c.json(answer.report);
   });
 
   app.notFound((c) => errorResponse(c, new NotFoundError(c.req.method, c.req.path)));

@@ -4,7 +4,7 @@
  * time — and the cost per commit and per pull request. `switchyard usage --activity` and
  * `GET /admin/usage/activity` show it.
  */
-import type { LedgerStore } from './ledger.js';
+import type { ActivityStore, RecordStore } from './ledger.js';
 
 /** One session's row. USD; `active_time_s` seconds; the per-unit costs are null where the count is 0. */
 export interface ActivityRow {
@@ -29,7 +29,7 @@ export function costPer(usd: number, count: number): number | null {
 }
 
 /** Sessions with reported activity since `since` (ISO), most recently active first. */
-export async function activityReport(store: LedgerStore, since: string): Promise<ActivityRow[]> {
+export async function activityReport(store: ActivityStore & Pick<RecordStore, 'query'>, since: string): Promise<ActivityRow[]> {
   const activity = await store.activity(since);
   if (!activity.length) return [];
   const cost = new Map<string, { usd: number; requests: number }>();

@@ -17,10 +17,10 @@ import type { UsageRecord } from './record.js';
 import type { Spool } from './spool.js';
 import type { WebhookExporter } from './webhook.js';
 
-/** Where records are kept (SQLite or PostgreSQL), same schema. */
-export interface LedgerStore {
+/** The usage records of the ledger database (SQLite or PostgreSQL, same schema). */
+export interface RecordStore {
   readonly kind: string;
-  /** Creates or migrates the schema. */
+  /** Creates or migrates the schema (all three stores' tables). */
   init(): Promise<void>;
   /** Inserts records; a request id the store already holds is skipped (replays and retries are safe). */
   insert(records: UsageRecord[]): Promise<void>;
@@ -34,18 +34,29 @@ export interface LedgerStore {
   costByDay(since: string): Promise<DayCost[]>;
   /** Sums grouped by the database (the dashboard's overview): one row per group, in no particular order. */
   summarize(q: SummaryQuery): Promise<SummaryRow[]>;
+  close(): Promise<void>;
+}
+
+/** The spend limits set through the admin API, kept in the ledger database (usage/spend-limits.ts). */
+export interface SpendLimitStore {
   /** Spend limits set through the admin API (usage/spend-limits.ts), oldest first. */
   spendLimits(): Promise<StoredSpendLimit[]>;
   /** Inserts or replaces the limit with the same scope and period (its id and created_at are kept). */
   putSpendLimit(limit: StoredSpendLimit): Promise<StoredSpendLimit>;
   /** Deletes a limit; false when there was none with that id. */
   deleteSpendLimit(id: string): Promise<boolean>;
+}
+
+/** Claude Code's per-session activity (commits, pull requests, lines), kept in the ledger database (login/telemetry.ts). */
+export interface ActivityStore {
   /** Adds Claude Code's per-session activity counters (login/telemetry.ts) to their sessions' rows. */
   addActivity(deltas: ActivityDelta[]): Promise<void>;
   /** Session activity rows touched from `since` (ISO), most recent first. */
   activity(since: string): Promise<SessionActivity[]>;
-  close(): Promise<void>;
 }
+
+/** The ledger database: its records, spend limits and session activity (one SQLite file or PostgreSQL database). */
+export interface LedgerStore extends RecordStore, SpendLimitStore, ActivityStore {}
 
 /** What one Claude Code session produced, from its own telemetry. `updated_at` ISO; `active_time_s` seconds. */
 export interface SessionActivity {

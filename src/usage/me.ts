@@ -13,7 +13,7 @@ import type { Snapshot } from '../runtime.js';
 import { buildContext } from '../rules/context.js';
 import { evaluate } from '../rules/evaluate.js';
 import type { StateStore } from '../state/store.js';
-import type { LedgerStore } from './ledger.js';
+import type { RecordStore } from './ledger.js';
 import type { SpendLimits } from './spend-limits.js';
 
 /** What `/v1/me/usage` answers. USD; tokens. */
@@ -31,7 +31,7 @@ export class MeUsageService {
   private readonly cache = new LRUCache<string, MeUsage>({ max: 10_000, ttl: 5000 });
 
   constructor(
-    private readonly ledger: LedgerStore | null,
+    private readonly ledger: Pick<RecordStore, 'query'> | null,
     private readonly state: StateStore,
     private readonly limits: SpendLimits | null = null,
   ) {}

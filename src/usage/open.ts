@@ -30,26 +30,21 @@ export async function openLedger(config: GatewayConfig, log: Logger): Promise<Le
     }
   };
   await init();
-  const gated: LedgerStore = {
-    kind: store.kind,
-    init: () => store.init(),
-    insert: async (records) => {
-      if (!ready) {
-        await init();
-        if (!ready) throw new Error('ledger not initialised');
-      }
-      await store.insert(records);
-    },
-    query: (since, until) => store.query(since, until),
-    costByDay: (since) => store.costByDay(since),
-    summarize: (q) => store.summarize(q),
-    spendLimits: () => store.spendLimits(),
-    putSpendLimit: (l) => store.putSpendLimit(l),
-    deleteSpendLimit: (id) => store.deleteSpendLimit(id),
-    addActivity: (deltas) => store.addActivity(deltas),
-    activity: (since) => store.activity(since),
-    close: () => store.close(),
+  // The store as it is, but inserts wait for the schema: a store that was down at start is initialised first.
+  const insert = async (records: Parameters<LedgerStore['insert']>[0]) => {
+    if (!ready) {
+      await init();
+      if (!ready) throw new Error('ledger not initialised');
+    }
+    await store.insert(records);
   };
+  const gated = new Proxy(store, {
+    get(target, name) {
+      if (name === 'insert') return insert;
+      const v = Reflect.get(target, name, target) as unknown;
+      return typeof v === 'function' ? (v as (...args: unknown[]) => unknown).bind(target) : v;
+    },
+  });
   const opts = { flushIntervalMs: config.ledger.flush_interval_ms, maxQueue: config.ledger.max_queue, writeTimeoutMs: config.ledger.write_timeout_ms };
   const webhook = config.ledger.webhook ? new WebhookExporter(config.ledger.webhook, log, { intervalMs: opts.flushIntervalMs, maxQueue: opts.maxQueue }) : null;
   let spool: Spool | null = null;

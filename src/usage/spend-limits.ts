@@ -18,7 +18,7 @@ import type { BudgetSpec } from '../actions/budget/index.js';
 import type { SpendLimitSource } from '../actions/types.js';
 import { InvalidRequestError } from '../errors.js';
 import type { RequestContext } from '../rules/context.js';
-import type { LedgerStore, StoredSpendLimit } from './ledger.js';
+import type { SpendLimitStore, StoredSpendLimit } from './ledger.js';
 
 /** A spend limit on the wire. */
 export interface WireSpendLimit {
@@ -99,7 +99,7 @@ export class SpendLimits implements SpendLimitSource {
    * @param readTimeoutMs how long one read may take before it counts as failed, ms.
    */
   constructor(
-    private readonly store: LedgerStore,
+    private readonly store: SpendLimitStore,
     private readonly refreshMs = 10_000,
     private readonly readTimeoutMs = 2_000,
   ) {}

@@ -6,7 +6,7 @@
  */
 import type { RuleSet } from '../../rules/load.js';
 import type { StateStore } from '../../state/store.js';
-import type { LedgerStore, StoredSpendLimit } from '../../usage/ledger.js';
+import type { RecordStore, StoredSpendLimit } from '../../usage/ledger.js';
 import { limitActive, limitBudget } from '../../usage/spend-limits.js';
 import type { UsageRecord } from '../../usage/record.js';
 import { recordScopeValue } from '../scope.js';
@@ -18,7 +18,7 @@ import type { BudgetSpec } from './spec.js';
  * @returns the number of running totals seeded.
  * @throws what the ledger's query throws (the caller logs it and starts with the store's totals).
  */
-export async function seedBudgets(rules: RuleSet, ledger: LedgerStore, state: StateStore, now = new Date(), limits: StoredSpendLimit[] = []): Promise<number> {
+export async function seedBudgets(rules: RuleSet, ledger: Pick<RecordStore, 'costByDay'>, state: StateStore, now = new Date(), limits: StoredSpendLimit[] = []): Promise<number> {
   const budgets: Array<Omit<BudgetSpec, 'rule'> & { rule: string; applies?: (r: UsageRecord) => boolean }> = [];
   for (const rule of rules.rules) {
     for (const a of rule.actions) if (a.name === 'budget') budgets.push({ ...(a.compiled as Omit<BudgetSpec, 'rule'>), rule: rule.id });
