@@ -9,9 +9,9 @@
 import { scanJsonObject } from '../src/body/json-scan.js';
 import { SseFramer } from '../src/stream/sse-frames.js';
 import { UsageTap } from '../src/usage/tap.js';
-import { toChatCompletions } from '../src/upstream/openai/request.js';
-import { toAnthropicMessage } from '../src/upstream/openai/response.js';
-import { ChatToMessagesStream } from '../src/upstream/openai/stream.js';
+import { toChatCompletions } from '../src/upstream/providers/openai/request.js';
+import { toAnthropicMessage } from '../src/upstream/providers/openai/response.js';
+import { ChatToMessagesStream } from '../src/upstream/providers/openai/stream.js';
 import { claudeCodeBody } from '../test/helpers.js';
 
 const stats = (xs: number[]) => {

@@ -12,7 +12,8 @@ import type { FailureModes } from './state/resilient.js';
 import { DEFAULT_SPOOL_MAX_BYTES } from './usage/spool.js';
 import type { FromSchema } from 'json-schema-to-ts';
 import { configSchema, DEFAULT_BREAKER, DEFAULT_STATE, DEFAULT_LIMITS, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRIES, DEFAULT_TIMEOUTS } from './config-schema.js';
-import { bedrockBaseUrl, vertexBaseUrl } from './upstream/cloud-urls.js';
+import { bedrockBaseUrl } from './upstream/providers/bedrock/urls.js';
+import { vertexBaseUrl } from './upstream/providers/vertex/urls.js';
 import { compileSchema, LoadError, schemaIssues, SourceFile, type DocPath, type LoadIssue } from './validation.js';
 
 /** Upstream timeouts, ms. */

@@ -18,7 +18,7 @@ import { request } from 'undici';
 import { chunkFrame, startFakeBedrock, textEventJsons, type FakeBedrock } from './fake-bedrock.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 import { startTestGateway, until } from './helpers.js';
-import { EventStreamToSSE } from '../src/upstream/bedrock-stream.js';
+import { EventStreamToSSE } from '../src/upstream/providers/bedrock/stream.js';
 
 const REGION = 'us-east-1';
 const CREDENTIALS = { accessKeyId: 'AKIDSWITCHYARDTEST01', secretAccessKey: 'test-secret-access-key-do-not-log', sessionToken: 'test-session-token-value' };

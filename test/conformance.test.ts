@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { loadConfig } from '../src/config.js';
-import { reasoningEffortOf, toChatCompletions, withoutAttribution } from '../src/upstream/openai/request.js';
+import { reasoningEffortOf, toChatCompletions, withoutAttribution } from '../src/upstream/providers/openai/request.js';
 import { LoadError } from '../src/validation.js';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';

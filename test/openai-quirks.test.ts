@@ -10,8 +10,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { request } from 'undici';
-import { anthropicUsage, toAnthropicMessage } from '../src/upstream/openai/response.js';
-import { ChatToMessagesStream } from '../src/upstream/openai/stream.js';
+import { anthropicUsage, toAnthropicMessage } from '../src/upstream/providers/openai/response.js';
+import { ChatToMessagesStream } from '../src/upstream/providers/openai/stream.js';
 import { startTestGateway } from './helpers.js';
 
 /** Runs OpenAI SSE chunks through the translation; returns the Anthropic events. */
@@ -203,7 +203,7 @@ describe('request-id', () => {
 
 describe('answer translation, unit by unit', () => {
   test('finish_reason → stop_reason: stop, length, tool_calls, function_call, content_filter, unknown', async () => {
-    const { stopReason } = await import('../src/upstream/openai/response.js');
+    const { stopReason } = await import('../src/upstream/providers/openai/response.js');
     assert.deepEqual(['stop', 'length', 'tool_calls', 'function_call', 'content_filter', 'something-new', null].map(stopReason), [
       'end_turn',
       'max_tokens',
@@ -276,7 +276,7 @@ describe('answer translation, unit by unit', () => {
   });
 
   test("vendor error bodies (OpenAI-shaped, a bare string, plain text, a proxy's HTML) become Anthropic errors naming the provider", async () => {
-    const { toAnthropicError } = await import('../src/upstream/openai/response.js');
+    const { toAnthropicError } = await import('../src/upstream/providers/openai/response.js');
     const parse = (s: string) => JSON.parse(s) as { type: string; error: { type: string; message: string } };
     assert.deepEqual(parse(toAnthropicError(429, JSON.stringify({ error: { message: 'slow down', type: 'rate_limit' } }), 'groq')), {
       type: 'error',
@@ -291,7 +291,7 @@ describe('answer translation, unit by unit', () => {
   });
 
   test('synthesized ids are unique; real ids are kept, blank ones replaced', async () => {
-    const { toolIdOf } = await import('../src/upstream/openai/response.js');
+    const { toolIdOf } = await import('../src/upstream/providers/openai/response.js');
     assert.equal(toolIdOf('call_9'), 'call_9');
     const ids = new Set([toolIdOf(''), toolIdOf('   '), toolIdOf(undefined), toolIdOf(null)]);
     assert.equal(ids.size, 4);

@@ -1,5 +1,5 @@
 /**
- * The OpenAI → Anthropic stream translator on its own (src/upstream/openai/stream.ts), event by event: the
+ * The OpenAI → Anthropic stream translator on its own (src/upstream/providers/openai/stream.ts), event by event: the
  * message_start it opens with, content parts that are and are not answer text, reasoning that is not a string,
  * which call a tool-call fragment belongs to (blank ids, several calls side by side), `[DONE]`, usage, pings only
  * after silence, a multi-byte character split across chunks, an error after the end, and the pinger stopped on
@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ChatToMessagesStream, reasoningText } from '../src/upstream/openai/stream.js';
+import { ChatToMessagesStream, reasoningText } from '../src/upstream/providers/openai/stream.js';
 
 interface Ev {
   event: string;

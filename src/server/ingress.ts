@@ -5,7 +5,7 @@
  * holds the cloud credentials; code.claude.com "LLM gateway configuration") — and the Anthropic Bedrock and Vertex
  * SDKs. The request becomes an Anthropic Messages request before the rules see it, so the same rules, throttles,
  * budgets and ledger apply and the route can be any provider; a Bedrock stream is re-encoded as Bedrock event-stream
- * messages on the way out (bedrock-stream.ts). Vertex answers are Anthropic's format already.
+ * messages on the way out (upstream/providers/bedrock/stream.ts). Vertex answers are Anthropic's format already.
  *
  * Paths (as the SDKs send them: github.com/anthropics/anthropic-sdk-typescript `packages/bedrock-sdk/src/client.ts`,
  * `packages/vertex-sdk/src/client.ts`):

@@ -2,8 +2,7 @@
  * `GET /admin/providers` (and the dashboard's providers view): each provider's circuit, key pool and cloud
  * credentials' source, by fingerprint — never a secret.
  */
-import { awsCredentialStatus } from '../../upstream/aws-auth.js';
-import { googleCredentialStatus } from '../../upstream/google-auth.js';
+import { adapterFor } from '../../upstream/providers/index.js';
 import type { ProxyDeps } from '../pipeline/exchange.js';
 
 /**
@@ -15,8 +14,6 @@ export async function providersStatus(deps: ProxyDeps) {
   const { config } = deps.runtime.current;
   const { pools, breakers, state } = deps.upstreams;
   const circuits = breakers.states();
-  const aws = awsCredentialStatus();
-  const google = googleCredentialStatus();
   const providers = await Promise.all(
     Object.values(config.providers).map(async (p) => {
       const pool = pools.for(p);
@@ -25,18 +22,8 @@ export async function providersStatus(deps: ProxyDeps) {
         name: p.name,
         base_url: p.base_url,
         circuit: circuits[p.name] ?? 'closed',
-        // Cloud credentials: where they come from and when they expire, never a secret.
-        ...(p.bedrock && p.keys.length === 0
-          ? { credentials: aws[p.name] ?? { source: p.bedrock.profile ? `aws profile "${p.bedrock.profile}"` : 'aws default chain', expires_at: null, access_key_hint: null } }
-          : {}),
-        ...(p.vertex
-          ? {
-              credentials: google[p.name] ?? {
-                source: p.vertex.credentials_file ? `google credentials file ${p.vertex.credentials_file}` : 'google application default credentials',
-                expires_at: null,
-              },
-            }
-          : {}),
+        // Cloud credentials: where they come from and when they expire, never a secret (the provider's own folder says).
+        ...((c) => (c ? { credentials: c } : {}))(adapterFor(p).credentials?.(p) ?? null),
         key_strategy: p.key_strategy,
         keys: pool.keys.map((k) => ({
           key: k.fingerprint,

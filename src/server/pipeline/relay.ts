@@ -9,7 +9,7 @@
 import type { ServerResponse } from 'node:http';
 import { clientResponseHeaders } from '../../upstream/headers.js';
 import { SseFramer, sseErrorEvent } from '../../stream/sse-frames.js';
-import { sseToEventStream } from '../../upstream/bedrock-stream.js';
+import { sseToEventStream } from '../../upstream/providers/bedrock/stream.js';
 import { UsageTap } from '../../usage/tap.js';
 import { round } from './record.js';
 import type { OpenRelay, Stage } from './exchange.js';

@@ -1,9 +1,9 @@
 /** The provider adapters by config `type`. */
 import type { ProviderConfig } from '../../config.js';
-import { anthropicAdapter } from './anthropic.js';
-import { bedrockAdapter } from './bedrock.js';
-import { openaiAdapter } from './openai.js';
-import { vertexAdapter } from './vertex.js';
+import { anthropicAdapter } from './anthropic/index.js';
+import { bedrockAdapter } from './bedrock/index.js';
+import { openaiAdapter } from './openai/index.js';
+import { vertexAdapter } from './vertex/index.js';
 import type { ProviderAdapter } from './types.js';
 
 const ADAPTERS: Record<ProviderConfig['type'], ProviderAdapter> = { anthropic: anthropicAdapter, openai: openaiAdapter, bedrock: bedrockAdapter, vertex: vertexAdapter };

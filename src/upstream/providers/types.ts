@@ -71,4 +71,9 @@ export interface ProviderAdapter {
   request(req: ClientRequest, provider: ProviderConfig, model: string): OutgoingRequest;
   /** The upstream's answer in Anthropic's format (identity for Anthropic). */
   answer(answer: UpstreamAnswer, provider: ProviderConfig, req: ClientRequest, requestedModel: string, log: Logger): Promise<UpstreamAnswer>;
+  /**
+   * For /admin/providers: where a cloud provider's credentials come from and when they expire (never a secret);
+   * absent, or null, for providers that use `keys:` or the client's credential.
+   */
+  credentials?(provider: ProviderConfig): Record<string, string | null> | null;
 }

@@ -17,8 +17,8 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { EventStreamCodec } from '@smithy/core/event-streams';
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
-import type { AnthropicErrorType } from '../errors.js';
-import { sseErrorEvent } from '../stream/sse-frames.js';
+import type { AnthropicErrorType } from '../../../errors.js';
+import { sseErrorEvent } from '../../../stream/sse-frames.js';
 
 /** AWS's codec; `decode` and `encode` keep no state between messages, so one serves every stream. */
 const codec = new EventStreamCodec(toUtf8, fromUtf8);

@@ -12,7 +12,7 @@ import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import { UpstreamCredentialsError } from '../errors.js';
+import { UpstreamCredentialsError } from '../../../errors.js';
 
 /** Where a provider's AWS credentials come from, and until when the last ones resolved are valid. */
 export interface AwsCredentialStatus {

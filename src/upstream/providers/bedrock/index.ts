@@ -9,26 +9,26 @@
  *   in `anthropic_beta` — those in the provider's `betas:` list (default
  *   {@link BEDROCK_BETAS}); the others are dropped and listed by dry-run. `cache_control` and every other field
  *   are kept as the client sent them.
- * - Signed with SigV4 (aws-auth.ts) unless the provider has `keys:` — Bedrock API keys, sent as
+ * - Signed with SigV4 (auth.ts) unless the provider has `keys:` — Bedrock API keys, sent as
  *   `Authorization: Bearer` (https://docs.aws.amazon.com/bedrock/latest/userguide/api-keys-use.html), pooled like
  *   any provider's keys. The client's own credential never goes to AWS.
  * - Answers: JSON is Anthropic's Message already; the binary event stream becomes Anthropic SSE
- *   (bedrock-stream.ts); errors become Anthropic errors with the right status and type, their AWS text in the
+ *   (stream.ts); errors become Anthropic errors with the right status and type, their AWS text in the
  *   operator's log only. Bedrock has no token counting and no model list here: `count_tokens` and `/v1/models`
  *   routed to it answer 501 `not_supported_error` (Claude Code then estimates itself).
  */
 import { Readable } from 'node:stream';
-import type { ProviderConfig } from '../../config.js';
-import { errorBody, NotSupportedError } from '../../errors.js';
-import type { Logger } from '../../log.js';
-import { serializeBody } from '../../body/json-scan.js';
-import { awsSignerFor } from '../aws-auth.js';
-import { BEDROCK_FAULTS, bedrockFaultName, EventStreamToSSE } from '../bedrock-stream.js';
-import { readText, upstreamUrl } from '../client.js';
-import type { UpstreamAnswer } from '../client.js';
-import { acceptedBetas, apiVersion } from './anthropic.js';
-import type { UpstreamCredential } from '../headers.js';
-import type { ProviderAdapter } from './types.js';
+import type { ProviderConfig } from '../../../config.js';
+import { errorBody, NotSupportedError } from '../../../errors.js';
+import type { Logger } from '../../../log.js';
+import { serializeBody } from '../../../body/json-scan.js';
+import { awsCredentialStatus, awsSignerFor } from './auth.js';
+import { BEDROCK_FAULTS, bedrockFaultName, EventStreamToSSE } from './stream.js';
+import { readText, upstreamUrl } from '../../client.js';
+import type { UpstreamAnswer } from '../../client.js';
+import { acceptedBetas, apiVersion } from '../anthropic/index.js';
+import type { UpstreamCredential } from '../../headers.js';
+import type { ProviderAdapter } from '../types.js';
 
 /** The `anthropic_version` Bedrock takes in the body when the client sent no `anthropic-version` header. */
 export const BEDROCK_ANTHROPIC_VERSION = 'bedrock-2023-05-31';
@@ -106,6 +106,10 @@ async function bedrockError(answer: UpstreamAnswer, provider: ProviderConfig, re
 }
 
 export const bedrockAdapter: ProviderAdapter = {
+  credentials(p) {
+    if (!p.bedrock || p.keys.length) return null;
+    return { ...(awsCredentialStatus()[p.name] ?? { source: p.bedrock.profile ? `aws profile "${p.bedrock.profile}"` : 'aws default chain', expires_at: null, access_key_hint: null }) };
+  },
   type: 'bedrock',
   local(req, _estimate) {
     if (req.endpoint === 'messages') return null;

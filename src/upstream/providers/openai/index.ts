@@ -5,9 +5,9 @@
  * list comes back in Anthropic's shape. Chat Completions
  * has no token counting, so `count_tokens` is answered here with an estimate that says it is one.
  */
-import { CHAT_COMPLETIONS_PATH, fromOpenAI, modelsFromOpenAI, openaiHeaders, toChatCompletions } from '../openai/index.js';
-import { modelIdOf } from '../../rules/catalogue.js';
-import type { ProviderAdapter } from './types.js';
+import { CHAT_COMPLETIONS_PATH, fromOpenAI, modelsFromOpenAI, openaiHeaders, toChatCompletions } from './wire.js';
+import { modelIdOf } from '../../../rules/catalogue.js';
+import type { ProviderAdapter } from '../types.js';
 
 export const openaiAdapter: ProviderAdapter = {
   type: 'openai',

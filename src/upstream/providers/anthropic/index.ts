@@ -7,9 +7,9 @@
  * as dropped, so dry-run shows them.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { scannedOf, serializeBody, withMember } from '../../body/json-scan.js';
-import { upstreamRequestHeaders } from '../headers.js';
-import type { ProviderAdapter } from './types.js';
+import { scannedOf, serializeBody, withMember } from '../../../body/json-scan.js';
+import { upstreamRequestHeaders } from '../../headers.js';
+import type { ProviderAdapter } from '../types.js';
 
 /** Splits the client's `anthropic-beta` values (comma-separated, possibly repeated) into accepted and dropped. */
 export function acceptedBetas(header: string | string[] | undefined, accepted: readonly string[]): { kept: string[]; dropped: string[] } {

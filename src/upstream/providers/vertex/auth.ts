@@ -7,7 +7,7 @@
  * before it expires (https://cloud.google.com/docs/authentication/application-default-credentials).
  */
 import { GoogleAuth } from 'google-auth-library';
-import { UpstreamCredentialsError } from '../errors.js';
+import { UpstreamCredentialsError } from '../../../errors.js';
 
 /** Where a provider's Google credentials come from and when the current access token expires. */
 export interface GoogleCredentialStatus {

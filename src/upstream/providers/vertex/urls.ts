@@ -1,9 +1,4 @@
-/** Default base URLs of the cloud providers' endpoints, by region (config.ts fills `base_url` from them). */
-
-/** The default base URL of a region's Amazon Bedrock Runtime endpoint (https://docs.aws.amazon.com/general/latest/gr/bedrock.html). */
-export function bedrockBaseUrl(region: string): string {
-  return `https://bedrock-runtime.${region}.amazonaws.com`;
-}
+/** Where a Vertex AI location's endpoint is (config.ts fills `base_url` from it). */
 
 /** The default base URL of a Vertex AI location (as Anthropic's Vertex SDK picks it). */
 export function vertexBaseUrl(region: string): string {

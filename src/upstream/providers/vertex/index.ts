@@ -5,7 +5,7 @@
  *   (the client's `anthropic-version` header, else `vertex-2023-10-16`, as Anthropic's Vertex SDK 1.1 does). `count_tokens` → `…/models/count-tokens:rawPredict` with the body as
  *   sent (its `model` kept) and the same `anthropic_version`. `cache_control` and every other field go as the
  *   client sent them; `anthropic-beta` goes as a header (only the `betas:` values when the provider lists them).
- * - Authorization: a Google OAuth access token (google-auth.ts), added just before sending; the client's own
+ * - Authorization: a Google OAuth access token (auth.ts), added just before sending; the client's own
  *   credential never goes to Google.
  * - Answers are Anthropic's format already (JSON and SSE) and pass through; errors in Google's shape
  *   (`{"error":{"code","message","status"}}`) become Anthropic errors naming the provider.
@@ -13,17 +13,26 @@
  * `packages/vertex-sdk/src/client.ts`); no model list here: `GET /v1/models` routed to Vertex answers 501.
  */
 import { Readable } from 'node:stream';
-import { errorBody, errorTypeForStatus, NotSupportedError } from '../../errors.js';
-import { serializeBody } from '../../body/json-scan.js';
-import { readText } from '../client.js';
-import { googleTokensFor } from '../google-auth.js';
-import { acceptedBetas, apiVersion } from './anthropic.js';
-import type { ProviderAdapter } from './types.js';
+import { errorBody, errorTypeForStatus, NotSupportedError } from '../../../errors.js';
+import { serializeBody } from '../../../body/json-scan.js';
+import { readText } from '../../client.js';
+import { googleCredentialStatus, googleTokensFor } from './auth.js';
+import { acceptedBetas, apiVersion } from '../anthropic/index.js';
+import type { ProviderAdapter } from '../types.js';
 
 /** The `anthropic_version` Vertex AI takes in the body when the client sent no `anthropic-version` header. */
 export const VERTEX_ANTHROPIC_VERSION = 'vertex-2023-10-16';
 
 export const vertexAdapter: ProviderAdapter = {
+  credentials(p) {
+    if (!p.vertex) return null;
+    return {
+      ...(googleCredentialStatus()[p.name] ?? {
+        source: p.vertex.credentials_file ? `google credentials file ${p.vertex.credentials_file}` : 'google application default credentials',
+        expires_at: null,
+      }),
+    };
+  },
   type: 'vertex',
   local(req) {
     if (req.endpoint !== 'models') return null;

@@ -3,11 +3,11 @@
  * translated back (JSON, SSE and errors), so Claude Code keeps working against OpenAI-compatible servers.
  */
 import { Readable } from 'node:stream';
-import type { ProviderConfig } from '../../config.js';
-import { displayName, type ModelInfo } from '../../rules/catalogue.js';
-import { readText } from '../client.js';
-import type { UpstreamAnswer } from '../client.js';
-import type { UpstreamCredential } from '../headers.js';
+import type { ProviderConfig } from '../../../config.js';
+import { displayName, type ModelInfo } from '../../../rules/catalogue.js';
+import { readText } from '../../client.js';
+import type { UpstreamAnswer } from '../../client.js';
+import type { UpstreamCredential } from '../../headers.js';
 import { toAnthropicError, toAnthropicMessage } from './response.js';
 import { ChatToMessagesStream } from './stream.js';
 

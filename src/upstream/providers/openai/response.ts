@@ -5,7 +5,7 @@
  * `prompt_tokens_details.cached_tokens` → cache_read_input_tokens, completion_tokens → output_tokens.
  */
 import { randomBytes } from 'node:crypto';
-import { errorTypeForStatus } from '../../errors.js';
+import { errorTypeForStatus } from '../../../errors.js';
 
 /**
  * A tool_use id for a call the vendor sent without one (or with `""`): Claude Code pairs each tool_result with
