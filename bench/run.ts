@@ -10,6 +10,7 @@
  *   memory      gateway resident memory with 500 concurrent slow streams held open
  *   ledger      gateway latency with the usage ledger on (SQLite) vs off
  *   rules       rule evaluation time for 10 and 100 rules with JSONata conditions on a 76 KB body
+ *   body        the body model (src/body/) against JSON.parse / JSON.stringify on the 76 KB body: read, forward, inject_cache
  *   rule-tools  `switchyard test` on 1,000 cases and `replay` over 100,000 SQLite ledger records
  *   budgets     CPU per request with 10 budgets applying to every request vs none
  *   budget-seed recomputing a month of budget spend from 1,000,000 ledger records (SQLite, PostgreSQL)
@@ -40,6 +41,7 @@ import path from 'node:path';
 import { Agent, request } from 'undici';
 import { startFaultProxy } from '../test/fault-proxy.js';
 import { claudeCodeBody, writeConfig } from '../test/helpers.js';
+import { benchBody } from './body.js';
 import { benchBudgetSeed } from './budget-seed.js';
 import { benchDashboard } from './dashboard.js';
 import { BENCH_AWS } from './bench-aws.js';
@@ -68,6 +70,7 @@ const sections = process.argv.slice(2).length
       'memory',
       'ledger',
       'rules',
+      'body',
       'rule-tools',
       'budget-seed',
       'throttle',
@@ -703,6 +706,10 @@ try {
     } finally {
       fresh.child.kill('SIGTERM');
     }
+  }
+  if (sections.includes('body')) {
+    results.body = benchBody();
+    console.log('body model vs JSON.parse (76 KB; µs per request):', JSON.stringify(results.body));
   }
   if (sections.includes('rules')) {
     results.rules = await benchRules();
