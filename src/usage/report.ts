@@ -144,9 +144,18 @@ export function renderReport(report: Report, format: 'table' | 'csv' | 'json'): 
   const line = (row: ReportRow, label?: string) => [...report.by.map((b, i) => (label && i === 0 ? label : label ? '' : row.group[b]!)), ...METRICS.map((m) => row[m])];
   const body = report.rows.map((r) => line(r));
   if (format === 'csv') return [header, ...body].map((cells) => cells.map(csvCell).join(',')).join('\n');
-  const all = [header, ...body, line(report.totals, report.by.length ? 'TOTAL' : undefined)].map((cells) => cells.map(String));
-  const widths = header.map((_, i) => Math.max(...all.map((c) => c[i]!.length)));
-  return [`usage ${report.since} .. ${report.until}`, ...all.map((cells) => cells.map((c, i) => (i < report.by.length ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '))].join('\n');
+  // Without --by there is one group, everything: one labelled row, not the group and a total that repeat it.
+  const labels = report.by.length ? report.by.length : 1;
+  const all = (
+    report.by.length
+      ? [header, ...body, line(report.totals, 'TOTAL')]
+      : [
+          ['', ...METRICS],
+          ['TOTAL', ...METRICS.map((m) => report.totals[m])],
+        ]
+  ).map((cells) => cells.map(String));
+  const widths = all[0]!.map((_, i) => Math.max(...all.map((c) => c[i]!.length)));
+  return [`usage ${report.since} .. ${report.until}`, ...all.map((cells) => cells.map((c, i) => (i < labels ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '))].join('\n');
 }
 
 /**
