@@ -154,16 +154,16 @@ export class TokenService {
     for (const who of [user.sub, user.email]) {
       if (!who) continue;
       const revokedBefore = Number((await this.state.getRecord(revocationKey(who))) ?? 0);
-      if ((payload.iat ?? 0) * 1000 < revokedBefore) throw new InvalidTokenError(`the sign-ins of ${user.email ?? user.sub} were revoked; sign in again`);
+      if ((payload.iat ?? 0) * 1000 < revokedBefore) throw new InvalidTokenError(`the sign-ins of ${user.email ?? user.sub} were revoked`);
     }
     const fam = typeof payload.fam === 'string' ? payload.fam : null;
     const jti = typeof payload.jti === 'string' ? payload.jti : null;
-    if (!fam || !jti) throw new InvalidTokenError('a refresh token from before rotation; sign in again');
+    if (!fam || !jti) throw new InvalidTokenError('a refresh token from before rotation');
     const ttlMs = Math.max(1000, (payload.exp ?? 0) * 1000 - Date.now());
-    if ((await this.state.getRecord(familyKey(fam))) !== null) throw new InvalidTokenError('this sign-in was revoked because one of its refresh tokens was used twice; sign in again');
+    if ((await this.state.getRecord(familyKey(fam))) !== null) throw new InvalidTokenError('this sign-in was revoked because one of its refresh tokens was used twice');
     if (!(await this.state.claimRecord(usedKey(jti), '1', ttlMs))) {
       await this.state.putRecord(familyKey(fam), String(Date.now()), this.config.refresh_token_ttl_s * 1000);
-      throw new InvalidTokenError('this refresh token was already used (tokens rotate at every refresh); the sign-in it belongs to is revoked: sign in again');
+      throw new InvalidTokenError('this refresh token was already used (tokens rotate at every refresh); the sign-in it belongs to is revoked');
     }
     return this.issue(user, fam);
   }
