@@ -9,6 +9,8 @@
  * non-streaming call may legitimately wait that long for its headers. A streaming call opens its stream
  * at once (`message_start` first), so its first byte gets 120 s, the bound Anthropic's own Claude apps gateway
  * uses for the first byte (code.claude.com, "Claude apps gateway"). */
+import { adapterFor, PROVIDER_TYPES } from './upstream/providers/index.js';
+
 export const DEFAULT_TIMEOUTS = { connect_ms: 10_000, headers_ms: 600_000, first_byte_ms: 120_000, body_ms: 600_000 } as const;
 
 /** Gateway retries: few, because Claude Code retries up to 10 times itself (../shared/CLAUDE_CODE_TRAFFIC.md). */
@@ -99,9 +101,9 @@ export const configSchema = {
         description: 'One upstream provider.',
         properties: {
           type: {
-            enum: ['anthropic', 'openai', 'bedrock', 'vertex'],
-            description:
-              'Wire protocol: "anthropic" (the Anthropic Messages API or a compatible endpoint), "openai" (an OpenAI-compatible Chat Completions server; requests and answers are translated) "bedrock" (Claude on Amazon Bedrock: InvokeModel, SigV4-signed with the AWS credential chain, or Bedrock API keys in keys:) or "vertex" (Claude on Google Vertex AI: rawPredict / streamRawPredict with Google OAuth tokens).',
+            // The provider table's types (upstream/providers/index.ts), each described by its own folder.
+            enum: PROVIDER_TYPES as readonly string[],
+            description: `Wire protocol: ${PROVIDER_TYPES.map((t) => `"${t}" (${adapterFor({ type: t }).description})`).join(', ')}.`,
           },
           base_url: {
             type: 'string',

@@ -12,48 +12,12 @@ import type { FailureModes } from './state/resilient.js';
 import { DEFAULT_SPOOL_MAX_BYTES } from './usage/spool.js';
 import type { FromSchema } from 'json-schema-to-ts';
 import { configSchema, DEFAULT_BREAKER, DEFAULT_STATE, DEFAULT_LIMITS, DEFAULT_MAX_BODY_BYTES, DEFAULT_RETRIES, DEFAULT_TIMEOUTS } from './config-schema.js';
-import { bedrockBaseUrl } from './upstream/providers/bedrock/urls.js';
-import { vertexBaseUrl } from './upstream/providers/vertex/urls.js';
+import { adapterFor, PROVIDER_TYPES } from './upstream/providers/index.js';
+import { ProviderEntryError, type TypeSettings } from './upstream/providers/types.js';
 import { compileSchema, LoadError, schemaIssues, SourceFile, type DocPath, type LoadIssue } from './validation.js';
 
-/** Upstream timeouts, ms. */
-export interface Timeouts {
-  connect_ms: number;
-  /** Non-streaming calls: until the response headers (which come with the whole answer). */
-  headers_ms: number;
-  /** Streaming calls: until the response headers, i.e. the stream opens. */
-  first_byte_ms: number;
-  body_ms: number;
-}
-
-/** One upstream provider, resolved. */
-export interface ProviderConfig {
-  name: string;
-  type: 'anthropic' | 'openai' | 'bedrock' | 'vertex';
-  /** Base URL without a trailing slash. */
-  base_url: string;
-  /** Resolved upstream keys; empty = forward the client's credential. */
-  keys: string[];
-  timeouts: Timeouts;
-  key_strategy: 'round_robin' | 'least_loaded';
-  /** Model renames for this provider (requested → sent). */
-  models: Record<string, string>;
-  /** type openai: drop Claude Code's attribution line from the system prompt (default true). */
-  strip_attribution: boolean;
-  /** type openai: map Anthropic `thinking` to `reasoning_effort` (default false). */
-  reasoning_effort: boolean;
-  /** type openai: vendor reasoning shown as thinking blocks (default false). */
-  reasoning_as_thinking: boolean;
-  /** type anthropic / bedrock: the anthropic-beta values to forward, or null for the type's default. */
-  betas: string[] | null;
-  /** type bedrock: the AWS region signed and called, and the shared-config profile (null: the default chain). */
-  bedrock: { region: string; profile: string | null } | null;
-  /** type vertex: the location and project called, and the credentials file (null: Application Default Credentials). */
-  vertex: { region: string; project: string; credentials_file: string | null } | null;
-  retries: { max: number; base_delay_ms: number; max_delay_ms: number; budget_ms: number };
-  /** `statuses`: the answer statuses that count as failures (default: any 5xx). */
-  breaker: { failures: number; cooldown_ms: number; statuses?: number[] };
-}
+export type { ProviderConfig, Timeouts } from './upstream/providers/provider-config.js';
+import type { ProviderConfig } from './upstream/providers/provider-config.js';
 
 /** Shared state in Redis: its URL, bounds (ms) and what each use does while Redis is unavailable. */
 export interface RedisStateConfig {
@@ -73,17 +37,15 @@ export interface ClientConfig {
   decision_header: boolean | null;
 }
 
-/** Provider options that apply to one provider type only; set on the other, they are a config error. */
-const ONE_TYPE_OPTIONS: Record<string, ReadonlyArray<ProviderConfig['type']>> = {
-  strip_attribution: ['openai'],
-  reasoning_effort: ['openai'],
-  reasoning_as_thinking: ['openai'],
-  betas: ['anthropic', 'bedrock', 'vertex'],
-  region: ['bedrock', 'vertex'],
-  aws_profile: ['bedrock'],
-  project: ['vertex'],
-  credentials_file: ['vertex'],
-};
+/**
+ * Provider options that apply to some provider types only (each adapter lists its own): option → the types
+ * that take it. Set on another type, they are a config error.
+ */
+function typeOptions(): Map<string, string[]> {
+  const byOption = new Map<string, string[]>();
+  for (const type of PROVIDER_TYPES) for (const o of adapterFor({ type }).options) byOption.set(o, [...(byOption.get(o) ?? []), type]);
+  return byOption;
+}
 
 /** Claude Code's sign-in through the company's identity provider (login/). Durations in seconds. */
 export interface LoginConfig {
@@ -257,47 +219,39 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
   }
   const providers: Record<string, ProviderConfig> = {};
   for (const [name, p] of Object.entries(raw.providers)) {
-    const wrongType = Object.keys(ONE_TYPE_OPTIONS).find((o) => (p as Record<string, unknown>)[o] !== undefined && !ONE_TYPE_OPTIONS[o]!.includes(p.type));
+    const oneType = typeOptions();
+    const wrongType = [...oneType.keys()].find((o) => (p as Record<string, unknown>)[o] !== undefined && !oneType.get(o)!.includes(p.type));
     if (wrongType) {
       throw new LoadError([
         source.issueAt(
           ['providers', name, wrongType],
-          `provider "${name}": ${wrongType} applies to type: ${ONE_TYPE_OPTIONS[wrongType]!.join(', ').replace(/, ([^,]+)$/, ' or $1')} providers only; remove it here`,
+          `provider "${name}": ${wrongType} applies to type: ${oneType
+            .get(wrongType)!
+            .join(', ')
+            .replace(/, ([^,]+)$/, ' or $1')} providers only; remove it here`,
         ),
       ]);
     }
-    const cloud = p.type === 'bedrock' || p.type === 'vertex';
-    if (cloud && p.region === undefined) {
-      const example = p.type === 'bedrock' ? 'the AWS region to call and sign for, e.g. us-east-1' : 'the Vertex AI location, e.g. us-east5 or global';
-      throw new LoadError([source.issueAt(['providers', name], `provider "${name}": type: ${p.type} needs region: (${example})`)]);
+    // What is particular to the type (a required region, a default base URL, its own block) its folder settles.
+    let settled: TypeSettings;
+    try {
+      settled = adapterFor(p).settle(name, p, path.dirname(abs));
+    } catch (err) {
+      if (err instanceof ProviderEntryError) throw new LoadError([source.issueAt(['providers', name, ...err.at], err.message)]);
+      throw err;
     }
-    if (p.type === 'vertex' && p.project === undefined) {
-      throw new LoadError([source.issueAt(['providers', name], `provider "${name}": type: vertex needs project: (the Google Cloud project id)`)]);
-    }
-    if (p.type === 'vertex' && p.keys?.length) {
-      throw new LoadError([
-        source.issueAt(
-          ['providers', name, 'keys'],
-          `provider "${name}": keys: does not apply to type: vertex; the gateway signs in with Google credentials (credentials_file: or Application Default Credentials)`,
-        ),
-      ]);
-    }
-    if (!cloud && p.base_url === undefined) {
-      throw new LoadError([source.issueAt(['providers', name], `provider "${name}": base_url is required for type: ${p.type} (e.g. https://api.anthropic.com)`)]);
-    }
-    const baseUrl = p.base_url ?? (p.type === 'bedrock' ? bedrockBaseUrl(p.region!) : vertexBaseUrl(p.region!));
     providers[name] = {
       name,
       type: p.type,
-      base_url: baseUrl.replace(/\/+$/, ''),
+      base_url: settled.base_url.replace(/\/+$/, ''),
       keys: (p.keys ?? []).filter((k) => k !== ''),
       timeouts: { ...DEFAULT_TIMEOUTS, ...p.timeouts },
       key_strategy: p.key_strategy ?? 'round_robin',
       models: p.models ?? {},
-      strip_attribution: p.strip_attribution ?? p.type === 'openai',
+      strip_attribution: settled.strip_attribution,
       betas: p.betas ?? null,
-      bedrock: p.type === 'bedrock' ? { region: p.region!, profile: p.aws_profile ?? null } : null,
-      vertex: p.type === 'vertex' ? { region: p.region!, project: p.project!, credentials_file: p.credentials_file ? path.resolve(path.dirname(abs), p.credentials_file) : null } : null,
+      bedrock: settled.bedrock,
+      vertex: settled.vertex,
       reasoning_effort: p.reasoning_effort ?? false,
       reasoning_as_thinking: p.reasoning_as_thinking ?? false,
       retries: { ...DEFAULT_RETRIES, ...p.retries },
@@ -376,7 +330,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
     // With client keys the client's own credential is never forwarded: a provider with no keys of its own
     // would get every request with no credential at all.
     // A cloud provider signs with the gateway's own cloud credentials: it needs no keys.
-    const bare = Object.values(providers).filter((p) => p.keys.length === 0 && p.type !== 'bedrock' && p.type !== 'vertex' && raw.providers[p.name]!.auth !== 'none');
+    const bare = Object.values(providers).filter((p) => p.keys.length === 0 && !adapterFor(p).cloudCredentials && raw.providers[p.name]!.auth !== 'none');
     if (bare.length) {
       throw new LoadError(
         bare.map((p) =>

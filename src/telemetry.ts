@@ -26,12 +26,13 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import type { ProviderConfig, TelemetryConfig } from './config.js';
+import { adapterFor, hasAdapter } from './upstream/providers/index.js';
 
 export type { TelemetryConfig };
 import type { UsageRecord } from './usage/record.js';
 
-/** The GenAI `gen_ai.provider.name` of a provider type (the semantic conventions' well-known values). */
-const PROVIDER_NAMES: Record<ProviderConfig['type'], string> = { anthropic: 'anthropic', openai: 'openai', bedrock: 'aws.bedrock', vertex: 'gcp.vertex_ai' };
+/** The GenAI `gen_ai.provider.name` of a provider type: the provider's own folder says (its adapter's `genaiName`). */
+const genaiName = (type: string): string => (hasAdapter(type) ? adapterFor({ type }).genaiName : type);
 
 const propagator = new W3CTraceContextPropagator();
 const getter = { keys: (h: Record<string, unknown>) => Object.keys(h), get: (h: Record<string, unknown>, k: string) => h[k] as string | string[] | undefined };
@@ -57,7 +58,7 @@ export class RequestTrace {
       `chat ${provider.name}`,
       {
         kind: SpanKind.CLIENT,
-        attributes: { 'gen_ai.operation.name': 'chat', 'gen_ai.provider.name': PROVIDER_NAMES[provider.type], 'server.address': new URL(url).host, 'switchyard.provider': provider.name },
+        attributes: { 'gen_ai.operation.name': 'chat', 'gen_ai.provider.name': genaiName(provider.type), 'server.address': new URL(url).host, 'switchyard.provider': provider.name },
       },
       this.ctx,
     );
@@ -78,7 +79,7 @@ export class RequestTrace {
 
   /** Ends the request span with what its usage record says, and records the GenAI metrics. */
   end(r: UsageRecord, providerType: ProviderConfig['type'] | null): void {
-    const provider = providerType ? PROVIDER_NAMES[providerType] : 'switchyard';
+    const provider = providerType ? genaiName(providerType) : 'switchyard';
     const model = r.requested_model ?? r.model ?? '';
     const attrs: Record<string, string | number | string[]> = {
       'gen_ai.operation.name': 'chat',

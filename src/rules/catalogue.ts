@@ -19,15 +19,9 @@ import { InvalidRequestError, UnknownModelError } from '../errors.js';
 import { buildContext } from './context.js';
 import { evaluate } from './evaluate.js';
 import type { RuleSet } from './load.js';
+import { displayName, type ModelInfo, modelIdOf } from '../upstream/providers/models.js';
 
-/** One entry of the list, in Anthropic's shape. */
-export interface ModelInfo {
-  type: 'model';
-  id: string;
-  display_name: string;
-  /** RFC 3339; the gateway knows no release date, so this is when the rule set listing the model was loaded. */
-  created_at: string;
-}
+export { displayName, type ModelInfo, modelIdOf };
 
 /** Who is asking: the catalogue is per client (rules may match on key, tags and headers). */
 export interface Asker {
@@ -46,21 +40,6 @@ export function catalogueCandidates(rules: RuleSet, config: Pick<GatewayConfig, 
   for (const rule of rules.rules) for (const m of rule.matchers) for (const id of m.literals ?? []) names.add(id);
   for (const p of Object.values(config.providers)) for (const id of Object.keys(p.models)) names.add(id);
   return [...names];
-}
-
-/**
- * `claude-sonnet-4-6` → `Claude Sonnet 4.6`, `claude-haiku-4-5-20251001` → `Claude Haiku 4.5`; other ids are
- * their own display name.
- */
-export function displayName(id: string): string {
-  if (!/^claude-/.test(id)) return id;
-  const words: string[] = [];
-  for (const part of id.replace(/-\d{8}$/, '').split('-')) {
-    const prev = words.at(-1);
-    if (/^\d+$/.test(part) && prev !== undefined && /^\d+(\.\d+)*$/.test(prev)) words[words.length - 1] = `${prev}.${part}`;
-    else words.push(/^\d/.test(part) ? part : part.charAt(0).toUpperCase() + part.slice(1));
-  }
-  return words.join(' ');
 }
 
 /**
@@ -107,12 +86,6 @@ export function listPage(models: ModelInfo[], query: URLSearchParams): { data: M
     hasMore = from + limit < models.length;
   }
   return { data, has_more: hasMore, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null };
-}
-
-/** The model id of `GET /v1/models/{id}` (decoded), or null for the list. */
-export function modelIdOf(pathAndQuery: string): string | null {
-  const one = /^\/v1\/models\/(.+)$/.exec(new URL(pathAndQuery, 'http://gateway').pathname);
-  return one ? decodeURIComponent(one[1]!) : null;
 }
 
 /**

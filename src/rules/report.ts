@@ -56,7 +56,8 @@ export function maskHeaders(headers: Record<string, string | string[]>): Record<
 
 /** Builds the report for a decision and the upstream request it leads to, exactly as it would be sent. */
 export function dryRunReport(d: Decision, sent: PreparedRequest): DryRunReport {
-  const model = bodyModel(sent.body) ?? (sent.provider.type === 'bedrock' ? (sent.chain[0]?.model ?? null) : null);
+  // The model sent is in the body, else (Bedrock, Vertex AI: the model is in the URL) the route chain's.
+  const model = bodyModel(sent.body) ?? sent.chain[0]?.model ?? null;
   return {
     ruleset: d.ruleset,
     route: { ...d.route, url: sent.url, chain: sent.chain.map((l) => ({ provider: l.provider.name, model: l.model })) },

@@ -8,7 +8,7 @@
  */
 import { Readable } from 'node:stream';
 import { Agent, type Dispatcher, util } from 'undici';
-import type { ProviderConfig } from '../config.js';
+import type { ProviderConfig } from './providers/provider-config.js';
 import { UpstreamError } from '../errors.js';
 import { noteIterableBody } from '../body/pool.js';
 

@@ -9,7 +9,7 @@
  */
 import { Readable } from 'node:stream';
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
-import type { ProviderConfig } from '../config.js';
+import type { ProviderConfig } from './providers/provider-config.js';
 import { KeysCoolingError, NoUpstreamError, UpstreamCredentialsError, UpstreamError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../state/store.js';

@@ -1,16 +1,30 @@
 /** The provider adapters by config `type`. */
-import type { ProviderConfig } from '../../config.js';
+import type { ProviderConfig } from './provider-config.js';
 import { anthropicAdapter } from './anthropic/index.js';
 import { bedrockAdapter } from './bedrock/index.js';
 import { openaiAdapter } from './openai/index.js';
 import { vertexAdapter } from './vertex/index.js';
 import type { ProviderAdapter } from './types.js';
 
-const ADAPTERS: Record<ProviderConfig['type'], ProviderAdapter> = { anthropic: anthropicAdapter, openai: openaiAdapter, bedrock: bedrockAdapter, vertex: vertexAdapter };
+/**
+ * The provider table: every provider type by its config `type`. Adding a provider is one folder under
+ * upstream/providers/ (its adapter, wire translation, auth, settings) and one line here.
+ */
+const ADAPTERS: ReadonlyMap<string, ProviderAdapter> = new Map([anthropicAdapter, openaiAdapter, bedrockAdapter, vertexAdapter].map((a) => [a.type, a]));
 
-/** The adapter for a provider's `type`. */
+/** The provider types, in table order (the config schema's `type` enum). */
+export const PROVIDER_TYPES: readonly string[] = [...ADAPTERS.keys()];
+
+/** Whether `type` is in the provider table. */
+export function hasAdapter(type: string): boolean {
+  return ADAPTERS.has(type);
+}
+
+/** The adapter for a provider's `type`. @throws Error for a type the table does not have (the config schema refuses it first). */
 export function adapterFor(provider: Pick<ProviderConfig, 'type'>): ProviderAdapter {
-  return ADAPTERS[provider.type];
+  const adapter = ADAPTERS.get(provider.type);
+  if (!adapter) throw new Error(`no provider type "${provider.type}" (known: ${PROVIDER_TYPES.join(', ')})`);
+  return adapter;
 }
 
 export type { ClientRequest, Endpoint, LocalAnswer, OutgoingRequest, ProviderAdapter } from './types.js';

@@ -4,7 +4,7 @@
  * format. Forwarding and dry-run both build requests through it, so dry-run shows exactly what is sent.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ProviderConfig } from '../../config.js';
+import type { ProviderConfig } from './provider-config.js';
 import type { Logger } from '../../log.js';
 import type { Decision } from '../../rules/decision.js';
 import type { UpstreamAnswer } from '../client.js';
@@ -61,7 +61,24 @@ export interface LocalAnswer {
 
 export interface ProviderAdapter {
   /** The `type` in the config. */
-  readonly type: ProviderConfig['type'];
+  readonly type: string;
+  /**
+   * Options of a provider entry that only some types take (this type among them): the config refuses them on
+   * a type whose adapter does not list them.
+   */
+  readonly options: readonly string[];
+  /** True when the provider signs requests with the gateway's own cloud credentials (it needs no `keys:`). */
+  readonly cloudCredentials: boolean;
+  /**
+   * This type's settings of a provider entry: its base URL (defaulted where the type has one) and its own block.
+   * @param configDir the config file's directory (relative paths in the entry are resolved against it).
+   * @throws ProviderEntryError naming the field under `providers.<name>` and what to write.
+   */
+  settle(name: string, entry: ProviderEntry, configDir: string): TypeSettings;
+  /** What the type is, for the config schema's description of `type`. */
+  readonly description: string;
+  /** OpenTelemetry GenAI `gen_ai.provider.name` (the semantic conventions' well-known values: anthropic, openai, aws.bedrock, gcp.vertex_ai). */
+  readonly genaiName: string;
   /** An answer without calling the upstream, or null to call it. */
   local(req: ClientRequest, estimateTokens: number): LocalAnswer | null;
   /**
@@ -76,4 +93,41 @@ export interface ProviderAdapter {
    * absent, or null, for providers that use `keys:` or the client's credential.
    */
   credentials?(provider: ProviderConfig): Record<string, string | null> | null;
+}
+
+/** A provider's entry in switchyard.yaml as the config schema accepts it (before defaults; `${ENV}` resolved). */
+export interface ProviderEntry {
+  type: string;
+  base_url?: string;
+  keys?: string[];
+  region?: string;
+  aws_profile?: string;
+  project?: string;
+  credentials_file?: string;
+  strip_attribution?: boolean;
+}
+
+/** What a provider type settles from its entry. */
+export interface TypeSettings {
+  /** The base URL (trailing slashes are cut by the config). */
+  base_url: string;
+  strip_attribution: boolean;
+  bedrock: ProviderConfig['bedrock'];
+  vertex: ProviderConfig['vertex'];
+}
+
+/** A problem with one provider entry: the path under `providers.<name>` it is at, and what to write. */
+export class ProviderEntryError extends Error {
+  constructor(
+    readonly at: string[],
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The base URL an Anthropic-format or OpenAI-compatible entry must give. @throws ProviderEntryError when it does not */
+export function requiredBaseUrl(name: string, entry: ProviderEntry): string {
+  if (entry.base_url === undefined) throw new ProviderEntryError([], `provider "${name}": base_url is required for type: ${entry.type} (e.g. https://api.anthropic.com)`);
+  return entry.base_url;
 }

@@ -9,7 +9,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { scannedOf, serializeBody, withMember } from '../../../body/json-scan.js';
 import { upstreamRequestHeaders } from '../../headers.js';
-import type { ProviderAdapter } from '../types.js';
+import { type ProviderAdapter, requiredBaseUrl } from '../types.js';
 
 /** Splits the client's `anthropic-beta` values (comma-separated, possibly repeated) into accepted and dropped. */
 export function acceptedBetas(header: string | string[] | undefined, accepted: readonly string[]): { kept: string[]; dropped: string[] } {
@@ -28,6 +28,11 @@ export function apiVersion(headers: IncomingHttpHeaders, fallback: string): stri
 }
 
 export const anthropicAdapter: ProviderAdapter = {
+  description: 'the Anthropic Messages API or a compatible endpoint',
+  options: ['betas'],
+  cloudCredentials: false,
+  settle: (name, entry) => ({ base_url: requiredBaseUrl(name, entry), strip_attribution: entry.strip_attribution ?? false, bedrock: null, vertex: null }),
+  genaiName: 'anthropic',
   type: 'anthropic',
   local: () => null,
   request(req, provider, model) {

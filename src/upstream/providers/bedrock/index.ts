@@ -18,7 +18,7 @@
  *   routed to it answer 501 `not_supported_error` (Claude Code then estimates itself).
  */
 import { Readable } from 'node:stream';
-import type { ProviderConfig } from '../../../config.js';
+import type { ProviderConfig } from '../provider-config.js';
 import { errorBody, NotSupportedError } from '../../../errors.js';
 import type { Logger } from '../../../log.js';
 import { serializeBody } from '../../../body/json-scan.js';
@@ -28,7 +28,8 @@ import { readText, upstreamUrl } from '../../client.js';
 import type { UpstreamAnswer } from '../../client.js';
 import { acceptedBetas, apiVersion } from '../anthropic/index.js';
 import type { UpstreamCredential } from '../../headers.js';
-import type { ProviderAdapter } from '../types.js';
+import { type ProviderAdapter, ProviderEntryError } from '../types.js';
+import { bedrockBaseUrl } from './urls.js';
 
 /** The `anthropic_version` Bedrock takes in the body when the client sent no `anthropic-version` header. */
 export const BEDROCK_ANTHROPIC_VERSION = 'bedrock-2023-05-31';
@@ -106,6 +107,14 @@ async function bedrockError(answer: UpstreamAnswer, provider: ProviderConfig, re
 }
 
 export const bedrockAdapter: ProviderAdapter = {
+  description: 'Claude on Amazon Bedrock: InvokeModel, SigV4-signed with the AWS credential chain, or Bedrock API keys in keys:',
+  options: ['betas', 'region', 'aws_profile'],
+  cloudCredentials: true,
+  settle(name, entry) {
+    if (entry.region === undefined) throw new ProviderEntryError([], `provider "${name}": type: bedrock needs region: (the AWS region to call and sign for, e.g. us-east-1)`);
+    return { base_url: entry.base_url ?? bedrockBaseUrl(entry.region), strip_attribution: false, bedrock: { region: entry.region, profile: entry.aws_profile ?? null }, vertex: null };
+  },
+  genaiName: 'aws.bedrock',
   credentials(p) {
     if (!p.bedrock || p.keys.length) return null;
     return { ...(awsCredentialStatus()[p.name] ?? { source: p.bedrock.profile ? `aws profile "${p.bedrock.profile}"` : 'aws default chain', expires_at: null, access_key_hint: null }) };

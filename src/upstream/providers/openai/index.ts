@@ -6,10 +6,16 @@
  * has no token counting, so `count_tokens` is answered here with an estimate that says it is one.
  */
 import { CHAT_COMPLETIONS_PATH, fromOpenAI, modelsFromOpenAI, openaiHeaders, toChatCompletions } from './wire.js';
-import { modelIdOf } from '../../../rules/catalogue.js';
-import type { ProviderAdapter } from '../types.js';
+import { modelIdOf } from '../models.js';
+import { type ProviderAdapter, requiredBaseUrl } from '../types.js';
 
 export const openaiAdapter: ProviderAdapter = {
+  description: 'an OpenAI-compatible Chat Completions server; requests and answers are translated',
+  options: ['strip_attribution', 'reasoning_effort', 'reasoning_as_thinking'],
+  cloudCredentials: false,
+  // Claude Code's attribution line defeats an OpenAI-compatible server's prefix cache: dropped unless told otherwise.
+  settle: (name, entry) => ({ base_url: requiredBaseUrl(name, entry), strip_attribution: entry.strip_attribution ?? true, bedrock: null, vertex: null }),
+  genaiName: 'openai',
   type: 'openai',
   local(req, estimateTokens) {
     if (req.endpoint !== 'count_tokens') return null;

@@ -3,8 +3,8 @@
  * translated back (JSON, SSE and errors), so Claude Code keeps working against OpenAI-compatible servers.
  */
 import { Readable } from 'node:stream';
-import type { ProviderConfig } from '../../../config.js';
-import { displayName, type ModelInfo } from '../../../rules/catalogue.js';
+import type { ProviderConfig } from '../provider-config.js';
+import { displayName, type ModelInfo } from '../models.js';
 import { readText } from '../../client.js';
 import type { UpstreamAnswer } from '../../client.js';
 import type { UpstreamCredential } from '../../headers.js';

@@ -18,12 +18,30 @@ import { serializeBody } from '../../../body/json-scan.js';
 import { readText } from '../../client.js';
 import { googleCredentialStatus, googleTokensFor } from './auth.js';
 import { acceptedBetas, apiVersion } from '../anthropic/index.js';
-import type { ProviderAdapter } from '../types.js';
+import { type ProviderAdapter, ProviderEntryError } from '../types.js';
+import { vertexBaseUrl } from './urls.js';
+import path from 'node:path';
 
 /** The `anthropic_version` Vertex AI takes in the body when the client sent no `anthropic-version` header. */
 export const VERTEX_ANTHROPIC_VERSION = 'vertex-2023-10-16';
 
 export const vertexAdapter: ProviderAdapter = {
+  description: 'Claude on Google Vertex AI: rawPredict / streamRawPredict with Google OAuth tokens',
+  options: ['betas', 'region', 'project', 'credentials_file'],
+  cloudCredentials: true,
+  settle(name, entry, configDir) {
+    if (entry.region === undefined) throw new ProviderEntryError([], `provider "${name}": type: vertex needs region: (the Vertex AI location, e.g. us-east5 or global)`);
+    if (entry.project === undefined) throw new ProviderEntryError([], `provider "${name}": type: vertex needs project: (the Google Cloud project id)`);
+    if (entry.keys?.length) {
+      throw new ProviderEntryError(
+        ['keys'],
+        `provider "${name}": keys: does not apply to type: vertex; the gateway signs in with Google credentials (credentials_file: or Application Default Credentials)`,
+      );
+    }
+    const credentials_file = entry.credentials_file ? path.resolve(configDir, entry.credentials_file) : null;
+    return { base_url: entry.base_url ?? vertexBaseUrl(entry.region), strip_attribution: false, bedrock: null, vertex: { region: entry.region, project: entry.project, credentials_file } };
+  },
+  genaiName: 'gcp.vertex_ai',
   credentials(p) {
     if (!p.vertex) return null;
     return {
