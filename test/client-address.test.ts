@@ -30,5 +30,13 @@ test('IPv6 ranges, and entries that are not addresses are refused with their tex
   const trusted = new TrustedProxies(['fd00::/8']);
   assert.equal(clientAddress(req('fd12::1', '2001:db8::5'), trusted), '2001:db8::5');
   assert.throws(() => new TrustedProxies(['10.0.0.0/x']), /"10\.0\.0\.0\/x" is not an IP address or a CIDR range/);
+  assert.throws(() => new TrustedProxies(['10.0.0.0/8x']), /"10\.0\.0\.0\/8x"/);
+  assert.throws(() => new TrustedProxies(['10.0.0.0/x8']), /"10\.0\.0\.0\/x8"/);
+  // Two-digit prefixes, and an IPv4-mapped peer in upper case, match; a mapped address outside the range does not.
+  const sixteen = new TrustedProxies(['172.16.0.0/16']);
+  assert.equal(clientAddress(req('172.16.200.3', '198.51.100.7'), sixteen), '198.51.100.7');
+  assert.equal(clientAddress(req('::FFFF:172.16.9.9', '198.51.100.8'), sixteen), '198.51.100.8');
+  assert.equal(clientAddress(req('::ffff:172.17.0.1', '198.51.100.9'), sixteen), '::ffff:172.17.0.1');
+  assert.equal(clientAddress(req('', '198.51.100.9'), sixteen), '', 'a socket without an address is not a proxy');
   assert.throws(() => new TrustedProxies(['proxy.internal']), /"proxy\.internal"/);
 });

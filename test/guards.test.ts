@@ -44,9 +44,22 @@ test('cross-site, other origins and non-JSON bodies are refused, for every write
     assert.equal(r.status, 403, type || 'no content-type');
     assert.match(await r.text(), /take a JSON body/);
   }
+  // The type is read as HTTP says (case-insensitive, parameters after ';', spaces around); an absent one is named.
+  assert.equal((await write({ 'content-type': ' Application/JSON ; charset=utf-8' })).status, 200);
+  assert.match(await (await write({ 'content-type': '' })).text(), /not no content-type$/);
+  // A declared empty body needs no type; a chunked one (no content-length) does.
+  assert.equal((await write({ 'content-type': 'text/plain', 'content-length': '0' }, null)).status, 200);
+  assert.equal((await write({ 'content-type': 'text/plain', 'transfer-encoding': 'chunked' }, null)).status, 403);
+  // An Origin with no Host to compare it with is refused.
+  assert.equal(
+    (await app().request('http://gw.local:8790/admin/x', { method: 'POST', headers: { origin: 'http://gw.local:8790', 'content-type': 'application/json', 'content-length': '2' }, body: '{}' }))
+      .status,
+    403,
+  );
   // The dashboard's own sign-in form is the one form post, and only same-origin.
   assert.equal((await write({ 'content-type': 'application/x-www-form-urlencoded' }, 'token=x', 'POST', '/admin/ui/login')).status, 200);
   assert.equal((await write({ 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'cross-site' }, 'token=x', 'POST', '/admin/ui/login')).status, 403);
+  assert.equal((await write({ 'content-type': 'text/plain' }, 'token=x', 'POST', '/admin/ui/login')).status, 403, 'only the form type');
 });
 
 test('admin back-off: nine wrong tokens pass to their 401, the tenth locks the address out, doubling, at most 5 minutes', () => {
@@ -64,7 +77,11 @@ test('admin back-off: nine wrong tokens pass to their 401, the tenth locks the a
   );
   b.check('10.0.0.1', t0 + 1000);
   b.failed('10.0.0.1', t0 + 1000); // the eleventh: 2 s
-  assert.throws(() => b.check('10.0.0.1', t0 + 2999), AdminBackoffError);
+  assert.throws(
+    () => b.check('10.0.0.1', t0 + 1500),
+    (e: unknown) => e instanceof AdminBackoffError && e.headers['retry-after'] === '2',
+    'retry-after rounds up',
+  );
   b.check('10.0.0.1', t0 + 3000);
   for (let i = 0; i < 20; i++) b.failed('10.0.0.1', t0 + 3000);
   assert.throws(

@@ -72,3 +72,16 @@ test('a record with missing fields is filed under the same key by enforcement, t
     'tag:team': '(untagged)',
   });
 });
+
+test('a record refused before anything was known: no client is anonymous, no user is the client, no model is (none)', async () => {
+  const { recordScopeFacts } = await import('../src/actions/scope.js');
+  assert.deepEqual(recordScopeFacts({ client_id: null, session_id: null, model: null, user_id: null, project: null, tags: {} }), {
+    client: 'anonymous',
+    session: null,
+    model: '(none)',
+    user: 'anonymous',
+    project: null,
+    tags: {},
+  });
+  assert.equal(recordScopeFacts({ client_id: 'fp-1', session_id: null, model: 'm', user_id: null, project: null, tags: {} }).user, 'fp-1');
+});
