@@ -28,9 +28,7 @@ export class TrustedProxies {
 
   /** Whether `address` (as a socket reports it, IPv4-mapped IPv6 included) is a trusted proxy. */
   has(address: string): boolean {
-    // An IPv4 peer of a dual-stack socket is reported as ::ffff:a.b.c.d; the list holds it as a.b.c.d.
-    const mapped = address.toLowerCase().startsWith('::ffff:') ? address.slice(7) : null;
-    if (mapped !== null && isIP(mapped) === 4) return this.list.check(mapped, 'ipv4');
+    // An IPv4 peer of a dual-stack socket is reported as ::ffff:a.b.c.d: BlockList matches it against IPv4 ranges itself.
     const family = isIP(address);
     return family !== 0 && this.list.check(address, family === 6 ? 'ipv6' : 'ipv4');
   }
