@@ -28,7 +28,6 @@ import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import type { ProviderConfig, TelemetryConfig } from './config.js';
 import { adapterFor, hasAdapter } from './upstream/providers/index.js';
 
-export type { TelemetryConfig };
 import type { UsageRecord } from './usage/record.js';
 
 /** The GenAI `gen_ai.provider.name` of a provider type: the provider's own folder says (its adapter's `genaiName`). */

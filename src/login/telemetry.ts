@@ -12,8 +12,6 @@
  */
 import type { ActivityColumn, ActivityDelta, Ledger } from '../usage/ledger.js';
 
-export type { ActivityColumn, ActivityDelta };
-
 type AnyValue = { stringValue?: string; intValue?: string | number; doubleValue?: number };
 type KeyValue = { key: string; value?: AnyValue };
 type DataPoint = { attributes?: KeyValue[]; asInt?: string | number; asDouble?: number };

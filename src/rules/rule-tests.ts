@@ -267,21 +267,6 @@ function displayPath(p: string): string {
 
 let validateTests: ReturnType<typeof compileSchema> | undefined;
 
-/**
- * Reads test files into cases. Problems (broken YAML, schema errors, missing body files) are issues with
- * file:line:col; a file with errors contributes no cases.
- * @param defaultConfig absolute path of the config for files that do not name one.
- */
-export function loadTestFiles(files: string[], defaultConfig: string): { cases: RuleTestCase[]; issues: LoadIssue[] } {
-  const cases: RuleTestCase[] = [];
-  const issues: LoadIssue[] = [];
-  for (const batch of testCaseBatches(files, defaultConfig)) {
-    cases.push(...batch.cases);
-    issues.push(...batch.issues);
-  }
-  return { cases, issues };
-}
-
 /** Cases per batch when a test file is read in pieces ({@link splitTestFile}). */
 const CASES_PER_BATCH = 500;
 
@@ -307,11 +292,10 @@ export function splitTestFile(text: string, perPiece = CASES_PER_BATCH): Array<{
     if (!isContent(l)) continue;
     const lead = /^ */.exec(l)![0].length;
     if (l.startsWith(`${indent}- `) || l === `${indent}-`) starts.push(i);
-    else if (lead <= indent.length && !(lead === indent.length && indent.length > 0 && l.startsWith(`${indent} `))) {
-      if (lead < indent.length || indent.length === 0) {
-        end = i;
-        break;
-      }
+    else if (lead < indent.length || lead === 0) {
+      // Less indented than the items (or at column 0 when they are): the next top-level key; the list is over.
+      end = i;
+      break;
     }
   }
   if (starts.length <= perPiece) return null;

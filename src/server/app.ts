@@ -16,10 +16,6 @@ import { loginRoutes, MAX_OTLP_BYTES } from './login-routes.js';
 import { proxyRequest, type ProxyDeps } from './proxy.js';
 import { sendError } from './pipeline/record.js';
 import { dashboardApi } from './ui.js';
-import { adminRefusal } from './admin/access.js';
-import { providersStatus } from './admin/providers.js';
-
-export { adminRefusal, providersStatus };
 
 /** The Hono app of the gateway's routes. */
 type App = Hono<{ Bindings: HttpBindings }>;

@@ -93,23 +93,17 @@ export function boundedBodies(
     if (!WRITES.has(c.req.method)) return next();
     const { limits } = deps.runtime.current.config;
     const caps = { total: limits.max_inflight_body_bytes, perClient: limits.max_inflight_body_bytes_per_client };
-    const who = `app:${c.env.incoming.socket.remoteAddress ?? ''}`;
-    let reserved = 0;
-    const reserve = (size: number) => {
-      if (size <= reserved) return;
-      deps.inflightBytes.reserve(who, size - reserved, caps);
-      reserved = size;
-    };
+    const reservation = deps.inflightBytes.reservation(`app:${c.env.incoming.socket.remoteAddress ?? ''}`, caps);
     try {
-      reserve(Math.min(Number(c.req.header('content-length')) || 0, maxBytes));
-      const buf = await readBody(c.env.incoming, maxBytes, reserve).catch((err: Error) => {
+      reservation.growTo(Math.min(Number(c.req.header('content-length')) || 0, maxBytes));
+      const buf = await readBody(c.env.incoming, maxBytes, reservation.growTo).catch((err: Error) => {
         throw err instanceof RequestTooLargeError ? new RequestTooLargeError(maxBytes, what) : err;
       });
       const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
       (c.req as unknown as { bodyCache: { arrayBuffer?: Promise<ArrayBuffer> } }).bodyCache.arrayBuffer = Promise.resolve(ab);
       await next();
     } finally {
-      if (reserved) deps.inflightBytes.release(who, reserved);
+      reservation.release();
     }
   };
 }

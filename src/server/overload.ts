@@ -35,6 +35,26 @@ export class InflightBytes {
     this.perClient.set(client, mine + n);
   }
 
+  /**
+   * A reservation for one body whose size grows as its bytes arrive (a chunked body declares none):
+   * `growTo(size)` holds `size` bytes in all for `client` (529 when a cap would be passed; nothing more is held
+   * then), `release()` gives back all it holds. What the receive stage and the app routes' bodies both use.
+   */
+  reservation(client: string, caps: { total: number; perClient: number }): { growTo(size: number): void; release(): void } {
+    let held = 0;
+    return {
+      growTo: (size) => {
+        if (size <= held) return;
+        this.reserve(client, size - held, caps);
+        held = size;
+      },
+      release: () => {
+        this.release(client, held);
+        held = 0;
+      },
+    };
+  }
+
   /** Gives back `n` bytes of `client`. */
   release(client: string, n: number): void {
     if (n === 0) return;

@@ -23,7 +23,6 @@ import { filterRecords, parseFilter, parseWhen, type RecordFilter } from '../usa
 import { ADMIN_COOKIE, adminRefusal } from './admin/access.js';
 import { providersStatus } from './admin/providers.js';
 
-export { adminCookie } from './admin/access.js';
 import { secretMatches } from './auth.js';
 import { budgetKey, periodOf } from '../actions/budget/enforce.js';
 import type { LiveLine } from './live.js';

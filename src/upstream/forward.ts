@@ -15,8 +15,6 @@ import type { Logger } from '../log.js';
 import type { StateStore } from '../state/store.js';
 import type { RequestTrace } from '../telemetry.js';
 import { type ClientPresence, MAX_ERROR_BODY_BYTES, type UpstreamAnswer, type UpstreamClient, type UpstreamResponse, upstreamUrl } from './client.js';
-
-export type { UpstreamAnswer };
 import { credentialFor } from './headers.js';
 import type { OutgoingRequest } from './providers/types.js';
 import { cooldownMs, KeyPool, type PooledKey } from './pool.js';

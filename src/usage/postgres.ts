@@ -8,8 +8,7 @@
  */
 import { ROLLUP_DIMENSIONS, ROLLUP_SUMS, type RollupRow, rollupBackfillSql, rollupDeltas, rollupFromGroups, summaryRow, summarySql, type SummaryQuery, type SummaryRow } from './summary.js';
 import pg from 'pg';
-import { ACTIVITY_COLUMNS, SPEND_LIMIT_COLUMNS, type DayCost, type LedgerStore, type SessionActivity, type StoredSpendLimit } from './ledger.js';
-import type { ActivityDelta } from '../login/telemetry.js';
+import { ACTIVITY_COLUMNS, SPEND_LIMIT_COLUMNS, type ActivityDelta, type DayCost, type LedgerStore, type SessionActivity, type StoredSpendLimit } from './ledger.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
 const SCHEMA_VERSION = 5;

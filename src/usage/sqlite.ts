@@ -8,8 +8,7 @@ import { ROLLUP_DIMENSIONS, ROLLUP_SUMS, type RollupRow, rollupBackfillSql, roll
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ACTIVITY_COLUMNS, SPEND_LIMIT_COLUMNS, type DayCost, type LedgerStore, type SessionActivity, type StoredSpendLimit } from './ledger.js';
-import type { ActivityDelta } from '../login/telemetry.js';
+import { ACTIVITY_COLUMNS, SPEND_LIMIT_COLUMNS, type ActivityDelta, type DayCost, type LedgerStore, type SessionActivity, type StoredSpendLimit } from './ledger.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
 const SCHEMA_VERSION = 5;

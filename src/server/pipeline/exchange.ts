@@ -16,8 +16,8 @@ import { boundedId, type RequestContext } from '../../rules/context.js';
 import type { Decision } from '../../rules/decision.js';
 import type { Runtime, Snapshot } from '../../runtime.js';
 import type { StateStore } from '../../state/store.js';
-import type { UpstreamAnswer, Upstreams } from '../../upstream/forward.js';
-import { type ClientPresence, upstreamPathAndQuery } from '../../upstream/client.js';
+import type { Upstreams } from '../../upstream/forward.js';
+import { type ClientPresence, type UpstreamAnswer, upstreamPathAndQuery } from '../../upstream/client.js';
 import type { Endpoint } from '../../upstream/providers/index.js';
 import type { Ledger } from '../../usage/ledger.js';
 import type { Metrics } from '../../usage/metrics.js';
@@ -254,11 +254,6 @@ export class Exchange implements ClientPresence {
   /** Gives back every resource still owned (record.ts calls it when the request ends). */
   releaseAll(): void {
     for (const release of [...this.owned]) release();
-  }
-
-  /** Resources still owned (0 once the request ended). */
-  get ownedCount(): number {
-    return this.owned.size;
   }
 
   /** Notes progress: a stage reached or a chunk relayed (the watchdog ends requests that make none). */

@@ -64,21 +64,10 @@ export const receive: Stage = async (x, next) => {
   if (x.endpoint === 'models') return next();
   const { limits } = x.config;
   const caps = { total: limits.max_inflight_body_bytes, perClient: limits.max_inflight_body_bytes_per_client };
-  const bytes = x.deps.inflightBytes;
-  const client = x.clientId;
-  let reserved = Math.min(Number(x.req.headers['content-length']) || 0, limits.max_body_bytes);
-  bytes.reserve(client, reserved, caps);
-  x.holdReservation(() => bytes.release(client, reserved));
-  x.raw = await readBody(
-    x.req,
-    limits.max_body_bytes,
-    (size) => {
-      if (size <= reserved) return;
-      bytes.reserve(client, size - reserved, caps);
-      reserved = size;
-    },
-    (size) => x.receivedInto(bodyPool.take(size)),
-  );
+  const reservation = x.deps.inflightBytes.reservation(x.clientId, caps);
+  reservation.growTo(Math.min(Number(x.req.headers['content-length']) || 0, limits.max_body_bytes));
+  x.holdReservation(reservation.release);
+  x.raw = await readBody(x.req, limits.max_body_bytes, reservation.growTo, (size) => x.receivedInto(bodyPool.take(size)));
   // A Bedrock or Vertex client's body becomes the Messages body it stands for (ingress.ts).
   if (x.ingress) x.raw = messagesBody(x.ingress, x.raw, x.req.headers);
   // Checked and indexed in one pass; members are decoded only when something reads them.
