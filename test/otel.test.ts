@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { Telemetry } from '../src/telemetry.js';
+import { startTelemetry, telemetrySettings } from '../src/telemetry.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
 import { startTestGateway, until } from './helpers.js';
 
@@ -151,14 +151,21 @@ describe('metrics', () => {
 describe('switching it on', () => {
   test('off without an endpoint; off with OTEL_SDK_DISABLED or both exporters none; the config endpoint switches it on', async () => {
     const none = { endpoint: null, service_name: null };
-    assert.equal(Telemetry.fromEnv(none, {}), null);
-    assert.equal(Telemetry.fromEnv(none, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', OTEL_SDK_DISABLED: 'true' }), null);
-    assert.equal(Telemetry.fromEnv(none, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', OTEL_TRACES_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'none' }), null);
-    const on = Telemetry.fromEnv({ endpoint: 'http://127.0.0.1:1', service_name: 'x' }, {});
+    assert.equal(await startTelemetry(none, {}), null);
+    assert.equal(await startTelemetry(none, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', OTEL_SDK_DISABLED: 'true' }), null);
+    assert.equal(await startTelemetry(none, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', OTEL_TRACES_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'none' }), null);
+    const on = await startTelemetry({ endpoint: 'http://127.0.0.1:1', service_name: 'x' }, {});
     assert.ok(on);
     await on.shutdown();
-    const tracesOnly = Telemetry.fromEnv(none, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:1/v1/traces' });
+    assert.deepEqual(telemetrySettings({ endpoint: 'http://127.0.0.1:1/', service_name: 'x' }, {}), {
+      traces: 'http://127.0.0.1:1/v1/traces',
+      metrics: 'http://127.0.0.1:1/v1/metrics',
+      serviceName: 'x',
+      env: {},
+    });
+    const tracesOnly = await startTelemetry(none, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:1/v1/traces' });
     assert.ok(tracesOnly);
     await tracesOnly.shutdown();
+    assert.equal(telemetrySettings(none, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:1/v1/traces' })?.metrics, null);
   });
 });

@@ -3,7 +3,7 @@
  * watch for rule changes, reload on SIGHUP, and shut down gracefully on SIGTERM/SIGINT (stop accepting,
  * let open requests and streams finish within `shutdown.grace_ms`, then cut the rest).
  */
-import { Telemetry } from '../telemetry.js';
+import { startTelemetry } from '../telemetry.js';
 import { LiveTail } from './live.js';
 import { serve, type ServerType } from '@hono/node-server';
 import { readFileSync } from 'node:fs';
@@ -207,7 +207,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const notifier = new BudgetNotifier(budgets.webhook ? { url: budgets.webhook, timeoutMs: budgets.timeout_ms } : null, budgets.state_file, counters, log);
   const state: AppState = { shuttingDown: false };
   // Read once at start (a reload does not switch it): the OTEL_* environment and telemetry: in the config.
-  const telemetry = Telemetry.fromEnv(snapshot.config.telemetry);
+  const telemetry = await startTelemetry(snapshot.config.telemetry);
   if (telemetry) log.info({}, 'OpenTelemetry export on');
   const warned = new LRUCache<string, true>({ maxSize: WARNED_MAX_BYTES, sizeCalculation: (_v, k) => k.length + 64 });
   const warnOnce = (key: string, message: string, fields: Record<string, unknown> = {}) => {

@@ -8,11 +8,15 @@
  * https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv4-create-signed-request.html
  * (service name `bedrock`, https://docs.aws.amazon.com/bedrock/latest/APIReference/welcome.html).
  */
-import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
-import { Hash } from '@smithy/hash-node';
-import { SignatureV4 } from '@smithy/signature-v4';
+import type { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { UpstreamCredentialsError } from '../../../errors.js';
+import { lazyModule } from '../../../lazy.js';
+
+// AWS's SDK modules, loaded when the first Bedrock provider's signer is made.
+const credentialProviders = lazyModule<typeof import('@aws-sdk/credential-providers')>('@aws-sdk/credential-providers');
+const hashNode = lazyModule<typeof import('@smithy/hash-node')>('@smithy/hash-node');
+const signatureV4 = lazyModule<typeof import('@smithy/signature-v4')>('@smithy/signature-v4');
 
 /** Where a provider's AWS credentials come from, and until when the last ones resolved are valid. */
 export interface AwsCredentialStatus {
@@ -34,7 +38,7 @@ class AwsSigner {
     region: string,
     profile: string | null,
   ) {
-    const chain: AwsCredentialIdentityProvider = fromNodeProviderChain(profile ? { profile } : {});
+    const chain: AwsCredentialIdentityProvider = credentialProviders().fromNodeProviderChain(profile ? { profile } : {});
     this.status = { source: profile ? `aws profile "${profile}"` : 'aws default chain', expires_at: null, access_key_hint: null };
     const credentials = async (): Promise<AwsCredentialIdentity> => {
       let c: AwsCredentialIdentity;
@@ -52,7 +56,7 @@ class AwsSigner {
       this.status.access_key_hint = c.accessKeyId.slice(-4);
       return c;
     };
-    this.signer = new SignatureV4({ service: 'bedrock', region, credentials, sha256: Hash.bind(null, 'sha256'), uriEscapePath: true });
+    this.signer = new (signatureV4().SignatureV4)({ service: 'bedrock', region, credentials, sha256: hashNode().Hash.bind(null, 'sha256'), uriEscapePath: true });
   }
 
   /**

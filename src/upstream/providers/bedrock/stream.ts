@@ -15,13 +15,18 @@
  * - `:message-type: error` (`:error-code`, `:error-message`): the same.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { EventStreamCodec } from '@smithy/core/event-streams';
-import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
+import type { EventStreamCodec } from '@smithy/core/event-streams';
+import { lazyModule } from '../../../lazy.js';
 import type { AnthropicErrorType } from '../../../errors.js';
 import { sseErrorEvent } from '../../../stream/sse-frames.js';
 
-/** AWS's codec; `decode` and `encode` keep no state between messages, so one serves every stream. */
-const codec = new EventStreamCodec(toUtf8, fromUtf8);
+const eventStreams = lazyModule<typeof import('@smithy/core/event-streams')>('@smithy/core/event-streams');
+let shared: EventStreamCodec | undefined;
+/** UTF-8 bytes to text and back, for the codec's header values and our payloads (Buffer is a Uint8Array). */
+const toUtf8 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+const fromUtf8 = (text: string): Uint8Array => Buffer.from(text, 'utf8');
+/** AWS's codec, loaded with the first Bedrock stream; `decode` and `encode` keep no state between messages, so one serves every stream. */
+const codec = (): EventStreamCodec => (shared ??= new (eventStreams().EventStreamCodec)(toUtf8, fromUtf8));
 
 /** An error Bedrock reported, by its AWS name: the Anthropic status and error type it becomes. */
 export interface BedrockFault {
@@ -90,7 +95,7 @@ export class EventStreamToSSE extends Transform {
         const length = buf.readUInt32BE(0);
         if (length < 16) throw new Error(`a message of ${length} bytes is shorter than its framing`);
         if (buf.length < length) break;
-        const message = codec.decode(buf.subarray(0, length));
+        const message = codec().decode(buf.subarray(0, length));
         buf = buf.subarray(length);
         this.relay(message.headers, message.body);
       }
@@ -164,7 +169,7 @@ export function sseToEventStream(sse: Buffer): Buffer {
     if (event === 'error') {
       const e = (JSON.parse(data) as { error?: { type?: string; message?: string } }).error ?? {};
       out.push(
-        codec.encode({
+        codec().encode({
           headers: {
             ':message-type': { type: 'string', value: 'exception' },
             ':exception-type': { type: 'string', value: EXCEPTION_FOR[e.type ?? ''] ?? 'internalServerException' },
@@ -176,7 +181,7 @@ export function sseToEventStream(sse: Buffer): Buffer {
       continue;
     }
     out.push(
-      codec.encode({
+      codec().encode({
         headers: {
           ':message-type': { type: 'string', value: 'event' },
           ':event-type': { type: 'string', value: 'chunk' },

@@ -6,8 +6,12 @@
  * server of GCE / GKE (workload identity) / Cloud Run. The library caches each token and fetches a new one
  * before it expires (https://cloud.google.com/docs/authentication/application-default-credentials).
  */
-import { GoogleAuth } from 'google-auth-library';
+import type { GoogleAuth } from 'google-auth-library';
 import { UpstreamCredentialsError } from '../../../errors.js';
+import { lazyModule } from '../../../lazy.js';
+
+/** Google's auth library, loaded when the first Vertex provider's token source is made. */
+const googleAuth = lazyModule<typeof import('google-auth-library')>('google-auth-library');
 
 /** Where a provider's Google credentials come from and when the current access token expires. */
 export interface GoogleCredentialStatus {
@@ -28,7 +32,7 @@ class GoogleTokens {
     readonly provider: string,
     credentialsFile: string | null,
   ) {
-    this.auth = new GoogleAuth({ scopes: CLOUD_PLATFORM, ...(credentialsFile ? { keyFilename: credentialsFile } : {}) });
+    this.auth = new (googleAuth().GoogleAuth)({ scopes: CLOUD_PLATFORM, ...(credentialsFile ? { keyFilename: credentialsFile } : {}) });
     this.status = { source: credentialsFile ? `google credentials file ${credentialsFile}` : 'google application default credentials', expires_at: null };
   }
 
