@@ -350,6 +350,12 @@ export const configSchema = {
               minimum: 100,
               description: 'Longest one batch write (and one PostgreSQL statement) may take before it counts as failed and is retried later, ms (default 10000).',
             },
+            retention_days: {
+              type: 'integer',
+              minimum: 35,
+              description:
+                'Records older than this many days are removed every hour, off the request path; the hourly rollup (the overview, `usage` over whole hours) keeps every hour. PostgreSQL drops whole monthly partitions, SQLite deletes in batches. At least 35: budgets recount the month to date from the records. Default: kept for ever.',
+            },
             spool: {
               description:
                 'Disk spool for records the store cannot take in time (queue full during an outage, shutdown): replayed when the store answers. Default: ./data/spool next to this file, 256 MB. false turns it off (overflow is then dropped).',

@@ -129,6 +129,8 @@ export interface GatewayConfig {
     webhook: string | null;
     write_timeout_ms: number;
     spool: { dir: string; max_bytes: number } | null;
+    /** Records older than this many days are removed (the hourly rollup is kept); null: kept for ever. */
+    retention_days: number | null;
   } | null;
   /** Absolute path of the price table. */
   prices: string;
@@ -391,6 +393,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
             max_queue: raw.ledger?.max_queue ?? 10_000,
             webhook: raw.ledger?.webhook ?? null,
             write_timeout_ms: raw.ledger?.write_timeout_ms ?? 10_000,
+            retention_days: raw.ledger?.retention_days ?? null,
             spool: raw.ledger?.spool === false ? null : { dir: path.resolve(dir, raw.ledger?.spool?.dir ?? './data/spool'), max_bytes: raw.ledger?.spool?.max_bytes ?? DEFAULT_SPOOL_MAX_BYTES },
           },
     prices: raw.prices ? path.resolve(dir, raw.prices) : BUNDLED_PRICES,

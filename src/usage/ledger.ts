@@ -34,6 +34,12 @@ export interface RecordStore {
   costByDay(since: string): Promise<DayCost[]>;
   /** Sums grouped by the database (the dashboard's overview): one row per group, in no particular order. */
   summarize(q: SummaryQuery): Promise<SummaryRow[]>;
+  /**
+   * Retention: removes records older than `before` (ISO) and keeps the hourly rollup. SQLite deletes them in
+   * batches; PostgreSQL drops each month's partition once the whole month is older. `records`: how many went
+   * (PostgreSQL: its row estimate); `partitions`: the tables dropped.
+   */
+  prune(before: string): Promise<{ records: number; partitions: string[] }>;
   close(): Promise<void>;
 }
 
@@ -96,6 +102,10 @@ export const SPEND_LIMIT_COLUMNS = ['id', 'scope_type', 'scope_id', 'period', 'a
 /** Longest pause between two flush attempts while the store keeps failing, ms. */
 const MAX_BACKOFF_MS = 30_000;
 
+/** How often retention runs (ledger.retention_days), ms; the first run is RETENTION_FIRST_MS after start. */
+const RETENTION_INTERVAL_MS = 3_600_000;
+const RETENTION_FIRST_MS = 60_000;
+
 /** A write pending longer than this shows the ledger as degraded in /readyz, ms. */
 const SLOW_WRITE_MS = 2_000;
 
@@ -123,7 +133,8 @@ export class Ledger {
   constructor(
     readonly store: LedgerStore,
     private readonly log: Logger,
-    private readonly opts: { flushIntervalMs: number; maxQueue: number; writeTimeoutMs?: number },
+    /** `retentionDays`: records older than this many days are removed every hour (null or absent: kept for ever). */
+    private readonly opts: { flushIntervalMs: number; maxQueue: number; writeTimeoutMs?: number; retentionDays?: number | null },
     /** Optional billing export fed with every record. */
     readonly webhook: WebhookExporter | null = null,
     /** Disk spool for what the store cannot take in time (null: overflow is dropped). */
@@ -135,6 +146,37 @@ export class Ledger {
     });
     this.timer = setInterval(() => void this.tick(), opts.flushIntervalMs);
     this.timer.unref();
+    if (opts.retentionDays) {
+      const first = setTimeout(() => {
+        void this.retain();
+        this.retention = setInterval(() => void this.retain(), RETENTION_INTERVAL_MS);
+        this.retention.unref();
+      }, RETENTION_FIRST_MS);
+      first.unref();
+      this.retention = first;
+    }
+  }
+
+  private retention: NodeJS.Timeout | null = null;
+
+  /**
+   * Retention, once: removes the records older than `retentionDays` before `now` (epoch ms), keeping the hourly
+   * rollup (RecordStore.prune). Runs off the request path on a timer; never throws (a failure is logged and the next
+   * run tries again). @returns what was removed, or null when retention is off or the store failed.
+   */
+  async retain(now = Date.now()): Promise<{ records: number; partitions: string[] } | null> {
+    if (!this.opts.retentionDays) return null;
+    const before = new Date(now - this.opts.retentionDays * 86_400_000).toISOString();
+    try {
+      const pruned = await this.store.prune(before);
+      if (pruned.records || pruned.partitions.length) {
+        this.log.info({ before, ...pruned }, `usage ledger (${this.store.kind}): retention removed ${pruned.records} record(s) older than ${this.opts.retentionDays} days`);
+      }
+      return pruned;
+    } catch (err) {
+      this.log.warn({ before, err: (err as Error).message }, `usage ledger (${this.store.kind}): retention failed; the next run tries again`);
+      return null;
+    }
   }
 
   /** Records waiting in memory to be written. */
@@ -242,6 +284,7 @@ export class Ledger {
    */
   async close(withinMs = 10_000): Promise<void> {
     clearInterval(this.timer);
+    if (this.retention) clearTimeout(this.retention);
     let timer: NodeJS.Timeout | undefined;
     const bounded = new Promise<void>((resolve) => (timer = setTimeout(resolve, withinMs)));
     await Promise.race([Promise.all([this.flush(), this.webhook?.close()]), bounded]);

@@ -45,7 +45,12 @@ export async function openLedger(config: GatewayConfig, log: Logger): Promise<Le
       return typeof v === 'function' ? (v as (...args: unknown[]) => unknown).bind(target) : v;
     },
   });
-  const opts = { flushIntervalMs: config.ledger.flush_interval_ms, maxQueue: config.ledger.max_queue, writeTimeoutMs: config.ledger.write_timeout_ms };
+  const opts = {
+    flushIntervalMs: config.ledger.flush_interval_ms,
+    maxQueue: config.ledger.max_queue,
+    writeTimeoutMs: config.ledger.write_timeout_ms,
+    retentionDays: config.ledger.retention_days,
+  };
   const webhook = config.ledger.webhook ? new WebhookExporter(config.ledger.webhook, log, { intervalMs: opts.flushIntervalMs, maxQueue: opts.maxQueue }) : null;
   let spool: Spool | null = null;
   if (config.ledger.spool) {

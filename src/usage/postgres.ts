@@ -5,13 +5,24 @@
  * and connections use TCP keepalive, so a database that stops answering without closing the connection (a
  * failover, a partition) fails a write within the bound instead of holding it forever. Inserts skip request
  * ids already stored (`ON CONFLICT DO NOTHING` on a unique index), so retries and spool replays are safe.
+ *
+ * `usage_records` is partitioned by month (declarative range partitioning on `time`, schema v6): one table per UTC
+ * month, `usage_records_pYYYYMM`, made ahead by `init` (this month and the next two: `switchyard migrate` or a
+ * gateway's start) and by the writer for any month a batch reaches that it has not made yet. A ledger from before v6
+ * becomes the partition `usage_records_legacy` (everything before the month after the upgrade), so nothing is copied.
+ * Retention (`prune`) drops whole partitions whose month ended before the cut-off: constant time, no vacuum, and the
+ * hourly rollup (what the overview and `usage` read for whole hours) keeps every hour.
+ * https://www.postgresql.org/docs/current/ddl-partitioning.html
  */
 import { ROLLUP_DIMENSIONS, ROLLUP_SUMS, type RollupRow, rollupBackfillSql, rollupDeltas, rollupFromGroups, summaryRow, summarySql, type SummaryQuery, type SummaryRow } from './summary.js';
 import pg from 'pg';
 import { ACTIVITY_COLUMNS, SPEND_LIMIT_COLUMNS, type ActivityDelta, type DayCost, type LedgerStore, type SessionActivity, type StoredSpendLimit } from './ledger.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
-const SCHEMA_VERSION = 5;
+const SCHEMA_VERSION = 6;
+
+/** Months of partitions `init` makes ahead of the current one. */
+const MONTHS_AHEAD = 2;
 
 /** PostgreSQL's side of a summary's SQL (summary.ts): UTC hours and days of a timestamptz, conditions as 1 or 0. */
 const UTC = "time AT TIME ZONE 'UTC'";
@@ -34,6 +45,17 @@ function columnType(c: string): string {
   if (INTS.has(c)) return 'bigint NOT NULL';
   if (c === 'latency_ms' || c === 'ttft_ms' || c === 'cost_usd') return 'double precision';
   return 'text';
+}
+
+/** First instant of the UTC month `offset` months after the one holding `t` (epoch ms). */
+function monthStart(t: number, offset = 0): Date {
+  const d = new Date(t);
+  return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + offset, 1));
+}
+
+/** `usage_records_pYYYYMM`, the partition of the month starting at `start`. */
+export function partitionName(start: Date): string {
+  return `usage_records_p${start.toISOString().slice(0, 7).replace('-', '')}`;
 }
 
 /** Adds rollup deltas to their rows, 500 per statement (in the caller's transaction). */
@@ -79,25 +101,33 @@ export class PostgresStore implements LedgerStore {
   async init(): Promise<void> {
     await this.pool.query('CREATE TABLE IF NOT EXISTS switchyard_schema (version integer NOT NULL)');
     const { rows } = await this.pool.query<{ version: number }>('SELECT max(version) AS version FROM switchyard_schema');
-    if ((rows[0]?.version ?? 0) < 1) {
-      await this.pool.query(`CREATE TABLE IF NOT EXISTS usage_records (${RECORD_COLUMNS.map((c) => `${c} ${columnType(c)}`).join(', ')})`);
-      await this.pool.query('CREATE INDEX IF NOT EXISTS usage_records_time ON usage_records (time)');
-      await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [1]);
+    const version = rows[0]?.version ?? 0;
+    if (version > SCHEMA_VERSION) throw new Error(`the ledger database has schema version ${version}, newer than this gateway's ${SCHEMA_VERSION}; upgrade switchyard`);
+    if (version < 1) {
+      // A new ledger is partitioned from the start (v6); the steps below then have nothing to do.
+      await this.transaction(async (client) => {
+        await client.query('SELECT pg_advisory_xact_lock(7469777)');
+        const { rows: again } = await client.query<{ t: string | null }>("SELECT to_regclass('usage_records') AS t");
+        if (again[0]?.t) return; // another replica made it while this one waited
+        await this.createPartitioned(client);
+        await client.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [SCHEMA_VERSION]);
+      });
     }
-    if ((rows[0]?.version ?? 0) < 2) {
+    if (version >= 1 && version < 2) {
       // v2: one row per request id (idempotent inserts); duplicates from before are dropped first.
       await this.pool.query('DELETE FROM usage_records a USING usage_records b WHERE a.ctid < b.ctid AND a.request_id = b.request_id');
       await this.pool.query('CREATE UNIQUE INDEX IF NOT EXISTS usage_records_request_id ON usage_records (request_id)');
       await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [2]);
     }
-    if ((rows[0]?.version ?? 0) < SCHEMA_VERSION) {
+    if (version >= 1 && version < 5) {
       // v3: the rules version and the request facts (switchyard replay); v4: user, project and agent
       // (attribution). Rows written before have none of them.
       await this.pool.query(
         'ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS rules_version text, ADD COLUMN IF NOT EXISTS facts jsonb, ADD COLUMN IF NOT EXISTS user_id text, ADD COLUMN IF NOT EXISTS project text, ADD COLUMN IF NOT EXISTS agent_id text, ADD COLUMN IF NOT EXISTS refused_by text',
       );
-      await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [SCHEMA_VERSION]);
+      await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [5]);
     }
+    if (version >= 1 && version < 6) await this.partitionLegacy();
     await this.pool.query(
       'CREATE TABLE IF NOT EXISTS spend_limits (id text PRIMARY KEY, scope_type text NOT NULL, scope_id text NOT NULL, period text NOT NULL, amount text, expires_at timestamptz, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, UNIQUE (scope_type, scope_id, period))',
     );
@@ -105,7 +135,89 @@ export class PostgresStore implements LedgerStore {
     await this.pool.query(
       'CREATE TABLE IF NOT EXISTS session_activity (session_id text PRIMARY KEY, user_id text NOT NULL, commits double precision NOT NULL DEFAULT 0, pull_requests double precision NOT NULL DEFAULT 0, lines_added double precision NOT NULL DEFAULT 0, lines_removed double precision NOT NULL DEFAULT 0, active_time_s double precision NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL)',
     );
-    if ((rows[0]?.version ?? 0) > SCHEMA_VERSION) throw new Error(`the ledger database has schema version ${rows[0]!.version}, newer than this gateway's ${SCHEMA_VERSION}; upgrade switchyard`);
+    const now = Date.now();
+    await this.ensureMonths(Array.from({ length: MONTHS_AHEAD + 1 }, (_, i) => monthStart(now, i)));
+  }
+
+  /** The partitioned `usage_records` and its indexes (the unique key holds the partition key, as PostgreSQL requires). */
+  private async createPartitioned(client: pg.PoolClient): Promise<void> {
+    await client.query(`CREATE TABLE usage_records (${RECORD_COLUMNS.map((c) => `${c} ${columnType(c)}`).join(', ')}) PARTITION BY RANGE (time)`);
+    await client.query('CREATE INDEX usage_records_time ON usage_records (time)');
+    await client.query('CREATE UNIQUE INDEX usage_records_request_id ON usage_records (request_id, time)');
+    await client.query('CREATE INDEX usage_records_session ON usage_records (session_id, time)');
+  }
+
+  /**
+   * v6: the unpartitioned table of an older ledger becomes the partition `usage_records_legacy` of a new partitioned
+   * `usage_records`, for every time before the month after this one (a check constraint proves the bound first, so
+   * attaching it does not scan the table twice). Its indexes are renamed so the new table's take their names.
+   */
+  private async partitionLegacy(): Promise<void> {
+    await this.transaction(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock(7469777)');
+      const { rows } = await client.query<{ version: number }>('SELECT max(version) AS version FROM switchyard_schema');
+      if ((rows[0]?.version ?? 0) >= 6) return; // another replica did it while this one waited
+      const bound = monthStart(Date.now(), 1).toISOString();
+      await client.query('ALTER TABLE usage_records RENAME TO usage_records_legacy');
+      for (const index of ['usage_records_time', 'usage_records_request_id', 'usage_records_session'])
+        await client.query(`ALTER INDEX IF EXISTS ${index} RENAME TO ${index.replace('usage_records', 'usage_records_legacy')}`);
+      await client.query(`ALTER TABLE usage_records_legacy ADD CONSTRAINT usage_records_legacy_bound CHECK (time < '${bound}')`);
+      await this.createPartitioned(client);
+      await client.query(`ALTER TABLE usage_records ATTACH PARTITION usage_records_legacy FOR VALUES FROM (MINVALUE) TO ('${bound}')`);
+      await client.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [6]);
+    });
+  }
+
+  /** Months (their first instants) whose partitions this process made or found. */
+  private readonly months = new Set<number>();
+
+  /**
+   * Makes the partitions of these months where they are missing (under a lock, so replicas do not race). A month an
+   * older ledger's legacy partition already covers is skipped.
+   */
+  private async ensureMonths(starts: Date[]): Promise<void> {
+    const missing = starts.filter((s) => !this.months.has(s.getTime()));
+    if (!missing.length) return;
+    await this.transaction(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock(7469777)');
+      const bounds = await this.partitionBounds(client);
+      for (const start of missing) {
+        const end = monthStart(start.getTime(), 1);
+        const covered = bounds.some((b) => (b.from === null || b.from <= start.getTime()) && b.to !== null && b.to >= end.getTime());
+        if (!covered) await client.query(`CREATE TABLE IF NOT EXISTS ${partitionName(start)} PARTITION OF usage_records FOR VALUES FROM ('${start.toISOString()}') TO ('${end.toISOString()}')`);
+      }
+    });
+    for (const s of missing) this.months.add(s.getTime());
+  }
+
+  /** Each partition of `usage_records` with its range (epoch ms; null: MINVALUE / MAXVALUE). */
+  private async partitionBounds(client: pg.PoolClient | pg.Pool): Promise<Array<{ name: string; from: number | null; to: number | null }>> {
+    const { rows } = await client.query<{ name: string; bound: string }>(
+      "SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'usage_records'::regclass",
+    );
+    const at = (v: string | undefined) => (v === undefined || v === 'MINVALUE' || v === 'MAXVALUE' ? null : Date.parse(v.replace(/^'|'$/g, '')));
+    return rows.map((r) => {
+      const m = /FROM \((.+?)\) TO \((.+?)\)/.exec(r.bound);
+      return { name: r.name, from: at(m?.[1]), to: at(m?.[2]) };
+    });
+  }
+
+  /**
+   * Retention: drops every partition whose range ends at or before `before` (ISO) — whole months, so a record is kept
+   * until its month has passed the cut-off. The hourly rollup is kept.
+   * @returns the partitions dropped and their records (PostgreSQL's row estimate, not a count).
+   */
+  async prune(before: string): Promise<{ records: number; partitions: string[] }> {
+    const cut = Date.parse(before);
+    const old = (await this.partitionBounds(this.pool)).filter((b) => b.to !== null && b.to <= cut);
+    let records = 0;
+    for (const p of old) {
+      const { rows } = await this.pool.query<{ n: number }>('SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE relname = $1', [p.name]);
+      records += Number(rows[0]?.n ?? 0);
+      await this.pool.query(`DROP TABLE IF EXISTS ${p.name}`);
+      if (p.from !== null) this.months.delete(p.from);
+    }
+    return { records, partitions: old.map((p) => p.name) };
   }
 
   async insert(records: UsageRecord[]): Promise<void> {
@@ -118,9 +230,25 @@ export class PostgresStore implements LedgerStore {
           return `$${values.length}`;
         }).join(', ')})`,
     );
+    const months = [...new Set(records.map((r) => monthStart(Date.parse(r.time)).getTime()))].map((t) => new Date(t));
+    await this.ensureMonths(months);
+    try {
+      await this.insertRows(records, rows, values);
+    } catch (err) {
+      // 23514 "no partition of relation found for row": another replica's retention dropped a month this one had
+      // made (a late spool replay); make it again and write once more.
+      if ((err as { code?: string }).code !== '23514') throw err;
+      for (const m of months) this.months.delete(m.getTime());
+      await this.ensureMonths(months);
+      await this.insertRows(records, rows, values);
+    }
+  }
+
+  /** One INSERT of the batch and its rollup deltas, in one transaction. */
+  private async insertRows(records: UsageRecord[], rows: string[], values: unknown[]): Promise<void> {
     await this.transaction(async (client) => {
       const { rows: inserted } = await client.query<{ request_id: string }>(
-        `INSERT INTO usage_records (${RECORD_COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
+        `INSERT INTO usage_records (${RECORD_COLUMNS.join(', ')}) VALUES ${rows.join(', ')} ON CONFLICT (request_id, time) DO NOTHING RETURNING request_id`,
         values,
       );
       // Only what was inserted: a record the ledger already held (a retried batch) is not counted twice.

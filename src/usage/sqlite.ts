@@ -13,6 +13,9 @@ import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
 const SCHEMA_VERSION = 5;
 
+/** Records one retention delete removes before it yields (a few ms of write lock each). */
+const PRUNE_BATCH = 5000;
+
 /** SQLite's side of a summary's SQL (summary.ts): `time` is ISO text, a condition is already 1 or 0. */
 const TIME_SQL = { hour: 'substr(time, 1, 13)', day: 'substr(time, 1, 10)', bool: (c: string) => `(${c})` };
 
@@ -48,6 +51,22 @@ export class SqliteStore implements LedgerStore {
     this.db = new Database(file, { timeout: timeoutMs });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
+  }
+
+  /**
+   * Retention: deletes records with `time < before` (ISO) in batches of {@link PRUNE_BATCH}, yielding to the event loop
+   * between batches so that requests go on (each batch holds the write lock for milliseconds, not the whole delete).
+   * The hourly rollup is kept. @returns how many records were deleted.
+   */
+  async prune(before: string): Promise<{ records: number; partitions: string[] }> {
+    const batch = this.db.prepare('DELETE FROM usage_records WHERE rowid IN (SELECT rowid FROM usage_records WHERE time < ? LIMIT ?)');
+    let records = 0;
+    for (;;) {
+      const { changes } = batch.run(before, PRUNE_BATCH);
+      records += changes;
+      if (changes < PRUNE_BATCH) return { records, partitions: [] };
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   async init(): Promise<void> {
