@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { RECORD_COLS as cols, recordSelect } from './ledger-rows.js';
 
 const { seedBudgets } = (await import('../dist/actions/budget/seed.js' as string)) as typeof import('../src/actions/budget/seed.js');
 const { SqliteStore } = (await import('../dist/usage/sqlite.js' as string)) as typeof import('../src/usage/sqlite.js');
@@ -31,10 +32,7 @@ rules:
 `;
 
 /** Generated rows: 200 users, 10 teams, 20,000 sessions, spread over the last 30 days. */
-const select = (now: number, time: (expr: string) => string, json = (expr: string) => expr) => `
-  SELECT ${time(`${now} - (i % 2592000) * 1000`)}, 'sy_seed_' || i, 'client-' || (i % 50), NULL, 's-' || (i % 20000), 'user-' || (i % 200), 'proj-' || (i % 5), NULL,
-         'claude-sonnet-4-6', 'anthropic', 'claude-sonnet-4-6', 'v', ${json(`'["team","user-monthly","team-weekly","org-daily"]'`)}, NULL, ${json(`('{"team":"team-' || (i % 10) || '"}')`)},
-         200, 'ok', NULL, 0, 900, 300, 20, 400, 1000, 1000, 0, 20000, 0.0135`;
+const select = (now: number, time: (expr: string) => string, json?: (expr: string) => string) => recordSelect({ now, spanS: 2_592_000, users: 200, time, json });
 
 export async function benchBudgetSeed(): Promise<{ records: number; sqlite_ms: number; postgres_ms: number | null; totals: number }> {
   const rules = compileRuleSources([{ file: 'bench.yaml', text: RULES }], ['anthropic']);
@@ -50,8 +48,6 @@ export async function benchBudgetSeed(): Promise<{ records: number; sqlite_ms: n
   const store = new SqliteStore(file);
   await store.init();
   const db = new Database(file);
-  const cols =
-    'time, request_id, client_id, key_fingerprint, session_id, user_id, project, agent_id, requested_model, provider, model, rules_version, rules, facts, tags, status, outcome, error_type, retries, latency_ms, ttft_ms, input_tokens, output_tokens, cache_creation_input_tokens, cache_creation_5m_input_tokens, cache_creation_1h_input_tokens, cache_read_input_tokens, cost_usd';
   db.exec(
     `WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i < ${N - 1}) INSERT INTO usage_records (${cols}) ${select(now, (e) => `strftime('%Y-%m-%dT%H:%M:%fZ', (${e}) / 1000.0, 'unixepoch')`)} FROM seq`,
   );
@@ -78,6 +74,7 @@ export async function benchBudgetSeed(): Promise<{ records: number; sqlite_ms: n
     url.pathname = `/${name}`;
     const pgStore = new PostgresStore(url.toString(), 120_000);
     await pgStore.init();
+    await pgStore.prepareMonths(new Date(now - 2_592_000_000).toISOString(), new Date(now).toISOString());
     const c = new pg.Client({ connectionString: url.toString() });
     c.on('error', () => {});
     await c.connect();

@@ -14,6 +14,11 @@
  *   rule-tools  `switchyard test` on 1,000 cases and `replay` over 100,000 SQLite ledger records
  *   budgets     CPU per request with 10 budgets applying to every request vs none
  *   budget-seed recomputing a month of budget spend from 1,000,000 ledger records (SQLite, PostgreSQL)
+ *   table       (only when named) every row of issue 34's table in one run: nginx, the reference, Switchyard bare,
+ *               bundled and signed-in; idle RSS, CPU on 76 KB and 88 B, added latency, 500 streams; quiet and beside
+ *               `stress-ng --cpu 2` (bench/table.ts)
+ *   ledger-scale (only when named) insert throughput, overview and `usage --by user` latency, retention and bytes per
+ *               record at 10,000,000 records (BENCH_LEDGER_RECORDS) in SQLite and PostgreSQL (bench/ledger-scale.ts)
  *   throttle    throttle admission cost per request, memory store vs Redis
  *   translation OpenAI translation cost per request and per streamed event
  *   cpu         CPU time per request (/proc/PID/stat utime+stime) of the gateway — bare, and with the bundled
@@ -32,7 +37,7 @@
  * Results print as a table and are written to bench/results/latest.json.
  */
 import autocannon from 'autocannon';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,20 +45,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { startFaultProxy } from '../test/fault-proxy.js';
-import { claudeCodeBody, writeConfig } from '../test/helpers.js';
+import { writeConfig } from '../test/helpers.js';
 import { benchBody } from './body.js';
+import { ROOT, gatewayNodeArgs, startServer, stats, r3, body76k, streamBody, headers, timed, compareSequential, rssOf, startProcess, startReference, stopAll, cpuRounds } from './procs.js';
 import { benchBudgetSeed } from './budget-seed.js';
 import { benchDashboard } from './dashboard.js';
+import { benchLedgerScale } from './ledger-scale.js';
+import { benchTable, loginGateway } from './table.js';
 import { BENCH_AWS } from './bench-aws.js';
 import { benchRuleTools } from './rule-tools.js';
 import { benchRules } from './rules.js';
 import { benchThrottle } from './throttle.js';
 import { benchTranslation } from './translation.js';
-import { loadConfig } from '../src/config.js';
-import { newSigningJwk, TokenService } from '../src/login/tokens.js';
-import { MemoryStore } from '../src/state/store.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
 const sections = process.argv.slice(2).length
   ? process.argv.slice(2)
   : [
@@ -79,174 +83,6 @@ const sections = process.argv.slice(2).length
       'memcap',
     ];
 const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version };
-
-/**
- * Node flags of the gateway as shipped: those of dist/cli.js's `#!/usr/bin/env -S node …` line (what `npm start`
- * and the `switchyard` command run with); BENCH_GATEWAY_NODE_ARGS replaces them for an experiment.
- */
-const gatewayNodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? /^#!.*\bnode\b(.*)$/m.exec(readFileSync(path.join(ROOT, 'dist/cli.js'), 'utf8').split('\n', 1)[0]!)?.[1] ?? '')
-  .split(' ')
-  .filter(Boolean);
-
-/**
- * Starts a benchmark process and waits for its URL: the fake upstream (via tsx), or the gateway as it
- * runs in production: `node <shipped flags> dist/cli.js serve` (built by `npm run bench`) on a config routing to `upstream`.
- */
-function startServer(kind: 'fake' | 'gateway', upstream?: string, extraConfig = ''): Promise<{ url: string; child: ChildProcess }> {
-  const prof = process.env.BENCH_PROF && kind === 'gateway' ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] : [];
-  const args =
-    kind === 'fake'
-      ? ['--import', 'tsx', path.join(ROOT, 'bench/server.ts'), 'fake']
-      : [...prof, ...gatewayNodeArgs, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', writeConfig({ upstream: upstream!, extraConfig }).configFile];
-  return startProcess(args);
-}
-
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
-const stats = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return { median: pct(s, 50), p99: pct(s, 99), n: s.length };
-};
-const r3 = (x: number) => Math.round(x * 1000) / 1000;
-
-const body76k = Buffer.from(JSON.stringify(claudeCodeBody({ targetBytes: 76_000, stream: false })));
-const streamBody = Buffer.from(JSON.stringify(claudeCodeBody({ targetBytes: 76_000, stream: true })));
-const headers = { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'x-api-key': 'sk-bench' };
-
-/** One request; returns ms to headers, to first body byte and to the end. */
-async function timed(agent: Agent, url: string, body: Buffer, extra: Record<string, string> = {}) {
-  const t0 = performance.now();
-  const r = await request(url + '/v1/messages', { method: 'POST', headers: { ...headers, ...extra }, body, dispatcher: agent });
-  let first = 0;
-  for await (const _chunk of r.body) if (!first) first = performance.now() - t0;
-  return { first, total: performance.now() - t0, status: r.statusCode };
-}
-
-/**
- * Sequential requests (1 connection each) to `direct` (the upstream itself), the gateway and, when given, the
- * reference proxy, alternated in blocks of 100 so drift hits all alike; medians and p99s in ms, and what the gateway
- * and the reference each add to the direct figure.
- */
-async function compareSequential(urls: { direct: string; gateway: string; reference?: string }, body: Buffer, n: number, pick: 'first' | 'total' | 'both', extra: Record<string, string> = {}) {
-  const names = (['direct', 'gateway', 'reference'] as const).filter((k) => urls[k]);
-  const agents = Object.fromEntries(names.map((k) => [k, new Agent({ connections: 1 })])) as Record<string, Agent>;
-  const out = Object.fromEntries(names.map((k) => [k, [] as number[]]));
-  const outTotal = Object.fromEntries(names.map((k) => [k, [] as number[]]));
-  for (let i = 0; i < Math.min(200, n / 5); i++) for (const k of names) await timed(agents[k]!, urls[k]!, body, extra);
-  for (let block = 0; block < n / 100; block++) {
-    for (const which of names) {
-      for (let i = 0; i < 100; i++) {
-        const t = await timed(agents[which]!, urls[which]!, body, extra);
-        if (t.status !== 200) throw new Error(`${which} answered ${t.status}`);
-        out[which]!.push(pick === 'total' ? t.total : t.first);
-        outTotal[which]!.push(t.total);
-      }
-    }
-  }
-  for (const a of Object.values(agents)) await a.close();
-  const summary = (o: Record<string, number[]>) => {
-    const d = stats(o.direct!);
-    const g = stats(o.gateway!);
-    const r = o.reference ? stats(o.reference) : null;
-    return {
-      direct_ms: { median: r3(d.median), p99: r3(d.p99) },
-      gateway_ms: { median: r3(g.median), p99: r3(g.p99) },
-      added_ms: { median: r3(g.median - d.median), p99: r3(g.p99 - d.p99) },
-      ...(r ? { reference_ms: { median: r3(r.median), p99: r3(r.p99) }, reference_added_ms: { median: r3(r.median - d.median), p99: r3(r.p99 - d.p99) } } : {}),
-      n,
-    };
-  };
-  return pick === 'both' ? { first_byte: summary(out), last_byte: summary(outTotal) } : summary(out);
-}
-
-function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : NaN;
-}
-
-/** utime + stime of a process, µs (from /proc/PID/stat, in clock ticks of 10 ms). */
-function cpuMicros(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
-}
-
-/** Starts a process that prints `READY <url>` or `listening on <url>`. */
-function startProcess(args: string[], env: Record<string, string> = {}): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LOG_LEVEL: 'info', ...env } });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`did not start: ${args.join(' ')}\n${out}`)), 20_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /(?:READY |listening on )(http:\/\/[^\s"]+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        child.stdout!.off('data', onData);
-        child.stdout!.resume();
-        resolve({ url: m[1]!, child });
-      }
-    };
-    child.stdout!.on('data', onData);
-  });
-}
-
-/** Starts bench/reference-proxy.mjs (the 20-line node:http proxy every figure is compared with) in front of `upstream`. */
-function startReference(upstream: string): Promise<{ url: string; child: ChildProcess }> {
-  return startProcess([path.join(ROOT, 'bench/reference-proxy.mjs'), upstream]);
-}
-
-/** Stops the processes and waits until they have exited. */
-async function stopAll(procs: Record<string, { child: ChildProcess }>): Promise<void> {
-  await Promise.all(
-    Object.values(procs).map(({ child }) =>
-      child.exitCode !== null || child.signalCode !== null
-        ? undefined
-        : new Promise<void>((resolve) => {
-            child.once('exit', () => resolve());
-            child.kill('SIGTERM');
-          }),
-    ),
-  );
-}
-
-/**
- * CPU µs per request of each process: a warm-up of 500 requests each, then three rounds of `n` requests (76 KB,
- * 4 connections) in alternation, utime + stime from /proc around each; every round's figure per process.
- */
-async function cpuRounds(
-  procs: Record<string, { url: string; child: ChildProcess }>,
-  n: number,
-  extra: Record<string, string> | ((proc: string) => Record<string, string>) = {},
-  body: Buffer = body76k,
-): Promise<Record<string, number[]>> {
-  const headersOf = typeof extra === 'function' ? extra : () => extra;
-  const urlName = new Map(Object.entries(procs).map(([name, p]) => [p.url, name]));
-  const run = async (url: string, count: number) => {
-    const extraHeaders = headersOf(urlName.get(url)!);
-    const agent = new Agent({ connections: 4 });
-    let left = count;
-    await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        while (left-- > 0) {
-          const r = await request(url + '/v1/messages?beta=true', { method: 'POST', headers: { ...headers, ...extraHeaders }, body, dispatcher: agent });
-          await r.body.dump();
-        }
-      }),
-    );
-    await agent.close();
-  };
-  const per: Record<string, number[]> = Object.fromEntries(Object.keys(procs).map((k) => [k, []]));
-  for (const p of Object.values(procs)) await run(p.url, 500); // warm-up (JIT, pools)
-  // BENCH_CPU_ROUNDS: more rounds on a noisy machine (default 3); each round's figure is kept, so the range shows.
-  const rounds = Number(process.env.BENCH_CPU_ROUNDS ?? 3);
-  for (let round = 0; round < rounds; round++) {
-    for (const [name, p] of Object.entries(procs)) {
-      const before = cpuMicros(p.child.pid!);
-      await run(p.url, n);
-      per[name]!.push((cpuMicros(p.child.pid!) - before) / n);
-    }
-  }
-  return per;
-}
 
 /**
  * Budgets and attribution on the request path: the same gateway config (SQLite ledger, memory state) with no
@@ -370,16 +206,7 @@ async function benchLiveTail(upstream: string) {
  * proxy, CPU µs per request each.
  */
 async function benchLogin(upstream: string) {
-  const jwk = JSON.stringify(await newSigningJwk());
-  const config = writeConfig({
-    upstream,
-    providers: `  anthropic:\n    type: anthropic\n    base_url: ${upstream}\n    keys: [ "sk-bench-upstream" ]\n`,
-    extraConfig: `ledger: off\nclients:\n  ci: { key: "\${BENCH_CLIENT_KEY}" }\nlogin:\n  public_url: http://127.0.0.1:1\n  oidc: { issuer: http://127.0.0.1:1, client_id: bench }\n  signing_keys: [ "\${BENCH_LOGIN_KEY}" ]\n  collect_telemetry: false\n`,
-    rules: { '50.yaml': 'version: 1\nrules: []\n' },
-  }).configFile;
-  const env = { BENCH_CLIENT_KEY: 'sy-bench-client-key', BENCH_LOGIN_KEY: jwk };
-  const { tokens } = await TokenService.create(loadConfig(config, {}, env).login!, new MemoryStore());
-  const { access_token } = await tokens.issue({ sub: 'bench', email: 'bench@example.com', name: 'Bench', groups: ['platform'] });
+  const { config, env, token: access_token } = await loginGateway(upstream);
   const start = () => startProcess([...gatewayNodeArgs, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', config, '--port', '0'], env);
   const procs = { reference: await startReference(upstream), key: await start(), login: await start() };
   const N = 3000;
@@ -718,6 +545,14 @@ try {
   if (sections.includes('budget-seed')) {
     results.budget_seed = await benchBudgetSeed();
     console.log('budget spend recomputed at start-up from 1,000,000 records:', JSON.stringify(results.budget_seed));
+  }
+  if (sections.includes('table')) {
+    results.table = await benchTable(fake.url);
+    console.log('table (issue 34):', JSON.stringify(results.table));
+  }
+  if (sections.includes('ledger-scale')) {
+    results.ledger_scale = await benchLedgerScale();
+    console.log('ledger at scale:', JSON.stringify(results.ledger_scale));
   }
   if (sections.includes('rule-tools')) {
     results.rule_tools = await benchRuleTools();

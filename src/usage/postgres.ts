@@ -190,6 +190,16 @@ export class PostgresStore implements LedgerStore {
     for (const s of missing) this.months.add(s.getTime());
   }
 
+  /**
+   * Makes the partitions of every month from `since` to `until` (ISO) where missing: for a bulk load that writes
+   * around the store (a benchmark, an import with COPY).
+   */
+  async prepareMonths(since: string, until: string): Promise<void> {
+    const months: Date[] = [];
+    for (let m = monthStart(Date.parse(since)); m.getTime() <= Date.parse(until); m = monthStart(m.getTime(), 1)) months.push(m);
+    await this.ensureMonths(months);
+  }
+
   /** Each partition of `usage_records` with its range (epoch ms; null: MINVALUE / MAXVALUE). */
   private async partitionBounds(client: pg.PoolClient | pg.Pool): Promise<Array<{ name: string; from: number | null; to: number | null }>> {
     const { rows } = await client.query<{ name: string; bound: string }>(
