@@ -91,7 +91,7 @@ async function measure(store: Store, now: number, fill: () => Promise<void>, reb
   const until = iso(now + 1000);
   const overview24h = await median(3, () => overviewFromStore(store, iso(now - DAY_MS), until, []));
   const overview7d = await median(3, () => overviewFromStore(store, iso(now - 7 * DAY_MS), until, []));
-  const usage = (since: number) => runUsageQuery({ view: 'usage', by: ['user'], since: iso(since), until, where: [] }, (a, b) => store.query(a, b), { models: {} } as never, now);
+  const usage = (since: number) => runUsageQuery({ view: 'usage', by: ['user'], since: iso(since), until, where: [] }, store, { models: {} } as never, now);
   const usage1h = await median(3, () => usage(now - 3_600_000));
   const usage24h = await median(1, () => usage(now - DAY_MS));
   const size = await bytes();

@@ -323,7 +323,7 @@ withCommon(program.command('usage').description('usage and cost report from the 
       await store.init();
       try {
         const query = { view: opts.cache ? ('cache' as const) : ('usage' as const), by: opts.by, since: opts.since, until: opts.until, where: opts.where };
-        console.log(renderUsageAnswer(await runUsageQuery(query, (since, until) => store.query(since, until), loadPrices(config.prices)), opts.format));
+        console.log(renderUsageAnswer(await runUsageQuery(query, store, loadPrices(config.prices)), opts.format));
       } finally {
         await store.close();
       }

@@ -12,7 +12,8 @@ import { type Overview, overviewFromStore, type SeriesPoint } from '../src/usage
 import type { LedgerStore } from '../src/usage/ledger.js';
 import { PostgresStore } from '../src/usage/postgres.js';
 import type { UsageRecord } from '../src/usage/record.js';
-import { buildReport, filterRecords, parseFilter } from '../src/usage/report.js';
+import { buildReport, filterRecords, type GroupBy, parseFilter } from '../src/usage/report.js';
+import { runUsageQuery } from '../src/usage/usage-query.js';
 import { SqliteStore } from '../src/usage/sqlite.js';
 import { freshDatabase } from './helpers.js';
 
@@ -176,4 +177,46 @@ describe('overview by the database equals the overview over the records', () => 
       });
     }
   }
+});
+
+describe('`switchyard usage` by one dimension, summed by the database, equals the report over the records', () => {
+  const dimensions: Array<GroupBy | null> = [null, 'model', 'client', 'session', 'user', 'project', 'agent', 'provider', 'day', 'tag:team', 'tag:env'];
+  for (const [label, since, until] of ranges) {
+    for (const by of dimensions) {
+      test(`${label}, by ${by ?? 'nothing'}: SQLite and PostgreSQL`, async () => {
+        for (const where of [[], ['user=u1'], ['tag:team=(untagged)'], ['session=s3']]) {
+          const expected = buildReport(
+            filterRecords(
+              records().filter((r) => r.time >= since && r.time < until),
+              where.map(parseFilter),
+            ),
+            by ? [by] : [],
+            since,
+            until,
+          );
+          for (const [kind, store] of stores) {
+            const query = { view: 'usage' as const, by: by ? [by] : [], since, until, where };
+            const summed = await runUsageQuery(query, store, { models: {} } as never);
+            assert.deepEqual(summed.report, expected, `${kind} ${where.join(' ')}`);
+          }
+        }
+      });
+    }
+  }
+  test('two dimensions read the records', async () => {
+    const [since, until] = ['2026-11-25T00:00:00.000Z', '2026-12-01T00:00:00.000Z'];
+    const read: string[] = [];
+    const source = { query: async (a: string, b: string) => (read.push(a), records().filter((r) => r.time >= a && r.time < b)), summarize: async () => assert.fail('not for two') };
+    const answer = await runUsageQuery({ view: 'usage', by: ['user', 'model'], since, until, where: [] }, source, { models: {} } as never);
+    assert.deepEqual(
+      answer.report,
+      buildReport(
+        records().filter((r) => r.time >= since && r.time < until),
+        ['user', 'model'],
+        since,
+        until,
+      ),
+    );
+    assert.deepEqual(read, [since]);
+  });
 });

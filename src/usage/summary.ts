@@ -5,10 +5,13 @@
  */
 import { createHash } from 'node:crypto';
 import type { UsageRecord } from './record.js';
-import type { RecordFilter } from './report.js';
+import type { GroupBy, RecordFilter } from './report.js';
 
-/** What a summary is grouped by: nothing, an hour or a UTC day of `time`, or a report dimension. */
-export type SummaryGroup = 'none' | 'hour' | 'day' | 'user' | 'project' | 'model';
+/**
+ * What a summary is grouped by: nothing, an hour or a UTC day of `time`, or any report dimension (`usage --by`'s:
+ * a session reads the records, everything else the rollup for whole hours).
+ */
+export type SummaryGroup = 'none' | 'hour' | GroupBy;
 
 /** One group of a summary. `key`: the hour (`YYYY-MM-DDTHH`), the day, or the dimension's value (null: none). */
 export interface SummaryRow {
@@ -46,7 +49,7 @@ const DIMENSION_COLUMNS: Record<Exclude<RecordFilter['by'], `tag:${string}`>, st
 };
 
 /** The report key that stands for a missing value of a dimension (see keyOf in report.ts). */
-function noneKey(by: RecordFilter['by']): string {
+export function noneKey(by: RecordFilter['by']): string {
   return by === 'agent' ? '(main)' : by.startsWith('tag:') ? '(untagged)' : '(none)';
 }
 
@@ -177,8 +180,8 @@ export function summarySql(q: SummaryQuery, d: SummaryDialect): string {
     return `SELECT ${key} AS key, ${summaryColumns(d.bool)} FROM usage_records WHERE ${where.join(' AND ')}${grouped ? ' GROUP BY 1' : ''}`;
   };
   const { from, to } = hourBounds(q.since, q.until);
-  // A session filter, or a range without one whole hour: the records alone.
-  if (q.filters.some((f) => f.by === 'session') || from >= to) return records(q.since, q.until, q.group !== 'none');
+  // A session filter or group (sessions are not rolled up), or a range without one whole hour: the records alone.
+  if (q.group === 'session' || q.filters.some((f) => f.by === 'session') || from >= to) return records(q.since, q.until, q.group !== 'none');
   // Whole hours from the rollup, the partial hours at either end from the records; summed again outside.
   const key = q.group === 'none' ? 'NULL' : q.group === 'hour' ? 'hour' : q.group === 'day' ? 'substr(hour, 1, 10)' : column(q.group);
   const rollupWhere = [`hour >= ${d.param(from.slice(0, 13))}`, `hour < ${d.param(to.slice(0, 13))}`, ...filters()];

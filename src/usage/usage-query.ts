@@ -1,13 +1,49 @@
 /**
  * One usage-report query, run by both `switchyard usage` and `GET /admin/usage`: which view (usage totals
  * grouped `by`, or cache analytics), the range (`since`, `until`: ISO times or relative like `7d`; default the
- * last 30 days) and `where` filters; checked in one place, run over the ledger's records, rendered as a table,
- * CSV or JSON.
+ * last 30 days) and `where` filters; checked in one place, rendered as a table, CSV or JSON. A usage report grouped by
+ * at most one dimension is summed by the database (the hourly rollup for whole hours: milliseconds at a million
+ * records a day); two or more dimensions, and the cache view, read the records.
  */
 import { buildCacheReport, CACHE_GROUPS, type CacheGroupBy, type CacheReport, renderCacheReport } from './cache.js';
 import type { PriceTable } from './prices.js';
 import type { UsageRecord } from './record.js';
-import { buildReport, filterRecords, GROUP_BY_HELP, isGroupBy, parseFilter, parseWhen, type GroupBy, type Report, renderReport } from './report.js';
+import { buildReport, filterRecords, GROUP_BY_HELP, isGroupBy, parseFilter, parseWhen, type GroupBy, type Report, type ReportRow, renderReport, reportOrder } from './report.js';
+import { noneKey, type SummaryQuery, type SummaryRow } from './summary.js';
+
+/** Where a report's data comes from: the records of a range, and (a ledger store) sums the database computes. */
+export interface UsageSource {
+  query(since: string, until: string): Promise<UsageRecord[]>;
+  summarize?(q: SummaryQuery): Promise<SummaryRow[]>;
+}
+
+/** A report from a summary's rows: the same rows, keys and totals {@link buildReport} makes from the records. */
+export function reportFromSummary(rows: SummaryRow[], by: GroupBy | null, since: string, until: string): Report {
+  const row = (group: Record<string, string>, s: Omit<SummaryRow, 'key'>): ReportRow => {
+    const allInput = s.input_tokens + s.cache_write_tokens + s.cache_read_tokens;
+    return {
+      group,
+      requests: s.requests,
+      input_tokens: s.input_tokens,
+      output_tokens: s.output_tokens,
+      cache_write_tokens: s.cache_write_tokens,
+      cache_read_tokens: s.cache_read_tokens,
+      cost_usd: Math.round(s.cost_usd * 1e6) / 1e6,
+      unpriced_requests: s.unpriced,
+      cache_hit_ratio: allInput ? Math.round((s.cache_read_tokens / allInput) * 10_000) / 10_000 : 0,
+    };
+  };
+  const present = rows.filter((r) => r.requests > 0);
+  const total = { requests: 0, input_tokens: 0, output_tokens: 0, cache_write_tokens: 0, cache_read_tokens: 0, cost_usd: 0, unpriced: 0, errors: 0, refused: 0 };
+  for (const r of present) for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += r[k];
+  return {
+    since,
+    until,
+    by: by ? [by] : [],
+    rows: by ? present.map((r) => row({ [by]: r.key ?? (by === 'day' ? '(none)' : noneKey(by)) }, r)).sort(reportOrder) : present.length ? [row({}, total)] : [],
+    totals: row({}, total),
+  };
+}
 
 /** What is asked, as the CLI's options and the API's query parameters both say it. */
 export interface UsageQuery {
@@ -30,7 +66,7 @@ const DAY_MS = 86_400_000;
  * Checks `q` and runs it over the records `read` returns for its range.
  * @throws UsageQueryError naming the parameter that is wrong.
  */
-export async function runUsageQuery(q: UsageQuery, read: (since: string, until: string) => Promise<UsageRecord[]>, prices: PriceTable, now = Date.now()): Promise<UsageAnswer> {
+export async function runUsageQuery(q: UsageQuery, source: UsageSource, prices: PriceTable, now = Date.now()): Promise<UsageAnswer> {
   if (q.view === 'cache') {
     if (q.by.length > 1 || (q.by[0] && !(CACHE_GROUPS as readonly string[]).includes(q.by[0]))) throw new UsageQueryError(`the cache view groups by one of ${CACHE_GROUPS.join(', ')}`);
   } else for (const b of q.by) if (!isGroupBy(b)) throw new UsageQueryError(`by ${b}: expected ${GROUP_BY_HELP}`);
@@ -48,7 +84,11 @@ export async function runUsageQuery(q: UsageQuery, read: (since: string, until: 
   } catch (err) {
     throw new UsageQueryError((err as Error).message);
   }
-  const records = filterRecords(await read(since, until), filters);
+  if (q.view === 'usage' && q.by.length <= 1 && source.summarize) {
+    const by = (q.by[0] ?? null) as GroupBy | null;
+    return { view: 'usage', report: reportFromSummary(await source.summarize({ since, until, filters, group: by ?? 'none' }), by, since, until) };
+  }
+  const records = filterRecords(await source.query(since, until), filters);
   if (q.view === 'cache') return { view: 'cache', report: buildCacheReport(records, (q.by[0] ?? 'session') as CacheGroupBy, prices, since, until) };
   return { view: 'usage', report: buildReport(records, q.by as GroupBy[], since, until) };
 }

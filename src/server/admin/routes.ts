@@ -107,9 +107,15 @@ export function adminRoutes(app: App, deps: ProxyDeps): void {
     try {
       answer = await runUsageQuery(
         { ...query, by: [...query.by], where: [...query.where] },
-        async (since, until) => {
-          await ledger.flush();
-          return ledger.store.query(since, until);
+        {
+          query: async (since, until) => {
+            await ledger.flush();
+            return ledger.store.query(since, until);
+          },
+          summarize: async (q) => {
+            await ledger.flush();
+            return ledger.store.summarize(q);
+          },
         },
         deps.prices,
       );
