@@ -206,7 +206,13 @@ describe('`switchyard usage` by one dimension, summed by the database, equals th
   test('two dimensions read the records', async () => {
     const [since, until] = ['2026-11-25T00:00:00.000Z', '2026-12-01T00:00:00.000Z'];
     const read: string[] = [];
-    const source = { query: async (a: string, b: string) => (read.push(a), records().filter((r) => r.time >= a && r.time < b)), summarize: async () => assert.fail('not for two') };
+    const source = {
+      query: async (a: string, b: string) => {
+        read.push(a);
+        return records().filter((r) => r.time >= a && r.time < b);
+      },
+      summarize: async () => assert.fail('not for two'),
+    };
     const answer = await runUsageQuery({ view: 'usage', by: ['user', 'model'], since, until, where: [] }, source, { models: {} } as never);
     assert.deepEqual(
       answer.report,
