@@ -4,26 +4,18 @@
  * `validate-rules` and `dry-run` take the same `--config` / `--rules` options as `serve` and never touch
  * the network.
  */
-import { packageInfo, scaffold } from './init.js';
+import { DEFAULT_CONFIG_FILE, packageInfo } from './init.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
-import { DEFAULT_CONFIG_FILE, loadConfig, type ConfigOverrides, type GatewayConfig } from './config.js';
-import { loadRuleDir } from './rules/load.js';
-import { decideOffline } from './rules/offline.js';
-import { dryRunReport, formatReport } from './rules/report.js';
-import { formatReplay, replay } from './rules/replay.js';
-import { formatCoverage, formatJunit, formatTap, formatText, runTestPaths } from './rules/rule-tests.js';
-import { loadPrices } from './usage/prices.js';
-import { startGateway } from './server/serve.js';
-import { formatIssue, LoadError, type LoadIssue } from './validation.js';
-import { ledgerStore } from './usage/open.js';
-import { activityReport, renderActivity } from './usage/activity.js';
+import type { ConfigOverrides, GatewayConfig } from './config.js';
+import type { LoadIssue } from './validation.js';
 import { GROUP_BY_HELP, parseWhen } from './usage/report.js';
-import { renderUsageAnswer, runUsageQuery } from './usage/usage-query.js';
 import { CACHE_GROUPS } from './usage/cache.js';
+
+// Everything a command needs is imported when it runs (`await import`), so that `--version` and `--help` load none of
+// the gateway (issue 33: they answer in tens of ms, not seconds). Only leaf modules are imported above.
 
 interface CommonOptions {
   config?: string;
@@ -50,13 +42,15 @@ function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 
-function printIssues(issues: LoadIssue[]): void {
+async function printIssues(issues: LoadIssue[]): Promise<void> {
+  const { formatIssue } = await import('./validation.js');
   for (const i of issues) (i.severity === 'error' ? console.error : console.warn)(formatIssue(i));
 }
 
 /** Ends a subcommand that failed: load errors as file:line:col lines, anything else as one line naming the command. */
-function exitWith(command: string, err: unknown): never {
-  if (err instanceof LoadError) printIssues(err.issues);
+async function exitWith(command: string, err: unknown): Promise<never> {
+  const { LoadError } = await import('./validation.js');
+  if (err instanceof LoadError) await printIssues(err.issues);
   else console.error(`switchyard ${command}: ${(err as Error).message}`);
   process.exit(1);
 }
@@ -72,13 +66,15 @@ program
   .command('init')
   .description('start a team repository: the bundled config, rules with their tests, the price table, schemas and a git pre-commit hook')
   .argument('[dir]', 'where to write them (default: the current directory)', '.')
-  .action((dir: string) => {
+  .action(async (dir: string) => {
     try {
+      const { gitSetup, scaffold } = await import('./init.js');
       const written = scaffold(dir);
       console.log(`wrote ${written.length} files into ${path.resolve(dir)}:\n  ${written.join('\n  ')}`);
-      console.log('next: `switchyard validate-rules`, `switchyard test`, `switchyard serve`; enable the hook with `git config core.hooksPath .githooks`');
+      for (const line of gitSetup(path.resolve(dir))) console.log(line);
+      console.log('next: `switchyard validate-rules`, `switchyard test`, `switchyard serve`; commit the files: the hook validates and tests the rules on every commit');
     } catch (err) {
-      exitWith('init', err);
+      await exitWith('init', err);
     }
   });
 
@@ -90,7 +86,9 @@ withCommon(program.command('serve').description('start the gateway'))
   .option('-H, --host <host>', 'listen address (beats $HOST and the config)')
   .option('--dry-run', 'answer every request with its routing decision (JSON) instead of forwarding')
   .action(async (opts: CommonOptions & { port?: number; host?: string; dryRun?: boolean }) => {
+    const { LoadError } = await import('./validation.js');
     try {
+      const { startGateway } = await import('./server/serve.js');
       await startGateway({
         configFile: configPath(opts),
         overrides: { port: opts.port, host: opts.host, rulesDir: opts.rules },
@@ -100,7 +98,7 @@ withCommon(program.command('serve').description('start the gateway'))
     } catch (err) {
       if (err instanceof LoadError) {
         console.error('switchyard: not starting, the configuration is invalid:');
-        printIssues(err.issues);
+        await printIssues(err.issues);
         process.exit(1);
       }
       console.error(`switchyard: not starting: ${(err as Error).message}`);
@@ -109,7 +107,7 @@ withCommon(program.command('serve').description('start the gateway'))
   });
 
 /** What a path given to validate-rules is: a rules directory, a rule file, or a gateway config file. */
-function classify(p: string): 'dir' | 'config' | 'rules' {
+function classify(p: string, parseYaml: (text: string) => unknown): 'dir' | 'config' | 'rules' {
   if (statSync(p).isDirectory()) return 'dir';
   try {
     const doc = parseYaml(readFileSync(p, 'utf8')) as Record<string, unknown> | null;
@@ -122,7 +120,8 @@ function classify(p: string): 'dir' | 'config' | 'rules' {
 
 withCommon(program.command('validate-rules').description('check rule files and configs; exit 0 when valid, 1 with file:line:col messages otherwise'))
   .argument('[paths...]', 'rule files, rule directories or config files (default: the config and its rules directory)')
-  .action((paths: string[], opts: CommonOptions) => {
+  .action(async (paths: string[], opts: CommonOptions) => {
+    const [{ loadConfig }, { loadRuleDir }, { LoadError }, { parse: parseYaml }] = await Promise.all([import('./config.js'), import('./rules/load.js'), import('./validation.js'), import('yaml')]);
     const issues: LoadIssue[] = [];
     let ruleCount = 0;
     const dirsDone = new Set<string>();
@@ -171,7 +170,7 @@ withCommon(program.command('validate-rules').description('check rule files and c
     for (const p of paths) {
       let kind: ReturnType<typeof classify>;
       try {
-        kind = classify(p);
+        kind = classify(p, parseYaml);
       } catch (err) {
         issues.push({ file: p, line: 1, col: 1, severity: 'error', message: `cannot read: ${(err as Error).message}` });
         continue;
@@ -179,7 +178,7 @@ withCommon(program.command('validate-rules').description('check rule files and c
       if (kind === 'config') checkConfig(p);
       else checkDir(kind === 'dir' ? p : path.dirname(p), providersFromBase());
     }
-    printIssues(issues);
+    await printIssues(issues);
     const errors = issues.filter((i) => i.severity === 'error').length;
     if (errors) {
       console.error(`${errors} error${errors === 1 ? '' : 's'}`);
@@ -197,6 +196,12 @@ withCommon(program.command('dry-run').description('print the routing decision fo
   .option('--json', 'print JSON instead of a table')
   .action(async (opts: CommonOptions & { request: string; key?: string; group: string[]; header: string[]; path: string; json?: boolean }) => {
     try {
+      const [{ loadConfig }, { loadRuleDir }, { decideOffline }, { dryRunReport, formatReport }] = await Promise.all([
+        import('./config.js'),
+        import('./rules/load.js'),
+        import('./rules/offline.js'),
+        import('./rules/report.js'),
+      ]);
       const config = loadConfig(configPath(opts), { rulesDir: opts.rules, missingEnv: 'warning' });
       const rules = loadRuleDir(config.rules_dir, Object.keys(config.providers));
       const raw = readFileSync(opts.request);
@@ -212,7 +217,7 @@ withCommon(program.command('dry-run').description('print the routing decision fo
       const report = dryRunReport(decision, prepared);
       console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
     } catch (err) {
-      exitWith('dry-run', err);
+      await exitWith('dry-run', err);
     }
   });
 
@@ -223,12 +228,13 @@ withCommon(program.command('test').description('run rule tests (*.test.yaml besi
   .addOption(new Option('--min-coverage <percent>', 'exit 1 when coverage is below this (implies --coverage)').argParser(parsePercent))
   .action(async (paths: string[], opts: CommonOptions & { format: 'text' | 'tap' | 'junit' | 'json'; coverage?: boolean; minCoverage?: number }) => {
     try {
+      const [{ loadConfig }, { formatCoverage, formatJunit, formatTap, formatText, runTestPaths }] = await Promise.all([import('./config.js'), import('./rules/rule-tests.js')]);
       const configFile = configPath(opts);
       let targets = paths;
       if (targets.length === 0) targets = [opts.rules ?? loadConfig(configFile, { missingEnv: 'warning' }).rules_dir];
       const run = await runTestPaths(targets, configFile, opts.rules);
       if (run.issues.length) {
-        printIssues(run.issues);
+        await printIssues(run.issues);
         if (run.issues.some((i) => i.severity === 'error')) process.exit(1);
       }
       if (run.results.length === 0) {
@@ -249,7 +255,7 @@ withCommon(program.command('test').description('run rule tests (*.test.yaml besi
       for (const [dir, c] of low) console.error(`switchyard test: coverage of ${dir} is ${c.percent.toFixed(1)}%, below --min-coverage ${opts.minCoverage}`);
       if (failed || low.length) process.exit(1);
     } catch (err) {
-      exitWith('test', err);
+      await exitWith('test', err);
     }
   });
 
@@ -264,6 +270,13 @@ program
   .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
   .action(async (opts: { rules: string; config?: string; liveRules?: string; since: string; until?: string; format: 'text' | 'json' }) => {
     try {
+      const [{ loadConfig }, { loadRuleDir }, { formatReplay, replay }, { ledgerStore }, { loadPrices }] = await Promise.all([
+        import('./config.js'),
+        import('./rules/load.js'),
+        import('./rules/replay.js'),
+        import('./usage/open.js'),
+        import('./usage/prices.js'),
+      ]);
       const config = loadConfig(configPath(opts), { missingEnv: 'warning' });
       const providers = Object.keys(config.providers);
       for (const [what, dir] of [
@@ -291,7 +304,7 @@ program
       const report = await replay(config, live, candidate, loadPrices(config.prices), records, since, until);
       console.log(opts.format === 'json' ? JSON.stringify(report, null, 2) : formatReplay(report));
     } catch (err) {
-      exitWith('replay', err);
+      await exitWith('replay', err);
     }
   });
 
@@ -305,7 +318,9 @@ withCommon(program.command('usage').description('usage and cost report from the 
   .addOption(new Option('--format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'))
   .action(async (opts: CommonOptions & { since?: string; until?: string; by: string[]; where: string[]; cache?: boolean; activity?: boolean; format: 'table' | 'csv' | 'json' }) => {
     try {
+      const [{ loadConfig }, { ledgerStore }] = await Promise.all([import('./config.js'), import('./usage/open.js')]);
       if (opts.activity) {
+        const { activityReport, renderActivity } = await import('./usage/activity.js');
         const config = loadConfig(configPath(opts), { rulesDir: opts.rules, missingEnv: 'warning' });
         const store = await ledgerStore(config);
         if (!store) throw new Error('the ledger is off in this config (ledger: off)');
@@ -322,19 +337,21 @@ withCommon(program.command('usage').description('usage and cost report from the 
       if (!store) throw new Error('the ledger is off in this config (ledger: off)');
       await store.init();
       try {
+        const [{ renderUsageAnswer, runUsageQuery }, { loadPrices }] = await Promise.all([import('./usage/usage-query.js'), import('./usage/prices.js')]);
         const query = { view: opts.cache ? ('cache' as const) : ('usage' as const), by: opts.by, since: opts.since, until: opts.until, where: opts.where };
         console.log(renderUsageAnswer(await runUsageQuery(query, store, loadPrices(config.prices)), opts.format));
       } finally {
         await store.close();
       }
     } catch (err) {
-      exitWith('usage', err);
+      await exitWith('usage', err);
     }
   });
 
 withCommon(program.command('migrate').description("create or upgrade the ledger's schema (SQLite or PostgreSQL) and exit; run once before rolling out a new version")).action(
   async (opts: CommonOptions) => {
     try {
+      const [{ loadConfig }, { ledgerStore }] = await Promise.all([import('./config.js'), import('./usage/open.js')]);
       const config = loadConfig(configPath(opts), { rulesDir: opts.rules, missingEnv: 'warning' });
       const store = await ledgerStore(config);
       if (!store) throw new Error('the ledger is off in this config (ledger: off); nothing to migrate');
@@ -345,7 +362,7 @@ withCommon(program.command('migrate').description("create or upgrade the ledger'
       }
       console.log(`switchyard migrate: the ${store.kind} ledger schema is current`);
     } catch (err) {
-      exitWith('migrate', err);
+      await exitWith('migrate', err);
     }
   },
 );

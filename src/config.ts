@@ -159,9 +159,6 @@ export function isLoopback(host: string): boolean {
   return /^127\./.test(host) || host === 'localhost' || host === '::1' || host === '[::1]';
 }
 
-/** The bundled config, used when neither --config nor SWITCHYARD_CONFIG is given. */
-export const DEFAULT_CONFIG_FILE = 'switchyard.yaml';
-
 let validateConfig: ReturnType<typeof compileSchema> | undefined;
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;

@@ -70,7 +70,8 @@ export type UpstreamErrorCode =
   | 'SY_UPSTREAM_BODY_TIMEOUT'
   | 'SY_UPSTREAM_RESET'
   | 'SY_UPSTREAM_TLS'
-  | 'SY_UPSTREAM_FAILED';
+  | 'SY_UPSTREAM_FAILED'
+  | 'SY_UPSTREAM_UNREADABLE';
 
 /** Base class: an error answered to the client as `{"type":"error","error":{type,message}}`. */
 export class GatewayError extends Error {

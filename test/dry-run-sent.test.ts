@@ -15,7 +15,7 @@ import { maskHeaders } from '../src/rules/report.js';
 import { startFakeBedrock, type FakeBedrock } from './fake-bedrock.js';
 import { startFakeOpenAI, type FakeOpenAI } from './fake-openai.js';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream.js';
-import { startTestGateway } from './helpers.js';
+import { startTestGateway, writeConfig } from './helpers.js';
 
 let fake: FakeUpstream;
 let openai: FakeOpenAI;
@@ -182,4 +182,22 @@ describe('rules version', () => {
       await gw.close();
     }
   });
+});
+
+test("dry-run's text view names the model the provider is sent (its models: map), beside the one requested", () => {
+  const { configFile } = writeConfig({
+    upstream: 'http://127.0.0.1:1',
+    providers: `  local:\n    type: openai\n    base_url: http://127.0.0.1:1/v1\n    models: { claude-haiku-4-5: qwen3-coder-30b }\n`,
+    rules: { '50.yaml': 'version: 1\nrules:\n  - id: local\n    actions: [ { route_to: { provider: local } } ]\n' },
+  });
+  const req = path.join(tmpdir(), `switchyard-dry-model-${process.pid}.json`);
+  writeFileSync(req, body);
+  const out = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'dry-run', '--config', configFile, '--request', req], { cwd: path.resolve(import.meta.dirname, '..'), encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  assert.match(out.stdout, /^model {5}qwen3-coder-30b \(requested claude-haiku-4-5\)$/m);
+  const json = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'dry-run', '--json', '--config', configFile, '--request', req], {
+    cwd: path.resolve(import.meta.dirname, '..'),
+    encoding: 'utf8',
+  });
+  assert.equal((JSON.parse(json.stdout) as Report).request.model, 'qwen3-coder-30b', 'the text view and --json agree');
 });

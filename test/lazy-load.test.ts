@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -25,15 +25,42 @@ after(() => upstream.close());
 /** Runs the probe on `configFile` with `env`; the modules it loaded. */
 async function probe(configFile: string, env: Record<string, string> = {}): Promise<{ statuses: number[]; loaded: string[] }> {
   const loads = path.join(mkdtempSync(path.join(tmpdir(), 'switchyard-loads-')), 'loads.txt');
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'load-probe.ts'), configFile], {
-    env: { ...process.env, ...env, SWITCHYARD_LOADS_FILE: loads },
-    timeout: 60_000,
-  });
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--import', path.join(import.meta.dirname, 'load-register.mjs'), '--import', 'tsx', path.join(import.meta.dirname, 'load-probe.ts'), configFile],
+    {
+      env: { ...process.env, ...env, SWITCHYARD_LOADS_FILE: loads },
+      timeout: 60_000,
+    },
+  );
   const out = JSON.parse(stdout.trim().split('\n').at(-1)!) as { statuses: number[]; esm: string[]; cjs: string[] };
   return { statuses: out.statuses, loaded: [...out.esm, ...out.cjs] };
 }
 
 const matching = (loaded: string[], re: RegExp) => loaded.filter((m) => re.test(m));
+
+test('`switchyard --version` and `--help` load none of the gateway (issue 33: they answer at once)', async () => {
+  for (const args of [['--version'], ['--help'], ['usage', '--help']]) {
+    const loads = path.join(mkdtempSync(path.join(tmpdir(), 'switchyard-loads-')), 'loads.txt');
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', path.join(import.meta.dirname, 'load-register.mjs'), '--import', 'tsx', path.join(import.meta.dirname, '../src/cli.ts'), ...args],
+      {
+        env: { ...process.env, SWITCHYARD_LOADS_FILE: loads },
+        timeout: 60_000,
+      },
+    );
+    assert.ok(stdout.length > 0, `${args.join(' ')} printed something`);
+    const loaded = readFileSync(loads, 'utf8').split('\n').filter(Boolean);
+    assert.ok(
+      loaded.some((m) => m.endsWith('/src/cli.ts')),
+      'the probe sees the CLI load',
+    );
+    for (const re of [/\/node_modules\/(ajv|hono|undici|jsonata|pino|yaml|prom-client)\//, /\/src\/(server|config|validation|rules|upstream)\b/]) {
+      assert.deepEqual(matching(loaded, re), [], `${args.join(' ')} loaded ${re}`);
+    }
+  }
+});
 
 test('no telemetry and no cloud provider: none of their libraries is loaded', async () => {
   const { configFile } = writeConfig({ upstream: upstream.url, extraConfig: 'ledger: off\n' });

@@ -4,10 +4,10 @@
  * line `{ statuses, esm, cjs }`: the answers' statuses, the ES modules loaded (recorded by load-hooks.mjs) and the
  * CommonJS modules in require's cache.
  */
-import { createRequire, register } from 'node:module';
+import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 
-register(new URL('./load-hooks.mjs', import.meta.url));
+// Run as `node --import ./test/load-register.mjs --import tsx test/load-probe.ts <config>`.
 const { startGateway } = await import('../src/server/serve.js');
 const { createLogger } = await import('../src/log.js');
 const gw = await startGateway({ configFile: process.argv[2]!, watch: false, logger: createLogger({ level: 'silent' }) });

@@ -7,6 +7,7 @@
  * to the ledger; and the real Claude Code CLI in gateway mode with a token from a completed sign-in.
  */
 import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
@@ -370,6 +371,62 @@ describe('tokens', () => {
     assert.equal(again.status, 304);
     const unauth = await fetch(`${base}/managed/settings`);
     assert.equal(unauth.status, 401);
+  });
+});
+
+describe("/v1/models under a policy of globs, when the provider's own list is the catalogue", () => {
+  test('the upstream list comes back filtered by the policy: never unfiltered; a model outside it is 404', async () => {
+    const key = await newSigningJwk();
+    process.env.SWITCHYARD_TEST_LOGIN_KEY_3 = JSON.stringify(key);
+    // The provider's list: three models, gzip-compressed as Anthropic may send it.
+    const listed = ['claude-opus-4-1', 'claude-sonnet-4-6', 'claude-haiku-4-5'].map((id) => ({ type: 'model', id, display_name: id, created_at: '2025-09-29T00:00:00Z' }));
+    const lists = createServer((req, res) => {
+      const id = /^\/v1\/models\/([^/?]+)/.exec(req.url ?? '')?.[1];
+      const body = id ? listed.find((m) => m.id === id) : { data: listed, has_more: false, first_id: listed[0]!.id, last_id: listed.at(-1)!.id };
+      res.writeHead(body ? 200 : 404, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(gzipSync(JSON.stringify(body ?? { type: 'error' })));
+    });
+    await new Promise<void>((r) => lists.listen(0, '127.0.0.1', r));
+    const listsUrl = `http://127.0.0.1:${(lists.address() as AddressInfo).port}`;
+    const extraConfig = `login:
+  public_url: http://127.0.0.1:1
+  oidc: { issuer: ${idpUrl}, client_id: switchyard }
+  signing_keys: [ "\${SWITCHYARD_TEST_LOGIN_KEY_3}" ]
+  collect_telemetry: false
+policies:
+  - name: sonnet-only
+    groups: [ eng ]
+    models: [ "claude-sonnet-*" ]
+`;
+    // No rule and no provider names a model: the catalogue is the provider's own list.
+    const providers = `  anthropic:\n    type: anthropic\n    base_url: ${listsUrl}\n    keys: [ "k" ]\n`;
+    const g = await startTestGateway({ upstream: listsUrl, providers, extraConfig, rules: { '50.yaml': 'version: 1\nrules: []\n' } });
+    try {
+      const keyObj = await importJWK(key, 'ES256');
+      const token = await new SignJWT({ email: 'bob@example.com', groups: ['eng'], use: 'access' })
+        .setProtectedHeader({ alg: 'ES256', kid: key.kid })
+        .setSubject('sub-bob')
+        .setIssuer('http://127.0.0.1:1')
+        .setAudience('http://127.0.0.1:1')
+        .setIssuedAt()
+        .setExpirationTime('10m')
+        .sign(keyObj);
+      const get = (p: string) => fetch(`${g.gw.url}${p}`, { headers: { authorization: `Bearer ${token}` } });
+      const list = await get('/v1/models');
+      assert.equal(list.status, 200);
+      const body = (await list.json()) as { data: Array<{ id: string }>; first_id: string; last_id: string };
+      assert.deepEqual(
+        body.data.map((m) => m.id),
+        ['claude-sonnet-4-6'],
+      );
+      assert.deepEqual([body.first_id, body.last_id], ['claude-sonnet-4-6', 'claude-sonnet-4-6']);
+      assert.equal((await get('/v1/models/claude-sonnet-4-6')).status, 200);
+      const opus = await get('/v1/models/claude-opus-4-1');
+      assert.equal(opus.status, 404);
+      assert.equal(((await opus.json()) as { error: { type: string } }).error.type, 'not_found_error');
+    } finally {
+      await g.gw.close();
+      lists.close();
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * Installable (issue 20, item 4): `npm pack` builds the package (prepack), the tarball installs into an empty
- * directory, and from there — a repository that holds only rules — `switchyard --version`, `switchyard init`,
+ * directory, and from there — a repository that holds only rules — `switchyard --version`, `switchyard init` (git init,
+ * .gitignore, a hook that finds the switchyard command and runs on `git commit`),
  * `validate-rules`, `test` and `serve` work through `npx switchyard-gateway …`. Dependencies come from the npm cache
  * `npm ci` filled (no network); install scripts are skipped, so the scaffolded config is served with the ledger
  * off (the SQLite module's native build is what install scripts would make).
@@ -60,7 +61,10 @@ test('init scaffolds a team repository whose rules validate and whose rule tests
   const init = run('npx', ['--no-install', pkg.name, 'init'], team);
   assert.equal(init.status, 0, init.out);
   assert.match(init.out, /switchyard\.yaml/);
-  assert.match(readFileSync(path.join(team, '.githooks/pre-commit'), 'utf8'), new RegExp(`npx --no-install ${pkg.name} validate-rules`));
+  assert.match(init.out, /git init\ngit config core\.hooksPath \.githooks/);
+  assert.match(readFileSync(path.join(team, '.githooks/pre-commit'), 'utf8'), new RegExp(`npx --yes --package ${pkg.name} switchyard`));
+  assert.match(readFileSync(path.join(team, '.gitignore'), 'utf8'), /^data\/$/m);
+  assert.equal(run('git', ['config', 'core.hooksPath'], team).out.trim(), '.githooks');
   const validate = run('npx', ['--no-install', pkg.name, 'validate-rules'], team);
   assert.equal(validate.status, 0, validate.out);
   const tested = run('npx', ['--no-install', pkg.name, 'test'], team);
@@ -68,6 +72,39 @@ test('init scaffolds a team repository whose rules validate and whose rule tests
   const again = run('npx', ['--no-install', pkg.name, 'init'], team);
   assert.equal(again.status, 1);
   assert.match(again.out, /not overwriting what is there: switchyard\.yaml/);
+});
+
+test('after init, git commit runs the hook with the switchyard it finds: node_modules/.bin, then one on PATH', () => {
+  const commit = (message: string, env: Record<string, string> = {}) => {
+    const r = spawnSync('git', ['-c', 'user.name=Team', '-c', 'user.email=team@example.com', 'commit', '--quiet', '-m', message], { cwd: team, encoding: 'utf8', env: { ...process.env, ...env } });
+    return { status: r.status, out: `${r.stdout}${r.stderr}` };
+  };
+  writeFileSync(path.join(team, 'data-was-here.txt'), 'x');
+  run('mkdir', ['-p', 'data'], team);
+  writeFileSync(path.join(team, 'data', 'usage.db'), 'not committed');
+  assert.equal(run('git', ['add', '-A'], team).status, 0);
+  const staged = run('git', ['diff', '--cached', '--name-only'], team).out.split('\n');
+  assert.ok(staged.includes('switchyard.yaml') && staged.includes('.githooks/pre-commit'));
+  assert.ok(!staged.some((f) => f.startsWith('data/') || f.startsWith('node_modules/')), `the ledger and node_modules are ignored: ${staged.join(' ')}`);
+  const first = commit('rules');
+  assert.equal(first.status, 0, first.out);
+  assert.match(first.out, /ok: \d+ rules? in 1 directory/, 'the hook validated the rules');
+  // A global install: a switchyard on PATH wins (a stand-in that records how it was called).
+  const bin = mkdtempSync(path.join(tmpdir(), 'switchyard-path-'));
+  writeFileSync(path.join(bin, 'switchyard'), `#!/bin/sh\necho "$@" >> "${bin}/calls"\n`, { mode: 0o755 });
+  writeFileSync(path.join(team, 'data-was-here.txt'), 'y');
+  run('git', ['add', '-A'], team);
+  const second = commit('again', { PATH: `${bin}:${process.env.PATH}` });
+  assert.equal(second.status, 0, second.out);
+  assert.deepEqual(readFileSync(path.join(bin, 'calls'), 'utf8').trim().split('\n'), ['validate-rules', 'test']);
+  // A rule file that does not load stops the commit.
+  writeFileSync(path.join(team, 'rules', '99-broken.yaml'), 'version: 1\nrules:\n  - id: x\n    actions: [ { nope: {} } ]\n');
+  run('git', ['add', '-A'], team);
+  const refused = commit('broken');
+  assert.notEqual(refused.status, 0);
+  assert.match(refused.out, /99-broken\.yaml:\d+:\d+/);
+  run('git', ['rm', '-q', '--cached', 'rules/99-broken.yaml'], team);
+  run('rm', ['rules/99-broken.yaml'], team);
 });
 
 test('serve runs from the installed package and answers', async () => {

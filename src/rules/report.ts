@@ -96,7 +96,13 @@ export function formatReport(r: DryRunReport): string {
   if (r.error) lines.push(`ERROR in ${r.error.rule}: ${r.error.message}`);
   const sent = r.request;
   lines.push(`route     ${r.route.provider} ${'method' in sent ? `${sent.method} ${sent.url}` : `answered by switchyard (${sent.status})`}`);
-  lines.push(`model     ${r.route.model}${r.route.model !== r.route.requested_model ? ` (requested ${r.route.requested_model})` : ''}`);
+  // The model the provider gets (a provider's `models:` map, a Bedrock id), beside what was asked and routed.
+  const shown = ('method' in sent ? sent.model : null) ?? r.route.model;
+  const notes = [
+    ...(r.route.requested_model !== shown ? [`requested ${r.route.requested_model}`] : []),
+    ...(r.route.model !== shown && r.route.model !== r.route.requested_model ? [`routed as ${r.route.model}`] : []),
+  ];
+  lines.push(`model     ${shown}${notes.length ? ` (${notes.join('; ')})` : ''}`);
   lines.push(`fallback  ${r.route.fallback.length ? r.route.fallback.map((f) => (f.model ? `${f.provider} (model ${f.model})` : f.provider)).join(' -> ') : '-'}`);
   if (r.route.chain.length > 1) lines.push(`chain     ${r.route.chain.map((l) => `${l.provider} (${l.model})`).join(' -> ')}`);
   lines.push(

@@ -160,6 +160,8 @@ export class Exchange implements ClientPresence {
   readonly attempts = { attempts: 0 };
   /** Anthropic error type of a failed request. */
   errorType: string | null = null;
+  /** A signed-in user's model policy that the upstream's model list is filtered by (model-list.ts); null: none. */
+  modelFilter: ((model: string) => boolean) | null = null;
   /** The rule action that refused it (`throttle:<rule>`, …), for the usage record. */
   refusedBy: string | null = null;
   /** Gives back what the receive stage reserved; set while a reservation is held. */

@@ -31,7 +31,11 @@ async function catalogue(x: Exchange): Promise<boolean> {
     if (listed) policy = { allows: policies.models(x.user).allows, listed };
   }
   const answer = await modelsAnswer(x.snapshot.rules, x.config, { clientId: x.clientId, clientTags: x.client?.tags, groups: x.user?.groups, policy, headers: x.req.headers }, x.pathAndQuery);
-  if (answer === null) return false;
+  if (answer === null) {
+    // The provider's own list is the catalogue: a policy's globs filter it as it comes back (relay).
+    if (policy) x.modelFilter = policy.allows;
+    return false;
+  }
   const body = JSON.stringify(answer);
   x.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'request-id': x.id, 'x-switchyard-request-id': x.id });
   x.res.end(body);

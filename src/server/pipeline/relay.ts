@@ -11,6 +11,7 @@ import { clientResponseHeaders } from '../../upstream/headers.js';
 import { SseFramer, sseErrorEvent } from '../../stream/sse-frames.js';
 import { sseToEventStream } from '../../upstream/providers/bedrock/stream.js';
 import { UsageTap } from '../../usage/tap.js';
+import { relayModelList } from './model-list.js';
 import { round } from './record.js';
 import type { OpenRelay, Stage } from './exchange.js';
 
@@ -31,6 +32,7 @@ function drained(res: ServerResponse): Promise<void> {
 export const relay: Stage = async (x) => {
   const upstream = x.answer!;
   const { res } = x;
+  if (x.modelFilter && upstream.statusCode === 200) return relayModelList(x, x.modelFilter);
   const tap = (x.tap = new UsageTap(String(upstream.headers['content-type'] ?? ''), String(upstream.headers['content-encoding'] ?? '')));
   const { headers, sse } = clientResponseHeaders(upstream.headers);
   // A client that called in Bedrock's format gets Bedrock's event stream: each whole SSE event re-encoded.

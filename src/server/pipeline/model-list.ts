@@ -1,0 +1,71 @@
+/**
+ * A signed-in user's `GET /v1/models[/{id}]` that the upstream answers (the configuration names no model, so the
+ * provider's own list is the catalogue): the answer is read whole (at most {@link MAX_LIST_BYTES}), decompressed as
+ * its `content-encoding` says, and `data` kept to the models the user's policy allows, with `first_id` / `last_id`
+ * recomputed; a single model the policy does not allow is a 404, as if it did not exist. Never the unfiltered list:
+ * an answer that cannot be read (too large, not JSON) is a 502 naming the provider. Shape:
+ * https://platform.claude.com/docs/en/api/models/list
+ */
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
+import { UnknownModelError, UpstreamError } from '../../errors.js';
+import { modelIdOf } from '../../upstream/providers/models.js';
+import type { Exchange } from './exchange.js';
+import { sendError } from './record.js';
+
+/** Largest model list read, bytes (Anthropic's is a few KB; a vendor's hundreds of models stay far below). */
+const MAX_LIST_BYTES = 4 * 1024 * 1024;
+
+/** The body of `x.answer`, whole and decompressed; null when it is larger than MAX_LIST_BYTES. */
+async function readAnswer(x: Exchange): Promise<Buffer | null> {
+  const parts: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of x.answer!.body as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    if (bytes > MAX_LIST_BYTES) {
+      x.answer!.body.destroy();
+      return null;
+    }
+    parts.push(chunk);
+  }
+  const raw = Buffer.concat(parts);
+  const enc = String(x.answer!.headers['content-encoding'] ?? '').toLowerCase();
+  return enc === 'gzip' ? gunzipSync(raw) : enc === 'br' ? brotliDecompressSync(raw) : enc === 'deflate' ? inflateSync(raw) : raw;
+}
+
+/**
+ * Relays the upstream's model list or model filtered by `allows` (the user's policy). Never throws: what went
+ * wrong is the answer (502 / 404) and the exchange's log.
+ */
+export async function relayModelList(x: Exchange, allows: (model: string) => boolean): Promise<void> {
+  const provider = x.log.upstream ?? 'the provider';
+  let out: unknown;
+  try {
+    const raw = await readAnswer(x);
+    if (raw === null) throw new UpstreamError('SY_UPSTREAM_UNREADABLE', 502, `${provider}'s model list is larger than ${MAX_LIST_BYTES} bytes; it is not passed on unfiltered`);
+    const answer = JSON.parse(raw.toString('utf8')) as { data?: Array<{ id?: unknown }>; id?: unknown };
+    const id = modelIdOf(x.pathAndQuery);
+    if (id !== null) {
+      if (typeof answer.id !== 'string' || !allows(answer.id)) throw new UnknownModelError(id);
+      out = answer;
+    } else {
+      if (!Array.isArray(answer.data)) throw new UpstreamError('SY_UPSTREAM_UNREADABLE', 502, `${provider}'s model list has no data array; it is not passed on unfiltered`);
+      const data = answer.data.filter((m) => typeof m?.id === 'string' && allows(m.id));
+      out = { ...answer, data, first_id: (data[0]?.id as string | undefined) ?? null, last_id: (data.at(-1)?.id as string | undefined) ?? null };
+    }
+  } catch (err) {
+    const gatewayErr =
+      err instanceof UnknownModelError || err instanceof UpstreamError
+        ? err
+        : new UpstreamError('SY_UPSTREAM_UNREADABLE', 502, `${provider}'s model list is not JSON (${(err as Error).message}); it is not passed on unfiltered`);
+    x.log.outcome = err instanceof UnknownModelError ? 'refused' : 'upstream_failed';
+    x.log.status = gatewayErr.status;
+    if (!x.res.destroyed) sendError(x.res, gatewayErr, x.id);
+    return;
+  }
+  const body = JSON.stringify(out);
+  x.log.status = 200;
+  x.log.outcome = 'ok';
+  if (x.res.destroyed) return;
+  x.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'request-id': x.id, 'x-switchyard-request-id': x.id });
+  x.res.end(body);
+}
