@@ -17,7 +17,10 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY ui ./ui
-RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+# The image keeps the optional packages (OpenTelemetry, the AWS and Google SDKs: package.json peerDependencies) that
+# a package install leaves out: a fleet image should export traces and reach every cloud without a rebuild.
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund \
+ && npm install --no-save --omit=dev --no-audit --no-fund $(node -p "Object.entries(require('./package.json').peerDependencies).map(([n, v]) => n + '@' + v).join(' ')")
 
 # --- run: node, the built gateway and its production dependencies, as the unprivileged `node` user ----
 FROM node:20-bookworm-slim

@@ -19,6 +19,17 @@
  * Prometheus metrics, which stay as they are.
  */
 import type { TelemetryConfig } from './config.js';
+import { MissingPackageError, missingPackages } from './lazy.js';
+
+/** The optional packages (package.json peerDependencies) telemetry-sdk.ts imports. */
+const TELEMETRY_PACKAGES = [
+  '@opentelemetry/core',
+  '@opentelemetry/exporter-metrics-otlp-http',
+  '@opentelemetry/exporter-trace-otlp-http',
+  '@opentelemetry/resources',
+  '@opentelemetry/sdk-metrics',
+  '@opentelemetry/sdk-trace',
+];
 import type { Telemetry, TelemetrySettings } from './telemetry-sdk.js';
 
 export type { AttemptTrace, RequestTrace, Telemetry, TelemetrySettings } from './telemetry-sdk.js';
@@ -40,10 +51,15 @@ export function telemetrySettings(config: TelemetryConfig, env: NodeJS.ProcessEn
   return { traces, metrics, serviceName: config.service_name ?? env.OTEL_SERVICE_NAME ?? 'switchyard', env };
 }
 
-/** Telemetry as the environment and config ask (the SDK is imported here, only when on), or null when off. */
+/**
+ * Telemetry as the environment and config ask (the SDK is imported here, only when on), or null when off.
+ * @throws MissingPackageError when it is on and OpenTelemetry's optional packages are not installed.
+ */
 export async function startTelemetry(config: TelemetryConfig, env: NodeJS.ProcessEnv = process.env): Promise<Telemetry | null> {
   const settings = telemetrySettings(config, env);
   if (!settings) return null;
+  const missing = missingPackages(TELEMETRY_PACKAGES);
+  if (missing.length) throw new MissingPackageError(missing, 'OpenTelemetry export (OTEL_EXPORTER_OTLP_ENDPOINT or telemetry.endpoint)');
   const { Telemetry } = await import('./telemetry-sdk.js');
   return new Telemetry(settings);
 }

@@ -16,7 +16,8 @@ test('builds when dist/ is missing, not again while it is newer than its sources
   mkdirSync(path.join(root, 'src'));
   copyFileSync(path.join(import.meta.dirname, '../scripts/build-if-stale.mjs'), path.join(root, 'scripts/build-if-stale.mjs'));
   writeFileSync(path.join(root, 'src/a.ts'), 'export {};\n');
-  const build = "require('fs').mkdirSync('dist/ui',{recursive:true});require('fs').writeFileSync('dist/cli.js','');require('fs').writeFileSync('dist/ui/manifest.json','{}');require('fs').appendFileSync('builds','x')";
+  const build =
+    "require('fs').mkdirSync('dist/ui',{recursive:true});require('fs').writeFileSync('dist/cli.js','');require('fs').writeFileSync('dist/ui/manifest.json','{}');require('fs').appendFileSync('builds','x')";
   writeFileSync(path.join(root, 'package.json'), JSON.stringify({ name: 'p', private: true, scripts: { build: `node -e "${build}"` } }));
   const run = () => {
     const r = spawnSync(process.execPath, ['scripts/build-if-stale.mjs'], { cwd: root, encoding: 'utf8' });

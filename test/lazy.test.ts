@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
-import { lazyModule } from '../src/lazy.js';
+import { lazyModule, MissingPackageError, missingPackages, packageOf } from '../src/lazy.js';
 
 test('lazyModule loads on the first call and returns the same module after', () => {
   const resolved = createRequire(import.meta.url).resolve('picomatch');
@@ -17,7 +17,21 @@ test('lazyModule loads on the first call and returns the same module after', () 
   assert.equal(picomatch(), first, 'the second call returns what the first loaded');
 });
 
-test('a missing module throws at its first call, not when declared', () => {
-  const missing = lazyModule('switchyard-no-such-package');
-  assert.throws(() => missing(), /Cannot find module 'switchyard-no-such-package'/);
+test('a missing package throws at its first call, not when declared, naming what needs it and the install', () => {
+  const missing = lazyModule('@switchyard-test/no-such-package/sub', 'a type: bedrock provider');
+  assert.throws(
+    () => missing(),
+    (err: Error) =>
+      err instanceof MissingPackageError &&
+      err.message === 'a type: bedrock provider needs @switchyard-test/no-such-package, which is not installed (optional packages of Switchyard): npm install @switchyard-test/no-such-package',
+  );
+});
+
+test('missingPackages names what cannot be resolved; the install command carries package.json ranges', () => {
+  assert.deepEqual(missingPackages(['picomatch', 'switchyard-no-such-package', '@opentelemetry/sdk-trace']), ['switchyard-no-such-package']);
+  assert.deepEqual([packageOf('@smithy/core/event-streams'), packageOf('google-auth-library'), packageOf('yaml/util')], ['@smithy/core', 'google-auth-library', 'yaml']);
+  assert.match(
+    new MissingPackageError(['@opentelemetry/core', '@opentelemetry/sdk-trace'], 'telemetry').message,
+    /^telemetry needs @opentelemetry\/core, @opentelemetry\/sdk-trace, which are not installed .*: npm install "@opentelemetry\/core@~2\.12\.0" "@opentelemetry\/sdk-trace@~2\.12\.0"$/,
+  );
 });

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -27,7 +27,14 @@ const run = (cmd: string, args: string[], cwd: string, timeout = 300_000) => {
 before(() => {
   const packed = run('npm', ['pack', '--pack-destination', work, '--silent'], ROOT);
   assert.equal(packed.status, 0, packed.out);
-  const tarball = path.join(work, packed.out.trim().split('\n').at(-1)!);
+  // The tarball's name is the line ending in .tgz (a build that pack runs first may print around it).
+  const tarball = path.join(
+    work,
+    packed.out
+      .split('\n')
+      .findLast((l) => l.trim().endsWith('.tgz'))!
+      .trim(),
+  );
   run('mkdir', ['-p', team], work);
   writeFileSync(path.join(team, 'package.json'), JSON.stringify({ name: 'team-rules', private: true }));
   const installed = run('npm', ['install', tarball, '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund'], team, 600_000);
@@ -49,6 +56,33 @@ test('the packed tarball holds the built gateway, the dashboard, the bundled rul
   for (const f of ['dist/cli.js', 'dist/ui/manifest.json', 'rules/00-defaults.yaml', 'rules/tests/bundled.test.yaml', 'schemas/config.schema.json', 'prices.yaml', 'switchyard.yaml'])
     assert.ok(files.includes(f), `${f} is packed`);
   assert.ok(!files.some((f) => f.startsWith('src/') || f.startsWith('test/')), 'no sources or tests');
+});
+
+test('the install leaves out the optional packages (OpenTelemetry, the AWS and Google SDKs) and stays under 60 MB', () => {
+  const optional = Object.keys((JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { peerDependencies: Record<string, string> }).peerDependencies);
+  assert.ok(optional.includes('@opentelemetry/sdk-trace') && optional.includes('@aws-sdk/credential-providers') && optional.includes('google-auth-library'));
+  for (const name of optional) assert.ok(!existsSync(path.join(team, 'node_modules', name)), `${name} is not installed`);
+  const bytes = Number(run('du', ['-sb', 'node_modules'], team).out.split(/\s/)[0]);
+  console.log(`installed: ${(bytes / 1e6).toFixed(1)} MB in node_modules`);
+  assert.ok(bytes < 60e6, `${(bytes / 1e6).toFixed(1)} MB installed`);
+});
+
+test('a configuration that needs a missing optional package does not start, and says what to install', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-optional-'));
+  const config = (extra: string) => {
+    const file = path.join(dir, `${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(file, `listen: { host: 127.0.0.1, port: 0 }\nrules: ./rules\nledger: off\nproviders:\n  anthropic: { type: anthropic, base_url: "http://127.0.0.1:1" }\n${extra}`);
+    return file;
+  };
+  run('mkdir', ['-p', path.join(dir, 'rules')], dir);
+  writeFileSync(path.join(dir, 'rules', '50.yaml'), 'version: 1\nrules: []\n');
+  const bin = path.join(team, 'node_modules/.bin/switchyard');
+  const otel = spawnSync(bin, ['serve', '--config', config('telemetry: { endpoint: "http://127.0.0.1:4318" }\n')], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(otel.status, 1, otel.stdout + otel.stderr);
+  assert.match(otel.stderr, /not starting: OpenTelemetry export .* needs @opentelemetry\/core, .*npm install "@opentelemetry\/core@/);
+  const bedrock = spawnSync(bin, ['serve', '--config', config('  bedrock: { type: bedrock, region: us-east-1 }\n')], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(bedrock.status, 1, bedrock.stdout + bedrock.stderr);
+  assert.match(bedrock.stderr, /provider "bedrock" \(type: bedrock\) needs @aws-sdk\/credential-providers, .*npm install "@aws-sdk\/credential-providers@\^3/);
 });
 
 test('npx switchyard-gateway --version prints the package version', () => {

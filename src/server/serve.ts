@@ -19,6 +19,7 @@ import { createLogger, type Logger } from '../log.js';
 import { loadSnapshot, Runtime } from '../runtime.js';
 import { UpstreamClient } from '../upstream/client.js';
 import { BreakerRegistry, PoolRegistry } from '../upstream/forward.js';
+import { missingProviderPackages } from '../upstream/providers/index.js';
 import { openLedger } from '../usage/open.js';
 import { seedBudgets } from '../actions/budget/seed.js';
 import { loadPrices } from '../usage/prices.js';
@@ -141,9 +142,15 @@ export interface Gateway {
 /**
  * Starts the gateway.
  * @throws LoadError when the config or the initial rule set is invalid (the gateway does not start).
+ * @throws MissingPackageError when the configuration needs an optional package that is not installed.
  */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const snapshot = loadSnapshot(opts.configFile, opts.overrides);
+  // A configuration whose optional packages are not installed does not start (the error names the npm install).
+  const missing = missingProviderPackages(Object.values(snapshot.config.providers));
+  if (missing) throw missing;
+  // Read once at start (a reload does not switch it): the OTEL_* environment and telemetry: in the config.
+  const telemetry = await startTelemetry(snapshot.config.telemetry);
   const log = opts.logger ?? createLogger({ level: process.env.LOG_LEVEL ?? snapshot.config.log.level });
   const runtime = new Runtime(opts.configFile, opts.overrides ?? {}, log, snapshot);
   const upstream = new UpstreamClient();
@@ -206,8 +213,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const { budgets } = snapshot.config;
   const notifier = new BudgetNotifier(budgets.webhook ? { url: budgets.webhook, timeoutMs: budgets.timeout_ms } : null, budgets.state_file, counters, log);
   const state: AppState = { shuttingDown: false };
-  // Read once at start (a reload does not switch it): the OTEL_* environment and telemetry: in the config.
-  const telemetry = await startTelemetry(snapshot.config.telemetry);
   if (telemetry) log.info({}, 'OpenTelemetry export on');
   const warned = new LRUCache<string, true>({ maxSize: WARNED_MAX_BYTES, sizeCalculation: (_v, k) => k.length + 64 });
   const warnOnce = (key: string, message: string, fields: Record<string, unknown> = {}) => {
@@ -331,6 +336,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       cors: cfg.cors ? cfg.cors.origins : 'off',
       state: counters.kind,
       ledger: ledger ? ledger.store.kind : 'off',
+      dashboard: `${url}/admin/ui/`,
     },
     `switchyard listening on ${url}`,
   );

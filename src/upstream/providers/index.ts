@@ -1,4 +1,5 @@
 /** The provider adapters by config `type`. */
+import { MissingPackageError, missingPackages } from '../../lazy.js';
 import type { ProviderConfig } from './provider-config.js';
 import { anthropicAdapter } from './anthropic/index.js';
 import { bedrockAdapter } from './bedrock/index.js';
@@ -21,6 +22,18 @@ export function hasAdapter(type: string): boolean {
 }
 
 /** The adapter for a provider's `type`. @throws Error for a type the table does not have (the config schema refuses it first). */
+/**
+ * The optional packages the configured providers need and that are not installed, as the error to start with; null
+ * when nothing is missing. (A type: bedrock provider needs AWS's SDK, a type: vertex one Google's auth library.)
+ */
+export function missingProviderPackages(providers: readonly Pick<ProviderConfig, 'name' | 'type'>[]): MissingPackageError | null {
+  for (const p of providers) {
+    const missing = missingPackages(adapterFor(p).packages ?? []);
+    if (missing.length) return new MissingPackageError(missing, `provider "${p.name}" (type: ${p.type})`);
+  }
+  return null;
+}
+
 export function adapterFor(provider: Pick<ProviderConfig, 'type'>): ProviderAdapter {
   const adapter = ADAPTERS.get(provider.type);
   if (!adapter) throw new Error(`no provider type "${provider.type}" (known: ${PROVIDER_TYPES.join(', ')})`);

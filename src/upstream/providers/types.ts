@@ -79,6 +79,8 @@ export interface ProviderAdapter {
   readonly description: string;
   /** OpenTelemetry GenAI `gen_ai.provider.name` (the semantic conventions' well-known values: anthropic, openai, aws.bedrock, gcp.vertex_ai). */
   readonly genaiName: string;
+  /** Optional packages (package.json peerDependencies) this provider type needs; checked at start (lazy.ts). */
+  readonly packages?: readonly string[];
   /** An answer without calling the upstream, or null to call it. */
   local(req: ClientRequest, estimateTokens: number): LocalAnswer | null;
   /**

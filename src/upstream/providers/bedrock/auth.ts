@@ -14,9 +14,9 @@ import { UpstreamCredentialsError } from '../../../errors.js';
 import { lazyModule } from '../../../lazy.js';
 
 // AWS's SDK modules, loaded when the first Bedrock provider's signer is made.
-const credentialProviders = lazyModule<typeof import('@aws-sdk/credential-providers')>('@aws-sdk/credential-providers');
-const hashNode = lazyModule<typeof import('@smithy/hash-node')>('@smithy/hash-node');
-const signatureV4 = lazyModule<typeof import('@smithy/signature-v4')>('@smithy/signature-v4');
+const credentialProviders = lazyModule<typeof import('@aws-sdk/credential-providers')>('@aws-sdk/credential-providers', 'a type: bedrock provider');
+const hashNode = lazyModule<typeof import('@smithy/hash-node')>('@smithy/hash-node', 'a type: bedrock provider');
+const signatureV4 = lazyModule<typeof import('@smithy/signature-v4')>('@smithy/signature-v4', 'a type: bedrock provider');
 
 /** Where a provider's AWS credentials come from, and until when the last ones resolved are valid. */
 export interface AwsCredentialStatus {

@@ -115,6 +115,7 @@ export const bedrockAdapter: ProviderAdapter = {
     return { base_url: entry.base_url ?? bedrockBaseUrl(entry.region), strip_attribution: false, bedrock: { region: entry.region, profile: entry.aws_profile ?? null }, vertex: null };
   },
   genaiName: 'aws.bedrock',
+  packages: ['@aws-sdk/credential-providers', '@smithy/hash-node', '@smithy/signature-v4', '@smithy/core'],
   credentials(p) {
     if (!p.bedrock || p.keys.length) return null;
     return { ...(awsCredentialStatus()[p.name] ?? { source: p.bedrock.profile ? `aws profile "${p.bedrock.profile}"` : 'aws default chain', expires_at: null, access_key_hint: null }) };

@@ -20,7 +20,10 @@ import { lazyModule } from '../../../lazy.js';
 import type { AnthropicErrorType } from '../../../errors.js';
 import { sseErrorEvent } from '../../../stream/sse-frames.js';
 
-const eventStreams = lazyModule<typeof import('@smithy/core/event-streams')>('@smithy/core/event-streams');
+const eventStreams = lazyModule<typeof import('@smithy/core/event-streams')>(
+  '@smithy/core/event-streams',
+  "Bedrock's event stream (a type: bedrock provider, or a client calling in Bedrock's format)",
+);
 let shared: EventStreamCodec | undefined;
 /** UTF-8 bytes to text and back, for the codec's header values and our payloads (Buffer is a Uint8Array). */
 const toUtf8 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');

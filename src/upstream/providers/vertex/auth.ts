@@ -11,7 +11,7 @@ import { UpstreamCredentialsError } from '../../../errors.js';
 import { lazyModule } from '../../../lazy.js';
 
 /** Google's auth library, loaded when the first Vertex provider's token source is made. */
-const googleAuth = lazyModule<typeof import('google-auth-library')>('google-auth-library');
+const googleAuth = lazyModule<typeof import('google-auth-library')>('google-auth-library', 'a type: vertex provider');
 
 /** Where a provider's Google credentials come from and when the current access token expires. */
 export interface GoogleCredentialStatus {

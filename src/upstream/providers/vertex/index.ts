@@ -42,6 +42,7 @@ export const vertexAdapter: ProviderAdapter = {
     return { base_url: entry.base_url ?? vertexBaseUrl(entry.region), strip_attribution: false, bedrock: null, vertex: { region: entry.region, project: entry.project, credentials_file } };
   },
   genaiName: 'gcp.vertex_ai',
+  packages: ['google-auth-library'],
   credentials(p) {
     if (!p.vertex) return null;
     return {
