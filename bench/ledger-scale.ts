@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { usageRecord } from '../test/helpers.js';
 import { RECORD_COLS, recordSelect } from './ledger-rows.js';
 
 const { SqliteStore } = (await import('../dist/usage/sqlite.js' as string)) as typeof import('../src/usage/sqlite.js');
@@ -43,36 +44,18 @@ async function median(runs: number, fn: () => Promise<unknown>): Promise<number>
 
 /** Records like a gateway writes them, for the insert figure (ids apart from the generated ones). */
 function records(n: number, now: number): import('../src/usage/record.js').UsageRecord[] {
-  return Array.from({ length: n }, (_, i) => ({
-    time: new Date(now - (i % 3600) * 1000).toISOString(),
-    request_id: `sy_insert_${i}`,
-    client_id: `client-${i % 50}`,
-    key_fingerprint: null,
-    session_id: `s-${i % 100_000}`,
-    user_id: `user-${i % USERS}`,
-    project: `proj-${i % 5}`,
-    agent_id: null,
-    requested_model: 'claude-sonnet-4-6',
-    provider: 'anthropic',
-    model: 'claude-sonnet-4-6',
-    rules_version: 'v',
-    rules: ['team'],
-    facts: null,
-    tags: { team: `team-${i % 10}` },
-    status: 200,
-    outcome: 'ok',
-    error_type: null,
-    retries: 0,
-    latency_ms: 900,
-    ttft_ms: 300,
-    input_tokens: 20,
-    output_tokens: 400,
-    cache_creation_input_tokens: 1000,
-    cache_creation_5m_input_tokens: 1000,
-    cache_creation_1h_input_tokens: 0,
-    cache_read_input_tokens: 20000,
-    cost_usd: 0.0135,
-  }));
+  return Array.from({ length: n }, (_, i) =>
+    usageRecord({
+      time: new Date(now - (i % 3600) * 1000).toISOString(),
+      request_id: `sy_insert_${i}`,
+      client_id: `client-${i % 50}`,
+      session_id: `s-${i % 100_000}`,
+      user_id: `user-${i % USERS}`,
+      project: `proj-${i % 5}`,
+      rules: ['team'],
+      tags: { team: `team-${i % 10}` },
+    }),
+  );
 }
 
 /** The figures every store reports, measured the same way. */

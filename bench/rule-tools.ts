@@ -4,6 +4,7 @@
  * Haiku elsewhere). Wall time in ms of the compiled code (`npm run bench` builds dist/ first), in process —
  * the CLI adds ~0.3 s of start-up to each.
  */
+import { usageRecord } from '../test/helpers.js';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -47,17 +48,13 @@ export async function benchRuleTools(): Promise<{ test_1000_cases_ms: number; re
     const recs = Array.from({ length: 1000 }, (_, j) => {
       const i = batch * 1000 + j;
       const model = models[i % 3]!;
-      return {
+      return usageRecord({
         time: new Date(start + i * 30).toISOString(),
         request_id: `sy_bench_${i}`,
         client_id: 'fp-0123456789',
-        key_fingerprint: null,
         session_id: `s-${i % 50}`,
         user_id: `user-${i % 20}`,
-        project: null,
-        agent_id: null,
         requested_model: model,
-        provider: 'anthropic',
         model,
         rules_version: 'bench',
         rules: ['default-route', 'cache-prefix'],
@@ -72,21 +69,8 @@ export async function benchRuleTools(): Promise<{ test_1000_cases_ms: number; re
           headers: (i % 2 ? { 'x-team': `team-${i % 7}` } : {}) as Record<string, string>,
           headers_named: ['x-claude-code-session-id', 'x-team'],
         },
-        tags: {},
-        status: 200,
-        outcome: 'ok' as const,
-        error_type: null,
-        retries: 0,
-        latency_ms: 900,
-        ttft_ms: 300,
-        input_tokens: 20,
-        output_tokens: 400,
-        cache_creation_input_tokens: 1000,
-        cache_creation_5m_input_tokens: 1000,
-        cache_creation_1h_input_tokens: 0,
-        cache_read_input_tokens: 20000,
         cost_usd: 0.01,
-      };
+      });
     });
     await store.insert(recs);
   }

@@ -367,14 +367,48 @@ withCommon(program.command('migrate').description("create or upgrade the ledger'
   },
 );
 
-program
-  .command('login')
-  .description("Claude Code's sign-in tools")
+/** A duration such as 30m, 8h or 7d, in seconds. */
+function parseDuration(v: string): number {
+  const m = /^(\d+)([smhd])$/.exec(v);
+  if (!m) throw new InvalidArgumentError('a duration such as 30m, 8h or 7d');
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}
+
+const login = program.command('login').description("Claude Code's sign-in tools");
+login
   .command('new-key')
   .description('print a new private signing key (JWK, EC P-256) for login.signing_keys; keep it in a secret store, not in the config file')
   .action(async () => {
     const { newSigningJwk } = await import('./login/tokens.js');
     console.log(JSON.stringify(await newSigningJwk()));
+  });
+
+withCommon(
+  login
+    .command('token')
+    .description(
+      "print an access token for a job that cannot sign in (CI: ANTHROPIC_AUTH_TOKEN), signed with the config's login.signing_keys; it is checked against the same policies as a signed-in user and ends with its lifetime (no refresh)",
+    ),
+)
+  .requiredOption('--subject <id>', 'who the token names (the user id in usage records), e.g. ci-nightly')
+  .option('--email <email>', "the identity's email (policies and rules see it)")
+  .addOption(new Option('--group <name>', 'a group it belongs to, as the identity provider would say (repeatable; policies and rules match on it)').argParser(collect).default([]))
+  .addOption(new Option('--ttl <duration>', 'lifetime: 30m, 8h, 7d (at most 30d; default: login.access_token_ttl_s)').argParser(parseDuration))
+  .action(async (opts: CommonOptions & { subject: string; email?: string; group: string[]; ttl?: number }) => {
+    try {
+      const [{ loadConfig }, { TokenService }, { MemoryStore }] = await Promise.all([import('./config.js'), import('./login/tokens.js'), import('./state/store.js')]);
+      const config = loadConfig(configPath(opts), { rulesDir: opts.rules, missingEnv: 'warning' });
+      if (!config.login) throw new Error(`sign-in is off in ${config.file} (no login:); CI can use a client key instead: switchyard keys new <id>`);
+      if (config.login.signing_keys.length === 0)
+        throw new Error('login.signing_keys is empty: the gateway signs with a key that dies with its process, so no token made here would verify there; set a key (switchyard login new-key)');
+      const { tokens } = await TokenService.create(config.login, new MemoryStore());
+      const ttl = opts.ttl ?? config.login.access_token_ttl_s;
+      const token = await tokens.issueAccess({ sub: opts.subject, email: opts.email ?? null, name: opts.subject, groups: opts.group }, ttl);
+      console.error(`# access token for "${opts.subject}"${opts.group.length ? ` (groups ${opts.group.join(', ')})` : ''}, valid ${ttl} s; use it as ANTHROPIC_AUTH_TOKEN:`);
+      console.log(token);
+    } catch (err) {
+      await exitWith('login token', err);
+    }
   });
 
 program

@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import pg from 'pg';
 import { createLogger } from '../src/log.js';
 import { startGateway, type Gateway } from '../src/server/serve.js';
+import type { UsageRecord } from '../src/usage/record.js';
 
 /** Captured log lines (parsed JSON). */
 export class LogCapture extends Writable {
@@ -137,5 +138,41 @@ export async function freshDatabase(prefix: string): Promise<{ url: string; drop
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
     },
+  };
+}
+
+/**
+ * A usage record for seeding a ledger: a priced, successful Sonnet request with every field set, `over` replacing any.
+ * Tokens: 20 in, 400 out, 1,000 cache write (5 m), 20,000 cache read; cost $0.0135.
+ */
+export function usageRecord(over: Partial<UsageRecord> & Pick<UsageRecord, 'time' | 'request_id'>): UsageRecord {
+  return {
+    client_id: null,
+    key_fingerprint: null,
+    session_id: null,
+    user_id: null,
+    project: null,
+    agent_id: null,
+    requested_model: 'claude-sonnet-4-6',
+    provider: 'anthropic',
+    model: 'claude-sonnet-4-6',
+    rules_version: 'v',
+    rules: [],
+    facts: null,
+    tags: {},
+    status: 200,
+    outcome: 'ok',
+    error_type: null,
+    retries: 0,
+    latency_ms: 900,
+    ttft_ms: 300,
+    input_tokens: 20,
+    output_tokens: 400,
+    cache_creation_input_tokens: 1000,
+    cache_creation_5m_input_tokens: 1000,
+    cache_creation_1h_input_tokens: 0,
+    cache_read_input_tokens: 20_000,
+    cost_usd: 0.0135,
+    ...over,
   };
 }

@@ -17,40 +17,11 @@ import { partitionName, PostgresStore } from '../src/usage/postgres.js';
 import type { UsageRecord } from '../src/usage/record.js';
 import { SqliteStore } from '../src/usage/sqlite.js';
 import { LoadError } from '../src/validation.js';
-import { freshDatabase, writeConfig } from './helpers.js';
+import { freshDatabase, usageRecord, writeConfig } from './helpers.js';
 
 /** A priced record at `time` (ISO) with a unique id. */
 function record(time: string, i: number): UsageRecord {
-  return {
-    time,
-    request_id: `sy_ret_${i}_${time}`,
-    client_id: 'c',
-    key_fingerprint: null,
-    session_id: `s${i % 3}`,
-    user_id: `u${i % 2}`,
-    project: null,
-    agent_id: null,
-    requested_model: 'claude-sonnet-4-6',
-    provider: 'anthropic',
-    model: 'claude-sonnet-4-6',
-    rules_version: 'v',
-    rules: [],
-    facts: null,
-    tags: {},
-    status: 200,
-    outcome: 'ok',
-    error_type: null,
-    retries: 0,
-    latency_ms: 10,
-    ttft_ms: null,
-    input_tokens: 100,
-    output_tokens: 10,
-    cache_creation_input_tokens: 0,
-    cache_creation_5m_input_tokens: 0,
-    cache_creation_1h_input_tokens: 0,
-    cache_read_input_tokens: 0,
-    cost_usd: 0.01,
-  };
+  return usageRecord({ time, request_id: `sy_ret_${i}_${time}`, client_id: 'c', session_id: `s${i % 3}`, user_id: `u${i % 2}`, input_tokens: 100, output_tokens: 10, cost_usd: 0.01 });
 }
 
 /** `n` records spread over the hour starting at `hourIso`. */

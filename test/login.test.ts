@@ -7,6 +7,7 @@
  * to the ledger; and the real Claude Code CLI in gateway mode with a token from a completed sign-in.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -44,6 +45,8 @@ let gw: Gateway;
 let base: string;
 let jwk: Awaited<ReturnType<typeof newSigningJwk>>;
 let browser: Browser;
+/** The main gateway's config file (the CLI reads it too). */
+let mainConfig: string;
 
 before(async () => {
   const gwPort = await freePort();
@@ -125,6 +128,7 @@ rules:
   };
   const { configFile } = writeConfig({ upstream: upstream.url, providers, extraConfig, rules });
   writeFileSync(configFile, readFileSync(configFile, 'utf8').replace('port: 0', `port: ${gwPort}`));
+  mainConfig = configFile;
   ({ gw } = await startTestGateway({ upstream: upstream.url, configFile }));
   assert.ok(existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM}: install Debian's chromium package or set CHROMIUM_PATH`);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
@@ -287,6 +291,33 @@ describe('tokens', () => {
       list.data.map((m) => m.id),
       ['claude-haiku-4-5'],
     );
+  });
+
+  test('`switchyard login token` gives a CI job an access token that the same policies govern; it ends with its lifetime', async () => {
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'login', 'token', '--config', mainConfig, ...args], {
+        cwd: path.resolve(import.meta.dirname, '..'),
+        encoding: 'utf8',
+        env: process.env,
+      });
+    const made = cli('--subject', 'ci-nightly', '--email', 'ci@example.com', '--group', 'platform', '--ttl', '2h');
+    assert.equal(made.status, 0, made.stderr);
+    assert.match(made.stderr, /access token for "ci-nightly" \(groups platform\), valid 7200 s/);
+    const token = made.stdout.trim();
+    const ok = await messages(token, 'claude-sonnet-4-6');
+    assert.equal(ok.status, 200, await ok.clone().text());
+    await ok.arrayBuffer();
+    const refused = await messages(token, 'claude-opus-4-1');
+    assert.equal(refused.status, 400);
+    assert.match(((await refused.json()) as { error: { message: string } }).error.message, /policy "platform-team"/);
+    const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number; iat: number; sub: string };
+    assert.deepEqual([payload.sub, payload.exp - payload.iat], ['ci-nightly', 7200]);
+    // No group: the catch-all policy (haiku only) governs it.
+    const plain = cli('--subject', 'ci-other').stdout.trim();
+    assert.equal((await messages(plain, 'claude-sonnet-4-6')).status, 400);
+    const tooLong = cli('--subject', 'x', '--ttl', '31d');
+    assert.equal(tooLong.status, 1);
+    assert.match(tooLong.stderr, /switchyard login token: a token lives 1 s to 30 days/);
   });
 
   test("a throttle shared by a group's members: the group rule's billing tag is the scope", async () => {

@@ -87,7 +87,11 @@ function FilterBar({ value, onChange }: { value: Filters; onChange: (f: Filters)
   );
 }
 
-function Chart({ series, label }: { series: [number[], ...number[][]]; label: string[] }) {
+/**
+ * The overview's chart: x pinned to the filter's range (`range`, epoch seconds), whatever the data covers, so one day
+ * of traffic in a 30-day range is a point at its day, not the whole axis; every point drawn, so a single bucket shows.
+ */
+function Chart({ series, label, range }: { series: [number[], ...number[][]]; label: string[]; range: [number, number] }) {
   const el = useRef<HTMLDivElement>(null);
   useEffect(() => {
     if (!el.current || series[0].length === 0) return;
@@ -95,15 +99,38 @@ function Chart({ series, label }: { series: [number[], ...number[][]]; label: st
       {
         width: Math.min(900, el.current.clientWidth || 900),
         height: 220,
-        series: [{}, ...label.map((l, i) => ({ label: l, stroke: ['#2f6fde', '#c2410c', '#15803d'][i % 3], width: 2, scale: i === 0 ? 'y' : 'y2' }))],
+        scales: { x: { time: true, range: (): uPlot.Range.MinMax => range } },
+        series: [{}, ...label.map((l, i) => ({ label: l, stroke: ['#2f6fde', '#c2410c', '#15803d'][i % 3], width: 2, scale: i === 0 ? 'y' : 'y2', points: { show: true, size: 5 } }))],
         axes: [{}, { scale: 'y' }, { scale: 'y2', side: 1, grid: { show: false } }],
+        // The x range drawn, for the browser tests (epoch seconds).
+        hooks: {
+          draw: [
+            (u: uPlot) => {
+              u.root.parentElement!.dataset.xMin = String(u.scales.x!.min);
+              u.root.parentElement!.dataset.xMax = String(u.scales.x!.max);
+            },
+          ],
+        },
       },
       series as uPlot.AlignedData,
       el.current,
     );
     return () => plot.destroy();
-  }, [series]);
+  }, [series, range[0], range[1]]);
   return <div ref={el} class="chart" role="img" aria-label={`Chart of ${label.join(' and ')} over time`} />;
+}
+
+/**
+ * An id (a user, a session, a project) on one line: cut with an ellipsis where it does not fit, the whole value on
+ * hover (title) and in what is copied (the text is all there). Claude Code's 64-hex user ids and credential
+ * fingerprints keep their first characters, a stable short label.
+ */
+function Id({ value }: { value: string }) {
+  return (
+    <span class="id" title={value}>
+      {value}
+    </span>
+  );
 }
 
 interface Row {
@@ -132,7 +159,9 @@ function TopTable({ title, by, rows }: { title: string; by: string; rows: Row[] 
       <tbody>
         {rows.map((r) => (
           <tr key={r.group[by]}>
-            <td>{r.group[by]}</td>
+            <td>
+              <Id value={r.group[by]!} />
+            </td>
             <td>{num(r.requests)}</td>
             <td>{usd(r.cost_usd)}</td>
             <td>{pctText(r.cache_hit_ratio)}</td>
@@ -145,6 +174,8 @@ function TopTable({ title, by, rows }: { title: string; by: string; rows: Row[] 
 
 function Overview({ filters }: { filters: Filters }) {
   const { data, error } = useApi<{
+    since: string;
+    until: string;
     totals: Row;
     series: Array<{ t: number; requests: number; cost_usd: number }>;
     error_rate: number;
@@ -177,7 +208,11 @@ function Overview({ filters }: { filters: Filters }) {
           </div>
         ))}
       </dl>
-      <Chart series={[data.series.map((p) => p.t), data.series.map((p) => p.cost_usd), data.series.map((p) => p.requests)]} label={['Spend (USD)', 'Requests']} />
+      <Chart
+        series={[data.series.map((p) => p.t), data.series.map((p) => p.cost_usd), data.series.map((p) => p.requests)]}
+        label={['Spend (USD)', 'Requests']}
+        range={[Date.parse(data.since) / 1000, Date.parse(data.until) / 1000]}
+      />
       <div class="grid">
         <TopTable title="Top users" by="user" rows={data.top_users} />
         <TopTable title="Top projects" by="project" rows={data.top_projects} />
@@ -232,12 +267,16 @@ function Sessions({ filters }: { filters: Filters }) {
           {data.sessions.map((s) => (
             <tr key={s.session}>
               <td>
-                <button type="button" class="link" onClick={() => setOpen(s.session)}>
+                <button type="button" class="link id" title={s.session} onClick={() => setOpen(s.session)}>
                   {s.session}
                 </button>
               </td>
-              <td>{s.user}</td>
-              <td>{s.project}</td>
+              <td>
+                <Id value={s.user} />
+              </td>
+              <td>
+                <Id value={s.project} />
+              </td>
               <td>{num(s.turns)}</td>
               <td>{usd(s.cost_usd)}</td>
               <td>{pctText(s.cache_hit_ratio)}</td>
@@ -245,7 +284,7 @@ function Sessions({ filters }: { filters: Filters }) {
               {produced && <td data-testid={`commits-${s.session}`}>{s.activity ? num(s.activity.commits) : '—'}</td>}
               {produced && <td data-testid={`prs-${s.session}`}>{s.activity ? num(s.activity.pull_requests) : '—'}</td>}
               {produced && <td data-testid={`cost-per-commit-${s.session}`}>{usd(s.activity?.usd_per_commit)}</td>}
-              <td>{s.last.slice(0, 19).replace('T', ' ')}</td>
+              <td class="nowrap">{s.last.slice(0, 19).replace('T', ' ')}</td>
             </tr>
           ))}
         </tbody>

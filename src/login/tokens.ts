@@ -106,6 +106,17 @@ export class TokenService {
     return { access_token, token_type: 'Bearer', expires_in: this.config.access_token_ttl_s, refresh_token };
   }
 
+  /**
+   * An access token alone, for a job that cannot sign in (CI): what `switchyard login token` prints. It verifies like
+   * any access token until it expires; it has no refresh token, so it ends with its lifetime.
+   * @param ttlS lifetime, seconds (1 s to {@link MAX_SERVICE_TOKEN_TTL_S}).
+   * @throws Error when the lifetime is out of range.
+   */
+  async issueAccess(user: SignedInUser, ttlS: number): Promise<string> {
+    if (!Number.isInteger(ttlS) || ttlS < 1 || ttlS > MAX_SERVICE_TOKEN_TTL_S) throw new Error(`a token lives 1 s to ${MAX_SERVICE_TOKEN_TTL_S / 86_400} days; got ${ttlS} s`);
+    return this.sign({ email: user.email, name: user.name, groups: user.groups, use: 'access' }, user.sub, ttlS);
+  }
+
   private async verifyJwt(token: string, use: 'access' | 'refresh'): Promise<{ payload: JWTPayload; user: SignedInUser }> {
     let payload: JWTPayload;
     try {
@@ -177,6 +188,9 @@ export class TokenService {
     await this.state.putRecord(revocationKey(who), String(Math.ceil(Date.now() / 1000) * 1000 + 1000), this.config.refresh_token_ttl_s * 1000);
   }
 }
+
+/** Longest lifetime of a token `issueAccess` makes (30 days): longer-lived access belongs to a client key. */
+export const MAX_SERVICE_TOKEN_TTL_S = 30 * 86_400;
 
 const revocationKey = (sub: string) => `login:revoked:${sub}`;
 /** A refresh token (by its `jti`) that was used; kept until it would have expired. */

@@ -18,7 +18,7 @@ import { decideOffline } from '../rules/offline.js';
 import { dryRunReport } from '../rules/report.js';
 import type { BudgetSpec } from '../actions/budget/index.js';
 import { formatIssue } from '../validation.js';
-import { budgetBurn, budgetScopeValues, emptyRuleStats, overviewFromStore, providerStats, ruleStats, sessions } from '../usage/dashboard.js';
+import { budgetBurn, budgetScopeValues, emptyRuleStats, noSessionUser, overviewFromStore, providerStats, ruleStats, sessions } from '../usage/dashboard.js';
 import { filterRecords, parseFilter, parseWhen, type RecordFilter } from '../usage/report.js';
 import { ADMIN_COOKIE, adminRefusal } from './admin/access.js';
 import { providersStatus } from './admin/providers.js';
@@ -134,7 +134,16 @@ export function dashboardApi(app: App, deps: ProxyDeps): void {
   app.get('/admin/ui/api/sessions/:id/requests', async (c) => {
     const { since, until } = range(c);
     const id = c.req.param('id');
-    const list = (await records(since, until, [{ by: 'session', value: id }])).map((r) => ({
+    // A user's requests without a session id (the sessions view's per-user row).
+    const user = noSessionUser(id);
+    const filters: RecordFilter[] =
+      user === null
+        ? [{ by: 'session', value: id }]
+        : [
+            { by: 'session', value: '(none)' },
+            { by: 'user', value: user },
+          ];
+    const list = (await records(since, until, filters)).map((r) => ({
       time: r.time,
       request_id: r.request_id,
       model: r.model,

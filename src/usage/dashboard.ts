@@ -136,9 +136,21 @@ function activityOf(a: SessionActivity | undefined, cost: number): SessionRow['a
   };
 }
 
-/** Sessions of a range, most expensive first (`(none)`: requests without a session id). */
-export function sessions(records: UsageRecord[], since: string, until: string, activity: readonly SessionActivity[] = []): SessionRow[] {
+/** The row that stands for a user's requests without a session id: one per user, not one for everyone. */
+export function noSessionKey(user: string | null): string {
+  return `(no session: ${user ?? '(none)'})`;
+}
+
+/** The user of a {@link noSessionKey} row (null: not one). */
+export function noSessionUser(key: string): string | null {
+  const m = /^\(no session: (.*)\)$/.exec(key);
+  return m ? m[1]! : null;
+}
+
+/** Sessions of a range, most expensive first; requests without a session id are one row per user ({@link noSessionKey}). */
+export function sessions(all: UsageRecord[], since: string, until: string, activity: readonly SessionActivity[] = []): SessionRow[] {
   const produced = new Map(activity.map((a) => [a.session_id, a]));
+  const records = all.map((r) => (r.session_id ? r : { ...r, session_id: noSessionKey(r.user_id) }));
   const rows = buildReport(records, ['session'], since, until).rows;
   const breaks = new Map<string, number>();
   for (const b of cacheBreaks(records)) breaks.set(b.session, (breaks.get(b.session) ?? 0) + 1);
