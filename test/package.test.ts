@@ -123,13 +123,14 @@ test('after init, git commit runs the hook with the switchyard it finds: node_mo
   const first = commit('rules');
   assert.equal(first.status, 0, first.out);
   assert.match(first.out, /ok: \d+ rules? in 1 directory/, 'the hook validated the rules');
-  // A global install: a switchyard on PATH wins (a stand-in that records how it was called).
+  // A global install: a switchyard on PATH wins (the installed command behind a wrapper that records each call).
   const bin = mkdtempSync(path.join(tmpdir(), 'switchyard-path-'));
-  writeFileSync(path.join(bin, 'switchyard'), `#!/bin/sh\necho "$@" >> "${bin}/calls"\n`, { mode: 0o755 });
+  writeFileSync(path.join(bin, 'switchyard'), `#!/bin/sh\necho "$@" >> "${bin}/calls"\nexec "${path.join(team, 'node_modules/.bin/switchyard')}" "$@"\n`, { mode: 0o755 });
   writeFileSync(path.join(team, 'data-was-here.txt'), 'y');
   run('git', ['add', '-A'], team);
   const second = commit('again', { PATH: `${bin}:${process.env.PATH}` });
   assert.equal(second.status, 0, second.out);
+  assert.match(second.out, /ok: \d+ rules? in 1 directory/, 'the command on PATH validated the rules');
   assert.deepEqual(readFileSync(path.join(bin, 'calls'), 'utf8').trim().split('\n'), ['validate-rules', 'test']);
   // A rule file that does not load stops the commit.
   writeFileSync(path.join(team, 'rules', '99-broken.yaml'), 'version: 1\nrules:\n  - id: x\n    actions: [ { nope: {} } ]\n');
