@@ -411,8 +411,10 @@ describe("/v1/models under a policy of globs, when the provider's own list is th
     process.env.SWITCHYARD_TEST_LOGIN_KEY_3 = JSON.stringify(key);
     // The provider's list: three models, gzip-compressed as Anthropic may send it.
     const listed = ['claude-opus-4-1', 'claude-sonnet-4-6', 'claude-haiku-4-5'].map((id) => ({ type: 'model', id, display_name: id, created_at: '2025-09-29T00:00:00Z' }));
+    let listCalls = 0;
     const lists = createServer((req, res) => {
       const id = /^\/v1\/models\/([^/?]+)/.exec(req.url ?? '')?.[1];
+      if (!id) listCalls++;
       const body = id ? listed.find((m) => m.id === id) : { data: listed, has_more: false, first_id: listed[0]!.id, last_id: listed.at(-1)!.id };
       res.writeHead(body ? 200 : 404, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end(gzipSync(JSON.stringify(body ?? { type: 'error' })));
     });
@@ -443,13 +445,20 @@ policies:
         .sign(keyObj);
       const get = (p: string) => fetch(`${g.gw.url}${p}`, { headers: { authorization: `Bearer ${token}` } });
       const list = await get('/v1/models');
-      assert.equal(list.status, 200);
+      assert.equal(list.status, 200, await list.clone().text());
       const body = (await list.json()) as { data: Array<{ id: string }>; first_id: string; last_id: string };
       assert.deepEqual(
         body.data.map((m) => m.id),
         ['claude-sonnet-4-6'],
       );
       assert.deepEqual([body.first_id, body.last_id], ['claude-sonnet-4-6', 'claude-sonnet-4-6']);
+      // Kept a minute: the next session's list comes from the gateway, filtered the same way.
+      const again = (await (await get('/v1/models')).json()) as { data: Array<{ id: string }> };
+      assert.deepEqual(
+        again.data.map((m) => m.id),
+        ['claude-sonnet-4-6'],
+      );
+      assert.equal(listCalls, 1, 'the provider was asked for its list once');
       assert.equal((await get('/v1/models/claude-sonnet-4-6')).status, 200);
       const opus = await get('/v1/models/claude-opus-4-1');
       assert.equal(opus.status, 404);

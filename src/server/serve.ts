@@ -38,6 +38,7 @@ import { DecisionTraces } from './traces.js';
 import { BudgetNotifier } from '../usage/notify.js';
 import { SpendLimits } from '../usage/spend-limits.js';
 import { InflightBytes } from './overload.js';
+import { newModelListCache } from './pipeline/model-list.js';
 
 /**
  * Answers requests Node rejects before our handler runs (headers too large, request too slow, malformed
@@ -233,6 +234,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     exchanges,
     enforcers: new Map(ENFORCING.map((a) => [a.name, a.enforcer(enforceDeps)])),
     inflightBytes: new InflightBytes(),
+    modelLists: newModelListCache(),
     state: counters,
     ledger,
     metrics,

@@ -6,6 +6,7 @@
  * buffers, not a copy of a 76 KB+ request.
  */
 import type { RequestTrace, Telemetry } from '../../telemetry.js';
+import type { LRUCache } from 'lru-cache';
 import type { LiveTail } from '../live.js';
 import type { Ingress } from '../ingress.js';
 import { randomBytes } from 'node:crypto';
@@ -41,6 +42,9 @@ export interface OpenRelay {
 }
 
 /** Everything the pipeline needs from the server (lives as long as the gateway). */
+/** A provider's `GET /v1/models` answer as parsed: `data` and the page fields (model-list.ts). */
+export type ModelList = { data: Array<{ id?: unknown }> } & Record<string, unknown>;
+
 export interface ProxyDeps {
   runtime: Runtime;
   /** Upstream client, key pools, circuit breakers. */
@@ -58,6 +62,8 @@ export interface ProxyDeps {
   inFlight: { count: number };
   /** Request-body bytes in flight, capped by limits.max_inflight_body_bytes (the overload manager). */
   inflightBytes: InflightBytes;
+  /** Providers' own model lists, kept a minute for signed-in users' filtered `/v1/models` (model-list.ts). */
+  modelLists: LRUCache<string, ModelList>;
   /** Answers being relayed now (the shutdown ends each with an SSE error event when its grace runs out). */
   openRelays: Set<OpenRelay>;
   /** Requests between arrival and their end: the watchdog ends those that make no progress (watchdog.ts). */

@@ -3,17 +3,58 @@
  * provider's own list is the catalogue): the answer is read whole (at most {@link MAX_LIST_BYTES}), decompressed as
  * its `content-encoding` says, and `data` kept to the models the user's policy allows, with `first_id` / `last_id`
  * recomputed; a single model the policy does not allow is a 404, as if it did not exist. Never the unfiltered list:
- * an answer that cannot be read (too large, not JSON) is a 502 naming the provider. Shape:
- * https://platform.claude.com/docs/en/api/models/list
+ * an answer that cannot be read (too large, not JSON) is a 502 naming the provider. A provider's list is kept for
+ * {@link LIST_TTL_MS} (per provider and query, bounded in bytes), so a team's Claude Code sessions starting together
+ * ask the upstream once. Shape: https://platform.claude.com/docs/en/api/models/list
  */
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
+import { LRUCache } from 'lru-cache';
 import { UnknownModelError, UpstreamError } from '../../errors.js';
 import { modelIdOf } from '../../upstream/providers/models.js';
-import type { Exchange } from './exchange.js';
+import type { Exchange, ModelList } from './exchange.js';
 import { sendError } from './record.js';
 
 /** Largest model list read, bytes (Anthropic's is a few KB; a vendor's hundreds of models stay far below). */
 const MAX_LIST_BYTES = 4 * 1024 * 1024;
+
+/** How long a provider's model list is kept, ms. */
+const LIST_TTL_MS = 60_000;
+
+/** The cache of providers' model lists (keyed by `provider \0 path and query`): a minute each, 16 MB in all (by their JSON's length). */
+export function newModelListCache(): LRUCache<string, ModelList> {
+  return new LRUCache({ ttl: LIST_TTL_MS, maxSize: 16 * 1024 * 1024, sizeCalculation: (v) => Math.max(1, JSON.stringify(v).length) });
+}
+
+/** The list `answer` kept to what `allows`, `first_id` / `last_id` recomputed. */
+function filtered(answer: ModelList, allows: (model: string) => boolean): unknown {
+  const data = answer.data.filter((m) => typeof m?.id === 'string' && allows(m.id));
+  return { ...answer, data, first_id: (data[0]?.id as string | undefined) ?? null, last_id: (data.at(-1)?.id as string | undefined) ?? null };
+}
+
+/** The key of `x`'s list in the cache: the provider the request is routed to, and the path and query asked. */
+const listKey = (x: Exchange) => `${x.log.upstream ?? ''}\0${x.pathAndQuery}`;
+
+/**
+ * Answers a signed-in user's model list from the cache, filtered by `allows`; false when it holds none for this
+ * provider and query (then the request goes upstream and {@link relayModelList} keeps what comes back).
+ */
+export function answerModelListFromCache(x: Exchange, allows: (model: string) => boolean): boolean {
+  if (modelIdOf(x.pathAndQuery) !== null) return false;
+  const cached = x.deps.modelLists.get(listKey(x));
+  if (!cached) return false;
+  writeJson(x, filtered(cached, allows));
+  return true;
+}
+
+/** A 200 JSON answer, logged as ok. */
+function writeJson(x: Exchange, out: unknown): void {
+  const body = JSON.stringify(out);
+  x.log.status = 200;
+  x.log.outcome = 'ok';
+  if (x.res.destroyed) return;
+  x.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'request-id': x.id, 'x-switchyard-request-id': x.id });
+  x.res.end(body);
+}
 
 /** The body of `x.answer`, whole and decompressed; null when it is larger than MAX_LIST_BYTES. */
 async function readAnswer(x: Exchange): Promise<Buffer | null> {
@@ -49,8 +90,9 @@ export async function relayModelList(x: Exchange, allows: (model: string) => boo
       out = answer;
     } else {
       if (!Array.isArray(answer.data)) throw new UpstreamError('SY_UPSTREAM_UNREADABLE', 502, `${provider}'s model list has no data array; it is not passed on unfiltered`);
-      const data = answer.data.filter((m) => typeof m?.id === 'string' && allows(m.id));
-      out = { ...answer, data, first_id: (data[0]?.id as string | undefined) ?? null, last_id: (data.at(-1)?.id as string | undefined) ?? null };
+      const list = answer as ModelList;
+      x.deps.modelLists.set(listKey(x), list);
+      out = filtered(list, allows);
     }
   } catch (err) {
     const gatewayErr =
@@ -62,10 +104,5 @@ export async function relayModelList(x: Exchange, allows: (model: string) => boo
     if (!x.res.destroyed) sendError(x.res, gatewayErr, x.id);
     return;
   }
-  const body = JSON.stringify(out);
-  x.log.status = 200;
-  x.log.outcome = 'ok';
-  if (x.res.destroyed) return;
-  x.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'request-id': x.id, 'x-switchyard-request-id': x.id });
-  x.res.end(body);
+  writeJson(x, out);
 }

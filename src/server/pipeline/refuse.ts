@@ -4,6 +4,7 @@
  * configuration names the models (see rules/catalogue.ts), and what the provider's adapter answers itself (a
  * token-count estimate for a provider without one).
  */
+import { answerModelListFromCache } from './model-list.js';
 import { DeniedError, RuleError } from '../../errors.js';
 import { modelsAnswer } from '../../rules/catalogue.js';
 import { dryRunReport } from '../../rules/report.js';
@@ -32,8 +33,10 @@ async function catalogue(x: Exchange): Promise<boolean> {
   }
   const answer = await modelsAnswer(x.snapshot.rules, x.config, { clientId: x.clientId, clientTags: x.client?.tags, groups: x.user?.groups, policy, headers: x.req.headers }, x.pathAndQuery);
   if (answer === null) {
-    // The provider's own list is the catalogue: a policy's globs filter it as it comes back (relay).
-    if (policy) x.modelFilter = policy.allows;
+    // The provider's own list is the catalogue: a policy's globs filter it, from the cache or as it comes back (relay).
+    if (!policy) return false;
+    if (answerModelListFromCache(x, policy.allows)) return true;
+    x.modelFilter = policy.allows;
     return false;
   }
   const body = JSON.stringify(answer);
