@@ -134,22 +134,28 @@ export class ResilientStore implements StateStore {
     await this.run('cooldowns', () => this.remote.setCooldown(key, untilMs), { local: async () => {}, allow: () => undefined }).catch(() => {});
   }
 
+  /** Shared cooldowns, with this replica's own mirrored in; Redis down: `local` keeps the mirror, `allow` cools nothing. */
   async cooldowns(keys: string[]): Promise<number[]> {
     const local = await this.local.cooldowns(keys);
-    const shared = await this.run('cooldowns', () => this.remote.cooldowns(keys), { local: async () => local, allow: () => keys.map(() => 0) });
-    return shared.map((v, i) => Math.max(v, local[i] ?? 0));
+    return this.run('cooldowns', async () => (await this.remote.cooldowns(keys)).map((v, i) => Math.max(v, local[i] ?? 0)), {
+      local: async () => local,
+      allow: () => keys.map(() => 0),
+    });
   }
 
+  /**
+   * Adds spend everywhere it is counted (this replica's mirror always); the total after it. Redis down: `local` answers
+   * the mirror's total, `allow` 0 (budgets not applied), `deny` the mirror's (what was spent is never refused).
+   */
   async addSpend(key: string, usd: number, expiresAtMs: number): Promise<number> {
     const local = await this.local.addSpend(key, usd, expiresAtMs);
-    const shared = await this.run('budgets', () => this.remote.addSpend(key, usd, expiresAtMs), { local: async () => local, allow: () => local }).catch(() => local);
-    return Math.max(shared, local);
+    return this.run('budgets', async () => Math.max(await this.remote.addSpend(key, usd, expiresAtMs), local), { local: async () => local, allow: () => 0 }).catch(() => local);
   }
 
+  /** The spend a budget checks; Redis down: `local` the mirror's, `allow` 0 (not applied), `deny` throws. */
   async spend(key: string): Promise<number> {
     const local = await this.local.spend(key);
-    const shared = await this.run('budgets', () => this.remote.spend(key), { local: async () => local, allow: () => 0 });
-    return Math.max(shared, local);
+    return this.run('budgets', async () => Math.max(await this.remote.spend(key), local), { local: async () => local, allow: () => 0 });
   }
 
   async seedSpend(key: string, usd: number, expiresAtMs: number): Promise<void> {
