@@ -164,6 +164,21 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
     if (parsed.stream === true) {
       const events = wantsTool ? sseToolEvents(model, 'get_weather', { city: 'Paris', unit: 'celsius' }) : sseTextEvents(model, 'Hello from the fake upstream.');
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'request-id': 'req_fake_sse', 'anthropic-ratelimit-requests-remaining': '99' });
+      // The events with CRLF line endings (as some servers and proxies send them), in 7-byte writes.
+      if (scenario === 'crlf-sse') {
+        const bytes = Buffer.from(events.join('').replaceAll('\n', '\r\n'));
+        for (let i = 0; i < bytes.length; i += 7) res.write(bytes.subarray(i, i + 7));
+        res.end();
+        return;
+      }
+      // Headers on the wire at once, the first event only when the test calls release().
+      if (scenario === 'gated-headers') {
+        res.flushHeaders();
+        await gateOpen;
+        for (const e of events) res.write(e);
+        res.end();
+        return;
+      }
       if (scenario === 'gated-sse') {
         res.write(events[0]);
         await gateOpen;
@@ -204,6 +219,11 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
       ? messageJson(model, [{ type: 'tool_use', id: 'toolu_fake_01', name: 'get_weather', input: { city: 'Paris', unit: 'celsius' } }], 'tool_use')
       : messageJson(model, [{ type: 'text', text: 'Hello from the fake upstream.' }]);
     const json = Buffer.from(JSON.stringify(answer));
+    if (scenario === 'vary') {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': json.length, vary: 'Accept-Encoding' });
+      res.end(json);
+      return;
+    }
     if (scenario === 'gzip') {
       const gz = gzipSync(json);
       res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': gz.length, 'request-id': 'req_fake_gzip' });

@@ -17,10 +17,12 @@ export function cors(current: () => GatewayConfig['cors']): MiddlewareHandler<{ 
     const config = current();
     const origin = c.req.header('origin');
     if (!config || !origin) return next();
-    if (!config.origins.includes('*') && !config.origins.includes(origin)) return next();
     const out = c.env.outgoing;
-    out.setHeader('access-control-allow-origin', origin);
+    // The answer depends on the Origin whether or not this one is allowed: a shared cache must keep them apart
+    // (https://fetch.spec.whatwg.org/#cors-protocol-and-http-caches). The relay merges it with the upstream's Vary.
     out.setHeader('vary', 'Origin');
+    if (!config.origins.includes('*') && !config.origins.includes(origin)) return next();
+    out.setHeader('access-control-allow-origin', origin);
     out.setHeader('access-control-expose-headers', EXPOSE);
     const method = c.req.header('access-control-request-method');
     if (c.req.method === 'OPTIONS' && method) {

@@ -39,6 +39,9 @@ export const relay: Stage = async (x) => {
   const encode = sse && x.ingress?.dialect === 'bedrock' && !upstream.headers['content-encoding'] ? sseToEventStream : null;
   if (encode) headers['content-type'] = 'application/vnd.amazon.eventstream';
   headers['x-switchyard-request-id'] = x.id;
+  // A Vary the gateway set (CORS: Origin) is kept beside the upstream's own, not replaced by it.
+  const vary = res.getHeader('vary');
+  if (vary !== undefined && headers.vary !== undefined) headers.vary = `${String(headers.vary)}, ${String(vary)}`;
   // Every answer carries a request-id (the upstream's, else the gateway's): Claude Code reports it with errors.
   if (!headers['request-id']) headers['request-id'] = x.id;
   res.writeHead(upstream.statusCode, headers);
