@@ -296,3 +296,25 @@ describe('the memory store: cooldowns and spend', () => {
     assert.equal(store.kind, 'memory');
   });
 });
+
+for (const [kind, make] of stores) {
+  test(`a bucket idle longer than it takes to fill holds its capacity, not more (${kind} store)`, async () => {
+    const store = await make();
+    try {
+      // 3 tokens, refilling at 50 a second: after 200 ms idle an uncapped bucket would hold ~10.
+      const spec = { capacity: 3, refillPerMs: 0.05 };
+      for (let i = 0; i < 3; i++) assert.equal((await store.take('cap', 1, spec)).ok, true);
+      await new Promise((r) => setTimeout(r, 200));
+      const after = [];
+      for (let i = 0; i < 4; i++) after.push(await store.take('cap', 1, spec));
+      assert.deepEqual(
+        after.map((t) => t.ok),
+        [true, true, true, false],
+        `remaining: ${after.map((t) => t.remaining)}`,
+      );
+      assert.ok(after[0]!.remaining <= 2, `the first take after the idle time leaves at most capacity − 1: ${after[0]!.remaining}`);
+    } finally {
+      await store.close();
+    }
+  });
+}
