@@ -115,6 +115,24 @@ function checkHaikuMove(r: ReturnType<typeof run>, s: { haiku: string[]; sonnet:
 }
 
 describe('switchyard replay', () => {
+  test('a tag only the candidate sets is a change of that tag, from (unset), for exactly the requests it applies to', async () => {
+    const s = await seed('');
+    mkdirSync(path.join(s.dir, 'candidate-tag'));
+    writeFileSync(
+      path.join(s.dir, 'candidate-tag', '10.yaml'),
+      `${LIVE.replace('  - id: default', '  - id: tier\n    match: { model: "claude-haiku-*" }\n    actions: [ { tag_billing: { tier: background } } ]\n  - id: default')}`,
+    );
+    const r = run(['replay', '--config', s.configFile, '--rules', path.join(s.dir, 'candidate-tag'), '--since', '1h', '--format', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as ReplayReport;
+    assert.deepEqual(
+      report.changes.map((c) => [c.kind, c.from, c.to, c.count]),
+      [['tag:tier', '(unset)', 'background', 3]],
+    );
+    assert.deepEqual(report.changes[0]!.examples.sort(), [...s.haiku].sort());
+    assert.equal(report.cost.delta_usd, 0, 'a tag costs nothing');
+  });
+
   test('SQLite: a candidate moving Haiku to another provider changes exactly the Haiku requests, and says what it saves', async () => {
     const s = await seed('');
     checkHaikuMove(run(['replay', '--config', s.configFile, '--rules', path.join(s.dir, 'candidate'), '--since', '1h', '--format', 'json']), s);

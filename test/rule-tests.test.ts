@@ -127,6 +127,68 @@ tests:
     assert.equal(run(['test', p.testFile, '--min-coverage', '77']).code, 0);
   });
 
+  test('a rule an earlier rule kept from being evaluated is neither matched nor seen to fail', async () => {
+    const p = project(
+      `version: 1
+rules:
+  - id: no-opus
+    match: { model: "claude-opus-*" }
+    actions: [ { deny: { status: 403, message: "no Opus" } } ]
+  - id: team-tag
+    match: { header: { x-team: "*" } }
+    actions: [ { tag_billing: { team: { expr: "headers.'x-team'" } } } ]
+`,
+      `version: 1
+config: ../switchyard.yaml
+tests:
+  - name: Opus is refused (evaluation stops there)
+    request: { model: claude-opus-4-1, headers: { x-team: search } }
+    expect: { denied: { status: 403, rule: no-opus }, matched: [no-opus] }
+`,
+    );
+    const { results, coverage } = await runTestPaths([p.testFile], p.config);
+    assert.ok(
+      results.every((r) => r.ok),
+      formatText(results),
+    );
+    const items = [...coverage.values()][0]!.items;
+    const covered = (kind: string, rule: string) => items.find((i) => i.kind === kind && i.rule === rule)?.covered;
+    assert.equal(covered('rule', 'no-opus'), true);
+    assert.equal(covered('rule', 'team-tag'), false, 'never reached, so never matched');
+    assert.equal(covered('branch', 'team-tag'), false, 'never reached, so not seen to fail either');
+  });
+
+  test('a case whose rule fails with an error fails, naming the rule and its error; the next case still runs', async () => {
+    const p = project(
+      `version: 1
+rules:
+  - id: broken-transform
+    match: { model: "claude-haiku-*" }
+    actions: [ { transform: { expr: "'not an object'" } } ]
+  - id: route
+    actions: [ { route_to: { provider: anthropic } } ]
+`,
+      `version: 1
+config: ../switchyard.yaml
+tests:
+  - name: haiku meets the broken transform
+    request: { model: claude-haiku-4-5 }
+    expect: { provider: anthropic }
+  - name: sonnet is routed
+    request: { model: claude-sonnet-4-6 }
+    expect: { provider: anthropic, matched: [route] }
+`,
+    );
+    const { results } = await runTestPaths([p.testFile], p.config);
+    assert.deepEqual(
+      results.map((r) => r.ok),
+      [false, true],
+    );
+    const failure = results[0]!.mismatches.find((m) => m.field === 'error');
+    assert.ok(failure, formatText(results));
+    assert.match(String(failure.actual), /rule "broken-transform" failed: .*object/);
+  });
+
   test('throttle and budget refusals follow the case state and clock', async () => {
     const p = project(
       RULES,
