@@ -357,3 +357,43 @@ describe('event-stream decoding', () => {
     assert.match(out.join(''), /^event: error\n/);
   });
 });
+
+test('every exception AWS documents for InvokeModel and its response stream maps to an Anthropic error of the same meaning', async () => {
+  const { BEDROCK_FAULTS, bedrockFaultName } = await import('../src/upstream/providers/bedrock/stream.js');
+  // AWS's documented errors with their HTTP statuses: InvokeModel / InvokeModelWithResponseStream "Errors" and the
+  // ResponseStream members (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModel.html,
+  // .../API_runtime_ResponseStream.html), plus the common signature errors every AWS API answers.
+  const documented: Record<string, number> = {
+    AccessDeniedException: 403,
+    InternalServerException: 500,
+    ModelErrorException: 424,
+    ModelNotReadyException: 429,
+    ModelStreamErrorException: 424,
+    ModelTimeoutException: 408,
+    ResourceNotFoundException: 404,
+    ServiceQuotaExceededException: 400,
+    ServiceUnavailableException: 503,
+    ThrottlingException: 429,
+    ValidationException: 400,
+    UnrecognizedClientException: 403,
+    ExpiredTokenException: 403,
+    InvalidSignatureException: 403,
+  };
+  for (const [name, awsStatus] of Object.entries(documented)) {
+    const fault = BEDROCK_FAULTS[name];
+    assert.ok(fault, `${name} has its own mapping`);
+    // What a client must do is kept: fix the request (400/404), fix the credentials (401/403), wait and retry (429/529),
+    // or retry a server fault (5xx) — Claude Code retries exactly 408, 409, 429 and 5xx.
+    // ServiceQuotaExceededException is a 400 at AWS whose text says "you can resubmit your request later": a limit.
+    const retryable = awsStatus === 429 || awsStatus >= 500 || awsStatus === 408 || awsStatus === 424 || name === 'ServiceQuotaExceededException';
+    assert.equal(fault.status === 429 || fault.status >= 500, retryable, `${name} (AWS ${awsStatus}) -> ${fault.status} ${fault.type}`);
+  }
+  assert.deepEqual(BEDROCK_FAULTS.ThrottlingException, { status: 429, type: 'rate_limit_error' });
+  assert.deepEqual(BEDROCK_FAULTS.ValidationException, { status: 400, type: 'invalid_request_error' });
+  assert.deepEqual(BEDROCK_FAULTS.AccessDeniedException, { status: 403, type: 'permission_error' });
+  assert.deepEqual(BEDROCK_FAULTS.ResourceNotFoundException, { status: 404, type: 'not_found_error' });
+  assert.deepEqual(BEDROCK_FAULTS.ServiceUnavailableException, { status: 529, type: 'overloaded_error' });
+  // Names as they arrive: `x-amzn-errortype: ThrottlingException:http://…`, or an event's camel-cased `throttlingException`.
+  assert.equal(bedrockFaultName('ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/'), 'ThrottlingException');
+  assert.equal(bedrockFaultName('modelStreamErrorException'), 'ModelStreamErrorException');
+});

@@ -237,3 +237,20 @@ describe('Claude Code in Bedrock mode', () => {
     );
   });
 });
+
+test('stream or not is decided by the path where the cloud API says so, else by the body', async () => {
+  const { messagesBody, vertexIngress } = await import('../src/server/ingress.js');
+  const streamOf = (ingress: Parameters<typeof messagesBody>[0], body: Record<string, unknown>) =>
+    (JSON.parse(messagesBody(ingress, Buffer.from(JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 8, messages: [], ...body })), {}).toString()) as { stream?: boolean }).stream;
+  const bedrock = (stream: boolean) => ({ dialect: 'bedrock' as const, model: 'anthropic.claude-sonnet-4-6-v1:0', stream });
+  // Bedrock: /invoke answers JSON and /invoke-with-response-stream streams, whatever the body says.
+  assert.equal(streamOf(bedrock(false), { stream: true }), false);
+  assert.equal(streamOf(bedrock(true), {}), true);
+  // Vertex AI: :streamRawPredict streams; :rawPredict leaves it to the body (the SDK's own bodies say nothing there).
+  assert.equal(streamOf(vertexIngress('claude-sonnet-4-6:streamRawPredict')!.ingress, {}), true);
+  assert.equal(streamOf(vertexIngress('claude-sonnet-4-6:rawPredict')!.ingress, {}), undefined);
+  assert.equal(streamOf(vertexIngress('claude-sonnet-4-6:rawPredict')!.ingress, { stream: false }), false);
+  assert.equal(vertexIngress('claude-sonnet-4-6:predict'), null, 'other methods are not served');
+  assert.deepEqual(vertexIngress('count-tokens:rawPredict'), { ingress: { dialect: 'vertex', model: null, stream: null }, endpoint: 'count_tokens' });
+  assert.equal(vertexIngress('count-tokens:streamRawPredict'), null);
+});

@@ -227,3 +227,17 @@ describe('requests to Vertex AI', () => {
     assert.ok(!JSON.stringify(r).includes('ya29.'));
   });
 });
+
+test("Vertex AI hosts — global, the multi-regions us and eu, and a region — are the ones Anthropic's own Vertex SDK uses", async () => {
+  const { vertexBaseUrl } = await import('../src/upstream/providers/vertex/urls.js');
+  const saved = process.env.ANTHROPIC_VERTEX_BASE_URL;
+  delete process.env.ANTHROPIC_VERTEX_BASE_URL;
+  try {
+    for (const region of ['global', 'us', 'eu', 'us-east5', 'europe-west1', 'asia-southeast1']) {
+      const sdk = new AnthropicVertex({ region, projectId: 'p', accessToken: 't' });
+      assert.equal(`${vertexBaseUrl(region)}/v1`, sdk.baseURL, region);
+    }
+  } finally {
+    if (saved !== undefined) process.env.ANTHROPIC_VERTEX_BASE_URL = saved;
+  }
+});
