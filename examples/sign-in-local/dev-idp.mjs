@@ -10,17 +10,24 @@ import Provider from 'oidc-provider';
  * Starts the provider on 127.0.0.1:`port` for a gateway whose `login.public_url` is `gatewayUrl`.
  * @returns its issuer URL and a close function.
  */
-export async function startDevIdp({ port = 9400, gatewayUrl = 'http://127.0.0.1:8790', user = process.env.DEV_USER ?? 'dev@example.com', groups = (process.env.DEV_GROUPS ?? 'platform').split(',').filter(Boolean) } = {}) {
+export async function startDevIdp({
+  port = 9400,
+  gatewayUrl = 'http://127.0.0.1:8790',
+  user = process.env.DEV_USER ?? 'dev@example.com',
+  groups = (process.env.DEV_GROUPS ?? 'platform').split(',').filter(Boolean),
+  // The ID-token claim that lists the groups: `groups`, or e.g. `roles` as Entra ID sends app roles (login.oidc.groups_claim).
+  groupsClaim = process.env.DEV_GROUPS_CLAIM ?? 'groups',
+} = {}) {
   const issuer = `http://127.0.0.1:${port}`;
   const provider = new Provider(issuer, {
     clients: [{ client_id: 'switchyard', client_secret: 'dev-idp-secret', redirect_uris: [`${gatewayUrl}/oauth/callback`], token_endpoint_auth_method: 'client_secret_post' }],
     scopes: ['openid', 'email', 'profile', 'groups'],
-    claims: { openid: ['sub'], email: ['email'], profile: ['name'], groups: ['groups'] },
+    claims: { openid: ['sub'], email: ['email'], profile: ['name'], groups: [groupsClaim] },
     conformIdTokenClaims: false,
     pkce: { required: () => true },
     features: { devInteractions: { enabled: false } },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-    findAccount: (_ctx, id) => ({ accountId: id, claims: () => ({ sub: id, email: id, name: id.split('@')[0], groups }) }),
+    findAccount: (_ctx, id) => ({ accountId: id, claims: () => ({ sub: id, email: id, name: id.split('@')[0], [groupsClaim]: groups }) }),
   });
   // The whole interaction, without a page: sign in as `user`, grant what the gateway asked for, go back.
   provider.use(async (ctx, next) => {
