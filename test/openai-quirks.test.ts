@@ -78,6 +78,28 @@ function assertWellFormed(events: Awaited<ReturnType<typeof translate>>) {
 }
 
 describe('tool calls as vendors send them', () => {
+  test('after an earlier call, two new calls whose fragments come side by side without index or id each get their own fragments', async () => {
+    const events = await translate([
+      chunk({ role: 'assistant', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'ls', arguments: '{"dir":"."}' } }] }),
+      // Two more calls named together, then their argument fragments two by two, neither with index nor id.
+      chunk({
+        tool_calls: [
+          { id: 'call_2', type: 'function', function: { name: 'read', arguments: '' } },
+          { id: 'call_3', type: 'function', function: { name: 'grep', arguments: '' } },
+        ],
+      }),
+      chunk({ tool_calls: [{ function: { arguments: '{"pa' } }, { function: { arguments: '{"pat' } }] }),
+      chunk({ tool_calls: [{ function: { arguments: 'th":"a.ts"}' } }, { function: { arguments: 'tern":"TODO"}' } }] }),
+      chunk({}, 'tool_calls'),
+    ]);
+    assertWellFormed(events);
+    assert.deepEqual(toolUses(events), [
+      { id: 'call_1', name: 'ls', input: { dir: '.' } },
+      { id: 'call_2', name: 'read', input: { path: 'a.ts' } },
+      { id: 'call_3', name: 'grep', input: { pattern: 'TODO' } },
+    ]);
+  });
+
   test('parallel calls without index (Gemini): one tool_use block per call, each input parses', async () => {
     const events = await translate([
       chunk({
