@@ -102,7 +102,8 @@ export class BudgetNotifier {
     expiresAtMs: number,
   ): Promise<void> {
     for (const t of b.notify ?? []) {
-      if (spentUsd < t * b.usd) continue;
+      // In micro-dollars: threshold × limit in doubles can land a hair above the exact amount (0.1 × 3 is 0.30000000000000004).
+      if (Math.round(spentUsd * 1e6) < Math.round(t * b.usd * 1e6)) continue;
       const id = `${b.rule}:${b.scope}:${value}:${period.start.toISOString().slice(0, 10)}:${t}`;
       if (id in this.saved.sent) continue;
       this.saved.sent[id] = expiresAtMs;
