@@ -92,14 +92,26 @@ export function cacheBreaks(records: UsageRecord[]): CacheBreak[] {
   const out: CacheBreak[] = [];
   for (const [session, rs] of bySession) {
     rs.sort((a, b) => a.time.localeCompare(b.time));
-    // The last request of the main conversation that read a warm prefix (subagents have their own caches).
+    // The last request of the main conversation that read a warm prefix (subagents have their own caches), and the
+    // lifetime its cache was last written with: a read refreshes an entry, it does not change its TTL.
     const warm = new Map<string, UsageRecord>();
+    const ttlOf = new Map<string, number>();
     for (const r of rs) {
       const lane = r.agent_id ?? '';
       const prev = warm.get(lane);
       if (prev && r.cache_read_input_tokens < prev.cache_read_input_tokens * COLD_SHARE && r.cache_creation_input_tokens > 0) {
-        out.push({ session, user: r.user_id, time: r.time, request_id: r.request_id, read_before: prev.cache_read_input_tokens, read_after: r.cache_read_input_tokens, cause: likelyCause(prev, r) });
+        out.push({
+          session,
+          user: r.user_id,
+          time: r.time,
+          request_id: r.request_id,
+          read_before: prev.cache_read_input_tokens,
+          read_after: r.cache_read_input_tokens,
+          cause: likelyCause(prev, r, ttlOf.get(lane) ?? TTL_5M_MS),
+        });
       }
+      if (r.cache_creation_1h_input_tokens > 0) ttlOf.set(lane, TTL_1H_MS);
+      else if (r.cache_creation_input_tokens > 0) ttlOf.set(lane, TTL_5M_MS);
       if (r.cache_read_input_tokens >= WARM_MIN_TOKENS) warm.set(lane, r);
       else if (prev && r.cache_creation_input_tokens > 0) warm.delete(lane); // rewritten: the next read counts as warm again
     }
@@ -107,9 +119,9 @@ export function cacheBreaks(records: UsageRecord[]): CacheBreak[] {
   return out.sort((a, b) => a.time.localeCompare(b.time));
 }
 
-function likelyCause(prev: UsageRecord, r: UsageRecord): string {
+/** Why `r` found `prev`'s warm prefix cold; `ttl`: the lifetime that prefix was written with, ms. */
+function likelyCause(prev: UsageRecord, r: UsageRecord, ttl: number): string {
   const gapMs = Date.parse(r.time) - (Date.parse(prev.time) + prev.latency_ms);
-  const ttl = prev.cache_creation_1h_input_tokens > 0 ? TTL_1H_MS : TTL_5M_MS;
   if (gapMs > ttl) return `idle for ${Math.round(gapMs / 60_000)} min, longer than the ${ttl === TTL_1H_MS ? '1-hour' : '5-minute'} cache lifetime`;
   if (prev.model !== r.model) return `model switched from ${prev.model} to ${r.model} (each model has its own cache)`;
   if (prev.facts && r.facts && prev.facts.tools !== r.facts.tools) return `tools changed (${prev.facts.tools} -> ${r.facts.tools} definitions)`;
