@@ -218,6 +218,15 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
     const answer = wantsTool
       ? messageJson(model, [{ type: 'tool_use', id: 'toolu_fake_01', name: 'get_weather', input: { city: 'Paris', unit: 'celsius' } }], 'tool_use')
       : messageJson(model, [{ type: 'text', text: 'Hello from the fake upstream.' }]);
+    // A prompt-cache hit and write, as Anthropic reports them (usage.cache_creation split by TTL).
+    if (scenario === 'cached')
+      answer.usage = {
+        input_tokens: 25,
+        output_tokens: 7,
+        cache_creation_input_tokens: 120,
+        cache_read_input_tokens: 300,
+        cache_creation: { ephemeral_5m_input_tokens: 120, ephemeral_1h_input_tokens: 0 },
+      };
     const json = Buffer.from(JSON.stringify(answer));
     if (scenario === 'vary') {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': json.length, vary: 'Accept-Encoding' });

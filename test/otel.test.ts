@@ -169,3 +169,58 @@ describe('switching it on', () => {
     assert.equal(telemetrySettings(none, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:1/v1/traces' })?.metrics, null);
   });
 });
+
+describe("the same request's span, metrics and usage record agree", () => {
+  test('requested and response model, every token kind (cache read and write in their attributes and in the input metric), cost', async () => {
+    const g = await startTestGateway({
+      upstream: fake.url,
+      rules: {
+        '50.yaml':
+          'version: 1\nrules:\n  - id: pin\n    match: { model: claude-haiku-4-5 }\n    actions: [ { route_to: { provider: anthropic, model: claude-haiku-4-5-20251001 } } ]\n  - id: default\n    actions: [ { route_to: { provider: anthropic } } ]\n',
+      },
+    });
+    try {
+      const r = await request(g.gw.url + '/v1/messages', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': 'sk-ant-otel-2', 'x-fake': 'cached', 'x-claude-code-session-id': 'sess-otel-record' },
+        body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      assert.equal(r.statusCode, 200);
+      await r.body.dump();
+      const id = String(r.headers['x-switchyard-request-id']);
+      const ledger = g.gw.deps.ledger!;
+      await until(async () => {
+        await ledger.flush();
+        return (await ledger.store.query(new Date(Date.now() - 60_000).toISOString(), new Date(Date.now() + 1000).toISOString())).some((x) => x.request_id === id);
+      });
+      const record = (await ledger.store.query(new Date(Date.now() - 60_000).toISOString(), new Date(Date.now() + 1000).toISOString())).find((x) => x.request_id === id)!;
+      await until(() => spans().some((s) => s.kind === 2 && attr(s.attributes, 'gen_ai.conversation.id') === 'sess-otel-record'), 5000, 'the span exported');
+      const a = spans().find((s) => s.kind === 2 && attr(s.attributes, 'gen_ai.conversation.id') === 'sess-otel-record')!.attributes;
+      assert.equal(attr(a, 'gen_ai.request.model'), 'claude-haiku-4-5', 'what the client asked for');
+      assert.equal(attr(a, 'gen_ai.response.model'), record.model);
+      assert.equal(record.model, 'claude-haiku-4-5-20251001', 'the model the upstream was sent (the fake answers with it)');
+      assert.equal(attr(a, 'gen_ai.usage.input_tokens'), record.input_tokens);
+      assert.equal(attr(a, 'gen_ai.usage.output_tokens'), record.output_tokens);
+      assert.equal(attr(a, 'gen_ai.usage.cache_read.input_tokens'), record.cache_read_input_tokens);
+      assert.equal(attr(a, 'gen_ai.usage.cache_creation.input_tokens'), record.cache_creation_input_tokens);
+      assert.deepEqual([record.input_tokens, record.output_tokens, record.cache_read_input_tokens, record.cache_creation_input_tokens], [25, 7, 300, 120]);
+      assert.equal(attr(a, 'switchyard.cost_usd'), record.cost_usd);
+      type Point = { attributes: OtlpAttr[]; sum: number };
+      const inputPoints = (): Point[] =>
+        received.metrics.flatMap((m) =>
+          (JSON.parse(m) as { resourceMetrics: Array<{ scopeMetrics: Array<{ metrics: Array<{ name: string; histogram?: { dataPoints: Point[] } }> }> }> }).resourceMetrics.flatMap((rm) =>
+            rm.scopeMetrics.flatMap((s) =>
+              s.metrics
+                .filter((x) => x.name === 'gen_ai.client.token.usage')
+                .flatMap((x) => x.histogram?.dataPoints ?? [])
+                .filter((p) => attr(p.attributes, 'gen_ai.token.type') === 'input' && attr(p.attributes, 'gen_ai.request.model') === 'claude-haiku-4-5'),
+            ),
+          ),
+        );
+      await until(() => inputPoints().length > 0, 5000, 'the input token metric exported');
+      assert.equal(inputPoints().at(-1)!.sum, record.input_tokens + record.cache_read_input_tokens + record.cache_creation_input_tokens, 'input, cache reads and cache writes');
+    } finally {
+      await g.gw.close();
+    }
+  });
+});
