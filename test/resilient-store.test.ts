@@ -145,3 +145,87 @@ describe('the circuit', () => {
     assert.equal(store.health().since, null);
   });
 });
+
+describe('what the operator sees', () => {
+  test('one warn line per outage naming each use and its mode and the error; one info line when Redis is back; health and observer follow', async () => {
+    const { LogCapture } = await import('./helpers.js');
+    const logs = new LogCapture();
+    const events: string[] = [];
+    const { remote, state } = standIn();
+    const store = new ResilientStore(remote, { throttles: 'local', cooldowns: 'allow', budgets: 'deny' }, createLogger({ level: 'info', destination: logs }), 50, {
+      onStatus: (degraded) => events.push(degraded ? 'down' : 'up'),
+      onFallback: (use, mode) => events.push(`${use}:${mode}`),
+    });
+    assert.deepEqual(store.health(), { kind: 'redis', status: 'ok', since: null, last_error: null, fallbacks: { throttles: 0, cooldowns: 0, budgets: 0 } });
+    state.down = true;
+    for (let i = 0; i < 5; i++) await store.take('t', 1, { capacity: 100, refillPerMs: 0 });
+    await store.cooldowns(['k']);
+    await assert.rejects(store.spend('b'));
+    const warns = logs.lines.filter((l) => l.level === 40);
+    assert.equal(warns.length, 1, 'one line per outage, not per request');
+    assert.equal(warns[0]!.msg, 'state store (redis) is unavailable: throttles count per replica, key cooldowns are not applied, budgets refuse requests until it is back');
+    assert.equal(warns[0]!.err, 'connect ECONNREFUSED 127.0.0.1:6379');
+    const h = store.health();
+    assert.equal(h.status, 'degraded');
+    assert.ok(h.since && Date.parse(h.since) <= Date.now());
+    assert.equal(h.last_error, 'connect ECONNREFUSED 127.0.0.1:6379', "the circuit's own error does not replace Redis's");
+    assert.deepEqual(h.fallbacks, { throttles: 5, cooldowns: 1, budgets: 1 });
+    assert.deepEqual(events, ['down', 'throttles:local', 'throttles:local', 'throttles:local', 'throttles:local', 'throttles:local', 'cooldowns:allow', 'budgets:deny']);
+    state.down = false;
+    await new Promise((r) => setTimeout(r, 70));
+    await store.take('t', 1, { capacity: 100, refillPerMs: 0 });
+    const back = logs.lines.filter((l) => l.level === 30 && String(l.msg).startsWith('state store (redis) is back'));
+    assert.equal(back.length, 1);
+    assert.ok(Number(back[0]!.outage_ms) >= 50, `outage_ms ${back[0]!.outage_ms}`);
+    assert.equal(events.at(-1), 'up');
+    assert.equal(store.health().status, 'ok');
+  });
+});
+
+describe('the rest of the store', () => {
+  test('Redis up: the shared figures win where they are larger, the mirror where it is', async () => {
+    const { remote, inner } = standIn();
+    const store = new ResilientStore(remote, all('local'), quiet);
+    await inner.addSpend('b', 10, far); // another replica's
+    assert.equal(await store.addSpend('b', 2, far), 12, 'the shared total after this replica adds');
+    await store.setCooldown('k', far);
+    await inner.setCooldown('k', 0);
+    assert.deepEqual(await store.cooldowns(['k', 'unknown']), [far, 0], "this replica's own cooldown counts though Redis forgot it");
+  });
+
+  test('local: a charge lands in the local bucket; seeding spend never fails and reaches the mirror', async () => {
+    const { remote, state } = standIn();
+    const store = new ResilientStore(remote, all('local'), quiet);
+    state.down = true;
+    await store.charge('c', 3, { capacity: 3, refillPerMs: 0 });
+    assert.equal((await store.take('c', 1, { capacity: 3, refillPerMs: 0 })).ok, false, 'the charge emptied the local bucket');
+    await store.seedSpend('s', 4, far);
+    assert.equal(await store.spend('s'), 4);
+  });
+
+  test('allow: a slot is given and can be released; a charge is dropped', async () => {
+    const { remote, state } = standIn();
+    const store = new ResilientStore(remote, all('allow'), quiet);
+    state.down = true;
+    const slot = (await store.acquire('c', 1))!;
+    await slot.release();
+    await store.charge('c', 100, { capacity: 1, refillPerMs: 0 });
+    assert.equal((await store.take('c', 1, { capacity: 1, refillPerMs: 0 })).ok, true);
+  });
+
+  test('sign-in records go to Redis while it answers and to this replica while it does not', async () => {
+    const { remote, inner, state } = standIn();
+    const store = new ResilientStore(remote, all('deny'), quiet);
+    await store.putRecord('r1', 'shared', 60_000);
+    assert.equal(await inner.getRecord('r1'), 'shared', 'written to Redis');
+    assert.equal(await store.claimRecord('c1', 'x', 60_000), true);
+    assert.equal(await store.claimRecord('c1', 'x', 60_000), false, 'claimed once');
+    state.down = true;
+    await store.putRecord('r2', 'local', 60_000);
+    assert.equal(await store.getRecord('r2'), 'local', 'kept by this replica, deny or not');
+    assert.equal(await store.takeRecord('r2'), 'local');
+    assert.equal(await store.takeRecord('r2'), null, 'taken once');
+    assert.equal(await store.claimRecord('c2', 'x', 60_000), true);
+    assert.equal(await inner.getRecord('r2'), null, 'Redis never saw it');
+  });
+});
