@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { request } from 'undici';
@@ -219,6 +219,8 @@ describe('serve', () => {
   test('SIGTERM: stops accepting, lets an open stream finish, exits 0', async () => {
     const fake = await startFakeUpstream();
     const { configFile } = writeConfig({ upstream: fake.url });
+    // A grace long enough that a loaded machine cannot run it out while the test checks new connections are refused.
+    writeFileSync(configFile, readFileSync(configFile, 'utf8').replace('grace_ms: 2000', 'grace_ms: 20000'));
     const child = spawn(CLI[0], [...CLI.slice(1), 'serve', '--config', configFile, '--port', '0'], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'info' } });
     try {
       let out = '';
@@ -241,6 +243,17 @@ describe('serve', () => {
       });
       const chunks: string[] = [];
       r.body.on('data', (c: Buffer) => chunks.push(c.toString()));
+      // Listened for from the start (an end that came early must not leave the test waiting), and bounded: a gateway
+      // that died instead of draining fails the test with its own output.
+      const bounded = <T>(p: Promise<T>, what: string) =>
+        Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} within 30 s; the gateway said:\n${out}`)), 30_000).unref())]);
+      const ended = bounded(
+        new Promise((res, rej) => {
+          r.body.once('end', res);
+          r.body.once('error', (err: Error) => rej(new Error(`the stream broke (${err.message}); the gateway said:\n${out}`)));
+        }),
+        'the open stream did not end',
+      );
       await until(() => chunks.length > 0, 5000, 'the first event');
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
@@ -259,9 +272,9 @@ describe('serve', () => {
       );
       assert.equal(chunks.join('').includes('message_stop'), false, 'the stream is still open');
       fake.release();
-      await new Promise((res) => r.body.once('end', res));
+      await ended;
       assert.match(chunks.join(''), /event: message_stop/);
-      assert.equal(await exited, 0);
+      assert.equal(await bounded(exited, 'the gateway did not exit'), 0, out);
     } finally {
       child.kill('SIGKILL');
       await fake.close();
