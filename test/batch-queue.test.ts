@@ -48,7 +48,12 @@ test('a batch that throws, answers false or hangs past timeoutMs stays at the he
 
 test('full: everything goes to the overflow, or the new item is dropped and counted', () => {
   const spooled: number[][] = [];
-  const spooling = new BatchQueue<number>(async () => {}, 2, 10, { overflow: (items) => (spooled.push([...items]), true) });
+  const spooling = new BatchQueue<number>(async () => {}, 2, 10, {
+    overflow: (items) => {
+      spooled.push([...items]);
+      return true;
+    },
+  });
   for (const i of [1, 2, 3]) spooling.push(i);
   assert.deepEqual(spooled, [[1, 2]]);
   assert.deepEqual(spooling.takeAll(), [3], 'the queue holds only what came after');
