@@ -4,12 +4,12 @@
  * limits; wall time of `seedBudgets`, ms. PostgreSQL from DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test),
  * in a database of its own that is dropped afterwards.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import { freshDatabase } from '../test/helpers.js';
 import { RECORD_COLS as cols, recordSelect } from './ledger-rows.js';
 
 const { seedBudgets } = (await import('../dist/actions/budget/seed.js' as string)) as typeof import('../src/actions/budget/seed.js');
@@ -58,24 +58,15 @@ export async function benchBudgetSeed(): Promise<{ records: number; sqlite_ms: n
   await store.close();
   rmSync(dir, { recursive: true, force: true });
 
-  // PostgreSQL: generate_series in a database of its own.
+  // PostgreSQL: generate_series in a database of its own (none reachable: no PostgreSQL figure).
   let postgresMs: number | null = null;
-  const url = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
-  const admin = new pg.Client({ connectionString: url.toString() });
-  admin.on('error', () => {});
+  const scratch = await freshDatabase('switchyard_seed').catch(() => null);
+  if (!scratch) return { records: N, sqlite_ms: Math.round(sqliteMs), postgres_ms: null, totals };
   try {
-    await admin.connect();
-  } catch {
-    return { records: N, sqlite_ms: Math.round(sqliteMs), postgres_ms: null, totals };
-  }
-  const name = `switchyard_seed_${randomBytes(4).toString('hex')}`;
-  await admin.query(`CREATE DATABASE ${name}`);
-  try {
-    url.pathname = `/${name}`;
-    const pgStore = new PostgresStore(url.toString(), 120_000);
+    const pgStore = new PostgresStore(scratch.url, 120_000);
     await pgStore.init();
     await pgStore.prepareMonths(new Date(now - 2_592_000_000).toISOString(), new Date(now).toISOString());
-    const c = new pg.Client({ connectionString: url.toString() });
+    const c = new pg.Client({ connectionString: scratch.url });
     c.on('error', () => {});
     await c.connect();
     await c.query(
@@ -92,8 +83,7 @@ export async function benchBudgetSeed(): Promise<{ records: number; sqlite_ms: n
     postgresMs = performance.now() - t;
     await pgStore.close();
   } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
-    await admin.end();
+    await scratch.drop().catch(() => {});
   }
   return { records: N, sqlite_ms: Math.round(sqliteMs), postgres_ms: postgresMs === null ? null : Math.round(postgresMs), totals };
 }

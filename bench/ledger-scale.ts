@@ -11,13 +11,12 @@
  *   bytes       on disk per record, records and indexes (PostgreSQL: every partition; SQLite: the file)
  * PostgreSQL from DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test), in a database of its own, dropped after.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { usageRecord } from '../test/helpers.js';
+import { freshDatabase, usageRecord } from '../test/helpers.js';
 import { RECORD_COLS, recordSelect } from './ledger-rows.js';
 
 const { SqliteStore } = (await import('../dist/usage/sqlite.js' as string)) as typeof import('../src/usage/sqlite.js');
@@ -136,24 +135,17 @@ export async function benchLedgerScale(): Promise<Record<string, unknown>> {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  // PostgreSQL: generate_series in a database of its own.
-  const url = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
-  const admin = new pg.Client({ connectionString: url.toString() });
-  admin.on('error', () => {});
-  try {
-    await admin.connect();
-  } catch {
+  // PostgreSQL: generate_series in a database of its own (none reachable: no PostgreSQL figures).
+  const db = await freshDatabase('switchyard_scale').catch(() => null);
+  if (!db) {
     out.postgres = null;
     return out;
   }
-  const name = `switchyard_scale_${randomBytes(4).toString('hex')}`;
-  await admin.query(`CREATE DATABASE ${name}`);
   try {
-    url.pathname = `/${name}`;
-    const store = new PostgresStore(url.toString(), 3_600_000);
+    const store = new PostgresStore(db.url, 3_600_000);
     await store.init();
     await store.prepareMonths(new Date(now - spanS * 1000 - DAY_MS).toISOString(), new Date(now).toISOString());
-    const c = new pg.Client({ connectionString: url.toString() });
+    const c = new pg.Client({ connectionString: db.url });
     c.on('error', () => {});
     await c.connect();
     const oldest = new Date(now - spanS * 1000);
@@ -180,8 +172,7 @@ export async function benchLedgerScale(): Promise<Record<string, unknown>> {
     await c.end();
     await store.close();
   } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => {});
-    await admin.end();
+    await db.drop().catch(() => {});
   }
   return out;
 }
