@@ -405,6 +405,18 @@ describe('tokens', () => {
   });
 });
 
+/** An access token for `who`, ten minutes, as a gateway with `public_url: http://127.0.0.1:1` signs it with `key`. */
+async function accessToken(key: Awaited<ReturnType<typeof newSigningJwk>>, who: { sub: string; email: string; groups: string[] }): Promise<string> {
+  return new SignJWT({ email: who.email, groups: who.groups, use: 'access' })
+    .setProtectedHeader({ alg: 'ES256', kid: key.kid })
+    .setSubject(who.sub)
+    .setIssuer('http://127.0.0.1:1')
+    .setAudience('http://127.0.0.1:1')
+    .setIssuedAt()
+    .setExpirationTime('10m')
+    .sign(await importJWK(key, 'ES256'));
+}
+
 describe("/v1/models under a policy of globs, when the provider's own list is the catalogue", () => {
   test('the upstream list comes back filtered by the policy: never unfiltered; a model outside it is 404', async () => {
     const key = await newSigningJwk();
@@ -434,15 +446,7 @@ policies:
     const providers = `  anthropic:\n    type: anthropic\n    base_url: ${listsUrl}\n    keys: [ "k" ]\n`;
     const g = await startTestGateway({ upstream: listsUrl, providers, extraConfig, rules: { '50.yaml': 'version: 1\nrules: []\n' } });
     try {
-      const keyObj = await importJWK(key, 'ES256');
-      const token = await new SignJWT({ email: 'bob@example.com', groups: ['eng'], use: 'access' })
-        .setProtectedHeader({ alg: 'ES256', kid: key.kid })
-        .setSubject('sub-bob')
-        .setIssuer('http://127.0.0.1:1')
-        .setAudience('http://127.0.0.1:1')
-        .setIssuedAt()
-        .setExpirationTime('10m')
-        .sign(keyObj);
+      const token = await accessToken(key, { sub: 'sub-bob', email: 'bob@example.com', groups: ['eng'] });
       const get = (p: string) => fetch(`${g.gw.url}${p}`, { headers: { authorization: `Bearer ${token}` } });
       const list = await get('/v1/models');
       assert.equal(list.status, 200, await list.clone().text());
@@ -487,16 +491,7 @@ policies:
     const providers = `  anthropic:\n    type: anthropic\n    base_url: ${upstream.url}\n    keys: [ "k" ]\n`;
     const g = await startTestGateway({ upstream: upstream.url, providers, extraConfig });
     try {
-      const keyObj = await importJWK(key, 'ES256');
-      const mint = (groups: string[]) =>
-        new SignJWT({ email: 'x@example.com', groups, use: 'access' })
-          .setProtectedHeader({ alg: 'ES256', kid: key.kid })
-          .setSubject('sub-x')
-          .setIssuer('http://127.0.0.1:1')
-          .setAudience('http://127.0.0.1:1')
-          .setIssuedAt()
-          .setExpirationTime('10m')
-          .sign(keyObj);
+      const mint = (groups: string[]) => accessToken(key, { sub: 'sub-x', email: 'x@example.com', groups });
       const none = await fetch(`${g.gw.url}/managed/settings`, { headers: { authorization: `Bearer ${await mint(['sales'])}` } });
       assert.equal(none.status, 404, await none.clone().text());
       assert.equal(((await none.json()) as { error: { type: string } }).error.type, 'not_found_error');
