@@ -10,7 +10,7 @@ import { cacheBreaks } from './cache.js';
 import { costPer } from './activity.js';
 import type { LedgerStore, SessionActivity } from './ledger.js';
 import { buildReport, type RecordFilter, type ReportRow, reportOrder } from './report.js';
-import type { SummaryGroup, SummaryRow } from './summary.js';
+import { asReportRow, type SummaryGroup, type SummaryRow } from './summary.js';
 
 /** One time bucket of the overview series (hours for ranges up to two days, else UTC days). */
 export interface SeriesPoint {
@@ -45,21 +45,8 @@ export interface Overview {
 const round6 = (x: number) => Math.round(x * 1e6) / 1e6;
 const ratio = (a: number, b: number) => (b ? Math.round((a / b) * 10_000) / 10_000 : 0);
 
-/** A {@link SummaryRow} as a report row (`group` by `by`), rounded and with its cache hit ratio, as buildReport closes it. */
-function reportRow(s: SummaryRow, by: string | null): ReportRow {
-  const allInput = s.input_tokens + s.cache_write_tokens + s.cache_read_tokens;
-  return {
-    group: by ? { [by]: s.key ?? '(none)' } : {},
-    requests: s.requests,
-    input_tokens: s.input_tokens,
-    output_tokens: s.output_tokens,
-    cache_write_tokens: s.cache_write_tokens,
-    cache_read_tokens: s.cache_read_tokens,
-    cost_usd: round6(s.cost_usd),
-    unpriced_requests: s.unpriced,
-    cache_hit_ratio: allInput ? Math.round((s.cache_read_tokens / allInput) * 10_000) / 10_000 : 0,
-  };
-}
+/** A {@link SummaryRow} as a report row (`group` by `by`; a missing value is `(none)`). */
+const reportRow = (s: SummaryRow, by: string | null): ReportRow => asReportRow(s, by ? { [by]: s.key ?? '(none)' } : {});
 
 /**
  * The overview computed by the ledger's database (GROUP BY): four aggregate queries — totals per time bucket, and

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { UsageRecord } from './record.js';
-import type { GroupBy, RecordFilter } from './report.js';
+import type { GroupBy, RecordFilter, ReportRow } from './report.js';
 
 /**
  * What a summary is grouped by: nothing, an hour or a UTC day of `time`, or any report dimension (`usage --by`'s:
@@ -205,6 +205,25 @@ function summaryColumns(bool: (cond: string) => string): string {
     `sum(${bool("outcome IN ('failed', 'error')")}) AS errors`,
     `sum(${bool("outcome = 'refused'")}) AS refused`,
   ].join(', ');
+}
+
+/**
+ * A summary's sums as a report row of `group`, closed as buildReport closes one: cost rounded to the micro-dollar, the
+ * cache hit ratio (cache reads over all input tokens) to four places.
+ */
+export function asReportRow(s: Omit<SummaryRow, 'key'>, group: Record<string, string>): ReportRow {
+  const allInput = s.input_tokens + s.cache_write_tokens + s.cache_read_tokens;
+  return {
+    group,
+    requests: s.requests,
+    input_tokens: s.input_tokens,
+    output_tokens: s.output_tokens,
+    cache_write_tokens: s.cache_write_tokens,
+    cache_read_tokens: s.cache_read_tokens,
+    cost_usd: Math.round(s.cost_usd * 1e6) / 1e6,
+    unpriced_requests: s.unpriced,
+    cache_hit_ratio: allInput ? Math.round((s.cache_read_tokens / allInput) * 10_000) / 10_000 : 0,
+  };
 }
 
 /** A database row as a {@link SummaryRow} (PostgreSQL returns sums as strings). */

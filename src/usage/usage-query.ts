@@ -8,8 +8,8 @@
 import { buildCacheReport, CACHE_GROUPS, type CacheGroupBy, type CacheReport, renderCacheReport } from './cache.js';
 import type { PriceTable } from './prices.js';
 import type { UsageRecord } from './record.js';
-import { buildReport, filterRecords, GROUP_BY_HELP, isGroupBy, parseFilter, parseWhen, type GroupBy, type Report, type ReportRow, renderReport, reportOrder } from './report.js';
-import { noneKey, type SummaryQuery, type SummaryRow } from './summary.js';
+import { buildReport, filterRecords, GROUP_BY_HELP, isGroupBy, parseFilter, parseWhen, type GroupBy, type Report, renderReport, reportOrder } from './report.js';
+import { asReportRow, noneKey, type SummaryQuery, type SummaryRow } from './summary.js';
 
 /** Where a report's data comes from: the records of a range, and (a ledger store) sums the database computes. */
 export interface UsageSource {
@@ -19,20 +19,6 @@ export interface UsageSource {
 
 /** A report from a summary's rows: the same rows, keys and totals {@link buildReport} makes from the records. */
 export function reportFromSummary(rows: SummaryRow[], by: GroupBy | null, since: string, until: string): Report {
-  const row = (group: Record<string, string>, s: Omit<SummaryRow, 'key'>): ReportRow => {
-    const allInput = s.input_tokens + s.cache_write_tokens + s.cache_read_tokens;
-    return {
-      group,
-      requests: s.requests,
-      input_tokens: s.input_tokens,
-      output_tokens: s.output_tokens,
-      cache_write_tokens: s.cache_write_tokens,
-      cache_read_tokens: s.cache_read_tokens,
-      cost_usd: Math.round(s.cost_usd * 1e6) / 1e6,
-      unpriced_requests: s.unpriced,
-      cache_hit_ratio: allInput ? Math.round((s.cache_read_tokens / allInput) * 10_000) / 10_000 : 0,
-    };
-  };
   const present = rows.filter((r) => r.requests > 0);
   const total = { requests: 0, input_tokens: 0, output_tokens: 0, cache_write_tokens: 0, cache_read_tokens: 0, cost_usd: 0, unpriced: 0, errors: 0, refused: 0 };
   for (const r of present) for (const k of Object.keys(total) as Array<keyof typeof total>) total[k] += r[k];
@@ -40,8 +26,8 @@ export function reportFromSummary(rows: SummaryRow[], by: GroupBy | null, since:
     since,
     until,
     by: by ? [by] : [],
-    rows: by ? present.map((r) => row({ [by]: r.key ?? (by === 'day' ? '(none)' : noneKey(by)) }, r)).sort(reportOrder) : present.length ? [row({}, total)] : [],
-    totals: row({}, total),
+    rows: by ? present.map((r) => asReportRow(r, { [by]: r.key ?? (by === 'day' ? '(none)' : noneKey(by)) })).sort(reportOrder) : present.length ? [asReportRow(total, {})] : [],
+    totals: asReportRow(total, {}),
   };
 }
 
