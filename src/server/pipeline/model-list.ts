@@ -12,7 +12,7 @@ import { LRUCache } from 'lru-cache';
 import { UnknownModelError, UpstreamError } from '../../errors.js';
 import { modelIdOf } from '../../upstream/providers/models.js';
 import type { Exchange, ModelList } from './exchange.js';
-import { sendError } from './record.js';
+import { sendError, sendJson } from './record.js';
 
 /** Largest model list read, bytes (Anthropic's is a few KB; a vendor's hundreds of models stay far below). */
 const MAX_LIST_BYTES = 4 * 1024 * 1024;
@@ -42,18 +42,8 @@ export function answerModelListFromCache(x: Exchange, allows: (model: string) =>
   if (modelIdOf(x.pathAndQuery) !== null) return false;
   const cached = x.deps.modelLists.get(listKey(x));
   if (!cached) return false;
-  writeJson(x, filtered(cached, allows));
+  sendJson(x, filtered(cached, allows));
   return true;
-}
-
-/** A 200 JSON answer, logged as ok. */
-function writeJson(x: Exchange, out: unknown): void {
-  const body = JSON.stringify(out);
-  x.log.status = 200;
-  x.log.outcome = 'ok';
-  if (x.res.destroyed) return;
-  x.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'request-id': x.id, 'x-switchyard-request-id': x.id });
-  x.res.end(body);
 }
 
 /** The body of `x.answer`, whole and decompressed; null when it is larger than MAX_LIST_BYTES. */
@@ -104,5 +94,5 @@ export async function relayModelList(x: Exchange, allows: (model: string) => boo
     if (!x.res.destroyed) sendError(x.res, gatewayErr, x.id);
     return;
   }
-  writeJson(x, out);
+  sendJson(x, out);
 }

@@ -10,6 +10,16 @@ import type { Outcome, UsageRecord } from '../../usage/record.js';
 import { noUsage } from '../../usage/tap.js';
 import type { Exchange, LogOutcome, Stage } from './exchange.js';
 
+/** Answers `x` here with 200 and `out` as JSON (request ids in the headers), logged as ok. */
+export function sendJson(x: Exchange, out: unknown): void {
+  const body = JSON.stringify(out);
+  x.log.status = 200;
+  x.log.outcome = 'ok';
+  if (x.res.destroyed) return;
+  x.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'request-id': x.id, 'x-switchyard-request-id': x.id });
+  x.res.end(body);
+}
+
 /** Writes a gateway error in Anthropic's shape, unless the response has already started (then it is cut). */
 export function sendError(res: ServerResponse, err: GatewayError, requestId: string, extraHeaders: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) {

@@ -11,6 +11,7 @@ import { dryRunReport } from '../../rules/report.js';
 import { prepareUpstream } from '../../upstream/prepare.js';
 import { adapterFor, type ClientRequest } from '../../upstream/providers/index.js';
 import type { Exchange, Stage } from './exchange.js';
+import { sendJson } from './record.js';
 
 /** What the provider adapters see of this request. */
 export function clientRequest(x: Exchange): ClientRequest {
@@ -39,9 +40,7 @@ async function catalogue(x: Exchange): Promise<boolean> {
     x.modelFilter = policy.allows;
     return false;
   }
-  const body = JSON.stringify(answer);
-  x.res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'request-id': x.id, 'x-switchyard-request-id': x.id });
-  x.res.end(body);
+  sendJson(x, answer);
   return true;
 }
 
