@@ -260,7 +260,8 @@ describe('serve', () => {
       // New connections are refused while the open stream is still running.
       await until(
         () =>
-          request(url + '/healthz').then(
+          // A fresh connection each time: one kept alive from an earlier poll would still be served while draining.
+          request(url + '/healthz', { reset: true }).then(
             async (h) => {
               await h.body.dump();
               return false;
