@@ -32,6 +32,7 @@ COPY --from=build /src/dist ./dist
 COPY switchyard.yaml prices.yaml ./
 COPY rules ./rules
 COPY schemas ./schemas
+COPY secrets ./secrets
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
 EXPOSE 8790

@@ -9,6 +9,7 @@ import { deny } from './deny.js';
 import { removeHeaders, setHeaders } from './headers.js';
 import { injectCache } from './inject_cache.js';
 import { routeTo } from './route_to.js';
+import { scanSecrets } from './scan_secrets/index.js';
 import { tagBilling } from './tag_billing.js';
 import { throttle } from './throttle/index.js';
 import { transform } from './transform.js';
@@ -18,5 +19,5 @@ import type { ActionModule, EnforcingAction } from './types.js';
 export const ENFORCING: readonly EnforcingAction[] = [budget as EnforcingAction, throttle as EnforcingAction];
 
 export const ACTIONS: ReadonlyMap<string, ActionModule<unknown>> = new Map(
-  ([routeTo, injectCache, tagBilling, ...ENFORCING, setHeaders, removeHeaders, deny, transform] as ActionModule<never>[]).map((a) => [a.name, a as ActionModule<unknown>]),
+  ([routeTo, injectCache, tagBilling, ...ENFORCING, setHeaders, removeHeaders, deny, transform, scanSecrets] as ActionModule<never>[]).map((a) => [a.name, a as ActionModule<unknown>]),
 );

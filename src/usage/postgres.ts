@@ -19,7 +19,7 @@ import pg from 'pg';
 import { ACTIVITY_COLUMNS, SPEND_LIMIT_COLUMNS, type ActivityDelta, type DayCost, type LedgerStore, type SessionActivity, type StoredSpendLimit } from './ledger.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
-const SCHEMA_VERSION = 6;
+const SCHEMA_VERSION = 7;
 
 /** Months of partitions `init` makes ahead of the current one. */
 const MONTHS_AHEAD = 2;
@@ -41,6 +41,8 @@ const INTS = new Set([
 function columnType(c: string): string {
   if (c === 'time') return 'timestamptz NOT NULL';
   if (c === 'facts') return 'jsonb';
+  // Added in v7 to tables that had rows already: null in those.
+  if (c === 'secret_findings') return 'jsonb';
   if (JSON_COLUMNS.has(c as keyof UsageRecord)) return 'jsonb NOT NULL';
   if (INTS.has(c)) return 'bigint NOT NULL';
   if (c === 'latency_ms' || c === 'ttft_ms' || c === 'cost_usd') return 'double precision';
@@ -128,6 +130,11 @@ export class PostgresStore implements LedgerStore {
       await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [5]);
     }
     if (version >= 1 && version < 6) await this.partitionLegacy();
+    if (version >= 1 && version < 7) {
+      // v7: the secrets scan_secrets found (counts by rule id); rows written before have none.
+      await this.pool.query('ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS secret_findings jsonb');
+      await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [7]);
+    }
     await this.pool.query(
       'CREATE TABLE IF NOT EXISTS spend_limits (id text PRIMARY KEY, scope_type text NOT NULL, scope_id text NOT NULL, period text NOT NULL, amount text, expires_at timestamptz, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, UNIQUE (scope_type, scope_id, period))',
     );
@@ -162,6 +169,7 @@ export class PostgresStore implements LedgerStore {
       for (const index of ['usage_records_time', 'usage_records_request_id', 'usage_records_session'])
         await client.query(`ALTER INDEX IF EXISTS ${index} RENAME TO ${index.replace('usage_records', 'usage_records_legacy')}`);
       await client.query(`ALTER TABLE usage_records_legacy ADD CONSTRAINT usage_records_legacy_bound CHECK (time < '${bound}')`);
+      await client.query('ALTER TABLE usage_records_legacy ADD COLUMN IF NOT EXISTS secret_findings jsonb');
       await this.createPartitioned(client);
       await client.query(`ALTER TABLE usage_records ATTACH PARTITION usage_records_legacy FOR VALUES FROM (MINVALUE) TO ('${bound}')`);
       await client.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [6]);

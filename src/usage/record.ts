@@ -40,6 +40,8 @@ export interface UsageRecord extends Usage {
   error_type: string | null;
   /** The rule action that refused the request, `deny:<rule>`, `throttle:<rule>` or `budget:<rule>`; null (or absent, in records from before it) otherwise. */
   refused_by?: string | null;
+  /** Secrets `scan_secrets` found in the request, counted by gitleaks rule id (never a value); null (or absent, in records from before it) when none. */
+  secret_findings?: Record<string, number> | null;
   retries: number;
   latency_ms: number;
   ttft_ms: number | null;
@@ -47,7 +49,7 @@ export interface UsageRecord extends Usage {
 }
 
 /** Columns stored as JSON (text in SQLite, jsonb in PostgreSQL). */
-export const JSON_COLUMNS: ReadonlySet<keyof UsageRecord> = new Set(['rules', 'tags', 'facts']);
+export const JSON_COLUMNS: ReadonlySet<keyof UsageRecord> = new Set(['rules', 'tags', 'facts', 'secret_findings']);
 
 /** Column order shared by the stores and the CSV export. */
 export const RECORD_COLUMNS: ReadonlyArray<keyof UsageRecord> = [
@@ -70,6 +72,7 @@ export const RECORD_COLUMNS: ReadonlyArray<keyof UsageRecord> = [
   'outcome',
   'error_type',
   'refused_by',
+  'secret_findings',
   'retries',
   'latency_ms',
   'ttft_ms',

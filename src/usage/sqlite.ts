@@ -11,7 +11,7 @@ import path from 'node:path';
 import { ACTIVITY_COLUMNS, SPEND_LIMIT_COLUMNS, type ActivityDelta, type DayCost, type LedgerStore, type SessionActivity, type StoredSpendLimit } from './ledger.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
 
-const SCHEMA_VERSION = 5;
+const SCHEMA_VERSION = 6;
 
 /** Records one retention delete removes before it yields (a few ms of write lock each). */
 const PRUNE_BATCH = 5000;
@@ -82,9 +82,9 @@ export class SqliteStore implements LedgerStore {
     }
     if (version >= 1 && version < SCHEMA_VERSION) {
       // v3: the rules version and the request facts (switchyard replay); v4: user, project and agent
-      // (attribution); v5: the rule that refused. Rows written before have none of them.
+      // (attribution); v5: the rule that refused; v6: the secrets scan_secrets found. Rows written before have none of them.
       const have = new Set((this.db.prepare('PRAGMA table_info(usage_records)').all() as Array<{ name: string }>).map((c) => c.name));
-      for (const c of ['rules_version', 'facts', 'user_id', 'project', 'agent_id', 'refused_by']) if (!have.has(c)) this.db.exec(`ALTER TABLE usage_records ADD COLUMN ${c} TEXT`);
+      for (const c of ['rules_version', 'facts', 'user_id', 'project', 'agent_id', 'refused_by', 'secret_findings']) if (!have.has(c)) this.db.exec(`ALTER TABLE usage_records ADD COLUMN ${c} TEXT`);
     }
     if (version > SCHEMA_VERSION) throw new Error(`the ledger ${this.file} has schema version ${version}, newer than this gateway's ${SCHEMA_VERSION}; upgrade switchyard`);
     this.db.exec(

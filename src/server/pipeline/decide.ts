@@ -2,6 +2,7 @@
  * Stage "decide" (DESIGN §3 step 3): the request context, then the rules into a Decision (pure; the same
  * function backs dry-run). Rule warnings are logged once per rule set.
  */
+import type { SecretFindingsExtra } from '../../actions/scan_secrets/index.js';
 import { buildContext } from '../../rules/context.js';
 import { ModelNotAllowedError } from '../../errors.js';
 import { DecisionDraft, type Decision } from '../../rules/decision.js';
@@ -66,6 +67,7 @@ async function decideInto(x: Exchange): Promise<void> {
   }
   x.rules = d.rules.filter((r) => r.matched).map((r) => r.id);
   x.tags = d.tags;
+  x.secretFindings = (d.extra.secret_findings as SecretFindingsExtra | undefined)?.counts ?? null;
   if (x.endpoint !== 'models') trace(x, d);
   for (const [name, detail] of Object.entries(d.extra)) x.deps.log.debug({ request_id: x.id, [name]: detail }, 'action detail');
   x.log.upstream = d.route.provider;

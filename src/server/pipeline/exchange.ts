@@ -170,6 +170,8 @@ export class Exchange implements ClientPresence {
   modelFilter: ((model: string) => boolean) | null = null;
   /** The rule action that refused it (`throttle:<rule>`, …), for the usage record. */
   refusedBy: string | null = null;
+  /** Secrets `scan_secrets` found, counted by rule id (null: none, or no scan). */
+  secretFindings: Record<string, number> | null = null;
   /** Gives back what the receive stage reserved; set while a reservation is held. */
   private releaseReservation: (() => void) | null = null;
   /** The body's buffer from the body pool, given back when the body is dropped. */

@@ -162,6 +162,7 @@ function usageRecord(x: Exchange): UsageRecord {
     outcome,
     error_type: x.errorType ?? streamError,
     refused_by: x.refusedBy,
+    secret_findings: x.secretFindings,
     retries: log.retries ?? 0,
     latency_ms: log.latency_ms ?? 0,
     ttft_ms: log.ttfb_ms ?? null,

@@ -1,0 +1,344 @@
+/**
+ * `scan_secrets`: find credentials in what a request would send to the model — every content block of the messages
+ * (`tool_result` and `document` blocks included), the system prompt and the tool definitions — with gitleaks' rule
+ * set ({@link loadRuleSet}), and block the request, redact the secrets or only report them.
+ *
+ * Redaction keeps the prompt cache: a secret becomes `[REDACTED:<rule>:<6 hex>]`, the hex a keyed hash
+ * (HMAC-SHA-256 under `SWITCHYARD_REDACTION_KEY`) of the secret — the same every time the same secret appears in the
+ * same deployment and never reversible — so turn N+1 resends exactly the bytes turn N sent and Anthropic's prefix
+ * cache still hits. A memo keyed by a hash of each block's bytes (64-bit xxHash, seeded at random per process;
+ * bounded in bytes) makes a block scanned once cost a lookup on every later turn: Claude Code resends the whole
+ * conversation every turn, so only the newest blocks are ever scanned.
+ *
+ * Not scanned: `thinking` and `redacted_thinking` blocks (signed by the API; an edit would be refused), `image`
+ * blocks and base64 `document` sources (binary, not text).
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import xxhash from 'xxhash-wasm';
+import { copyArray, copyObject, elementBytes } from '../../body/json-scan.js';
+import { defineAction } from '../types.js';
+import { candidateRules, findSecrets, loadRuleSet, type RuleSet, type SecretFinding } from './rules.js';
+
+/** What to do when a secret is found. */
+export type OnFind = 'block' | 'redact' | 'report';
+
+/** The parts of a request scanned. */
+export type ScanPart = 'messages' | 'system' | 'tools';
+
+/** One secret found in a request, as dry-run and the trace show it: never the value. */
+export interface FindingReport {
+  rule: string;
+  /** Where: `messages[3].content[0]`, `system[1]`, `tools[4]`. */
+  where: string;
+  /** The block's type (`text`, `tool_result`, `tool_use`, `document`, a tool definition: `tool`). */
+  block: string;
+  /** The secret's length in bytes of the client's JSON. */
+  length: number;
+  /** What it is (or would be) replaced with. */
+  placeholder: string;
+}
+
+/** What `scan_secrets` leaves in `decision.extra.secret_findings`: counts by rule id (the usage record keeps them). */
+export interface SecretFindingsExtra {
+  rule: string;
+  on_find: OnFind;
+  counts: Record<string, number>;
+  findings: FindingReport[];
+}
+
+interface ScanSecrets {
+  onFind: OnFind;
+  parts: ReadonlySet<ScanPart>;
+  rules: RuleSet;
+  allow: ReadonlySet<string>;
+  key: Buffer;
+  memo: LRUCache<bigint, Memo>;
+}
+
+/** A memo entry: the findings of a block's bytes (empty: clean), or the reason it is not scanned. */
+type Memo = { findings: LeafFinding[] } | { skip: true };
+
+/** The memo's bound, bytes (estimated per entry: 96 + 48 per finding); ~80,000 clean blocks. */
+export const MEMO_BYTES = 8 * 1024 * 1024;
+
+const PLACEHOLDER_HEX = 6;
+
+/** The process's hashing: seeded at random, so which bytes collide cannot be worked out from outside. */
+let hasher: Promise<(b: Uint8Array) => bigint> | null = null;
+function blockHash(): Promise<(b: Uint8Array) => bigint> {
+  hasher ??= xxhash().then(({ h64Raw }) => {
+    const seed = randomBytes(8).readBigUInt64LE();
+    return (b: Uint8Array) => h64Raw(b, seed);
+  });
+  return hasher;
+}
+
+let processKey: Buffer | null = null;
+/**
+ * The placeholder key: `SWITCHYARD_REDACTION_KEY` (any string; set the same on every replica), else one drawn at random
+ * for this process — placeholders then change at a restart and differ between replicas, each change costing one cache
+ * write of the conversation.
+ */
+export function redactionKey(env: NodeJS.ProcessEnv = process.env): Buffer {
+  const k = env.SWITCHYARD_REDACTION_KEY;
+  if (k) return Buffer.from(k, 'utf8');
+  processKey ??= randomBytes(32);
+  return processKey;
+}
+
+/** `[REDACTED:<rule>:<hex>]` for `secret`: deterministic under `key`, never reversible. */
+export function placeholder(rule: string, secret: Buffer | string, key: Buffer): string {
+  const hex = createHmac('sha256', key).update(secret).digest('hex').slice(0, PLACEHOLDER_HEX);
+  return `[REDACTED:${rule}:${hex}]`;
+}
+
+/** A finding inside one string of a block: `leaf` is the path from the block to that string (empty: the block is it). */
+interface LeafFinding extends SecretFinding {
+  leaf: Array<string | number>;
+}
+
+/** Findings of one string merged where they overlap (the earlier one's rule id kept). */
+function merge(findings: SecretFinding[]): SecretFinding[] {
+  const out: SecretFinding[] = [];
+  for (const f of [...findings].sort((a, b) => a.start - b.start || b.end - a.end)) {
+    const last = out.at(-1);
+    if (last && f.start < last.end) last.end = Math.max(last.end, f.end);
+    else out.push({ ...f });
+  }
+  return out;
+}
+
+/** The UTF-8 bytes of `text` with each (merged) span replaced by its placeholder. */
+function redactText(bytes: Buffer, merged: SecretFinding[], key: Buffer): string {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (const f of merged) {
+    parts.push(bytes.subarray(at, f.start), Buffer.from(placeholder(f.rule, bytes.subarray(f.start, f.end), key)));
+    at = f.end;
+  }
+  parts.push(bytes.subarray(at));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/** Strings shorter than this hold no secret any rule finds (the shortest secrets are 16 characters and more). */
+const MIN_TEXT = 8;
+
+/** Every string inside `v` (member values at any depth, not names), with its path from `v`. */
+function* strings(v: unknown, path: Array<string | number> = []): Generator<[Array<string | number>, string]> {
+  if (typeof v === 'string') {
+    if (v.length >= MIN_TEXT) yield [path, v];
+  } else if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) yield* strings(v[i], [...path, i]);
+  } else if (v !== null && typeof v === 'object') {
+    for (const k of Object.keys(v)) yield* strings((v as Record<string, unknown>)[k], [...path, k]);
+  }
+}
+
+/**
+ * The findings in block `value` whose JSON is `bytes`: none, without decoding anything, when no rule's keyword occurs
+ * in the bytes (most blocks); else each string of the block is scanned as text — what the model reads, not its JSON
+ * escape (gitleaks' rules expect `token = "..."`, not `token = \\"...\\"`).
+ */
+function scanBlock(bytes: Buffer, value: () => unknown, c: ScanSecrets): LeafFinding[] {
+  if (candidateRules(bytes, c.rules).length === 0) return [];
+  const out: LeafFinding[] = [];
+  for (const [leaf, text] of strings(JSON.parse(bytes.toString('utf8')) ?? value())) {
+    for (const f of findSecrets(Buffer.from(text, 'utf8'), c.rules, c.allow)) out.push({ ...f, leaf });
+  }
+  return out;
+}
+
+/** `value` with the strings at the findings' paths redacted (copies along each path; `value` itself untouched). */
+function redactBlock(value: unknown, findings: LeafFinding[], key: Buffer): unknown {
+  const byLeaf = new Map<string, LeafFinding[]>();
+  for (const f of findings) {
+    const k = JSON.stringify(f.leaf);
+    byLeaf.set(k, [...(byLeaf.get(k) ?? []), f]);
+  }
+  let out = value;
+  for (const list of byLeaf.values()) {
+    const leaf = list[0]!.leaf;
+    const text = leaf.reduce<unknown>((v, k) => (v as Record<string | number, unknown>)[k], out) as string;
+    const next = redactText(Buffer.from(text, 'utf8'), merge(list), key);
+    out = leaf.length === 0 ? next : setAt(out as Record<string, unknown>, leaf, next);
+  }
+  return out;
+}
+
+/** The type of a block for the report, and whether it is scanned at all. */
+function blockKind(v: unknown, part: ScanPart): { type: string; scanned: boolean } {
+  if (part === 'tools') return { type: 'tool', scanned: true };
+  if (typeof v === 'string') return { type: 'text', scanned: true };
+  const b = v as { type?: unknown; source?: { type?: unknown } } | null;
+  const type = typeof b?.type === 'string' ? b.type : 'unknown';
+  if (type === 'thinking' || type === 'redacted_thinking' || type === 'image') return { type, scanned: false };
+  if (type === 'document' && b?.source?.type === 'base64') return { type, scanned: false };
+  return { type, scanned: true };
+}
+
+/** One place a block lives, and how to put a replacement there (copy-on-write up to the body). */
+interface Slot {
+  where: string;
+  part: ScanPart;
+  /** The block's bytes (the client's, or its JSON when an earlier action changed it). */
+  bytes: Buffer;
+  value: () => unknown;
+}
+
+/** Every block of the parts scanned, in prompt order (tools, system, messages). */
+function slots(body: Record<string, unknown>, parts: ReadonlySet<ScanPart>): Slot[] {
+  const out: Slot[] = [];
+  const each = (arr: unknown, part: ScanPart, prefix: string) => {
+    if (!Array.isArray(arr)) return;
+    for (let i = 0; i < arr.length; i++) {
+      const bytes = elementBytes(arr, i) ?? Buffer.from(JSON.stringify(arr[i]) ?? 'null');
+      out.push({ where: `${prefix}[${i}]`, part, bytes, value: () => arr[i] });
+    }
+  };
+  if (parts.has('tools')) each(body.tools, 'tools', 'tools');
+  if (parts.has('system')) {
+    if (typeof body.system === 'string') out.push({ where: 'system', part: 'system', bytes: Buffer.from(JSON.stringify(body.system)), value: () => body.system });
+    else each(body.system, 'system', 'system');
+  }
+  if (parts.has('messages') && Array.isArray(body.messages)) {
+    const messages = body.messages as Array<{ content?: unknown } | null>;
+    for (let i = 0; i < messages.length; i++) {
+      const content = messages[i]?.content;
+      if (typeof content === 'string') out.push({ where: `messages[${i}].content`, part: 'messages', bytes: Buffer.from(JSON.stringify(content)), value: () => content });
+      else each(content, 'messages', `messages[${i}].content`);
+    }
+  }
+  return out;
+}
+
+/** Index path of a slot (`messages[3].content[0]` → ['messages', 3, 'content', 0]). */
+function pathOf(where: string): Array<string | number> {
+  return [...where.matchAll(/([a-z_]+)|\[(\d+)\]/g)].map((m) => (m[1] !== undefined ? m[1] : Number(m[2])));
+}
+
+/** `root` with the value at `path` replaced, copying (on write) only the objects and arrays along the path. */
+function setAt(root: Record<string, unknown>, path: Array<string | number>, value: unknown): Record<string, unknown> {
+  const copy = (v: unknown): Record<string | number, unknown> => (Array.isArray(v) ? (copyArray(v) as unknown as Record<number, unknown>) : copyObject(v as Record<string, unknown>));
+  const top = copy(root) as Record<string, unknown>;
+  let cur: Record<string | number, unknown> = top;
+  for (let i = 0; i < path.length - 1; i++) {
+    const next = copy(cur[path[i]!]);
+    cur[path[i]!] = next;
+    cur = next;
+  }
+  cur[path.at(-1)!] = value;
+  return top;
+}
+
+/** The result of scanning one request. */
+export interface ScanResult {
+  findings: FindingReport[];
+  /** The body with every secret replaced when redacting (the input itself when nothing was found). */
+  body: Record<string, unknown>;
+}
+
+/**
+ * Scans `body` (see the module comment): the findings of every block and, when `c.onFind` is `redact`, the body with
+ * them replaced. Blocks whose bytes were scanned before (memo) cost a hash and a lookup.
+ */
+export async function scanBody(c: ScanSecrets, body: Record<string, unknown>): Promise<ScanResult> {
+  const hash = await blockHash();
+  const findings: FindingReport[] = [];
+  let out = body;
+  for (const s of slots(body, c.parts)) {
+    const h = hash(s.bytes);
+    let memo = c.memo.get(h);
+    if (!memo) {
+      memo = blockKind(s.value(), s.part).scanned ? { findings: scanBlock(s.bytes, s.value, c) } : { skip: true };
+      c.memo.set(h, memo);
+    }
+    if (!('findings' in memo) || memo.findings.length === 0) continue;
+    const type = blockKind(s.value(), s.part).type;
+    const leaves = new Map<string, LeafFinding[]>();
+    for (const f of memo.findings) leaves.set(JSON.stringify(f.leaf), [...(leaves.get(JSON.stringify(f.leaf)) ?? []), f]);
+    const value = JSON.parse(s.bytes.toString('utf8')) as unknown;
+    for (const list of leaves.values()) {
+      const leaf = list[0]!.leaf;
+      const text = Buffer.from(leaf.reduce<unknown>((v, k) => (v as Record<string | number, unknown>)[k], value) as string, 'utf8');
+      const where = `${s.where}${leaf.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('')}`;
+      for (const f of merge(list)) findings.push({ rule: f.rule, where, block: type, length: f.end - f.start, placeholder: placeholder(f.rule, text.subarray(f.start, f.end), c.key) });
+    }
+    if (c.onFind === 'redact') out = setAt(out, pathOf(s.where), redactBlock(value, memo.findings, c.key));
+  }
+  return { findings, body: out };
+}
+
+function memoSize(m: Memo): number {
+  return 96 + ('findings' in m ? m.findings.length * 48 : 0);
+}
+
+export const scanSecrets = defineAction<ScanSecrets>({
+  name: 'scan_secrets',
+  schema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['on_find'],
+    description: "Find credentials (gitleaks' rule set) in the messages, system prompt and tool definitions; block, redact or report them.",
+    properties: {
+      on_find: {
+        enum: ['block', 'redact', 'report'],
+        description:
+          'block: answer 400 naming the rule and block (never the secret); redact: replace each secret with [REDACTED:<rule>:<hash>], the same for the same secret every turn; report: only record the findings.',
+      },
+      scan: {
+        type: 'array',
+        minItems: 1,
+        uniqueItems: true,
+        items: { enum: ['messages', 'system', 'tools'], description: 'messages (every content block, tool_result and document included), system or tools' },
+        description: 'The parts of the request scanned (default: all three).',
+      },
+      skip_rules: { type: 'array', items: { type: 'string', minLength: 1, description: 'A gitleaks rule id, e.g. generic-api-key.' }, description: 'Rules of the rule set not run.' },
+      allow: { type: 'array', items: { type: 'string', minLength: 1, description: 'A value that is never a finding (an example key in docs or tests).' }, description: 'Values allowed through.' },
+    },
+  },
+  compile(params, cx) {
+    const p = params as { on_find: OnFind; scan?: ScanPart[]; skip_rules?: string[]; allow?: string[] };
+    let rules: RuleSet;
+    try {
+      rules = loadRuleSet(p.skip_rules ?? []);
+    } catch (err) {
+      cx.error([], `scan_secrets cannot load its rule set: ${(err as Error).message}`);
+      rules = { version: '', rules: [], pathOnly: [], keywords: null, keywordRules: [], always: [], global: [] };
+    }
+    const known = new Set([...rules.rules.map((r) => r.id), ...rules.pathOnly]);
+    (p.skip_rules ?? []).forEach((id, i) => {
+      if (rules.rules.length && !known.has(id)) cx.error(['skip_rules', i], `"${id}" is not a rule of ${rules.version}; rule ids are listed in docs/rules.md (scan_secrets)`);
+    });
+    return {
+      onFind: p.on_find,
+      parts: new Set(p.scan ?? ['messages', 'system', 'tools']),
+      rules,
+      allow: new Set(p.allow ?? []),
+      key: redactionKey(),
+      memo: new LRUCache<bigint, Memo>({ maxSize: MEMO_BYTES, sizeCalculation: memoSize }),
+    };
+  },
+  settings: () => [{ setting: 'scan_secrets', always: true }],
+  async apply(c, _rc, d, rule) {
+    const trace = d.claim('scan_secrets', rule, [['scan_secrets', () => {}]]);
+    if (!trace.applied) return trace;
+    const result = await scanBody(c, d.body);
+    const counts: Record<string, number> = {};
+    for (const f of result.findings) counts[f.rule] = (counts[f.rule] ?? 0) + 1;
+    if (result.findings.length) d.extra.secret_findings = { rule, on_find: c.onFind, counts, findings: result.findings } satisfies SecretFindingsExtra;
+    const first = result.findings[0];
+    if (first && c.onFind === 'block') {
+      const n = result.findings.length;
+      d.denied = {
+        rule,
+        status: 400,
+        message: `found ${n === 1 ? 'a secret' : `${n} secrets`}: ${first.rule} in ${first.where} (${first.block} block)${n > 1 ? ' and more' : ''}; remove it from the conversation (gitleaks rule ids: ${Object.keys(counts).join(', ')})`,
+      };
+    } else if (result.body !== d.body) {
+      d.replaceBody(result.body);
+    }
+    trace.detail = { on_find: c.onFind, findings: result.findings };
+    return trace;
+  },
+});

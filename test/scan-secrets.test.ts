@@ -1,0 +1,259 @@
+/**
+ * `scan_secrets` (issue 36): gitleaks' rule set on RE2, recall on its own positive cases, false positives on real code
+ * that holds no secret, and the action through the running gateway — redact (the upstream never receives the secret,
+ * the placeholder is the same every turn), block (400 naming the rule and the block, never the secret), report (the
+ * body forwarded byte for byte) — with the findings counted in the usage record.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import Database from 'better-sqlite3';
+import { request } from 'undici';
+import { lazyBody, scanJsonObject } from '../src/body/json-scan.js';
+import { placeholder, redactionKey, scanSecrets } from '../src/actions/scan_secrets/index.js';
+import { findSecrets, GITLEAKS_FILE, loadRuleSet, shannonEntropy } from '../src/actions/scan_secrets/rules.js';
+import type { UsageRecord } from '../src/usage/record.js';
+import { DecisionDraft } from '../src/rules/decision.js';
+import type { RequestContext } from '../src/rules/context.js';
+import { startFakeUpstream } from './fake-upstream.js';
+import { startTestGateway } from './helpers.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const POSITIVES = JSON.parse(readFileSync(path.join(import.meta.dirname, 'fixtures/secrets/gitleaks-positives.json'), 'utf8')) as Record<string, string[]>;
+
+/** Made up for these tests, in the shapes of the real thing (an AWS access key id, a GitHub token). */
+const AWS_KEY = 'AKIAZ4BTQPXWNR7D5VJH';
+const GH_TOKEN = 'ghp_R7xqLk2M9vTn4Wp8Ys1Hd6Fj3Bc5Gz0Ea2Qu';
+const ENV_FILE = `# .env\nAWS_ACCESS_KEY_ID=${AWS_KEY}\nREGION=eu-west-1\n`;
+
+test('every gitleaks rule compiles on RE2; path-only rules are set apart, not dropped silently', () => {
+  const rs = loadRuleSet();
+  const file = readFileSync(GITLEAKS_FILE, 'utf8');
+  const ids = [...file.matchAll(/^id = "([^"]+)"/gm)].map((m) => m[1]);
+  assert.equal(rs.rules.length + rs.pathOnly.length, ids.length, 'each rule of the file is compiled or listed as path-only');
+  assert.ok(rs.rules.length >= 200, `${rs.rules.length} rules`);
+  assert.match(rs.version, /^gitleaks v\d+\.\d+\.\d+$/);
+  assert.ok(rs.pathOnly.includes('pkcs12-file'), 'a rule that matches file names only cannot fire on a content block');
+});
+
+test("recall on gitleaks' own positive cases is at least 95 %, each case found by the rule it was written for", () => {
+  const rs = loadRuleSet();
+  let n = 0;
+  let found = 0;
+  const missed: string[] = [];
+  for (const [id, cases] of Object.entries(POSITIVES)) {
+    if (rs.pathOnly.includes(id)) continue;
+    for (const c of cases) {
+      n++;
+      if (findSecrets(Buffer.from(c), rs).some((f) => f.rule === id)) found++;
+      else missed.push(id);
+    }
+  }
+  const recall = found / n;
+  assert.ok(n > 5000, `${n} cases`);
+  assert.ok(recall >= 0.95, `recall ${(recall * 100).toFixed(1)} % (${found}/${n}); most missed: ${[...new Set(missed)].slice(0, 10).join(', ')}`);
+});
+
+test('keywords first: a block none of whose keywords occur runs no regex and finds nothing; entropy is a floor', () => {
+  const rs = loadRuleSet();
+  assert.deepEqual(findSecrets(Buffer.from('plain prose about the weather, nothing more'), rs), []);
+  // The same shape with a low-entropy value is not a secret (gitleaks' aws rule wants entropy > 3).
+  assert.deepEqual(findSecrets(Buffer.from('AKIAAAAAAAAAAAAAAAAA'), rs), []);
+  assert.equal(shannonEntropy('aaaa'), 0);
+  assert.equal(shannonEntropy('abcd'), 2);
+  const f = findSecrets(Buffer.from(ENV_FILE), rs);
+  assert.deepEqual(
+    f.map((x) => [x.rule, ENV_FILE.slice(x.start, x.end)]),
+    [['aws-access-token', AWS_KEY]],
+  );
+  // gitleaks' own allowlist: AWS's documented example key is not a finding.
+  assert.deepEqual(findSecrets(Buffer.from('aws_access_key_id = AKIAIOSFODNN7EXAMPLE'), rs), []);
+  // A value allowed by the action's `allow` is not a finding either.
+  assert.deepEqual(findSecrets(Buffer.from(ENV_FILE), rs, new Set([AWS_KEY])), []);
+});
+
+/** JavaScript files under `dir`, up to `limit` bytes in all. */
+function jsCorpus(dir: string, limit: number): Buffer[] {
+  const out: Buffer[] = [];
+  let bytes = 0;
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      if (bytes >= limit) return;
+      const p = path.join(d, name);
+      const s = statSync(p);
+      if (s.isDirectory()) walk(p);
+      else if (name.endsWith('.js') && s.size < 200_000) {
+        const b = readFileSync(p);
+        out.push(b);
+        bytes += b.length;
+      }
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+test('false positives on real code that holds no secret (JavaScript of well-known packages) stay rare', () => {
+  const rs = loadRuleSet();
+  const files = ['hono', 'undici', 'ajv', 'pino', 'yaml', 'commander', 'jsonata', 'typescript/lib', 'esbuild', 'pg', 'ioredis'].flatMap((p) => jsCorpus(path.join(ROOT, 'node_modules', p), 2_000_000));
+  const bytes = files.reduce((n, b) => n + b.length, 0);
+  const findings = files.flatMap((b) => findSecrets(b, rs));
+  const perMb = findings.length / (bytes / 1e6);
+  console.log(`false positives: ${findings.length} in ${(bytes / 1e6).toFixed(1)} MB of JavaScript (${perMb.toFixed(2)} per MB): ${[...new Set(findings.map((f) => f.rule))].join(', ')}`);
+  assert.ok(bytes > 4e6, `${bytes} bytes scanned`);
+  assert.ok(perMb < 1, `${perMb.toFixed(2)} false positives per MB`);
+  // The same corpus with one token planted in the middle of a file: found, by the rule for it.
+  const planted = Buffer.concat([files[3]!.subarray(0, 500), Buffer.from(`\nconst token = "${GH_TOKEN}";\n`), files[3]!.subarray(500)]);
+  assert.deepEqual(
+    findSecrets(planted, rs).map((f) => f.rule),
+    ['generic-api-key', 'github-pat'],
+  );
+});
+
+const SECRET_RULES = (onFind: string) => ({
+  '10-secrets.yaml': `version: 1\nrules:\n  - id: secrets\n    actions:\n      - scan_secrets: { on_find: ${onFind} }\n      - route_to: { provider: anthropic }\n`,
+});
+
+/** A Claude-Code-shaped turn whose Bash tool printed the .env file. */
+function turnWithSecret(extraTurns = 0): Record<string, unknown> {
+  const messages: unknown[] = [
+    { role: 'user', content: [{ type: 'text', text: 'show me the env file' }] },
+    { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_01', name: 'Bash', input: { command: 'cat .env' } }] },
+    { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_01', content: ENV_FILE }] },
+  ];
+  for (let i = 0; i < extraTurns; i++) messages.push({ role: 'assistant', content: [{ type: 'text', text: `turn ${i}` }] }, { role: 'user', content: [{ type: 'text', text: `next ${i}` }] });
+  return {
+    model: 'claude-sonnet-4-6',
+    max_tokens: 100,
+    system: [{ type: 'text', text: 'You are Claude Code.' }],
+    tools: [{ name: 'Bash', description: 'Runs a command.', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }],
+    messages,
+  };
+}
+
+test('redact: the upstream never receives the secret; the placeholder is the same on every turn, so the prefix bytes are too', async () => {
+  const fake = await startFakeUpstream();
+  const { gw, configFile } = await startTestGateway({ upstream: fake.url, rules: SECRET_RULES('redact'), extraConfig: 'ledger: { sqlite: ./data/usage.db, flush_interval_ms: 50 }\n' });
+  const configDir = path.dirname(configFile);
+  try {
+    for (const extra of [0, 1]) {
+      const r = await request(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(turnWithSecret(extra)) });
+      assert.equal(r.statusCode, 200, await r.body.text());
+    }
+  } finally {
+    await gw.close();
+    await fake.close();
+  }
+  const [first, second] = fake.received.map((r) => r.body.toString());
+  assert.ok(first && second);
+  assert.ok(!first.includes(AWS_KEY) && !second.includes(AWS_KEY), 'the key never reaches the upstream');
+  const sent = JSON.parse(first) as { messages: Array<{ content: Array<{ content: string }> }> };
+  const expected = placeholder('aws-access-token', AWS_KEY, redactionKey());
+  assert.match(expected, /^\[REDACTED:aws-access-token:[0-9a-f]{6}\]$/);
+  assert.equal(sent.messages[2]!.content[0]!.content, ENV_FILE.replace(AWS_KEY, expected), 'only the secret is replaced');
+  // Turn 2 resends turn 1's messages: the bytes up to the end of the redacted block are identical.
+  const cut = first.indexOf(expected) + expected.length;
+  assert.equal(second.slice(0, cut), first.slice(0, cut));
+  const db = new Database(path.join(configDir, 'data/usage.db'), { readonly: true });
+  const rows = db.prepare('SELECT secret_findings FROM usage_records').all() as Array<{ secret_findings: string }>;
+  db.close();
+  assert.deepEqual(
+    rows.map((r) => JSON.parse(r.secret_findings) as UsageRecord['secret_findings']),
+    [{ 'aws-access-token': 1 }, { 'aws-access-token': 1 }],
+    'the usage record counts findings by rule id',
+  );
+  assert.ok(!readFileSync(path.join(configDir, 'data/usage.db')).includes(AWS_KEY), 'the ledger never holds the value');
+});
+
+test('block: 400 invalid_request_error naming the rule, the message and the block — never the secret; nothing goes upstream', async () => {
+  const fake = await startFakeUpstream();
+  const { gw, logs } = await startTestGateway({ upstream: fake.url, rules: SECRET_RULES('block') });
+  try {
+    const r = await request(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(turnWithSecret()) });
+    const text = await r.body.text();
+    assert.equal(r.statusCode, 400);
+    const err = JSON.parse(text) as { type: string; error: { type: string; message: string } };
+    assert.equal(err.error.type, 'invalid_request_error');
+    assert.match(err.error.message, /rule "secrets"/);
+    assert.match(err.error.message, /aws-access-token in messages\[2\]\.content\[0\]\.content \(tool_result block\)/);
+    assert.ok(!text.includes(AWS_KEY) && !text.includes('AKIA'), 'the answer never holds the secret');
+    assert.equal(fake.received.length, 0);
+    // A clean request passes.
+    const ok = await request(`${gw.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [{ role: 'user', content: 'hello there, nothing secret here' }] }),
+    });
+    assert.equal(ok.statusCode, 200);
+    await ok.body.dump();
+  } finally {
+    await gw.close();
+    await fake.close();
+  }
+  assert.ok(!logs.text().includes(AWS_KEY), 'the logs never hold the secret');
+});
+
+test('report: the body is forwarded byte for byte; the trace lists the finding masked', async () => {
+  const fake = await startFakeUpstream();
+  const { gw } = await startTestGateway({ upstream: fake.url, rules: SECRET_RULES('report') });
+  try {
+    const raw = JSON.stringify(turnWithSecret());
+    const r = await request(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw });
+    assert.equal(r.statusCode, 200);
+    await r.body.dump();
+    assert.equal(fake.received[0]!.body.toString(), raw);
+  } finally {
+    await gw.close();
+    await fake.close();
+  }
+});
+
+/** Applies a compiled scan_secrets action to `body` as the rules engine does. */
+async function applyTo(params: Record<string, unknown>, body: Record<string, unknown>) {
+  const errors: string[] = [];
+  const c = scanSecrets.compile(params, { providers: new Set(), error: (_p, m) => errors.push(m) });
+  const d = new DecisionDraft(lazyBody(scanJsonObject(Buffer.from(JSON.stringify(body)), 256)));
+  const trace = await scanSecrets.apply(c, {} as RequestContext, d, 'r');
+  return { c, d, trace, errors };
+}
+
+test('the parts scanned, skipped rules and skipped block types are what the parameters and the docs say', async () => {
+  const inSystem = { ...turnWithSecret(), system: [{ type: 'text', text: `deploy with ${GH_TOKEN}` }], messages: [{ role: 'user', content: 'hi' }] };
+  assert.equal((await applyTo({ on_find: 'report' }, inSystem)).d.extra.secret_findings !== undefined, true, 'system is scanned by default');
+  assert.equal((await applyTo({ on_find: 'report', scan: ['messages'] }, inSystem)).d.extra.secret_findings, undefined, 'scan: [messages] leaves system alone');
+  const skipped = await applyTo({ on_find: 'report', skip_rules: ['github-pat', 'generic-api-key'] }, inSystem);
+  assert.equal(skipped.d.extra.secret_findings, undefined, 'skip_rules');
+  assert.match((await applyTo({ on_find: 'report', skip_rules: ['no-such-rule'] }, inSystem)).errors[0]!, /"no-such-rule" is not a rule of gitleaks/);
+  // A signed thinking block is never changed (the API would refuse the edit) nor scanned.
+  const thinking = { model: 'm', messages: [{ role: 'assistant', content: [{ type: 'thinking', thinking: ENV_FILE, signature: 'sig' }] }] };
+  assert.equal((await applyTo({ on_find: 'redact' }, thinking)).d.extra.secret_findings, undefined);
+  // A tool_use input and a string message content are scanned.
+  const input = {
+    model: 'm',
+    messages: [
+      { role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'Bash', input: { command: `export GH=${GH_TOKEN}` } }] },
+      { role: 'user', content: ENV_FILE },
+    ],
+  };
+  const red = await applyTo({ on_find: 'redact' }, input);
+  const out = JSON.parse(JSON.stringify(red.d.body)) as { messages: [{ content: [{ input: { command: string } }] }, { content: string }] };
+  assert.ok(!out.messages[0].content[0].input.command.includes(GH_TOKEN));
+  assert.ok(!out.messages[1].content.includes(AWS_KEY));
+  assert.deepEqual(
+    (red.d.extra.secret_findings as { counts: Record<string, number> }).counts,
+    { 'github-pat': 1, 'aws-access-token': 1 },
+    'one finding per secret: overlapping rules (github-pat, generic-api-key) are merged',
+  );
+});
+
+test('a block scanned once is a memo lookup on later turns; the memo is bounded in bytes', async () => {
+  const body = turnWithSecret();
+  const { c } = await applyTo({ on_find: 'redact' }, body);
+  const before = c.memo.size;
+  assert.ok(before >= 5, `${before} blocks remembered`);
+  const d = new DecisionDraft(lazyBody(scanJsonObject(Buffer.from(JSON.stringify(turnWithSecret(1))), 256)));
+  await scanSecrets.apply(c, {} as RequestContext, d, 'r');
+  assert.equal(c.memo.size, before + 2, 'only the two new blocks were scanned');
+  assert.ok(c.memo.maxSize > 0 && c.memo.calculatedSize <= c.memo.maxSize);
+});
