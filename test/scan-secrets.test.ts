@@ -17,7 +17,9 @@ import type { UsageRecord } from '../src/usage/record.js';
 import { DecisionDraft } from '../src/rules/decision.js';
 import type { RequestContext } from '../src/rules/context.js';
 import { startFakeUpstream } from './fake-upstream.js';
-import { startTestGateway } from './helpers.js';
+import { startTestGateway, usageRecord } from './helpers.js';
+import { runUsageQuery } from '../src/usage/usage-query.js';
+import { loadPrices } from '../src/usage/prices.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const POSITIVES = JSON.parse(readFileSync(path.join(import.meta.dirname, 'fixtures/secrets/gitleaks-positives.json'), 'utf8')) as Record<string, string[]>;
@@ -256,4 +258,56 @@ test('a block scanned once is a memo lookup on later turns; the memo is bounded 
   await scanSecrets.apply(c, {} as RequestContext, d, 'r');
   assert.equal(c.memo.size, before + 2, 'only the two new blocks were scanned');
   assert.ok(c.memo.maxSize > 0 && c.memo.calculatedSize <= c.memo.maxSize);
+});
+
+test('usage --by rule: a request counts under each rule that found a secret in it; the rollup is not asked', async () => {
+  const t = new Date(Date.now() - 60_000).toISOString();
+  const records = [
+    usageRecord({ time: t, request_id: 'a', secret_findings: { 'aws-access-token': 1, 'github-pat': 2 } }),
+    usageRecord({ time: t, request_id: 'b', secret_findings: { 'aws-access-token': 1 } }),
+    usageRecord({ time: t, request_id: 'c', secret_findings: null }),
+    usageRecord({ time: t, request_id: 'd' }),
+  ];
+  const source = {
+    query: async () => records,
+    summarize: async () => {
+      throw new Error('the rollup has no rules');
+    },
+  };
+  const prices = loadPrices(path.join(ROOT, 'prices.yaml'));
+  const byRule = await runUsageQuery({ view: 'usage', by: ['rule'], where: [] }, source, prices);
+  assert.equal(byRule.view, 'usage');
+  assert.deepEqual(
+    byRule.report.rows.map((r) => [r.group.rule, r.requests]),
+    [
+      ['(none)', 2],
+      ['aws-access-token', 2],
+      ['github-pat', 1],
+    ],
+  );
+  assert.equal(byRule.report.totals.requests, 4, 'totals count each request once');
+  const filtered = await runUsageQuery({ view: 'usage', by: ['user'], where: ['rule=github-pat'] }, source, prices);
+  assert.equal(filtered.report.totals.requests, 1);
+  await assert.rejects(runUsageQuery({ view: 'usage', by: ['rules'], where: [] }, source, prices), /provider or rule/);
+});
+
+test('dry-run shows what would be redacted — rule, block, length and placeholder — never the value', async () => {
+  const fake = await startFakeUpstream();
+  const { gw } = await startTestGateway({ upstream: fake.url, rules: SECRET_RULES('redact'), dryRun: true });
+  try {
+    const r = await request(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(turnWithSecret()) });
+    const text = await r.body.text();
+    assert.equal(r.statusCode, 200);
+    assert.ok(!text.includes(AWS_KEY), 'the report never holds the secret');
+    const report = JSON.parse(text) as { secret_findings: { on_find: string; counts: Record<string, number>; findings: unknown[] }; body_changed: boolean };
+    assert.equal(report.secret_findings.on_find, 'redact');
+    assert.deepEqual(report.secret_findings.findings, [
+      { rule: 'aws-access-token', where: 'messages[2].content[0].content', block: 'tool_result', length: AWS_KEY.length, placeholder: placeholder('aws-access-token', AWS_KEY, redactionKey()) },
+    ]);
+    assert.equal(report.body_changed, true);
+    assert.equal(fake.received.length, 0);
+  } finally {
+    await gw.close();
+    await fake.close();
+  }
 });

@@ -140,6 +140,13 @@ export function formatReport(r: DryRunReport): string {
     lines.push(`cache     ${cache.existing} breakpoint(s) from the client`);
     for (const p of cache.places) lines.push(`          ${p.place} (${p.ttl}): ${p.status}${p.reason ? ` — ${p.reason}` : ''}`);
   }
+  // scan_secrets' findings: where and which rule, never the value (actions/scan_secrets).
+  const secrets = r.secret_findings as { on_find: string; findings: Array<{ rule: string; where: string; block: string; length: number; placeholder: string }> } | undefined;
+  if (secrets) {
+    const verb = secrets.on_find === 'redact' ? 'redacted' : secrets.on_find === 'block' ? 'blocked' : 'reported';
+    lines.push(`secrets   ${secrets.findings.length} found (${verb})`);
+    for (const f of secrets.findings) lines.push(`          ${f.rule} in ${f.where} (${f.block}, ${f.length} bytes)${secrets.on_find === 'redact' ? ` -> ${f.placeholder}` : ''}`);
+  }
   lines.push('');
   const idWidth = Math.max(4, ...r.rules.map((x) => x.id.length));
   lines.push(`${'RULE'.padEnd(idWidth)}  MATCH  DETAIL`);

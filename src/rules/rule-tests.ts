@@ -47,6 +47,8 @@ export interface Expectations {
   headers?: { set?: Record<string, string | null>; removed?: string[] };
   /** Breakpoints inject_cache added: a count, or the places (`tools`, `system`, `last_user`, `message[N]`). */
   cache_breakpoints?: { added: number | string[] };
+  /** Secrets scan_secrets found, counted by gitleaks rule id (`{}`: none). */
+  secret_findings?: Record<string, number>;
   /** Ids of the rules that matched, in evaluation order (exactly these). */
   matched?: string[];
   /** Whether the rules changed the body. */
@@ -174,6 +176,11 @@ export function buildRuleTestsSchema(): object {
         additionalProperties: false,
         required: ['added'],
         properties: { added: { anyOf: [{ type: 'integer', minimum: 0 }, strings], description: 'How many breakpoints inject_cache added, or where (tools, system, last_user, message[N]).' } },
+      },
+      secret_findings: {
+        type: 'object',
+        additionalProperties: { type: 'integer', minimum: 1 },
+        description: 'Secrets scan_secrets found, counted by gitleaks rule id, e.g. {aws-access-token: 1} ({}: none found).',
       },
       matched: { ...strings, description: 'Ids of the rules that matched, in evaluation order (exactly these).' },
       body_changed: { type: 'boolean', description: 'Whether the rules changed the body.' },
@@ -508,6 +515,7 @@ async function check(c: RuleTestCase, o: OfflineDecision, now: Date): Promise<Mi
     if (typeof e.cache_breakpoints.added === 'number') same('cache_breakpoints.added', e.cache_breakpoints.added, added.length);
     else same('cache_breakpoints.added', e.cache_breakpoints.added, added);
   }
+  if (e.secret_findings !== undefined) same('secret_findings', e.secret_findings, (d.extra.secret_findings as { counts?: Record<string, number> } | undefined)?.counts ?? {});
   if (e.matched !== undefined)
     same(
       'matched',

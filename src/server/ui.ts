@@ -102,10 +102,12 @@ export function dashboardPages(app: App, deps: ProxyDeps): void {
 /** The range and filters of a dashboard query: `since`, `until` (default: the last 7 days) and `where` filters. */
 function range(c: Ctx): { since: string; until: string; filters: RecordFilter[] } {
   try {
+    const filters = (c.req.queries('where') ?? []).filter(Boolean).map(parseFilter);
+    if (filters.some((f) => f.by === 'rule')) throw new Error('the dashboard does not filter by rule; see its secret findings panel, or switchyard usage --by rule');
     return {
       since: parseWhen(c.req.query('since') ?? new Date(Date.now() - 7 * 86_400_000).toISOString()),
       until: parseWhen(c.req.query('until') ?? new Date(Date.now() + 1000).toISOString()),
-      filters: (c.req.queries('where') ?? []).filter(Boolean).map(parseFilter),
+      filters,
     };
   } catch (err) {
     throw new AdminQueryError('bad_query', (err as Error).message);

@@ -1,5 +1,6 @@
 /**
- * Usage reports: records grouped by any of tag:NAME, model, client, session, user, project, agent, day (UTC), provider, with
+ * Usage reports: records grouped by any of tag:NAME, model, client, session, user, project, agent, day (UTC), provider and
+ * rule (the secret-detection rules whose findings a request had: `scan_secrets`), with
  * totals per group — requests, tokens of each kind, cost (USD) and cache hit ratio (cache reads over all
  * input tokens) — as a table, CSV (the file finance imports) or JSON. Shared by `switchyard usage` and
  * `GET /admin/usage`.
@@ -7,14 +8,14 @@
 import type { UsageRecord } from './record.js';
 
 /** A grouping dimension. */
-export type GroupBy = 'model' | 'client' | 'session' | 'user' | 'project' | 'agent' | 'day' | 'provider' | `tag:${string}`;
+export type GroupBy = 'model' | 'client' | 'session' | 'user' | 'project' | 'agent' | 'day' | 'provider' | 'rule' | `tag:${string}`;
 
 /** The accepted `--by` values, for messages. */
-export const GROUP_BY_HELP = 'tag:NAME, model, client, session, user, project, agent, day or provider';
+export const GROUP_BY_HELP = 'tag:NAME, model, client, session, user, project, agent, day, provider or rule';
 
 /** True for a valid `--by` value. */
 export function isGroupBy(v: string): v is GroupBy {
-  return ['model', 'client', 'session', 'user', 'project', 'agent', 'day', 'provider'].includes(v) || /^tag:[a-z][a-z0-9_]*$/.test(v);
+  return ['model', 'client', 'session', 'user', 'project', 'agent', 'day', 'provider', 'rule'].includes(v) || /^tag:[a-z][a-z0-9_]*$/.test(v);
 }
 
 /** Totals of one group. */
@@ -60,7 +61,17 @@ export function parseFilter(text: string): RecordFilter {
 
 /** The records that pass every filter (all of them when there is none). */
 export function filterRecords(records: UsageRecord[], filters: RecordFilter[]): UsageRecord[] {
-  return filters.length ? records.filter((r) => filters.every((f) => keyOf(r, f.by) === f.value)) : records;
+  return filters.length ? records.filter((r) => filters.every((f) => keysOf(r, f.by).includes(f.value))) : records;
+}
+
+/**
+ * The values a record has for a dimension: one, except for `rule`, where a request counts under each rule that found
+ * a secret in it (`(none)` when none did).
+ */
+export function keysOf(r: UsageRecord, by: GroupBy): string[] {
+  if (by !== 'rule') return [keyOf(r, by)];
+  const rules = Object.keys(r.secret_findings ?? {});
+  return rules.length ? rules.sort() : ['(none)'];
 }
 
 /** The value a record has for a dimension, as reports show it. */
@@ -73,6 +84,7 @@ export function keyOf(r: UsageRecord, by: GroupBy): string {
   if (by === 'agent') return r.agent_id ?? '(main)';
   if (by === 'provider') return r.provider ?? '(none)';
   if (by === 'day') return r.time.slice(0, 10);
+  if (by === 'rule') return keysOf(r, by).join(', ');
   return r.tags[by.slice(4)] ?? '(untagged)';
 }
 
@@ -119,11 +131,15 @@ export function buildReport(records: UsageRecord[], by: GroupBy[], since: string
   const groups = new Map<string, ReportRow>();
   const totals = emptyRow({});
   for (const r of records) {
-    const group = Object.fromEntries(by.map((b) => [b, keyOf(r, b)]));
-    const id = JSON.stringify(group);
-    let row = groups.get(id);
-    if (!row) groups.set(id, (row = emptyRow(group)));
-    add(row, r);
+    // Every combination of the record's values (more than one only with `rule`).
+    let combos: Array<Record<string, string>> = [{}];
+    for (const b of by) combos = combos.flatMap((c) => keysOf(r, b).map((k) => ({ ...c, [b]: k })));
+    for (const group of combos) {
+      const id = JSON.stringify(group);
+      let row = groups.get(id);
+      if (!row) groups.set(id, (row = emptyRow(group)));
+      add(row, r);
+    }
     add(totals, r);
   }
   const rows = [...groups.values()].map(close).sort(reportOrder);

@@ -38,7 +38,7 @@ export interface SummaryQuery {
 }
 
 /** The columns of the report dimensions a filter or a group can name (tags are JSON, handled by each store). */
-const DIMENSION_COLUMNS: Record<Exclude<RecordFilter['by'], `tag:${string}`>, string> = {
+const DIMENSION_COLUMNS: Record<Exclude<RecordFilter['by'], `tag:${string}` | 'rule'>, string> = {
   model: 'model',
   client: 'client_id',
   session: 'session_id',
@@ -167,7 +167,11 @@ function hourBounds(since: string, until: string): { from: string; to: string } 
  * grouped by the query's group. Values go through `d.param` in the order they appear in the text.
  */
 export function summarySql(q: SummaryQuery, d: SummaryDialect): string {
-  const column = (by: RecordFilter['by']) => (by.startsWith('tag:') ? d.tag(by.slice(4)) : DIMENSION_COLUMNS[by as keyof typeof DIMENSION_COLUMNS]);
+  const column = (by: RecordFilter['by']) => {
+    // Findings are counts in a JSON column, several rules per record: reports by rule read the records (usage-query).
+    if (by === 'rule') throw new Error('a summary cannot group or filter by rule; read the records');
+    return by.startsWith('tag:') ? d.tag(by.slice(4)) : DIMENSION_COLUMNS[by as keyof typeof DIMENSION_COLUMNS];
+  };
   const filters = () =>
     q.filters.map((f) => {
       const col = column(f.by);

@@ -70,7 +70,9 @@ export async function runUsageQuery(q: UsageQuery, source: UsageSource, prices: 
   } catch (err) {
     throw new UsageQueryError((err as Error).message);
   }
-  if (q.view === 'usage' && q.by.length <= 1 && source.summarize) {
+  // The rollup has no secret-detection rules: reports by or filtered on `rule` read the records.
+  const byRule = q.by.includes('rule') || filters.some((f) => f.by === 'rule');
+  if (q.view === 'usage' && q.by.length <= 1 && !byRule && source.summarize) {
     const by = (q.by[0] ?? null) as GroupBy | null;
     return { view: 'usage', report: reportFromSummary(await source.summarize({ since, until, filters, group: by ?? 'none' }), by, since, until) };
   }
