@@ -74,10 +74,10 @@ export interface ClaudeCodeUpstream {
 
 /**
  * An Anthropic upstream that drives `runClaudeBashRoundTrip`: a streamed call offering the Bash tool is answered
- * with a `tool_use` running `echo <marker>`; the call carrying its result is answered "The command printed: …";
- * anything else (titles, count_tokens) with a short answer.
+ * with a `tool_use` running `command` (default `echo <marker>`); the call carrying its result is answered "The
+ * command printed: …"; anything else (titles, count_tokens) with a short answer.
  */
-export async function startClaudeCodeUpstream(marker: string): Promise<ClaudeCodeUpstream> {
+export async function startClaudeCodeUpstream(marker: string, command = `echo ${marker}`): Promise<ClaudeCodeUpstream> {
   const calls: ClaudeCodeUpstream['calls'] = [];
   const server = createServer((req, res) => {
     const parts: Buffer[] = [];
@@ -100,7 +100,7 @@ export async function startClaudeCodeUpstream(marker: string): Promise<ClaudeCod
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       if (wantsBash) {
         const ev = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-        const input = JSON.stringify({ command: `echo ${marker}`, description: 'Print a marker' });
+        const input = JSON.stringify({ command, description: 'Print a marker' });
         res.end(
           [
             ev('message_start', { type: 'message_start', message: { ...messageJson(body.model, []), stop_reason: null } }),

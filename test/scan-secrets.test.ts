@@ -5,7 +5,8 @@
  * body forwarded byte for byte) — with the findings counted in the usage record.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -16,6 +17,7 @@ import { findSecrets, GITLEAKS_FILE, loadRuleSet, shannonEntropy } from '../src/
 import type { UsageRecord } from '../src/usage/record.js';
 import { DecisionDraft } from '../src/rules/decision.js';
 import type { RequestContext } from '../src/rules/context.js';
+import { runClaudeBashRoundTrip, startClaudeCodeUpstream } from './claude-code-bin.js';
 import { startFakeUpstream } from './fake-upstream.js';
 import { startTestGateway, usageRecord } from './helpers.js';
 import { runUsageQuery } from '../src/usage/usage-query.js';
@@ -310,4 +312,48 @@ test('dry-run shows what would be redacted — rule, block, length and placehold
     await gw.close();
     await fake.close();
   }
+});
+
+/** The real Claude Code CLI runs `cat .env` through the gateway with `scan_secrets` in `mode`. */
+async function claudeCatsEnv(mode: 'redact' | 'block') {
+  const upstream = await startClaudeCodeUpstream('MARKER', 'cat .env');
+  const { gw } = await startTestGateway({ upstream: upstream.url, rules: SECRET_RULES(mode) });
+  const workdir = mkdtempSync(path.join(tmpdir(), 'switchyard-cc-secrets-work-'));
+  writeFileSync(path.join(workdir, '.env'), ENV_FILE);
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: mkdtempSync(path.join(tmpdir(), 'switchyard-cc-secrets-home-')),
+    ANTHROPIC_BASE_URL: gw.url,
+    ANTHROPIC_API_KEY: 'sk-ant-test-through-switchyard',
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_AUTOUPDATER: '1',
+    CI: '1',
+  };
+  try {
+    return { out: await runClaudeBashRoundTrip(env, workdir), calls: upstream.calls };
+  } finally {
+    await gw.close();
+    await upstream.close();
+  }
+}
+
+test('Claude Code, redact: the Bash tool prints a key from .env, the upstream never receives it and the tool loop completes', { timeout: 900_000 }, async () => {
+  const { out, calls } = await claudeCatsEnv('redact');
+  assert.equal(out.code, 0, `claude exited ${out.code}: ${out.stderr.slice(0, 2000)} ${out.stdout.slice(0, 2000)}`);
+  const result = JSON.parse(out.stdout) as { result: string; is_error: boolean };
+  assert.equal(result.is_error, false);
+  const withResult = calls.find((c) => c.toolResult !== null);
+  assert.ok(withResult, 'the CLI sent the tool result back');
+  assert.match(withResult.toolResult!, /REGION=eu-west-1/, 'the rest of the file went through');
+  assert.match(withResult.toolResult!, /\[REDACTED:aws-access-token:[0-9a-f]{6}\]/);
+  assert.ok(!JSON.stringify(calls).includes(AWS_KEY), 'no call the upstream saw holds the key');
+  assert.match(result.result, /The command printed: .*REDACTED:aws-access-token/);
+});
+
+test("Claude Code, block: the CLI shows the gateway's error naming the rule, not the key", { timeout: 900_000 }, async () => {
+  const { out, calls } = await claudeCatsEnv('block');
+  const shown = out.stdout + out.stderr;
+  assert.match(shown, /aws-access-token in messages\[\d+\]\.content\[\d+\]\.content \(tool_result block\)/, shown.slice(0, 2000));
+  assert.ok(!shown.includes(AWS_KEY.slice(4)), 'the CLI does not show the key back from the error');
+  assert.equal(calls.filter((c) => c.toolResult !== null).length, 0, 'the tool result never reached the upstream');
 });
