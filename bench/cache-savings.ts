@@ -12,86 +12,19 @@
  * hit); a lookup at a breakpoint also finds entries up to 20 blocks earlier (Anthropic's lookback); prefixes
  * below the model's minimum cacheable length are not cached. Tokens are estimated as characters / 4.
  */
-import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
-import { minCacheableTokens } from '../src/actions/inject_cache.js';
 import { createLogger } from '../src/log.js';
 import { startGateway } from '../src/server/serve.js';
+import { PrefixCache, type Usage } from './prefix-cache.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
-const LOOKBACK_BLOCKS = 20;
-const TTL_MS = { '5m': 5 * 60_000, '1h': 60 * 60_000 } as const;
 const MULTIPLIER = { input: 1, write5m: 1.25, write1h: 2, read: 0.1 };
 
-interface Usage {
-  input_tokens: number;
-  cache_creation_input_tokens: number;
-  cache_creation: { ephemeral_5m_input_tokens: number; ephemeral_1h_input_tokens: number };
-  cache_read_input_tokens: number;
-}
-
-/** Anthropic's prefix cache, modelled on simulated time. */
-class PrefixCache {
-  private entries = new Map<string, { expires: number; ttl: '5m' | '1h' }>();
-  now = 0;
-
-  usage(body: Record<string, any>): Usage {
-    const blocks: Array<{ tokens: number; ttl?: '5m' | '1h'; hash: string }> = [];
-    let h = createHash('sha1').update(String(body.model)).digest('hex');
-    let tokens = 0;
-    const add = (content: unknown, cc: unknown) => {
-      const { cache_control: _omit, ...rest } = (typeof content === 'object' && content ? content : { text: content }) as Record<string, unknown>;
-      const s = JSON.stringify(rest);
-      h = createHash('sha1').update(h).update(s).digest('hex');
-      tokens += Math.ceil(s.length / 4);
-      blocks.push({ tokens, ttl: cc ? ((cc as { ttl?: string }).ttl === '1h' ? '1h' : '5m') : undefined, hash: h });
-    };
-    for (const t of body.tools ?? []) add(t, t.cache_control);
-    if (typeof body.system === 'string') add(body.system, null);
-    else for (const b of body.system ?? []) add(b, b.cache_control);
-    for (const m of body.messages ?? []) {
-      if (typeof m.content === 'string') add(m.content, null);
-      else for (const b of m.content) add(b, b.cache_control);
-    }
-    if (body.cache_control && blocks.length) blocks.at(-1)!.ttl = body.cache_control.ttl === '1h' ? '1h' : '5m';
-    const min = minCacheableTokens(String(body.model));
-    const marks = blocks.map((b, i) => ({ ...b, i })).filter((b) => b.ttl && b.tokens >= min);
-    const total = blocks.at(-1)?.tokens ?? 0;
-    if (!marks.length) return { input_tokens: total, cache_creation_input_tokens: 0, cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 }, cache_read_input_tokens: 0 };
-    let read = 0;
-    for (const m of marks) {
-      for (let i = m.i; i >= Math.max(0, m.i - LOOKBACK_BLOCKS + 1); i--) {
-        const e = this.entries.get(blocks[i]!.hash);
-        if (e && e.expires > this.now) {
-          if (blocks[i]!.tokens > read) read = blocks[i]!.tokens;
-          e.expires = this.now + TTL_MS[e.ttl];
-          break;
-        }
-      }
-    }
-    const write = { '5m': 0, '1h': 0 };
-    let covered = read;
-    for (const m of marks) {
-      if (m.tokens > covered) {
-        write[m.ttl!] += m.tokens - covered;
-        covered = m.tokens;
-      }
-      this.entries.set(m.hash, { expires: this.now + TTL_MS[m.ttl!], ttl: m.ttl! });
-    }
-    return {
-      input_tokens: total - covered,
-      cache_creation_input_tokens: write['5m'] + write['1h'],
-      cache_creation: { ephemeral_5m_input_tokens: write['5m'], ephemeral_1h_input_tokens: write['1h'] },
-      cache_read_input_tokens: read,
-    };
-  }
-}
-
+const ROOT = path.resolve(import.meta.dirname, '..');
 const text = (n: number, seed: string) => {
   let s = '';
   for (let i = 0; s.length < n; i++) s += `${seed} line ${i}: the synthetic agent reads, edits and tests code. `;

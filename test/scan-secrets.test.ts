@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -18,7 +20,8 @@ import type { UsageRecord } from '../src/usage/record.js';
 import { DecisionDraft } from '../src/rules/decision.js';
 import type { RequestContext } from '../src/rules/context.js';
 import { runClaudeBashRoundTrip, startClaudeCodeUpstream } from './claude-code-bin.js';
-import { startFakeUpstream } from './fake-upstream.js';
+import { PrefixCache } from '../bench/prefix-cache.js';
+import { messageJson, startFakeUpstream } from './fake-upstream.js';
 import { startTestGateway, usageRecord } from './helpers.js';
 import { runUsageQuery } from '../src/usage/usage-query.js';
 import { loadPrices } from '../src/usage/prices.js';
@@ -356,4 +359,67 @@ test("Claude Code, block: the CLI shows the gateway's error naming the rule, not
   assert.match(shown, /aws-access-token in messages\[\d+\]\.content\[\d+\]\.content \(tool_result block\)/, shown.slice(0, 2000));
   assert.ok(!shown.includes(AWS_KEY.slice(4)), 'the CLI does not show the key back from the error');
   assert.equal(calls.filter((c) => c.toolResult !== null).length, 0, 'the tool result never reached the upstream');
+});
+
+/**
+ * A 20-turn Claude-Code-shaped session (tools, two marked system blocks, the last user block marked each turn) whose
+ * turn-3 Bash tool printed `secret` in a .env file; each turn's cache-read tokens as a model of Anthropic's prefix
+ * cache (bench/prefix-cache.ts) bills them, the session sent through a gateway serving `rules`.
+ */
+async function cacheReadsPerTurn(rules: Record<string, string>, secret: string): Promise<number[]> {
+  const cache = new PrefixCache();
+  const upstream = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const usage = cache.usage(JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...messageJson('claude-sonnet-4-6', [{ type: 'text', text: 'ok' }]), usage: { ...usage, output_tokens: 10 } }));
+    });
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const { gw } = await startTestGateway({ upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, rules });
+  const filler = (n: number, seed: string) => `${seed}: `.padEnd(n, `${seed} reads, edits and tests code. `);
+  const cc = { type: 'ephemeral' };
+  const tools = Array.from({ length: 12 }, (_, i) => ({ name: `tool_${i}`, description: filler(3000, `tool ${i}`), input_schema: { type: 'object', properties: { arg: { type: 'string' } } } }));
+  const system = [
+    { type: 'text', text: 'x-anthropic-billing-header: cc_version=2.1.0; cc_entrypoint=cli' },
+    { type: 'text', text: filler(12_000, 'system'), cache_control: cc },
+    { type: 'text', text: filler(6000, 'context'), cache_control: cc },
+  ];
+  const messages: Array<{ role: string; content: Array<Record<string, unknown>> }> = [{ role: 'user', content: [{ type: 'text', text: filler(2000, 'task') }] }];
+  const reads: number[] = [];
+  try {
+    for (let turn = 1; turn <= 20; turn++) {
+      cache.now += 20_000;
+      const last = messages.at(-1)!;
+      const body = {
+        model: 'claude-sonnet-4-6',
+        max_tokens: 4096,
+        tools,
+        system,
+        messages: [...messages.slice(0, -1), { ...last, content: last.content.map((b, j) => (j === last.content.length - 1 ? { ...b, cache_control: cc } : b)) }],
+      };
+      const r = await request(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      assert.equal(r.statusCode, 200);
+      reads.push(((await r.body.json()) as { usage: { cache_read_input_tokens: number } }).usage.cache_read_input_tokens);
+      const output = turn === 3 ? `# .env\nAWS_ACCESS_KEY_ID=${secret}\nREGION=eu-west-1\n${filler(3000, 'log')}` : filler(4000, `result ${turn}`);
+      messages.push({ role: 'assistant', content: [{ type: 'tool_use', id: `toolu_${turn}`, name: 'Bash', input: { arg: filler(300, `call ${turn}`) } }] });
+      messages.push({ role: 'user', content: [{ type: 'tool_result', tool_use_id: `toolu_${turn}`, content: output }] });
+    }
+  } finally {
+    await gw.close();
+    upstream.close();
+  }
+  return reads;
+}
+
+test('redaction keeps the prompt cache: a 20-turn session with a secret in turn 3 reads as many cached tokens every turn as the same session with the secret removed by hand', async () => {
+  const redacted = await cacheReadsPerTurn(SECRET_RULES('redact'), AWS_KEY);
+  // By hand: the key replaced by text as long as the placeholder the gateway writes.
+  const byHand = await cacheReadsPerTurn(SECRET_RULES('report'), 'x'.repeat(placeholder('aws-access-token', AWS_KEY, redactionKey()).length));
+  assert.deepEqual(redacted, byHand);
+  assert.ok(
+    redacted.slice(4).every((n) => n > 10_000),
+    `turns after the secret still read the cache: ${redacted.join(', ')}`,
+  );
 });
