@@ -396,9 +396,14 @@ export const configSchema = {
     budgets: {
       type: 'object',
       additionalProperties: false,
-      description: 'Where budget threshold notifications (budget: { notify: [...] } in rules) go.',
+      description: 'Where notifications go: budget thresholds (budget: { notify: [...] } in rules) and secrets scan_secrets found.',
       properties: {
-        webhook: { type: 'string', pattern: '^https?://', description: 'URL that gets one JSON POST per budget threshold reached (may be an ${ENV} reference).' },
+        webhook: {
+          type: 'string',
+          pattern: '^https?://',
+          description:
+            'URL that gets one JSON POST per budget threshold reached (type budget.threshold) and per request in which scan_secrets first saw a secret (type secret.found) (may be an ${ENV} reference).',
+        },
         timeout_ms: {
           type: 'integer',
           minimum: 100,

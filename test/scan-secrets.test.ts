@@ -22,7 +22,9 @@ import type { RequestContext } from '../src/rules/context.js';
 import { runClaudeBashRoundTrip, startClaudeCodeUpstream } from './claude-code-bin.js';
 import { PrefixCache } from '../bench/prefix-cache.js';
 import { messageJson, startFakeUpstream } from './fake-upstream.js';
-import { startTestGateway, usageRecord } from './helpers.js';
+import { freshDatabase, startTestGateway, until, usageRecord } from './helpers.js';
+import { PostgresStore } from '../src/usage/postgres.js';
+import { SqliteStore } from '../src/usage/sqlite.js';
 import { runUsageQuery } from '../src/usage/usage-query.js';
 import { loadPrices } from '../src/usage/prices.js';
 
@@ -307,7 +309,7 @@ test('dry-run shows what would be redacted — rule, block, length and placehold
     const report = JSON.parse(text) as { secret_findings: { on_find: string; counts: Record<string, number>; findings: unknown[] }; body_changed: boolean };
     assert.equal(report.secret_findings.on_find, 'redact');
     assert.deepEqual(report.secret_findings.findings, [
-      { rule: 'aws-access-token', where: 'messages[2].content[0].content', block: 'tool_result', length: AWS_KEY.length, placeholder: placeholder('aws-access-token', AWS_KEY, redactionKey()) },
+      { rule: 'aws-access-token', where: 'messages[2].content[0].content', block: 'tool_result', length: AWS_KEY.length, placeholder: placeholder('aws-access-token', AWS_KEY, redactionKey()), first_seen: true },
     ]);
     assert.equal(report.body_changed, true);
     assert.equal(fake.received.length, 0);
@@ -422,4 +424,113 @@ test('redaction keeps the prompt cache: a 20-turn session with a secret in turn 
     redacted.slice(4).every((n) => n > 10_000),
     `turns after the secret still read the cache: ${redacted.join(', ')}`,
   );
+});
+
+test('a secret first seen in a request is notified once to the webhook (type secret.found, never the value); later turns that resend it are not', async () => {
+  const got: Array<Record<string, unknown>> = [];
+  const hook = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => {
+      got.push(JSON.parse(Buffer.concat(parts).toString()) as Record<string, unknown>);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  const fake = await startFakeUpstream();
+  const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
+  const { gw } = await startTestGateway({ upstream: fake.url, rules: SECRET_RULES('redact'), extraConfig: `budgets: { webhook: "${hookUrl}" }\n` });
+  try {
+    for (const extra of [0, 1, 2]) {
+      const r = await request(`${gw.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-claude-code-session-id': 'sess-secret' },
+        body: JSON.stringify(turnWithSecret(extra)),
+      });
+      assert.equal(r.statusCode, 200);
+      await r.body.dump();
+    }
+    await until(() => got.length >= 1, 5000, 'the notification');
+    await new Promise((r) => setTimeout(r, 300));
+  } finally {
+    await gw.close();
+    await fake.close();
+    hook.close();
+  }
+  assert.equal(got.length, 1, 'one notification for the three turns');
+  const n = got[0] as { type: string; rule: string; on_find: string; session_id: string; findings: Array<{ rule: string; where: string; placeholder: string }> };
+  assert.equal(n.type, 'secret.found');
+  assert.equal(n.rule, 'secrets');
+  assert.equal(n.on_find, 'redact');
+  assert.equal(n.session_id, 'sess-secret');
+  assert.deepEqual(
+    n.findings.map((f) => [f.rule, f.where]),
+    [['aws-access-token', 'messages[2].content[0].content']],
+  );
+  assert.ok(!JSON.stringify(got).includes(AWS_KEY));
+});
+
+test('the dashboard API lists findings per user and session', async () => {
+  const fake = await startFakeUpstream();
+  const { gw } = await startTestGateway({ upstream: fake.url, rules: SECRET_RULES('report'), extraConfig: 'ledger: { sqlite: ./data/usage.db, flush_interval_ms: 50 }\n' });
+  try {
+    for (const session of ['s1', 's1', 's2']) {
+      const r = await request(`${gw.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-claude-code-session-id': session },
+        body: JSON.stringify(turnWithSecret()),
+      });
+      await r.body.dump();
+    }
+    const r = await request(`${gw.url}/admin/ui/api/secrets`);
+    assert.equal(r.statusCode, 200);
+    const body = (await r.body.json()) as { sessions: Array<{ session: string; findings: Record<string, number>; requests: number }> };
+    assert.deepEqual(
+      body.sessions.map((s) => [s.session, s.findings, s.requests]),
+      [
+        ['s1', { 'aws-access-token': 2 }, 2],
+        ['s2', { 'aws-access-token': 1 }, 1],
+      ],
+    );
+  } finally {
+    await gw.close();
+    await fake.close();
+  }
+});
+
+test('both ledgers keep secret_findings and give them back as written; usage --by rule reads the same from each', async () => {
+  const t = new Date(Date.now() - 60_000).toISOString();
+  const written = [usageRecord({ time: t, request_id: 'f1', secret_findings: { 'aws-access-token': 1, 'github-pat': 2 } }), usageRecord({ time: t, request_id: 'f2', secret_findings: null })];
+  const db = await freshDatabase('switchyard_secrets');
+  const stores = [new SqliteStore(path.join(mkdtempSync(path.join(tmpdir(), 'switchyard-secrets-')), 'usage.db')), new PostgresStore(db.url)];
+  const prices = loadPrices(path.join(ROOT, 'prices.yaml'));
+  try {
+    for (const store of stores) {
+      await store.init();
+      await store.insert(written);
+      const back = await store.query(new Date(Date.now() - 3_600_000).toISOString(), new Date().toISOString());
+      assert.deepEqual(
+        back.map((r) => [r.request_id, r.secret_findings]),
+        [
+          ['f1', { 'aws-access-token': 1, 'github-pat': 2 }],
+          ['f2', null],
+        ],
+        store.constructor.name,
+      );
+      const byRule = await runUsageQuery({ view: 'usage', by: ['rule'], where: [] }, store, prices);
+      assert.equal(byRule.view, 'usage');
+      assert.deepEqual(
+        byRule.report.rows.map((r) => [r.group.rule, r.requests]).sort(),
+        [
+          ['(none)', 1],
+          ['aws-access-token', 1],
+          ['github-pat', 1],
+        ],
+        store.constructor.name,
+      );
+    }
+  } finally {
+    for (const s of stores) await s.close();
+    await db.drop();
+  }
 });

@@ -476,8 +476,51 @@ function Rules() {
           ))}
         </tbody>
       </table>
+      <SecretFindings />
       <DryRun />
     </>
+  );
+}
+
+/** scan_secrets' findings per user and session over the last 7 days (counts by gitleaks rule id, never a value). */
+function SecretFindings() {
+  const { data, error } = useApi<{ sessions: Array<{ user: string; session: string; findings: Record<string, number>; requests: number; last_seen: string }> }>('/admin/ui/api/secrets');
+  if (error) return <p role="alert">{error}</p>;
+  if (!data) return null;
+  return (
+    <table data-testid="secret-findings">
+      <caption>Secret findings by user and session (scan_secrets, last 7 days)</caption>
+      <thead>
+        <tr>
+          <th scope="col">User</th>
+          <th scope="col">Session</th>
+          <th scope="col">Findings by rule</th>
+          <th scope="col">Requests</th>
+          <th scope="col">Last seen</th>
+        </tr>
+      </thead>
+      <tbody>
+        {data.sessions.length === 0 ? (
+          <tr>
+            <td colSpan={5}>No secrets found.</td>
+          </tr>
+        ) : (
+          data.sessions.map((r) => (
+            <tr key={`${r.user}\u0000${r.session}`}>
+              <td>{r.user}</td>
+              <td>{r.session}</td>
+              <td>
+                {Object.entries(r.findings)
+                  .map(([rule, n]) => `${rule} × ${n}`)
+                  .join(', ')}
+              </td>
+              <td>{num(r.requests)}</td>
+              <td>{r.last_seen.slice(0, 19).replace('T', ' ')}</td>
+            </tr>
+          ))
+        )}
+      </tbody>
+    </table>
   );
 }
 

@@ -18,7 +18,7 @@ import { decideOffline } from '../rules/offline.js';
 import { dryRunReport } from '../rules/report.js';
 import type { BudgetSpec } from '../actions/budget/index.js';
 import { formatIssue } from '../validation.js';
-import { budgetBurn, budgetScopeValues, emptyRuleStats, noSessionUser, overviewFromStore, providerStats, ruleStats, sessions } from '../usage/dashboard.js';
+import { budgetBurn, budgetScopeValues, emptyRuleStats, noSessionUser, overviewFromStore, providerStats, ruleStats, secretFindings, sessions } from '../usage/dashboard.js';
 import { filterRecords, parseFilter, parseWhen, type RecordFilter } from '../usage/report.js';
 import { ADMIN_COOKIE, adminRefusal } from './admin/access.js';
 import { providersStatus } from './admin/providers.js';
@@ -197,6 +197,10 @@ export function dashboardApi(app: App, deps: ProxyDeps): void {
         ...(stats[r.id] ?? emptyRuleStats()),
       })),
     });
+  });
+  app.get('/admin/ui/api/secrets', async (c) => {
+    const { since, until, filters } = range(c);
+    return c.json({ since, until, sessions: secretFindings(await records(since, until, filters)) });
   });
   app.post('/admin/ui/api/dry-run', async (c) => {
     const { config, rules } = deps.runtime.current;

@@ -203,6 +203,39 @@ export function ruleStats(records: UsageRecord[]): Record<string, RuleStats> {
   return out;
 }
 
+/** Secret findings of one user's session (`scan_secrets`): counts by gitleaks rule id, never a value. */
+export interface SecretFindingsRow {
+  user: string;
+  session: string;
+  /** Findings by gitleaks rule id, summed over the session's requests. */
+  findings: Record<string, number>;
+  /** Requests of the session with at least one finding. */
+  requests: number;
+  /** Time of the last request with a finding (ISO). */
+  last_seen: string;
+}
+
+/**
+ * The records' secret findings per user and session, most findings first. A secret a conversation holds is found
+ * again on every later turn (Claude Code resends the history), so the counts are per request, not per secret.
+ */
+export function secretFindings(records: UsageRecord[]): SecretFindingsRow[] {
+  const rows = new Map<string, SecretFindingsRow>();
+  for (const r of records) {
+    if (!r.secret_findings || Object.keys(r.secret_findings).length === 0) continue;
+    const user = r.user_id ?? '(none)';
+    const session = r.session_id ?? '(none)';
+    const key = JSON.stringify([user, session]);
+    let row = rows.get(key);
+    if (!row) rows.set(key, (row = { user, session, findings: {}, requests: 0, last_seen: r.time }));
+    row.requests++;
+    if (r.time > row.last_seen) row.last_seen = r.time;
+    for (const [rule, n] of Object.entries(r.secret_findings)) row.findings[rule] = (row.findings[rule] ?? 0) + n;
+  }
+  const total = (x: SecretFindingsRow) => Object.values(x.findings).reduce((a, b) => a + b, 0);
+  return [...rows.values()].sort((a, b) => total(b) - total(a) || (a.last_seen < b.last_seen ? 1 : -1));
+}
+
 /** Latency, time to first token and errors of one provider over a range, ms. */
 export interface ProviderStats {
   requests: number;

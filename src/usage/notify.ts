@@ -10,6 +10,10 @@
  * Payload (`content-type: application/json`):
  * `{ "type": "budget.threshold", "id", "budget", "scope", "value", "period", "period_start", "resets_at",
  *    "limit_usd", "spent_usd", "threshold", "time" }` — `threshold` a fraction (0.8 = 80 %), amounts in USD.
+ *
+ * The same webhook, queue and retries carry `scan_secrets`' findings ({@link SecretNotification}): one notification
+ * per request in which a secret was first seen — a secret the history resends on later turns is not notified again
+ * (per session and placeholder, for a day; replicas sharing Redis agree). Never the secret's value.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -34,8 +38,31 @@ export interface BudgetNotification {
   time: string;
 }
 
+/** Secrets `scan_secrets` found for the first time in a request (type `secret.found`). */
+export interface SecretNotification {
+  type: 'secret.found';
+  /** `secret:<request id>`. */
+  id: string;
+  /** The Switchyard rule whose scan_secrets found them, and what it did. */
+  rule: string;
+  on_find: 'block' | 'redact' | 'report';
+  request_id: string;
+  session_id: string | null;
+  user_id: string | null;
+  client_id: string | null;
+  /** Each secret: gitleaks rule id, where in the request, block type and its placeholder (never the value). */
+  findings: Array<{ rule: string; where: string; block: string; placeholder: string }>;
+  time: string;
+}
+
+/** What the webhook receives. */
+export type Notification = BudgetNotification | SecretNotification;
+
+/** How long a secret once notified for a session is not notified again, ms. */
+const SECRET_QUIET_MS = 24 * 3_600_000;
+
 interface Pending {
-  n: BudgetNotification;
+  n: Notification;
   attempts: number;
   /** Epoch ms of the next attempt. */
   next: number;
@@ -131,6 +158,39 @@ export class BudgetNotifier {
     }
   }
 
+  /**
+   * Notifies the secrets of one request that were first seen in it (`first_seen`), each at most once per session
+   * (or request, without one) and placeholder for a day. Never throws.
+   */
+  async secretsFound(
+    found: { rule: string; on_find: SecretNotification['on_find']; findings: Array<{ rule: string; where: string; block: string; placeholder: string; first_seen: boolean }> },
+    who: { request_id: string; session_id: string | null; user_id: string | null; client_id: string | null },
+  ): Promise<void> {
+    try {
+      const until = Date.now() + SECRET_QUIET_MS;
+      const fresh: SecretNotification['findings'] = [];
+      for (const f of found.findings) {
+        if (!f.first_seen) continue;
+        const id = `secret:${who.session_id ?? who.request_id}:${f.placeholder}`;
+        if (id in this.saved.sent) continue;
+        this.saved.sent[id] = until;
+        if ((await this.state.addSpend(`notified:${id}`, 1, until)) > 1) continue;
+        fresh.push({ rule: f.rule, where: f.where, block: f.block, placeholder: f.placeholder });
+      }
+      if (fresh.length === 0) return;
+      const n: SecretNotification = { type: 'secret.found', id: `secret:${who.request_id}`, rule: found.rule, on_find: found.on_find, ...who, findings: fresh, time: new Date().toISOString() };
+      this.log.warn(
+        { rule: found.rule, request_id: who.request_id, session_id: who.session_id, user_id: who.user_id, secret_rules: [...new Set(fresh.map((f) => f.rule))] },
+        `scan_secrets found ${fresh.length} secret(s) (${found.on_find})`,
+      );
+      if (this.webhook) this.saved.pending.push({ n, attempts: 0, next: Date.now() });
+      this.persist();
+      this.schedule(0);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, request_id: who.request_id }, 'could not queue the secret.found notification');
+    }
+  }
+
   private schedule(ms: number): void {
     if (!this.webhook || this.sending) return;
     if (this.timer) clearTimeout(this.timer);
@@ -158,15 +218,15 @@ export class BudgetNotifier {
     if (this.saved.pending.length) this.schedule(Math.max(0, Math.min(...this.saved.pending.map((p) => p.next)) - Date.now()));
   }
 
-  private async post(n: BudgetNotification): Promise<boolean> {
+  private async post(n: Notification): Promise<boolean> {
     const { url, timeoutMs } = this.webhook!;
     try {
       const r = await request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(n), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
       await r.body.dump();
       if (r.statusCode >= 200 && r.statusCode < 300) return true;
-      this.log.warn({ status: r.statusCode, notification: n.id }, `budget webhook answered ${r.statusCode}; retrying`);
+      this.log.warn({ status: r.statusCode, notification: n.id }, `notification webhook answered ${r.statusCode}; retrying`);
     } catch (err) {
-      this.log.warn({ err: (err as Error).message, notification: n.id }, 'budget webhook unreachable; retrying');
+      this.log.warn({ err: (err as Error).message, notification: n.id }, 'notification webhook unreachable; retrying');
     }
     return false;
   }

@@ -217,6 +217,7 @@ export class SqliteStore implements LedgerStore {
           rules: JSON.parse(String(r.rules)) as string[],
           tags: JSON.parse(String(r.tags)) as Record<string, string>,
           facts: r.facts ? JSON.parse(String(r.facts)) : null,
+          secret_findings: r.secret_findings ? JSON.parse(String(r.secret_findings)) : null,
           rules_version: r.rules_version ?? null,
         }) as unknown as UsageRecord,
     );

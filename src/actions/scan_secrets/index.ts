@@ -37,6 +37,8 @@ export interface FindingReport {
   length: number;
   /** What it is (or would be) replaced with. */
   placeholder: string;
+  /** True when this process scanned the block for this request (false: the memo knew it from an earlier turn). */
+  first_seen: boolean;
 }
 
 /** What `scan_secrets` leaves in `decision.extra.secret_findings`: counts by rule id (the usage record keeps them). */
@@ -249,6 +251,7 @@ export async function scanBody(c: ScanSecrets, body: Record<string, unknown>): P
   for (const s of slots(body, c.parts)) {
     const h = hash(s.bytes);
     let memo = c.memo.get(h);
+    const fresh = memo === undefined;
     if (!memo) {
       memo = blockKind(s.value(), s.part).scanned ? { findings: scanBlock(s.bytes, s.value, c) } : { skip: true };
       c.memo.set(h, memo);
@@ -262,7 +265,8 @@ export async function scanBody(c: ScanSecrets, body: Record<string, unknown>): P
       const leaf = list[0]!.leaf;
       const text = Buffer.from(leaf.reduce<unknown>((v, k) => (v as Record<string | number, unknown>)[k], value) as string, 'utf8');
       const where = `${s.where}${leaf.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('')}`;
-      for (const f of merge(list)) findings.push({ rule: f.rule, where, block: type, length: f.end - f.start, placeholder: placeholder(f.rule, text.subarray(f.start, f.end), c.key) });
+      for (const f of merge(list))
+        findings.push({ rule: f.rule, where, block: type, length: f.end - f.start, placeholder: placeholder(f.rule, text.subarray(f.start, f.end), c.key), first_seen: fresh });
     }
     if (c.onFind === 'redact') out = setAt(out, pathOf(s.where), redactBlock(value, memo.findings, c.key));
   }

@@ -67,7 +67,9 @@ async function decideInto(x: Exchange): Promise<void> {
   }
   x.rules = d.rules.filter((r) => r.matched).map((r) => r.id);
   x.tags = d.tags;
-  x.secretFindings = (d.extra.secret_findings as SecretFindingsExtra | undefined)?.counts ?? null;
+  const found = d.extra.secret_findings as SecretFindingsExtra | undefined;
+  x.secretFindings = found?.counts ?? null;
+  if (found && !x.deps.dryRun) void x.deps.notifier.secretsFound(found, { request_id: x.id, session_id: x.log.session_id ?? null, user_id: rc.user.id, client_id: x.clientId });
   if (x.endpoint !== 'models') trace(x, d);
   for (const [name, detail] of Object.entries(d.extra)) x.deps.log.debug({ request_id: x.id, [name]: detail }, 'action detail');
   x.log.upstream = d.route.provider;
