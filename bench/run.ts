@@ -32,6 +32,8 @@
  *               and the reference proxy, same run
  *   otel        CPU per request with OpenTelemetry off (no OTEL_* set) and on (spans and metrics exported over
  *               OTLP/HTTP to a receiver in this process, batch delay 1 s), same run
+ *   secrets     CPU per request with scan_secrets (redact) against the bundled rules alone, warm (a later turn: every
+ *               block in the memo) and cold (every block new), on 76 KB with JavaScript tool results (bench/secrets.ts)
  *   clouds      CPU per request routed to Amazon Bedrock (SigV4 signing; event-stream decoding when streaming)
  *               against the same request passed through to Anthropic, same run, JSON and streaming
  * Results print as a table and are written to bench/results/latest.json.
@@ -55,6 +57,7 @@ import { benchTable, loginGateway } from './table.js';
 import { BENCH_AWS } from './bench-aws.js';
 import { benchRuleTools } from './rule-tools.js';
 import { benchRules } from './rules.js';
+import { benchSecrets } from './secrets.js';
 import { benchThrottle } from './throttle.js';
 import { benchTranslation } from './translation.js';
 
@@ -67,6 +70,7 @@ const sections = process.argv.slice(2).length
       'clouds',
       'dashboard',
       'budgets',
+      'secrets',
       'latency',
       'throughput',
       'streaming',
@@ -322,6 +326,10 @@ try {
   if (sections.includes('cpu')) {
     results.cpu = await benchCpu(fake.url);
     console.log('CPU per request (76 KB, non-streaming, 4 connections):', JSON.stringify(results.cpu));
+  }
+  if (sections.includes('secrets')) {
+    results.secrets = await benchSecrets(fake.url);
+    console.log('scan_secrets (CPU µs per request, 76 KB of Claude Code with JavaScript tool results):', JSON.stringify(results.secrets));
   }
   if (sections.includes('dashboard')) {
     results.dashboard = { ...(await benchDashboard()), live_tail: await benchLiveTail(fake.url) };

@@ -1,40 +1,25 @@
 /**
- * `scan_secrets` (issue 36): gitleaks' rule set on RE2, recall on its own positive cases, false positives on real code
- * that holds no secret, and the action through the running gateway — redact (the upstream never receives the secret,
- * the placeholder is the same every turn), block (400 naming the rule and the block, never the secret), report (the
- * body forwarded byte for byte) — with the findings counted in the usage record.
+ * `scan_secrets` (issue 36), fast and in process (the mutation run's file): gitleaks' rule set on RE2, recall on its
+ * own positive cases, false positives on real code that holds no secret, what the action scans, skips and redacts,
+ * its memo, and `usage --by rule`. Through the running gateway: test/scan-secrets-gateway.test.ts.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import Database from 'better-sqlite3';
-import { request } from 'undici';
 import { lazyBody, scanJsonObject } from '../src/body/json-scan.js';
-import { placeholder, redactionKey, scanSecrets } from '../src/actions/scan_secrets/index.js';
+import { MEMO_BYTES, placeholder, redactionKey, scanSecrets } from '../src/actions/scan_secrets/index.js';
 import { findSecrets, GITLEAKS_FILE, loadRuleSet, shannonEntropy } from '../src/actions/scan_secrets/rules.js';
-import type { UsageRecord } from '../src/usage/record.js';
 import { DecisionDraft } from '../src/rules/decision.js';
 import type { RequestContext } from '../src/rules/context.js';
-import { runClaudeBashRoundTrip, startClaudeCodeUpstream } from './claude-code-bin.js';
-import { PrefixCache } from '../bench/prefix-cache.js';
-import { messageJson, startFakeUpstream } from './fake-upstream.js';
-import { freshDatabase, startTestGateway, until, usageRecord } from './helpers.js';
-import { PostgresStore } from '../src/usage/postgres.js';
-import { SqliteStore } from '../src/usage/sqlite.js';
+import { AWS_KEY, ENV_FILE, GH_TOKEN, turnWithSecret } from './secrets-fixtures.js';
+import { usageRecord } from './helpers.js';
 import { runUsageQuery } from '../src/usage/usage-query.js';
 import { loadPrices } from '../src/usage/prices.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const POSITIVES = JSON.parse(readFileSync(path.join(import.meta.dirname, 'fixtures/secrets/gitleaks-positives.json'), 'utf8')) as Record<string, string[]>;
-
-/** Made up for these tests, in the shapes of the real thing (an AWS access key id, a GitHub token). */
-const AWS_KEY = 'AKIAZ4BTQPXWNR7D5VJH';
-const GH_TOKEN = 'ghp_R7xqLk2M9vTn4Wp8Ys1Hd6Fj3Bc5Gz0Ea2Qu';
-const ENV_FILE = `# .env\nAWS_ACCESS_KEY_ID=${AWS_KEY}\nREGION=eu-west-1\n`;
 
 test('every gitleaks rule compiles on RE2; path-only rules are set apart, not dropped silently', () => {
   const rs = loadRuleSet();
@@ -120,104 +105,6 @@ test('false positives on real code that holds no secret (JavaScript of well-know
   );
 });
 
-const SECRET_RULES = (onFind: string) => ({
-  '10-secrets.yaml': `version: 1\nrules:\n  - id: secrets\n    actions:\n      - scan_secrets: { on_find: ${onFind} }\n      - route_to: { provider: anthropic }\n`,
-});
-
-/** A Claude-Code-shaped turn whose Bash tool printed the .env file. */
-function turnWithSecret(extraTurns = 0): Record<string, unknown> {
-  const messages: unknown[] = [
-    { role: 'user', content: [{ type: 'text', text: 'show me the env file' }] },
-    { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_01', name: 'Bash', input: { command: 'cat .env' } }] },
-    { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_01', content: ENV_FILE }] },
-  ];
-  for (let i = 0; i < extraTurns; i++) messages.push({ role: 'assistant', content: [{ type: 'text', text: `turn ${i}` }] }, { role: 'user', content: [{ type: 'text', text: `next ${i}` }] });
-  return {
-    model: 'claude-sonnet-4-6',
-    max_tokens: 100,
-    system: [{ type: 'text', text: 'You are Claude Code.' }],
-    tools: [{ name: 'Bash', description: 'Runs a command.', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }],
-    messages,
-  };
-}
-
-test('redact: the upstream never receives the secret; the placeholder is the same on every turn, so the prefix bytes are too', async () => {
-  const fake = await startFakeUpstream();
-  const { gw, configFile } = await startTestGateway({ upstream: fake.url, rules: SECRET_RULES('redact'), extraConfig: 'ledger: { sqlite: ./data/usage.db, flush_interval_ms: 50 }\n' });
-  const configDir = path.dirname(configFile);
-  try {
-    for (const extra of [0, 1]) {
-      const r = await request(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(turnWithSecret(extra)) });
-      assert.equal(r.statusCode, 200, await r.body.text());
-    }
-  } finally {
-    await gw.close();
-    await fake.close();
-  }
-  const [first, second] = fake.received.map((r) => r.body.toString());
-  assert.ok(first && second);
-  assert.ok(!first.includes(AWS_KEY) && !second.includes(AWS_KEY), 'the key never reaches the upstream');
-  const sent = JSON.parse(first) as { messages: Array<{ content: Array<{ content: string }> }> };
-  const expected = placeholder('aws-access-token', AWS_KEY, redactionKey());
-  assert.match(expected, /^\[REDACTED:aws-access-token:[0-9a-f]{6}\]$/);
-  assert.equal(sent.messages[2]!.content[0]!.content, ENV_FILE.replace(AWS_KEY, expected), 'only the secret is replaced');
-  // Turn 2 resends turn 1's messages: the bytes up to the end of the redacted block are identical.
-  const cut = first.indexOf(expected) + expected.length;
-  assert.equal(second.slice(0, cut), first.slice(0, cut));
-  const db = new Database(path.join(configDir, 'data/usage.db'), { readonly: true });
-  const rows = db.prepare('SELECT secret_findings FROM usage_records').all() as Array<{ secret_findings: string }>;
-  db.close();
-  assert.deepEqual(
-    rows.map((r) => JSON.parse(r.secret_findings) as UsageRecord['secret_findings']),
-    [{ 'aws-access-token': 1 }, { 'aws-access-token': 1 }],
-    'the usage record counts findings by rule id',
-  );
-  assert.ok(!readFileSync(path.join(configDir, 'data/usage.db')).includes(AWS_KEY), 'the ledger never holds the value');
-});
-
-test('block: 400 invalid_request_error naming the rule, the message and the block — never the secret; nothing goes upstream', async () => {
-  const fake = await startFakeUpstream();
-  const { gw, logs } = await startTestGateway({ upstream: fake.url, rules: SECRET_RULES('block') });
-  try {
-    const r = await request(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(turnWithSecret()) });
-    const text = await r.body.text();
-    assert.equal(r.statusCode, 400);
-    const err = JSON.parse(text) as { type: string; error: { type: string; message: string } };
-    assert.equal(err.error.type, 'invalid_request_error');
-    assert.match(err.error.message, /rule "secrets"/);
-    assert.match(err.error.message, /aws-access-token in messages\[2\]\.content\[0\]\.content \(tool_result block\)/);
-    assert.ok(!text.includes(AWS_KEY) && !text.includes('AKIA'), 'the answer never holds the secret');
-    assert.equal(fake.received.length, 0);
-    // A clean request passes.
-    const ok = await request(`${gw.url}/v1/messages`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 5, messages: [{ role: 'user', content: 'hello there, nothing secret here' }] }),
-    });
-    assert.equal(ok.statusCode, 200);
-    await ok.body.dump();
-  } finally {
-    await gw.close();
-    await fake.close();
-  }
-  assert.ok(!logs.text().includes(AWS_KEY), 'the logs never hold the secret');
-});
-
-test('report: the body is forwarded byte for byte; the trace lists the finding masked', async () => {
-  const fake = await startFakeUpstream();
-  const { gw } = await startTestGateway({ upstream: fake.url, rules: SECRET_RULES('report') });
-  try {
-    const raw = JSON.stringify(turnWithSecret());
-    const r = await request(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw });
-    assert.equal(r.statusCode, 200);
-    await r.body.dump();
-    assert.equal(fake.received[0]!.body.toString(), raw);
-  } finally {
-    await gw.close();
-    await fake.close();
-  }
-});
-
 /** Applies a compiled scan_secrets action to `body` as the rules engine does. */
 async function applyTo(params: Record<string, unknown>, body: Record<string, unknown>) {
   const errors: string[] = [];
@@ -298,239 +185,226 @@ test('usage --by rule: a request counts under each rule that found a secret in i
   await assert.rejects(runUsageQuery({ view: 'usage', by: ['rules'], where: [] }, source, prices), /provider or rule/);
 });
 
-test('dry-run shows what would be redacted — rule, block, length and placeholder — never the value', async () => {
-  const fake = await startFakeUpstream();
-  const { gw } = await startTestGateway({ upstream: fake.url, rules: SECRET_RULES('redact'), dryRun: true });
-  try {
-    const r = await request(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(turnWithSecret()) });
-    const text = await r.body.text();
-    assert.equal(r.statusCode, 200);
-    assert.ok(!text.includes(AWS_KEY), 'the report never holds the secret');
-    const report = JSON.parse(text) as { secret_findings: { on_find: string; counts: Record<string, number>; findings: unknown[] }; body_changed: boolean };
-    assert.equal(report.secret_findings.on_find, 'redact');
-    assert.deepEqual(report.secret_findings.findings, [
-      { rule: 'aws-access-token', where: 'messages[2].content[0].content', block: 'tool_result', length: AWS_KEY.length, placeholder: placeholder('aws-access-token', AWS_KEY, redactionKey()), first_seen: true },
-    ]);
-    assert.equal(report.body_changed, true);
-    assert.equal(fake.received.length, 0);
-  } finally {
-    await gw.close();
-    await fake.close();
-  }
+/** A gitleaks config of our own, to pin how each part of a rule is read. */
+const CUSTOM_TOML = `
+[allowlist]
+regexes = ['''^allowed-by-global''']
+stopwords = ["stopword"]
+
+[[rules]]
+id = "group-two"
+regex = '''(tok|key)=([a-z0-9-]{12,})'''
+secretGroup = 2
+keywords = ["tok=", "key="]
+
+[[rules]]
+id = "first-group"
+regex = '''pw:(x?)([A-Za-z0-9]{10,})'''
+keywords = ["pw:"]
+
+[[rules]]
+id = "entropy-floor"
+regex = '''ent_[a-z]{8}'''
+entropy = 2.5
+keywords = ["ent_"]
+
+[[rules]]
+id = "no-keywords"
+regex = '''NOKW[0-9]{6}'''
+
+[[rules]]
+id = "dotted"
+regex = '''s\\.[A-Z]{10}'''
+keywords = ["s."]
+
+[[rules]]
+id = "match-allow"
+regex = '''mat_([a-z]{10})'''
+keywords = ["mat_"]
+[[rules.allowlists]]
+regexTarget = "match"
+regexes = ['''^mat_allowed''']
+
+[[rules]]
+id = "line-allow"
+regex = '''lin_([a-z]{10})'''
+keywords = ["lin_"]
+[[rules.allowlists]]
+regexTarget = "line"
+regexes = ['''# test fixture''']
+
+[[rules]]
+id = "and-allow"
+regex = '''and_([a-z]{10})'''
+keywords = ["and_"]
+[[rules.allowlists]]
+condition = "AND"
+regexes = ['''^qwert''']
+stopwords = ["zzz"]
+
+[[rules]]
+id = "path-and"
+regex = '''pth_([a-z]{10})'''
+keywords = ["pth_"]
+[[rules.allowlists]]
+condition = "AND"
+paths = ['''.*''']
+regexes = ['''.*''']
+
+[[rules]]
+id = "path-only"
+path = '''\\.p12$'''
+`;
+
+function customRules(): ReturnType<typeof loadRuleSet> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-gitleaks-'));
+  writeFileSync(path.join(dir, 'rules.toml'), CUSTOM_TOML);
+  return loadRuleSet([], path.join(dir, 'rules.toml'));
+}
+
+const found = (text: string, rs = customRules()) => findSecrets(Buffer.from(text), rs).map((f) => [f.rule, text.slice(f.start, f.end)]);
+
+test('a gitleaks rule file is read as gitleaks reads it: secret groups, entropy, keywords, allowlists and their targets', () => {
+  const rs = customRules();
+  assert.deepEqual(rs.pathOnly, ['path-only']);
+  assert.equal(rs.version, path.join(path.dirname(rs.version), 'rules.toml'), 'a file of ours is named by its path');
+  assert.deepEqual(rs.always, [rs.rules.findIndex((r) => r.id === 'no-keywords')]);
+  // secretGroup picks the second group; without it, the first non-empty group; without groups, the whole match.
+  assert.deepEqual(found('x tok=abcdef123456 y', rs), [['group-two', 'abcdef123456']]);
+  assert.deepEqual(found('pw:Abcdefghij12', rs), [['first-group', 'Abcdefghij12']]);
+  assert.deepEqual(found('NOKW123456', rs), [['no-keywords', 'NOKW123456']]);
+  // Keywords are case-insensitive and literal: "s." is not "sx".
+  assert.deepEqual(found('TOK=ABCDEF123456'.toLowerCase(), rs), [['group-two', 'abcdef123456']]);
+  assert.deepEqual(found('s.ABCDEFGHIJ', rs), [['dotted', 's.ABCDEFGHIJ']]);
+  assert.deepEqual(found('sxABCDEFGHIJ s.', rs), []);
+  // The entropy floor: at or under it, no finding.
+  assert.deepEqual(found('ent_abcdefgh', rs), [['entropy-floor', 'ent_abcdefgh']], 'entropy 3 > 2.5');
+  assert.deepEqual(found('ent_aaaabbbb', rs), [], 'entropy 1');
+  // The global allowlist: a regex on the secret, stopwords the secret contains (case-insensitive).
+  assert.deepEqual(found('key=allowed-by-global1', rs), []);
+  assert.deepEqual(found('key=my-STOPWORD-value', rs), []);
+  // A rule's allowlist against the match, the line, or (AND) every check.
+  assert.deepEqual(found('mat_allowedabc mat_qwertyuiop', rs), [['match-allow', 'qwertyuiop']]);
+  assert.deepEqual(found('lin_qwertyuiop # test fixture\nlin_asdfghjklz', rs), [['line-allow', 'asdfghjklz']]);
+  assert.deepEqual(found('lin_qwertyuiop # test fixture\\nlin_asdfghjklz', rs), [['line-allow', 'asdfghjklz']], 'an escaped newline ends a line too');
+  assert.deepEqual(found('and_qwertyuiop', rs), [['and-allow', 'qwertyuiop']], 'AND: the regex holds, the stopword does not');
+  assert.deepEqual(found('and_qwertzzzop', rs), [], 'AND: both hold');
+  assert.deepEqual(found('and_asdzzzfghj', rs), [['and-allow', 'asdzzzfghj']], 'AND: the stopword holds, the regex does not');
+  assert.deepEqual(found('pth_qwertyuiop', rs), [['path-and', 'qwertyuiop']], 'an AND allowlist that needs a path never allows a content block');
+  // A line marked gitleaks:allow is skipped.
+  assert.deepEqual(found('tok=abcdef123456 # gitleaks:allow\ntok=zyxwvu987654', rs), [['group-two', 'zyxwvu987654']]);
+  // Rule sets are compiled once per file and skip list (in any order).
+  assert.equal(loadRuleSet(['github-pat', 'aws-access-token']), loadRuleSet(['aws-access-token', 'github-pat']));
+  assert.notEqual(loadRuleSet(['github-pat']), loadRuleSet([]));
+  assert.ok(!loadRuleSet(['github-pat']).rules.some((r) => r.id === 'github-pat'));
 });
 
-/** The real Claude Code CLI runs `cat .env` through the gateway with `scan_secrets` in `mode`. */
-async function claudeCatsEnv(mode: 'redact' | 'block') {
-  const upstream = await startClaudeCodeUpstream('MARKER', 'cat .env');
-  const { gw } = await startTestGateway({ upstream: upstream.url, rules: SECRET_RULES(mode) });
-  const workdir = mkdtempSync(path.join(tmpdir(), 'switchyard-cc-secrets-work-'));
-  writeFileSync(path.join(workdir, '.env'), ENV_FILE);
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: mkdtempSync(path.join(tmpdir(), 'switchyard-cc-secrets-home-')),
-    ANTHROPIC_BASE_URL: gw.url,
-    ANTHROPIC_API_KEY: 'sk-ant-test-through-switchyard',
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    DISABLE_AUTOUPDATER: '1',
-    CI: '1',
+test('a rule file RE2 cannot compile is an error naming the rule; the action reports it at load', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-gitleaks-'));
+  writeFileSync(path.join(dir, 'bad.toml'), `[[rules]]\nid = "lookahead"\nregex = '''a(?=b)'''\n`);
+  assert.throws(() => loadRuleSet([], path.join(dir, 'bad.toml')), /gitleaks rule lookahead: RE2 rejects its regex/);
+  writeFileSync(path.join(dir, 'bad-target.toml'), `[[rules]]\nid = "t"\nregex = '''x'''\n[[rules.allowlists]]\nregexTarget = "file"\nregexes = ['''x''']\n`);
+  assert.throws(() => loadRuleSet([], path.join(dir, 'bad-target.toml')), /gitleaks rule t allowlist 0: unknown regexTarget "file"/);
+});
+
+test('what is scanned and what is not: images, base64 documents and thinking are skipped; text documents, string system prompts and tools are read', async () => {
+  const b64 = Buffer.from(ENV_FILE).toString('base64');
+  const skipped = {
+    model: 'm',
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'image', source: { type: 'base64', media_type: 'image/png', data: b64, note: ENV_FILE } },
+          { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: b64, note: ENV_FILE } },
+        ],
+      },
+      { role: 'assistant', content: [{ type: 'redacted_thinking', data: ENV_FILE }] },
+    ],
   };
-  try {
-    return { out: await runClaudeBashRoundTrip(env, workdir), calls: upstream.calls };
-  } finally {
-    await gw.close();
-    await upstream.close();
-  }
-}
-
-test('Claude Code, redact: the Bash tool prints a key from .env, the upstream never receives it and the tool loop completes', { timeout: 900_000 }, async () => {
-  const { out, calls } = await claudeCatsEnv('redact');
-  assert.equal(out.code, 0, `claude exited ${out.code}: ${out.stderr.slice(0, 2000)} ${out.stdout.slice(0, 2000)}`);
-  const result = JSON.parse(out.stdout) as { result: string; is_error: boolean };
-  assert.equal(result.is_error, false);
-  const withResult = calls.find((c) => c.toolResult !== null);
-  assert.ok(withResult, 'the CLI sent the tool result back');
-  assert.match(withResult.toolResult!, /REGION=eu-west-1/, 'the rest of the file went through');
-  assert.match(withResult.toolResult!, /\[REDACTED:aws-access-token:[0-9a-f]{6}\]/);
-  assert.ok(!JSON.stringify(calls).includes(AWS_KEY), 'no call the upstream saw holds the key');
-  assert.match(result.result, /The command printed: .*REDACTED:aws-access-token/);
-});
-
-test("Claude Code, block: the CLI shows the gateway's error naming the rule, not the key", { timeout: 900_000 }, async () => {
-  const { out, calls } = await claudeCatsEnv('block');
-  const shown = out.stdout + out.stderr;
-  assert.match(shown, /aws-access-token in messages\[\d+\]\.content\[\d+\]\.content \(tool_result block\)/, shown.slice(0, 2000));
-  assert.ok(!shown.includes(AWS_KEY.slice(4)), 'the CLI does not show the key back from the error');
-  assert.equal(calls.filter((c) => c.toolResult !== null).length, 0, 'the tool result never reached the upstream');
-});
-
-/**
- * A 20-turn Claude-Code-shaped session (tools, two marked system blocks, the last user block marked each turn) whose
- * turn-3 Bash tool printed `secret` in a .env file; each turn's cache-read tokens as a model of Anthropic's prefix
- * cache (bench/prefix-cache.ts) bills them, the session sent through a gateway serving `rules`.
- */
-async function cacheReadsPerTurn(rules: Record<string, string>, secret: string): Promise<number[]> {
-  const cache = new PrefixCache();
-  const upstream = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const usage = cache.usage(JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>);
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...messageJson('claude-sonnet-4-6', [{ type: 'text', text: 'ok' }]), usage: { ...usage, output_tokens: 10 } }));
-    });
-  });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  const { gw } = await startTestGateway({ upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, rules });
-  const filler = (n: number, seed: string) => `${seed}: `.padEnd(n, `${seed} reads, edits and tests code. `);
-  const cc = { type: 'ephemeral' };
-  const tools = Array.from({ length: 12 }, (_, i) => ({ name: `tool_${i}`, description: filler(3000, `tool ${i}`), input_schema: { type: 'object', properties: { arg: { type: 'string' } } } }));
-  const system = [
-    { type: 'text', text: 'x-anthropic-billing-header: cc_version=2.1.0; cc_entrypoint=cli' },
-    { type: 'text', text: filler(12_000, 'system'), cache_control: cc },
-    { type: 'text', text: filler(6000, 'context'), cache_control: cc },
-  ];
-  const messages: Array<{ role: string; content: Array<Record<string, unknown>> }> = [{ role: 'user', content: [{ type: 'text', text: filler(2000, 'task') }] }];
-  const reads: number[] = [];
-  try {
-    for (let turn = 1; turn <= 20; turn++) {
-      cache.now += 20_000;
-      const last = messages.at(-1)!;
-      const body = {
-        model: 'claude-sonnet-4-6',
-        max_tokens: 4096,
-        tools,
-        system,
-        messages: [...messages.slice(0, -1), { ...last, content: last.content.map((b, j) => (j === last.content.length - 1 ? { ...b, cache_control: cc } : b)) }],
-      };
-      const r = await request(`${gw.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      assert.equal(r.statusCode, 200);
-      reads.push(((await r.body.json()) as { usage: { cache_read_input_tokens: number } }).usage.cache_read_input_tokens);
-      const output = turn === 3 ? `# .env\nAWS_ACCESS_KEY_ID=${secret}\nREGION=eu-west-1\n${filler(3000, 'log')}` : filler(4000, `result ${turn}`);
-      messages.push({ role: 'assistant', content: [{ type: 'tool_use', id: `toolu_${turn}`, name: 'Bash', input: { arg: filler(300, `call ${turn}`) } }] });
-      messages.push({ role: 'user', content: [{ type: 'tool_result', tool_use_id: `toolu_${turn}`, content: output }] });
-    }
-  } finally {
-    await gw.close();
-    upstream.close();
-  }
-  return reads;
-}
-
-test('redaction keeps the prompt cache: a 20-turn session with a secret in turn 3 reads as many cached tokens every turn as the same session with the secret removed by hand', async () => {
-  const redacted = await cacheReadsPerTurn(SECRET_RULES('redact'), AWS_KEY);
-  // By hand: the key replaced by text as long as the placeholder the gateway writes.
-  const byHand = await cacheReadsPerTurn(SECRET_RULES('report'), 'x'.repeat(placeholder('aws-access-token', AWS_KEY, redactionKey()).length));
-  assert.deepEqual(redacted, byHand);
-  assert.ok(
-    redacted.slice(4).every((n) => n > 10_000),
-    `turns after the secret still read the cache: ${redacted.join(', ')}`,
-  );
-});
-
-test('a secret first seen in a request is notified once to the webhook (type secret.found, never the value); later turns that resend it are not', async () => {
-  const got: Array<Record<string, unknown>> = [];
-  const hook = createServer((req, res) => {
-    const parts: Buffer[] = [];
-    req.on('data', (c: Buffer) => parts.push(c));
-    req.on('end', () => {
-      got.push(JSON.parse(Buffer.concat(parts).toString()) as Record<string, unknown>);
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
-  const fake = await startFakeUpstream();
-  const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`;
-  const { gw } = await startTestGateway({ upstream: fake.url, rules: SECRET_RULES('redact'), extraConfig: `budgets: { webhook: "${hookUrl}" }\n` });
-  try {
-    for (const extra of [0, 1, 2]) {
-      const r = await request(`${gw.url}/v1/messages`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-claude-code-session-id': 'sess-secret' },
-        body: JSON.stringify(turnWithSecret(extra)),
-      });
-      assert.equal(r.statusCode, 200);
-      await r.body.dump();
-    }
-    await until(() => got.length >= 1, 5000, 'the notification');
-    await new Promise((r) => setTimeout(r, 300));
-  } finally {
-    await gw.close();
-    await fake.close();
-    hook.close();
-  }
-  assert.equal(got.length, 1, 'one notification for the three turns');
-  const n = got[0] as { type: string; rule: string; on_find: string; session_id: string; findings: Array<{ rule: string; where: string; placeholder: string }> };
-  assert.equal(n.type, 'secret.found');
-  assert.equal(n.rule, 'secrets');
-  assert.equal(n.on_find, 'redact');
-  assert.equal(n.session_id, 'sess-secret');
+  assert.equal((await applyTo({ on_find: 'report' }, skipped)).d.extra.secret_findings, undefined);
+  const read = {
+    model: 'm',
+    system: `deploy with ${GH_TOKEN}`,
+    tools: [{ name: 'deploy', description: `uses ${GH_TOKEN}`, input_schema: { type: 'object' } }],
+    messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'text', media_type: 'text/plain', data: ENV_FILE } }] }],
+  };
+  const { d } = await applyTo({ on_find: 'redact' }, read);
+  const extra = d.extra.secret_findings as { findings: Array<{ rule: string; where: string; block: string }> };
   assert.deepEqual(
-    n.findings.map((f) => [f.rule, f.where]),
-    [['aws-access-token', 'messages[2].content[0].content']],
+    extra.findings.map((f) => [f.rule, f.where, f.block]),
+    [
+      ['github-pat', 'tools[0].description', 'tool'],
+      ['github-pat', 'system', 'text'],
+      ['aws-access-token', 'messages[0].content[0].source.data', 'document'],
+    ],
   );
-  assert.ok(!JSON.stringify(got).includes(AWS_KEY));
+  const sent = JSON.parse(JSON.stringify(d.body)) as typeof read;
+  assert.equal(sent.system, `deploy with ${placeholder('github-pat', GH_TOKEN, redactionKey())}`);
+  assert.equal(sent.tools[0]!.description, `uses ${placeholder('github-pat', GH_TOKEN, redactionKey())}`);
+  assert.deepEqual(sent.tools[0]!.input_schema, { type: 'object' });
+  assert.equal(sent.messages[0]!.content[0]!.source.data, ENV_FILE.replace(AWS_KEY, placeholder('aws-access-token', AWS_KEY, redactionKey())));
+  assert.equal(d.bodyChanged, true);
 });
 
-test('the dashboard API lists findings per user and session', async () => {
-  const fake = await startFakeUpstream();
-  const { gw } = await startTestGateway({ upstream: fake.url, rules: SECRET_RULES('report'), extraConfig: 'ledger: { sqlite: ./data/usage.db, flush_interval_ms: 50 }\n' });
-  try {
-    for (const session of ['s1', 's1', 's2']) {
-      const r = await request(`${gw.url}/v1/messages`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-claude-code-session-id': session },
-        body: JSON.stringify(turnWithSecret()),
-      });
-      await r.body.dump();
-    }
-    const r = await request(`${gw.url}/admin/ui/api/secrets`);
-    assert.equal(r.statusCode, 200);
-    const body = (await r.body.json()) as { sessions: Array<{ session: string; findings: Record<string, number>; requests: number }> };
-    assert.deepEqual(
-      body.sessions.map((s) => [s.session, s.findings, s.requests]),
-      [
-        ['s1', { 'aws-access-token': 2 }, 2],
-        ['s2', { 'aws-access-token': 1 }, 1],
-      ],
-    );
-  } finally {
-    await gw.close();
-    await fake.close();
-  }
+test('redaction copies on write: the request as received is untouched; two secrets in one string are both replaced', async () => {
+  const two = `${ENV_FILE}GITHUB_TOKEN=${GH_TOKEN}\n`;
+  const body = {
+    model: 'm',
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'hello there' },
+          { type: 'tool_result', tool_use_id: 't', content: [{ type: 'text', text: two }] },
+        ],
+      },
+    ],
+  };
+  const errors: string[] = [];
+  const c = scanSecrets.compile({ on_find: 'redact' }, { providers: new Set(), error: (_p, m) => errors.push(m) });
+  const original = lazyBody(scanJsonObject(Buffer.from(JSON.stringify(body)), 256));
+  const d = new DecisionDraft(original);
+  await scanSecrets.apply(c, {} as RequestContext, d, 'r');
+  assert.deepEqual(JSON.parse(JSON.stringify(original)), body, 'the received body is unchanged');
+  const sent = JSON.parse(JSON.stringify(d.body)) as typeof body;
+  const text = (sent.messages[0]!.content[1] as unknown as { content: Array<{ text: string }> }).content[0]!.text;
+  assert.equal(text, two.replace(AWS_KEY, placeholder('aws-access-token', AWS_KEY, redactionKey())).replace(GH_TOKEN, placeholder('github-pat', GH_TOKEN, redactionKey())));
+  assert.deepEqual(sent.messages[0]!.content[0], body.messages[0]!.content[0], 'the other block is as sent');
 });
 
-test('both ledgers keep secret_findings and give them back as written; usage --by rule reads the same from each', async () => {
-  const t = new Date(Date.now() - 60_000).toISOString();
-  const written = [usageRecord({ time: t, request_id: 'f1', secret_findings: { 'aws-access-token': 1, 'github-pat': 2 } }), usageRecord({ time: t, request_id: 'f2', secret_findings: null })];
-  const db = await freshDatabase('switchyard_secrets');
-  const stores = [new SqliteStore(path.join(mkdtempSync(path.join(tmpdir(), 'switchyard-secrets-')), 'usage.db')), new PostgresStore(db.url)];
-  const prices = loadPrices(path.join(ROOT, 'prices.yaml'));
-  try {
-    for (const store of stores) {
-      await store.init();
-      await store.insert(written);
-      const back = await store.query(new Date(Date.now() - 3_600_000).toISOString(), new Date().toISOString());
-      assert.deepEqual(
-        back.map((r) => [r.request_id, r.secret_findings]),
-        [
-          ['f1', { 'aws-access-token': 1, 'github-pat': 2 }],
-          ['f2', null],
-        ],
-        store.constructor.name,
-      );
-      const byRule = await runUsageQuery({ view: 'usage', by: ['rule'], where: [] }, store, prices);
-      assert.equal(byRule.view, 'usage');
-      assert.deepEqual(
-        byRule.report.rows.map((r) => [r.group.rule, r.requests]).sort(),
-        [
-          ['(none)', 1],
-          ['aws-access-token', 1],
-          ['github-pat', 1],
-        ],
-        store.constructor.name,
-      );
-    }
-  } finally {
-    for (const s of stores) await s.close();
-    await db.drop();
-  }
+test('block names every rule found and says when there is more than one; a second scan_secrets is shadowed by the first', async () => {
+  const two = { model: 'm', messages: [{ role: 'user', content: `${ENV_FILE}GITHUB_TOKEN=${GH_TOKEN}\n` }] };
+  const { d, trace } = await applyTo({ on_find: 'block' }, two);
+  assert.equal(d.denied?.status, 400);
+  assert.equal(d.denied?.rule, 'r');
+  assert.match(
+    d.denied!.message,
+    /^found 2 secrets: aws-access-token in messages\[0\]\.content \(text block\) and more; remove it from the conversation \(gitleaks rule ids: aws-access-token, github-pat\)$/,
+  );
+  assert.equal((trace.detail as { on_find: string }).on_find, 'block');
+  const one = await applyTo({ on_find: 'block' }, { model: 'm', messages: [{ role: 'user', content: ENV_FILE }] });
+  assert.match(one.d.denied!.message, /^found a secret: aws-access-token in messages\[0\]\.content \(text block\); remove/);
+  // Two rules with scan_secrets: the first applies, the second is shadowed (one scan per request).
+  const c = scanSecrets.compile({ on_find: 'report' }, { providers: new Set(), error: () => {} });
+  const draft = new DecisionDraft(lazyBody(scanJsonObject(Buffer.from(JSON.stringify(two)), 256)));
+  const first = await scanSecrets.apply(c, {} as RequestContext, draft, 'first');
+  const second = await scanSecrets.apply(scanSecrets.compile({ on_find: 'block' }, { providers: new Set(), error: () => {} }), {} as RequestContext, draft, 'second');
+  assert.equal(first.applied, true);
+  assert.equal(second.applied, false);
+  assert.equal(second.shadowed_by, 'first');
+  assert.equal(draft.denied, null, 'the shadowed block did not run');
+  assert.deepEqual(scanSecrets.settings(c), [{ setting: 'scan_secrets', always: true }]);
+});
+
+test('the placeholder key comes from SWITCHYARD_REDACTION_KEY: the same key gives the same placeholder, another key another', () => {
+  const a = redactionKey({ SWITCHYARD_REDACTION_KEY: 'team-key' });
+  assert.deepEqual(a, Buffer.from('team-key'));
+  assert.equal(placeholder('github-pat', GH_TOKEN, a), placeholder('github-pat', GH_TOKEN, redactionKey({ SWITCHYARD_REDACTION_KEY: 'team-key' })));
+  assert.notEqual(placeholder('github-pat', GH_TOKEN, a), placeholder('github-pat', GH_TOKEN, redactionKey({ SWITCHYARD_REDACTION_KEY: 'other' })));
+  // Without it, one random key for the process.
+  assert.equal(redactionKey({}).length, 32);
+  assert.equal(redactionKey({}), redactionKey({}));
+  assert.match(placeholder('github-pat', GH_TOKEN, a), /^\[REDACTED:github-pat:[0-9a-f]{6}\]$/);
+  assert.equal(MEMO_BYTES, 8 * 1024 * 1024);
 });

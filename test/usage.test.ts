@@ -116,6 +116,7 @@ test('PostgreSQL store against a real server: schema created, records written an
       outcome: 'ok',
       error_type: null,
       refused_by: null,
+      secret_findings: { 'github-pat': 2 },
       retries: 1,
       latency_ms: 12.5,
       ttft_ms: 3.25,

@@ -100,10 +100,14 @@ interface LeafFinding extends SecretFinding {
   leaf: Array<string | number>;
 }
 
-/** Findings of one string merged where they overlap (the earlier one's rule id kept). */
+/** gitleaks' catch-all rule: where a specific rule found the same secret, the specific one names it. */
+const GENERIC = 'generic-api-key';
+
+/** Findings of one string merged where they overlap (the rule id of the first, a specific rule before the catch-all). */
 function merge(findings: SecretFinding[]): SecretFinding[] {
   const out: SecretFinding[] = [];
-  for (const f of [...findings].sort((a, b) => a.start - b.start || b.end - a.end)) {
+  const generic = (f: SecretFinding) => (f.rule === GENERIC ? 1 : 0);
+  for (const f of [...findings].sort((a, b) => a.start - b.start || b.end - a.end || generic(a) - generic(b))) {
     const last = out.at(-1);
     if (last && f.start < last.end) last.end = Math.max(last.end, f.end);
     else out.push({ ...f });

@@ -201,7 +201,8 @@ const NEWLINE_ESCAPE = Buffer.from('\\n');
 
 /** The line around [start, end) of `bytes`: up to the nearest newline, raw or escaped (`\n` inside a JSON string). */
 function lineAround(bytes: Buffer, start: number, end: number): string {
-  let from = Math.max(bytes.lastIndexOf(0x0a, start - 1) + 1, 0);
+  // (A negative offset would search from the end: at the start there is nothing before.)
+  let from = start > 0 ? bytes.lastIndexOf(0x0a, start - 1) + 1 : 0;
   const esc = start > 0 ? bytes.lastIndexOf(NEWLINE_ESCAPE, start - 1) : -1;
   if (esc !== -1 && esc + 2 <= start) from = Math.max(from, esc + 2);
   let to = bytes.indexOf(0x0a, end);

@@ -1,0 +1,121 @@
+/**
+ * `npm run bench -- secrets`: what `scan_secrets` costs on the request path (issue 36). Three processes in front of one
+ * fake upstream: the 20-line reference proxy, Switchyard on the bundled rules, and Switchyard on the bundled rules
+ * plus `scan_secrets: { on_find: redact }`. CPU µs per request (utime + stime from /proc, after a warm-up), on a
+ * 76 KB Claude-Code-shaped body whose conversation is real JavaScript (tool results holding source files from
+ * node_modules, the kind of text that trips gitleaks' keywords):
+ *   warm — the same body every time: every block was seen before (a later turn), the memo answers;
+ *   cold — a new body every time, each of its blocks never seen before (a nonce in every text): every block is
+ *          scanned. Its throughput is the body's bytes over the CPU time scan_secrets added.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import path from 'node:path';
+import { Agent, request } from 'undici';
+import { claudeCodeBody, writeConfig } from '../test/helpers.js';
+import { cpuMicros, gatewayNodeArgs, headers, r3, ROOT, startProcess, startReference, stopAll } from './procs.js';
+
+/** About `bytes` of JavaScript from the packages under node_modules, in file order. */
+function jsText(bytes: number): string {
+  let out = '';
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      if (out.length >= bytes) return;
+      const p = path.join(d, name);
+      const s = statSync(p);
+      if (s.isDirectory()) walk(p);
+      else if (name.endsWith('.js') && s.size < 100_000) out += readFileSync(p, 'utf8');
+    }
+  };
+  for (const pkg of ['undici', 'hono', 'ajv', 'pino', 'yaml']) walk(path.join(ROOT, 'node_modules', pkg));
+  return out.slice(0, bytes);
+}
+
+/**
+ * A 76 KB body: Claude Code's tools and system prompt (synthetic), then 8 turns of a Bash tool whose results are
+ * ~3.5 KB slices of real JavaScript; `nonce` (when given) starts every text, content, description and command
+ * string, so no block was ever seen before.
+ */
+function body(code: string, nonce: string | null): Buffer {
+  const base = claudeCodeBody({ targetBytes: 44_000, stream: false }) as { messages: unknown[] };
+  const messages: unknown[] = [{ role: 'user', content: [{ type: 'text', text: 'Read the code and fix the failing test.' }] }];
+  for (let i = 0; i < 8; i++) {
+    messages.push({ role: 'assistant', content: [{ type: 'tool_use', id: `toolu_${i}`, name: 'Bash', input: { command: `sed -n ${i * 100},${i * 100 + 99}p src/file.js` } }] });
+    messages.push({ role: 'user', content: [{ type: 'tool_result', tool_use_id: `toolu_${i}`, content: code.slice(i * 3500, (i + 1) * 3500) }] });
+  }
+  const json = JSON.stringify({ ...base, messages });
+  return Buffer.from(nonce === null ? json : json.replace(/"(text|content|description|command)":"/g, `"$1":"${nonce} `));
+}
+
+/** CPU µs per request of `proc` over `bodies` (sent once each, 4 connections). */
+async function cpuPer(proc: { url: string; child: { pid?: number } }, bodies: Buffer[]): Promise<number> {
+  const agent = new Agent({ connections: 4 });
+  const before = cpuMicros(proc.child.pid!);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < bodies.length) {
+        const b = bodies[next++]!;
+        const r = await request(`${proc.url}/v1/messages?beta=true`, { method: 'POST', headers, body: b, dispatcher: agent });
+        await r.body.dump();
+        if (r.statusCode !== 200) throw new Error(`bench secrets: ${proc.url} answered ${r.statusCode}`);
+      }
+    }),
+  );
+  await agent.close();
+  return (cpuMicros(proc.child.pid!) - before) / bodies.length;
+}
+
+/** The section's figures: µs per request (lowest of the rounds, and every round), the added µs and the cold MB/s. */
+export async function benchSecrets(upstream: string) {
+  const code = jsText(40_000);
+  const bundled = readdirSync(path.join(ROOT, 'rules')).filter((f) => f.endsWith('.yaml'));
+  const rules = Object.fromEntries(bundled.map((f) => [f, readFileSync(path.join(ROOT, 'rules', f), 'utf8')]));
+  const scanRule = 'version: 1\nrules:\n  - id: secrets\n    actions: [ { scan_secrets: { on_find: redact } } ]\n';
+  const start = (withScan: boolean) =>
+    startProcess([
+      ...gatewayNodeArgs,
+      path.join(ROOT, 'dist/cli.js'),
+      'serve',
+      '--config',
+      writeConfig({ upstream, rules: withScan ? { '05-secrets.yaml': scanRule, ...rules } : rules }).configFile,
+      '--port',
+      '0',
+    ]);
+  const procs = { reference: await startReference(upstream), bundled: await start(false), scan: await start(true) };
+  const n = Number(process.env.BENCH_SECRETS_REQUESTS ?? 1000);
+  const warmBody = body(code, null);
+  const per: Record<string, { warm: number[]; cold: number[] }> = { reference: { warm: [], cold: [] }, bundled: { warm: [], cold: [] }, scan: { warm: [], cold: [] } };
+  let serial = 0;
+  const coldBodies = () => Array.from({ length: n }, () => body(code, `n${serial++}`));
+  try {
+    for (const p of Object.values(procs)) {
+      await cpuPer(p, Array(300).fill(warmBody)); // warm-up (JIT, pools; the scanning gateway's memo learns warmBody)
+      await cpuPer(p, coldBodies().slice(0, 300));
+    }
+    const rounds = Number(process.env.BENCH_CPU_ROUNDS ?? 3);
+    for (let round = 0; round < rounds; round++) {
+      const cold = coldBodies();
+      for (const [name, p] of Object.entries(procs)) {
+        per[name]!.warm.push(await cpuPer(p, Array(n).fill(warmBody)));
+        per[name]!.cold.push(await cpuPer(p, cold));
+      }
+    }
+  } finally {
+    await stopAll(procs);
+  }
+  const low = (xs: number[]) => Math.round(Math.min(...xs));
+  const added = { warm: low(per.scan!.warm) - low(per.bundled!.warm), cold: low(per.scan!.cold) - low(per.bundled!.cold) };
+  return {
+    date: new Date().toISOString(),
+    load_average: loadavg().map((x) => r3(x)),
+    requests_per_round: n,
+    body_bytes: warmBody.length,
+    reference_us: { warm: low(per.reference!.warm), cold: low(per.reference!.cold) },
+    bundled_us: { warm: low(per.bundled!.warm), cold: low(per.bundled!.cold) },
+    scan_secrets_us: { warm: low(per.scan!.warm), cold: low(per.scan!.cold) },
+    added_us: added,
+    cold_mb_per_s: added.cold > 0 ? r3(warmBody.length / added.cold) : null,
+    rounds_us: per,
+  };
+}
