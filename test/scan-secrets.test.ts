@@ -408,3 +408,20 @@ test('the placeholder key comes from SWITCHYARD_REDACTION_KEY: the same key give
   assert.match(placeholder('github-pat', GH_TOKEN, a), /^\[REDACTED:github-pat:[0-9a-f]{6}\]$/);
   assert.equal(MEMO_BYTES, 8 * 1024 * 1024);
 });
+
+test('allow_paths: the result of a tool call that read an allowed file is not scanned; another file is', async () => {
+  const turn = (file: string) => ({
+    model: 'm',
+    messages: [
+      { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_r', name: 'Read', input: { file_path: file } }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_r', content: ENV_FILE }] },
+    ],
+  });
+  const params = { on_find: 'report', allow_paths: ['**/fixtures/**', '**/*.example'] };
+  assert.equal((await applyTo(params, turn('/repo/test/fixtures/creds.env'))).d.extra.secret_findings, undefined);
+  assert.equal((await applyTo(params, turn('/repo/.env.example'))).d.extra.secret_findings, undefined);
+  const other = (await applyTo(params, turn('/repo/.env'))).d.extra.secret_findings as { counts: Record<string, number> };
+  assert.deepEqual(other.counts, { 'aws-access-token': 1 });
+  // Without allow_paths the fixture is scanned like any file.
+  assert.ok((await applyTo({ on_find: 'report' }, turn('/repo/test/fixtures/creds.env'))).d.extra.secret_findings);
+});

@@ -15,6 +15,7 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import picomatch from 'picomatch';
 import xxhash from 'xxhash-wasm';
 import { copyArray, copyObject, elementBytes } from '../../body/json-scan.js';
 import { defineAction } from '../types.js';
@@ -54,8 +55,31 @@ interface ScanSecrets {
   parts: ReadonlySet<ScanPart>;
   rules: RuleSet;
   allow: ReadonlySet<string>;
+  /** Files whose contents a tool read are not scanned (picomatch over the tool call's path); null: none. */
+  allowPaths: ((path: string) => boolean) | null;
   key: Buffer;
   memo: LRUCache<bigint, Memo>;
+}
+
+/** The members of a tool call's input that name the file it read or wrote (Claude Code's Read, Edit, Write, NotebookEdit). */
+const PATH_INPUTS = ['file_path', 'path', 'notebook_path'] as const;
+
+/**
+ * The `tool_use_id`s of the tool calls whose file matches `allowed` (from the assistant turns' `tool_use` blocks): their
+ * results are not scanned.
+ */
+function allowedToolUses(body: Record<string, unknown>, allowed: (path: string) => boolean): Set<string> {
+  const out = new Set<string>();
+  const messages = Array.isArray(body.messages) ? (body.messages as Array<{ role?: unknown; content?: unknown } | null>) : [];
+  for (const m of messages) {
+    if (m?.role !== 'assistant' || !Array.isArray(m.content)) continue;
+    for (const b of m.content as Array<{ type?: unknown; id?: unknown; input?: Record<string, unknown> } | null>) {
+      if (b?.type !== 'tool_use' || typeof b.id !== 'string' || !b.input || typeof b.input !== 'object') continue;
+      const file = PATH_INPUTS.map((k) => b.input![k]).find((v): v is string => typeof v === 'string');
+      if (file !== undefined && allowed(file)) out.add(b.id);
+    }
+  }
+  return out;
 }
 
 /** A memo entry: the findings of a block's bytes (empty: clean), or the reason it is not scanned. */
@@ -252,7 +276,12 @@ export async function scanBody(c: ScanSecrets, body: Record<string, unknown>): P
   const hash = await blockHash();
   const findings: FindingReport[] = [];
   let out = body;
+  const allowedResults = c.allowPaths && c.parts.has('messages') ? allowedToolUses(body, c.allowPaths) : null;
   for (const s of slots(body, c.parts)) {
+    if (allowedResults?.size && s.part === 'messages') {
+      const b = s.value() as { type?: unknown; tool_use_id?: unknown } | null;
+      if (b?.type === 'tool_result' && typeof b.tool_use_id === 'string' && allowedResults.has(b.tool_use_id)) continue;
+    }
     const h = hash(s.bytes);
     let memo = c.memo.get(h);
     const fresh = memo === undefined;
@@ -303,10 +332,15 @@ export const scanSecrets = defineAction<ScanSecrets>({
       },
       skip_rules: { type: 'array', items: { type: 'string', minLength: 1, description: 'A gitleaks rule id, e.g. generic-api-key.' }, description: 'Rules of the rule set not run.' },
       allow: { type: 'array', items: { type: 'string', minLength: 1, description: 'A value that is never a finding (an example key in docs or tests).' }, description: 'Values allowed through.' },
+      allow_paths: {
+        type: 'array',
+        items: { type: 'string', minLength: 1, description: 'A glob, e.g. "**/test/fixtures/**" or "**/*.example".' },
+        description: "Files whose contents are not scanned: the result of a tool call whose file_path, path or notebook_path (Claude Code's Read, Edit, Write) matches one of these globs.",
+      },
     },
   },
   compile(params, cx) {
-    const p = params as { on_find: OnFind; scan?: ScanPart[]; skip_rules?: string[]; allow?: string[] };
+    const p = params as { on_find: OnFind; scan?: ScanPart[]; skip_rules?: string[]; allow?: string[]; allow_paths?: string[] };
     let rules: RuleSet;
     try {
       rules = loadRuleSet(p.skip_rules ?? []);
@@ -323,6 +357,7 @@ export const scanSecrets = defineAction<ScanSecrets>({
       parts: new Set(p.scan ?? ['messages', 'system', 'tools']),
       rules,
       allow: new Set(p.allow ?? []),
+      allowPaths: p.allow_paths?.length ? picomatch(p.allow_paths, { dot: true }) : null,
       key: redactionKey(),
       memo: new LRUCache<bigint, Memo>({ maxSize: MEMO_BYTES, sizeCalculation: memoSize }),
     };
