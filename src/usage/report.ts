@@ -148,7 +148,8 @@ export function buildReport(records: UsageRecord[], by: GroupBy[], since: string
 
 const METRICS = ['requests', 'input_tokens', 'output_tokens', 'cache_write_tokens', 'cache_read_tokens', 'cost_usd', 'unpriced_requests', 'cache_hit_ratio'] as const;
 
-function csvCell(v: string | number): string {
+/** One CSV cell: quoted (inner quotes doubled) when it holds a comma, a quote or a newline (RFC 4180). */
+export function csvCell(v: string | number): string {
   const s = String(v);
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
