@@ -69,6 +69,8 @@ function seed(): UsageRecord[] {
       status: outcome === 'refused' ? 403 : outcome === 'failed' ? 529 : 200,
       outcome,
       error_type: null,
+      // scan_secrets findings in five requests, the first with two rules.
+      secret_findings: i === 0 ? { 'aws-access-token': 2, 'github-pat': 1 } : i % 7 === 0 ? { 'aws-access-token': 1 } : null,
       retries: 0,
       latency_ms: 200 + i * 10,
       ttft_ms: outcome === 'ok' ? 80 + i : null,
@@ -288,6 +290,11 @@ describe('dashboard', () => {
     await page.waitForFunction(() => document.querySelector('[data-testid=rule-denied-no-opus]')?.textContent === '2', undefined, { timeout: 5000 }).catch(() => {});
     assert.equal(await page.textContent('[data-testid=rule-denied-no-opus]'), '2', 'the two denials just sent, not the seeded refusals');
     assert.equal(await page.textContent('[data-testid=rule-denied-route]'), '0', 'a rule that only matched refused nothing');
+    // scan_secrets' findings per user and session, most first (counts by rule id, never a value).
+    await page.waitForSelector('[data-testid=secret-findings] tbody tr');
+    const findings = await page.$$eval('[data-testid=secret-findings] tbody tr', (rows) => rows.map((r) => [...r.querySelectorAll('td')].slice(0, 4).map((td) => td.textContent)));
+    assert.deepEqual(findings[0], ['alice', 'sess-0', 'aws-access-token × 2, github-pat × 1', '1']);
+    assert.equal(findings.length, 5);
     await page.fill('#dry-run-body', JSON.stringify({ model: 'claude-opus-4-1', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] }));
     await page.click('form[aria-label="Dry run"] button[type=submit]');
     const result = await page.textContent('[data-testid=dry-run-result]');
