@@ -13,14 +13,12 @@
  * below the model's minimum cacheable length are not cached. Tokens are estimated as characters / 4.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import { createLogger } from '../src/log.js';
 import { startGateway } from '../src/server/serve.js';
-import { PrefixCache, type Usage } from './prefix-cache.js';
+import { PrefixCache, startCacheUpstream, type Usage } from './prefix-cache.js';
 
 const MULTIPLIER = { input: 1, write5m: 1.25, write1h: 2, read: 0.1 };
 
@@ -64,33 +62,10 @@ function cost(u: Usage): number {
 /** Sends a session through a gateway serving `rulesDir` to a fresh cache model; returns the summed cost in input-token units. */
 async function run(rulesDir: string, clientMarkers: boolean): Promise<{ cost: number; usage: Usage }> {
   const cache = new PrefixCache();
-  const upstream = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const usage = cache.usage(JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          id: 'msg_sim',
-          type: 'message',
-          role: 'assistant',
-          model: 'claude-sonnet-4-6',
-          content: [{ type: 'text', text: 'ok' }],
-          stop_reason: 'end_turn',
-          stop_sequence: null,
-          usage: { ...usage, output_tokens: 100 },
-        }),
-      );
-    });
-  });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const upstream = await startCacheUpstream(cache);
   const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-cache-bench-'));
   const config = path.join(dir, 'switchyard.yaml');
-  writeFileSync(
-    config,
-    `listen: { host: 127.0.0.1, port: 0 }\nrules: ${rulesDir}\nproviders:\n  anthropic:\n    type: anthropic\n    base_url: http://127.0.0.1:${(upstream.address() as AddressInfo).port}\n`,
-  );
+  writeFileSync(config, `listen: { host: 127.0.0.1, port: 0 }\nrules: ${rulesDir}\nproviders:\n  anthropic:\n    type: anthropic\n    base_url: ${upstream.url}\n`);
   const gw = await startGateway({ configFile: config, watch: false, logger: createLogger({ level: 'silent' }) });
   const total: Usage = { input_tokens: 0, cache_creation_input_tokens: 0, cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 }, cache_read_input_tokens: 0 };
   let sum = 0;
@@ -114,6 +89,8 @@ async function run(rulesDir: string, clientMarkers: boolean): Promise<{ cost: nu
 }
 
 const emptyRules = mkdtempSync(path.join(tmpdir(), 'switchyard-no-rules-'));
+// An empty rule set is said so (an empty directory is a load error: a mount that did not happen).
+writeFileSync(path.join(emptyRules, '00-none.yaml'), 'version: 1\nrules: []\n');
 const bundled = path.join(ROOT, 'rules');
 const USD_PER_MTOK_INPUT = 3; // Claude Sonnet 4.6 base input price, for scale only
 const usd = (units: number) => Math.round((units / 1e6) * USD_PER_MTOK_INPUT * 1000) / 1000;

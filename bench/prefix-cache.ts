@@ -6,6 +6,8 @@
  * Tokens are estimated as characters / 4. Source: https://platform.claude.com/docs/en/build-with-claude/prompt-caching
  */
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { minCacheableTokens } from '../src/actions/inject_cache.js';
 
 const LOOKBACK_BLOCKS = 20;
@@ -77,4 +79,22 @@ export class PrefixCache {
       cache_read_input_tokens: read,
     };
   }
+}
+
+/**
+ * An Anthropic upstream on 127.0.0.1 that bills every Messages request by `cache` (one text answer, 100 output tokens).
+ * @returns its base URL and a close function.
+ */
+export async function startCacheUpstream(cache: PrefixCache): Promise<{ url: string; close(): void }> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const usage = cache.usage(JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>);
+      const message = { id: 'msg_sim', type: 'message', role: 'assistant', model: 'claude-sonnet-4-6', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...message, usage: { ...usage, output_tokens: 100 } }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
 }

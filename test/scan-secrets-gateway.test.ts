@@ -17,9 +17,9 @@ import { request } from 'undici';
 import { placeholder, redactionKey } from '../src/actions/scan_secrets/index.js';
 import type { UsageRecord } from '../src/usage/record.js';
 import { runClaudeBashRoundTrip, startClaudeCodeUpstream } from './claude-code-bin.js';
-import { PrefixCache } from '../bench/prefix-cache.js';
+import { PrefixCache, startCacheUpstream } from '../bench/prefix-cache.js';
 import { AWS_KEY, ENV_FILE, SECRET_RULES, turnWithSecret } from './secrets-fixtures.js';
-import { messageJson, startFakeUpstream } from './fake-upstream.js';
+import { startFakeUpstream } from './fake-upstream.js';
 import { freshDatabase, startTestGateway, until, usageRecord } from './helpers.js';
 import { PostgresStore } from '../src/usage/postgres.js';
 import { SqliteStore } from '../src/usage/sqlite.js';
@@ -184,16 +184,8 @@ test("Claude Code, block: the CLI shows the gateway's error naming the rule, not
  */
 async function cacheReadsPerTurn(rules: Record<string, string>, secret: string): Promise<number[]> {
   const cache = new PrefixCache();
-  const upstream = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const usage = cache.usage(JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>);
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...messageJson('claude-sonnet-4-6', [{ type: 'text', text: 'ok' }]), usage: { ...usage, output_tokens: 10 } }));
-    });
-  });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  const { gw } = await startTestGateway({ upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, rules });
+  const upstream = await startCacheUpstream(cache);
+  const { gw } = await startTestGateway({ upstream: upstream.url, rules });
   const filler = (n: number, seed: string) => `${seed}: `.padEnd(n, `${seed} reads, edits and tests code. `);
   const cc = { type: 'ephemeral' };
   const tools = Array.from({ length: 12 }, (_, i) => ({ name: `tool_${i}`, description: filler(3000, `tool ${i}`), input_schema: { type: 'object', properties: { arg: { type: 'string' } } } }));

@@ -45,6 +45,7 @@ test("recall on gitleaks' own positive cases is at least 95 %, each case found b
     }
   }
   const recall = found / n;
+  console.log(`recall: ${found} of ${n} positive cases (${(recall * 100).toFixed(2)} %) over ${Object.keys(POSITIVES).length} rules`);
   assert.ok(n > 5000, `${n} cases`);
   assert.ok(recall >= 0.95, `recall ${(recall * 100).toFixed(1)} % (${found}/${n}); most missed: ${[...new Set(missed)].slice(0, 10).join(', ')}`);
 });
