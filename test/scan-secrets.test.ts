@@ -12,6 +12,8 @@ import { lazyBody, scanJsonObject } from '../src/body/json-scan.js';
 import { MEMO_BYTES, placeholder, redactionKey, scanSecrets } from '../src/actions/scan_secrets/index.js';
 import { findSecrets, GITLEAKS_FILE, loadRuleSet, shannonEntropy } from '../src/actions/scan_secrets/rules.js';
 import { DecisionDraft } from '../src/rules/decision.js';
+import { compileRuleSources } from '../src/rules/load.js';
+import { formatIssue, LoadError } from '../src/validation.js';
 import type { RequestContext } from '../src/rules/context.js';
 import { AWS_KEY, ENV_FILE, GH_TOKEN, turnWithSecret } from './secrets-fixtures.js';
 import { usageRecord } from './helpers.js';
@@ -205,13 +207,39 @@ keywords = ["pw:"]
 
 [[rules]]
 id = "entropy-floor"
-regex = '''ent_[a-z]{8}'''
-entropy = 2.5
+regex = '''ent_([a-z]{8})'''
+entropy = 2
 keywords = ["ent_"]
 
 [[rules]]
 id = "no-keywords"
-regex = '''NOKW[0-9]{6}'''
+regex = '''NOKW([0-9]{6})'''
+
+[[rules]]
+id = "empty-group"
+regex = '''emg:(x?)[a-z]{10}'''
+keywords = ["emg:"]
+
+[[rules]]
+id = "maybe-empty"
+regex = '''(?:emp_([a-z]{10}))?'''
+keywords = ["emp_"]
+
+[[rules]]
+id = "and-regex-only"
+regex = '''aro_([a-z]{10})'''
+keywords = ["aro_"]
+[[rules.allowlists]]
+condition = "AND"
+regexes = ['''^safe''']
+
+[[rules]]
+id = "commit-or"
+regex = '''cmt_([a-z]{10})'''
+keywords = ["cmt_"]
+[[rules.allowlists]]
+commits = ["abc123"]
+regexes = ['''^never$''']
 
 [[rules]]
 id = "dotted"
@@ -232,7 +260,7 @@ regex = '''lin_([a-z]{10})'''
 keywords = ["lin_"]
 [[rules.allowlists]]
 regexTarget = "line"
-regexes = ['''# test fixture''']
+regexes = ['''^lin_[a-z]+ # test fixture$''']
 
 [[rules]]
 id = "and-allow"
@@ -273,14 +301,21 @@ test('a gitleaks rule file is read as gitleaks reads it: secret groups, entropy,
   // secretGroup picks the second group; without it, the first non-empty group; without groups, the whole match.
   assert.deepEqual(found('x tok=abcdef123456 y', rs), [['group-two', 'abcdef123456']]);
   assert.deepEqual(found('pw:Abcdefghij12', rs), [['first-group', 'Abcdefghij12']]);
-  assert.deepEqual(found('NOKW123456', rs), [['no-keywords', 'NOKW123456']]);
+  assert.deepEqual(found('NOKW000000', rs), [['no-keywords', '000000']], 'no entropy floor: even a zero-entropy secret');
+  assert.deepEqual(found('emg:abcdefghij', rs), [['empty-group', 'emg:abcdefghij']], 'every group empty: the whole match');
+  assert.deepEqual(found('emp_abcdefghij', rs), [['maybe-empty', 'abcdefghij']], 'empty matches are stepped over, not looped on');
+  // Findings come in rule order, a rule without keywords included.
+  assert.deepEqual(
+    found('NOKW123456 tok=abcdef123456', rs).map((f) => f[0]),
+    ['group-two', 'no-keywords'],
+  );
   // Keywords are case-insensitive and literal: "s." is not "sx".
   assert.deepEqual(found('TOK=ABCDEF123456'.toLowerCase(), rs), [['group-two', 'abcdef123456']]);
   assert.deepEqual(found('s.ABCDEFGHIJ', rs), [['dotted', 's.ABCDEFGHIJ']]);
   assert.deepEqual(found('sxABCDEFGHIJ s.', rs), []);
   // The entropy floor: at or under it, no finding.
-  assert.deepEqual(found('ent_abcdefgh', rs), [['entropy-floor', 'ent_abcdefgh']], 'entropy 3 > 2.5');
-  assert.deepEqual(found('ent_aaaabbbb', rs), [], 'entropy 1');
+  assert.deepEqual(found('ent_abcdefgh', rs), [['entropy-floor', 'abcdefgh']], 'entropy 3 > 2');
+  assert.deepEqual(found('ent_aabbccdd', rs), [], 'entropy exactly 2: at the floor is not over it');
   // The global allowlist: a regex on the secret, stopwords the secret contains (case-insensitive).
   assert.deepEqual(found('key=allowed-by-global1', rs), []);
   assert.deepEqual(found('key=my-STOPWORD-value', rs), []);
@@ -288,10 +323,20 @@ test('a gitleaks rule file is read as gitleaks reads it: secret groups, entropy,
   assert.deepEqual(found('mat_allowedabc mat_qwertyuiop', rs), [['match-allow', 'qwertyuiop']]);
   assert.deepEqual(found('lin_qwertyuiop # test fixture\nlin_asdfghjklz', rs), [['line-allow', 'asdfghjklz']]);
   assert.deepEqual(found('lin_qwertyuiop # test fixture\\nlin_asdfghjklz', rs), [['line-allow', 'asdfghjklz']], 'an escaped newline ends a line too');
+  assert.deepEqual(found('x\nlin_qwertyuiop # test fixture', rs), [], 'the line starts after a newline');
+  assert.deepEqual(found('x\\nlin_qwertyuiop # test fixture', rs), [], 'or after an escaped one');
+  assert.deepEqual(found('x\\n\nlin_qwertyuiop # test fixture', rs), [], 'whichever is nearer');
+  assert.deepEqual(found('x\n\\nlin_qwertyuiop # test fixture', rs), [], 'whichever is nearer (escaped)');
+  assert.deepEqual(found('lin_qwertyuiop # test fixture\\n\nmore', rs), [], 'the line ends at the nearer newline');
+  assert.deepEqual(found('lin_qwertyuiop # test fixture\n\\nmore', rs), [], 'the line ends at the nearer newline (raw)');
+  assert.deepEqual(found('lin_qwertyuiop # test fixture and more', rs), [['line-allow', 'qwertyuiop']], 'the line is all of it');
   assert.deepEqual(found('and_qwertyuiop', rs), [['and-allow', 'qwertyuiop']], 'AND: the regex holds, the stopword does not');
   assert.deepEqual(found('and_qwertzzzop', rs), [], 'AND: both hold');
   assert.deepEqual(found('and_asdzzzfghj', rs), [['and-allow', 'asdzzzfghj']], 'AND: the stopword holds, the regex does not');
   assert.deepEqual(found('pth_qwertyuiop', rs), [['path-and', 'qwertyuiop']], 'an AND allowlist that needs a path never allows a content block');
+  assert.deepEqual(found('aro_safeabcdef', rs), [], 'AND with only regexes: the regex decides');
+  assert.deepEqual(found('aro_qwertyuiop', rs), [['and-regex-only', 'qwertyuiop']]);
+  assert.deepEqual(found('cmt_qwertyuiop', rs), [['commit-or', 'qwertyuiop']], 'OR: a commit list alone allows nothing in a content block');
   // A line marked gitleaks:allow is skipped.
   assert.deepEqual(found('tok=abcdef123456 # gitleaks:allow\ntok=zyxwvu987654', rs), [['group-two', 'zyxwvu987654']]);
   // Rule sets are compiled once per file and skip list (in any order).
@@ -425,4 +470,107 @@ test('allow_paths: the result of a tool call that read an allowed file is not sc
   assert.deepEqual(other.counts, { 'aws-access-token': 1 });
   // Without allow_paths the fixture is scanned like any file.
   assert.ok((await applyTo({ on_find: 'report' }, turn('/repo/test/fixtures/creds.env'))).d.extra.secret_findings);
+});
+
+/** The load errors of one rule whose actions are `actions` (a YAML flow sequence), or [] when it loads. */
+function loadErrors(actions: string): string[] {
+  try {
+    compileRuleSources([{ file: 'r.yaml', text: `version: 1\nrules:\n  - id: a\n    actions: ${actions}\n` }], ['anthropic']);
+    return [];
+  } catch (err) {
+    assert.ok(err instanceof LoadError, String(err));
+    return err.issues.map(formatIssue);
+  }
+}
+
+test("scan_secrets' parameters are checked at load, each with an error naming it", () => {
+  assert.deepEqual(loadErrors('[ { scan_secrets: { on_find: redact, scan: [messages, tools], skip_rules: [generic-api-key], allow: [x], allow_paths: ["**/x"] } } ]'), []);
+  const cases: Array<[string, RegExp]> = [
+    ['[ { scan_secrets: {} } ]', /on_find/],
+    ['[ { scan_secrets: { on_find: drop } } ]', /on_find.*(block|redact|report)/],
+    ['[ { scan_secrets: { on_find: block, scan: [] } } ]', /scan/],
+    ['[ { scan_secrets: { on_find: block, scan: [messages, messages] } } ]', /scan/],
+    ['[ { scan_secrets: { on_find: block, scan: [images] } } ]', /scan/],
+    ['[ { scan_secrets: { on_find: block, extra: 1 } } ]', /extra/],
+    ['[ { scan_secrets: { on_find: block, skip_rules: [""] } } ]', /skip_rules/],
+    ['[ { scan_secrets: { on_find: block, allow: [""] } } ]', /allow/],
+    ['[ { scan_secrets: { on_find: block, allow_paths: [""] } } ]', /allow_paths/],
+    ['[ { scan_secrets: { on_find: block, skip_rules: [github-pat, nope] } } ]', /"nope" is not a rule of gitleaks v8\.30\.1; the rule ids are the "id"s of secrets\/gitleaks\.toml/],
+  ];
+  for (const [actions, re] of cases) {
+    const errs = loadErrors(actions);
+    assert.ok(errs.length > 0 && errs.some((e) => re.test(e)), `${actions}: ${errs.join(' | ')}`);
+  }
+  // Only the unknown rule id is an error, at its index.
+  const errs = loadErrors('[ { scan_secrets: { on_find: block, skip_rules: [github-pat, nope] } } ]');
+  assert.equal(errs.length, 1, errs.join(' | '));
+});
+
+test('the strings of a block are scanned wherever they are: nested objects and arrays, not member names; short strings are passed over', async () => {
+  const input = {
+    model: 'm',
+    messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'Write', input: { files: [{ path: 'a', text: ENV_FILE }], meta: { [GH_TOKEN]: 'x' } } }] }],
+  };
+  const { d } = await applyTo({ on_find: 'redact' }, input);
+  const extra = d.extra.secret_findings as { findings: Array<{ rule: string; where: string; length: number }> };
+  assert.deepEqual(
+    extra.findings.map((f) => [f.rule, f.where, f.length]),
+    [['aws-access-token', 'messages[0].content[0].input.files[0].text', AWS_KEY.length]],
+    'a secret used as a member name is not a string value',
+  );
+  const sent = JSON.parse(JSON.stringify(d.body)) as typeof input;
+  assert.deepEqual(sent.messages[0]!.content[0]!.input.meta, input.messages[0]!.content[0]!.input.meta);
+  assert.equal(sent.messages[0]!.content[0]!.input.files[0]!.path, 'a');
+  // A content block that is not an object (a string element) is scanned as text.
+  const odd = await applyTo({ on_find: 'report' }, { model: 'm', messages: [{ role: 'user', content: [ENV_FILE, { text: ENV_FILE }, { type: 7, text: ENV_FILE }] }, null, { role: 'user' }] });
+  assert.deepEqual(
+    (odd.d.extra.secret_findings as { findings: Array<{ where: string; block: string }> }).findings.map((f) => [f.where, f.block]),
+    [
+      ['messages[0].content[0]', 'text'],
+      ['messages[0].content[1].text', 'unknown'],
+      ['messages[0].content[2].text', 'unknown'],
+    ],
+  );
+});
+
+test('a memo hit is reported as such, and redaction on a later turn gives the same bytes as the first', async () => {
+  const body = turnWithSecret();
+  const c = scanSecrets.compile({ on_find: 'redact' }, { providers: new Set(), error: () => {} });
+  const run = async () => {
+    const d = new DecisionDraft(lazyBody(scanJsonObject(Buffer.from(JSON.stringify(body)), 256)));
+    const trace = await scanSecrets.apply(c, {} as RequestContext, d, 'r');
+    return { sent: JSON.stringify(d.body), findings: (trace.detail as { findings: Array<{ first_seen: boolean }> }).findings };
+  };
+  const first = await run();
+  const second = await run();
+  assert.deepEqual(
+    first.findings.map((f) => f.first_seen),
+    [true],
+  );
+  assert.deepEqual(
+    second.findings.map((f) => f.first_seen),
+    [false],
+  );
+  assert.equal(second.sent, first.sent);
+  assert.ok(!first.sent.includes(AWS_KEY));
+  // report leaves the body as it came (the same object: nothing to serialize again).
+  const r = scanSecrets.compile({ on_find: 'report' }, { providers: new Set(), error: () => {} });
+  const d = new DecisionDraft(lazyBody(scanJsonObject(Buffer.from(JSON.stringify(body)), 256)));
+  const before = d.body;
+  await scanSecrets.apply(r, {} as RequestContext, d, 'r');
+  assert.equal(d.body, before);
+  assert.equal(d.bodyChanged, false);
+});
+
+test('overlapping findings merge into one span; entropy of a string counts each character once per occurrence', () => {
+  assert.ok(Math.abs(shannonEntropy('aabb') - 1) < 1e-12);
+  assert.ok(Math.abs(shannonEntropy('aaab') - 0.8112781244591328) < 1e-12);
+  assert.equal(shannonEntropy(''), 0);
+  const rs = loadRuleSet();
+  // github-pat and generic-api-key find the same token: one finding named by the specific rule.
+  const text = `token = "${GH_TOKEN}"`;
+  const raw = findSecrets(Buffer.from(text), rs)
+    .map((f) => f.rule)
+    .sort();
+  assert.deepEqual(raw, ['generic-api-key', 'github-pat']);
 });

@@ -348,9 +348,11 @@ export const scanSecrets = defineAction<ScanSecrets>({
       cx.error([], `scan_secrets cannot load its rule set: ${(err as Error).message}`);
       rules = { version: '', rules: [], pathOnly: [], keywords: null, keywordRules: [], always: [], global: [] };
     }
-    const known = new Set([...rules.rules.map((r) => r.id), ...rules.pathOnly]);
+    // Every rule id of the file (the skipped ones are not in `rules`).
+    const all = rules.rules.length ? loadRuleSet() : rules;
+    const known = new Set([...all.rules.map((r) => r.id), ...all.pathOnly]);
     (p.skip_rules ?? []).forEach((id, i) => {
-      if (rules.rules.length && !known.has(id)) cx.error(['skip_rules', i], `"${id}" is not a rule of ${rules.version}; rule ids are listed in docs/rules.md (scan_secrets)`);
+      if (rules.rules.length && !known.has(id)) cx.error(['skip_rules', i], `"${id}" is not a rule of ${all.version}; the rule ids are the "id"s of secrets/gitleaks.toml`);
     });
     return {
       onFind: p.on_find,

@@ -184,11 +184,12 @@ export function loadRuleSet(skip: readonly string[] = [], file = GITLEAKS_FILE):
 
 /** Shannon entropy of `s`, bits per character (gitleaks' `shannonEntropy`). */
 export function shannonEntropy(s: string): number {
-  if (s.length === 0) return 0;
   const counts = new Map<string, number>();
-  for (const ch of s) counts.set(ch, (counts.get(ch) ?? 0) + 1);
   let n = 0;
-  for (const c of counts.values()) n += c;
+  for (const ch of s) {
+    counts.set(ch, (counts.get(ch) ?? 0) + 1);
+    n++;
+  }
   let h = 0;
   for (const c of counts.values()) {
     const p = c / n;
