@@ -489,6 +489,15 @@ export function viewBytes(v: unknown): number | null {
 }
 
 /**
+ * The client's bytes of `v` (a subarray, not a copy) when it is an unchanged lazy view — a whole `tools` array, say —
+ * else null, without decoding anything.
+ */
+export function valueBytes(v: unknown): Buffer | null {
+  const info = viewOf(v);
+  return info && !info.dirty ? info.raw.subarray(info.span.start, info.span.end) : null;
+}
+
+/**
  * The client's bytes of element `i` of `arr` (a subarray, not a copy) when `arr` is an unchanged lazy view, else
  * null — without decoding the element or making a view of it. A caller that only needs an element's size, or
  * whether it mentions a member name at all (`bytes.includes('"cache_control"')`), asks this first and reads the

@@ -17,7 +17,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import picomatch from 'picomatch';
 import xxhash from 'xxhash-wasm';
-import { copyArray, copyObject, elementBytes } from '../../body/json-scan.js';
+import { copyArray, copyObject, elementBytes, valueBytes } from '../../body/json-scan.js';
 import { defineAction } from '../types.js';
 import { candidateRules, findSecrets, loadRuleSet, type RuleSet, type SecretFinding } from './rules.js';
 
@@ -82,8 +82,11 @@ function allowedToolUses(body: Record<string, unknown>, allowed: (path: string) 
   return out;
 }
 
-/** A memo entry: the findings of a block's bytes (empty: clean), or the reason it is not scanned. */
-type Memo = { findings: LeafFinding[] } | { skip: true };
+/** A memo entry: the findings of a block's bytes (empty: clean), that it is not scanned, or a message with nothing in it. */
+type Memo = { findings: LeafFinding[] } | { skip: true } | typeof CLEAN;
+
+/** The memo entry of a message none of whose blocks holds a secret. */
+const CLEAN = { clean: true } as const;
 
 /** The memo's bound, bytes (estimated per entry: 96 + 48 per finding); ~80,000 clean blocks. */
 export const MEMO_BYTES = 8 * 1024 * 1024;
@@ -216,30 +219,44 @@ interface Slot {
   value: () => unknown;
 }
 
-/** Every block of the parts scanned, in prompt order (tools, system, messages). */
-function slots(body: Record<string, unknown>, parts: ReadonlySet<ScanPart>): Slot[] {
+/**
+ * The blocks of the parts scanned, in groups in prompt order: the `tools` array, the system prompt, each message. A
+ * group's `bytes` (as the client sent them; null after an edit by an earlier action) let a group seen before with
+ * nothing in it be passed over whole — a hash and a lookup, without opening it; `slots` opens it into its blocks.
+ */
+interface Group {
+  bytes: Buffer | null;
+  slots: () => Slot[];
+}
+
+/** The elements of `arr` as slots; an element is read only when its bytes are not the client's. */
+function slotsOf(arr: unknown, part: ScanPart, prefix: string): Slot[] {
+  if (!Array.isArray(arr)) return [];
   const out: Slot[] = [];
-  const each = (arr: unknown, part: ScanPart, prefix: string) => {
-    if (!Array.isArray(arr)) return;
-    for (let i = 0; i < arr.length; i++) {
-      const bytes = elementBytes(arr, i) ?? Buffer.from(JSON.stringify(arr[i]) ?? 'null');
-      out.push({ where: `${prefix}[${i}]`, part, bytes, value: () => arr[i] });
-    }
-  };
-  if (parts.has('tools')) each(body.tools, 'tools', 'tools');
+  for (let i = 0; i < arr.length; i++) out.push({ where: `${prefix}[${i}]`, part, bytes: elementBytes(arr, i) ?? Buffer.from(JSON.stringify(arr[i]) ?? 'null'), value: () => arr[i] });
+  return out;
+}
+
+function* groups(body: Record<string, unknown>, parts: ReadonlySet<ScanPart>): Generator<Group> {
+  if (parts.has('tools') && Array.isArray(body.tools)) yield { bytes: valueBytes(body.tools), slots: () => slotsOf(body.tools, 'tools', 'tools') };
   if (parts.has('system')) {
-    if (typeof body.system === 'string') out.push({ where: 'system', part: 'system', bytes: Buffer.from(JSON.stringify(body.system)), value: () => body.system });
-    else each(body.system, 'system', 'system');
+    const system = body.system;
+    if (typeof system === 'string') yield { bytes: null, slots: () => [{ where: 'system', part: 'system', bytes: Buffer.from(JSON.stringify(system)), value: () => system }] };
+    else if (Array.isArray(system)) yield { bytes: valueBytes(system), slots: () => slotsOf(system, 'system', 'system') };
   }
   if (parts.has('messages') && Array.isArray(body.messages)) {
     const messages = body.messages as Array<{ content?: unknown } | null>;
     for (let i = 0; i < messages.length; i++) {
-      const content = messages[i]?.content;
-      if (typeof content === 'string') out.push({ where: `messages[${i}].content`, part: 'messages', bytes: Buffer.from(JSON.stringify(content)), value: () => content });
-      else each(content, 'messages', `messages[${i}].content`);
+      yield {
+        bytes: elementBytes(messages, i),
+        slots: () => {
+          const content = messages[i]?.content;
+          if (typeof content === 'string') return [{ where: `messages[${i}].content`, part: 'messages', bytes: Buffer.from(JSON.stringify(content)), value: () => content }];
+          return slotsOf(content, 'messages', `messages[${i}].content`);
+        },
+      };
     }
   }
-  return out;
 }
 
 /** Index path of a slot (`messages[3].content[0]` → ['messages', 3, 'content', 0]). */
@@ -270,38 +287,51 @@ export interface ScanResult {
 
 /**
  * Scans `body` (see the module comment): the findings of every block and, when `c.onFind` is `redact`, the body with
- * them replaced. Blocks whose bytes were scanned before (memo) cost a hash and a lookup.
+ * them replaced. A message whose bytes were seen before with nothing in them costs a hash and a lookup, without
+ * opening its content; a block seen before, likewise.
  */
 export async function scanBody(c: ScanSecrets, body: Record<string, unknown>): Promise<ScanResult> {
   const hash = await blockHash();
   const findings: FindingReport[] = [];
   let out = body;
-  const allowedResults = c.allowPaths && c.parts.has('messages') ? allowedToolUses(body, c.allowPaths) : null;
-  for (const s of slots(body, c.parts)) {
-    if (allowedResults?.size && s.part === 'messages') {
-      const b = s.value() as { type?: unknown; tool_use_id?: unknown } | null;
-      if (b?.type === 'tool_result' && typeof b.tool_use_id === 'string' && allowedResults.has(b.tool_use_id)) continue;
+  let allowedResults: Set<string> | null = null;
+  const allowed = () => (allowedResults ??= c.allowPaths ? allowedToolUses(body, c.allowPaths) : new Set());
+  for (const g of groups(body, c.parts)) {
+    // A group seen before with nothing in it: passed over without opening it.
+    const gh = g.bytes ? hash(g.bytes) : null;
+    if (gh !== null && c.memo.get(gh) === CLEAN) continue;
+    let clean = true;
+    for (const s of g.slots()) {
+      if (c.allowPaths && s.part === 'messages') {
+        const b = s.value() as { type?: unknown; tool_use_id?: unknown } | null;
+        if (b?.type === 'tool_result' && typeof b.tool_use_id === 'string' && allowed().has(b.tool_use_id)) {
+          clean = false; // allowed by a path another message names: not remembered as clean
+          continue;
+        }
+      }
+      const h = hash(s.bytes);
+      let memo = c.memo.get(h);
+      const fresh = memo === undefined;
+      if (!memo || memo === CLEAN) {
+        memo = blockKind(s.value(), s.part).scanned ? { findings: scanBlock(s.bytes, s.value, c) } : { skip: true };
+        c.memo.set(h, memo);
+      }
+      if (!('findings' in memo) || memo.findings.length === 0) continue;
+      clean = false;
+      const type = blockKind(s.value(), s.part).type;
+      const leaves = new Map<string, LeafFinding[]>();
+      for (const f of memo.findings) leaves.set(JSON.stringify(f.leaf), [...(leaves.get(JSON.stringify(f.leaf)) ?? []), f]);
+      const value = JSON.parse(s.bytes.toString('utf8')) as unknown;
+      for (const list of leaves.values()) {
+        const leaf = list[0]!.leaf;
+        const text = Buffer.from(leaf.reduce<unknown>((v, k) => (v as Record<string | number, unknown>)[k], value) as string, 'utf8');
+        const where = `${s.where}${leaf.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('')}`;
+        for (const f of merge(list))
+          findings.push({ rule: f.rule, where, block: type, length: f.end - f.start, placeholder: placeholder(f.rule, text.subarray(f.start, f.end), c.key), first_seen: fresh });
+      }
+      if (c.onFind === 'redact') out = setAt(out, pathOf(s.where), redactBlock(value, memo.findings, c.key));
     }
-    const h = hash(s.bytes);
-    let memo = c.memo.get(h);
-    const fresh = memo === undefined;
-    if (!memo) {
-      memo = blockKind(s.value(), s.part).scanned ? { findings: scanBlock(s.bytes, s.value, c) } : { skip: true };
-      c.memo.set(h, memo);
-    }
-    if (!('findings' in memo) || memo.findings.length === 0) continue;
-    const type = blockKind(s.value(), s.part).type;
-    const leaves = new Map<string, LeafFinding[]>();
-    for (const f of memo.findings) leaves.set(JSON.stringify(f.leaf), [...(leaves.get(JSON.stringify(f.leaf)) ?? []), f]);
-    const value = JSON.parse(s.bytes.toString('utf8')) as unknown;
-    for (const list of leaves.values()) {
-      const leaf = list[0]!.leaf;
-      const text = Buffer.from(leaf.reduce<unknown>((v, k) => (v as Record<string | number, unknown>)[k], value) as string, 'utf8');
-      const where = `${s.where}${leaf.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('')}`;
-      for (const f of merge(list))
-        findings.push({ rule: f.rule, where, block: type, length: f.end - f.start, placeholder: placeholder(f.rule, text.subarray(f.start, f.end), c.key), first_seen: fresh });
-    }
-    if (c.onFind === 'redact') out = setAt(out, pathOf(s.where), redactBlock(value, memo.findings, c.key));
+    if (gh !== null && clean) c.memo.set(gh, CLEAN);
   }
   return { findings, body: out };
 }
