@@ -174,10 +174,12 @@ function* strings(v: unknown, path: Array<string | number> = []): Generator<[Arr
  * escape (gitleaks' rules expect `token = "..."`, not `token = \\"...\\"`).
  */
 function scanBlock(bytes: Buffer, value: () => unknown, c: ScanSecrets): LeafFinding[] {
-  if (candidateRules(bytes, c.rules).length === 0) return [];
+  // The block is the fragment: its keywords decide which rules run on each of its strings (one keyword pass).
+  const candidates = candidateRules(bytes, c.rules);
+  if (candidates.length === 0) return [];
   const out: LeafFinding[] = [];
   for (const [leaf, text] of strings(JSON.parse(bytes.toString('utf8')) ?? value())) {
-    for (const f of findSecrets(Buffer.from(text, 'utf8'), c.rules, c.allow)) out.push({ ...f, leaf });
+    for (const f of findSecrets(Buffer.from(text, 'utf8'), c.rules, c.allow, candidates)) out.push({ ...f, leaf });
   }
   return out;
 }

@@ -251,10 +251,12 @@ export function candidateRules(bytes: Buffer, rs: RuleSet): number[] {
  * Every secret in `bytes` by the rules of `rs`, as gitleaks' detector reports them (module comment), in the order of
  * the rules then of the matches; overlapping findings are all returned (the caller merges them).
  * @param allowValues secrets never reported (exact values).
+ * @param candidates the rules to run (default: {@link candidateRules} of `bytes`); a caller scanning the strings of one
+ *   content block passes the block's, so the block is the fragment whose keywords decide, as a file is for gitleaks.
  */
-export function findSecrets(bytes: Buffer, rs: RuleSet, allowValues: ReadonlySet<string> = new Set()): SecretFinding[] {
+export function findSecrets(bytes: Buffer, rs: RuleSet, allowValues: ReadonlySet<string> = new Set(), candidates: readonly number[] = candidateRules(bytes, rs)): SecretFinding[] {
   const out: SecretFinding[] = [];
-  for (const i of candidateRules(bytes, rs)) {
+  for (const i of candidates) {
     const rule = rs.rules[i]!;
     const re = rule.regex;
     re.lastIndex = 0;
