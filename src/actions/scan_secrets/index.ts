@@ -6,9 +6,10 @@
  * Redaction keeps the prompt cache: a secret becomes `[REDACTED:<rule>:<6 hex>]`, the hex a keyed hash
  * (HMAC-SHA-256 under `SWITCHYARD_REDACTION_KEY`) of the secret — the same every time the same secret appears in the
  * same deployment and never reversible — so turn N+1 resends exactly the bytes turn N sent and Anthropic's prefix
- * cache still hits. A memo keyed by a hash of each block's bytes (64-bit xxHash, seeded at random per process;
- * bounded in bytes) makes a block scanned once cost a lookup on every later turn: Claude Code resends the whole
- * conversation every turn, so only the newest blocks are ever scanned.
+ * cache still hits. A memo keyed by a hash of the bytes (64-bit xxHash, seeded at random per process; bounded in
+ * bytes) makes what was scanned once cost a lookup on every later turn — first the whole `tools` array, the system
+ * prompt and each message (one seen before with nothing in it is not even opened), then each block: Claude Code
+ * resends the whole conversation every turn, so only the newest blocks are ever scanned.
  *
  * Not scanned: `thinking` and `redacted_thinking` blocks (signed by the API; an edit would be refused), `image`
  * blocks and base64 `document` sources (binary, not text).
@@ -34,7 +35,7 @@ export interface FindingReport {
   where: string;
   /** The block's type (`text`, `tool_result`, `tool_use`, `document`, a tool definition: `tool`). */
   block: string;
-  /** The secret's length in bytes of the client's JSON. */
+  /** The secret's length, bytes of UTF-8 text. */
   length: number;
   /** What it is (or would be) replaced with. */
   placeholder: string;
@@ -50,6 +51,7 @@ export interface SecretFindingsExtra {
   findings: FindingReport[];
 }
 
+/** A compiled `scan_secrets`: its parameters, the rule set, the placeholder key and its own memo. */
 interface ScanSecrets {
   onFind: OnFind;
   parts: ReadonlySet<ScanPart>;
