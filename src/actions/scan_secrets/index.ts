@@ -144,12 +144,17 @@ function merge(findings: SecretFinding[]): SecretFinding[] {
   return out;
 }
 
-/** The UTF-8 bytes of `text` with each (merged) span replaced by its placeholder. */
-function redactText(bytes: Buffer, merged: SecretFinding[], key: Buffer): string {
+/** A merged finding of one string with what replaces it. */
+interface Span extends SecretFinding {
+  placeholder: string;
+}
+
+/** The UTF-8 bytes of a string with each span (merged, in order) replaced by its placeholder. */
+function redactText(bytes: Buffer, spans: Span[]): string {
   const parts: Buffer[] = [];
   let at = 0;
-  for (const f of merged) {
-    parts.push(bytes.subarray(at, f.start), Buffer.from(placeholder(f.rule, bytes.subarray(f.start, f.end), key)));
+  for (const f of spans) {
+    parts.push(bytes.subarray(at, f.start), Buffer.from(f.placeholder));
     at = f.end;
   }
   parts.push(bytes.subarray(at));
@@ -171,36 +176,41 @@ function* strings(v: unknown, path: Array<string | number> = []): Generator<[Arr
 }
 
 /**
- * The findings in block `value` whose JSON is `bytes`: none, without decoding anything, when no rule's keyword occurs
+ * The findings in the block whose JSON is `bytes`: none, without decoding anything, when no rule's keyword occurs
  * in the bytes (most blocks); else each string of the block is scanned as text — what the model reads, not its JSON
  * escape (gitleaks' rules expect `token = "..."`, not `token = \\"...\\"`).
  */
-function scanBlock(bytes: Buffer, value: () => unknown, c: ScanSecrets): LeafFinding[] {
+function scanBlock(bytes: Buffer, c: ScanSecrets): LeafFinding[] {
   // The block is the fragment: its keywords decide which rules run on each of its strings (one keyword pass).
   const candidates = candidateRules(bytes, c.rules);
   if (candidates.length === 0) return [];
   const out: LeafFinding[] = [];
-  for (const [leaf, text] of strings(JSON.parse(bytes.toString('utf8')) ?? value())) {
+  for (const [leaf, text] of strings(JSON.parse(bytes.toString('utf8')))) {
     for (const f of findSecrets(Buffer.from(text, 'utf8'), c.rules, c.allow, candidates)) out.push({ ...f, leaf });
   }
   return out;
 }
 
-/** `value` with the strings at the findings' paths redacted (copies along each path; `value` itself untouched). */
-function redactBlock(value: unknown, findings: LeafFinding[], key: Buffer): unknown {
-  const byLeaf = new Map<string, LeafFinding[]>();
+/** A block's findings grouped by the string they are in, in the order first found. */
+function byLeaf(findings: LeafFinding[]): LeafFinding[][] {
+  const groups = new Map<string, LeafFinding[]>();
   for (const f of findings) {
     const k = JSON.stringify(f.leaf);
-    byLeaf.set(k, [...(byLeaf.get(k) ?? []), f]);
+    const list = groups.get(k);
+    if (list) list.push(f);
+    else groups.set(k, [f]);
   }
-  let out = value;
-  for (const list of byLeaf.values()) {
-    const leaf = list[0]!.leaf;
-    const text = leaf.reduce<unknown>((v, k) => (v as Record<string | number, unknown>)[k], out) as string;
-    const next = redactText(Buffer.from(text, 'utf8'), merge(list), key);
-    out = leaf.length === 0 ? next : setAt(out as Record<string, unknown>, leaf, next);
-  }
-  return out;
+  return [...groups.values()];
+}
+
+/** The value at `path` inside `v`. */
+function valueAt(v: unknown, path: ReadonlyArray<string | number>): unknown {
+  return path.reduce<unknown>((x, k) => (x as Record<string | number, unknown>)[k], v);
+}
+
+/** A path as the report writes it: `messages[3].content[0].content`. */
+function formatPath(path: ReadonlyArray<string | number>): string {
+  return path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`)).join('');
 }
 
 /** The type of a block for the report, and whether it is scanned at all. */
@@ -216,7 +226,8 @@ function blockKind(v: unknown, part: ScanPart): { type: string; scanned: boolean
 
 /** One place a block lives, and how to put a replacement there (copy-on-write up to the body). */
 interface Slot {
-  where: string;
+  /** Where the block is in the body: `['messages', 3, 'content', 0]`. */
+  path: Array<string | number>;
   part: ScanPart;
   /** The block's bytes (the client's, or its JSON when an earlier action changed it). */
   bytes: Buffer;
@@ -234,19 +245,19 @@ interface Group {
 }
 
 /** The elements of `arr` as slots; an element is read only when its bytes are not the client's. */
-function slotsOf(arr: unknown, part: ScanPart, prefix: string): Slot[] {
+function slotsOf(arr: unknown, part: ScanPart, prefix: Array<string | number>): Slot[] {
   if (!Array.isArray(arr)) return [];
   const out: Slot[] = [];
-  for (let i = 0; i < arr.length; i++) out.push({ where: `${prefix}[${i}]`, part, bytes: elementBytes(arr, i) ?? Buffer.from(JSON.stringify(arr[i]) ?? 'null'), value: () => arr[i] });
+  for (let i = 0; i < arr.length; i++) out.push({ path: [...prefix, i], part, bytes: elementBytes(arr, i) ?? Buffer.from(JSON.stringify(arr[i]) ?? 'null'), value: () => arr[i] });
   return out;
 }
 
 function* groups(body: Record<string, unknown>, parts: ReadonlySet<ScanPart>): Generator<Group> {
-  if (parts.has('tools') && Array.isArray(body.tools)) yield { bytes: valueBytes(body.tools), slots: () => slotsOf(body.tools, 'tools', 'tools') };
+  if (parts.has('tools') && Array.isArray(body.tools)) yield { bytes: valueBytes(body.tools), slots: () => slotsOf(body.tools, 'tools', ['tools']) };
   if (parts.has('system')) {
     const system = body.system;
-    if (typeof system === 'string') yield { bytes: null, slots: () => [{ where: 'system', part: 'system', bytes: Buffer.from(JSON.stringify(system)), value: () => system }] };
-    else if (Array.isArray(system)) yield { bytes: valueBytes(system), slots: () => slotsOf(system, 'system', 'system') };
+    if (typeof system === 'string') yield { bytes: null, slots: () => [{ path: ['system'], part: 'system', bytes: Buffer.from(JSON.stringify(system)), value: () => system }] };
+    else if (Array.isArray(system)) yield { bytes: valueBytes(system), slots: () => slotsOf(system, 'system', ['system']) };
   }
   if (parts.has('messages') && Array.isArray(body.messages)) {
     const messages = body.messages as Array<{ content?: unknown } | null>;
@@ -255,17 +266,12 @@ function* groups(body: Record<string, unknown>, parts: ReadonlySet<ScanPart>): G
         bytes: elementBytes(messages, i),
         slots: () => {
           const content = messages[i]?.content;
-          if (typeof content === 'string') return [{ where: `messages[${i}].content`, part: 'messages', bytes: Buffer.from(JSON.stringify(content)), value: () => content }];
-          return slotsOf(content, 'messages', `messages[${i}].content`);
+          if (typeof content === 'string') return [{ path: ['messages', i, 'content'], part: 'messages', bytes: Buffer.from(JSON.stringify(content)), value: () => content }];
+          return slotsOf(content, 'messages', ['messages', i, 'content']);
         },
       };
     }
   }
-}
-
-/** Index path of a slot (`messages[3].content[0]` → ['messages', 3, 'content', 0]). */
-function pathOf(where: string): Array<string | number> {
-  return [...where.matchAll(/([a-z_]+)|\[(\d+)\]/g)].map((m) => (m[1] !== undefined ? m[1] : Number(m[2])));
 }
 
 /** `root` with the value at `path` replaced, copying (on write) only the objects and arrays along the path. */
@@ -317,23 +323,24 @@ export async function scanBody(c: ScanSecrets, body: Record<string, unknown>): P
       let memo = c.memo.get(h);
       const fresh = memo === undefined;
       if (!memo || memo === CLEAN) {
-        memo = blockKind(s.value(), s.part).scanned ? { findings: scanBlock(s.bytes, s.value, c) } : { skip: true };
+        memo = blockKind(s.value(), s.part).scanned ? { findings: scanBlock(s.bytes, c) } : { skip: true };
         c.memo.set(h, memo);
       }
       if (!('findings' in memo) || memo.findings.length === 0) continue;
       clean = false;
+      // Each string with secrets once: reported, and replaced in a copy of the block when redacting.
       const type = blockKind(s.value(), s.part).type;
-      const leaves = new Map<string, LeafFinding[]>();
-      for (const f of memo.findings) leaves.set(JSON.stringify(f.leaf), [...(leaves.get(JSON.stringify(f.leaf)) ?? []), f]);
       const value = JSON.parse(s.bytes.toString('utf8')) as unknown;
-      for (const list of leaves.values()) {
+      let redacted = value;
+      for (const list of byLeaf(memo.findings)) {
         const leaf = list[0]!.leaf;
-        const text = Buffer.from(leaf.reduce<unknown>((v, k) => (v as Record<string | number, unknown>)[k], value) as string, 'utf8');
-        const where = `${s.where}${leaf.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('')}`;
-        for (const f of merge(list))
-          findings.push({ rule: f.rule, where, block: type, length: f.end - f.start, placeholder: placeholder(f.rule, text.subarray(f.start, f.end), c.key), first_seen: fresh });
+        const text = Buffer.from(valueAt(value, leaf) as string, 'utf8');
+        const spans = merge(list).map((f) => ({ ...f, placeholder: placeholder(f.rule, text.subarray(f.start, f.end), c.key) }));
+        const where = formatPath([...s.path, ...leaf]);
+        for (const f of spans) findings.push({ rule: f.rule, where, block: type, length: f.end - f.start, placeholder: f.placeholder, first_seen: fresh });
+        if (c.onFind === 'redact') redacted = leaf.length === 0 ? redactText(text, spans) : setAt(redacted as Record<string, unknown>, leaf, redactText(text, spans));
       }
-      if (c.onFind === 'redact') out = setAt(out, pathOf(s.where), redactBlock(value, memo.findings, c.key));
+      if (c.onFind === 'redact') out = setAt(out, s.path, redacted);
     }
     if (gh !== null && clean) c.memo.set(gh, CLEAN);
   }
