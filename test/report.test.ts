@@ -127,6 +127,7 @@ test('buildReport sums every metric, rounds cost and hit ratio, counts unpriced 
   const x = report.rows.find((r) => r.group.model === 'x')!;
   assert.deepEqual(
     { ...x, group: undefined },
+    // biome-ignore lint/suspicious/noApproximativeNumericConstant: 70 / 101 rounded to four places, which happens to be ln 2
     { group: undefined, requests: 2, input_tokens: 11, output_tokens: 6, cache_write_tokens: 20, cache_read_tokens: 70, cost_usd: 0.123456, unpriced_requests: 1, cache_hit_ratio: 0.6931 },
   );
   assert.equal(report.rows.find((r) => r.group.model === 'z')!.cache_hit_ratio, 0, 'no input at all: ratio 0');
