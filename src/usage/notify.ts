@@ -133,10 +133,8 @@ export class BudgetNotifier {
       if (Math.round(spentUsd * 1e6) < Math.round(t * b.usd * 1e6)) continue;
       const id = `${b.rule}:${b.scope}:${value}:${period.start.toISOString().slice(0, 10)}:${t}`;
       if (id in this.saved.sent) continue;
-      this.saved.sent[id] = expiresAtMs;
       (this.saved.reachedAt ??= {})[id] = new Date().toISOString();
-      // Replicas sharing Redis: the first to count the marker sends; the others only remember it.
-      if ((await this.state.addSpend(`notified:${id}`, 1, expiresAtMs)) > 1) continue;
+      if (!(await this.firstToSend(id, expiresAtMs))) continue;
       const n: BudgetNotification = {
         type: 'budget.threshold',
         id,
@@ -152,10 +150,24 @@ export class BudgetNotifier {
         time: new Date().toISOString(),
       };
       this.log.warn({ budget: b.rule, scope: b.scope, value, threshold: t, spent_usd: n.spent_usd, limit_usd: b.usd }, `budget "${b.rule}" reached ${Math.round(t * 100)}% for ${b.scope} "${value}"`);
-      if (this.webhook) this.saved.pending.push({ n, attempts: 0, next: Date.now() });
-      this.persist();
-      this.schedule(0);
+      this.enqueue(n);
     }
+  }
+
+  /**
+   * Remembers `id` as sent until `until` (epoch ms) and tells whether this gateway sends it: replicas sharing Redis
+   * agree through a marker — the first to count it sends, the others only remember it.
+   */
+  private async firstToSend(id: string, until: number): Promise<boolean> {
+    this.saved.sent[id] = until;
+    return (await this.state.addSpend(`notified:${id}`, 1, until)) === 1;
+  }
+
+  /** Queues `n` for the webhook (when there is one), saves the state and starts sending. */
+  private enqueue(n: Notification): void {
+    if (this.webhook) this.saved.pending.push({ n, attempts: 0, next: Date.now() });
+    this.persist();
+    this.schedule(0);
   }
 
   /**
@@ -172,9 +184,7 @@ export class BudgetNotifier {
       for (const f of found.findings) {
         if (!f.first_seen) continue;
         const id = `secret:${who.session_id ?? who.request_id}:${f.placeholder}`;
-        if (id in this.saved.sent) continue;
-        this.saved.sent[id] = until;
-        if ((await this.state.addSpend(`notified:${id}`, 1, until)) > 1) continue;
+        if (id in this.saved.sent || !(await this.firstToSend(id, until))) continue;
         fresh.push({ rule: f.rule, where: f.where, block: f.block, placeholder: f.placeholder });
       }
       if (fresh.length === 0) return;
@@ -183,9 +193,7 @@ export class BudgetNotifier {
         { rule: found.rule, request_id: who.request_id, session_id: who.session_id, user_id: who.user_id, secret_rules: [...new Set(fresh.map((f) => f.rule))] },
         `scan_secrets found ${fresh.length} secret(s) (${found.on_find})`,
       );
-      if (this.webhook) this.saved.pending.push({ n, attempts: 0, next: Date.now() });
-      this.persist();
-      this.schedule(0);
+      this.enqueue(n);
     } catch (err) {
       this.log.error({ err: (err as Error).message, request_id: who.request_id }, 'could not queue the secret.found notification');
     }
