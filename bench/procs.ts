@@ -119,6 +119,14 @@ export function startProcess(args: string[], env: Record<string, string> = {}): 
   });
 }
 
+/**
+ * Starts the built gateway (`dist/cli.js serve` with the node flags of `npm start`) on `configFile` and a free port;
+ * `root` is another checkout with dist/ built, for an A/B in one run.
+ */
+export function startGatewayProcess(configFile: string, env: Record<string, string> = {}, root = ROOT): Promise<{ url: string; child: ChildProcess }> {
+  return startProcess([...gatewayNodeArgs, path.join(root, 'dist/cli.js'), 'serve', '--config', configFile, '--port', '0'], env);
+}
+
 /** Starts bench/reference-proxy.mjs (the 20-line node:http proxy every figure is compared with) in front of `upstream`. */
 export function startReference(upstream: string): Promise<{ url: string; child: ChildProcess }> {
   return startProcess([path.join(ROOT, 'bench/reference-proxy.mjs'), upstream]);

@@ -49,7 +49,7 @@ import { Agent, request } from 'undici';
 import { startFaultProxy } from '../test/fault-proxy.js';
 import { writeConfig } from '../test/helpers.js';
 import { benchBody } from './body.js';
-import { ROOT, gatewayNodeArgs, startServer, stats, r3, body76k, streamBody, headers, timed, compareSequential, rssOf, startProcess, startReference, stopAll, cpuRounds } from './procs.js';
+import { ROOT, startGatewayProcess, startServer, stats, r3, body76k, streamBody, headers, timed, compareSequential, rssOf, startProcess, startReference, stopAll, cpuRounds } from './procs.js';
 import { benchBudgetSeed } from './budget-seed.js';
 import { benchDashboard } from './dashboard.js';
 import { benchLedgerScale } from './ledger-scale.js';
@@ -100,16 +100,7 @@ async function benchBudgets(upstream: string) {
     (_, i) => `  - id: budget-${i}\n    actions: [ { budget: { scope: "${scopes[i % 5]}", usd: 1000000, per: ${['day', 'week', 'month'][i % 3]}, notify: [0.5, 1] } } ]`,
   ).join('\n');
   const route = '  - id: team\n    actions: [ { tag_billing: { team: platform } } ]\n  - id: route\n    actions: [ { route_to: { provider: anthropic } } ]';
-  const start = (rules: string) =>
-    startProcess([
-      ...gatewayNodeArgs,
-      path.join(ROOT, 'dist/cli.js'),
-      'serve',
-      '--config',
-      writeConfig({ upstream, rules: { '10.yaml': `version: 1\nrules:\n${rules}\n` } }).configFile,
-      '--port',
-      '0',
-    ]);
+  const start = (rules: string) => startGatewayProcess(writeConfig({ upstream, rules: { '10.yaml': `version: 1\nrules:\n${rules}\n` } }).configFile);
   const procs = { no_budgets: await start(route), ten_budgets: await start(`${route}\n${budgets}`) };
   let per: Record<string, number[]>;
   try {
@@ -131,21 +122,13 @@ async function benchClouds(anthropicUrl: string) {
   const fakeBedrock = await startProcess(['--import', 'tsx', path.join(ROOT, 'bench/server.ts'), 'bedrock']);
   const env = { AWS_ACCESS_KEY_ID: BENCH_AWS.accessKeyId, AWS_SECRET_ACCESS_KEY: BENCH_AWS.secretAccessKey, AWS_EC2_METADATA_DISABLED: 'true' };
   const start = (providers: string, provider: string) =>
-    startProcess(
-      [
-        ...gatewayNodeArgs,
-        path.join(ROOT, 'dist/cli.js'),
-        'serve',
-        '--config',
-        writeConfig({
-          upstream: anthropicUrl,
-          providers,
-          extraConfig: 'ledger: off\n',
-          rules: { '50.yaml': `version: 1\nrules:\n  - id: r\n    actions: [ { route_to: { provider: ${provider} } } ]\n` },
-        }).configFile,
-        '--port',
-        '0',
-      ],
+    startGatewayProcess(
+      writeConfig({
+        upstream: anthropicUrl,
+        providers,
+        extraConfig: 'ledger: off\n',
+        rules: { '50.yaml': `version: 1\nrules:\n  - id: r\n    actions: [ { route_to: { provider: ${provider} } } ]\n` },
+      }).configFile,
       env,
     );
   const procs = {
@@ -178,7 +161,7 @@ async function benchClouds(anthropicUrl: string) {
  */
 async function benchLiveTail(upstream: string) {
   const config = writeConfig({ upstream, extraConfig: 'ledger: off\n', rules: { '50.yaml': 'version: 1\nrules: []\n' } }).configFile;
-  const start = () => startProcess([...gatewayNodeArgs, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', config, '--port', '0']);
+  const start = () => startGatewayProcess(config);
   // A second gateway without the tail measures the noise between two identical processes in this run.
   const procs = { no_tail: await start(), no_tail_control: await start(), tail: await start() };
   const tail = await request(procs.tail.url + '/admin/ui/api/live');
@@ -211,7 +194,7 @@ async function benchLiveTail(upstream: string) {
  */
 async function benchLogin(upstream: string) {
   const { config, env, token: access_token } = await loginGateway(upstream);
-  const start = () => startProcess([...gatewayNodeArgs, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', config, '--port', '0'], env);
+  const start = () => startGatewayProcess(config, env);
   const procs = { reference: await startReference(upstream), key: await start(), login: await start() };
   const N = 3000;
   let per: Record<string, number[]>;
@@ -244,7 +227,7 @@ async function benchOtel(upstream: string) {
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   const config = writeConfig({ upstream, extraConfig: 'ledger: off\n', rules: { '50.yaml': 'version: 1\nrules: []\n' } }).configFile;
-  const start = (env: Record<string, string>) => startProcess([...gatewayNodeArgs, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', config, '--port', '0'], env);
+  const start = (env: Record<string, string>) => startGatewayProcess(config, env);
   const procs = {
     off: await start({}),
     on: await start({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`, OTEL_BSP_SCHEDULE_DELAY: '1000', OTEL_METRIC_EXPORT_INTERVAL: '5000' }),
@@ -280,18 +263,8 @@ async function benchCpu(upstream: string) {
     cpSync(path.join(root, 'switchyard.yaml'), path.join(dir, 'switchyard.yaml'));
     cpSync(path.join(root, 'prices.yaml'), path.join(dir, 'prices.yaml'));
     cpSync(path.join(root, 'rules'), path.join(dir, 'rules'), { recursive: true });
-    procs[`${prefix}bare`] = await startProcess([
-      ...gatewayNodeArgs,
-      path.join(root, 'dist/cli.js'),
-      'serve',
-      '--config',
-      writeConfig({ upstream, extraConfig: 'ledger: off\n', rules: { '50.yaml': 'version: 1\nrules: []\n' } }).configFile,
-      '--port',
-      '0',
-    ]);
-    procs[`${prefix}bundled`] = await startProcess([...gatewayNodeArgs, path.join(root, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'switchyard.yaml'), '--port', '0'], {
-      ANTHROPIC_UPSTREAM_URL: upstream,
-    });
+    procs[`${prefix}bare`] = await startGatewayProcess(writeConfig({ upstream, extraConfig: 'ledger: off\n', rules: { '50.yaml': 'version: 1\nrules: []\n' } }).configFile, {}, root);
+    procs[`${prefix}bundled`] = await startGatewayProcess(path.join(dir, 'switchyard.yaml'), { ANTHROPIC_UPSTREAM_URL: upstream }, root);
   }
   const N = 3000;
   let per: Record<string, number[]>;

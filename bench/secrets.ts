@@ -15,7 +15,7 @@ import { loadavg } from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { claudeCodeBody, writeConfig } from '../test/helpers.js';
-import { cpuMicros, gatewayNodeArgs, headers, r3, ROOT, startProcess, startReference, stopAll } from './procs.js';
+import { cpuMicros, headers, r3, ROOT, startGatewayProcess, startReference, stopAll } from './procs.js';
 
 /** About `bytes` of JavaScript from the packages under node_modules, in file order. */
 function jsText(bytes: number): string {
@@ -112,16 +112,7 @@ export async function benchSecrets(upstream: string) {
   const bundled = readdirSync(path.join(ROOT, 'rules')).filter((f) => f.endsWith('.yaml'));
   const rules = Object.fromEntries(bundled.map((f) => [f, readFileSync(path.join(ROOT, 'rules', f), 'utf8')]));
   const scanRule = 'version: 1\nrules:\n  - id: secrets\n    actions: [ { scan_secrets: { on_find: redact } } ]\n';
-  const start = (withScan: boolean) =>
-    startProcess([
-      ...gatewayNodeArgs,
-      path.join(ROOT, 'dist/cli.js'),
-      'serve',
-      '--config',
-      writeConfig({ upstream, rules: withScan ? { '05-secrets.yaml': scanRule, ...rules } : rules }).configFile,
-      '--port',
-      '0',
-    ]);
+  const start = (withScan: boolean) => startGatewayProcess(writeConfig({ upstream, rules: withScan ? { '05-secrets.yaml': scanRule, ...rules } : rules }).configFile);
   const procs = { reference: await startReference(upstream), bundled: await start(false), scan: await start(true) };
   const n = Number(process.env.BENCH_SECRETS_REQUESTS ?? 1000);
   const warmBody = body(code, null);

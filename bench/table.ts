@@ -15,7 +15,7 @@ import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { writeConfig } from '../test/helpers.js';
-import { body76k, cpuRounds, gatewayNodeArgs, headers, r3, ROOT, rssOf, startProcess, startReference, stats, stopAll, streamBody, timed } from './procs.js';
+import { body76k, cpuRounds, headers, startGatewayProcess, r3, ROOT, rssOf, startReference, stats, stopAll, streamBody, timed } from './procs.js';
 
 const { loadConfig } = (await import('../dist/config.js' as string)) as typeof import('../src/config.js');
 const { newSigningJwk, TokenService } = (await import('../dist/login/tokens.js' as string)) as typeof import('../src/login/tokens.js');
@@ -124,7 +124,7 @@ async function pass(upstream: string, withStreams: boolean) {
   const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-bench-bundled-'));
   for (const f of ['switchyard.yaml', 'prices.yaml', 'rules']) cpSync(path.join(ROOT, f), path.join(dir, f), { recursive: true });
   const login = await loginGateway(upstream);
-  const serve = (config: string, env: Record<string, string> = {}) => startProcess([...gatewayNodeArgs, path.join(ROOT, 'dist/cli.js'), 'serve', '--config', config, '--port', '0'], env);
+  const serve = (config: string, env: Record<string, string> = {}) => startGatewayProcess(config, env);
   const procs: Record<string, Proc> = {};
   const nginx = await startNginx(upstream);
   if (nginx) procs.nginx = nginx;
