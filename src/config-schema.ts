@@ -38,6 +38,10 @@ export const DEFAULT_LIMITS = {
   max_json_depth: 256,
   max_inflight_body_bytes: 256 * 1024 * 1024,
   max_inflight_body_bytes_per_client: 96 * 1024 * 1024,
+  // Message Batches: "up to 256 MB in total size" (https://platform.claude.com/docs/en/build-with-claude/batch-processing).
+  max_batch_bytes: 256 * 1024 * 1024,
+  // Files API: 500 MB per file (https://platform.claude.com/docs/en/build-with-claude/files).
+  max_file_bytes: 500 * 1024 * 1024,
 } as const;
 
 const timeouts = {
@@ -162,6 +166,11 @@ export const configSchema = {
             description:
               "type: openai only (default false): the vendor's reasoning (`reasoning_content` / `reasoning`) is shown to the client as `thinking` blocks. They carry no signature, so they are for display; they are never sent back upstream.",
           },
+          passthrough: {
+            type: 'boolean',
+            description:
+              'type: anthropic only (default false): a `/v1/...` call switchyard has no route for (not Messages, Message Batches, Files, Skills or Models) is forwarded to this provider (the default provider, with its key pool) as it is, with a usage record of kind `other`, instead of a 404.',
+          },
           betas: {
             type: 'array',
             items: { type: 'string', minLength: 1 },
@@ -241,6 +250,16 @@ export const configSchema = {
           type: 'integer',
           minimum: 1024,
           description: `The same, per client (client key id, or the fingerprint of the credential in transparent mode) (default ${DEFAULT_LIMITS.max_inflight_body_bytes_per_client}).`,
+        },
+        max_batch_bytes: {
+          type: 'integer',
+          minimum: 1024,
+          description: `Largest Message Batch create body, bytes (default ${DEFAULT_LIMITS.max_batch_bytes}, Anthropic's 256 MB). A batch is read whole (its items go through the rules), so it also counts against the in-flight caps: one larger than max_inflight_body_bytes_per_client gets 413.`,
+        },
+        max_file_bytes: {
+          type: 'integer',
+          minimum: 1024,
+          description: `Largest Files API upload, bytes (default ${DEFAULT_LIMITS.max_file_bytes}, Anthropic's 500 MB). An upload streams to the upstream as it arrives; only a window of it is held (and counted against the in-flight caps).`,
         },
         rule_expression_ms: {
           type: 'integer',

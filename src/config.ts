@@ -96,6 +96,9 @@ export interface GatewayConfig {
     max_json_depth: number;
     max_inflight_body_bytes: number;
     max_inflight_body_bytes_per_client: number;
+    /** Largest Message Batch create body, and largest Files API upload, bytes. */
+    max_batch_bytes: number;
+    max_file_bytes: number;
   };
   /** Client keys; null = transparent mode (no client authentication). */
   clients: ClientConfig[] | null;
@@ -249,6 +252,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
       models: p.models ?? {},
       strip_attribution: settled.strip_attribution,
       betas: p.betas ?? null,
+      passthrough: p.passthrough ?? false,
       bedrock: settled.bedrock,
       vertex: settled.vertex,
       reasoning_effort: p.reasoning_effort ?? false,

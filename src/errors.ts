@@ -54,6 +54,7 @@ export type ErrorCode =
   | 'SY_NO_UPSTREAM'
   | 'SY_UPSTREAM_CREDENTIALS'
   | 'SY_NOT_SUPPORTED'
+  | 'SY_RESOURCE_UNREACHABLE'
   | 'SY_MODEL_NOT_ALLOWED'
   | 'SY_NO_POLICY'
   | UpstreamErrorCode
@@ -107,7 +108,7 @@ export class NotFoundError extends GatewayError {
       'SY_NOT_FOUND',
       'not_found_error',
       404,
-      `switchyard has no route for ${method} ${path}; it serves POST /v1/messages, POST /v1/messages/count_tokens and GET /v1/models, and in Bedrock's and Vertex AI's formats POST /model/{model}/invoke[-with-response-stream] and POST /v1/projects/{project}/locations/{location}/publishers/anthropic/models/{model}:rawPredict|:streamRawPredict`,
+      `switchyard has no route for ${method} ${path}; it serves POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models[/{id}], /v1/messages/batches[/{id}[/cancel|/results]], /v1/files[/{id}[/content]] and /v1/skills[/...], and in Bedrock's and Vertex AI's formats POST /model/{model}/invoke[-with-response-stream] and POST /v1/projects/{project}/locations/{location}/publishers/anthropic/models/{model}:rawPredict|:streamRawPredict (other /v1/... paths go upstream only from a provider with passthrough: true)`,
     );
   }
 }
@@ -312,6 +313,16 @@ export class UpstreamCredentialsError extends GatewayError {
 export class NotSupportedError extends GatewayError {
   constructor(message: string) {
     super('SY_NOT_SUPPORTED', 'not_supported_error', 501, message);
+  }
+}
+
+/**
+ * 404: a batch, file or skill the gateway knows was created through an upstream key (or provider) that is no longer
+ * configured, so no key it has can reach it (resource affinity, upstream/affinity.ts).
+ */
+export class ResourceUnreachableError extends GatewayError {
+  constructor(message: string) {
+    super('SY_RESOURCE_UNREACHABLE', 'not_found_error', 404, message);
   }
 }
 

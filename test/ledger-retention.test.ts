@@ -97,6 +97,7 @@ describe('PostgreSQL: an unpartitioned ledger from before is attached as a legac
     await q('DROP TABLE usage_records');
     await q('ALTER TABLE plain RENAME TO usage_records');
     await q('ALTER TABLE usage_records DROP COLUMN secret_findings'); // added in v7
+    await q('ALTER TABLE usage_records DROP COLUMN kind'); // added in v8
     await q('CREATE INDEX usage_records_time ON usage_records (time)');
     await q('CREATE UNIQUE INDEX usage_records_request_id ON usage_records (request_id)');
     await q('CREATE INDEX usage_records_session ON usage_records (session_id, time)');
@@ -116,7 +117,7 @@ describe('PostgreSQL: an unpartitioned ledger from before is attached as a legac
     assert.equal(parts[0], 'usage_records_legacy');
     assert.equal(parts.length, 3, `the legacy partition covers this month, the next two are made: ${parts}`);
     const { rows } = await pool(store).query<{ v: number }>('SELECT max(version) AS v FROM switchyard_schema');
-    assert.equal(rows[0]!.v, 7);
+    assert.equal(rows[0]!.v, 8);
     assert.equal((await store.query('2025-01-01T00:00:00.000Z', '2025-02-01T00:00:00.000Z')).length, 40);
     await store.insert(old.slice(0, 5));
     assert.equal((await store.query('2025-01-01T00:00:00.000Z', '2025-02-01T00:00:00.000Z')).length, 40, 'ids already stored are skipped');

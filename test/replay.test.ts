@@ -244,7 +244,7 @@ rules:
     db.close();
     const newer = run(['replay', '--config', s.configFile, '--rules', path.join(s.dir, 'candidate')]);
     assert.equal(newer.code, 1);
-    assert.match(newer.stderr, /has schema version 99, newer than this gateway's 6; upgrade switchyard/);
+    assert.match(newer.stderr, /has schema version 99, newer than this gateway's 7; upgrade switchyard/);
     const noLedger = run(['replay', '--config', s.configFile.replace('switchyard.yaml', 'other.yaml'), '--rules', path.join(s.dir, 'candidate')]);
     assert.equal(noLedger.code, 1);
   });

@@ -196,7 +196,8 @@ export function compileRuleSources(sources: RuleSource[], providers: Iterable<st
     rules,
     warnings,
     headersRead: [...new Set(rules.flatMap((r) => r.reads.headers))].sort(),
-    bodyKeys: [...new Set(rules.flatMap((r) => r.actions.flatMap((a) => a.module.bodyKeys ?? [])))].sort(),
+    // `file_id` always: forwarding finds a request's Files API references through it (resource affinity).
+    bodyKeys: [...new Set(['file_id', ...rules.flatMap((r) => r.actions.flatMap((a) => a.module.bodyKeys ?? []))])].sort(),
   };
 }
 

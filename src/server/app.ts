@@ -16,6 +16,7 @@ import { loginRoutes, MAX_OTLP_BYTES } from './login-routes.js';
 import { proxyRequest, type ProxyDeps } from './proxy.js';
 import { sendError } from './pipeline/record.js';
 import { dashboardApi } from './ui.js';
+import { resourceRoutes } from './resources/index.js';
 
 /** The Hono app of the gateway's routes. */
 type App = Hono<{ Bindings: HttpBindings }>;
@@ -82,6 +83,7 @@ export function createApp(deps: ProxyDeps, state: AppState): Hono<{ Bindings: Ht
   adminRoutes(app, deps);
   dashboardApi(app, deps);
   spendLimitRoutes(app, deps);
+  resourceRoutes(app, deps); // last: its /v1/* catch-all answers what no route above does
   app.notFound((c) => errorResponse(c, new NotFoundError(c.req.method, c.req.path)));
   app.onError((err, c) => {
     const gerr = asGatewayError(err);

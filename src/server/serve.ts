@@ -27,6 +27,7 @@ import { Metrics, modelLabeller } from '../usage/metrics.js';
 import { catalogueCandidates } from '../rules/catalogue.js';
 import { MemoryStore, type StateStore } from '../state/store.js';
 import { ResilientStore } from '../state/resilient.js';
+import { ResourceAffinity } from '../upstream/affinity.js';
 import { createApp, requestListener, type AppState } from './app.js';
 import { LoginServices } from '../login/services.js';
 import type { Exchange, OpenRelay, ProxyDeps } from './pipeline/exchange.js';
@@ -246,6 +247,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     spendLimits,
     budgetGate,
     logins: new LoginServices(counters, log),
+    affinity: new ResourceAffinity(counters, ledger?.store ?? null, log),
     warnOnce,
   };
   const watchdog = startWatchdog(exchanges, () => runtime.current.config.limits.stall_ms, log);

@@ -14,11 +14,12 @@ import { noteIterableBody } from '../body/pool.js';
 
 /** One upstream call. */
 export interface UpstreamCall {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   /** Path and query appended to the provider's `base_url`, e.g. `/v1/messages?beta=true`. */
   pathAndQuery: string;
   headers: Record<string, string | string[]>;
-  body: Buffer | null;
+  /** The body: bytes, or a stream passed on as it is read (a file upload); null for none. */
+  body: Buffer | Readable | null;
   /** The client the call is made for: the call is aborted when it goes away (null: nobody waits, e.g. a probe). */
   client: ClientPresence | null;
   /** A streaming call: its response headers (the first byte) are awaited `timeouts.first_byte_ms`, not `headers_ms`. */
@@ -237,7 +238,7 @@ export class UpstreamClient {
       // A streaming answer can last minutes: its request body is handed over as an iterable undici lets go of once
       // sent. A non-streaming answer ends moments later, so its body goes as the Buffer it is (undici writes a Buffer
       // with the headers in one call; an iterable costs a generator and separate writes).
-      body: call.body && (stream ? (releasingBody(call.body) as unknown as Readable) : call.body), // an iterable (types omit it)
+      body: call.body instanceof Readable ? call.body : call.body && (stream ? (releasingBody(call.body) as unknown as Readable) : call.body), // an iterable (types omit it)
       headersTimeout: stream ? provider.timeouts.first_byte_ms : provider.timeouts.headers_ms,
       bodyTimeout: provider.timeouts.body_ms,
     };

@@ -53,6 +53,11 @@ export interface ForwardPlan {
   onAttempt?: () => void;
   /** The request's span: each attempt gets a child span and sends its `traceparent` (null when telemetry is off). */
   trace?: RequestTrace | null;
+  /**
+   * Resource affinity (affinity.ts): every attempt uses this key (its fingerprint) and no other, because only it
+   * finds `what` (e.g. `file "file_011…"`); null: the pool chooses.
+   */
+  pin?: { key: string; what: string } | null;
 }
 
 /** What was forwarded where. */
@@ -212,7 +217,21 @@ export async function forward(u: Upstreams, plan: ForwardPlan): Promise<Forwarde
         await pause(delay, plan.client);
       }
       let key: PooledKey | null = null;
-      if (pool.keys.length) {
+      if (plan.pin && pool.keys.length) {
+        const pinned = pool.keys.find((k) => k.fingerprint === plan.pin!.key);
+        if (!pinned || pinned.failed) {
+          const why = pinned ? 'was refused (401/403)' : 'is no longer in its keys';
+          lastError ??= new NoUpstreamError('SY_NO_KEYS', `provider "${provider.name}": the key ${plan.pin.key} that holds ${plan.pin.what} ${why}; only that key can reach it`);
+          break;
+        }
+        const [until] = await u.state.cooldowns([pool.cooldownId(pinned)]);
+        if (until! > Date.now()) {
+          earliestCooling = Math.min(earliestCooling, until!);
+          coolingProviders.push(provider.name);
+          break;
+        }
+        key = pinned;
+      } else if (pool.keys.length) {
         const cooling = await u.state.cooldowns(pool.keys.map((k) => pool.cooldownId(k)));
         let choice = pool.choose(plan.session, cooling, Date.now(), tried);
         if (choice.kind === 'none' && pool.keys.some((k) => !k.failed)) {

@@ -16,6 +16,7 @@ import type { SummaryQuery, SummaryRow } from './summary.js';
 import type { UsageRecord } from './record.js';
 import type { Spool } from './spool.js';
 import type { WebhookExporter } from './webhook.js';
+import type { ResourceStore } from '../upstream/affinity.js';
 
 /** The usage records of the ledger database (SQLite or PostgreSQL, same schema). */
 export interface RecordStore {
@@ -61,8 +62,8 @@ export interface ActivityStore {
   activity(since: string): Promise<SessionActivity[]>;
 }
 
-/** The ledger database: its records, spend limits and session activity (one SQLite file or PostgreSQL database). */
-export interface LedgerStore extends RecordStore, SpendLimitStore, ActivityStore {}
+/** The ledger database: its records, spend limits, session activity and remembered resources (upstream/affinity.ts) (one SQLite file or PostgreSQL database). */
+export interface LedgerStore extends RecordStore, SpendLimitStore, ActivityStore, ResourceStore {}
 
 /** What one Claude Code session produced, from its own telemetry. `updated_at` ISO; `active_time_s` seconds. */
 export interface SessionActivity {

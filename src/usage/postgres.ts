@@ -18,8 +18,9 @@ import { ROLLUP_DIMENSIONS, ROLLUP_SUMS, type RollupRow, rollupBackfillSql, roll
 import pg from 'pg';
 import { ACTIVITY_COLUMNS, SPEND_LIMIT_COLUMNS, type ActivityDelta, type DayCost, type LedgerStore, type SessionActivity, type StoredSpendLimit } from './ledger.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
+import type { ResourceOwner } from '../upstream/affinity.js';
 
-const SCHEMA_VERSION = 7;
+const SCHEMA_VERSION = 8;
 
 /** Months of partitions `init` makes ahead of the current one. */
 const MONTHS_AHEAD = 2;
@@ -135,6 +136,13 @@ export class PostgresStore implements LedgerStore {
       await this.pool.query('ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS secret_findings jsonb');
       await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [7]);
     }
+    if (version >= 1 && version < 8) {
+      // v8: the record's kind (batch items, resource calls); rows written before have none.
+      await this.pool.query('ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS kind text');
+      await this.pool.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [8]);
+    }
+    await this.pool.query('CREATE TABLE IF NOT EXISTS resources (id text PRIMARY KEY, kind text NOT NULL, created_at timestamptz NOT NULL, settled_at timestamptz, owner jsonb NOT NULL)');
+    await this.pool.query('CREATE INDEX IF NOT EXISTS resources_unsettled ON resources (kind, settled_at, created_at)');
     await this.pool.query(
       'CREATE TABLE IF NOT EXISTS spend_limits (id text PRIMARY KEY, scope_type text NOT NULL, scope_id text NOT NULL, period text NOT NULL, amount text, expires_at timestamptz, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, UNIQUE (scope_type, scope_id, period))',
     );
@@ -169,7 +177,7 @@ export class PostgresStore implements LedgerStore {
       for (const index of ['usage_records_time', 'usage_records_request_id', 'usage_records_session'])
         await client.query(`ALTER INDEX IF EXISTS ${index} RENAME TO ${index.replace('usage_records', 'usage_records_legacy')}`);
       await client.query(`ALTER TABLE usage_records_legacy ADD CONSTRAINT usage_records_legacy_bound CHECK (time < '${bound}')`);
-      await client.query('ALTER TABLE usage_records_legacy ADD COLUMN IF NOT EXISTS secret_findings jsonb');
+      await client.query('ALTER TABLE usage_records_legacy ADD COLUMN IF NOT EXISTS secret_findings jsonb, ADD COLUMN IF NOT EXISTS kind text');
       await this.createPartitioned(client);
       await client.query(`ALTER TABLE usage_records ATTACH PARTITION usage_records_legacy FOR VALUES FROM (MINVALUE) TO ('${bound}')`);
       await client.query('INSERT INTO switchyard_schema (version) VALUES ($1)', [6]);
@@ -327,6 +335,31 @@ export class PostgresStore implements LedgerStore {
 
   async deleteSpendLimit(id: string): Promise<boolean> {
     return ((await this.pool.query('DELETE FROM spend_limits WHERE id = $1', [id])).rowCount ?? 0) > 0;
+  }
+
+  async putResource(r: ResourceOwner): Promise<void> {
+    await this.pool.query(
+      'INSERT INTO resources (id, kind, created_at, settled_at, owner) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, created_at = EXCLUDED.created_at, settled_at = EXCLUDED.settled_at, owner = EXCLUDED.owner',
+      [r.id, r.kind, r.created_at, r.settled_at, JSON.stringify(r)],
+    );
+  }
+
+  async getResource(id: string): Promise<ResourceOwner | null> {
+    const { rows } = await this.pool.query<{ owner: ResourceOwner; settled_at: Date | null }>('SELECT owner, settled_at FROM resources WHERE id = $1', [id]);
+    const row = rows[0];
+    return row ? { ...row.owner, settled_at: row.settled_at ? row.settled_at.toISOString() : null } : null;
+  }
+
+  async unsettledBatches(since: string, limit: number): Promise<ResourceOwner[]> {
+    const { rows } = await this.pool.query<{ owner: ResourceOwner }>("SELECT owner FROM resources WHERE kind = 'batch' AND settled_at IS NULL AND created_at >= $1 ORDER BY created_at LIMIT $2", [
+      since,
+      limit,
+    ]);
+    return rows.map((r) => r.owner);
+  }
+
+  async settleBatch(id: string, at: string): Promise<void> {
+    await this.pool.query('UPDATE resources SET settled_at = $1 WHERE id = $2', [at, id]);
   }
 
   /**

@@ -1,6 +1,7 @@
 /**
  * Prices and cost: USD per million tokens per model from `prices.yaml`, with Anthropic's cache multipliers
- * (5m writes 1.25× input, 1h writes 2×, reads 0.1×; https://platform.claude.com/docs/en/about-claude/pricing).
+ * (5m writes 1.25× input, 1h writes 2×, reads 0.1×) and the Message Batches rate (0.5×: "50% discount on both input
+ * and output tokens", the multipliers stacking; https://platform.claude.com/docs/en/about-claude/pricing).
  */
 import { readFileSync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
@@ -15,6 +16,8 @@ export interface ModelPrice {
   cache_write_5m: number;
   cache_write_1h: number;
   cache_read: number;
+  /** The Message Batches rate, a multiplier of every token price (0.5). */
+  batch: number;
 }
 
 /** A loaded price table. */
@@ -27,7 +30,7 @@ export interface PriceTable {
   priceOf(model: string, provider?: string | null): ModelPrice | null;
 }
 
-const DEFAULT_MULTIPLIERS = { cache_write_5m: 1.25, cache_write_1h: 2, cache_read: 0.1 };
+const DEFAULT_MULTIPLIERS = { cache_write_5m: 1.25, cache_write_1h: 2, cache_read: 0.1, batch: 0.5 };
 
 interface RawPrices {
   multipliers?: Partial<typeof DEFAULT_MULTIPLIERS>;
@@ -66,8 +69,11 @@ export function loadPrices(file: string): PriceTable {
   }
 }
 
-/** Cost of `usage` in USD: each token kind at its price; null when the price is unknown. */
-export function costUsd(usage: Usage, price: ModelPrice | null): number | null {
+/**
+ * Cost of `usage` in USD: each token kind at its price; null when the price is unknown. `batch`: a Message Batch
+ * item, every token at the price's `batch` multiplier.
+ */
+export function costUsd(usage: Usage, price: ModelPrice | null, batch = false): number | null {
   if (!price) return null;
   const perToken = price.input / 1e6;
   const cost =
@@ -76,5 +82,5 @@ export function costUsd(usage: Usage, price: ModelPrice | null): number | null {
     usage.cache_creation_1h_input_tokens * perToken * price.cache_write_1h +
     usage.cache_read_input_tokens * perToken * price.cache_read +
     usage.output_tokens * (price.output / 1e6);
-  return Math.round(cost * 1e9) / 1e9;
+  return Math.round(cost * (batch ? price.batch : 1) * 1e9) / 1e9;
 }

@@ -12,6 +12,9 @@ import type { Usage } from './tap.js';
  */
 export type Outcome = 'ok' | 'aborted' | 'failed' | 'refused' | 'error';
 
+/** What a usage record is of (see {@link UsageRecord.kind}). */
+export type RecordKind = 'message' | 'batch' | 'resource' | 'other';
+
 /** One request, accounted for. Token counts in tokens, time in ms, cost in USD (null: unknown price). */
 export interface UsageRecord extends Usage {
   time: string;
@@ -42,6 +45,12 @@ export interface UsageRecord extends Usage {
   refused_by?: string | null;
   /** Secrets `scan_secrets` found in the request, counted by gitleaks rule id (never a value); null (or absent, in records from before it) when none. */
   secret_findings?: Record<string, number> | null;
+  /**
+   * What the record is of: `message` (a Messages or token-count request; null or absent in records from before it),
+   * `batch` (one item of a Message Batch, priced at the batch rate once its result is known), `resource` (a call about a
+   * batch, file, skill or model: no tokens) or `other` (a `/v1/...` call passed through, `passthrough: true`).
+   */
+  kind?: RecordKind | null;
   retries: number;
   latency_ms: number;
   ttft_ms: number | null;
@@ -73,6 +82,7 @@ export const RECORD_COLUMNS: ReadonlyArray<keyof UsageRecord> = [
   'error_type',
   'refused_by',
   'secret_findings',
+  'kind',
   'retries',
   'latency_ms',
   'ttft_ms',

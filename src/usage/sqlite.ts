@@ -10,8 +10,9 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ACTIVITY_COLUMNS, SPEND_LIMIT_COLUMNS, type ActivityDelta, type DayCost, type LedgerStore, type SessionActivity, type StoredSpendLimit } from './ledger.js';
 import { JSON_COLUMNS, RECORD_COLUMNS, type UsageRecord } from './record.js';
+import type { ResourceOwner } from '../upstream/affinity.js';
 
-const SCHEMA_VERSION = 6;
+const SCHEMA_VERSION = 7;
 
 /** Records one retention delete removes before it yields (a few ms of write lock each). */
 const PRUNE_BATCH = 5000;
@@ -82,9 +83,11 @@ export class SqliteStore implements LedgerStore {
     }
     if (version >= 1 && version < SCHEMA_VERSION) {
       // v3: the rules version and the request facts (switchyard replay); v4: user, project and agent
-      // (attribution); v5: the rule that refused; v6: the secrets scan_secrets found. Rows written before have none of them.
+      // (attribution); v5: the rule that refused; v6: the secrets scan_secrets found; v7: the record's kind (batch items,
+      // resource calls). Rows written before have none of them.
       const have = new Set((this.db.prepare('PRAGMA table_info(usage_records)').all() as Array<{ name: string }>).map((c) => c.name));
-      for (const c of ['rules_version', 'facts', 'user_id', 'project', 'agent_id', 'refused_by', 'secret_findings']) if (!have.has(c)) this.db.exec(`ALTER TABLE usage_records ADD COLUMN ${c} TEXT`);
+      for (const c of ['rules_version', 'facts', 'user_id', 'project', 'agent_id', 'refused_by', 'secret_findings', 'kind'])
+        if (!have.has(c)) this.db.exec(`ALTER TABLE usage_records ADD COLUMN ${c} TEXT`);
     }
     if (version > SCHEMA_VERSION) throw new Error(`the ledger ${this.file} has schema version ${version}, newer than this gateway's ${SCHEMA_VERSION}; upgrade switchyard`);
     this.db.exec(
@@ -94,7 +97,30 @@ export class SqliteStore implements LedgerStore {
     this.db.exec(
       'CREATE TABLE IF NOT EXISTS session_activity (session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, commits REAL NOT NULL DEFAULT 0, pull_requests REAL NOT NULL DEFAULT 0, lines_added REAL NOT NULL DEFAULT 0, lines_removed REAL NOT NULL DEFAULT 0, active_time_s REAL NOT NULL DEFAULT 0, updated_at TEXT NOT NULL)',
     );
+    this.db.exec(
+      'CREATE TABLE IF NOT EXISTS resources (id TEXT PRIMARY KEY, kind TEXT NOT NULL, created_at TEXT NOT NULL, settled_at TEXT, owner TEXT NOT NULL); CREATE INDEX IF NOT EXISTS resources_unsettled ON resources (kind, settled_at, created_at);',
+    );
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }
+
+  async putResource(r: ResourceOwner): Promise<void> {
+    this.db.prepare('INSERT OR REPLACE INTO resources (id, kind, created_at, settled_at, owner) VALUES (?, ?, ?, ?, ?)').run(r.id, r.kind, r.created_at, r.settled_at, JSON.stringify(r));
+  }
+
+  async getResource(id: string): Promise<ResourceOwner | null> {
+    const row = this.db.prepare('SELECT owner, settled_at FROM resources WHERE id = ?').get(id) as { owner: string; settled_at: string | null } | undefined;
+    return row ? { ...(JSON.parse(row.owner) as ResourceOwner), settled_at: row.settled_at } : null;
+  }
+
+  async unsettledBatches(since: string, limit: number): Promise<ResourceOwner[]> {
+    const rows = this.db.prepare("SELECT owner FROM resources WHERE kind = 'batch' AND settled_at IS NULL AND created_at >= ? ORDER BY created_at LIMIT ?").all(since, limit) as Array<{
+      owner: string;
+    }>;
+    return rows.map((r) => JSON.parse(r.owner) as ResourceOwner);
+  }
+
+  async settleBatch(id: string, at: string): Promise<void> {
+    this.db.prepare('UPDATE resources SET settled_at = ? WHERE id = ?').run(at, id);
   }
 
   /**
@@ -188,7 +214,7 @@ export class SqliteStore implements LedgerStore {
     const stmt = this.db.prepare(`INSERT OR IGNORE INTO usage_records (${RECORD_COLUMNS.join(', ')}) VALUES (${RECORD_COLUMNS.map(() => '?').join(', ')})`);
     const tx = this.db.transaction((rs: UsageRecord[]) => {
       const inserted: UsageRecord[] = [];
-      for (const r of rs) if (stmt.run(RECORD_COLUMNS.map((c) => (JSON_COLUMNS.has(c) ? JSON.stringify(r[c] ?? null) : (r[c] as unknown)))).changes) inserted.push(r);
+      for (const r of rs) if (stmt.run(RECORD_COLUMNS.map((c) => (JSON_COLUMNS.has(c) ? JSON.stringify(r[c] ?? null) : ((r[c] as unknown) ?? null)))).changes) inserted.push(r);
       // Only what was inserted: a record the ledger already held (a retried batch) is not counted twice.
       this.addRollup(rollupDeltas(inserted));
     });

@@ -34,6 +34,8 @@ import type { SpendLimits } from '../../usage/spend-limits.js';
 import type { LoginService } from '../../login/service.js';
 import type { LoginServices } from '../../login/services.js';
 import type { SignedInUser } from '../../login/tokens.js';
+import type { ResourceAffinity } from '../../upstream/affinity.js';
+import type { RecordKind } from '../../usage/record.js';
 
 /** An answer being relayed, as the shutdown sees it. */
 export interface OpenRelay {
@@ -84,6 +86,8 @@ export interface ProxyDeps {
   budgetGate: { unverified: boolean };
   /** Claude Code's sign-in services (login/), made when the config turns `login:` on. */
   logins: LoginServices | null;
+  /** Which upstream key holds each batch, file and skill (upstream/affinity.ts). */
+  affinity: ResourceAffinity;
   /** Logs `message` at warn level the first time `key` is seen (rule evaluation problems, unknown prices). */
   warnOnce: (key: string, message: string, fields?: Record<string, unknown>) => void;
 }
@@ -170,6 +174,8 @@ export class Exchange implements ClientPresence {
   modelFilter: ((model: string) => boolean) | null = null;
   /** The rule action that refused it (`throttle:<rule>`, …), for the usage record. */
   refusedBy: string | null = null;
+  /** What the usage record is of: a Messages call, or a call about a batch, file or skill, or one passed through. */
+  kind: RecordKind = 'message';
   /** Secrets `scan_secrets` found, counted by rule id (null: none, or no scan). */
   secretFindings: Record<string, number> | null = null;
   /** Gives back what the receive stage reserved; set while a reservation is held. */

@@ -163,6 +163,7 @@ function usageRecord(x: Exchange): UsageRecord {
     error_type: x.errorType ?? streamError,
     refused_by: x.refusedBy,
     secret_findings: x.secretFindings,
+    kind: x.kind,
     retries: log.retries ?? 0,
     latency_ms: log.latency_ms ?? 0,
     ttft_ms: log.ttfb_ms ?? null,

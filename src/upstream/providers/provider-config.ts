@@ -35,6 +35,8 @@ export interface ProviderConfig {
   reasoning_as_thinking: boolean;
   /** type anthropic / bedrock: the anthropic-beta values to forward, or null for the type's default. */
   betas: string[] | null;
+  /** type anthropic: `/v1/...` calls switchyard has no route for are forwarded to this provider (default false). */
+  passthrough: boolean;
   /** type bedrock: the AWS region signed and called, and the shared-config profile (null: the default chain). */
   bedrock: { region: string; profile: string | null } | null;
   /** type vertex: the location and project called, and the credentials file (null: Application Default Credentials). */

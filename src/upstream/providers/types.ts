@@ -11,7 +11,7 @@ import type { UpstreamAnswer } from '../client.js';
 import type { UpstreamCredential } from '../headers.js';
 
 /** The API endpoint a request was made to. */
-export type Endpoint = 'messages' | 'count_tokens' | 'models';
+export type Endpoint = 'messages' | 'count_tokens' | 'models' | 'resource';
 
 /** What an adapter needs to know about the client's request. */
 export interface ClientRequest {
@@ -107,6 +107,7 @@ export interface ProviderEntry {
   project?: string;
   credentials_file?: string;
   strip_attribution?: boolean;
+  passthrough?: boolean;
 }
 
 /** What a provider type settles from its entry. */

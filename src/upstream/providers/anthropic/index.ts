@@ -29,7 +29,7 @@ export function apiVersion(headers: IncomingHttpHeaders, fallback: string): stri
 
 export const anthropicAdapter: ProviderAdapter = {
   description: 'the Anthropic Messages API or a compatible endpoint',
-  options: ['betas'],
+  options: ['betas', 'passthrough'],
   cloudCredentials: false,
   settle: (name, entry) => ({ base_url: requiredBaseUrl(name, entry), strip_attribution: entry.strip_attribution ?? false, bedrock: null, vertex: null }),
   genaiName: 'anthropic',

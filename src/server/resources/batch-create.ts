@@ -1,0 +1,191 @@
+/**
+ * `POST /v1/messages/batches`: every item goes through the rules as the Messages request it stands for — deny, rule
+ * errors, a signed-in user's model policy, model rewrites and body edits (inject_cache, transform), tags, and each
+ * budget checked against its running total plus the batch's estimated cost at the batch rate — before anything goes
+ * upstream. A refusal refuses the whole batch (400, nothing sent) and names the items (`custom_id`) and why. The
+ * batch is sent as the items came, less what the rules changed, to the one provider every item is routed to; it
+ * must be `type: anthropic` (a batch is one object at one upstream). Throttles are not applied to items: a batch
+ * runs at the upstream's own pace within 24 hours, not as interactive traffic.
+ *
+ * Shape (https://platform.claude.com/docs/en/api/messages/batches/create): `{"requests": [{"custom_id", "params"}]}`,
+ * at most 100,000 requests and 256 MB (`limits.max_batch_bytes`).
+ */
+import { InvalidRequestError, ModelNotAllowedError, NotSupportedError, RequestTooLargeError } from '../../errors.js';
+import { checkBudgets } from '../../actions/budget/enforce.js';
+import { lazyBody, scanJsonObject, serializeBody } from '../../body/json-scan.js';
+import { buildContext, type RequestContext } from '../../rules/context.js';
+import type { Decision } from '../../rules/decision.js';
+import { evaluate } from '../../rules/evaluate.js';
+import type { BatchCharge } from '../../upstream/affinity.js';
+import { routeChain } from '../../upstream/prepare.js';
+import { costUsd } from '../../usage/prices.js';
+import type { Exchange } from '../pipeline/exchange.js';
+import { readBody } from '../pipeline/receive.js';
+import { chooseKey, relayCreated, send } from './call.js';
+
+/** Most items in one batch (the API's own limit). */
+export const MAX_BATCH_ITEMS = 100_000;
+
+/** Refusals named in the error message (the rest are counted). */
+const NAMED_REFUSALS = 5;
+
+/** One item after the rules: its id, the params bytes to send, and what decided them. */
+interface DecidedItem {
+  customId: string;
+  params: Buffer;
+  decision: Decision;
+  rc: RequestContext;
+  estimateUsd: number;
+}
+
+/** Reads and checks the batch body: the `requests` array of `{custom_id, params}` objects. @throws InvalidRequestError */
+function parseBatch(raw: Buffer): Array<{ custom_id: string; params: Record<string, unknown> }> {
+  let body: unknown;
+  try {
+    body = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    throw new InvalidRequestError(`the batch body is not valid JSON: ${(err as Error).message}`);
+  }
+  const requests = (body as { requests?: unknown } | null)?.requests;
+  if (!Array.isArray(requests) || requests.length === 0) throw new InvalidRequestError('requests: a Message Batch needs a non-empty array of {custom_id, params}');
+  if (requests.length > MAX_BATCH_ITEMS) throw new InvalidRequestError(`requests: a Message Batch holds at most ${MAX_BATCH_ITEMS} requests; this one has ${requests.length}`);
+  const seen = new Set<string>();
+  requests.forEach((r, i) => {
+    const item = r as { custom_id?: unknown; params?: unknown } | null;
+    if (typeof item?.custom_id !== 'string' || !item.custom_id) throw new InvalidRequestError(`requests[${i}].custom_id: a non-empty string is required`);
+    if (item.params === null || typeof item.params !== 'object' || Array.isArray(item.params))
+      throw new InvalidRequestError(`requests[${i}].params (custom_id "${item.custom_id}"): a Messages request object is required`);
+    if (seen.has(item.custom_id)) throw new InvalidRequestError(`requests[${i}].custom_id "${item.custom_id}" is used twice; each item needs its own`);
+    seen.add(item.custom_id);
+  });
+  return requests as Array<{ custom_id: string; params: Record<string, unknown> }>;
+}
+
+/** The batch create call (see the module comment). */
+export async function createBatch(x: Exchange): Promise<void> {
+  const { limits } = x.config;
+  const { rules, config } = x.snapshot;
+  if (Number(x.req.headers['content-length']) > limits.max_inflight_body_bytes_per_client && limits.max_batch_bytes > limits.max_inflight_body_bytes_per_client) {
+    throw new RequestTooLargeError(limits.max_inflight_body_bytes_per_client, "limits.max_inflight_body_bytes_per_client (a batch is read whole, so it must fit in a client's share)");
+  }
+  const reservation = x.deps.inflightBytes.reservation(x.clientId, { total: limits.max_inflight_body_bytes, perClient: limits.max_inflight_body_bytes_per_client });
+  reservation.growTo(Math.min(Number(x.req.headers['content-length']) || 0, limits.max_batch_bytes));
+  x.holdReservation(reservation.release);
+  const raw = await readBody(x.req, limits.max_batch_bytes, reservation.growTo);
+  const items = parseBatch(raw);
+  const refusals: string[] = [];
+  const decided: DecidedItem[] = [];
+  const tags: Record<string, string> = {};
+  let provider: string | null = null;
+  for (const item of items) {
+    const bytes = Buffer.from(JSON.stringify(item.params));
+    const rc = buildContext({
+      path: '/v1/messages',
+      body: lazyBody(scanJsonObject(bytes, limits.max_json_depth, rules.bodyKeys)),
+      headers: x.req.headers,
+      bodyBytes: bytes.length,
+      clientId: x.clientId,
+      clientTags: x.client?.tags,
+      groups: x.user?.groups,
+      projectHeader: config.attribution.project_header,
+    });
+    const refuse = (why: string) => refusals.push(`"${item.custom_id}": ${why}`);
+    if (x.user && x.login && rc.model) {
+      const allowed = x.login.policies(config.policies).models(x.user);
+      if (!allowed.allows(rc.model)) {
+        refuse(new ModelNotAllowedError(rc.model, allowed.name, x.clientId).message);
+        continue;
+      }
+    }
+    const d = await evaluate(rules, rc, config.default_provider);
+    if (d.denied) {
+      refuse(`denied by rule "${d.denied.rule}": ${d.denied.message}`);
+      continue;
+    }
+    if (d.error) {
+      refuse(`rule "${d.error.rule}" failed: ${d.error.message}`);
+      continue;
+    }
+    if (provider !== null && d.route.provider !== provider) {
+      refuse(`routed to provider "${d.route.provider}" while earlier items go to "${provider}"; a batch goes to one provider`);
+      continue;
+    }
+    provider = d.route.provider;
+    for (const [k, v] of Object.entries(d.tags)) tags[k] ??= v;
+    const link = routeChain(config, d.route)[0]!;
+    const body = d.bodyChanged || d.body.model !== link.model ? serializeBody(d.body.model === link.model ? d.body : { ...d.body, model: link.model }) : bytes;
+    const price = x.deps.prices.priceOf(link.model, link.provider.name);
+    decided.push({ customId: item.custom_id, params: body, decision: d, rc, estimateUsd: costUsd({ ...noTokens, input_tokens: rc.estimate.input_tokens }, price, true) ?? 0 });
+  }
+  const charges = refusals.length ? [] : await batchBudgets(x, decided, refusals);
+  if (refusals.length) {
+    const named = refusals.slice(0, NAMED_REFUSALS).join('; ');
+    const more = refusals.length > NAMED_REFUSALS ? ` (and ${refusals.length - NAMED_REFUSALS} more)` : '';
+    x.refusedBy = 'batch';
+    throw new InvalidRequestError(`the batch was refused, nothing was sent: ${refusals.length} of ${items.length} items cannot go: ${named}${more}`);
+  }
+  const target = config.providers[provider ?? config.default_provider]!;
+  if (target.type !== 'anthropic') throw new NotSupportedError(`Message Batches go only to a type: anthropic provider; the rules route this batch to "${target.name}", type: ${target.type}`);
+  const out = batchBody(decided);
+  x.dropBody();
+  x.tags = tags;
+  x.rulesVersion = rules.version;
+  const key = await chooseKey(x, target, null);
+  const answer = await send(x, target, key, out);
+  await relayCreated(x, answer, 'batch', target, key, { tags, rules_version: rules.version, charges, project: projectOf(x) });
+}
+
+const noTokens = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_creation_5m_input_tokens: 0, cache_creation_1h_input_tokens: 0, cache_read_input_tokens: 0 };
+
+/** The project header's value of the create call, or null. */
+function projectOf(x: Exchange): string | null {
+  const v = x.req.headers[x.config.attribution.project_header];
+  const s = Array.isArray(v) ? v.join(', ') : v;
+  return s ? s.slice(0, 200) : null;
+}
+
+/**
+ * Checks every item's budgets against its running total plus the estimated cost (input tokens at the batch rate) of
+ * the items before it in the same total; an item that would pass a blocking budget is refused by name. Returns the
+ * totals the batch's cost is charged to once its results are known, with the items each applies to.
+ */
+async function batchBudgets(x: Exchange, decided: DecidedItem[], refusals: string[]): Promise<BatchCharge[]> {
+  const pending = new Map<string, number>();
+  const byKey = new Map<string, { expiresAtMs: number; items: string[] }>();
+  for (const item of decided) {
+    const { rc } = item;
+    const budgets = x.deps.spendLimits ? x.deps.spendLimits.apply(item.decision.budgets, rc) : item.decision.budgets;
+    if (!budgets.length) continue;
+    let checked: Awaited<ReturnType<typeof checkBudgets>>;
+    try {
+      checked = await checkBudgets({ ...item.decision, budgets }, rc, x.deps.state);
+    } catch (err) {
+      refusals.push(`"${item.customId}": ${(err as Error).message}`);
+      continue;
+    }
+    for (const c of checked.charges) {
+      const spent = (await x.deps.state.spend(c.key)) + (pending.get(c.key) ?? 0) + item.estimateUsd;
+      if (c.budget.block !== false && spent > c.budget.usd) {
+        refusals.push(
+          `"${item.customId}": budget "${c.budget.rule}" of $${c.budget.usd} per ${c.budget.per} for ${c.budget.scope} "${c.value}" would be passed by this batch (estimated $${spent.toFixed(4)} with the items before it, input at the batch rate)`,
+        );
+        break;
+      }
+      pending.set(c.key, (pending.get(c.key) ?? 0) + item.estimateUsd);
+      const entry = byKey.get(c.key) ?? { expiresAtMs: c.expiresAtMs, items: [] };
+      entry.items.push(item.customId);
+      byKey.set(c.key, entry);
+    }
+  }
+  return [...byKey].map(([key, e]) => ({ key, expiresAtMs: e.expiresAtMs, items: e.items.length === decided.length ? 'all' : e.items }));
+}
+
+/** The batch body sent upstream: each item's params bytes as decided, in the client's order. */
+function batchBody(items: DecidedItem[]): Buffer {
+  const parts: Buffer[] = [Buffer.from('{"requests":[')];
+  items.forEach((item, i) => {
+    parts.push(Buffer.from(`${i ? ',' : ''}{"custom_id":${JSON.stringify(item.customId)},"params":`), item.params, Buffer.from('}'));
+  });
+  parts.push(Buffer.from(']}'));
+  return Buffer.concat(parts);
+}

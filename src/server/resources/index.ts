@@ -1,0 +1,136 @@
+/**
+ * The rest of the Anthropic API through the gateway: Message Batches, Files, Skills, and (with `passthrough: true`)
+ * any other `/v1/...` path (paths.ts lists them). Each call runs the pipeline's outer stages — `record` (log line,
+ * usage record of kind `resource` or `other`, errors in Anthropic's shape), `concurrency`, `authenticate` — then
+ * the `resource` stage here:
+ *
+ * - **Which upstream.** A call about an id goes to the provider and key that created it (upstream/affinity.ts), so a
+ *   file uploaded with key A is never asked for with key B. An id the gateway never saw created (made before the
+ *   gateway was in the path) is looked for with each key of the provider in turn, for reads and deletes; the key
+ *   that finds it is remembered. A collection call (create, list) goes to the resource provider (the default
+ *   provider; it must be `type: anthropic`) with the key the pool gives this client (sticky per client, so a
+ *   client's lists show what it created), or the key an `x-switchyard-key` header names (a fingerprint as
+ *   `/admin/providers` shows it, or the key's index).
+ * - **Bodies stream.** An upload goes upstream as it arrives, never held whole: at most a window of
+ *   `UPLOAD_WINDOW_BYTES` (call.ts) is counted against the in-flight byte caps; `limits.max_file_bytes` bounds it (413).
+ *   Downloads and results stream back with backpressure.
+ * - **What is remembered.** The answer of a create call (JSON) is read to learn the new id. A batch's results are
+ *   recorded item by item as they pass to the client (usage/batch-items.ts); batch create runs every item through
+ *   the rules first (batch-create.ts).
+ */
+import type { Context } from 'hono';
+import type { HttpBindings } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import type { Hono } from 'hono';
+import type { ProviderConfig } from '../../config.js';
+import { NotFoundError, ResourceUnreachableError } from '../../errors.js';
+import type { ResourceKind, ResourceOwner } from '../../upstream/affinity.js';
+import type { UpstreamResponse } from '../../upstream/client.js';
+import { JsonLines, startTally } from '../../usage/batch-items.js';
+import { authenticate } from '../pipeline/authenticate.js';
+import { concurrency } from '../pipeline/concurrency.js';
+import { compose, Exchange, type ProxyDeps, type Stage } from '../pipeline/exchange.js';
+import { record } from '../pipeline/record.js';
+import { createBatch } from './batch-create.js';
+import { chooseKey, ownerOf, relay, relayCreated, resourceProvider, send, streamedBody } from './call.js';
+import { type ResourceCall, resourceCall } from './paths.js';
+
+/** Paths never passed through: Claude Code's OTLP telemetry is the gateway's to answer (login-routes.ts), not Anthropic's. */
+const NEVER_PASSED = new Set(['/v1/metrics', '/v1/logs', '/v1/traces']);
+
+const pipeline = compose([record, concurrency, authenticate, (x) => resource(x, async () => {})]);
+
+/** Registers the resource routes on `app` (after every other `/v1` route: the catch-all comes last). */
+export function resourceRoutes(app: Hono<{ Bindings: HttpBindings }>, deps: ProxyDeps): void {
+  const handle = async (c: Context<{ Bindings: HttpBindings }>) => {
+    await pipeline(new Exchange(c.env.incoming, c.env.outgoing, 'resource', deps));
+    return RESPONSE_ALREADY_SENT;
+  };
+  for (const path of ['/v1/messages/batches', '/v1/messages/batches/*', '/v1/files', '/v1/files/*', '/v1/skills', '/v1/skills/*', '/v1/*']) app.all(path, handle);
+}
+
+/** The `resource` stage (see the module comment). */
+const resource: Stage = async (x) => {
+  x.kind = 'resource';
+  const call = resourceCall(x.log.method, x.log.path);
+  if (call.family === 'other') return passthrough(x);
+  if (call.family === 'batch' && call.action === 'create') return createBatch(x);
+  const owner = call.id ? await x.deps.affinity.lookup(call.id) : null;
+  if (owner) return ownedCall(x, call, owner);
+  const provider = resourceProvider(x, call.family);
+  if (call.id && (x.log.method === 'GET' || x.log.method === 'DELETE')) return probe(x, call, provider);
+  const key = await chooseKey(x, provider, null);
+  const answer = await send(x, provider, key, streamedBody(x, call.family === 'file' || call.family === 'skill' ? x.config.limits.max_file_bytes : x.config.limits.max_body_bytes));
+  if (call.id === null && x.log.method === 'POST') return relayCreated(x, answer, call.family, provider, key);
+  await relay(x, answer);
+};
+
+/** A call about an id the gateway saw created: to its provider and key, whatever the pool would pick. */
+async function ownedCall(x: Exchange, call: ResourceCall, owner: ResourceOwner): Promise<void> {
+  const what = `${call.family} "${owner.id}"`;
+  const provider = x.config.providers[owner.provider];
+  if (!provider) throw new ResourceUnreachableError(`${what} was created at provider "${owner.provider}", which is no longer in the config; only that provider can reach it`);
+  const key = await chooseKey(x, provider, owner.key === null ? null : { key: owner.key, what });
+  const body = x.log.method === 'GET' || x.log.method === 'DELETE' ? null : streamedBody(x, x.config.limits.max_file_bytes);
+  const answer = await send(x, provider, key, body);
+  if (call.family === 'batch' && call.action === 'results' && answer.statusCode === 200) return relayResults(x, answer, owner);
+  await relay(x, answer);
+}
+
+/**
+ * A read or delete of an id the gateway never saw created: each key of the provider in turn until one does not
+ * answer 404; that key is remembered as the id's owner (with this client as its creator).
+ */
+async function probe(x: Exchange, call: ResourceCall, provider: ProviderConfig): Promise<void> {
+  const pool = x.deps.upstreams.pools.for(provider);
+  const keys = pool.keys.filter((k) => !k.failed);
+  if (keys.length <= 1) {
+    await relay(x, await send(x, provider, await chooseKey(x, provider, null), null));
+    return;
+  }
+  for (let i = 0; i < keys.length; i++) {
+    const answer = await send(x, provider, keys[i]!, null);
+    if (answer.statusCode === 404 && i < keys.length - 1) {
+      answer.body.resume(); // read away: the next key is asked
+      continue;
+    }
+    if (answer.statusCode < 300) await x.deps.affinity.remember(ownerOf(x, call.id!, call.family as ResourceKind, provider, keys[i]!));
+    await relay(x, answer);
+    return;
+  }
+}
+
+/** Relays a batch's results, recording each item as it passes (usage/batch-items.ts). */
+async function relayResults(x: Exchange, answer: UpstreamResponse, owner: ResourceOwner): Promise<void> {
+  const d = x.deps;
+  const compressed = String(answer.headers['content-encoding'] ?? '') !== '';
+  const tally = compressed ? null : await startTally({ ledger: d.ledger, prices: d.prices, state: d.state, affinity: d.affinity, metrics: d.metrics, log: d.log }, owner, x.id);
+  if (!tally) {
+    await relay(x, answer);
+    return;
+  }
+  const lines = new JsonLines();
+  let whole = false;
+  try {
+    whole = await relay(x, answer, (chunk) => {
+      for (const l of lines.push(chunk)) tally.line(l);
+    });
+    if (whole) for (const l of lines.end()) tally.line(l);
+  } finally {
+    await tally.end(whole && lines.skipped === 0);
+  }
+}
+
+/**
+ * A `/v1/...` call switchyard has no route for: forwarded to the default provider when it has `passthrough: true`
+ * (usage record of kind `other`), else the 404 that names what is served.
+ */
+async function passthrough(x: Exchange): Promise<void> {
+  x.kind = 'other';
+  const provider = x.config.providers[x.config.default_provider]!;
+  if (!provider.passthrough || provider.type !== 'anthropic' || NEVER_PASSED.has(x.log.path)) throw new NotFoundError(x.log.method, x.log.path);
+  const key = await chooseKey(x, provider, null);
+  const method = x.log.method;
+  if (method !== 'GET' && method !== 'POST' && method !== 'DELETE') throw new NotFoundError(method, x.log.path);
+  await relay(x, await send(x, provider, key, streamedBody(x, x.config.limits.max_body_bytes)));
+}
