@@ -176,23 +176,70 @@ export async function readSmall(answer: UpstreamResponse, limit: number): Promis
  * unchanged (then the id is not remembered, and later calls find it by probing).
  */
 export async function relayCreated(x: Exchange, answer: UpstreamResponse, kind: ResourceKind, provider: ProviderConfig, key: PooledKey | null, extra: Partial<ResourceOwner> = {}): Promise<void> {
+  await relayJson(x, answer, provider, async (json) => {
+    const id = (json as { id?: unknown } | null)?.id;
+    if (typeof id === 'string' && id) await x.deps.affinity.remember({ ...ownerOf(x, id, kind, provider, key), ...extra });
+    else x.deps.log.warn({ request_id: x.id, provider: provider.name }, `the ${kind} create answer has no id; later calls about it will look for it key by key`);
+  });
+}
+
+/**
+ * Relays a small 2xx JSON answer after `see` read it, with every Message Batch's `results_url` pointed at this
+ * gateway: the SDKs fetch results from that URL as it is (`messages.batches.results`), and the upstream's own would
+ * send the client around the gateway with a key the upstream does not know. Any other answer is relayed unchanged.
+ */
+export async function relayJson(x: Exchange, answer: UpstreamResponse, provider: ProviderConfig, see?: (json: unknown) => Promise<void>): Promise<void> {
   if (answer.statusCode >= 300 || String(answer.headers['content-encoding'] ?? '') !== '') {
     await relay(x, answer);
     return;
   }
   const raw = await readSmall(answer, MAX_CREATE_ANSWER_BYTES);
-  if (raw === null) throw new NoUpstreamError('SY_NO_UPSTREAM', `provider "${provider.name}" answered the ${kind} create call with more than ${MAX_CREATE_ANSWER_BYTES} bytes`);
-  let id: unknown;
+  if (raw === null) throw new NoUpstreamError('SY_NO_UPSTREAM', `provider "${provider.name}" answered ${x.log.method} ${x.log.path} with more than ${MAX_CREATE_ANSWER_BYTES} bytes of JSON`);
+  let json: unknown;
   try {
-    id = (JSON.parse(raw.toString('utf8')) as { id?: unknown }).id;
+    json = JSON.parse(raw.toString('utf8'));
   } catch {
-    id = undefined;
+    json = null;
   }
-  if (typeof id === 'string' && id) await x.deps.affinity.remember({ ...ownerOf(x, id, kind, provider, key), ...extra });
-  else x.deps.log.warn({ request_id: x.id, provider: provider.name }, `the ${kind} create answer has no id; later calls about it will look for it key by key`);
-  const headers: UpstreamResponse['headers'] = { ...answer.headers, 'content-length': String(raw.length) };
+  await see?.(json);
+  const out = json !== null && pointResultsHere(json, provider, gatewayOrigin(x)) ? Buffer.from(JSON.stringify(json)) : raw;
+  const headers: UpstreamResponse['headers'] = { ...answer.headers, 'content-length': String(out.length) };
   delete headers['transfer-encoding'];
-  await relay(x, { statusCode: answer.statusCode, headers, body: Readable.from([raw]) });
+  await relay(x, { statusCode: answer.statusCode, headers, body: Readable.from([out]) });
+}
+
+/**
+ * The origin the client reached the gateway at: `x-forwarded-proto` (a TLS-terminating proxy in front), else the
+ * listener's scheme, and the `host` header. Used only in URLs given back to that same client.
+ */
+export function gatewayOrigin(x: Exchange): string {
+  const proto = headerValue(x.req.headers['x-forwarded-proto'])?.split(',')[0]?.trim() || (x.config.listen.tls ? 'https' : 'http');
+  return `${proto}://${headerValue(x.req.headers.host) ?? `${x.config.listen.host}:${x.config.listen.port}`}`;
+}
+
+/**
+ * Points the `results_url` of a Message Batch (or of each batch in a list page) at `origin`, keeping the path below
+ * the provider's base URL. True when something changed.
+ */
+export function pointResultsHere(json: unknown, provider: ProviderConfig, origin: string): boolean {
+  const batches = Array.isArray((json as { data?: unknown }).data) ? (json as { data: unknown[] }).data : [json];
+  let changed = false;
+  const base = new URL(provider.base_url);
+  const prefix = base.pathname.replace(/\/$/, '');
+  for (const b of batches) {
+    const batch = b as { type?: unknown; results_url?: unknown } | null;
+    if (batch?.type !== 'message_batch' || typeof batch.results_url !== 'string') continue;
+    let u: URL;
+    try {
+      u = new URL(batch.results_url);
+    } catch {
+      continue;
+    }
+    const path = prefix && u.pathname.startsWith(prefix) ? u.pathname.slice(prefix.length) : u.pathname;
+    batch.results_url = `${origin}${path}${u.search}`;
+    changed = true;
+  }
+  return changed;
 }
 
 /**

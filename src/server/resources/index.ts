@@ -32,7 +32,7 @@ import { concurrency } from '../pipeline/concurrency.js';
 import { compose, Exchange, type ProxyDeps, type Stage } from '../pipeline/exchange.js';
 import { record } from '../pipeline/record.js';
 import { createBatch } from './batch-create.js';
-import { chooseKey, ownerOf, relay, relayCreated, resourceProvider, send, streamedBody } from './call.js';
+import { chooseKey, ownerOf, relay, relayCreated, relayJson, resourceProvider, send, streamedBody } from './call.js';
 import { type ResourceCall, resourceCall } from './paths.js';
 
 /** Paths never passed through: Claude Code's OTLP telemetry is the gateway's to answer (login-routes.ts), not Anthropic's. */
@@ -62,6 +62,7 @@ const resource: Stage = async (x) => {
   const key = await chooseKey(x, provider, null);
   const answer = await send(x, provider, key, streamedBody(x, call.family === 'file' || call.family === 'skill' ? x.config.limits.max_file_bytes : x.config.limits.max_body_bytes));
   if (call.id === null && x.log.method === 'POST') return relayCreated(x, answer, call.family, provider, key);
+  if (call.family === 'batch') return relayJson(x, answer, provider);
   await relay(x, answer);
 };
 
@@ -74,6 +75,7 @@ async function ownedCall(x: Exchange, call: ResourceCall, owner: ResourceOwner):
   const body = x.log.method === 'GET' || x.log.method === 'DELETE' ? null : streamedBody(x, x.config.limits.max_file_bytes);
   const answer = await send(x, provider, key, body);
   if (call.family === 'batch' && call.action === 'results' && answer.statusCode === 200) return relayResults(x, answer, owner);
+  if (call.family === 'batch') return relayJson(x, answer, provider);
   await relay(x, answer);
 }
 
@@ -82,19 +84,16 @@ async function ownedCall(x: Exchange, call: ResourceCall, owner: ResourceOwner):
  * answer 404; that key is remembered as the id's owner (with this client as its creator).
  */
 async function probe(x: Exchange, call: ResourceCall, provider: ProviderConfig): Promise<void> {
-  const pool = x.deps.upstreams.pools.for(provider);
-  const keys = pool.keys.filter((k) => !k.failed);
-  if (keys.length <= 1) {
-    await relay(x, await send(x, provider, await chooseKey(x, provider, null), null));
-    return;
-  }
+  const usable = x.deps.upstreams.pools.for(provider).keys.filter((k) => !k.failed);
+  const keys = usable.length > 1 ? usable : [await chooseKey(x, provider, null)];
   for (let i = 0; i < keys.length; i++) {
     const answer = await send(x, provider, keys[i]!, null);
     if (answer.statusCode === 404 && i < keys.length - 1) {
       answer.body.resume(); // read away: the next key is asked
       continue;
     }
-    if (answer.statusCode < 300) await x.deps.affinity.remember(ownerOf(x, call.id!, call.family as ResourceKind, provider, keys[i]!));
+    if (answer.statusCode < 300 && keys[i]) await x.deps.affinity.remember(ownerOf(x, call.id!, call.family as ResourceKind, provider, keys[i]!));
+    if (call.family === 'batch' && call.action !== 'results') return relayJson(x, answer, provider);
     await relay(x, answer);
     return;
   }

@@ -1,0 +1,319 @@
+/**
+ * Message Batches, Files, Skills and passthrough through the gateway, with the real `@anthropic-ai/sdk` as the
+ * client and a 2-key pool in front of a fake Anthropic API that keeps resources per key (fake-anthropic-api.ts):
+ * every later call about a batch, file or skill goes with the key that created it; batch items go through the rules
+ * and their results are recorded at the batch rate; a 100 MB upload streams through; a Messages request that
+ * references a file reaches the key that holds it.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import Anthropic, { toFile } from '@anthropic-ai/sdk';
+import { request } from 'undici';
+import { keyFingerprint } from '../src/upstream/pool.js';
+import type { UsageRecord } from '../src/usage/record.js';
+import { startFakeAnthropicApi, type FakeAnthropicApi } from './fake-anthropic-api.js';
+import { startTestGateway } from './helpers.js';
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+const KEY_A = 'sk-upstream-key-a';
+const KEY_B = 'sk-upstream-key-b';
+
+const RULES = {
+  '10-deny.yaml': `version: 1
+rules:
+  - id: no-opus-in-batches
+    match:
+      model: "claude-opus-4-1"
+    actions:
+      - deny: { message: "opus 4.1 is not for bulk work" }
+`,
+  '50-default.yaml': `version: 1
+rules:
+  - id: tag-team
+    actions:
+      - tag_billing: { team: "research" }
+  - id: default
+    actions:
+      - route_to: { provider: anthropic }
+`,
+};
+
+function providers(url: string, extra = ''): string {
+  return `  anthropic:\n    type: anthropic\n    base_url: ${url}\n    keys: ["${KEY_A}", "${KEY_B}"]\n    timeouts: { connect_ms: 2000, headers_ms: 20000, first_byte_ms: 5000, body_ms: 20000 }\n    retries: { max: 0 }\n    breaker: { failures: 1000 }\n${extra}`;
+}
+
+const clients = `clients:\n  alice: { key_sha256: "${sha('sk-alice')}" }\n  bob: { key_sha256: "${sha('sk-bob')}" }\n`;
+
+describe('the rest of the Anthropic API through a 2-key pool', () => {
+  let api: FakeAnthropicApi;
+  let gw: Awaited<ReturnType<typeof startTestGateway>>['gw'];
+  let alice: Anthropic;
+  let bob: Anthropic;
+  const records = async (): Promise<UsageRecord[]> => {
+    await gw.deps.ledger!.flush();
+    return gw.deps.ledger!.store.query('2000-01-01T00:00:00.000Z', '2100-01-01T00:00:00.000Z');
+  };
+
+  before(async () => {
+    api = await startFakeAnthropicApi();
+    ({ gw } = await startTestGateway({
+      upstream: api.url,
+      rules: RULES,
+      providers: providers(api.url, '    passthrough: true\n'),
+      extraConfig: `${clients}ledger: { sqlite: ./data/usage.db, flush_interval_ms: 50 }\nlimits: { max_inflight_body_bytes_per_client: 300000000, max_inflight_body_bytes: 300000000 }\n`,
+    }));
+    alice = new Anthropic({ apiKey: 'sk-alice', baseURL: gw.url, maxRetries: 0 });
+    bob = new Anthropic({ apiKey: 'sk-bob', baseURL: gw.url, maxRetries: 0 });
+  });
+  after(async () => {
+    await gw?.close();
+    await api?.close();
+  });
+
+  test('a 1,000-item batch is created, retrieved, listed, cancelled and read back through the key that created it; its ledger holds 1,000 items at the batch price', async () => {
+    // Bob first takes a key, so that Alice's sticky key is the other one: her calls must all carry it.
+    await bob.messages.batches.list();
+    const requests = Array.from({ length: 1000 }, (_, i) => ({
+      custom_id: `item-${i}`,
+      params: { model: 'claude-sonnet-4-6', max_tokens: 64, messages: [{ role: 'user' as const, content: `question ${i}` }] },
+    }));
+    const batch = await alice.messages.batches.create({ requests });
+    assert.match(batch.id, /^msgbatch_/);
+    const created = api.batches.get(batch.id)!;
+    const owner = created.key;
+    assert.ok(owner === KEY_A || owner === KEY_B);
+    assert.equal(created.requests.length, 1000);
+    assert.deepEqual(created.requests[7], requests[7], 'an item no rule changed goes as the client wrote it');
+
+    const before = api.calls.length;
+    const got = await alice.messages.batches.retrieve(batch.id);
+    assert.equal(got.processing_status, 'in_progress');
+    const listed = await alice.messages.batches.list();
+    assert.ok(
+      listed.data.some((b) => b.id === batch.id),
+      "Alice's list (her key) shows her batch",
+    );
+    // Bob's sticky key is the other one: a retrieve of Alice's batch still goes with Alice's key (affinity, not stickiness).
+    const viaBob = await bob.messages.batches.retrieve(batch.id);
+    assert.equal(viaBob.id, batch.id);
+    await fetch(`${api.url}/_fake/end/${batch.id}`, { method: 'POST' });
+    const ended = await alice.messages.batches.retrieve(batch.id);
+    assert.equal(ended.processing_status, 'ended');
+    assert.ok(ended.results_url?.startsWith(gw.url), `results_url points at the gateway, not the upstream: ${ended.results_url}`);
+    let n = 0;
+    for await (const item of await alice.messages.batches.results(batch.id)) {
+      assert.equal(item.result.type, 'succeeded');
+      n++;
+    }
+    assert.equal(n, 1000);
+    const calls = api.calls.slice(before).filter((c) => c.path.startsWith('/v1/messages/batches'));
+    assert.ok(calls.length >= 5);
+    for (const c of calls) assert.equal(c.key, owner, `${c.method} ${c.path} went with the creating key`);
+
+    const recs = (await records()).filter((r) => r.kind === 'batch' && r.request_id.startsWith(`${batch.id}:`));
+    assert.equal(recs.length, 1000, 'one record per item');
+    const price = gw.deps.prices.priceOf('claude-sonnet-4-6')!;
+    const full = (api.usage.input_tokens * price.input + api.usage.output_tokens * price.output) / 1e6;
+    for (const r of recs.slice(0, 5)) {
+      assert.equal(r.client_id, 'alice', 'attributed to the creator');
+      assert.equal(r.tags.team, 'research', "the create call's tags");
+      assert.equal(r.key_fingerprint, keyFingerprint(owner));
+      assert.equal(r.input_tokens, 11);
+      assert.equal(r.output_tokens, 36);
+      assert.ok(Math.abs(r.cost_usd! - full * 0.5) < 1e-9, `half the interactive price: ${r.cost_usd} vs ${full}`);
+    }
+    // Reading the results again records nothing twice.
+    for await (const _ of await alice.messages.batches.results(batch.id)) void _;
+    assert.equal((await records()).filter((r) => r.kind === 'batch' && r.request_id.startsWith(`${batch.id}:`)).length, 1000);
+  });
+
+  test('a cancelled batch is cancelled and deleted with its key; its items are recorded as canceled', async () => {
+    const batch = await alice.messages.batches.create({ requests: [{ custom_id: 'c-1', params: { model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] } }] });
+    const owner = api.batches.get(batch.id)!.key;
+    const canceled = await bob.messages.batches.cancel(batch.id);
+    assert.equal(canceled.request_counts.canceled, 1);
+    for await (const item of await alice.messages.batches.results(batch.id)) assert.equal(item.result.type, 'canceled');
+    const deleted = await alice.messages.batches.delete(batch.id);
+    assert.equal(deleted.type, 'message_batch_deleted');
+    for (const c of api.calls.filter((c) => c.path.includes(batch.id))) assert.equal(c.key, owner);
+    const rec = (await records()).find((r) => r.request_id === `${batch.id}:c-1`)!;
+    assert.equal(rec.outcome, 'aborted');
+    assert.equal(rec.error_type, 'canceled');
+    assert.equal(rec.cost_usd, 0);
+  });
+
+  test('a refused item names its custom_id; nothing is sent upstream', async () => {
+    const before = api.batches.size;
+    const err = await alice.messages.batches
+      .create({
+        requests: [
+          { custom_id: 'fine-1', params: { model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user', content: 'a' }] } },
+          { custom_id: 'bulk-opus-7', params: { model: 'claude-opus-4-1', max_tokens: 8, messages: [{ role: 'user', content: 'b' }] } },
+        ],
+      })
+      .catch((e: unknown) => e as InstanceType<typeof Anthropic.BadRequestError>);
+    assert.ok(err instanceof Anthropic.BadRequestError, String(err));
+    const message = (err.error as { error: { message: string } }).error.message;
+    assert.match(message, /"bulk-opus-7": denied by rule "no-opus-in-batches": opus 4\.1 is not for bulk work/);
+    assert.doesNotMatch(message, /fine-1/);
+    assert.equal(api.batches.size, before, 'no batch was created');
+  });
+
+  test('a file uploaded with one key is read, downloaded, used by Messages requests and deleted with that key, 20 times out of 20', async () => {
+    const file = await alice.beta.files.upload({ file: await toFile(Buffer.from('%PDF-1.4 fake pdf'), 'report.pdf', { type: 'application/pdf' }) });
+    assert.match(file.id, /^file_/);
+    const owner = api.files.get(file.id)!.key;
+    const meta = await bob.beta.files.retrieveMetadata(file.id);
+    assert.equal(meta.filename, 'report.pdf');
+    const content = await alice.beta.files.download(file.id);
+    assert.equal(Buffer.from(await content.arrayBuffer()).includes(Buffer.from('%PDF-1.4 fake pdf')), true);
+    for (let i = 0; i < 20; i++) {
+      const client = i % 2 ? alice : bob;
+      const msg = await client.beta.messages.create({
+        model: 'claude-sonnet-4-6',
+        max_tokens: 16,
+        betas: ['files-api-2025-04-14'],
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'document', source: { type: 'file', file_id: file.id } },
+              { type: 'text', text: `summarize ${i}` },
+            ],
+          },
+        ],
+      });
+      assert.equal(msg.content[0]!.type, 'text');
+    }
+    const uses = api.calls.filter((c) => c.path === '/v1/messages' && c.files?.includes(file.id));
+    assert.equal(uses.length, 20);
+    for (const c of uses) assert.equal(c.key, owner, 'every request that references the file went with its key');
+    const deleted = await bob.beta.files.delete(file.id);
+    assert.equal(deleted.id, file.id);
+    for (const c of api.calls.filter((c) => c.path.startsWith(`/v1/files/${file.id}`))) assert.equal(c.key, owner);
+  });
+
+  test('a 100 MB upload streams through: the gateway holds a window of it, not the file', async () => {
+    const size = 100 * 1024 * 1024;
+    const chunk = Buffer.alloc(1024 * 1024, 0x61);
+    const expected = createHash('sha256');
+    const parts = async function* () {
+      for (let sent = 0; sent < size; sent += chunk.length) yield chunk;
+    };
+    global.gc?.();
+    const rss0 = process.memoryUsage().rss;
+    let peak = rss0;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 20);
+    // Multipart by hand, streamed (the SDK's toFile would hold the whole file in this process first).
+    const boundary = 'switchyard-test-boundary';
+    const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+    const body = async function* () {
+      yield head;
+      expected.update(head);
+      for await (const c of parts()) {
+        expected.update(c);
+        yield c;
+      }
+      expected.update(tail);
+      yield tail;
+    };
+    const r = await request(`${gw.url}/v1/files`, {
+      method: 'POST',
+      headers: {
+        'x-api-key': 'sk-alice',
+        'anthropic-version': '2023-06-01',
+        'anthropic-beta': 'files-api-2025-04-14',
+        'content-type': `multipart/form-data; boundary=${boundary}`,
+        'content-length': String(head.length + size + tail.length),
+      },
+      body: body(),
+    });
+    clearInterval(sampler);
+    const file = (await r.body.json()) as { id: string; size_bytes: number };
+    assert.equal(r.statusCode, 200);
+    const stored = api.files.get(file.id)!;
+    assert.equal(stored.size_bytes, head.length + size + tail.length);
+    assert.equal(stored.sha256, expected.digest('hex'), 'every byte arrived, in order');
+    // The client, the gateway and the fake upstream share this process: the whole rise bounds the gateway's share.
+    const grew = (peak - rss0) / 1024 / 1024;
+    assert.ok(grew <= 60, `RSS rose ${grew.toFixed(1)} MB while 100 MB streamed through (client, gateway and upstream together)`);
+  });
+
+  test('an upload over limits.max_file_bytes is refused with 413 before a byte goes upstream', async () => {
+    const before = api.files.size;
+    const r = await request(`${gw.url}/v1/files`, {
+      method: 'POST',
+      headers: { 'x-api-key': 'sk-alice', 'content-type': 'multipart/form-data; boundary=x', 'content-length': String(600 * 1024 * 1024) },
+      body: 'x',
+    }).catch((e: Error) => e);
+    if (!(r instanceof Error)) {
+      assert.equal(r.statusCode, 413);
+      const err = (await r.body.json()) as { error: { type: string; message: string } };
+      assert.equal(err.error.type, 'request_too_large');
+      assert.match(err.error.message, /limits\.max_file_bytes/);
+    }
+    assert.equal(api.files.size, before);
+  });
+
+  test('skills are created and read back with their key; another /v1 path passes through (passthrough: true) with a record of kind other', async () => {
+    const created = await request(`${gw.url}/v1/skills`, {
+      method: 'POST',
+      headers: { 'x-api-key': 'sk-bob', 'content-type': 'multipart/form-data; boundary=b', 'content-length': '12' },
+      body: '--b--\r\n12345',
+    });
+    const skill = (await created.body.json()) as { id: string };
+    assert.match(skill.id, /^skill_/);
+    const owner = api.files.get(skill.id)!.key;
+    const got = await request(`${gw.url}/v1/skills/${skill.id}`, { headers: { 'x-api-key': 'sk-alice' } });
+    assert.equal(got.statusCode, 200);
+    assert.equal(((await got.body.json()) as { id: string }).id, skill.id);
+    assert.equal(api.calls.filter((c) => c.path === `/v1/skills/${skill.id}`).at(-1)!.key, owner);
+
+    const ping = await request(`${gw.url}/v1/experimental/ping`, { headers: { 'x-api-key': 'sk-alice' } });
+    assert.equal(ping.statusCode, 200);
+    const pong = (await ping.body.json()) as { key: string };
+    assert.ok(pong.key === KEY_A || pong.key === KEY_B, "the gateway's key went, never the client's");
+    const rec = (await records()).filter((r) => r.kind === 'other').at(-1)!;
+    assert.equal(rec.client_id, 'alice');
+    assert.equal(rec.status, 200);
+  });
+});
+
+describe('without passthrough', () => {
+  test('another /v1 path is a 404 that names what is served; a batch id no key created is looked for key by key', async () => {
+    const api = await startFakeAnthropicApi();
+    const { gw } = await startTestGateway({ upstream: api.url, providers: providers(api.url), extraConfig: clients });
+    try {
+      const r = await request(`${gw.url}/v1/experimental/ping`, { headers: { 'x-api-key': 'sk-alice' } });
+      assert.equal(r.statusCode, 404);
+      const err = (await r.body.json()) as { error: { type: string; message: string } };
+      assert.equal(err.error.type, 'not_found_error');
+      assert.match(err.error.message, /\/v1\/messages\/batches/);
+      assert.match(err.error.message, /passthrough: true/);
+      assert.equal(api.calls.length, 0, 'nothing went upstream');
+
+      // A batch made before the gateway was in the path (straight at the upstream with key B).
+      const direct = new Anthropic({ apiKey: KEY_B, baseURL: api.url, maxRetries: 0 });
+      const made = await direct.messages.batches.create({ requests: [{ custom_id: 'x', params: { model: 'claude-sonnet-4-6', max_tokens: 4, messages: [{ role: 'user', content: 'hi' }] } }] });
+      const alice = new Anthropic({ apiKey: 'sk-alice', baseURL: gw.url, maxRetries: 0 });
+      const found = await alice.messages.batches.retrieve(made.id).catch((e: Error) => {
+        throw new Error(`${e.message}; upstream calls: ${JSON.stringify(api.calls.slice(-4))}`);
+      });
+      assert.equal(found.id, made.id);
+      const again = api.calls.length;
+      await alice.messages.batches.retrieve(made.id);
+      assert.deepEqual(
+        api.calls.slice(again).map((c) => c.key),
+        [KEY_B],
+        'found once, then remembered: the next call goes straight to key B',
+      );
+    } finally {
+      await gw.close();
+      await api.close();
+    }
+  });
+});
