@@ -529,6 +529,19 @@ export const configSchema = {
         service_name: { type: 'string', minLength: 1, description: 'service.name of the exported telemetry (default OTEL_SERVICE_NAME, else switchyard).' },
       },
     },
+    batches: {
+      type: 'object',
+      additionalProperties: false,
+      description: "Message Batches: how the gateway learns a batch's results when no client reads them.",
+      properties: {
+        poll_interval_ms: {
+          type: 'integer',
+          minimum: 1000,
+          description:
+            'How often one replica (the one that claims the round in the state store) asks the upstream about up to 20 unsettled batches and records the items of those that ended, ms (default 60000). Needs the ledger.',
+        },
+      },
+    },
     trace: {
       type: 'object',
       additionalProperties: false,

@@ -115,6 +115,8 @@ export interface GatewayConfig {
   attribution: { project_header: string };
   /** Decision traces: the x-switchyard-decision header for every client, and how many recent traces /admin/requests keeps. */
   trace: { decision_header: boolean; requests: number };
+  /** Message Batches: the results poll's interval, ms. */
+  batches: { poll_interval_ms: number };
   /** OpenTelemetry export (telemetry.ts); null fields: the OTEL_* environment decides. */
   telemetry: TelemetryConfig;
   /** Claude Code's sign-in (login/), or null when off. */
@@ -363,6 +365,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
     replicas: raw.replicas ?? 1,
     admin: { token: raw.admin?.token || env.SWITCHYARD_ADMIN_TOKEN || null },
     trace: { decision_header: raw.trace?.decision_header ?? false, requests: raw.trace?.requests ?? 1000 },
+    batches: { poll_interval_ms: raw.batches?.poll_interval_ms ?? 60_000 },
     telemetry: { endpoint: raw.telemetry?.endpoint ?? null, service_name: raw.telemetry?.service_name ?? null },
     login,
     policies,

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import Anthropic, { toFile } from '@anthropic-ai/sdk';
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { keyFingerprint } from '../src/upstream/pool.js';
 import type { UsageRecord } from '../src/usage/record.js';
@@ -230,7 +231,7 @@ describe('the rest of the Anthropic API through a 2-key pool', () => {
         'content-type': `multipart/form-data; boundary=${boundary}`,
         'content-length': String(head.length + size + tail.length),
       },
-      body: body(),
+      body: Readable.from(body()),
     });
     clearInterval(sampler);
     const file = (await r.body.json()) as { id: string; size_bytes: number };

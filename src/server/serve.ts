@@ -28,6 +28,8 @@ import { catalogueCandidates } from '../rules/catalogue.js';
 import { MemoryStore, type StateStore } from '../state/store.js';
 import { ResilientStore } from '../state/resilient.js';
 import { ResourceAffinity } from '../upstream/affinity.js';
+import { BatchPoller } from './resources/poll.js';
+import { hostname } from 'node:os';
 import { createApp, requestListener, type AppState } from './app.js';
 import { LoginServices } from '../login/services.js';
 import type { Exchange, OpenRelay, ProxyDeps } from './pipeline/exchange.js';
@@ -139,6 +141,8 @@ export interface Gateway {
   close(): Promise<void>;
   /** What the request path shares (in-flight counts, key pools, open requests): for tests and the chaos soak to inspect. */
   deps: ProxyDeps;
+  /** The poll that records ended batches' results (server/resources/poll.ts). */
+  batchPoller: BatchPoller;
 }
 
 /**
@@ -251,6 +255,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     warnOnce,
   };
   const watchdog = startWatchdog(exchanges, () => runtime.current.config.limits.stall_ms, log);
+  const batchPoller = new BatchPoller(deps, log, `${hostname()}:${process.pid}`);
+  if (ledger) batchPoller.start(snapshot.config.batches.poll_interval_ms);
   const app = createApp(deps, state);
   const { host, port, tls } = snapshot.config.listen;
   const { limits } = snapshot.config;
@@ -297,6 +303,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await closed;
       clearTimeout(timer);
       watchdog.stop();
+      batchPoller.stop();
       await runtime.close();
       await upstream.close();
       notifier.close();
@@ -344,5 +351,5 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     `switchyard listening on ${url}`,
   );
-  return { url, port: address.port, runtime, server: http, close, deps };
+  return { url, port: address.port, runtime, server: http, close, deps, batchPoller };
 }
