@@ -122,6 +122,17 @@ export const configSchema = {
               'type: bedrock and vertex, required: the AWS region whose Bedrock Runtime is called and signed for (e.g. us-east-1), or the Vertex AI location (e.g. us-east5, europe-west1, global).',
           },
           project: { type: 'string', minLength: 1, description: 'type: vertex only, required: the Google Cloud project id whose Vertex AI is called.' },
+          resource: {
+            type: 'string',
+            pattern: '^[A-Za-z0-9][A-Za-z0-9-]*$',
+            description: 'type: foundry: the Microsoft Foundry resource name; the base URL is https://{resource}.services.ai.azure.com/anthropic (give base_url: instead for another endpoint).',
+          },
+          workspace_id: {
+            type: 'string',
+            minLength: 1,
+            description:
+              "type: anthropic: the `anthropic-workspace-id` header sent on every request, replacing a client's — Claude Platform on AWS requires it on every request (https://code.claude.com/docs/en/claude-platform-on-aws), and the provider's keys belong to this workspace. Absent: a client's own header goes through unchanged.",
+          },
           credentials_file: {
             type: 'string',
             minLength: 1,

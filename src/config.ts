@@ -255,6 +255,7 @@ export function loadConfig(file: string, overrides: ConfigOverrides = {}, env: N
       strip_attribution: settled.strip_attribution,
       betas: p.betas ?? null,
       passthrough: p.passthrough ?? false,
+      workspace_id: p.workspace_id ?? null,
       bedrock: settled.bedrock,
       vertex: settled.vertex,
       reasoning_effort: p.reasoning_effort ?? false,

@@ -68,7 +68,7 @@ export function runClaudeBashRoundTrip(env: NodeJS.ProcessEnv, cwd: string, time
 export interface ClaudeCodeUpstream {
   url: string;
   /** Each Messages call: its model, and the tool result it carried (JSON) or null. */
-  calls: Array<{ model: string; toolResult: string | null; headers: IncomingHttpHeaders }>;
+  calls: Array<{ model: string; toolResult: string | null; headers: IncomingHttpHeaders; path: string }>;
   close(): Promise<void>;
 }
 
@@ -84,14 +84,14 @@ export async function startClaudeCodeUpstream(marker: string, command = `echo ${
     req.on('data', (c: Buffer) => parts.push(c));
     req.on('end', () => {
       const body = JSON.parse(Buffer.concat(parts).toString() || '{}') as { model: string; stream?: boolean; tools?: Array<{ name: string }>; messages?: Array<{ role: string; content: unknown }> };
-      if ((req.url ?? '').startsWith('/v1/messages/count_tokens')) {
+      if ((req.url ?? '').includes('/v1/messages/count_tokens')) {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ input_tokens: 10 }));
         return;
       }
       const last = body.messages?.at(-1);
       const result = Array.isArray(last?.content) ? (last.content as Array<{ type: string; content?: unknown }>).find((b) => b.type === 'tool_result') : undefined;
       const toolResult = result ? JSON.stringify(result.content) : null;
-      calls.push({ model: body.model, toolResult, headers: req.headers });
+      calls.push({ model: body.model, toolResult, headers: req.headers, path: req.url ?? '' });
       const wantsBash = !result && (body.tools ?? []).some((t) => t.name === 'Bash');
       if (!body.stream) {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(messageJson(body.model, [{ type: 'text', text: 'A title' }])));

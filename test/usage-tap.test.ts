@@ -96,8 +96,8 @@ test('prices: the first matching pattern wins, default multipliers unless overri
     multipliers: { cache_read: 0.2 },
     models: { 'claude-opus-*': { input: 15, output: 75 }, 'claude-*': { input: 3, output: 15, cache_write_1h: 3 } },
   });
-  assert.deepEqual(table.priceOf('claude-opus-4-1'), { input: 15, output: 75, cache_write_5m: 1.25, cache_write_1h: 2, cache_read: 0.2 });
-  assert.deepEqual(table.priceOf('claude-sonnet-4-6'), { input: 3, output: 15, cache_write_5m: 1.25, cache_write_1h: 3, cache_read: 0.2 });
+  assert.deepEqual(table.priceOf('claude-opus-4-1'), { input: 15, output: 75, cache_write_5m: 1.25, cache_write_1h: 2, cache_read: 0.2, batch: 0.5 });
+  assert.deepEqual(table.priceOf('claude-sonnet-4-6'), { input: 3, output: 15, cache_write_5m: 1.25, cache_write_1h: 3, cache_read: 0.2, batch: 0.5 });
   assert.equal(table.priceOf('claude-sonnet-4-6'), table.priceOf('claude-sonnet-4-6'), 'the same object from the cache');
   assert.equal(table.priceOf('gpt-4o'), null);
   assert.equal(table.priceOf('gpt-4o'), null, 'an unknown model stays unknown');

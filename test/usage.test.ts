@@ -117,6 +117,7 @@ test('PostgreSQL store against a real server: schema created, records written an
       error_type: null,
       refused_by: null,
       secret_findings: { 'github-pat': 2 },
+      kind: 'batch',
       retries: 1,
       latency_ms: 12.5,
       ttft_ms: 3.25,

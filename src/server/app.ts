@@ -42,11 +42,29 @@ export function directEndpoint(req: IncomingMessage): 'messages' | 'count_tokens
 }
 
 /**
+ * A platform's base path in front of the API, as Claude Code's cloud modes send it: the gateway may be given as
+ * `ANTHROPIC_FOUNDRY_BASE_URL=https://gateway/foundry` or `…/anthropic` (Microsoft Foundry mode), or
+ * `ANTHROPIC_AWS_BASE_URL=https://gateway/anthropic-aws` (Claude Platform on AWS mode), and the path then comes as
+ * `/foundry/v1/messages`; code.claude.com/docs/en/llm-gateway ("Foundry and Claude Platform on AWS": the gateway
+ * implements the Anthropic Messages row in front of either).
+ */
+const PLATFORM_PREFIX = /^\/(?:anthropic-aws|foundry|anthropic)(?=\/v1\/)/;
+
+/** Takes a platform base path (see {@link PLATFORM_PREFIX}) off `req.url`; the common `/v1/...` costs one check. */
+export function stripPlatformPrefix(req: IncomingMessage): void {
+  const url = req.url;
+  if (!url || url.startsWith('/v1/')) return;
+  const m = PLATFORM_PREFIX.exec(url);
+  if (m) req.url = url.slice(m[0].length);
+}
+
+/**
  * The server's request listener: {@link directEndpoint}'s requests straight to the pipeline, every other one
  * to `app` (Hono's listener for it, `appListener`).
  */
 export function requestListener(deps: ProxyDeps, appListener: (req: IncomingMessage, res: ServerResponse) => unknown): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
+    stripPlatformPrefix(req);
     const endpoint = directEndpoint(req);
     if (!endpoint) return void appListener(req, res);
     // The pipeline answers its own errors; one escaping it (a bug) is answered as the app's onError would.

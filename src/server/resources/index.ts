@@ -46,7 +46,8 @@ export function resourceRoutes(app: Hono<{ Bindings: HttpBindings }>, deps: Prox
     await pipeline(new Exchange(c.env.incoming, c.env.outgoing, 'resource', deps));
     return RESPONSE_ALREADY_SENT;
   };
-  for (const path of ['/v1/messages/batches', '/v1/messages/batches/*', '/v1/files', '/v1/files/*', '/v1/skills', '/v1/skills/*', '/v1/*']) app.all(path, handle);
+  // The API's methods only: an OPTIONS preflight stays CORS's (404 when CORS is off), never a call upstream.
+  for (const path of ['/v1/messages/batches', '/v1/messages/batches/*', '/v1/files', '/v1/files/*', '/v1/skills', '/v1/skills/*', '/v1/*']) app.on(['GET', 'POST', 'DELETE'], path, handle);
 }
 
 /** The `resource` stage (see the module comment). */

@@ -5,13 +5,14 @@ import { anthropicAdapter } from './anthropic/index.js';
 import { bedrockAdapter } from './bedrock/index.js';
 import { openaiAdapter } from './openai/index.js';
 import { vertexAdapter } from './vertex/index.js';
+import { foundryAdapter } from './foundry/index.js';
 import type { ProviderAdapter } from './types.js';
 
 /**
  * The provider table: every provider type by its config `type`. Adding a provider is one folder under
  * upstream/providers/ (its adapter, wire translation, auth, settings) and one line here.
  */
-const ADAPTERS: ReadonlyMap<string, ProviderAdapter> = new Map([anthropicAdapter, openaiAdapter, bedrockAdapter, vertexAdapter].map((a) => [a.type, a]));
+const ADAPTERS: ReadonlyMap<string, ProviderAdapter> = new Map([anthropicAdapter, openaiAdapter, bedrockAdapter, vertexAdapter, foundryAdapter].map((a) => [a.type, a]));
 
 /** The provider types, in table order (the config schema's `type` enum). */
 export const PROVIDER_TYPES: readonly string[] = [...ADAPTERS.keys()];

@@ -37,6 +37,8 @@ export interface ProviderConfig {
   betas: string[] | null;
   /** type anthropic: `/v1/...` calls switchyard has no route for are forwarded to this provider (default false). */
   passthrough: boolean;
+  /** type anthropic: the `anthropic-workspace-id` sent on every request (Claude Platform on AWS), or null. */
+  workspace_id: string | null;
   /** type bedrock: the AWS region signed and called, and the shared-config profile (null: the default chain). */
   bedrock: { region: string; profile: string | null } | null;
   /** type vertex: the location and project called, and the credentials file (null: Application Default Credentials). */

@@ -108,6 +108,8 @@ export interface ProviderEntry {
   credentials_file?: string;
   strip_attribution?: boolean;
   passthrough?: boolean;
+  resource?: string;
+  workspace_id?: string;
 }
 
 /** What a provider type settles from its entry. */

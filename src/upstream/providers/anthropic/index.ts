@@ -29,7 +29,7 @@ export function apiVersion(headers: IncomingHttpHeaders, fallback: string): stri
 
 export const anthropicAdapter: ProviderAdapter = {
   description: 'the Anthropic Messages API or a compatible endpoint',
-  options: ['betas', 'passthrough'],
+  options: ['betas', 'passthrough', 'workspace_id'],
   cloudCredentials: false,
   settle: (name, entry) => ({ base_url: requiredBaseUrl(name, entry), strip_attribution: entry.strip_attribution ?? false, bedrock: null, vertex: null }),
   genaiName: 'anthropic',
@@ -55,6 +55,8 @@ export const anthropicAdapter: ProviderAdapter = {
       body,
       headers: (credential) => {
         const headers = upstreamRequestHeaders(req.headers, credential, decision.headers, length);
+        // Claude Platform on AWS takes the workspace on every request; the provider's keys belong to this one.
+        if (provider.workspace_id) headers['anthropic-workspace-id'] = provider.workspace_id;
         if (betas && !decision.headers.set['anthropic-beta']) {
           if (betas.kept.length) headers['anthropic-beta'] = betas.kept.join(',');
           else delete headers['anthropic-beta'];
