@@ -7,6 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Anthropic, { toFile } from '@anthropic-ai/sdk';
 import { Readable } from 'node:stream';
@@ -17,6 +19,7 @@ import { startFakeAnthropicApi, type FakeAnthropicApi } from './fake-anthropic-a
 import { startTestGateway } from './helpers.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+const fixture = (name: string) => JSON.parse(readFileSync(path.join(import.meta.dirname, 'fixtures/resources', name), 'utf8')) as Record<string, unknown>;
 const KEY_A = 'sk-upstream-key-a';
 const KEY_B = 'sk-upstream-key-b';
 
@@ -90,6 +93,8 @@ describe('the rest of the Anthropic API through a 2-key pool', () => {
     const before = api.calls.length;
     const got = await alice.messages.batches.retrieve(batch.id);
     assert.equal(got.processing_status, 'in_progress');
+    // The fake answers in the API reference's shape (fixtures/resources/SOURCES.md), so the gateway is tested against it.
+    assert.deepEqual(Object.keys(got).sort(), Object.keys(fixture('message-batch.json')).sort());
     const listed = await alice.messages.batches.list();
     assert.ok(
       listed.data.some((b) => b.id === batch.id),
@@ -164,6 +169,7 @@ describe('the rest of the Anthropic API through a 2-key pool', () => {
   test('a file uploaded with one key is read, downloaded, used by Messages requests and deleted with that key, 20 times out of 20', async () => {
     const file = await alice.beta.files.upload({ file: await toFile(Buffer.from('%PDF-1.4 fake pdf'), 'report.pdf', { type: 'application/pdf' }) });
     assert.match(file.id, /^file_/);
+    assert.deepEqual(Object.keys(file).sort(), Object.keys(fixture('file-object.json')).sort());
     const owner = api.files.get(file.id)!.key;
     const meta = await bob.beta.files.retrieveMetadata(file.id);
     assert.equal(meta.filename, 'report.pdf');

@@ -1,0 +1,294 @@
+/**
+ * The resource endpoints' parts as functions (fast: in `npm run mutate`): which call a method and path is, the
+ * `file_id`s a Messages body references, where affinity looks and what it remembers, a batch's results lines as
+ * usage records at the batch rate (fixtures from the API reference, test/fixtures/resources/SOURCES.md), the JSONL
+ * splitter, a tally's exactly-once budget charge, `results_url` pointed at the gateway, and platform base paths.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { lazyBody, scanJsonObject } from '../src/body/json-scan.js';
+import { createLogger } from '../src/log.js';
+import { stripPlatformPrefix } from '../src/server/app.js';
+import { pointResultsHere } from '../src/server/resources/call.js';
+import { resourceCall } from '../src/server/resources/paths.js';
+import { MemoryStore } from '../src/state/store.js';
+import { fileIdsOf, ResourceAffinity, resourceKindOf, type ResourceOwner, type ResourceStore } from '../src/upstream/affinity.js';
+import type { ProviderConfig } from '../src/upstream/providers/provider-config.js';
+import { batchItemId, batchItemRecord, JsonLines, MAX_RESULT_LINE_BYTES, startTally } from '../src/usage/batch-items.js';
+import type { Ledger } from '../src/usage/ledger.js';
+import { costUsd, priceTable } from '../src/usage/prices.js';
+import type { UsageRecord } from '../src/usage/record.js';
+
+const FIXTURES = path.join(import.meta.dirname, 'fixtures/resources');
+const log = createLogger({ level: 'silent' });
+const prices = priceTable({ models: { 'claude-sonnet-4-5*': { input: 3, output: 15 } } });
+
+const owner = (over: Partial<ResourceOwner> = {}): ResourceOwner => ({
+  id: 'msgbatch_013Zva2CMHLNnXjNJJKqJ2EF',
+  kind: 'batch',
+  provider: 'anthropic',
+  key: '…aaaa#123456',
+  client_id: 'alice',
+  user_id: 'alice',
+  project: 'search',
+  session_id: null,
+  tags: { team: 'research' },
+  rules_version: 'abc',
+  charges: [],
+  created_at: '2026-12-07T00:00:00.000Z',
+  settled_at: null,
+  ...over,
+});
+
+/** A durable store in memory (the ledger's `resources` table). */
+class MapStore implements ResourceStore {
+  readonly rows = new Map<string, ResourceOwner>();
+  fail = false;
+  async putResource(r: ResourceOwner) {
+    if (this.fail) throw new Error('db down');
+    this.rows.set(r.id, { ...r });
+  }
+  async getResource(id: string) {
+    if (this.fail) throw new Error('db down');
+    return this.rows.get(id) ?? null;
+  }
+  async unsettledBatches(since: string, limit: number) {
+    return [...this.rows.values()].filter((r) => r.kind === 'batch' && !r.settled_at && r.created_at >= since).slice(0, limit);
+  }
+  async settleBatch(id: string, at: string) {
+    const r = this.rows.get(id);
+    if (r) r.settled_at = at;
+  }
+}
+
+describe('resource paths', () => {
+  test('each endpoint of the API reference is the call it names', () => {
+    assert.deepEqual(resourceCall('POST', '/v1/messages/batches'), { family: 'batch', id: null, action: 'create' });
+    assert.deepEqual(resourceCall('GET', '/v1/messages/batches'), { family: 'batch', id: null, action: 'list' });
+    assert.deepEqual(resourceCall('GET', '/v1/messages/batches/msgbatch_1'), { family: 'batch', id: 'msgbatch_1', action: 'retrieve' });
+    assert.deepEqual(resourceCall('DELETE', '/v1/messages/batches/msgbatch_1'), { family: 'batch', id: 'msgbatch_1', action: 'delete' });
+    assert.deepEqual(resourceCall('POST', '/v1/messages/batches/msgbatch_1/cancel'), { family: 'batch', id: 'msgbatch_1', action: 'cancel' });
+    assert.deepEqual(resourceCall('GET', '/v1/messages/batches/msgbatch_1/results'), { family: 'batch', id: 'msgbatch_1', action: 'results' });
+    assert.deepEqual(resourceCall('POST', '/v1/files'), { family: 'file', id: null, action: 'create' });
+    assert.deepEqual(resourceCall('GET', '/v1/files/file_1/content'), { family: 'file', id: 'file_1', action: 'content' });
+    assert.deepEqual(resourceCall('GET', '/v1/skills/skill_1/versions'), { family: 'skill', id: 'skill_1', action: 'versions' });
+    assert.deepEqual(resourceCall('GET', '/v1/skills/'), { family: 'skill', id: null, action: 'list' });
+    assert.deepEqual(resourceCall('GET', '/v1/filesystem'), { family: 'other', id: null, action: 'get' }, 'a prefix of a name is not the name');
+    assert.deepEqual(resourceCall('GET', '/v1/files/file%5F2'), { family: 'file', id: 'file_2', action: 'retrieve' }, 'ids are decoded');
+  });
+
+  test('ids name their kind by prefix', () => {
+    assert.equal(resourceKindOf('msgbatch_01'), 'batch');
+    assert.equal(resourceKindOf('file_01'), 'file');
+    assert.equal(resourceKindOf('skill_01'), 'skill');
+    assert.equal(resourceKindOf('msg_01'), null);
+  });
+
+  test("a platform's base path is taken off; other paths are left alone", () => {
+    const url = (u: string) => {
+      const req = { url: u } as IncomingMessage;
+      stripPlatformPrefix(req);
+      return req.url;
+    };
+    assert.equal(url('/foundry/v1/messages?beta=true'), '/v1/messages?beta=true');
+    assert.equal(url('/anthropic/v1/messages'), '/v1/messages');
+    assert.equal(url('/anthropic-aws/v1/messages/count_tokens'), '/v1/messages/count_tokens');
+    assert.equal(url('/v1/messages'), '/v1/messages');
+    assert.equal(url('/anthropic/healthz'), '/anthropic/healthz', 'only an API path under it');
+    assert.equal(url('/admin/foundry/v1/x'), '/admin/foundry/v1/x');
+  });
+});
+
+describe('file references', () => {
+  const body = {
+    model: 'm',
+    messages: [
+      { role: 'user', content: [{ type: 'document', source: { type: 'file', file_id: 'file_A' } }, { type: 'text', text: 'the word "file_id": "file_Z" in text is not a reference' }] },
+      { role: 'assistant', content: 'ok' },
+      { role: 'user', content: [{ type: 'image', source: { type: 'file', file_id: 'file_B' } }, { type: 'container_upload', file_id: 'file_A' }] },
+    ],
+  };
+  test('found through the scan of where file_id occurs, each id once, in order', () => {
+    const lazy = lazyBody(scanJsonObject(Buffer.from(JSON.stringify(body)), 64, ['file_id']));
+    assert.deepEqual(fileIdsOf(lazy), ['file_A', 'file_B']);
+  });
+  test('found by walking the messages when the body has no scan (a plain object)', () => {
+    assert.deepEqual(fileIdsOf(body as Record<string, unknown>), ['file_A', 'file_B']);
+  });
+  test('none in a body without one', () => {
+    const lazy = lazyBody(scanJsonObject(Buffer.from('{"model":"m","messages":[{"role":"user","content":"hi"}]}'), 64, ['file_id']));
+    assert.deepEqual(fileIdsOf(lazy), []);
+  });
+});
+
+describe('resource affinity', () => {
+  test('remembered in both stores; found in the state store, else in the ledger (and put back)', async () => {
+    const state = new MemoryStore();
+    const durable = new MapStore();
+    const a = new ResourceAffinity(state, durable, log);
+    await a.remember(owner({ id: 'file_1', kind: 'file' }));
+    assert.equal((await a.lookup('file_1'))?.key, '…aaaa#123456');
+    assert.ok(durable.rows.has('file_1'));
+    // A fresh state store (Redis restarted): the ledger still knows, and the entry goes back to the state store.
+    const fresh = new MemoryStore();
+    const b = new ResourceAffinity(fresh, durable, log);
+    assert.equal((await b.lookup('file_1'))?.provider, 'anthropic');
+    assert.ok(await fresh.getRecord('resource:file_1'));
+    assert.equal(await b.lookup('file_unknown'), null);
+  });
+  test('a store that fails is logged, never thrown; a long id is never kept', async () => {
+    const durable = new MapStore();
+    durable.fail = true;
+    const a = new ResourceAffinity(new MemoryStore(), durable, log);
+    await a.remember(owner({ id: 'file_2' }));
+    assert.equal((await a.lookup('file_2'))?.id, 'file_2', 'the state store kept it');
+    assert.equal(await new ResourceAffinity(new MemoryStore(), durable, log).lookup('file_2'), null, 'a ledger that fails is not found');
+    await a.remember(owner({ id: `file_${'x'.repeat(300)}` }));
+    assert.equal(await a.lookup(`file_${'x'.repeat(300)}`), null);
+  });
+  test('settled marks both stores; unsettled batches come from the ledger', async () => {
+    const durable = new MapStore();
+    const a = new ResourceAffinity(new MemoryStore(), durable, log);
+    await a.remember(owner({ id: 'msgbatch_1' }));
+    await a.remember(owner({ id: 'msgbatch_2' }));
+    await a.remember(owner({ id: 'file_3', kind: 'file' }));
+    assert.deepEqual((await a.unsettledBatches('2026-01-01', 10)).map((b) => b.id), ['msgbatch_1', 'msgbatch_2']);
+    await a.settled((await a.lookup('msgbatch_1'))!, '2026-12-08T00:00:00.000Z');
+    assert.equal((await a.lookup('msgbatch_1'))?.settled_at, '2026-12-08T00:00:00.000Z');
+    assert.deepEqual((await a.unsettledBatches('2026-01-01', 10)).map((b) => b.id), ['msgbatch_2']);
+    assert.deepEqual(await new ResourceAffinity(new MemoryStore(), null, log).unsettledBatches('2026-01-01', 10), [], 'no ledger, nothing to poll');
+  });
+});
+
+describe('batch results in the ledger', () => {
+  const lines = readFileSync(path.join(FIXTURES, 'batch-results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as unknown);
+
+  test("a succeeded item: its tokens, the model's price at the batch rate, the creator's attribution", () => {
+    const r = batchItemRecord(lines[0], owner(), prices, '2026-12-08T00:00:00.000Z')!;
+    assert.equal(r.request_id, 'msgbatch_013Zva2CMHLNnXjNJJKqJ2EF:my-second-request');
+    assert.equal(r.kind, 'batch');
+    assert.equal(r.outcome, 'ok');
+    assert.equal(r.status, 200);
+    assert.equal(r.model, 'claude-sonnet-4-5-20250929');
+    assert.equal(r.input_tokens, 11);
+    assert.equal(r.output_tokens, 36);
+    assert.equal(r.cost_usd, Math.round(((11 * 3 + 36 * 15) / 1e6) * 0.5 * 1e9) / 1e9);
+    assert.deepEqual([r.client_id, r.user_id, r.project, r.key_fingerprint, r.provider, r.rules_version], ['alice', 'alice', 'search', '…aaaa#123456', 'anthropic', 'abc']);
+    assert.deepEqual(r.tags, { team: 'research' });
+    assert.equal(r.time, '2026-12-08T00:00:00.000Z');
+  });
+
+  test('errored, canceled and expired items: no tokens, no cost, the outcome and type the result says', () => {
+    const [errored, canceled, expired] = lines.slice(2).map((l) => batchItemRecord(l, owner(), prices, 't')!);
+    assert.deepEqual([errored!.outcome, errored!.status, errored!.error_type, errored!.cost_usd], ['failed', 400, 'invalid_request_error', 0]);
+    assert.deepEqual([canceled!.outcome, canceled!.status, canceled!.error_type], ['aborted', 499, 'canceled']);
+    assert.deepEqual([expired!.outcome, expired!.status, expired!.error_type], ['failed', 504, 'expired']);
+    const serverError = batchItemRecord({ custom_id: 'x', result: { type: 'errored', error: { type: 'error', error: { type: 'api_error' } } } }, owner(), prices, 't')!;
+    assert.deepEqual([serverError.status, serverError.error_type], [500, 'api_error']);
+  });
+
+  test('cache writes and reads are priced with their multipliers, then halved; an unknown model is null', () => {
+    const usage = { input_tokens: 10, output_tokens: 5, cache_creation_input_tokens: 100, cache_read_input_tokens: 1000, cache_creation: { ephemeral_5m_input_tokens: 40, ephemeral_1h_input_tokens: 60 } };
+    const line = { custom_id: 'c', result: { type: 'succeeded', message: { model: 'claude-sonnet-4-5', usage } } };
+    const r = batchItemRecord(line, owner(), prices, 't')!;
+    const full = costUsd({ input_tokens: 10, output_tokens: 5, cache_creation_input_tokens: 100, cache_creation_5m_input_tokens: 40, cache_creation_1h_input_tokens: 60, cache_read_input_tokens: 1000 }, prices.priceOf('claude-sonnet-4-5'))!;
+    assert.ok(Math.abs(r.cost_usd! - full / 2) < 1e-9, `${r.cost_usd} vs ${full}`);
+    assert.equal(r.cache_creation_1h_input_tokens, 60);
+    const unknown = batchItemRecord({ custom_id: 'u', result: { type: 'succeeded', message: { model: 'mystery', usage } } }, owner(), prices, 't')!;
+    assert.equal(unknown.cost_usd, null);
+  });
+
+  test('a line that is not a result is no record; an item id is bounded', () => {
+    assert.equal(batchItemRecord({ result: {} }, owner(), prices, 't'), null);
+    assert.equal(batchItemRecord(null, owner(), prices, 't'), null);
+    assert.equal(batchItemId('b', 'x'.repeat(400)).length, 256);
+  });
+});
+
+describe('JSONL lines', () => {
+  test('lines split across chunks, several in one chunk, and a last line without a newline', () => {
+    const text = '{"a":1}\n{"b":2}\n{"c":"x\\ny"}\n{"d":4}';
+    for (const size of [1, 3, 7, 100]) {
+      const j = new JsonLines();
+      const out: unknown[] = [];
+      for (let i = 0; i < text.length; i += size) out.push(...j.push(Buffer.from(text.slice(i, i + size))));
+      out.push(...j.end());
+      assert.deepEqual(out, [{ a: 1 }, { b: 2 }, { c: 'x\ny' }, { d: 4 }], `chunks of ${size}`);
+      assert.equal(j.skipped, 0);
+    }
+  });
+  test('a line that is not JSON, or longer than the bound, is skipped and counted; the next line is read', () => {
+    const j = new JsonLines();
+    const out = [...j.push(Buffer.from('not json\n\n{"ok":1}\n')), ...j.end()];
+    assert.deepEqual(out, [{ ok: 1 }], 'an empty line is nothing');
+    assert.equal(j.skipped, 1);
+    const big = new JsonLines();
+    const chunk = Buffer.alloc(1024 * 1024, 0x61);
+    for (let n = 0; n <= MAX_RESULT_LINE_BYTES; n += chunk.length) assert.deepEqual(big.push(chunk), []);
+    assert.deepEqual(big.push(Buffer.from('\n{"after":true}\n')), [{ after: true }]);
+    assert.equal(big.skipped, 1);
+  });
+});
+
+describe('a tally of one read', () => {
+  const ledger = () => {
+    const records: UsageRecord[] = [];
+    return { records, ledger: { record: (r: UsageRecord) => records.push(r) } as unknown as Ledger };
+  };
+  const line = (id: string) => ({ custom_id: id, result: { type: 'succeeded', message: { model: 'claude-sonnet-4-5', usage: { input_tokens: 1000, output_tokens: 100 } } } });
+  const itemCost = Math.round(((1000 * 3 + 100 * 15) / 1e6) * 0.5 * 1e9) / 1e9;
+
+  test("a whole read charges each budget total the cost of its items once, settles the batch and gives back the claim", async () => {
+    const state = new MemoryStore();
+    const durable = new MapStore();
+    const affinity = new ResourceAffinity(state, durable, log);
+    const o = owner({ charges: [{ key: 'all-items', expiresAtMs: Date.now() + 1e6, items: 'all' }, { key: 'one-item', expiresAtMs: Date.now() + 1e6, items: ['b'] }] });
+    await affinity.remember(o);
+    const { records, ledger: l } = ledger();
+    const deps = { ledger: l, prices, state, affinity, metrics: null, log };
+    const tally = (await startTally(deps, o, 'reader-1'))!;
+    assert.equal(await startTally(deps, o, 'reader-2'), null, 'one reader at a time');
+    for (const id of ['a', 'b', 'c']) tally.line(line(id));
+    tally.line({ not: 'a result' });
+    await tally.end(true);
+    await tally.end(true);
+    assert.equal(records.length, 3);
+    assert.ok(Math.abs((await state.spend('all-items')) - 3 * itemCost) < 1e-12);
+    assert.ok(Math.abs((await state.spend('one-item')) - itemCost) < 1e-12);
+    assert.ok((await affinity.lookup(o.id))?.settled_at, 'settled');
+    assert.equal(await startTally(deps, (await affinity.lookup(o.id))!, 'reader-3'), null, 'a settled batch is not read again');
+  });
+
+  test('a read cut short records what it saw, charges nothing and lets the next read claim the batch', async () => {
+    const state = new MemoryStore();
+    const affinity = new ResourceAffinity(state, new MapStore(), log);
+    const o = owner({ charges: [{ key: 'k', expiresAtMs: Date.now() + 1e6, items: 'all' }] });
+    const { records, ledger: l } = ledger();
+    const deps = { ledger: l, prices, state, affinity, metrics: null, log };
+    const first = (await startTally(deps, o, 'r1'))!;
+    first.line(line('a'));
+    await first.end(false);
+    assert.equal(records.length, 1);
+    assert.equal(await state.spend('k'), 0);
+    const second = await startTally(deps, o, 'r2');
+    assert.ok(second, 'the claim was given back');
+    assert.equal(await startTally({ ...deps, ledger: null }, o, 'r3'), null, 'no ledger, no tally');
+  });
+});
+
+describe('results_url', () => {
+  const provider = (base: string) => ({ base_url: base }) as ProviderConfig;
+  test("a batch's and a list's results_url point at the gateway, below the provider's base path", () => {
+    const batch = { id: 'msgbatch_1', type: 'message_batch', results_url: 'https://api.anthropic.com/v1/messages/batches/msgbatch_1/results' };
+    assert.equal(pointResultsHere(batch, provider('https://api.anthropic.com'), 'http://gw:8790'), true);
+    assert.equal(batch.results_url, 'http://gw:8790/v1/messages/batches/msgbatch_1/results');
+    const page = { data: [{ type: 'message_batch', results_url: 'https://host/prefix/v1/messages/batches/b/results?x=1' }, { type: 'message_batch', results_url: null }] };
+    assert.equal(pointResultsHere(page, provider('https://host/prefix/'), 'https://gw'), true);
+    assert.equal(page.data[0]!.results_url, 'https://gw/v1/messages/batches/b/results?x=1');
+    assert.equal(page.data[1]!.results_url, null);
+    assert.equal(pointResultsHere({ type: 'file', id: 'file_1' }, provider('https://api.anthropic.com'), 'http://gw'), false);
+  });
+});
