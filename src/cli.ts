@@ -193,14 +193,17 @@ withCommon(program.command('dry-run').description('print the routing decision fo
   .addOption(new Option('--group <name>', "a signed-in user's identity-provider group (repeatable; rules' group:)").argParser(collect).default([]))
   .addOption(new Option('--header <name=value>', 'request header (repeatable)').argParser(collect).default([]))
   .option('--path <path>', 'endpoint path and query', '/v1/messages?beta=true')
+  .option('--item <custom_id>', 'with a Message Batch body ({"requests": [...]}): decide only this item (default: each item, at most 100)')
   .option('--json', 'print JSON instead of a table')
-  .action(async (opts: CommonOptions & { request: string; key?: string; group: string[]; header: string[]; path: string; json?: boolean }) => {
+  .action(async (opts: CommonOptions & { request: string; key?: string; group: string[]; header: string[]; path: string; item?: string; json?: boolean }) => {
     try {
-      const [{ loadConfig }, { loadRuleDir }, { decideOffline }, { dryRunReport, formatReport }] = await Promise.all([
+      const [{ loadConfig }, { loadRuleDir }, { decideOffline }, { dryRunReport, formatReport }, batch, { fileIdsOf }] = await Promise.all([
         import('./config.js'),
         import('./rules/load.js'),
         import('./rules/offline.js'),
         import('./rules/report.js'),
+        import('./rules/batch.js'),
+        import('./upstream/affinity.js'),
       ]);
       const config = loadConfig(configPath(opts), { rulesDir: opts.rules, missingEnv: 'warning' });
       const rules = loadRuleDir(config.rules_dir, Object.keys(config.providers));
@@ -213,9 +216,26 @@ withCommon(program.command('dry-run').description('print the routing decision fo
         if (eq <= 0) throw new Error(`--header ${h}: expected name=value`);
         headers[h.slice(0, eq).trim().toLowerCase()] = h.slice(eq + 1);
       }
-      const { decision, prepared } = await decideOffline(config, rules, { body, raw, headers, path: opts.path, clientId: opts.key, groups: opts.group });
-      const report = dryRunReport(decision, prepared);
-      console.log(opts.json ? JSON.stringify(report, null, 2) : formatReport(report));
+      // A batch body: each item is decided as the gateway decides it, a POST /v1/messages of its params.
+      const items = batch.isBatchBody(body)
+        ? opts.item
+          ? [{ custom_id: opts.item, params: batch.batchItemParams(body, opts.item) }]
+          : batch.batchItems(body).slice(0, 100)
+        : [{ custom_id: null, params: body }];
+      const reports = [];
+      for (const item of items) {
+        const itemRaw = item.custom_id === null ? raw : undefined;
+        const path = item.custom_id === null ? opts.path : batch.BATCH_ITEM_PATH;
+        const { decision, prepared } = await decideOffline(config, rules, { body: item.params, raw: itemRaw, headers, path, clientId: opts.key, groups: opts.group });
+        const files = fileIdsOf(item.params);
+        reports.push({
+          ...(item.custom_id === null ? {} : { custom_id: item.custom_id }),
+          ...dryRunReport(decision, prepared),
+          ...(files.length ? { files: { ids: files, provider: null, key: null } } : {}),
+        });
+      }
+      if (opts.json) console.log(JSON.stringify(reports.length === 1 && !batch.isBatchBody(body) ? reports[0] : reports, null, 2));
+      else console.log(reports.map((r) => (r.custom_id ? `item ${r.custom_id}\n${formatReport(r)}` : formatReport(r))).join('\n\n'));
     } catch (err) {
       await exitWith('dry-run', err);
     }

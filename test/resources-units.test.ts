@@ -106,9 +106,21 @@ describe('file references', () => {
   const body = {
     model: 'm',
     messages: [
-      { role: 'user', content: [{ type: 'document', source: { type: 'file', file_id: 'file_A' } }, { type: 'text', text: 'the word "file_id": "file_Z" in text is not a reference' }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'document', source: { type: 'file', file_id: 'file_A' } },
+          { type: 'text', text: 'the word "file_id": "file_Z" in text is not a reference' },
+        ],
+      },
       { role: 'assistant', content: 'ok' },
-      { role: 'user', content: [{ type: 'image', source: { type: 'file', file_id: 'file_B' } }, { type: 'container_upload', file_id: 'file_A' }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'image', source: { type: 'file', file_id: 'file_B' } },
+          { type: 'container_upload', file_id: 'file_A' },
+        ],
+      },
     ],
   };
   test('found through the scan of where file_id occurs, each id once, in order', () => {
@@ -155,16 +167,25 @@ describe('resource affinity', () => {
     await a.remember(owner({ id: 'msgbatch_1' }));
     await a.remember(owner({ id: 'msgbatch_2' }));
     await a.remember(owner({ id: 'file_3', kind: 'file' }));
-    assert.deepEqual((await a.unsettledBatches('2026-01-01', 10)).map((b) => b.id), ['msgbatch_1', 'msgbatch_2']);
+    assert.deepEqual(
+      (await a.unsettledBatches('2026-01-01', 10)).map((b) => b.id),
+      ['msgbatch_1', 'msgbatch_2'],
+    );
     await a.settled((await a.lookup('msgbatch_1'))!, '2026-12-08T00:00:00.000Z');
     assert.equal((await a.lookup('msgbatch_1'))?.settled_at, '2026-12-08T00:00:00.000Z');
-    assert.deepEqual((await a.unsettledBatches('2026-01-01', 10)).map((b) => b.id), ['msgbatch_2']);
+    assert.deepEqual(
+      (await a.unsettledBatches('2026-01-01', 10)).map((b) => b.id),
+      ['msgbatch_2'],
+    );
     assert.deepEqual(await new ResourceAffinity(new MemoryStore(), null, log).unsettledBatches('2026-01-01', 10), [], 'no ledger, nothing to poll');
   });
 });
 
 describe('batch results in the ledger', () => {
-  const lines = readFileSync(path.join(FIXTURES, 'batch-results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as unknown);
+  const lines = readFileSync(path.join(FIXTURES, 'batch-results.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as unknown);
 
   test("a succeeded item: its tokens, the model's price at the batch rate, the creator's attribution", () => {
     const r = batchItemRecord(lines[0], owner(), prices, '2026-12-08T00:00:00.000Z')!;
@@ -191,10 +212,19 @@ describe('batch results in the ledger', () => {
   });
 
   test('cache writes and reads are priced with their multipliers, then halved; an unknown model is null', () => {
-    const usage = { input_tokens: 10, output_tokens: 5, cache_creation_input_tokens: 100, cache_read_input_tokens: 1000, cache_creation: { ephemeral_5m_input_tokens: 40, ephemeral_1h_input_tokens: 60 } };
+    const usage = {
+      input_tokens: 10,
+      output_tokens: 5,
+      cache_creation_input_tokens: 100,
+      cache_read_input_tokens: 1000,
+      cache_creation: { ephemeral_5m_input_tokens: 40, ephemeral_1h_input_tokens: 60 },
+    };
     const line = { custom_id: 'c', result: { type: 'succeeded', message: { model: 'claude-sonnet-4-5', usage } } };
     const r = batchItemRecord(line, owner(), prices, 't')!;
-    const full = costUsd({ input_tokens: 10, output_tokens: 5, cache_creation_input_tokens: 100, cache_creation_5m_input_tokens: 40, cache_creation_1h_input_tokens: 60, cache_read_input_tokens: 1000 }, prices.priceOf('claude-sonnet-4-5'))!;
+    const full = costUsd(
+      { input_tokens: 10, output_tokens: 5, cache_creation_input_tokens: 100, cache_creation_5m_input_tokens: 40, cache_creation_1h_input_tokens: 60, cache_read_input_tokens: 1000 },
+      prices.priceOf('claude-sonnet-4-5'),
+    )!;
     assert.ok(Math.abs(r.cost_usd! - full / 2) < 1e-9, `${r.cost_usd} vs ${full}`);
     assert.equal(r.cache_creation_1h_input_tokens, 60);
     const unknown = batchItemRecord({ custom_id: 'u', result: { type: 'succeeded', message: { model: 'mystery', usage } } }, owner(), prices, 't')!;
@@ -241,11 +271,16 @@ describe('a tally of one read', () => {
   const line = (id: string) => ({ custom_id: id, result: { type: 'succeeded', message: { model: 'claude-sonnet-4-5', usage: { input_tokens: 1000, output_tokens: 100 } } } });
   const itemCost = Math.round(((1000 * 3 + 100 * 15) / 1e6) * 0.5 * 1e9) / 1e9;
 
-  test("a whole read charges each budget total the cost of its items once, settles the batch and gives back the claim", async () => {
+  test('a whole read charges each budget total the cost of its items once, settles the batch and gives back the claim', async () => {
     const state = new MemoryStore();
     const durable = new MapStore();
     const affinity = new ResourceAffinity(state, durable, log);
-    const o = owner({ charges: [{ key: 'all-items', expiresAtMs: Date.now() + 1e6, items: 'all' }, { key: 'one-item', expiresAtMs: Date.now() + 1e6, items: ['b'] }] });
+    const o = owner({
+      charges: [
+        { key: 'all-items', expiresAtMs: Date.now() + 1e6, items: 'all' },
+        { key: 'one-item', expiresAtMs: Date.now() + 1e6, items: ['b'] },
+      ],
+    });
     await affinity.remember(o);
     const { records, ledger: l } = ledger();
     const deps = { ledger: l, prices, state, affinity, metrics: null, log };
@@ -285,7 +320,12 @@ describe('results_url', () => {
     const batch = { id: 'msgbatch_1', type: 'message_batch', results_url: 'https://api.anthropic.com/v1/messages/batches/msgbatch_1/results' };
     assert.equal(pointResultsHere(batch, provider('https://api.anthropic.com'), 'http://gw:8790'), true);
     assert.equal(batch.results_url, 'http://gw:8790/v1/messages/batches/msgbatch_1/results');
-    const page = { data: [{ type: 'message_batch', results_url: 'https://host/prefix/v1/messages/batches/b/results?x=1' }, { type: 'message_batch', results_url: null }] };
+    const page = {
+      data: [
+        { type: 'message_batch', results_url: 'https://host/prefix/v1/messages/batches/b/results?x=1' },
+        { type: 'message_batch', results_url: null },
+      ],
+    };
     assert.equal(pointResultsHere(page, provider('https://host/prefix/'), 'https://gw'), true);
     assert.equal(page.data[0]!.results_url, 'https://gw/v1/messages/batches/b/results?x=1');
     assert.equal(page.data[1]!.results_url, null);

@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Anthropic, { toFile } from '@anthropic-ai/sdk';
@@ -16,7 +17,7 @@ import { request } from 'undici';
 import { keyFingerprint } from '../src/upstream/pool.js';
 import type { UsageRecord } from '../src/usage/record.js';
 import { startFakeAnthropicApi, type FakeAnthropicApi } from './fake-anthropic-api.js';
-import { startTestGateway } from './helpers.js';
+import { startTestGateway, writeConfig } from './helpers.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const fixture = (name: string) => JSON.parse(readFileSync(path.join(import.meta.dirname, 'fixtures/resources', name), 'utf8')) as Record<string, unknown>;
@@ -129,6 +130,16 @@ describe('the rest of the Anthropic API through a 2-key pool', () => {
       assert.equal(r.output_tokens, 36);
       assert.ok(Math.abs(r.cost_usd! - full * 0.5) < 1e-9, `half the interactive price: ${r.cost_usd} vs ${full}`);
     }
+    // The decision of an item is kept under its usage record's id (GET /admin/requests/{batch}:{custom_id}).
+    const trace = await request(`${gw.url}/admin/requests/${encodeURIComponent(`${batch.id}:item-3`)}`);
+    assert.equal(trace.statusCode, 200);
+    const t = (await trace.body.json()) as { route: { provider: string }; tags: Record<string, string>; rules: Array<{ id: string; matched: boolean }> };
+    assert.equal(t.route.provider, 'anthropic');
+    assert.equal(t.tags.team, 'research');
+    assert.deepEqual(
+      t.rules.filter((r) => r.matched).map((r) => r.id),
+      ['tag-team', 'default'],
+    );
     // Reading the results again records nothing twice.
     for await (const _ of await alice.messages.batches.results(batch.id)) void _;
     assert.equal((await records()).filter((r) => r.kind === 'batch' && r.request_id.startsWith(`${batch.id}:`)).length, 1000);
@@ -164,6 +175,11 @@ describe('the rest of the Anthropic API through a 2-key pool', () => {
     assert.match(message, /"bulk-opus-7": denied by rule "no-opus-in-batches": opus 4\.1 is not for bulk work/);
     assert.doesNotMatch(message, /fine-1/);
     assert.equal(api.batches.size, before, 'no batch was created');
+    // The refused item's decision is kept under the create call's request id.
+    const requestId = err.headers.get('x-switchyard-request-id');
+    const trace = await request(`${gw.url}/admin/requests/${encodeURIComponent(`${requestId}:bulk-opus-7`)}`);
+    assert.equal(trace.statusCode, 200);
+    assert.equal(((await trace.body.json()) as { denied: { rule: string } }).denied.rule, 'no-opus-in-batches');
   });
 
   test('a file uploaded with one key is read, downloaded, used by Messages requests and deleted with that key, 20 times out of 20', async () => {
@@ -193,7 +209,17 @@ describe('the rest of the Anthropic API through a 2-key pool', () => {
       });
       assert.equal(msg.content[0]!.type, 'text');
     }
-    const uses = api.calls.filter((c) => c.path === '/v1/messages' && c.files?.includes(file.id));
+    const { response } = await alice.beta.messages
+      .create({
+        model: 'claude-sonnet-4-6',
+        max_tokens: 16,
+        betas: ['files-api-2025-04-14'],
+        messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'file', file_id: file.id } }] }],
+      })
+      .withResponse();
+    const trace = await request(`${gw.url}/admin/requests/${response.headers.get('x-switchyard-request-id')}`);
+    assert.deepEqual(((await trace.body.json()) as { files: unknown }).files, { ids: [file.id], provider: 'anthropic', key: keyFingerprint(owner) }, 'the trace says where the file lives');
+    const uses = api.calls.filter((c) => c.path === '/v1/messages' && c.files?.includes(file.id)).slice(0, 20);
     assert.equal(uses.length, 20);
     for (const c of uses) assert.equal(c.key, owner, 'every request that references the file went with its key');
     const deleted = await bob.beta.files.delete(file.id);
@@ -320,6 +346,113 @@ describe('without passthrough', () => {
       );
     } finally {
       await gw.close();
+      await api.close();
+    }
+  });
+});
+
+describe('dry-run and rule tests for batch items and file references', () => {
+  test("serve --dry-run answers a batch create with each item's decision and a file reference with the key that holds it; nothing goes upstream", async () => {
+    const api = await startFakeAnthropicApi();
+    const { gw } = await startTestGateway({ upstream: api.url, rules: RULES, providers: providers(api.url), extraConfig: clients, dryRun: true });
+    try {
+      const batch = await request(`${gw.url}/v1/messages/batches`, {
+        method: 'POST',
+        headers: { 'x-api-key': 'sk-alice', 'content-type': 'application/json' },
+        body: JSON.stringify({
+          requests: [
+            { custom_id: 'ok-1', params: { model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user', content: 'a' }] } },
+            { custom_id: 'opus-2', params: { model: 'claude-opus-4-1', max_tokens: 8, messages: [{ role: 'user', content: 'b' }] } },
+          ],
+        }),
+      });
+      assert.equal(batch.statusCode, 200);
+      const report = (await batch.body.json()) as { type: string; items: Array<{ custom_id: string; refused: string | null; route: { provider: string }; tags: Record<string, string> }> };
+      assert.equal(report.type, 'batch_dry_run');
+      assert.deepEqual(
+        report.items.map((i) => [i.custom_id, i.refused === null, i.route.provider]),
+        [
+          ['ok-1', true, 'anthropic'],
+          ['opus-2', false, 'anthropic'],
+        ],
+      );
+      assert.match(report.items[1]!.refused!, /no-opus-in-batches/);
+      assert.equal(report.items[0]!.tags.team, 'research');
+      await gw.deps.affinity.remember({
+        id: 'file_dry',
+        kind: 'file',
+        provider: 'anthropic',
+        key: keyFingerprint(KEY_B),
+        client_id: 'bob',
+        user_id: 'bob',
+        project: null,
+        session_id: null,
+        tags: {},
+        rules_version: null,
+        charges: [],
+        created_at: new Date().toISOString(),
+        settled_at: null,
+      });
+      const msg = await request(`${gw.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'x-api-key': 'sk-alice', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'file', file_id: 'file_dry' } }] }] }),
+      });
+      assert.deepEqual(((await msg.body.json()) as { files: unknown }).files, { ids: ['file_dry'], provider: 'anthropic', key: keyFingerprint(KEY_B) });
+      const meta = await request(`${gw.url}/v1/files/file_dry`, { headers: { 'x-api-key': 'sk-alice' } });
+      const m = (await meta.body.json()) as { type: string; key: string; chosen_by: string };
+      assert.equal(m.type, 'resource_dry_run');
+      assert.equal(m.key, keyFingerprint(KEY_B));
+      assert.match(m.chosen_by, /affinity/);
+      assert.equal(api.calls.length, 0, 'nothing went upstream');
+    } finally {
+      await gw.close();
+      await api.close();
+    }
+  });
+
+  test('switchyard dry-run decides each item of a batch file; a rule test decides the item batch_item names', async () => {
+    const api = await startFakeAnthropicApi();
+    try {
+      const { configFile, dir, rulesDir } = writeConfig({ upstream: api.url, rules: RULES, providers: providers(api.url) });
+      const batchFile = path.join(dir, 'batch.json');
+      writeFileSync(
+        batchFile,
+        JSON.stringify({
+          requests: [
+            { custom_id: 'a', params: { model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'file', file_id: 'file_x' } }] }] } },
+            { custom_id: 'b', params: { model: 'claude-opus-4-1', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] } },
+          ],
+        }),
+      );
+      const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, '../src/cli.ts'), ...args], { encoding: 'utf8', timeout: 60_000 });
+      const all = cli('dry-run', '--config', configFile, '--request', batchFile, '--json');
+      assert.equal(all.status, 0, all.stderr);
+      const reports = JSON.parse(all.stdout) as Array<{ custom_id: string; denied: { rule: string } | null; files?: { ids: string[] } }>;
+      assert.deepEqual(
+        reports.map((r) => [r.custom_id, r.denied?.rule ?? null]),
+        [
+          ['a', null],
+          ['b', 'no-opus-in-batches'],
+        ],
+      );
+      assert.deepEqual(reports[0]!.files?.ids, ['file_x']);
+      const one = cli('dry-run', '--config', configFile, '--request', batchFile, '--item', 'b');
+      assert.equal(one.status, 0, one.stderr);
+      assert.match(one.stdout, /item b\nrules [0-9a-f]+\nDENIED by no-opus-in-batches/);
+      writeFileSync(
+        path.join(rulesDir, 'batch.test.yaml'),
+        `version: 1\ntests:\n  - name: the opus item of the batch is denied\n    request: { body_file: ../batch.json, batch_item: b }\n    expect: { denied: { rule: no-opus-in-batches } }\n  - name: the other item goes, tagged\n    request: { body_file: ../batch.json, batch_item: a }\n    expect: { denied: false, provider: anthropic, tags: { team: research } }\n`,
+      );
+      const tests = cli('test', '--config', configFile);
+      assert.equal(tests.status, 0, tests.stdout + tests.stderr);
+      assert.match(tests.stdout, /2 passed|ok 2/);
+      writeFileSync(
+        path.join(rulesDir, 'batch.test.yaml'),
+        'version: 1\ntests:\n  - name: wrong\n    request: { body_file: ../batch.json, batch_item: a }\n    expect: { denied: { rule: no-opus-in-batches } }\n',
+      );
+      assert.notEqual(cli('test', '--config', configFile).status, 0, 'a case that does not hold fails');
+    } finally {
       await api.close();
     }
   });

@@ -103,6 +103,13 @@ export function formatReport(r: DryRunReport): string {
     ...(r.route.model !== shown && r.route.model !== r.route.requested_model ? [`routed as ${r.route.model}`] : []),
   ];
   lines.push(`model     ${shown}${notes.length ? ` (${notes.join('; ')})` : ''}`);
+  const files = r.files as { ids: string[]; provider: string | null; key: string | null } | undefined;
+  if (files) {
+    const where = files.provider
+      ? `held by provider ${files.provider}, key ${files.key ?? '(client credential)'}: sent with that key only`
+      : 'sent with the key that uploaded them (the running gateway knows which; serve --dry-run shows it)';
+    lines.push(`files     ${files.ids.join(', ')} (${where})`);
+  }
   lines.push(`fallback  ${r.route.fallback.length ? r.route.fallback.map((f) => (f.model ? `${f.provider} (model ${f.model})` : f.provider)).join(' -> ') : '-'}`);
   if (r.route.chain.length > 1) lines.push(`chain     ${r.route.chain.map((l) => `${l.provider} (${l.model})`).join(' -> ')}`);
   lines.push(

@@ -21,6 +21,7 @@ import { MemoryStore } from '../state/store.js';
 import { compileSchema, LoadError, schemaIssues, SourceFile, type DocPath, type LoadIssue } from '../validation.js';
 import { loadRuleDir, type RuleSet } from './load.js';
 import { decideOffline, type OfflineDecision } from './offline.js';
+import { BATCH_ITEM_PATH, batchItemParams } from './batch.js';
 
 /** A string expectation: exact text, or `/regex/flags`. */
 type TextMatch = string;
@@ -70,6 +71,8 @@ export interface RuleTestCase {
     body?: Record<string, unknown>;
     /** Resolved against the test file's directory. */
     body_file?: string;
+    /** With a Message Batch body: the `custom_id` of the item decided (as a `POST /v1/messages` of its params). */
+    batch_item?: string;
     headers?: Record<string, string>;
     client?: string;
     /** A signed-in user's identity-provider groups. */
@@ -201,6 +204,12 @@ export function buildRuleTestsSchema(): object {
           stream: { type: 'boolean', description: 'body.stream' },
           body: { type: 'object', description: 'The Messages API request body (model and stream above override its own).' },
           body_file: { type: 'string', minLength: 1, description: 'A JSON file holding the body, relative to the test file.' },
+          batch_item: {
+            type: 'string',
+            minLength: 1,
+            description:
+              'The body (or body_file) is a Message Batch create body ({"requests": [{custom_id, params}]}): the item with this custom_id is decided, as the gateway decides each item at batch create (a POST /v1/messages of its params, with this request\'s headers and client). model and stream override the item\'s.',
+          },
           headers: { type: 'object', additionalProperties: { type: 'string' }, description: 'Request headers (names case-insensitive).' },
           client: { type: 'string', minLength: 1, description: 'Client id from the config (its tags apply); a signed-in user is their email.' },
           groups: { type: 'array', items: { type: 'string', minLength: 1 }, description: "A signed-in user's identity-provider groups (rules' group:)." },
@@ -413,7 +422,8 @@ function textMatches(expected: TextMatch, actual: string): boolean {
 /** The body of a case's request. */
 function caseBody(c: RuleTestCase): Record<string, unknown> {
   const r = c.request;
-  const base = r.body_file ? (JSON.parse(readFileSync(r.body_file, 'utf8')) as Record<string, unknown>) : (r.body ?? { max_tokens: 1024, messages: [{ role: 'user', content: 'Hello' }] });
+  const given = r.body_file ? (JSON.parse(readFileSync(r.body_file, 'utf8')) as Record<string, unknown>) : (r.body ?? { max_tokens: 1024, messages: [{ role: 'user', content: 'Hello' }] });
+  const base = r.batch_item === undefined ? given : batchItemParams(given, r.batch_item);
   const body = { ...base };
   if (r.model !== undefined) body.model = r.model;
   if (r.stream !== undefined) body.stream = r.stream;
@@ -585,7 +595,7 @@ export async function runCases(cases: RuleTestCase[] | Iterable<RuleTestCase[]>,
         const o = await decideOffline(target.config, target.rules, {
           body: caseBody(c),
           headers,
-          path: c.request.path ?? '/v1/messages?beta=true',
+          path: c.request.batch_item === undefined ? (c.request.path ?? '/v1/messages?beta=true') : BATCH_ITEM_PATH,
           clientId: c.request.client,
           groups: c.request.groups,
           now,

@@ -27,6 +27,8 @@ export interface DecisionTrace {
   denied: Decision['denied'];
   error: Decision['error'];
   warnings: Decision['warnings'];
+  /** Files API ids the request references and the provider and key (fingerprint) that hold them (resource affinity); absent when none. */
+  files?: { ids: string[]; provider: string; key: string | null };
   /** Filled in when the request ends. */
   status: number | null;
   outcome: string | null;

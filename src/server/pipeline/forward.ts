@@ -10,9 +10,7 @@ import { adapterFor, type ClientRequest, type OutgoingRequest } from '../../upst
 import type { ProviderConfig } from '../../config.js';
 import { clientRequest } from './refuse.js';
 import type { Exchange, Stage } from './exchange.js';
-import { fileIdsOf, type ResourceOwner } from '../../upstream/affinity.js';
-import { InvalidRequestError } from '../../errors.js';
-import type { ChainLink } from '../../upstream/prepare.js';
+import { fileOwner, pinnedChain } from './files.js';
 
 export const forward: Stage = async (x, next) => {
   const release = x.own(await send(x));
@@ -31,7 +29,11 @@ async function send(x: Exchange): Promise<() => void> {
   const { config } = x;
   let links = routeChain(config, x.decision!.route);
   const owner = await fileOwner(x);
-  if (owner) links = pinnedChain(links, owner.file, owner.owner);
+  if (owner) {
+    links = pinnedChain(links, owner.file, owner.owner);
+    const trace = x.deps.traces.get(x.id);
+    if (trace) trace.files = { ids: owner.ids, provider: owner.owner.provider, key: owner.owner.key };
+  }
   // Let go of before the answer is relayed: it holds the body.
   let req: ClientRequest | null = clientRequest(x);
   const built = new Map<ProviderConfig, OutgoingRequest>();
@@ -71,42 +73,4 @@ async function send(x: Exchange): Promise<() => void> {
   req = null;
   x.dropBody(); // from here on an open stream holds no copy of the request
   return sent.release;
-}
-
-/**
- * The owner of the Files API files the request references (resource affinity), or null when it references none
- * the gateway saw uploaded. Files held by different keys or providers cannot be used together: no one key reaches them all.
- * @throws InvalidRequestError naming the files when they live under different keys.
- */
-async function fileOwner(x: Exchange): Promise<{ file: string; owner: ResourceOwner } | null> {
-  if (x.endpoint !== 'messages' && x.endpoint !== 'count_tokens') return null;
-  const ids = fileIdsOf(x.body);
-  if (!ids.length) return null;
-  let found: { file: string; owner: ResourceOwner } | null = null;
-  for (const id of ids) {
-    const owner = await x.deps.affinity.lookup(id);
-    if (!owner) continue;
-    if (found && (found.owner.provider !== owner.provider || found.owner.key !== owner.key)) {
-      throw new InvalidRequestError(
-        `files "${found.file}" and "${id}" were uploaded through different upstream keys (${found.owner.provider} ${found.owner.key ?? 'client key'}, ${owner.provider} ${owner.key ?? 'client key'}); one request can only use files of one key`,
-      );
-    }
-    found ??= { file: id, owner };
-  }
-  return found;
-}
-
-/**
- * The route chain kept to the provider that holds `file`: the route's provider when it is that one, else the
- * first fallback that is; never another provider, which would answer a confusing 404 for the file.
- * @throws InvalidRequestError naming the file and its provider when no provider of the chain holds it.
- */
-function pinnedChain(links: ChainLink[], file: string, owner: ResourceOwner): ChainLink[] {
-  const link = links.find((l) => l.provider.name === owner.provider);
-  if (!link) {
-    throw new InvalidRequestError(
-      `file "${file}" was uploaded to provider "${owner.provider}", but this request is routed to ${links.map((l) => `"${l.provider.name}"`).join(', ')}; a file can only be used at the provider (and key) that holds it`,
-    );
-  }
-  return [link];
 }

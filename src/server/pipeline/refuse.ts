@@ -12,6 +12,7 @@ import { prepareUpstream } from '../../upstream/prepare.js';
 import { adapterFor, type ClientRequest } from '../../upstream/providers/index.js';
 import type { Exchange, Stage } from './exchange.js';
 import { sendJson } from './record.js';
+import { fileOwner } from './files.js';
 
 /** What the provider adapters see of this request. */
 export function clientRequest(x: Exchange): ClientRequest {
@@ -19,7 +20,7 @@ export function clientRequest(x: Exchange): ClientRequest {
 }
 
 export const refuse: Stage = async (x, next) => {
-  if (answeredHere(x)) return;
+  if (await answeredHere(x)) return;
   if (x.endpoint === 'models' && (await catalogue(x))) return;
   return next();
 };
@@ -45,11 +46,12 @@ async function catalogue(x: Exchange): Promise<boolean> {
 }
 
 /** Answers the request here when it must not or need not go upstream; true when it did. */
-function answeredHere(x: Exchange): boolean {
+async function answeredHere(x: Exchange): Promise<boolean> {
   const d = x.decision!;
   if (x.deps.dryRun) {
     const prepared = prepareUpstream(x.config, clientRequest(x), x.rc!.estimate.input_tokens);
-    const report = JSON.stringify(dryRunReport(d, prepared), null, 2);
+    const files = await fileOwner(x);
+    const report = JSON.stringify({ ...dryRunReport(d, prepared), ...(files ? { files: { ids: files.ids, provider: files.owner.provider, key: files.owner.key } } : {}) }, null, 2);
     x.res.writeHead(200, { 'content-type': 'application/json', 'x-switchyard-dry-run': 'true', 'x-switchyard-request-id': x.id });
     x.res.end(report);
     return true;

@@ -16,15 +16,21 @@ import { lazyBody, scanJsonObject, serializeBody } from '../../body/json-scan.js
 import { buildContext, type RequestContext } from '../../rules/context.js';
 import type { Decision } from '../../rules/decision.js';
 import { evaluate } from '../../rules/evaluate.js';
+import { BATCH_ITEM_PATH, type BatchItem, batchItems } from '../../rules/batch.js';
 import type { BatchCharge } from '../../upstream/affinity.js';
 import { routeChain } from '../../upstream/prepare.js';
 import { costUsd } from '../../usage/prices.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import { readBody } from '../pipeline/receive.js';
 import { chooseKey, relayCreated, send } from './call.js';
+import { dryRunReport } from '../../rules/report.js';
+import { prepareUpstream } from '../../upstream/prepare.js';
+import { batchItemId } from '../../usage/batch-items.js';
+import { traceOf } from '../traces.js';
+import { sendJson } from '../pipeline/record.js';
 
-/** Most items in one batch (the API's own limit). */
-export const MAX_BATCH_ITEMS = 100_000;
+/** Items of one batch whose decisions are kept for `/admin/requests/{id}` and shown by `serve --dry-run`. */
+export const TRACED_ITEMS = 20;
 
 /** Refusals named in the error message (the rest are counted). */
 const NAMED_REFUSALS = 5;
@@ -38,27 +44,15 @@ interface DecidedItem {
   estimateUsd: number;
 }
 
-/** Reads and checks the batch body: the `requests` array of `{custom_id, params}` objects. @throws InvalidRequestError */
-function parseBatch(raw: Buffer): Array<{ custom_id: string; params: Record<string, unknown> }> {
+/** Reads the batch body's items. @throws InvalidRequestError */
+function parseBatch(raw: Buffer): BatchItem[] {
   let body: unknown;
   try {
     body = JSON.parse(raw.toString('utf8'));
   } catch (err) {
     throw new InvalidRequestError(`the batch body is not valid JSON: ${(err as Error).message}`);
   }
-  const requests = (body as { requests?: unknown } | null)?.requests;
-  if (!Array.isArray(requests) || requests.length === 0) throw new InvalidRequestError('requests: a Message Batch needs a non-empty array of {custom_id, params}');
-  if (requests.length > MAX_BATCH_ITEMS) throw new InvalidRequestError(`requests: a Message Batch holds at most ${MAX_BATCH_ITEMS} requests; this one has ${requests.length}`);
-  const seen = new Set<string>();
-  requests.forEach((r, i) => {
-    const item = r as { custom_id?: unknown; params?: unknown } | null;
-    if (typeof item?.custom_id !== 'string' || !item.custom_id) throw new InvalidRequestError(`requests[${i}].custom_id: a non-empty string is required`);
-    if (item.params === null || typeof item.params !== 'object' || Array.isArray(item.params))
-      throw new InvalidRequestError(`requests[${i}].params (custom_id "${item.custom_id}"): a Messages request object is required`);
-    if (seen.has(item.custom_id)) throw new InvalidRequestError(`requests[${i}].custom_id "${item.custom_id}" is used twice; each item needs its own`);
-    seen.add(item.custom_id);
-  });
-  return requests as Array<{ custom_id: string; params: Record<string, unknown> }>;
+  return batchItems(body);
 }
 
 /** The batch create call (see the module comment). */
@@ -73,14 +67,22 @@ export async function createBatch(x: Exchange): Promise<void> {
   x.holdReservation(reservation.release);
   const raw = await readBody(x.req, limits.max_batch_bytes, reservation.growTo);
   const items = parseBatch(raw);
+  const dryRun: unknown[] = [];
   const refusals: string[] = [];
   const decided: DecidedItem[] = [];
+  /** Decisions kept for traces and dry-run (at most TRACED_ITEMS; refused items first). */
+  const traced: Array<{ customId: string; d: Decision; refused: boolean }> = [];
+  const keep = (customId: string, d: Decision, refused: boolean) => {
+    if (refused) traced.unshift({ customId, d, refused });
+    else traced.push({ customId, d, refused });
+    if (traced.length > TRACED_ITEMS) traced.pop();
+  };
   const tags: Record<string, string> = {};
   let provider: string | null = null;
   for (const item of items) {
     const bytes = Buffer.from(JSON.stringify(item.params));
     const rc = buildContext({
-      path: '/v1/messages',
+      path: BATCH_ITEM_PATH,
       body: lazyBody(scanJsonObject(bytes, limits.max_json_depth, rules.bodyKeys)),
       headers: x.req.headers,
       bodyBytes: bytes.length,
@@ -98,16 +100,25 @@ export async function createBatch(x: Exchange): Promise<void> {
       }
     }
     const d = await evaluate(rules, rc, config.default_provider);
-    if (d.denied) {
-      refuse(`denied by rule "${d.denied.rule}": ${d.denied.message}`);
-      continue;
-    }
-    if (d.error) {
-      refuse(`rule "${d.error.rule}" failed: ${d.error.message}`);
-      continue;
-    }
-    if (provider !== null && d.route.provider !== provider) {
-      refuse(`routed to provider "${d.route.provider}" while earlier items go to "${provider}"; a batch goes to one provider`);
+    const why = d.denied
+      ? `denied by rule "${d.denied.rule}": ${d.denied.message}`
+      : d.error
+        ? `rule "${d.error.rule}" failed: ${d.error.message}`
+        : provider !== null && d.route.provider !== provider
+          ? `routed to provider "${d.route.provider}" while earlier items go to "${provider}"; a batch goes to one provider`
+          : null;
+    keep(item.custom_id, d, why !== null);
+    if (x.deps.dryRun)
+      dryRun.push({
+        custom_id: item.custom_id,
+        refused: why,
+        ...dryRunReport(
+          d,
+          prepareUpstream(config, { endpoint: 'messages', pathAndQuery: BATCH_ITEM_PATH, headers: x.req.headers, raw: bytes, body: rc.body, decision: d, stream: rc.stream }, rc.estimate.input_tokens),
+        ),
+      });
+    if (why) {
+      refuse(why);
       continue;
     }
     provider = d.route.provider;
@@ -117,8 +128,13 @@ export async function createBatch(x: Exchange): Promise<void> {
     const price = x.deps.prices.priceOf(link.model, link.provider.name);
     decided.push({ customId: item.custom_id, params: body, decision: d, rc, estimateUsd: costUsd({ ...noTokens, input_tokens: rc.estimate.input_tokens }, price, true) ?? 0 });
   }
+  if (x.deps.dryRun) {
+    sendJson(x, { type: 'batch_dry_run', items_total: items.length, refused: refusals, items: dryRun });
+    return;
+  }
   const charges = refusals.length ? [] : await batchBudgets(x, decided, refusals);
   if (refusals.length) {
+    traceItems(x, traced, x.id);
     const named = refusals.slice(0, NAMED_REFUSALS).join('; ');
     const more = refusals.length > NAMED_REFUSALS ? ` (and ${refusals.length - NAMED_REFUSALS} more)` : '';
     x.refusedBy = 'batch';
@@ -132,7 +148,17 @@ export async function createBatch(x: Exchange): Promise<void> {
   x.rulesVersion = rules.version;
   const key = await chooseKey(x, target, null);
   const answer = await send(x, target, key, out);
-  await relayCreated(x, answer, 'batch', target, key, { tags, rules_version: rules.version, charges, project: projectOf(x) });
+  await relayCreated(x, answer, 'batch', target, key, { tags, rules_version: rules.version, charges, project: projectOf(x) }, (batchId) => traceItems(x, traced, batchId));
+}
+
+/**
+ * Keeps the decisions of a batch's items for `GET /admin/requests/{id}` under `<batch id>:<custom_id>` (the id of
+ * the item's usage record), or `<request id>:<custom_id>` for a refused batch: at most {@link TRACED_ITEMS} per batch,
+ * refused items first, so that a 100,000-item batch does not push every other request out of the ring.
+ */
+function traceItems(x: Exchange, traced: Array<{ customId: string; d: Decision }>, prefix: string): void {
+  x.deps.traces.resize(x.config.trace.requests);
+  for (const t of traced) x.deps.traces.add(traceOf(t.d, batchItemId(prefix, t.customId), x.clientId, x.log.session_id ?? null));
 }
 
 const noTokens = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_creation_5m_input_tokens: 0, cache_creation_1h_input_tokens: 0, cache_read_input_tokens: 0 };

@@ -175,11 +175,21 @@ export async function readSmall(answer: UpstreamResponse, limit: number): Promis
  * made by this client with this key (`extra` adds a batch's attribution). An answer that cannot be read is relayed
  * unchanged (then the id is not remembered, and later calls find it by probing).
  */
-export async function relayCreated(x: Exchange, answer: UpstreamResponse, kind: ResourceKind, provider: ProviderConfig, key: PooledKey | null, extra: Partial<ResourceOwner> = {}): Promise<void> {
+export async function relayCreated(
+  x: Exchange,
+  answer: UpstreamResponse,
+  kind: ResourceKind,
+  provider: ProviderConfig,
+  key: PooledKey | null,
+  extra: Partial<ResourceOwner> = {},
+  onCreated?: (id: string) => void,
+): Promise<void> {
   await relayJson(x, answer, provider, async (json) => {
     const id = (json as { id?: unknown } | null)?.id;
-    if (typeof id === 'string' && id) await x.deps.affinity.remember({ ...ownerOf(x, id, kind, provider, key), ...extra });
-    else x.deps.log.warn({ request_id: x.id, provider: provider.name }, `the ${kind} create answer has no id; later calls about it will look for it key by key`);
+    if (typeof id === 'string' && id) {
+      await x.deps.affinity.remember({ ...ownerOf(x, id, kind, provider, key), ...extra });
+      onCreated?.(id);
+    } else x.deps.log.warn({ request_id: x.id, provider: provider.name }, `the ${kind} create answer has no id; later calls about it will look for it key by key`);
   });
 }
 

@@ -30,7 +30,7 @@ import { JsonLines, startTally } from '../../usage/batch-items.js';
 import { authenticate } from '../pipeline/authenticate.js';
 import { concurrency } from '../pipeline/concurrency.js';
 import { compose, Exchange, type ProxyDeps, type Stage } from '../pipeline/exchange.js';
-import { record } from '../pipeline/record.js';
+import { record, sendJson } from '../pipeline/record.js';
 import { createBatch } from './batch-create.js';
 import { chooseKey, ownerOf, relay, relayCreated, relayJson, resourceProvider, send, streamedBody } from './call.js';
 import { type ResourceCall, resourceCall } from './paths.js';
@@ -54,9 +54,10 @@ export function resourceRoutes(app: Hono<{ Bindings: HttpBindings }>, deps: Prox
 const resource: Stage = async (x) => {
   x.kind = 'resource';
   const call = resourceCall(x.log.method, x.log.path);
-  if (call.family === 'other') return passthrough(x);
+  if (call.family === 'other') return x.deps.dryRun ? dryRun(x, call, null) : passthrough(x);
   if (call.family === 'batch' && call.action === 'create') return createBatch(x);
   const owner = call.id ? await x.deps.affinity.lookup(call.id) : null;
+  if (x.deps.dryRun) return dryRun(x, call, owner);
   if (owner) return ownedCall(x, call, owner);
   const provider = resourceProvider(x, call.family);
   if (call.id && (x.log.method === 'GET' || x.log.method === 'DELETE')) return probe(x, call, provider);
@@ -78,6 +79,24 @@ async function ownedCall(x: Exchange, call: ResourceCall, owner: ResourceOwner):
   if (call.family === 'batch' && call.action === 'results' && answer.statusCode === 200) return relayResults(x, answer, owner);
   if (call.family === 'batch') return relayJson(x, answer, provider);
   await relay(x, answer);
+}
+
+/**
+ * `serve --dry-run`: what the call would do — its endpoint, the provider and key it would go with (the owner's for
+ * an id the gateway knows), nothing sent upstream. A request body is drained unread.
+ */
+async function dryRun(x: Exchange, call: ResourceCall, owner: ResourceOwner | null): Promise<void> {
+  x.req.resume();
+  if (call.family === 'other') {
+    x.kind = 'other';
+    const p = x.config.providers[x.config.default_provider]!;
+    if (!p.passthrough || p.type !== 'anthropic' || NEVER_PASSED.has(x.log.path)) throw new NotFoundError(x.log.method, x.log.path);
+  }
+  const provider = owner ? x.config.providers[owner.provider] : call.family === 'other' ? x.config.providers[x.config.default_provider] : resourceProvider(x, call.family);
+  const key = owner ? owner.key : ((await chooseKey(x, provider!, null))?.fingerprint ?? null);
+  const how = owner ? 'affinity: the provider and key that created it' : call.id ? 'not seen created: each key of the provider is asked in turn' : 'the pool, sticky per client';
+  x.res.setHeader('x-switchyard-dry-run', 'true');
+  sendJson(x, { type: 'resource_dry_run', ...call, provider: provider?.name ?? owner?.provider ?? null, key, chosen_by: how });
 }
 
 /**
