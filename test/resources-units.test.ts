@@ -11,6 +11,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { lazyBody, scanJsonObject } from '../src/body/json-scan.js';
 import { createLogger } from '../src/log.js';
+import { LogCapture } from './helpers.js';
 import { stripPlatformPrefix } from '../src/server/app.js';
 import { pointResultsHere } from '../src/server/resources/call.js';
 import { resourceCall } from '../src/server/resources/paths.js';
@@ -330,5 +331,152 @@ describe('results_url', () => {
     assert.equal(page.data[0]!.results_url, 'https://gw/v1/messages/batches/b/results?x=1');
     assert.equal(page.data[1]!.results_url, null);
     assert.equal(pointResultsHere({ type: 'file', id: 'file_1' }, provider('https://api.anthropic.com'), 'http://gw'), false);
+  });
+});
+
+describe('edges that a careless change would break', () => {
+  test('resource paths: a method other than GET and POST, sub-paths and trailing slashes', () => {
+    assert.deepEqual(resourceCall('DELETE', '/v1/files'), { family: 'file', id: null, action: 'delete' });
+    assert.deepEqual(resourceCall('POST', '/v1/files/file_1'), { family: 'file', id: 'file_1', action: 'post' });
+    assert.deepEqual(resourceCall('POST', '/v1/skills/skill_1/versions/v2'), { family: 'skill', id: 'skill_1', action: 'versions/v2' });
+    assert.deepEqual(resourceCall('GET', '/v1/skills/skill_1/'), { family: 'skill', id: 'skill_1', action: 'retrieve' });
+    assert.deepEqual(resourceCall('GET', '/v1/messages/batches/'), { family: 'batch', id: null, action: 'list' });
+  });
+
+  test('file references: at most 64 distinct ids, strings only, and the same ids from the scan and the walk', () => {
+    const many = { messages: [{ role: 'user', content: Array.from({ length: 70 }, (_, i) => ({ type: 'document', source: { type: 'file', file_id: `file_${i}` } })) }] };
+    const scanned = lazyBody(scanJsonObject(Buffer.from(JSON.stringify(many)), 64, ['file_id']));
+    assert.equal(fileIdsOf(scanned).length, 64);
+    assert.deepEqual(fileIdsOf(many), fileIdsOf(scanned));
+    assert.deepEqual(fileIdsOf({ messages: [{ file_id: 7 }, { other_id: 'file_x' }, { system: [{ file_id: 'file_sys' }] }] }), ['file_sys']);
+    let deep: Record<string, unknown> = { file_id: 'file_deep' };
+    for (let i = 0; i < 70; i++) deep = { next: deep };
+    assert.deepEqual(fileIdsOf({ messages: [deep] }), [], 'a body nested deeper than 64 levels is not walked to its end');
+  });
+
+  test('affinity: an id of 200 characters is kept, of 201 is not; a failing store is logged with the resource id', async () => {
+    const state = new MemoryStore();
+    const a = new ResourceAffinity(state, null, log);
+    const at = (n: number) => `file_${'x'.repeat(n - 5)}`;
+    await a.remember(owner({ id: at(200) }));
+    await a.remember(owner({ id: at(201) }));
+    assert.ok(await a.lookup(at(200)));
+    assert.equal(await state.getRecord(`resource:${at(201)}`), null);
+    const logs = new LogCapture();
+    const captured = createLogger({ level: 'trace', destination: logs });
+    const durable = new MapStore();
+    durable.fail = true;
+    const broken = Object.assign(new MemoryStore(), {
+      putRecord: async () => {
+        throw new Error('redis down');
+      },
+      getRecord: async () => {
+        throw new Error('redis down');
+      },
+    });
+    const b = new ResourceAffinity(broken, durable, captured);
+    await b.remember(owner({ id: 'file_log' }));
+    await b.lookup('file_log');
+    await b.settled(owner({ id: 'file_log' }), 't');
+    const messages = logs.lines.map((l) => `${l.msg} ${l.resource} ${l.err}`);
+    assert.ok(messages.includes('could not remember a resource in the state store file_log redis down'), messages.join('\n'));
+    assert.ok(messages.includes('could not remember a resource in the ledger file_log db down'));
+    assert.ok(messages.includes('could not read a resource from the state store; trying the ledger file_log redis down'));
+    assert.ok(messages.includes('could not read a resource from the ledger file_log db down'));
+  });
+
+  test('affinity: a state store that fails falls back to the ledger; a miss puts nothing back; no ledger logs nothing', async () => {
+    const durable = new MapStore();
+    await durable.putResource(owner({ id: 'file_in_ledger', kind: 'file' }));
+    const broken = Object.assign(new MemoryStore(), {
+      getRecord: async () => {
+        throw new Error('redis down');
+      },
+    });
+    assert.equal((await new ResourceAffinity(broken, durable, log).lookup('file_in_ledger'))?.id, 'file_in_ledger');
+    const state = new MemoryStore();
+    assert.equal(await new ResourceAffinity(state, durable, log).lookup('file_missing'), null);
+    assert.equal(await state.getRecord('resource:file_missing'), null, 'nothing is put back for a miss');
+    const logs = new LogCapture();
+    assert.equal(await new ResourceAffinity(new MemoryStore(), null, createLogger({ level: 'trace', destination: logs })).lookup('file_nowhere'), null);
+    assert.equal(logs.lines.length, 0);
+  });
+
+  test("batch items: an error given one level deep, and cache writes alone, are read as the API may send them; rules are not the create call's", () => {
+    const flat = batchItemRecord({ custom_id: 'f', result: { type: 'errored', error: { type: 'invalid_request_error', message: 'x' } } }, owner(), prices, 't')!;
+    assert.deepEqual([flat.status, flat.error_type], [400, 'invalid_request_error']);
+    const writes = batchItemRecord(
+      { custom_id: 'w', result: { type: 'succeeded', message: { model: 'claude-sonnet-4-5', usage: { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 1000 } } } },
+      owner(),
+      prices,
+      't',
+    )!;
+    assert.ok(writes.cost_usd! > 0, 'cache writes alone are priced');
+    const reads = batchItemRecord(
+      { custom_id: 'r', result: { type: 'succeeded', message: { model: 'claude-sonnet-4-5', usage: { input_tokens: 0, output_tokens: 0, cache_read_input_tokens: 1000 } } } },
+      owner(),
+      prices,
+      't',
+    )!;
+    assert.ok(reads.cost_usd! > 0, 'cache reads alone are priced');
+    assert.deepEqual(writes.rules, []);
+    const noResult = batchItemRecord({ custom_id: 'n' }, owner(), prices, 't')!;
+    assert.deepEqual([noResult.outcome, noResult.error_type, noResult.input_tokens], ['failed', 'api_error', 0]);
+  });
+
+  test('JSONL: a line of exactly the bound is read; past it, the gateway holds nothing more of it', () => {
+    const exact = Buffer.concat([Buffer.from('"'), Buffer.alloc(MAX_RESULT_LINE_BYTES - 2, 0x61), Buffer.from('"\n')]);
+    const j = new JsonLines();
+    const out = j.push(exact);
+    assert.equal(out.length, 1);
+    assert.equal((out[0] as string).length, MAX_RESULT_LINE_BYTES - 2);
+    const over = new JsonLines();
+    over.push(Buffer.alloc(MAX_RESULT_LINE_BYTES, 0x62));
+    over.push(Buffer.alloc(1024, 0x62));
+    assert.equal(over.buffered, 0, 'an oversized line is dropped as it comes, not held');
+    assert.equal(over.skipped, 0);
+    over.push(Buffer.from('\n'));
+    assert.equal(over.skipped, 1);
+  });
+
+  test('a tally: lines after its end are not recorded; failures to charge are logged; a failing claim starts none; a claim lapses after 10 minutes', async () => {
+    const logs = new LogCapture();
+    const captured = createLogger({ level: 'trace', destination: logs });
+    let t = 1_000_000;
+    const state = new MemoryStore(() => t);
+    const affinity = new ResourceAffinity(state, new MapStore(), captured);
+    const records: UsageRecord[] = [];
+    const l = { record: (r: UsageRecord) => records.push(r) } as unknown as Ledger;
+    const failing = Object.assign(state, {
+      addSpend: async () => {
+        throw new Error('no budgets today');
+      },
+    });
+    const o = owner({ charges: [{ key: 'k', expiresAtMs: Date.now() + 1e6, items: 'all' }] });
+    const tally = (await startTally({ ledger: l, prices, state: failing, affinity, metrics: null, log: captured }, o, 'r1'))!;
+    tally.line({ custom_id: 'a', result: { type: 'succeeded', message: { model: 'claude-sonnet-4-5', usage: { input_tokens: 10, output_tokens: 1 } } } });
+    tally.line({ custom_id: 'b', result: { type: 'canceled' } });
+    assert.equal(tally.items, 2);
+    await tally.end(true);
+    tally.line({ custom_id: 'c', result: { type: 'canceled' } });
+    assert.equal(records.length, 2, 'nothing after the end');
+    assert.ok(logs.lines.some((x) => x.msg === 'could not add a batch to a budget total' && x.batch === o.id && x.err === 'no budgets today'));
+    assert.ok(logs.lines.some((x) => x.msg === 'batch results recorded' && x.batch === o.id && x.items === 2));
+
+    const noClaims = Object.assign(new MemoryStore(), {
+      claimRecord: async () => {
+        throw new Error('redis down');
+      },
+    });
+    assert.equal(await startTally({ ledger: l, prices, state: noClaims, affinity, metrics: null, log }, owner({ id: 'msgbatch_x' }), 'r'), null);
+
+    const claims = new MemoryStore(() => t);
+    const deps = { ledger: l, prices, state: claims, affinity, metrics: null, log };
+    const held = owner({ id: 'msgbatch_held' });
+    assert.ok(await startTally(deps, held, 'dies-holding-it'));
+    t += 9 * 60_000;
+    assert.equal(await startTally(deps, held, 'r2'), null, 'still held after 9 minutes');
+    t += 60_001;
+    assert.ok(await startTally(deps, held, 'r3'), "a dead reader's claim lapses after 10 minutes");
   });
 });

@@ -146,12 +146,14 @@ const MAX_FILE_REFERENCES = 64;
 /**
  * The Files API ids a Messages request references: a `document` or `image` block's `source` of `type: file`, a
  * `container_upload` block (https://platform.claude.com/docs/en/build-with-claude/files) — every `"file_id": "…"`
- * member of the body. Found through the body scan's record of where `file_id` occurs (rules/load.ts watches it),
- * so a request without one costs a map lookup; a body without that record is walked.
+ * member of the body, at most {@link MAX_FILE_REFERENCES} distinct ids. Found through the body scan's record of where
+ * `file_id` occurs (rules/load.ts watches it), so a request without one costs a map lookup; a body without that
+ * record (a plain object, or one a rule changed) is walked, to the same ids.
  */
 export function fileIdsOf(body: Record<string, unknown>): string[] {
   const k = keyOffsets(body, 'file_id');
   const ids = new Set<string>();
+  // Stryker disable next-line ConditionalExpression,BlockStatement: equivalent — the walk below finds the same ids; this is the fast path.
   if (k) {
     for (const at of k.at) {
       const m = FILE_ID_AT.exec(k.raw.subarray(at, at + 256).toString('utf8'));
@@ -169,7 +171,7 @@ export function fileIdsOf(body: Record<string, unknown>): string[] {
         else walk(member, depth + 1);
       }
   };
-  walk(body.messages, 0);
+  walk(body, 0);
   return [...ids];
 }
 
