@@ -45,6 +45,8 @@ function records(): UsageRecord[] {
       status: outcome === 'ok' ? 200 : 500,
       outcome,
       error_type: null,
+      // Batch items, resource calls, interactive calls, and records from before kinds (none).
+      kind: i % 8 === 0 ? 'batch' : i % 15 === 0 ? 'resource' : i % 9 === 0 ? undefined : 'message',
       retries: 0,
       latency_ms: 100 + i,
       ttft_ms: null,
@@ -105,6 +107,7 @@ function overview(records: UsageRecord[], since: string, until: string): Overvie
     top_users: top('user'),
     top_projects: top('project'),
     top_models: top('model'),
+    by_kind: buildReport(records, ['kind'], since, until).rows,
   };
 }
 

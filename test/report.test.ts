@@ -71,16 +71,22 @@ test('keyOf and keysOf: each dimension as reports show it, with its own word for
   assert.deepEqual(keysOf(r, 'rule'), ['a', 'b']);
   assert.deepEqual(keysOf(r, 'model'), ['m']);
   assert.deepEqual(keysOf(none, 'rule'), ['(none)']);
+  assert.deepEqual(keysOf(full({ request_id: 'k', kind: 'batch' }), 'kind'), ['batch']);
+  assert.deepEqual(keysOf(full({ request_id: 'k0' }), 'kind'), ['message'], 'a record from before kinds is an interactive call');
 });
 
 test('isGroupBy and parseFilter accept the documented dimensions and name them when refusing', () => {
-  for (const ok of ['model', 'client', 'session', 'user', 'project', 'agent', 'day', 'provider', 'rule', 'tag:team', 'tag:cost_centre2']) assert.equal(isGroupBy(ok), true, ok);
+  for (const ok of ['model', 'client', 'session', 'user', 'project', 'agent', 'day', 'provider', 'rule', 'kind', 'tag:team', 'tag:cost_centre2']) assert.equal(isGroupBy(ok), true, ok);
   for (const bad of ['models', 'tag:', 'tag:Team', 'tag:2x', 'tag:team-x', '', 'Model']) assert.equal(isGroupBy(bad), false, bad);
   assert.deepEqual(parseFilter('user=alice'), { by: 'user', value: 'alice' });
   assert.deepEqual(parseFilter('tag:team=a=b'), { by: 'tag:team', value: 'a=b' }, 'the value is everything after the first =');
   assert.deepEqual(parseFilter('model='), { by: 'model', value: '' });
   for (const bad of ['day=2026-12-07', '=x', 'user', 'nope=1'])
-    assert.throws(() => parseFilter(bad), new RegExp(`filter "${bad}": expected DIMENSION=VALUE with DIMENSION one of tag:NAME, model, client, session, user, project, agent, provider or rule$`), bad);
+    assert.throws(
+      () => parseFilter(bad),
+      new RegExp(`filter "${bad}": expected DIMENSION=VALUE with DIMENSION one of tag:NAME, model, client, session, user, project, agent, provider, rule or kind$`),
+      bad,
+    );
 });
 
 test('filterRecords keeps the records every filter holds for', () => {

@@ -140,6 +140,17 @@ describe('the rest of the Anthropic API through a 2-key pool', () => {
       t.rules.filter((r) => r.matched).map((r) => r.id),
       ['tag-team', 'default'],
     );
+    // The dashboard shows batch spend apart from interactive spend.
+    const since = new Date(Date.now() - 3_600_000).toISOString();
+    const ov = await request(`${gw.url}/admin/ui/api/overview?since=${encodeURIComponent(since)}`);
+    const byKind = ((await ov.body.json()) as { by_kind: Array<{ group: { kind: string }; requests: number; cost_usd: number }> }).by_kind;
+    const batchRow = byKind.find((r) => r.group.kind === 'batch')!;
+    assert.ok(batchRow.requests >= 1000);
+    assert.ok(Math.abs(batchRow.cost_usd - (1000 * full * 0.5 * batchRow.requests) / 1000) < 1e-6, `batch spend ${batchRow.cost_usd}`);
+    assert.ok(
+      byKind.some((r) => r.group.kind === 'resource'),
+      'the calls about the batch are counted apart, without tokens',
+    );
     // Reading the results again records nothing twice.
     for await (const _ of await alice.messages.batches.results(batch.id)) void _;
     assert.equal((await records()).filter((r) => r.kind === 'batch' && r.request_id.startsWith(`${batch.id}:`)).length, 1000);

@@ -183,6 +183,7 @@ function Overview({ filters }: { filters: Filters }) {
     top_users: Row[];
     top_projects: Row[];
     top_models: Row[];
+    by_kind: Row[];
   }>(`/admin/ui/api/overview?${query(filters)}`);
   if (error) return <p role="alert">{error}</p>;
   if (!data) return <p>Loading…</p>;
@@ -197,6 +198,9 @@ function Overview({ filters }: { filters: Filters }) {
     ['cache-hit', 'Cache hit share', pctText(t.cache_hit_ratio)],
     ['error-rate', 'Error rate', pctText(data.error_rate)],
     ['refusal-rate', 'Refusal rate', pctText(data.refusal_rate)],
+    // Interactive and batch spend apart (batch items cost half; usage/batch-items.ts).
+    ['interactive-cost', 'Interactive spend', usd(data.by_kind.filter((r) => r.group.kind !== 'batch').reduce((a, r) => a + r.cost_usd, 0))],
+    ['batch-cost', 'Batch spend', usd(data.by_kind.find((r) => r.group.kind === 'batch')?.cost_usd ?? 0)],
   ];
   return (
     <>

@@ -40,6 +40,11 @@ export interface Overview {
   top_users: ReportRow[];
   top_projects: ReportRow[];
   top_models: ReportRow[];
+  /**
+   * Spend apart by what it was for: `message` (interactive Messages calls), `batch` (Message Batch items at the batch
+   * rate), `resource` and `other` (calls without tokens); every kind the range has, most spend first.
+   */
+  by_kind: ReportRow[];
 }
 
 const round6 = (x: number) => Math.round(x * 1e6) / 1e6;
@@ -49,15 +54,15 @@ const ratio = (a: number, b: number) => (b ? Math.round((a / b) * 10_000) / 10_0
 const reportRow = (s: SummaryRow, by: string | null): ReportRow => asReportRow(s, by ? { [by]: s.key ?? '(none)' } : {});
 
 /**
- * The overview computed by the ledger's database (GROUP BY): four aggregate queries — totals per time bucket, and
- * the top users, projects and models — instead of reading every record. The same figures as `switchyard usage`
+ * The overview computed by the ledger's database (GROUP BY): five aggregate queries — totals per time bucket, the
+ * top users, projects and models, and spend by kind (interactive vs batch) — instead of reading every record. The same figures as `switchyard usage`
  * over the records (test/overview-sql.test.ts holds that computation and compares).
  */
 export async function overviewFromStore(store: Pick<LedgerStore, 'summarize'>, since: string, until: string, filters: RecordFilter[]): Promise<Overview> {
   const span = Date.parse(until) - Date.parse(since);
   const bucket: Overview['bucket'] = span <= 2 * 86_400_000 ? 'hour' : 'day';
   const q = (group: SummaryGroup) => store.summarize({ since, until, filters, group });
-  const [buckets, users, projects, models] = await Promise.all([q(bucket), q('user'), q('project'), q('model')]);
+  const [buckets, users, projects, models, kinds] = await Promise.all([q(bucket), q('user'), q('project'), q('model'), q('kind')]);
   const total: SummaryRow = { key: null, requests: 0, input_tokens: 0, output_tokens: 0, cache_write_tokens: 0, cache_read_tokens: 0, cost_usd: 0, unpriced: 0, errors: 0, refused: 0 };
   for (const b of buckets)
     for (const k of ['requests', 'input_tokens', 'output_tokens', 'cache_write_tokens', 'cache_read_tokens', 'cost_usd', 'unpriced', 'errors', 'refused'] as const) total[k] += b[k];
@@ -90,6 +95,7 @@ export async function overviewFromStore(store: Pick<LedgerStore, 'summarize'>, s
     top_users: top(users, 'user'),
     top_projects: top(projects, 'project'),
     top_models: top(models, 'model'),
+    by_kind: kinds.map((r) => reportRow(r, 'kind')).sort(reportOrder),
   };
 }
 

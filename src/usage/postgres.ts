@@ -374,6 +374,8 @@ export class PostgresStore implements LedgerStore {
         `CREATE TABLE IF NOT EXISTS usage_rollup (rkey text PRIMARY KEY, hour text NOT NULL, ${ROLLUP_DIMENSIONS.map((c) => `${c} text`).join(', ')}, tags jsonb NOT NULL, ${ROLLUP_SUMS.map((c) => `${c} ${c === 'cost_usd' ? 'double precision' : 'bigint'} NOT NULL`).join(', ')})`,
       );
       await client.query('CREATE INDEX IF NOT EXISTS usage_rollup_hour ON usage_rollup (hour)');
+      // v8: the rollup's `kind` dimension (rows rolled up before have none: interactive calls).
+      await client.query('ALTER TABLE usage_rollup ADD COLUMN IF NOT EXISTS kind text');
       await client.query('CREATE INDEX IF NOT EXISTS usage_records_session ON usage_records (session_id, time)');
       if (!exists[0]?.t) {
         const { rows } = await client.query<Record<string, unknown>>(rollupBackfillSql(TIME_SQL));

@@ -8,14 +8,14 @@
 import type { UsageRecord } from './record.js';
 
 /** A grouping dimension. */
-export type GroupBy = 'model' | 'client' | 'session' | 'user' | 'project' | 'agent' | 'day' | 'provider' | 'rule' | `tag:${string}`;
+export type GroupBy = 'model' | 'client' | 'session' | 'user' | 'project' | 'agent' | 'day' | 'provider' | 'rule' | 'kind' | `tag:${string}`;
 
 /** The accepted `--by` values, for messages. */
-export const GROUP_BY_HELP = 'tag:NAME, model, client, session, user, project, agent, day, provider or rule';
+export const GROUP_BY_HELP = 'tag:NAME, model, client, session, user, project, agent, day, provider, rule or kind';
 
 /** True for a valid `--by` value. */
 export function isGroupBy(v: string): v is GroupBy {
-  return ['model', 'client', 'session', 'user', 'project', 'agent', 'day', 'provider', 'rule'].includes(v) || /^tag:[a-z][a-z0-9_]*$/.test(v);
+  return ['model', 'client', 'session', 'user', 'project', 'agent', 'day', 'provider', 'rule', 'kind'].includes(v) || /^tag:[a-z][a-z0-9_]*$/.test(v);
 }
 
 /** Totals of one group. */
@@ -85,6 +85,8 @@ export function keyOf(r: UsageRecord, by: GroupBy): string {
   if (by === 'provider') return r.provider ?? '(none)';
   if (by === 'day') return r.time.slice(0, 10);
   if (by === 'rule') return keysOf(r, by).join(', ');
+  // What the record is of: interactive Messages calls (`message`; records from before kinds too), batch items, resource calls.
+  if (by === 'kind') return r.kind ?? 'message';
   return r.tags[by.slice(4)] ?? '(untagged)';
 }
 

@@ -134,6 +134,9 @@ export class SqliteStore implements LedgerStore {
        CREATE INDEX IF NOT EXISTS usage_rollup_hour ON usage_rollup (hour);
        CREATE INDEX IF NOT EXISTS usage_records_session ON usage_records (session_id, time);`,
     );
+    // v7: the rollup's `kind` dimension (rows rolled up before have none: interactive calls).
+    const rollupCols = new Set((this.db.prepare('PRAGMA table_info(usage_rollup)').all() as Array<{ name: string }>).map((c) => c.name));
+    if (!rollupCols.has('kind')) this.db.exec('ALTER TABLE usage_rollup ADD COLUMN kind TEXT');
     if (existed) return;
     // Backfill: sums per hour and combination from SQL, keyed (canonical tags) in JS.
     const rows = this.db.prepare(rollupBackfillSql(TIME_SQL)).all() as Array<Record<string, unknown>>;

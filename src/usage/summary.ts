@@ -46,6 +46,8 @@ const DIMENSION_COLUMNS: Record<Exclude<RecordFilter['by'], `tag:${string}` | 'r
   project: 'project',
   agent: 'agent_id',
   provider: 'provider',
+  // Records from before kinds (null) are interactive Messages calls, as reports show them.
+  kind: "coalesce(kind, 'message')",
 };
 
 /** The report key that stands for a missing value of a dimension (see keyOf in report.ts). */
@@ -73,7 +75,7 @@ export interface SummaryDialect {
  * rollup rows instead of millions of records. Sessions are too many to roll up: a session filter reads the
  * records (by the session index).
  */
-export const ROLLUP_DIMENSIONS = ['client_id', 'user_id', 'project', 'agent_id', 'provider', 'model'] as const;
+export const ROLLUP_DIMENSIONS = ['client_id', 'user_id', 'project', 'agent_id', 'provider', 'model', 'kind'] as const;
 /** The summed columns of a rollup row, in table order. */
 export const ROLLUP_SUMS = ['requests', 'input_tokens', 'output_tokens', 'cache_write_tokens', 'cache_read_tokens', 'cost_usd', 'unpriced', 'errors', 'refused'] as const;
 
@@ -118,7 +120,7 @@ export function rollupDeltas(records: readonly UsageRecord[]): RollupRow[] {
   const out = new Map<string, RollupRow>();
   for (const r of records) {
     const hour = r.time.slice(0, 13);
-    const dims = { client_id: r.client_id, user_id: r.user_id ?? null, project: r.project ?? null, agent_id: r.agent_id ?? null, provider: r.provider, model: r.model };
+    const dims = { client_id: r.client_id, user_id: r.user_id ?? null, project: r.project ?? null, agent_id: r.agent_id ?? null, provider: r.provider, model: r.model, kind: r.kind ?? null };
     const tags = canonicalTags(r.tags);
     const rkey = rollupKey(hour, dims, tags);
     let row = out.get(rkey);
