@@ -216,7 +216,7 @@ withCommon(program.command('dry-run').description('print the routing decision fo
         if (eq <= 0) throw new Error(`--header ${h}: expected name=value`);
         headers[h.slice(0, eq).trim().toLowerCase()] = h.slice(eq + 1);
       }
-      // A batch body: each item is decided as the gateway decides it, a POST /v1/messages of its params.
+      // A batch body: each item is decided as the gateway decides it, a Messages request of its params on the create path.
       const items = batch.isBatchBody(body)
         ? opts.item
           ? [{ custom_id: opts.item, params: batch.batchItemParams(body, opts.item) }]

@@ -2,8 +2,8 @@
  * A Message Batch create body as the rules see it: a list of items, each `custom_id` and the Messages request
  * (`params`) it stands for (https://platform.claude.com/docs/en/api/messages/batches/create). The gateway's batch
  * create (server/resources/batch-create.ts), `dry-run` on a batch body and rule tests with `batch_item:` read items
- * the same way, so an item decided offline is decided as the gateway decides it: as a `POST /v1/messages` of its
- * params, with the create call's headers and client.
+ * the same way, so an item decided offline is decided as the gateway decides it: as a Messages request of its
+ * params, with the create call's path, headers and client.
  */
 import { InvalidRequestError } from '../errors.js';
 
@@ -16,8 +16,11 @@ export interface BatchItem {
 /** Most items in one batch (the API's own limit). */
 export const MAX_BATCH_ITEMS = 100_000;
 
-/** The path an item is decided as. */
-export const BATCH_ITEM_PATH = '/v1/messages';
+/**
+ * The path an item is decided with: the create call's, so a rule can tell batch items from interactive requests
+ * (`when: "path = '/v1/messages/batches'"`); everything else about the item is a Messages request's.
+ */
+export const BATCH_ITEM_PATH = '/v1/messages/batches';
 
 /** Whether a request body is a batch create body (a `requests` array). */
 export function isBatchBody(body: unknown): boolean {

@@ -208,7 +208,7 @@ export function buildRuleTestsSchema(): object {
             type: 'string',
             minLength: 1,
             description:
-              'The body (or body_file) is a Message Batch create body ({"requests": [{custom_id, params}]}): the item with this custom_id is decided, as the gateway decides each item at batch create (a POST /v1/messages of its params, with this request\'s headers and client). model and stream override the item\'s.',
+              'The body (or body_file) is a Message Batch create body ({"requests": [{custom_id, params}]}): the item with this custom_id is decided, as the gateway decides each item at batch create (a Messages request of its params, with the create path /v1/messages/batches and this request\'s headers and client). model and stream override the item\'s.',
           },
           headers: { type: 'object', additionalProperties: { type: 'string' }, description: 'Request headers (names case-insensitive).' },
           client: { type: 'string', minLength: 1, description: 'Client id from the config (its tags apply); a signed-in user is their email.' },
