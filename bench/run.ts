@@ -34,6 +34,8 @@
  *               OTLP/HTTP to a receiver in this process, batch delay 1 s), same run
  *   secrets     CPU per request with scan_secrets (redact) against the bundled rules alone, warm (a later turn: every
  *               block in the memo) and cold (every block new), on 76 KB with JavaScript tool results (bench/secrets.ts)
+ *   upload      a 100 MB Files API upload through the gateway (its own process) vs direct: the gateway's RSS rise
+ *               (peak over before, /proc every 10 ms), wall time, CPU per MB (bench/upload.ts)
  *   clouds      CPU per request routed to Amazon Bedrock (SigV4 signing; event-stream decoding when streaming)
  *               against the same request passed through to Anthropic, same run, JSON and streaming
  * Results print as a table and are written to bench/results/latest.json.
@@ -58,6 +60,7 @@ import { BENCH_AWS } from './bench-aws.js';
 import { benchRuleTools } from './rule-tools.js';
 import { benchRules } from './rules.js';
 import { benchSecrets } from './secrets.js';
+import { benchUpload } from './upload.js';
 import { benchThrottle } from './throttle.js';
 import { benchTranslation } from './translation.js';
 
@@ -71,6 +74,7 @@ const sections = process.argv.slice(2).length
       'dashboard',
       'budgets',
       'secrets',
+      'upload',
       'latency',
       'throughput',
       'streaming',
@@ -303,6 +307,10 @@ try {
   if (sections.includes('secrets')) {
     results.secrets = await benchSecrets(fake.url);
     console.log('scan_secrets (CPU µs per request, 76 KB of Claude Code with JavaScript tool results):', JSON.stringify(results.secrets));
+  }
+  if (sections.includes('upload')) {
+    results.upload = await benchUpload();
+    console.log('100 MB file upload through the gateway vs direct:', JSON.stringify(results.upload));
   }
   if (sections.includes('dashboard')) {
     results.dashboard = { ...(await benchDashboard()), live_tail: await benchLiveTail(fake.url) };
