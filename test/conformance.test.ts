@@ -252,7 +252,7 @@ describe('provider options that apply to one type', () => {
   test('betas on an OpenAI-compatible provider, strip_attribution on an Anthropic one: refused naming the provider', () => {
     assert.throws(
       load('  x:\n    type: openai\n    base_url: http://127.0.0.1:1/v1\n    betas: [a]\n'),
-      (e: unknown) => e instanceof LoadError && /provider "x": betas applies to type: anthropic, bedrock or vertex providers only/.test(e.message),
+      (e: unknown) => e instanceof LoadError && /provider "x": betas applies to type: anthropic, bedrock, vertex or foundry providers only/.test(e.message),
     );
     assert.throws(
       load('  anthropic:\n    type: anthropic\n    base_url: http://127.0.0.1:1\n    strip_attribution: true\n'),

@@ -188,7 +188,7 @@ test('usage --by rule: a request counts under each rule that found a secret in i
   assert.equal(byRule.report.totals.requests, 4, 'totals count each request once');
   const filtered = await runUsageQuery({ view: 'usage', by: ['user'], where: ['rule=github-pat'] }, source, prices);
   assert.equal(filtered.report.totals.requests, 1);
-  await assert.rejects(runUsageQuery({ view: 'usage', by: ['rules'], where: [] }, source, prices), /provider or rule/);
+  await assert.rejects(runUsageQuery({ view: 'usage', by: ['rules'], where: [] }, source, prices), /provider, rule or kind/);
 });
 
 /** A gitleaks config of our own, to pin how each part of a rule is read. */
