@@ -34,8 +34,9 @@
  *               OTLP/HTTP to a receiver in this process, batch delay 1 s), same run
  *   secrets     CPU per request with scan_secrets (redact) against the bundled rules alone, warm (a later turn: every
  *               block in the memo) and cold (every block new), on 76 KB with JavaScript tool results (bench/secrets.ts)
- *   upload      a 100 MB Files API upload through the gateway (its own process) vs direct: the gateway's RSS rise
- *               (peak over before, /proc every 10 ms), wall time, CPU per MB (bench/upload.ts)
+ *   upload      a 100 MB Files API upload through the gateway (its own process), through the simplest streaming Node
+ *               proxy (bench/pipe-proxy.mjs) and direct: each proxy's RSS rise (peak over before, /proc every 10 ms),
+ *               wall time, CPU per MB (bench/upload.ts)
  *   clouds      CPU per request routed to Amazon Bedrock (SigV4 signing; event-stream decoding when streaming)
  *               against the same request passed through to Anthropic, same run, JSON and streaming
  * Results print as a table and are written to bench/results/latest.json.

@@ -1,16 +1,18 @@
 /**
  * `npm run bench -- upload`: a 100 MB Files API upload streamed through the built gateway (its own process) to a
  * fake Anthropic API that keeps files per key (test/fake-anthropic-api.ts), against the same upload sent to the fake
- * directly, in one run. The gateway's RSS is sampled from /proc every 10 ms during its upload: the figure is its
- * rise over its RSS just before (issue 32's bound: at most 20 MB). Also the wall time of each upload, and the
- * gateway's CPU per MB (utime + stime, /proc).
+ * directly and through bench/pipe-proxy.mjs (the simplest streaming Node proxy, `req.pipe(http.request(…))`), in
+ * one run. Each proxy's RSS is sampled from /proc every 10 ms during its upload: the figure is its rise over its RSS
+ * just before (issue 32's bound for the gateway: at most 20 MB). Also the wall time of each upload, and CPU per MB
+ * (utime + stime, /proc).
  */
 import { writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { startFakeAnthropicApi } from '../test/fake-anthropic-api.js';
 import { writeConfig } from '../test/helpers.js';
-import { cpuMicros, r3, rssOf, startGatewayProcess, stopAll } from './procs.js';
+import path from 'node:path';
+import { cpuMicros, r3, ROOT, rssOf, startGatewayProcess, startProcess, stopAll } from './procs.js';
 
 const MB = 1024 * 1024;
 
@@ -52,32 +54,39 @@ export async function benchUpload(sizeMb = 100): Promise<Record<string, number>>
   });
   writeFileSync(configFile.replace(/switchyard\.yaml$/, 'rules/50-default.yaml'), 'version: 1\nrules: []\n');
   const gw = await startGatewayProcess(configFile);
-  try {
-    const pid = gw.child.pid!;
-    await upload(gw.url, MB, 'sk-client'); // warm-up: connections, code paths
-    const direct = await upload(api.url, sizeMb * MB, 'sk-bench-a');
-    global.gc?.();
-    await new Promise((r) => setTimeout(r, 200));
+  const pipe = await startProcess([path.join(ROOT, 'bench/pipe-proxy.mjs'), api.url]);
+  /** One measured upload through `url` (process `pid`): RSS before and at its peak, seconds, CPU µs. */
+  const measure = async (url: string, pid: number) => {
+    await upload(url, MB, 'sk-bench-a'); // warm-up: connections, code paths
+    await new Promise((r) => setTimeout(r, 300));
     const before = rssOf(pid);
     const cpu0 = cpuMicros(pid);
     let peak = before;
     const sampler = setInterval(() => {
       peak = Math.max(peak, rssOf(pid));
     }, 10);
-    const through = await upload(gw.url, sizeMb * MB, 'sk-client');
+    const s = await upload(url, sizeMb * MB, 'sk-bench-a');
     clearInterval(sampler);
-    const cpu = cpuMicros(pid) - cpu0;
+    return { before, peak, s, cpu: cpuMicros(pid) - cpu0 };
+  };
+  try {
+    const direct = await upload(api.url, sizeMb * MB, 'sk-bench-a');
+    const g = await measure(gw.url, gw.child.pid!);
+    const p = await measure(pipe.url, pipe.child.pid!);
     return {
       size_mb: sizeMb,
-      gateway_rss_before_mb: r3(before / MB),
-      gateway_rss_peak_mb: r3(peak / MB),
-      gateway_rss_growth_mb: r3((peak - before) / MB),
       direct_s: r3(direct),
-      gateway_s: r3(through),
-      gateway_cpu_ms_per_mb: r3(cpu / 1000 / sizeMb),
+      gateway_rss_before_mb: r3(g.before / MB),
+      gateway_rss_growth_mb: r3((g.peak - g.before) / MB),
+      gateway_s: r3(g.s),
+      gateway_cpu_ms_per_mb: r3(g.cpu / 1000 / sizeMb),
+      pipe_proxy_rss_before_mb: r3(p.before / MB),
+      pipe_proxy_rss_growth_mb: r3((p.peak - p.before) / MB),
+      pipe_proxy_s: r3(p.s),
+      pipe_proxy_cpu_ms_per_mb: r3(p.cpu / 1000 / sizeMb),
     };
   } finally {
-    await stopAll({ gw });
+    await stopAll({ gw, pipe });
     await api.close();
   }
 }
