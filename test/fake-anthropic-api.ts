@@ -36,6 +36,8 @@ export interface ApiCall {
   method: string;
   path: string;
   key: string;
+  /** The accept-encoding the call asked for. */
+  encoding?: string;
   /** For POST /v1/messages: the file ids the body references. */
   files?: string[];
 }
@@ -96,7 +98,7 @@ export async function startFakeAnthropicApi(): Promise<FakeAnthropicApi> {
     const key = String(req.headers['x-api-key'] ?? /^Bearer (.+)$/.exec(String(req.headers.authorization ?? ''))?.[1] ?? '');
     const path = (req.url ?? '/').split('?')[0]!;
     const m = req.method ?? 'GET';
-    const call: ApiCall = { method: m, path, key };
+    const call: ApiCall = { method: m, path, key, encoding: req.headers['accept-encoding'] };
     calls.push(call);
     if (m === 'POST' && path.startsWith('/_fake/end/')) {
       const b = batches.get(path.slice('/_fake/end/'.length));

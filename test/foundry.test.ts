@@ -33,36 +33,44 @@ const ccEnv = (extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv => ({
   ...extra,
 });
 
-describe('Claude Code in Foundry mode through switchyard to a Foundry upstream', () => {
-  const MARKER = 'switchyard-foundry-round-trip-ok';
-  let upstream: ClaudeCodeUpstream;
-  let g: Awaited<ReturnType<typeof startTestGateway>>;
+/**
+ * For a suite: a Claude Code upstream (claude-code-bin.ts) driving a Bash round trip for `marker`, and a gateway that
+ * routes every request to the provider `name`, whose config entry `entry` makes from the upstream's URL.
+ */
+function cliRoundTrip(marker: string, name: string, entry: (url: string) => string, extraConfig = ''): { upstream: ClaudeCodeUpstream; g: Awaited<ReturnType<typeof startTestGateway>> } {
+  const s = {} as { upstream: ClaudeCodeUpstream; g: Awaited<ReturnType<typeof startTestGateway>> };
   before(async () => {
-    upstream = await startClaudeCodeUpstream(MARKER);
-    g = await startTestGateway({
-      upstream: upstream.url,
-      providers: foundryProvider(upstream.url),
-      rules: { '50-default.yaml': 'version: 1\nrules:\n  - id: default\n    actions:\n      - route_to: { provider: foundry }\n' },
-      extraConfig: `clients:\n  alice: { key_sha256: "${sha('sk-alice-gateway-key')}" }\n`,
+    s.upstream = await startClaudeCodeUpstream(marker);
+    s.g = await startTestGateway({
+      upstream: s.upstream.url,
+      providers: entry(s.upstream.url),
+      rules: { '50-default.yaml': `version: 1\nrules:\n  - id: default\n    actions:\n      - route_to: { provider: ${name} }\n` },
+      extraConfig,
     });
   });
   after(async () => {
-    await g.gw.close();
-    await upstream.close();
+    await s.g.gw.close();
+    await s.upstream.close();
   });
+  return s;
+}
+
+describe('Claude Code in Foundry mode through switchyard to a Foundry upstream', () => {
+  const MARKER = 'switchyard-foundry-round-trip-ok';
+  const s = cliRoundTrip(MARKER, 'foundry', (url) => foundryProvider(url), `clients:\n  alice: { key_sha256: "${sha('sk-alice-gateway-key')}" }\n`);
 
   test('claude -p with CLAUDE_CODE_USE_FOUNDRY=1 completes a Bash tool round trip; Foundry gets api-key keys at /anthropic, never the client key', { timeout: 900_000 }, async () => {
-    const env = ccEnv({ CLAUDE_CODE_USE_FOUNDRY: '1', ANTHROPIC_FOUNDRY_BASE_URL: `${g.gw.url}/foundry`, ANTHROPIC_FOUNDRY_API_KEY: 'sk-alice-gateway-key' });
+    const env = ccEnv({ CLAUDE_CODE_USE_FOUNDRY: '1', ANTHROPIC_FOUNDRY_BASE_URL: `${s.g.gw.url}/foundry`, ANTHROPIC_FOUNDRY_API_KEY: 'sk-alice-gateway-key' });
     const out = await runClaudeBashRoundTrip(env, mkdtempSync(path.join(tmpdir(), 'switchyard-cc-foundry-work-')));
-    assertBashRoundTrip(out, upstream.calls, MARKER);
-    assert.ok(upstream.calls.length >= 2);
-    for (const c of upstream.calls) {
+    assertBashRoundTrip(out, s.upstream.calls, MARKER);
+    assert.ok(s.upstream.calls.length >= 2);
+    for (const c of s.upstream.calls) {
       assert.ok(c.path.startsWith('/anthropic/v1/messages'), `Foundry's path: ${c.path}`);
       assert.ok(FOUNDRY_KEYS.includes(String(c.headers['api-key'])), 'a Foundry key as api-key');
       assert.equal(c.headers['x-api-key'], undefined, "the client's gateway key never reaches Foundry");
       assert.equal(c.headers.authorization, undefined);
     }
-    assert.ok(!JSON.stringify(upstream.calls.map((c) => c.headers)).includes('sk-alice-gateway-key'));
+    assert.ok(!JSON.stringify(s.upstream.calls.map((c) => c.headers)).includes('sk-alice-gateway-key'));
   });
 });
 
@@ -115,32 +123,23 @@ describe('Foundry without keys: Microsoft Entra ID', () => {
 
 describe('Claude Platform on AWS', () => {
   const MARKER = 'switchyard-anthropic-aws-round-trip-ok';
-  let upstream: ClaudeCodeUpstream;
-  let g: Awaited<ReturnType<typeof startTestGateway>>;
-  before(async () => {
-    upstream = await startClaudeCodeUpstream(MARKER);
-    g = await startTestGateway({
-      upstream: upstream.url,
-      providers: `  aws:\n    type: anthropic\n    base_url: ${upstream.url}\n    keys: ["aws-workspace-key-0001", "aws-workspace-key-0002"]\n    workspace_id: wrkspc_01GATEWAY\n    retries: { max: 0 }\n`,
-      rules: { '50-default.yaml': 'version: 1\nrules:\n  - id: default\n    actions:\n      - route_to: { provider: aws }\n' },
-    });
-  });
-  after(async () => {
-    await g.gw.close();
-    await upstream.close();
-  });
+  const s = cliRoundTrip(
+    MARKER,
+    'aws',
+    (url) => `  aws:\n    type: anthropic\n    base_url: ${url}\n    keys: ["aws-workspace-key-0001", "aws-workspace-key-0002"]\n    workspace_id: wrkspc_01GATEWAY\n    retries: { max: 0 }\n`,
+  );
 
   test("claude -p with CLAUDE_CODE_USE_ANTHROPIC_AWS=1 completes a Bash round trip; every request carries the provider's workspace", { timeout: 900_000 }, async () => {
     const env = ccEnv({
       CLAUDE_CODE_USE_ANTHROPIC_AWS: '1',
-      ANTHROPIC_AWS_BASE_URL: `${g.gw.url}/anthropic-aws`,
+      ANTHROPIC_AWS_BASE_URL: `${s.g.gw.url}/anthropic-aws`,
       ANTHROPIC_AWS_WORKSPACE_ID: 'wrkspc_01CLIENT',
       CLAUDE_CODE_SKIP_ANTHROPIC_AWS_AUTH: '1',
       AWS_REGION: 'us-east-1',
     });
     const out = await runClaudeBashRoundTrip(env, mkdtempSync(path.join(tmpdir(), 'switchyard-cc-aws-work-')));
-    assertBashRoundTrip(out, upstream.calls, MARKER);
-    for (const c of upstream.calls) {
+    assertBashRoundTrip(out, s.upstream.calls, MARKER);
+    for (const c of s.upstream.calls) {
       assert.ok(c.path.startsWith('/v1/messages'), `the platform prefix is the gateway's, not the upstream's: ${c.path}`);
       assert.equal(c.headers['anthropic-workspace-id'], 'wrkspc_01GATEWAY', "the provider's keys belong to its workspace");
       assert.match(String(c.headers['x-api-key']), /^aws-workspace-key-000[12]$/);

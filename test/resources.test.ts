@@ -117,6 +117,8 @@ describe('the rest of the Anthropic API through a 2-key pool', () => {
     const calls = api.calls.slice(before).filter((c) => c.path.startsWith('/v1/messages/batches'));
     assert.ok(calls.length >= 5);
     for (const c of calls) assert.equal(c.key, owner, `${c.method} ${c.path} went with the creating key`);
+    // The SDK asks for gzip; batch answers are asked for uncompressed, so that results_url can be rewritten and results read.
+    for (const c of calls) assert.equal(c.encoding, 'identity', `${c.method} ${c.path}`);
 
     const recs = (await records()).filter((r) => r.kind === 'batch' && r.request_id.startsWith(`${batch.id}:`));
     assert.equal(recs.length, 1000, 'one record per item');
@@ -154,6 +156,38 @@ describe('the rest of the Anthropic API through a 2-key pool', () => {
     // Reading the results again records nothing twice.
     for await (const _ of await alice.messages.batches.results(batch.id)) void _;
     assert.equal((await records()).filter((r) => r.kind === 'batch' && r.request_id.startsWith(`${batch.id}:`)).length, 1000);
+  });
+
+  test('the poll records an ended batch no client read, once, on one replica; a batch the upstream forgot is settled', async () => {
+    const requests = Array.from({ length: 30 }, (_, i) => ({ custom_id: `p-${i}`, params: { model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user' as const, content: `q ${i}` }] } }));
+    const batch = await alice.messages.batches.create({ requests });
+    const owner = api.batches.get(batch.id)!.key;
+    const ofBatch = async () => (await records()).filter((r) => r.request_id.startsWith(`${batch.id}:`));
+    assert.equal(await gw.batchPoller.round(1000), 0, 'not ended yet: nothing to record');
+    assert.equal((await ofBatch()).length, 0);
+    await fetch(`${api.url}/_fake/end/${batch.id}`, { method: 'POST' });
+    await new Promise((r) => setTimeout(r, 1100)); // the last round's claim (its interval less 500 ms, at least 1 s) lapses
+    const before = api.calls.length;
+    // Another replica's poller, sharing the state store, in the same interval: only one of them polls.
+    const { BatchPoller } = await import('../src/server/resources/poll.js');
+    const other = new BatchPoller(gw.deps, gw.deps.log, 'replica-2');
+    const [mine, theirs] = await Promise.all([gw.batchPoller.round(1500), other.round(1500)]);
+    assert.deepEqual([mine + theirs, Math.max(mine, theirs)], [1, 1], 'the ended batch was settled by exactly one replica');
+    const recs = await ofBatch();
+    assert.equal(recs.length, 30);
+    assert.ok(recs.every((r) => r.kind === 'batch' && r.client_id === 'alice' && r.cost_usd! > 0));
+    for (const c of api.calls.slice(before)) assert.equal(c.key, owner, `${c.method} ${c.path}: the poll asks with the creating key`);
+    assert.equal(api.calls.slice(before).filter((c) => c.method === 'GET' && c.path === `/v1/messages/batches/${batch.id}`).length, 1, 'one replica asked the upstream, not both');
+    assert.ok((await gw.deps.affinity.lookup(batch.id))?.settled_at, 'settled');
+    // The next round (the claim of the last one lapsed): a batch the upstream no longer knows is settled with what was
+    // recorded (none), not asked about for ever; the settled batch is not asked about at all.
+    const gone = await alice.messages.batches.create({ requests: requests.slice(0, 1) });
+    api.batches.delete(gone.id);
+    const calls = api.calls.length;
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal(await gw.batchPoller.round(1000), 1, 'this round ran and settled the forgotten batch');
+    assert.ok((await gw.deps.affinity.lookup(gone.id))?.settled_at);
+    assert.equal(api.calls.filter((c, i) => i >= calls && c.path.includes(batch.id)).length, 0);
   });
 
   test('a cancelled batch is cancelled and deleted with its key; its items are recorded as canceled', async () => {

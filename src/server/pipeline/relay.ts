@@ -16,7 +16,7 @@ import { round } from './record.js';
 import type { OpenRelay, Stage } from './exchange.js';
 
 /** Waits until `res` can take more bytes, or is gone (at once when it is gone already: `close` will not fire again). */
-function drained(res: ServerResponse): Promise<void> {
+export function drained(res: ServerResponse): Promise<void> {
   if (res.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {

@@ -11,6 +11,7 @@ import { clientResponseHeaders, credentialFor, upstreamRequestHeaders } from '..
 import type { PooledKey } from '../../upstream/pool.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import { round } from '../pipeline/record.js';
+import { drained } from '../pipeline/relay.js';
 
 /** The part of an upload held at once (and counted against the in-flight caps), bytes. */
 export const UPLOAD_WINDOW_BYTES = 1024 * 1024;
@@ -121,7 +122,9 @@ const bodyLimits = new WeakMap<Exchange, { limit: number; limitName: string; sta
 export async function send(x: Exchange, provider: ProviderConfig, key: PooledKey | null, body: Buffer | Readable | null): Promise<UpstreamResponse> {
   const credential = credentialFor(key?.key, x.config.clients !== null || x.config.login !== null);
   const length = body === null ? null : Buffer.isBuffer(body) ? body.length : Number(x.req.headers['content-length']) || null;
-  const headers = upstreamRequestHeaders(x.req.headers, credential, { set: {}, remove: ['x-switchyard-key'] }, length);
+  // Message Batch answers are read on the way (results_url rewritten, results recorded): asked for uncompressed.
+  const set: Record<string, string> = x.log.path.startsWith('/v1/messages/batches') ? { 'accept-encoding': 'identity' } : {};
+  const headers = upstreamRequestHeaders(x.req.headers, credential, { set, remove: ['x-switchyard-key'] }, length);
   if (body === null) delete headers['content-type'];
   x.log.upstream = provider.name;
   x.log.upstream_key = key?.fingerprint;
@@ -305,18 +308,4 @@ async function errorTypeOf(answer: UpstreamResponse, headers: Record<string, str
   } catch {
     return 'api_error';
   }
-}
-
-/** Waits until `res` can take more bytes, or is gone. */
-function drained(res: Exchange['res']): Promise<void> {
-  if (res.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }
