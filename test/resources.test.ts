@@ -101,6 +101,19 @@ describe('the rest of the Anthropic API through a 2-key pool', () => {
       listed.data.some((b) => b.id === batch.id),
       "Alice's list (her key) shows her batch",
     );
+    // Lists are per key: Bob's shows his key's batches; x-switchyard-key names another key (by index or fingerprint).
+    assert.ok(!(await bob.messages.batches.list()).data.some((b) => b.id === batch.id));
+    const index = owner === KEY_A ? '0' : '1';
+    for (const named of [index, keyFingerprint(owner).slice(1), keyFingerprint(owner).split('#')[1]!]) {
+      const other = await bob.messages.batches.list({}, { headers: { 'x-switchyard-key': named } });
+      assert.ok(
+        other.data.some((b) => b.id === batch.id),
+        `x-switchyard-key: ${named}`,
+      );
+    }
+    const wrong = await request(`${gw.url}/v1/messages/batches`, { headers: { 'x-api-key': 'sk-bob', 'x-switchyard-key': '7' } });
+    assert.equal(wrong.statusCode, 404);
+    assert.match(((await wrong.body.json()) as { error: { message: string } }).error.message, /x-switchyard-key "7" names no key of provider "anthropic"/);
     // Bob's sticky key is the other one: a retrieve of Alice's batch still goes with Alice's key (affinity, not stickiness).
     const viaBob = await bob.messages.batches.retrieve(batch.id);
     assert.equal(viaBob.id, batch.id);
@@ -114,7 +127,7 @@ describe('the rest of the Anthropic API through a 2-key pool', () => {
       n++;
     }
     assert.equal(n, 1000);
-    const calls = api.calls.slice(before).filter((c) => c.path.startsWith('/v1/messages/batches'));
+    const calls = api.calls.slice(before).filter((c) => c.path.startsWith(`/v1/messages/batches/${batch.id}`));
     assert.ok(calls.length >= 5);
     for (const c of calls) assert.equal(c.key, owner, `${c.method} ${c.path} went with the creating key`);
     // The SDK asks for gzip; batch answers are asked for uncompressed, so that results_url can be rewritten and results read.

@@ -35,7 +35,8 @@ export function resourceProvider(x: Exchange, family: ResourceKind): ProviderCon
 
 /**
  * The upstream key for a call: the pinned one (its fingerprint; only it reaches the resource), else the one an
- * `x-switchyard-key` header names, else the pool's choice for this client (sticky). Null when the provider has no
+ * `x-switchyard-key` header names (its index, or its fingerprint without the leading `…` — a header value is ASCII —
+ * or the 6 hex digits after `#`), else the pool's choice for this client (sticky). Null when the provider has no
  * keys (the client's own credential goes, or none).
  * @throws ResourceUnreachableError when the pinned key is gone; KeysCoolingError when the key is cooling after a
  * 429; NoUpstreamError when every key was refused.
@@ -47,12 +48,15 @@ export async function chooseKey(x: Exchange, provider: ProviderConfig, pin: { ke
   const named = headerValue(x.req.headers['x-switchyard-key']);
   const wanted = pin?.key ?? named;
   if (wanted) {
-    const key = pool.keys.find((k) => k.fingerprint === wanted || String(k.index) === wanted);
+    // A fingerprint (`…abcd#1a2b3c`) can only go in a header without its ellipsis: `abcd#1a2b3c`, or `1a2b3c` alone.
+    const key = pin
+      ? pool.keys.find((k) => k.fingerprint === wanted)
+      : pool.keys.find((k) => String(k.index) === wanted || k.fingerprint.slice(1) === wanted || k.fingerprint.slice(k.fingerprint.indexOf('#') + 1) === wanted);
     if (!key) {
       if (pin) throw new ResourceUnreachableError(`${pin.what} was created with the key ${pin.key} of provider "${provider.name}", which is no longer in its keys; only that key can reach it`);
       throw new NotFoundError(
         x.log.method,
-        `${x.log.path} (x-switchyard-key "${wanted}" names no key of provider "${provider.name}": give a fingerprint from /admin/providers or an index from 0 to ${pool.keys.length - 1})`,
+        `${x.log.path} (x-switchyard-key "${wanted}" names no key of provider "${provider.name}": give a fingerprint from /admin/providers without its leading "…" (abcd#1a2b3c, or the 6 hex digits after #) or an index from 0 to ${pool.keys.length - 1})`,
       );
     }
     const [until] = await x.deps.state.cooldowns([pool.cooldownId(key)]);
