@@ -374,6 +374,37 @@ describe('the rest of the Anthropic API through a 2-key pool', () => {
   });
 });
 
+describe('affinity across a restart', () => {
+  test('a file uploaded before the gateway restarted (state in memory, ledger on disk) is still read with its key', async () => {
+    const api = await startFakeAnthropicApi();
+    const config = writeConfig({ upstream: api.url, providers: providers(api.url), extraConfig: `${clients}ledger: { sqlite: ./data/usage.db, flush_interval_ms: 50 }\n` });
+    try {
+      let { gw } = await startTestGateway({ upstream: api.url, configFile: config.configFile });
+      // Bob takes a key first, so that Alice's sticky key is the other one, then Alice uploads.
+      await new Anthropic({ apiKey: 'sk-bob', baseURL: gw.url, maxRetries: 0 }).beta.files.list();
+      const file = await new Anthropic({ apiKey: 'sk-alice', baseURL: gw.url, maxRetries: 0 }).beta.files.upload({ file: await toFile(Buffer.from('kept'), 'kept.txt', { type: 'text/plain' }) });
+      const owner = api.files.get(file.id)!.key;
+      await gw.close();
+      ({ gw } = await startTestGateway({ upstream: api.url, configFile: config.configFile }));
+      try {
+        const before = api.calls.length;
+        // Bob's sticky key after the restart is the pool's first choice; the file's key is remembered in the ledger.
+        const meta = await new Anthropic({ apiKey: 'sk-bob', baseURL: gw.url, maxRetries: 0 }).beta.files.retrieveMetadata(file.id);
+        assert.equal(meta.id, file.id);
+        assert.deepEqual(
+          api.calls.slice(before).map((c) => c.key),
+          [owner],
+          'one call, with the key that uploaded it: no probing',
+        );
+      } finally {
+        await gw.close();
+      }
+    } finally {
+      await api.close();
+    }
+  });
+});
+
 describe('without passthrough', () => {
   test('another /v1 path is a 404 that names what is served; a batch id no key created is looked for key by key', async () => {
     const api = await startFakeAnthropicApi();
