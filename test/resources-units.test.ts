@@ -15,6 +15,10 @@ import { LogCapture } from './helpers.js';
 import { stripPlatformPrefix } from '../src/server/app.js';
 import { pointResultsHere } from '../src/server/resources/call.js';
 import { resourceCall } from '../src/server/resources/paths.js';
+import { BATCH_ITEM_PATH, batchItemParams, batchItems, isBatchBody, MAX_BATCH_ITEMS } from '../src/rules/batch.js';
+import { InvalidRequestError } from '../src/errors.js';
+import { foundryAdapter, foundryBaseUrl } from '../src/upstream/providers/foundry/index.js';
+import { ProviderEntryError, type ClientRequest } from '../src/upstream/providers/types.js';
 import { MemoryStore } from '../src/state/store.js';
 import { fileIdsOf, ResourceAffinity, resourceKindOf, type ResourceOwner, type ResourceStore } from '../src/upstream/affinity.js';
 import type { ProviderConfig } from '../src/upstream/providers/provider-config.js';
@@ -478,5 +482,86 @@ describe('edges that a careless change would break', () => {
     assert.equal(await startTally(deps, held, 'r2'), null, 'still held after 9 minutes');
     t += 60_001;
     assert.ok(await startTally(deps, held, 'r3'), "a dead reader's claim lapses after 10 minutes");
+  });
+});
+
+describe('batch bodies as the rules read them', () => {
+  const item = (id: string) => ({ custom_id: id, params: { model: 'm', max_tokens: 1, messages: [] } });
+  test("items are read in order; the item path is the create call's", () => {
+    assert.deepEqual(
+      batchItems({ requests: [item('a'), item('b')] }).map((i) => i.custom_id),
+      ['a', 'b'],
+    );
+    assert.equal(BATCH_ITEM_PATH, '/v1/messages/batches');
+    assert.deepEqual(batchItemParams({ requests: [item('a'), item('b')] }, 'b'), item('b').params);
+    assert.equal(isBatchBody({ requests: [] }), true);
+    assert.equal(isBatchBody({ messages: [] }), false);
+    assert.equal(isBatchBody(null), false);
+  });
+  test('each malformed body is refused naming the item and what to write', () => {
+    const refuse = (body: unknown, message: RegExp) =>
+      assert.throws(
+        () => batchItems(body),
+        (e: unknown) => e instanceof InvalidRequestError && message.test(e.message),
+        String(message),
+      );
+    refuse({}, /requests: a Message Batch needs a non-empty array of \{custom_id, params\}/);
+    refuse({ requests: [] }, /non-empty array/);
+    refuse(null, /non-empty array/);
+    refuse({ requests: [{ params: {} }] }, /requests\[0\]\.custom_id: a non-empty string is required/);
+    refuse({ requests: [{ custom_id: '', params: {} }] }, /requests\[0\]\.custom_id/);
+    refuse({ requests: [item('a'), { custom_id: 'b', params: [] }] }, /requests\[1\]\.params \(custom_id "b"\): a Messages request object is required/);
+    refuse({ requests: [{ custom_id: 'b', params: null }] }, /requests\[0\]\.params/);
+    refuse({ requests: [{ custom_id: 'b', params: 'x' }] }, /requests\[0\]\.params/);
+    refuse({ requests: [item('a'), item('a')] }, /requests\[1\]\.custom_id "a" is used twice/);
+    const many = { requests: Array.from({ length: MAX_BATCH_ITEMS + 1 }, (_, i) => item(`i${i}`)) };
+    refuse(many, /at most 100000 requests; this one has 100001/);
+    assert.equal(batchItems({ requests: many.requests.slice(0, MAX_BATCH_ITEMS) }).length, MAX_BATCH_ITEMS, 'exactly the limit is accepted');
+    assert.throws(() => batchItemParams({ requests: Array.from({ length: 7 }, (_, i) => item(`i${i}`)) }, 'zz'), /the batch has no item "zz" \(its items: "i0", "i1", "i2", "i3", "i4", …\)/);
+    assert.throws(() => batchItemParams({ requests: [item('only')] }, 'zz'), /\(its items: "only"\)$/);
+  });
+});
+
+describe('the Foundry adapter', () => {
+  const provider = (keys: string[]) =>
+    ({ name: 'foundry', type: 'foundry', base_url: 'https://r.services.ai.azure.com/anthropic', keys, betas: null, workspace_id: null, models: {} }) as unknown as ProviderConfig;
+  const req = (headers: Record<string, string>): ClientRequest =>
+    ({
+      endpoint: 'messages',
+      pathAndQuery: '/v1/messages?beta=true',
+      headers,
+      raw: Buffer.from('{"model":"m"}'),
+      body: { model: 'm' },
+      decision: { body: { model: 'm' }, bodyChanged: false, headers: { set: {}, remove: [] }, route: {} },
+      stream: false,
+    }) as unknown as ClientRequest;
+  test('its base URL is made from the resource; an entry with neither resource nor base_url is refused', () => {
+    assert.equal(foundryBaseUrl('acme'), 'https://acme.services.ai.azure.com/anthropic');
+    assert.equal(foundryAdapter.settle('f', { type: 'foundry', resource: 'acme' }, '/').base_url, 'https://acme.services.ai.azure.com/anthropic');
+    assert.equal(foundryAdapter.settle('f', { type: 'foundry', base_url: 'http://127.0.0.1:1/anthropic', resource: 'acme' }, '/').base_url, 'http://127.0.0.1:1/anthropic', 'base_url wins');
+    assert.throws(
+      () => foundryAdapter.settle('f', { type: 'foundry' }, '/'),
+      (e: unknown) => e instanceof ProviderEntryError && /provider "f": type: foundry needs resource:/.test(e.message),
+    );
+  });
+  test("a key goes as api-key, never as x-api-key; the client's credential never goes; without a key the request is signed", async () => {
+    const out = foundryAdapter.request(req({ 'x-api-key': 'client-own', authorization: 'Bearer client', 'anthropic-version': '2023-06-01' }), provider(['fk-1']), 'm');
+    const withKey = out.headers({ kind: 'key', key: 'fk-1' });
+    assert.equal(withKey['api-key'], 'fk-1');
+    assert.equal(withKey['x-api-key'], undefined);
+    assert.equal(withKey.authorization, undefined);
+    assert.equal(withKey['anthropic-version'], '2023-06-01');
+    assert.equal(out.signing!({ kind: 'key', key: 'fk-1' }), null);
+    assert.deepEqual(await out.sign!({ a: 'b' }, { kind: 'key', key: 'fk-1' }), { a: 'b' }, 'a key needs no signature');
+    for (const credential of [{ kind: 'client' as const }, { kind: 'none' as const }]) {
+      const h = out.headers(credential);
+      assert.equal(h['x-api-key'], undefined, credential.kind);
+      assert.equal(h.authorization, undefined, credential.kind);
+      assert.equal(h['api-key'], undefined, credential.kind);
+      assert.equal(out.signing!(credential), 'entra-id');
+    }
+    assert.equal(out.pathAndQuery, '/v1/messages?beta=true');
+    assert.equal(foundryAdapter.credentials!(provider(['k'])), null, 'a provider with keys has no Entra status');
+    assert.equal((foundryAdapter.credentials!(provider([])) as { source: string }).source, 'microsoft entra id (DefaultAzureCredential)');
   });
 });
