@@ -14,6 +14,8 @@ import { createLogger } from '../src/log.js';
 import { LogCapture } from './helpers.js';
 import { stripPlatformPrefix } from '../src/server/app.js';
 import { pointResultsHere } from '../src/server/resources/call.js';
+import { fileOwner, pinnedChain } from '../src/server/pipeline/files.js';
+import type { Exchange } from '../src/server/pipeline/exchange.js';
 import { resourceCall } from '../src/server/resources/paths.js';
 import { BATCH_ITEM_PATH, batchItemParams, batchItems, isBatchBody, MAX_BATCH_ITEMS } from '../src/rules/batch.js';
 import { InvalidRequestError } from '../src/errors.js';
@@ -563,5 +565,52 @@ describe('the Foundry adapter', () => {
     assert.equal(out.pathAndQuery, '/v1/messages?beta=true');
     assert.equal(foundryAdapter.credentials!(provider(['k'])), null, 'a provider with keys has no Entra status');
     assert.equal((foundryAdapter.credentials!(provider([])) as { source: string }).source, 'microsoft entra id (DefaultAzureCredential)');
+  });
+});
+
+describe('requests that use uploaded files', () => {
+  const link = (name: string) => ({ provider: { name } as ProviderConfig, model: 'm' });
+  const fileOf = (id: string, provider: string, key: string | null) => owner({ id, kind: 'file', provider, key });
+  const exchange = (endpoint: string, body: Record<string, unknown>, affinity: ResourceAffinity) => ({ endpoint, body, deps: { affinity } }) as unknown as Exchange;
+  const doc = (id: string) => ({ type: 'document', source: { type: 'file', file_id: id } });
+
+  test('the chain is kept to the provider that holds the file, fallbacks included; none of the chain holding it is refused by name', () => {
+    assert.deepEqual(
+      pinnedChain([link('a'), link('b')], 'file_1', fileOf('file_1', 'a', 'k')).map((l) => l.provider.name),
+      ['a'],
+    );
+    assert.deepEqual(
+      pinnedChain([link('a'), link('b')], 'file_1', fileOf('file_1', 'b', 'k')).map((l) => l.provider.name),
+      ['b'],
+      'a fallback that holds it',
+    );
+    assert.throws(
+      () => pinnedChain([link('a'), link('b')], 'file_9', fileOf('file_9', 'c', 'k')),
+      (e: unknown) =>
+        e instanceof InvalidRequestError &&
+        e.message === 'file "file_9" was uploaded to provider "c", but this request is routed to "a", "b"; a file can only be used at the provider (and key) that holds it',
+    );
+  });
+
+  test('the owner of the referenced files: unknown files are skipped, two keys are refused naming both, other endpoints are not looked at', async () => {
+    const affinity = new ResourceAffinity(new MemoryStore(), null, log);
+    await affinity.remember(fileOf('file_a', 'anthropic', '…aaaa#111111'));
+    await affinity.remember(fileOf('file_b', 'anthropic', '…aaaa#111111'));
+    await affinity.remember(fileOf('file_c', 'anthropic', '…cccc#333333'));
+    await affinity.remember(fileOf('file_d', 'other', '…aaaa#111111'));
+    await affinity.remember(fileOf('file_e', 'anthropic', null));
+    const body = (...ids: string[]) => ({ model: 'm', messages: [{ role: 'user', content: ids.map(doc) }] });
+    const found = await fileOwner(exchange('messages', body('file_unknown', 'file_a', 'file_b'), affinity));
+    assert.deepEqual([found?.file, found?.ids, found?.owner.key], ['file_a', ['file_unknown', 'file_a', 'file_b'], '…aaaa#111111']);
+    assert.equal((await fileOwner(exchange('count_tokens', body('file_a'), affinity)))?.file, 'file_a');
+    assert.equal(await fileOwner(exchange('models', body('file_a'), affinity)), null);
+    assert.equal(await fileOwner(exchange('resource', body('file_a'), affinity)), null);
+    assert.equal(await fileOwner(exchange('messages', body('file_unknown'), affinity)), null);
+    assert.equal(await fileOwner(exchange('messages', body(), affinity)), null);
+    await assert.rejects(fileOwner(exchange('messages', body('file_a', 'file_c'), affinity)), {
+      message: 'files "file_a" and "file_c" were uploaded through different upstream keys (anthropic …aaaa#111111, anthropic …cccc#333333); one request can only use files of one key',
+    });
+    await assert.rejects(fileOwner(exchange('messages', body('file_a', 'file_d'), affinity)), /\(anthropic …aaaa#111111, other …aaaa#111111\)/, 'the same key name at another provider is another key');
+    await assert.rejects(fileOwner(exchange('messages', body('file_e', 'file_a'), affinity)), /\(anthropic client key, anthropic …aaaa#111111\)/);
   });
 });
