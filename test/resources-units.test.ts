@@ -6,12 +6,17 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { loadConfig } from '../src/config.js';
+import { adapterFor } from '../src/upstream/providers/index.js';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { lazyBody, scanJsonObject } from '../src/body/json-scan.js';
 import { createLogger } from '../src/log.js';
-import { LogCapture } from './helpers.js';
+import { LogCapture, writeConfig } from './helpers.js';
 import { stripPlatformPrefix } from '../src/server/app.js';
 import { pointResultsHere } from '../src/server/resources/call.js';
 import { fileOwner, pinnedChain } from '../src/server/pipeline/files.js';
@@ -557,11 +562,16 @@ describe('the Foundry adapter', () => {
     assert.deepEqual(await out.sign!({ a: 'b' }, { kind: 'key', key: 'fk-1' }), { a: 'b' }, 'a key needs no signature');
     for (const credential of [{ kind: 'client' as const }, { kind: 'none' as const }]) {
       const h = out.headers(credential);
-      assert.equal(h['x-api-key'], undefined, credential.kind);
-      assert.equal(h.authorization, undefined, credential.kind);
-      assert.equal(h['api-key'], undefined, credential.kind);
+      assert.deepEqual(
+        ['x-api-key', 'authorization', 'api-key'].filter((n) => n in h),
+        [],
+        credential.kind,
+      );
       assert.equal(out.signing!(credential), 'entra-id');
     }
+    assert.equal(foundryAdapter.local(req({}), 10), null, 'Foundry answers everything itself');
+    const answer = { statusCode: 200, headers: {}, body: Readable.from([]) };
+    assert.equal(await foundryAdapter.answer(answer, provider([]), req({}), 'm', log), answer, "its answers are Anthropic's format already");
     assert.equal(out.pathAndQuery, '/v1/messages?beta=true');
     assert.equal(foundryAdapter.credentials!(provider(['k'])), null, 'a provider with keys has no Entra status');
     assert.equal((foundryAdapter.credentials!(provider([])) as { source: string }).source, 'microsoft entra id (DefaultAzureCredential)');
@@ -612,5 +622,61 @@ describe('requests that use uploaded files', () => {
     });
     await assert.rejects(fileOwner(exchange('messages', body('file_a', 'file_d'), affinity)), /\(anthropic …aaaa#111111, other …aaaa#111111\)/, 'the same key name at another provider is another key');
     await assert.rejects(fileOwner(exchange('messages', body('file_e', 'file_a'), affinity)), /\(anthropic client key, anthropic …aaaa#111111\)/);
+  });
+});
+
+describe('Foundry providers in a config', () => {
+  const config = (entry: string, extra = '') => loadConfig(writeConfig({ upstream: '', providers: `  f:\n    type: foundry\n${entry}`, extraConfig: extra }).configFile);
+  test('resource: names the endpoint; options of other types are refused; it needs no keys even with client keys (Entra ID); the attribution line is kept', () => {
+    const f = config('    resource: acme\n').providers.f!;
+    assert.equal(f.base_url, 'https://acme.services.ai.azure.com/anthropic');
+    assert.equal(f.strip_attribution, false);
+    assert.throws(() => config('    resource: acme\n    passthrough: true\n'), /provider "f": passthrough applies to type: anthropic providers only/);
+    assert.throws(() => config('    resource: acme\n    workspace_id: w\n'), /workspace_id applies to type: anthropic providers only/);
+    const withClients = config('    resource: acme\n', `clients:\n  a: { key_sha256: "${'0'.repeat(64)}" }\n`);
+    assert.equal(withClients.providers.f!.keys.length, 0, 'no keys: Entra ID, not the client keys');
+    assert.equal(adapterFor(f).genaiName, 'azure.ai.inference');
+  });
+
+  test('without keys, an Entra ID token from the managed identity goes as Authorization: Bearer, fetched once', async () => {
+    const asks: string[] = [];
+    const identity = createServer((r, res) => {
+      asks.push(r.url ?? '');
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ access_token: 'unit-entra-token', expires_on: String(Math.floor(Date.now() / 1000) + 3600), resource: 'https://ai.azure.com', token_type: 'Bearer' }));
+    });
+    await new Promise<void>((r) => identity.listen(0, '127.0.0.1', r));
+    process.env.IDENTITY_ENDPOINT = `http://127.0.0.1:${(identity.address() as AddressInfo).port}/msi/token`;
+    process.env.IDENTITY_HEADER = 'h';
+    try {
+      const provider = {
+        name: 'foundry-unit',
+        type: 'foundry',
+        base_url: 'https://r.services.ai.azure.com/anthropic',
+        keys: [],
+        betas: null,
+        workspace_id: null,
+        models: {},
+      } as unknown as ProviderConfig;
+      const r = {
+        endpoint: 'messages',
+        pathAndQuery: '/v1/messages',
+        headers: {},
+        raw: Buffer.from('{"model":"m"}'),
+        body: { model: 'm' },
+        decision: { body: { model: 'm' }, bodyChanged: false, headers: { set: {}, remove: [] }, route: {} },
+        stream: false,
+      } as unknown as ClientRequest;
+      const out = foundryAdapter.request(r, provider, 'm');
+      for (let i = 0; i < 2; i++) assert.deepEqual(await out.sign!({ a: 'b' }, { kind: 'none' }), { a: 'b', authorization: 'Bearer unit-entra-token' });
+      assert.equal(asks.length, 1);
+      assert.match(asks[0]!, /resource=https%3A%2F%2Fai\.azure\.com/);
+      assert.equal((foundryAdapter.credentials!(provider) as { fetched_at: string | null }).fetched_at !== null, true, 'its status says when a token was fetched');
+    } finally {
+      delete process.env.IDENTITY_ENDPOINT;
+      delete process.env.IDENTITY_HEADER;
+      identity.close();
+    }
   });
 });

@@ -47,11 +47,9 @@ export const foundryAdapter: ProviderAdapter = {
     return {
       ...out,
       headers: (credential) => {
-        const headers = build(credential.kind === 'key' ? credential : { kind: 'none' });
-        if (credential.kind === 'key') {
-          delete headers['x-api-key'];
-          headers['api-key'] = credential.key;
-        }
+        // No credential of the client's kind; a key goes as Foundry's own api-key header.
+        const headers = build({ kind: 'none' });
+        if (credential.kind === 'key') headers['api-key'] = credential.key;
         return headers;
       },
       signing: (credential) => (credential.kind === 'key' ? null : 'entra-id'),
