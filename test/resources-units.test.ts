@@ -10,7 +10,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { loadConfig } from '../src/config.js';
-import { adapterFor } from '../src/upstream/providers/index.js';
+import { adapterFor, missingProviderPackages } from '../src/upstream/providers/index.js';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -517,6 +517,8 @@ describe('batch bodies as the rules read them', () => {
     refuse(null, /non-empty array/);
     refuse({ requests: [{ params: {} }] }, /requests\[0\]\.custom_id: a non-empty string is required/);
     refuse({ requests: [{ custom_id: '', params: {} }] }, /requests\[0\]\.custom_id/);
+    refuse({ requests: [{ custom_id: 5, params: {} }] }, /requests\[0\]\.custom_id: a non-empty string is required/);
+    refuse({ requests: [null] }, /requests\[0\]\.custom_id/);
     refuse({ requests: [item('a'), { custom_id: 'b', params: [] }] }, /requests\[1\]\.params \(custom_id "b"\): a Messages request object is required/);
     refuse({ requests: [{ custom_id: 'b', params: null }] }, /requests\[0\]\.params/);
     refuse({ requests: [{ custom_id: 'b', params: 'x' }] }, /requests\[0\]\.params/);
@@ -526,6 +528,7 @@ describe('batch bodies as the rules read them', () => {
     assert.equal(batchItems({ requests: many.requests.slice(0, MAX_BATCH_ITEMS) }).length, MAX_BATCH_ITEMS, 'exactly the limit is accepted');
     assert.throws(() => batchItemParams({ requests: Array.from({ length: 7 }, (_, i) => item(`i${i}`)) }, 'zz'), /the batch has no item "zz" \(its items: "i0", "i1", "i2", "i3", "i4", …\)/);
     assert.throws(() => batchItemParams({ requests: [item('only')] }, 'zz'), /\(its items: "only"\)$/);
+    assert.throws(() => batchItemParams({ requests: Array.from({ length: 5 }, (_, i) => item(`i${i}`)) }, 'zz'), /"i4"\)$/, 'five items are all named, without an ellipsis');
   });
 });
 
@@ -546,6 +549,8 @@ describe('the Foundry adapter', () => {
     assert.equal(foundryBaseUrl('acme'), 'https://acme.services.ai.azure.com/anthropic');
     assert.equal(foundryAdapter.settle('f', { type: 'foundry', resource: 'acme' }, '/').base_url, 'https://acme.services.ai.azure.com/anthropic');
     assert.equal(foundryAdapter.settle('f', { type: 'foundry', base_url: 'http://127.0.0.1:1/anthropic', resource: 'acme' }, '/').base_url, 'http://127.0.0.1:1/anthropic', 'base_url wins');
+    assert.equal(foundryAdapter.settle('f', { type: 'foundry', base_url: 'http://127.0.0.1:2/anthropic' }, '/').base_url, 'http://127.0.0.1:2/anthropic', 'base_url alone');
+    assert.equal(missingProviderPackages([{ name: 'f', type: 'foundry' }]), null, 'with keys it needs no optional package');
     assert.throws(
       () => foundryAdapter.settle('f', { type: 'foundry' }, '/'),
       (e: unknown) => e instanceof ProviderEntryError && /provider "f": type: foundry needs resource:/.test(e.message),
