@@ -365,6 +365,7 @@ describe('CORS', () => {
       assert.equal(pre.statusCode, 204);
       assert.equal(pre.headers['access-control-allow-origin'], 'https://app.example');
       assert.match(String(pre.headers['access-control-allow-methods']), /POST/);
+      assert.match(String(pre.headers['access-control-allow-methods']), /DELETE/, 'batches, files and skills are deleted too');
       assert.equal(pre.headers['access-control-allow-headers'], 'x-api-key, anthropic-version, content-type, anthropic-dangerous-direct-browser-access');
       assert.equal(pre.headers['access-control-max-age'], '120');
       await pre.body.dump();

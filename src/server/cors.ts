@@ -27,7 +27,8 @@ export function cors(current: () => GatewayConfig['cors']): MiddlewareHandler<{ 
     const method = c.req.header('access-control-request-method');
     if (c.req.method === 'OPTIONS' && method) {
       const headers: Record<string, string> = {
-        'access-control-allow-methods': 'GET, POST, HEAD, OPTIONS',
+        // DELETE: Message Batches, files and skills are deleted through the gateway too.
+        'access-control-allow-methods': 'GET, POST, DELETE, HEAD, OPTIONS',
         'access-control-max-age': String(config.max_age_s),
       };
       const requested = c.req.header('access-control-request-headers');

