@@ -59,6 +59,25 @@ export async function readText(body: Readable, limitBytes = MAX_ERROR_BODY_BYTES
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/**
+ * A small answer's body whole, at most `limitBytes`; null when it is larger — then the body is destroyed (the call
+ * aborted) and nothing is kept, so a misbehaving upstream can neither make the gateway hold a huge body nor hold
+ * its connection open.
+ */
+export async function readAtMost(body: Readable, limitBytes: number): Promise<Buffer | null> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limitBytes) {
+      body.destroy();
+      return null;
+    }
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts, size);
+}
+
 /** The full URL of a call; `base_url` may carry a path prefix (e.g. `https://host/anthropic`). */
 export function upstreamUrl(provider: ProviderConfig, pathAndQuery: string): string {
   return provider.base_url + pathAndQuery;

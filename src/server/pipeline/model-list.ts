@@ -11,6 +11,7 @@ import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import { UnknownModelError, UpstreamError } from '../../errors.js';
 import { modelIdOf } from '../../upstream/providers/models.js';
+import { readAtMost } from '../../upstream/client.js';
 import type { Exchange, ModelList } from './exchange.js';
 import { sendError, sendJson } from './record.js';
 
@@ -48,17 +49,8 @@ export function answerModelListFromCache(x: Exchange, allows: (model: string) =>
 
 /** The body of `x.answer`, whole and decompressed; null when it is larger than MAX_LIST_BYTES. */
 async function readAnswer(x: Exchange): Promise<Buffer | null> {
-  const parts: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of x.answer!.body as AsyncIterable<Buffer>) {
-    bytes += chunk.length;
-    if (bytes > MAX_LIST_BYTES) {
-      x.answer!.body.destroy();
-      return null;
-    }
-    parts.push(chunk);
-  }
-  const raw = Buffer.concat(parts);
+  const raw = await readAtMost(x.answer!.body, MAX_LIST_BYTES);
+  if (raw === null) return null;
   const enc = String(x.answer!.headers['content-encoding'] ?? '').toLowerCase();
   return enc === 'gzip' ? gunzipSync(raw) : enc === 'br' ? brotliDecompressSync(raw) : enc === 'deflate' ? inflateSync(raw) : raw;
 }

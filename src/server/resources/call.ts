@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import type { ProviderConfig } from '../../config.js';
 import { KeysCoolingError, NoUpstreamError, NotFoundError, NotSupportedError, RequestTooLargeError, ResourceUnreachableError } from '../../errors.js';
 import type { ResourceKind, ResourceOwner } from '../../upstream/affinity.js';
-import { MAX_ERROR_BODY_BYTES, type UpstreamResponse } from '../../upstream/client.js';
+import { MAX_ERROR_BODY_BYTES, readAtMost, type UpstreamResponse } from '../../upstream/client.js';
 import { clientResponseHeaders, credentialFor, upstreamRequestHeaders } from '../../upstream/headers.js';
 import type { PooledKey } from '../../upstream/pool.js';
 import type { Exchange } from '../pipeline/exchange.js';
@@ -165,18 +165,6 @@ export function ownerOf(x: Exchange, id: string, kind: ResourceKind, provider: P
   };
 }
 
-/** Reads a small answer whole (at most `limit` bytes; null when larger — then nothing was kept). */
-export async function readSmall(answer: UpstreamResponse, limit: number): Promise<Buffer | null> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of answer.body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) return null;
-    parts.push(chunk);
-  }
-  return Buffer.concat(parts, size);
-}
-
 /**
  * Relays a create call's answer after learning the new id from it: a 2xx JSON object with an `id` is remembered as
  * made by this client with this key (`extra` adds a batch's attribution). An answer that cannot be read is relayed
@@ -210,7 +198,7 @@ export async function relayJson(x: Exchange, answer: UpstreamResponse, provider:
     await relay(x, answer);
     return;
   }
-  const raw = await readSmall(answer, MAX_CREATE_ANSWER_BYTES);
+  const raw = await readAtMost(answer.body, MAX_CREATE_ANSWER_BYTES);
   if (raw === null) throw new NoUpstreamError('SY_NO_UPSTREAM', `provider "${provider.name}" answered ${x.log.method} ${x.log.path} with more than ${MAX_CREATE_ANSWER_BYTES} bytes of JSON`);
   let json: unknown;
   try {
@@ -301,7 +289,7 @@ export async function relay(x: Exchange, answer: UpstreamResponse, observe?: (ch
  * answer's body; `api_error` when it cannot be read.
  */
 async function errorTypeOf(answer: UpstreamResponse, headers: Record<string, string | string[]>): Promise<string> {
-  const raw = (await readSmall(answer, MAX_ERROR_BODY_BYTES)) ?? Buffer.from('{"type":"error","error":{"type":"api_error","message":"the upstream error body was too large to pass on"}}');
+  const raw = (await readAtMost(answer.body, MAX_ERROR_BODY_BYTES)) ?? Buffer.from('{"type":"error","error":{"type":"api_error","message":"the upstream error body was too large to pass on"}}');
   answer.body = Readable.from([raw]);
   headers['content-length'] = String(raw.length);
   delete headers['transfer-encoding'];
