@@ -18,6 +18,8 @@ interface Batch {
   canceled: boolean;
   requests: Array<{ custom_id: string; params: { model?: string; messages?: unknown } }>;
   ended_at: string | null;
+  /** The create call's body as it arrived. */
+  raw: Buffer;
 }
 
 interface StoredFile {
@@ -128,8 +130,9 @@ export async function startFakeAnthropicApi(): Promise<FakeAnthropicApi> {
     }
     // Message Batches
     if (path === '/v1/messages/batches' && m === 'POST') {
-      const body = JSON.parse((await readAll(req)).toString('utf8')) as { requests: Batch['requests'] };
-      const b: Batch = { id: newId('msgbatch'), key, created_at: new Date().toISOString(), status: 'in_progress', canceled: false, requests: body.requests, ended_at: null };
+      const raw = await readAll(req);
+      const body = JSON.parse(raw.toString('utf8')) as { requests: Batch['requests'] };
+      const b: Batch = { id: newId('msgbatch'), key, created_at: new Date().toISOString(), status: 'in_progress', canceled: false, requests: body.requests, ended_at: null, raw };
       batches.set(b.id, b);
       return json(res, 200, batchObject(b));
     }

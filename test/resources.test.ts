@@ -405,6 +405,27 @@ describe('affinity across a restart', () => {
   });
 });
 
+describe('batch items as the client wrote them', () => {
+  test("an item no rule changes goes upstream byte for byte (spacing, escapes, key order); a renamed model changes only the model's bytes", async () => {
+    const api = await startFakeAnthropicApi();
+    const renamed = providers(api.url, '    models: { claude-renamed: claude-upstream-name }\n');
+    const { gw } = await startTestGateway({ upstream: api.url, providers: renamed, extraConfig: clients });
+    try {
+      const kept = '{ "max_tokens" : 8, "model":"claude-sonnet-4-6",  "messages":[{"role":"user","content":"caf\\u00e9 \\/ \\"q\\""}] }';
+      const renamedItem = '{"model": "claude-renamed" ,"max_tokens":8,"messages":[{"role":"user","content":"x"}]}';
+      const body = `{"requests":[{"custom_id":"kept","params":${kept}},{"custom_id":"renamed","params":${renamedItem}}]}`;
+      const r = await request(`${gw.url}/v1/messages/batches`, { method: 'POST', headers: { 'x-api-key': 'sk-alice', 'content-type': 'application/json' }, body });
+      assert.equal(r.statusCode, 200, await r.body.text());
+      const sent = [...api.batches.values()].at(-1)!.raw.toString('utf8');
+      assert.ok(sent.includes(`"params":${kept}`), `the client's bytes of the item: ${sent}`);
+      assert.ok(sent.includes(`"params":${renamedItem.replace('"claude-renamed"', '"claude-upstream-name"')}`), `only the model's bytes changed: ${sent}`);
+    } finally {
+      await gw.close();
+      await api.close();
+    }
+  });
+});
+
 describe('without passthrough', () => {
   test('another /v1 path is a 404 that names what is served; a batch id no key created is looked for key by key', async () => {
     const api = await startFakeAnthropicApi();

@@ -173,7 +173,7 @@ function usageRecord(x: Exchange): UsageRecord {
 }
 
 /** A header's value as one string (repeated headers joined), or null; capped so a client cannot bloat the ledger. */
-function headerValue(v: string | string[] | undefined): string | null {
+export function headerValue(v: string | string[] | undefined): string | null {
   if (v === undefined) return null;
   const s = Array.isArray(v) ? v.join(', ') : v;
   return s ? s.slice(0, 200) : null;

@@ -12,22 +12,23 @@
  */
 import { InvalidRequestError, ModelNotAllowedError, NotSupportedError, RequestTooLargeError } from '../../errors.js';
 import { checkBudgets } from '../../actions/budget/enforce.js';
-import { lazyBody, scanJsonObject, serializeBody } from '../../body/json-scan.js';
+import { lazyBody, scanJsonObject, valueBytes } from '../../body/json-scan.js';
+import { anthropicAdapter } from '../../upstream/providers/anthropic/index.js';
 import { buildContext, type RequestContext } from '../../rules/context.js';
 import type { Decision } from '../../rules/decision.js';
 import { evaluate } from '../../rules/evaluate.js';
 import { BATCH_ITEM_PATH, type BatchItem, batchItems } from '../../rules/batch.js';
 import type { BatchCharge } from '../../upstream/affinity.js';
-import { routeChain } from '../../upstream/prepare.js';
+import { prepareUpstream, routeChain } from '../../upstream/prepare.js';
+import { noUsage } from '../../usage/tap.js';
 import { costUsd } from '../../usage/prices.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import { readBody } from '../pipeline/receive.js';
 import { chooseKey, relayCreated, send } from './call.js';
 import { dryRunReport } from '../../rules/report.js';
-import { prepareUpstream } from '../../upstream/prepare.js';
 import { batchItemId } from '../../usage/batch-items.js';
 import { traceOf } from '../traces.js';
-import { sendJson } from '../pipeline/record.js';
+import { headerValue, sendJson } from '../pipeline/record.js';
 
 /** Items of one batch whose decisions are kept for `/admin/requests/{id}` and shown by `serve --dry-run`. */
 export const TRACED_ITEMS = 20;
@@ -44,15 +45,14 @@ interface DecidedItem {
   estimateUsd: number;
 }
 
-/** Reads the batch body's items. @throws InvalidRequestError */
-function parseBatch(raw: Buffer): BatchItem[] {
-  let body: unknown;
-  try {
-    body = JSON.parse(raw.toString('utf8'));
-  } catch (err) {
-    throw new InvalidRequestError(`the batch body is not valid JSON: ${(err as Error).message}`);
-  }
-  return batchItems(body);
+/**
+ * The batch body's items, as lazy views over the client's bytes (json-scan.ts): an item's `params` are read only by
+ * the rules that need them, and go on as the bytes the client sent. The items sit three levels down
+ * (`requests[i].params`), so the batch may nest three levels deeper than a Messages body.
+ * @throws InvalidRequestError naming what is wrong (not JSON, too deep, an item without custom_id or params)
+ */
+function parseBatch(raw: Buffer, maxDepth: number): BatchItem[] {
+  return batchItems(lazyBody(scanJsonObject(raw, maxDepth + 3)));
 }
 
 /** The batch create call (see the module comment). */
@@ -66,7 +66,7 @@ export async function createBatch(x: Exchange): Promise<void> {
   reservation.growTo(Math.min(Number(x.req.headers['content-length']) || 0, limits.max_batch_bytes));
   x.holdReservation(reservation.release);
   const raw = await readBody(x.req, limits.max_batch_bytes, reservation.growTo);
-  const items = parseBatch(raw);
+  const items = parseBatch(raw, limits.max_json_depth);
   const dryRun: unknown[] = [];
   const refusals: string[] = [];
   const decided: DecidedItem[] = [];
@@ -80,7 +80,7 @@ export async function createBatch(x: Exchange): Promise<void> {
   const tags: Record<string, string> = {};
   let provider: string | null = null;
   for (const item of items) {
-    const bytes = Buffer.from(JSON.stringify(item.params));
+    const bytes = valueBytes(item.params) ?? Buffer.from(JSON.stringify(item.params));
     const rc = buildContext({
       path: BATCH_ITEM_PATH,
       body: lazyBody(scanJsonObject(bytes, limits.max_json_depth, rules.bodyKeys)),
@@ -124,9 +124,14 @@ export async function createBatch(x: Exchange): Promise<void> {
     provider = d.route.provider;
     for (const [k, v] of Object.entries(d.tags)) tags[k] ??= v;
     const link = routeChain(config, d.route)[0]!;
-    const body = d.bodyChanged || d.body.model !== link.model ? serializeBody(d.body.model === link.model ? d.body : { ...d.body, model: link.model }) : bytes;
+    // The item's bytes as the Anthropic adapter sends a Messages body: unchanged, the model renamed in place, or re-serialized.
+    const body = anthropicAdapter.request(
+      { endpoint: 'messages', pathAndQuery: BATCH_ITEM_PATH, headers: x.req.headers, raw: bytes, body: rc.body, decision: d, stream: rc.stream },
+      link.provider,
+      link.model,
+    ).body!;
     const price = x.deps.prices.priceOf(link.model, link.provider.name);
-    decided.push({ customId: item.custom_id, params: body, decision: d, rc, estimateUsd: costUsd({ ...noTokens, input_tokens: rc.estimate.input_tokens }, price, true) ?? 0 });
+    decided.push({ customId: item.custom_id, params: body, decision: d, rc, estimateUsd: costUsd({ ...noUsage(), input_tokens: rc.estimate.input_tokens }, price, true) ?? 0 });
   }
   if (x.deps.dryRun) {
     sendJson(x, { type: 'batch_dry_run', items_total: items.length, refused: refusals, items: dryRun });
@@ -148,7 +153,9 @@ export async function createBatch(x: Exchange): Promise<void> {
   x.rulesVersion = rules.version;
   const key = await chooseKey(x, target, null);
   const answer = await send(x, target, key, out);
-  await relayCreated(x, answer, 'batch', target, key, { tags, rules_version: rules.version, charges, project: projectOf(x) }, (batchId) => traceItems(x, traced, batchId));
+  await relayCreated(x, answer, 'batch', target, key, { tags, rules_version: rules.version, charges, project: headerValue(x.req.headers[config.attribution.project_header]) }, (batchId) =>
+    traceItems(x, traced, batchId),
+  );
 }
 
 /**
@@ -159,15 +166,6 @@ export async function createBatch(x: Exchange): Promise<void> {
 function traceItems(x: Exchange, traced: Array<{ customId: string; d: Decision }>, prefix: string): void {
   x.deps.traces.resize(x.config.trace.requests);
   for (const t of traced) x.deps.traces.add(traceOf(t.d, batchItemId(prefix, t.customId), x.clientId, x.log.session_id ?? null));
-}
-
-const noTokens = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_creation_5m_input_tokens: 0, cache_creation_1h_input_tokens: 0, cache_read_input_tokens: 0 };
-
-/** The project header's value of the create call, or null. */
-function projectOf(x: Exchange): string | null {
-  const v = x.req.headers[x.config.attribution.project_header];
-  const s = Array.isArray(v) ? v.join(', ') : v;
-  return s ? s.slice(0, 200) : null;
 }
 
 /**
