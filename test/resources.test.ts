@@ -183,7 +183,7 @@ describe('the rest of the Anthropic API through a 2-key pool', () => {
     const before = api.calls.length;
     // Another replica's poller, sharing the state store, in the same interval: only one of them polls.
     const { BatchPoller } = await import('../src/server/resources/poll.js');
-    const other = new BatchPoller(gw.deps, gw.deps.log, 'replica-2');
+    const other = new BatchPoller(gw.deps, 'replica-2');
     const [mine, theirs] = await Promise.all([gw.batchPoller.round(1500), other.round(1500)]);
     assert.deepEqual([mine + theirs, Math.max(mine, theirs)], [1, 1], 'the ended batch was settled by exactly one replica');
     const recs = await ofBatch();

@@ -255,7 +255,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     warnOnce,
   };
   const watchdog = startWatchdog(exchanges, () => runtime.current.config.limits.stall_ms, log);
-  const batchPoller = new BatchPoller(deps, log, `${hostname()}:${process.pid}`);
+  const batchPoller = new BatchPoller(deps, `${hostname()}:${process.pid}`);
   if (ledger) batchPoller.start(snapshot.config.batches.poll_interval_ms);
   const app = createApp(deps, state);
   const { host, port, tls } = snapshot.config.listen;

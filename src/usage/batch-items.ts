@@ -180,6 +180,7 @@ export class BatchTally {
   /** Items recorded in this read, and their cost per budget total (USD). */
   items = 0;
   private readonly charged = new Map<string, number>();
+  private readonly lines = new JsonLines();
   private done = false;
 
   constructor(
@@ -187,6 +188,11 @@ export class BatchTally {
     private readonly owner: ResourceOwner,
     private readonly claim: string,
   ) {}
+
+  /** Records the results lines `chunk` (a piece of the JSONL, as it comes) completes. */
+  push(chunk: Buffer): void {
+    for (const l of this.lines.push(chunk)) this.line(l);
+  }
 
   /** Records one results line (anything not a result is ignored). */
   line(line: unknown): void {
@@ -204,12 +210,16 @@ export class BatchTally {
   }
 
   /**
-   * Ends the read: when it went through every line (`whole`), the batch's cost goes to its budget totals and the
-   * batch is marked settled; either way the claim is given back. Idempotent.
+   * Ends the read. When the results were read to their end (`read`) the last line is recorded, and when no line had
+   * to be skipped (unreadable, or over {@link MAX_RESULT_LINE_BYTES}) the batch's cost goes to its budget totals and
+   * the batch is marked settled; either way the claim is given back. Idempotent.
+   * @returns whether the batch was settled now.
    */
-  async end(whole: boolean): Promise<void> {
-    if (this.done) return;
+  async end(read: boolean): Promise<boolean> {
+    if (this.done) return false;
+    if (read) for (const l of this.lines.end()) this.line(l);
     this.done = true;
+    const whole = read && this.lines.skipped === 0;
     const { state, affinity, log } = this.deps;
     try {
       if (whole) {
@@ -224,6 +234,7 @@ export class BatchTally {
     } finally {
       await state.takeRecord(this.claim).catch(() => null);
     }
+    return whole;
   }
 }
 

@@ -26,7 +26,7 @@ import type { ProviderConfig } from '../../config.js';
 import { NotFoundError, ResourceUnreachableError } from '../../errors.js';
 import type { ResourceKind, ResourceOwner } from '../../upstream/affinity.js';
 import type { UpstreamResponse } from '../../upstream/client.js';
-import { JsonLines, startTally } from '../../usage/batch-items.js';
+import { startTally } from '../../usage/batch-items.js';
 import { authenticate } from '../pipeline/authenticate.js';
 import { concurrency } from '../pipeline/concurrency.js';
 import { compose, Exchange, type ProxyDeps, type Stage } from '../pipeline/exchange.js';
@@ -87,12 +87,7 @@ async function ownedCall(x: Exchange, call: ResourceCall, owner: ResourceOwner):
  */
 async function dryRun(x: Exchange, call: ResourceCall, owner: ResourceOwner | null): Promise<void> {
   x.req.resume();
-  if (call.family === 'other') {
-    x.kind = 'other';
-    const p = x.config.providers[x.config.default_provider]!;
-    if (!p.passthrough || p.type !== 'anthropic' || NEVER_PASSED.has(x.log.path)) throw new NotFoundError(x.log.method, x.log.path);
-  }
-  const provider = owner ? x.config.providers[owner.provider] : call.family === 'other' ? x.config.providers[x.config.default_provider] : resourceProvider(x, call.family);
+  const provider = owner ? x.config.providers[owner.provider] : call.family === 'other' ? passthroughProvider(x) : resourceProvider(x, call.family);
   const key = owner ? owner.key : ((await chooseKey(x, provider!, null))?.fingerprint ?? null);
   const how = owner ? 'affinity: the provider and key that created it' : call.id ? 'not seen created: each key of the provider is asked in turn' : 'the pool, sticky per client';
   x.res.setHeader('x-switchyard-dry-run', 'true');
@@ -121,23 +116,31 @@ async function probe(x: Exchange, call: ResourceCall, provider: ProviderConfig):
 
 /** Relays a batch's results, recording each item as it passes (usage/batch-items.ts). */
 async function relayResults(x: Exchange, answer: UpstreamResponse, owner: ResourceOwner): Promise<void> {
-  const d = x.deps;
   const compressed = String(answer.headers['content-encoding'] ?? '') !== '';
-  const tally = compressed ? null : await startTally({ ledger: d.ledger, prices: d.prices, state: d.state, affinity: d.affinity, metrics: d.metrics, log: d.log }, owner, x.id);
+  const tally = compressed ? null : await startTally(x.deps, owner, x.id);
   if (!tally) {
     await relay(x, answer);
     return;
   }
-  const lines = new JsonLines();
-  let whole = false;
+  let read = false;
   try {
-    whole = await relay(x, answer, (chunk) => {
-      for (const l of lines.push(chunk)) tally.line(l);
-    });
-    if (whole) for (const l of lines.end()) tally.line(l);
+    read = await relay(x, answer, (chunk) => tally.push(chunk));
   } finally {
-    await tally.end(whole && lines.skipped === 0);
+    await tally.end(read);
   }
+}
+
+/**
+ * The provider a `/v1/...` call switchyard has no route for goes to: the default provider, when it is `type:
+ * anthropic` with `passthrough: true` and the path is not one of {@link NEVER_PASSED}. The usage record is of kind
+ * `other`.
+ * @throws NotFoundError (the 404 that names what is served) otherwise.
+ */
+function passthroughProvider(x: Exchange): ProviderConfig {
+  x.kind = 'other';
+  const provider = x.config.providers[x.config.default_provider]!;
+  if (!provider.passthrough || provider.type !== 'anthropic' || NEVER_PASSED.has(x.log.path)) throw new NotFoundError(x.log.method, x.log.path);
+  return provider;
 }
 
 /**
@@ -145,9 +148,7 @@ async function relayResults(x: Exchange, answer: UpstreamResponse, owner: Resour
  * (usage record of kind `other`), else the 404 that names what is served.
  */
 async function passthrough(x: Exchange): Promise<void> {
-  x.kind = 'other';
-  const provider = x.config.providers[x.config.default_provider]!;
-  if (!provider.passthrough || provider.type !== 'anthropic' || NEVER_PASSED.has(x.log.path)) throw new NotFoundError(x.log.method, x.log.path);
+  const provider = passthroughProvider(x);
   const key = await chooseKey(x, provider, null);
   const method = x.log.method;
   if (method !== 'GET' && method !== 'POST' && method !== 'DELETE') throw new NotFoundError(method, x.log.path);

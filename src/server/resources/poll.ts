@@ -8,10 +8,9 @@
  * what was recorded. Batches created with the client's own credential (a provider without `keys:`) cannot be
  * polled: their results are recorded when the client reads them.
  */
-import type { Logger } from '../../log.js';
 import type { ResourceOwner } from '../../upstream/affinity.js';
 import { readText } from '../../upstream/client.js';
-import { JsonLines, startTally } from '../../usage/batch-items.js';
+import { startTally } from '../../usage/batch-items.js';
 import type { ProxyDeps } from '../pipeline/exchange.js';
 
 /** Batches looked at per round. */
@@ -30,7 +29,6 @@ export class BatchPoller {
 
   constructor(
     private readonly deps: ProxyDeps,
-    private readonly log: Logger,
     /** This replica's name in the round's claim. */
     private readonly replica: string,
   ) {}
@@ -54,7 +52,7 @@ export class BatchPoller {
   round(intervalMs: number): Promise<number> {
     this.running ??= this.claimAndPoll(intervalMs)
       .catch((err: Error) => {
-        this.log.warn({ err: err.message }, 'batch poll round failed; the next round tries again');
+        this.deps.log.warn({ err: err.message }, 'batch poll round failed; the next round tries again');
         return 0;
       })
       .finally(() => {
@@ -84,27 +82,26 @@ export class BatchPoller {
     const status = await deps.upstreams.client.send(provider, { method: 'GET', pathAndQuery: path, headers, body: null, client: null });
     const text = await readText(status.body);
     if (status.statusCode === 404) {
-      this.log.warn({ batch: owner.id, provider: provider.name }, 'the upstream no longer knows this batch; it is settled with what was recorded');
+      this.deps.log.warn({ batch: owner.id, provider: provider.name }, 'the upstream no longer knows this batch; it is settled with what was recorded');
       await deps.affinity.settled(owner, new Date().toISOString());
       return true;
     }
     if (status.statusCode !== 200 || (JSON.parse(text) as { processing_status?: string }).processing_status !== 'ended') return false;
-    const tally = await startTally({ ledger: deps.ledger, prices: deps.prices, state: deps.state, affinity: deps.affinity, metrics: deps.metrics, log: this.log }, owner, this.replica);
+    const tally = await startTally(deps, owner, this.replica);
     if (!tally) return false;
-    let whole = false;
-    const lines = new JsonLines();
+    let read = false;
+    let settled = false;
     try {
       const results = await deps.upstreams.client.send(provider, { method: 'GET', pathAndQuery: `${path}/results`, headers, body: null, client: null });
       if (results.statusCode !== 200) {
         await readText(results.body);
         return false;
       }
-      for await (const chunk of results.body as AsyncIterable<Buffer>) for (const l of lines.push(chunk)) tally.line(l);
-      for (const l of lines.end()) tally.line(l);
-      whole = lines.skipped === 0;
+      for await (const chunk of results.body as AsyncIterable<Buffer>) tally.push(chunk);
+      read = true;
     } finally {
-      await tally.end(whole);
+      settled = await tally.end(read);
     }
-    return whole;
+    return settled;
   }
 }
