@@ -309,6 +309,33 @@ describe('a tally of one read', () => {
     assert.equal(await startTally(deps, (await affinity.lookup(o.id))!, 'reader-3'), null, 'a settled batch is not read again');
   });
 
+  test('a tally reads the JSONL in pieces of any size, the last line without its newline; an unreadable line keeps the batch unsettled', async () => {
+    const jsonl = `${JSON.stringify(line('a'))}\n${JSON.stringify(line('b'))}\n${JSON.stringify(line('c'))}`;
+    for (const size of [1, 7, jsonl.length]) {
+      const affinity = new ResourceAffinity(new MemoryStore(), new MapStore(), log);
+      const { records, ledger: l } = ledger();
+      const tally = (await startTally({ ledger: l, prices, state: new MemoryStore(), affinity, metrics: null, log }, owner(), 'r'))!;
+      for (let i = 0; i < jsonl.length; i += size) tally.push(Buffer.from(jsonl.slice(i, i + size)));
+      assert.equal(await tally.end(true), true, `settled (pieces of ${size})`);
+      assert.deepEqual(
+        records.map((r) => r.request_id.split(':')[1]),
+        ['a', 'b', 'c'],
+      );
+    }
+    const affinity = new ResourceAffinity(new MemoryStore(), new MapStore(), log);
+    await affinity.remember(owner());
+    const { records, ledger: l } = ledger();
+    const broken = (await startTally({ ledger: l, prices, state: new MemoryStore(), affinity, metrics: null, log }, owner(), 'r'))!;
+    broken.push(Buffer.from(`${JSON.stringify(line('a'))}\nnot json\n${JSON.stringify(line('c'))}\n`));
+    assert.equal(await broken.end(true), false, 'a skipped line: not settled, so a later read records the rest');
+    assert.equal(records.length, 2);
+    assert.equal((await affinity.lookup(owner().id))?.settled_at ?? null, null);
+    const cut = (await startTally({ ledger: l, prices, state: new MemoryStore(), affinity, metrics: null, log }, owner(), 'r'))!;
+    cut.push(Buffer.from(JSON.stringify(line('z'))));
+    assert.equal(await cut.end(false), false, 'not read to its end: the unfinished last line is not recorded');
+    assert.equal(records.length, 2);
+  });
+
   test('a read cut short records what it saw, charges nothing and lets the next read claim the batch', async () => {
     const state = new MemoryStore();
     const affinity = new ResourceAffinity(state, new MapStore(), log);

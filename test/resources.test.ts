@@ -426,6 +426,38 @@ describe('batch items as the client wrote them', () => {
   });
 });
 
+describe('budgets at batch create', () => {
+  test("each item counts its estimated cost at the batch rate on top of the items before it: the item that would pass a blocking budget is named, nothing is sent; the batch's cost is charged to the budget when its results are read", async () => {
+    const api = await startFakeAnthropicApi();
+    const rules = {
+      '40-budget.yaml': 'version: 1\nrules:\n  - id: client-daily\n    actions:\n      - budget: { scope: client, usd: 0.01, per: day }\n',
+      '50-default.yaml': 'version: 1\nrules:\n  - id: default\n    actions:\n      - route_to: { provider: anthropic }\n',
+    };
+    const { gw } = await startTestGateway({ upstream: api.url, rules, providers: providers(api.url), extraConfig: `${clients}ledger: { sqlite: ./data/usage.db, flush_interval_ms: 50 }\n` });
+    try {
+      const alice = new Anthropic({ apiKey: 'sk-alice', baseURL: gw.url, maxRetries: 0 });
+      // About 4,000 input tokens each (16 KB / 4): $0.012 at Sonnet's $3/M, $0.006 at the batch rate. Two fit no more.
+      const item = (id: string) => ({ custom_id: id, params: { model: 'claude-sonnet-4-6', max_tokens: 8, messages: [{ role: 'user' as const, content: 'x'.repeat(16_000) }] } });
+      const refused = await alice.messages.batches.create({ requests: [item('b-1'), item('b-2')] }).catch((e: unknown) => e as InstanceType<typeof Anthropic.BadRequestError>);
+      assert.ok(refused instanceof Anthropic.BadRequestError, String(refused));
+      const message = (refused.error as { error: { message: string } }).error.message;
+      assert.match(message, /1 of 2 items cannot go: "b-2": budget "client-daily" of \$0\.01 per day for client "alice" would be passed by this batch/);
+      assert.equal(api.batches.size, 0, 'nothing was sent');
+      // One item fits. Its result reports 10,000 input tokens ($0.015 at the batch rate): once read, the budget is spent.
+      const ok = await alice.messages.batches.create({ requests: [item('a-1')] });
+      api.usage.input_tokens = 10_000;
+      await fetch(`${api.url}/_fake/end/${ok.id}`, { method: 'POST' });
+      for await (const _ of await alice.messages.batches.results(ok.id)) void _;
+      const again = await alice.messages.batches.create({ requests: [item('a-2')] }).catch((e: unknown) => e as InstanceType<typeof Anthropic.APIError>);
+      assert.ok(again instanceof Anthropic.BadRequestError, `the same single item that went before is refused now: ${String(again)}`);
+      assert.match((again.error as { error: { message: string } }).error.message, /"a-2": budget "client-daily" of \$0\.0100 per day for client "alice" is spent \(\$0\.015/);
+    } finally {
+      await gw.close();
+      await api.close();
+    }
+  });
+});
+
 describe('without passthrough', () => {
   test('another /v1 path is a 404 that names what is served; a batch id no key created is looked for key by key', async () => {
     const api = await startFakeAnthropicApi();
