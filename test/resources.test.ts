@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Anthropic, { toFile } from '@anthropic-ai/sdk';
@@ -454,6 +456,35 @@ describe('budgets at batch create', () => {
     } finally {
       await gw.close();
       await api.close();
+    }
+  });
+});
+
+describe('an upstream that is down', () => {
+  test("a resource call to a refused upstream is a 502 in Anthropic's shape naming the provider, and its usage record is kept", async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const { gw } = await startTestGateway({ upstream: url, providers: providers(url), extraConfig: `${clients}ledger: { sqlite: ./data/usage.db, flush_interval_ms: 50 }\n` });
+    try {
+      for (const [method, path] of [
+        ['GET', '/v1/files'],
+        ['GET', '/v1/messages/batches/msgbatch_unknown'],
+      ] as const) {
+        const r = await request(`${gw.url}${path}`, { method, headers: { 'x-api-key': 'sk-alice' } });
+        assert.equal(r.statusCode, 502, `${method} ${path}`);
+        const err = (await r.body.json()) as { type: string; error: { type: string; message: string } };
+        assert.equal(err.type, 'error');
+        assert.equal(err.error.type, 'api_error');
+        assert.match(err.error.message, /provider "anthropic" \(GET http:\/\/127\.0\.0\.1:\d+\/v1\/.*\): connection refused/);
+      }
+      await gw.deps.ledger!.flush();
+      const recs = (await gw.deps.ledger!.store.query('2000-01-01T00:00:00.000Z', '2100-01-01T00:00:00.000Z')).filter((r) => r.kind === 'resource');
+      assert.equal(recs.length, 2);
+      assert.ok(recs.every((r) => r.outcome === 'failed' && r.status === 502 && r.client_id === 'alice'));
+    } finally {
+      await gw.close();
     }
   });
 });
