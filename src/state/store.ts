@@ -135,19 +135,23 @@ export class MemoryStore implements StateStore {
   private readonly cooling = new Map<string, number>();
   private readonly spent = new Map<string, { usd: number; expires: number }>();
 
+  // Read and written with no await between (one step on the event loop), so concurrent adds all count.
   async addSpend(key: string, usd: number, expiresAtMs: number): Promise<number> {
-    const total = (await this.spend(key)) + usd;
+    const total = this.spentNow(key) + usd;
     this.spent.set(key, { usd: total, expires: expiresAtMs });
     return total;
   }
 
   /** Raises the running total of `key` to at least `usd` (seeding from the ledger at start-up). */
   async seedSpend(key: string, usd: number, expiresAtMs: number): Promise<void> {
-    const cur = await this.spend(key);
-    if (usd > cur) this.spent.set(key, { usd, expires: expiresAtMs });
+    if (usd > this.spentNow(key)) this.spent.set(key, { usd, expires: expiresAtMs });
   }
 
   async spend(key: string): Promise<number> {
+    return this.spentNow(key);
+  }
+
+  private spentNow(key: string): number {
     const s = this.spent.get(key);
     if (!s || s.expires <= this.now()) return 0;
     return s.usd;
@@ -167,12 +171,17 @@ export class MemoryStore implements StateStore {
   }
 
   async getRecord(key: string): Promise<string | null> {
+    return this.recordNow(key);
+  }
+
+  private recordNow(key: string): string | null {
     const r = this.records.get(key);
     return r && r.expires > this.now() ? r.value : null;
   }
 
   async takeRecord(key: string): Promise<string | null> {
-    const v = await this.getRecord(key);
+    // Read and removed with no await between, so two takers never both get the value.
+    const v = this.recordNow(key);
     this.records.delete(key);
     return v;
   }
