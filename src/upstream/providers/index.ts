@@ -22,7 +22,6 @@ export function hasAdapter(type: string): boolean {
   return ADAPTERS.has(type);
 }
 
-/** The adapter for a provider's `type`. @throws Error for a type the table does not have (the config schema refuses it first). */
 /**
  * The optional packages the configured providers need and that are not installed, as the error to start with; null
  * when nothing is missing. (A type: bedrock provider needs AWS's SDK, a type: vertex one Google's auth library.)
@@ -35,6 +34,7 @@ export function missingProviderPackages(providers: readonly Pick<ProviderConfig,
   return null;
 }
 
+/** The adapter for a provider's `type`. @throws Error for a type the table does not have (the config schema refuses it first). */
 export function adapterFor(provider: Pick<ProviderConfig, 'type'>): ProviderAdapter {
   const adapter = ADAPTERS.get(provider.type);
   if (!adapter) throw new Error(`no provider type "${provider.type}" (known: ${PROVIDER_TYPES.join(', ')})`);
