@@ -57,14 +57,10 @@ describe('type: anthropic', () => {
   });
 
   test('settle: base_url is required; attribution kept unless asked', () => {
-    assert.throws(() => anthropicAdapter.settle('up', { type: 'anthropic' } as never), /provider "up": base_url is required for type: anthropic/);
-    assert.deepEqual(anthropicAdapter.settle('up', { type: 'anthropic', base_url: 'http://x' } as never), { base_url: 'http://x', strip_attribution: false, bedrock: null, vertex: null });
-    assert.equal(anthropicAdapter.settle('up', { type: 'anthropic', base_url: 'http://x', strip_attribution: true } as never).strip_attribution, true);
-    assert.equal(
-      anthropicAdapter.local({} as never, () => 0),
-      null,
-      'never answers locally',
-    );
+    assert.throws(() => anthropicAdapter.settle('up', { type: 'anthropic' } as never, '.'), /provider "up": base_url is required for type: anthropic/);
+    assert.deepEqual(anthropicAdapter.settle('up', { type: 'anthropic', base_url: 'http://x' } as never, '.'), { base_url: 'http://x', strip_attribution: false, bedrock: null, vertex: null });
+    assert.equal(anthropicAdapter.settle('up', { type: 'anthropic', base_url: 'http://x', strip_attribution: true } as never, '.').strip_attribution, true);
+    assert.equal(anthropicAdapter.local({} as never, 0), null, 'never answers locally');
   });
 
   const raw = Buffer.from('{ "model" : "claude-sonnet-4-6",\n  "max_tokens": 1e3, "messages": [{"role":"user","content":"caf\\u00e9"}] }');
