@@ -7,9 +7,11 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { UpstreamAnswer } from '../src/upstream/client.js';
 import { displayName, modelIdOf } from '../src/upstream/providers/models.js';
+import { openaiAdapter } from '../src/upstream/providers/openai/index.js';
+import { reasoningEffortOf } from '../src/upstream/providers/openai/request.js';
 import { CHAT_COMPLETIONS_PATH, fromOpenAI, modelsFromOpenAI, openaiHeaders } from '../src/upstream/providers/openai/wire.js';
 import type { ProviderConfig } from '../src/upstream/providers/provider-config.js';
 
@@ -132,4 +134,84 @@ test('an SSE answer is translated as it streams; a stream that breaks ends with 
   const out = await text(relayed.body);
   assert.match(out, /"text":"par"/);
   assert.match(out, /event: error\n.*provider \\"vendor\\" stream failed: socket hang up/s);
+});
+
+test('reasoning_effort from thinking: budget_tokens under 8k low, under 24k medium, else high; adaptive by effort; none when off', () => {
+  const cases: Array<[Record<string, unknown>, string | null]> = [
+    [{}, null],
+    [{ thinking: { type: 'disabled' } }, null],
+    [{ thinking: { type: 'enabled', budget_tokens: 1024 } }, 'low'],
+    [{ thinking: { type: 'enabled', budget_tokens: 7999 } }, 'low'],
+    [{ thinking: { type: 'enabled', budget_tokens: 8000 } }, 'medium'],
+    [{ thinking: { type: 'enabled', budget_tokens: 23999 } }, 'medium'],
+    [{ thinking: { type: 'enabled', budget_tokens: 24000 } }, 'high'],
+    [{ thinking: { type: 'enabled', budget_tokens: 'lots' } }, 'medium'],
+    [{ thinking: { type: 'adaptive' } }, 'medium'],
+    [{ thinking: { type: 'adaptive' }, output_config: { effort: 'low' } }, 'low'],
+    [{ thinking: { type: 'adaptive' }, output_config: { effort: 'high' } }, 'high'],
+    [{ thinking: { type: 'adaptive' }, output_config: { effort: 'max' } }, 'high'],
+    [{ thinking: { type: 'adaptive' }, output_config: { effort: 'extreme' } }, 'medium'],
+  ];
+  for (const [body, want] of cases) assert.equal(reasoningEffortOf(body), want, JSON.stringify(body));
+});
+
+describe('the type: openai adapter', () => {
+  const req = (endpoint: string, pathAndQuery = '/v1/messages', stream = false) =>
+    ({
+      endpoint,
+      pathAndQuery,
+      headers: { 'x-api-key': 'sk-ant-client' },
+      raw: null,
+      body: {},
+      decision: {
+        body: { model: 'claude-sonnet-4-6', max_tokens: 10, system: 'be brief', messages: [{ role: 'user', content: 'hi' }], thinking: { type: 'enabled', budget_tokens: 30000 } },
+        bodyChanged: false,
+        headers: { set: {}, remove: [] },
+        route: {},
+      },
+      stream,
+    }) as never;
+  const p = (over: Record<string, unknown> = {}) => ({ name: 'vendor', strip_attribution: true, reasoning_effort: true, reasoning_as_thinking: false, ...over }) as never;
+
+  test("a Messages request becomes a Chat Completions POST; the client's Anthropic credential never goes to the vendor", () => {
+    const out = openaiAdapter.request(req('messages', '/v1/messages', true), p(), 'gpt-5.1');
+    assert.equal(out.method, 'POST');
+    assert.equal(out.pathAndQuery, '/chat/completions');
+    const body = JSON.parse(out.body!.toString());
+    assert.equal(body.model, 'gpt-5.1');
+    assert.equal(body.reasoning_effort, 'high');
+    assert.deepEqual(body.messages[0], { role: 'system', content: 'be brief' });
+    const asClient = out.headers({ kind: 'client' } as never);
+    assert.equal(asClient.authorization, undefined);
+    assert.equal(JSON.stringify(asClient).includes('sk-ant-client'), false);
+    assert.equal(asClient.accept, 'text/event-stream');
+    assert.equal(out.headers({ kind: 'key', key: 'sk-v' } as never).authorization, 'Bearer sk-v');
+    const noEffort = JSON.parse(openaiAdapter.request(req('messages'), p({ reasoning_effort: false }), 'gpt-5.1').body!.toString());
+    assert.equal('reasoning_effort' in noEffort, false, 'reasoning_effort only for a provider that takes it');
+  });
+
+  test('model lists go to /models and /models/{id}; count_tokens is answered locally with the estimate', () => {
+    const list = openaiAdapter.request(req('models', '/v1/models?limit=5'), p(), 'x');
+    assert.deepEqual([list.method, list.pathAndQuery, list.body], ['GET', '/models', null]);
+    assert.equal(list.headers({ kind: 'client' } as never).authorization, undefined);
+    assert.equal(openaiAdapter.request(req('models', '/v1/models/org%2Fm'), p(), 'x').pathAndQuery, '/models/org%2Fm');
+    const local = openaiAdapter.local(req('count_tokens'), 1234);
+    assert.deepEqual(local, { status: 200, headers: { 'content-type': 'application/json', 'x-switchyard-estimate': 'true' }, body: '{"input_tokens":1234}' });
+    assert.equal(openaiAdapter.local(req('messages'), 1), null);
+  });
+
+  test('answers: messages translated, model lists reshaped, anything else passed through', async () => {
+    const passed = answer(200, 'as is');
+    assert.equal(await openaiAdapter.answer(passed, p(), req('count_tokens'), 'm', {} as never), passed);
+    const models = await openaiAdapter.answer(answer(200, '{"data":[{"id":"a"}]}'), p(), req('models'), 'm', {} as never);
+    assert.equal((await json(models)).first_id, 'a');
+    const msg = await openaiAdapter.answer(
+      answer(200, JSON.stringify({ choices: [{ message: { content: 'x' }, finish_reason: 'length' }] }), { 'content-type': 'application/json' }),
+      p(),
+      req('messages'),
+      'claude-m',
+      {} as never,
+    );
+    assert.equal((await json(msg)).stop_reason, 'max_tokens');
+  });
 });
