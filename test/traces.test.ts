@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Decision } from '../src/rules/decision.js';
+import type { UsageRecord } from '../src/usage/record.js';
+import { LiveTail, type LiveLine } from '../src/server/live.js';
 import { DecisionTraces, decisionHeader, traceOf, type DecisionTrace } from '../src/server/traces.js';
 
 const decision = (over: Partial<Decision> = {}): Decision =>
@@ -105,4 +107,66 @@ test('the decision header: matched rules, route, the model sent (percent-encoded
   assert.equal(decisionHeader(decision(), 'claude-sonnet-4-6'), 'rules=r2,r3; route=anthropic; model=claude-sonnet-4-6; version=v1abc');
   assert.equal(decisionHeader(decision({ rules: [] }), 'modèle ü'), 'rules=-; route=anthropic; model=mod%C3%A8le%20%C3%BC; version=v1abc');
   assert.equal(decisionHeader(decision({ denied: { rule: 'no-opus', status: 403, message: 'm' } }), 'm'), 'rules=r2,r3; route=anthropic; model=m; version=v1abc; denied=no-opus');
+});
+
+test('the live tail: active only while watched; at most `max` watchers, the oldest dropped; each line the record’s figures', () => {
+  const tail = new LiveTail(2);
+  assert.equal(tail.active, false);
+  const seen: Record<string, LiveLine[]> = { a: [], b: [], c: [] };
+  const offA = tail.subscribe((l) => seen.a!.push(l));
+  assert.equal(tail.active, true);
+  tail.subscribe((l) => seen.b!.push(l));
+  const offC = tail.subscribe((l) => seen.c!.push(l));
+  const record = {
+    time: '2026-12-07T10:00:00.000Z',
+    request_id: 'req-1',
+    client_id: 'alice',
+    session_id: 's-1',
+    model: 'claude-sonnet-4-6',
+    provider: 'anthropic',
+    status: 200,
+    outcome: 'ok',
+    latency_ms: 812,
+    ttft_ms: 140,
+    input_tokens: 10,
+    output_tokens: 20,
+    cache_read_input_tokens: 3000,
+    cache_creation_input_tokens: 5,
+    cost_usd: 0.0123,
+    rules: ['default'],
+    tags: { team: 'x' },
+  } as unknown as UsageRecord;
+  tail.publish(record);
+  assert.equal(seen.a!.length, 0, 'the oldest watcher was dropped for the third');
+  assert.deepEqual(seen.b, [
+    {
+      time: '2026-12-07T10:00:00.000Z',
+      request_id: 'req-1',
+      client: 'alice',
+      session: 's-1',
+      model: 'claude-sonnet-4-6',
+      provider: 'anthropic',
+      status: 200,
+      outcome: 'ok',
+      latency_ms: 812,
+      ttft_ms: 140,
+      input_tokens: 10,
+      output_tokens: 20,
+      cache_read_tokens: 3000,
+      cost_usd: 0.0123,
+      rules: ['default'],
+    },
+  ]);
+  assert.deepEqual(seen.c, seen.b);
+  offA();
+  offC();
+  tail.publish(record);
+  assert.deepEqual([seen.b!.length, seen.c!.length], [2, 1], 'an unsubscribed watcher gets nothing more');
+  assert.equal(tail.active, true);
+  const byDefault = new LiveTail();
+  assert.equal(byDefault.active, false);
+  const counts = Array.from({ length: 33 }, () => 0);
+  counts.forEach((_, i) => byDefault.subscribe(() => counts[i]!++));
+  byDefault.publish(record);
+  assert.deepEqual([counts[0], counts.slice(1).every((n) => n === 1)], [0, true], '32 watchers by default');
 });
