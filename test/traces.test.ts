@@ -166,7 +166,7 @@ test('the live tail: active only while watched; at most `max` watchers, the olde
   const byDefault = new LiveTail();
   assert.equal(byDefault.active, false);
   const counts = Array.from({ length: 33 }, () => 0);
-  counts.forEach((_, i) => byDefault.subscribe(() => counts[i]!++));
+  for (let i = 0; i < counts.length; i++) byDefault.subscribe(() => counts[i]!++);
   byDefault.publish(record);
   assert.deepEqual([counts[0], counts.slice(1).every((n) => n === 1)], [0, true], '32 watchers by default');
 });
