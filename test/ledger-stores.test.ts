@@ -145,6 +145,66 @@ for (const [kind, make] of kinds) {
       }
     });
 
+    test('summaries across whole hours (the rollup) and partial hours (the records) equal sums over the records themselves', async () => {
+      const s = await make();
+      try {
+        await s.init();
+        const base = Date.parse('2026-12-05T08:00:00.000Z');
+        const records = Array.from({ length: 48 }, (_, i) =>
+          rec(100 + i, {
+            time: new Date(base + i * 7 * 60_000 + 13_000).toISOString(), // every 7 minutes over ~5.6 hours
+            session_id: i % 4 ? `s${i % 3}` : null,
+            project: i % 5 ? 'p1' : null,
+            cost_usd: i % 7 ? 0.001 * (i + 1) : (null as never),
+            cache_read_input_tokens: 10 * i,
+            outcome: i % 9 ? 'ok' : 'failed',
+            tags: i % 2 ? { team: 'infra' } : {},
+          }),
+        );
+        await s.insert(records);
+        const cases: Array<[string, string, Array<{ by: string; value: string }>, string]> = [
+          ['2026-12-05T08:20:00.000Z', '2026-12-05T12:40:00.000Z', [], 'none'],
+          ['2026-12-05T08:20:00.000Z', '2026-12-05T12:40:00.000Z', [], 'hour'],
+          ['2026-12-05T08:20:00.000Z', '2026-12-05T12:40:00.000Z', [], 'model'],
+          ['2026-12-05T09:00:00.000Z', '2026-12-05T11:00:00.000Z', [{ by: 'project', value: '(none)' }], 'client'],
+          ['2026-12-05T08:00:00.000Z', '2026-12-06T00:00:00.000Z', [{ by: 'tag:team', value: 'infra' }], 'day'],
+          ['2026-12-05T08:20:00.000Z', '2026-12-05T12:40:00.000Z', [], 'session'],
+          ['2026-12-05T08:20:00.000Z', '2026-12-05T08:50:00.000Z', [], 'none'],
+          ['2026-12-05T08:20:00.000Z', '2026-12-05T12:40:00.000Z', [{ by: 'tag:team', value: '(untagged)' }], 'hour'],
+        ];
+        for (const [since, until, filters, group] of cases) {
+          const rows = await s.summarize({ since, until, filters: filters as never, group: group as never });
+          const inRange = records.filter(
+            (r) =>
+              r.time >= since && r.time < until && filters.every((f) => (f.by === 'project' ? r.project === null : f.value === '(untagged)' ? r.tags.team === undefined : r.tags.team === f.value)),
+          );
+          const keyOf = (r: UsageRecord) =>
+            group === 'none' ? null : group === 'hour' ? r.time.slice(0, 13) : group === 'day' ? r.time.slice(0, 10) : group === 'model' ? r.model : group === 'client' ? r.client_id : r.session_id;
+          const want = new Map<string | null, number[]>();
+          for (const r of inRange) {
+            const w = want.get(keyOf(r)) ?? [0, 0, 0, 0, 0];
+            w[0]! += 1;
+            w[1]! += r.input_tokens;
+            w[2]! += r.cache_read_input_tokens;
+            w[3]! += r.cost_usd ?? 0;
+            w[4]! += r.cost_usd === null ? 1 : 0;
+            want.set(keyOf(r), w);
+          }
+          const got = new Map(
+            rows.map((r) => [
+              r.key === null ? null : group === 'hour' ? r.key.slice(0, 13) : group === 'day' ? r.key.slice(0, 10) : r.key,
+              [r.requests, r.input_tokens, r.cache_read_tokens, r.cost_usd, r.unpriced],
+            ]),
+          );
+          const round = (m: Map<string | null, number[]>) => [...m].map(([k, v]) => [k, ...v.map((x) => Math.round(x * 1e6) / 1e6)]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+          assert.deepEqual(round(got), round(want), `${since}..${until} ${JSON.stringify(filters)} by ${group}`);
+        }
+        await assert.rejects(s.summarize({ since: '2026-12-05T00:00:00.000Z', until: '2026-12-06T00:00:00.000Z', filters: [], group: 'rule' as never }), /a summary cannot group or filter by rule/);
+      } finally {
+        await s.close();
+      }
+    });
+
     test('spend limits: one per scope and period, replaced in place keeping its id and creation time; deleted by id', async () => {
       const s = await make();
       try {
