@@ -67,7 +67,13 @@ async function receiver(statuses: number[]) {
 
 function captured() {
   const lines: Array<Record<string, unknown>> = [];
-  const log = createLogger({ level: 'warn', destination: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(JSON.parse(c.toString())), cb()) }) });
+  const destination = new Writable({
+    write(c: Buffer, _e, cb) {
+      lines.push(JSON.parse(c.toString()) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const log = createLogger({ level: 'warn', destination });
   return { lines, log };
 }
 
