@@ -4,6 +4,7 @@
  * per threshold and period, and not a micro-dollar before.
  */
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { createLogger } from '../src/log.js';
 import { MemoryStore } from '../src/state/store.js';
@@ -107,4 +108,160 @@ test('replicas sharing the state store send a threshold once: the second only re
   assert.equal(await store.spend(`notified:team-daily:tag:team:infra:${dayStart.toISOString().slice(0, 10)}:0.5`), 2, 'two replicas counted the one marker');
   a.close();
   b.close();
+});
+
+/** A logger whose lines are kept as objects. */
+function capturedLog() {
+  const lines: Array<Record<string, unknown>> = [];
+  const destination = new Writable({
+    write(c: Buffer, _e, cb) {
+      lines.push(JSON.parse(c.toString()) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { lines, log: createLogger({ level: 'info', destination }) };
+}
+
+test('each threshold reached is logged with its budget, scope, value and amounts; the dashboard sees when, and whether delivered', async () => {
+  const { lines, log } = capturedLog();
+  const n = new BudgetNotifier(null, null, new MemoryStore(), log);
+  const before = Date.now();
+  await n.reached({ ...budget, notify: [0.5, 0.8] }, 'search', 2.5, period, period.end.getTime());
+  assert.deepEqual(
+    lines.map((l) => [l.msg, l.budget, l.scope, l.value, l.threshold, l.spent_usd, l.limit_usd]),
+    [
+      ['budget "team-daily" reached 50% for tag:team "search"', 'team-daily', 'tag:team', 'search', 0.5, 2.5, 3],
+      ['budget "team-daily" reached 80% for tag:team "search"', 'team-daily', 'tag:team', 'search', 0.8, 2.5, 3],
+    ],
+  );
+  const seen = n.notified('team-daily', 'tag:team', 'search', period.start);
+  assert.deepEqual(
+    seen.map((s) => [s.threshold, s.delivered]),
+    [
+      [0.5, true],
+      [0.8, true],
+    ],
+    'no webhook: nothing pending',
+  );
+  assert.ok(seen.every((s) => s.time !== null && Date.parse(s.time) >= before - 1));
+  assert.deepEqual(n.notified('team-daily', 'tag:team', 'other', period.start), [], 'another value has its own');
+  assert.deepEqual(n.notified('team-daily', 'tag:team', 'search', new Date(period.start.getTime() - 86_400_000)), [], 'another period has its own');
+  assert.equal(n.pending, 0);
+  n.close();
+});
+
+test('a threshold another replica sent is remembered without a time; one this gateway queued is undelivered until the webhook answers', async () => {
+  const store = new MemoryStore();
+  const other = new BudgetNotifier(null, null, store, createLogger({ level: 'silent' }));
+  await other.reached({ ...budget, notify: [0.5] }, 'search', 2, period, period.end.getTime());
+  const webhook = { url: 'http://127.0.0.1:1/never', timeoutMs: 200 };
+  const here = new BudgetNotifier(webhook, null, store, createLogger({ level: 'silent' }));
+  await here.reached({ ...budget, notify: [0.5, 0.9] }, 'search', 2.8, period, period.end.getTime());
+  const seen = here.notified('team-daily', 'tag:team', 'search', period.start);
+  assert.deepEqual(
+    seen.map((s) => [s.threshold, s.delivered, s.time === null]),
+    [
+      [0.5, true, false],
+      [0.9, false, false],
+    ],
+  );
+  assert.equal(here.pending, 1, 'only the one this gateway sends');
+  here.close();
+  other.close();
+});
+
+test('a failed delivery backs off from 1 s, doubling; an unreachable receiver is logged with the notification id', async () => {
+  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const { until } = await import('./helpers.js');
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'switchyard-notify-')), 'nested', 'state.json');
+  const { lines, log } = capturedLog();
+  const n = new BudgetNotifier({ url: 'http://127.0.0.1:1/never', timeoutMs: 200 }, file, new MemoryStore(), log);
+  try {
+    await n.reached({ ...budget, notify: [1] }, 'search', 3, period, period.end.getTime());
+    const saved = () => JSON.parse(readFileSync(file, 'utf8')) as { pending: Array<{ attempts: number; next: number }> };
+    await until(() => saved().pending[0]?.attempts === 1, 5000, 'first attempt');
+    const t1 = Date.now();
+    const next1 = saved().pending[0]!.next - t1;
+    assert.ok(next1 > 700 && next1 <= 1000, `retried after about 1 s: ${next1}`);
+    await until(() => saved().pending[0]?.attempts === 2, 5000, 'second attempt');
+    const next2 = saved().pending[0]!.next - Date.now();
+    assert.ok(next2 > 1700 && next2 <= 2000, `then after about 2 s: ${next2}`);
+    const warn = lines.find((l) => l.msg === 'notification webhook unreachable; retrying');
+    assert.ok(warn, JSON.stringify(lines));
+    assert.equal(warn!.notification, `team-daily:tag:team:search:${period.start.toISOString().slice(0, 10)}:1`);
+  } finally {
+    n.close();
+  }
+});
+
+test('start-up: markers of ended periods are forgotten; an unreadable state file is logged and the notifier starts empty; a missing one is fine', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-notify-'));
+  const file = path.join(dir, 'state.json');
+  const id = (v: string) => `team-daily:tag:team:${v}:${period.start.toISOString().slice(0, 10)}:0.5`;
+  writeFileSync(
+    file,
+    JSON.stringify({ sent: { [id('old')]: Date.now() - 1, [id('live')]: Date.now() + 60_000 }, reachedAt: { [id('old')]: 'x', [id('live')]: '2026-12-07T01:00:00.000Z' }, pending: [] }),
+  );
+  const n = new BudgetNotifier(null, file, new MemoryStore(), createLogger({ level: 'silent' }));
+  assert.deepEqual(n.notified('team-daily', 'tag:team', 'old', period.start), [], 'an ended marker is forgotten');
+  assert.deepEqual(n.notified('team-daily', 'tag:team', 'live', period.start), [{ threshold: 0.5, time: '2026-12-07T01:00:00.000Z', delivered: true }]);
+  n.close();
+  writeFileSync(file, '{ not json');
+  const { lines, log } = capturedLog();
+  const broken = new BudgetNotifier(null, file, new MemoryStore(), log);
+  assert.equal(broken.pending, 0);
+  assert.deepEqual(
+    lines.map((l) => [l.level, l.msg, l.file]),
+    [[50, 'budget notification state unreadable; starting empty', file]],
+  );
+  broken.close();
+  const quiet = capturedLog();
+  new BudgetNotifier(null, path.join(dir, 'missing.json'), new MemoryStore(), quiet.log).close();
+  assert.deepEqual(quiet.lines, [], 'a missing state file is a first start, not an error');
+});
+
+test('secrets: one notification per request for what was first seen, each secret once per session; logged without values', async () => {
+  const { lines, log } = capturedLog();
+  const sent: Array<Record<string, unknown>> = [];
+  const n = new BudgetNotifier(null, null, new MemoryStore(), log);
+  (n as unknown as { enqueue(x: Record<string, unknown>): void }).enqueue = (x) => void sent.push(x);
+  const who = { request_id: 'req-1', session_id: 'sess-1', user_id: 'ann', client_id: 'alice' };
+  const findings = [
+    { rule: 'aws-access-token', where: 'messages[0]', block: 'text', placeholder: '[AWS-1]', first_seen: true },
+    { rule: 'github-pat', where: 'messages[0]', block: 'text', placeholder: '[GH-1]', first_seen: false },
+  ];
+  await n.secretsFound({ rule: 'guard', on_find: 'redact', findings }, who);
+  assert.equal(sent.length, 1);
+  const { time, ...rest } = sent[0] as { time: string };
+  assert.ok(Date.parse(time) > 0);
+  assert.deepEqual(rest, {
+    type: 'secret.found',
+    id: 'secret:req-1',
+    rule: 'guard',
+    on_find: 'redact',
+    request_id: 'req-1',
+    session_id: 'sess-1',
+    user_id: 'ann',
+    client_id: 'alice',
+    findings: [{ rule: 'aws-access-token', where: 'messages[0]', block: 'text', placeholder: '[AWS-1]' }],
+  });
+  assert.deepEqual(
+    lines.map((l) => [l.msg, l.rule, l.request_id, l.secret_rules]),
+    [['scan_secrets found 1 secret(s) (redact)', 'guard', 'req-1', ['aws-access-token']]],
+  );
+  await n.secretsFound({ rule: 'guard', on_find: 'redact', findings }, { ...who, request_id: 'req-2' });
+  assert.equal(sent.length, 1, 'the same secret in the same session is not notified again');
+  await n.secretsFound({ rule: 'guard', on_find: 'redact', findings }, { ...who, request_id: 'req-3', session_id: null });
+  assert.equal(sent.length, 2, 'without a session, per request');
+  const failing = new BudgetNotifier(null, null, { addSpend: () => Promise.reject(new Error('redis down')) } as never, log);
+  await failing.secretsFound({ rule: 'guard', on_find: 'block', findings }, who);
+  assert.equal(lines.at(-1)!.msg, 'could not queue the secret.found notification');
+  assert.equal(lines.at(-1)!.request_id, 'req-1');
+  n.close();
+  failing.close();
 });
