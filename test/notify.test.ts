@@ -4,11 +4,11 @@
  * per threshold and period, and not a micro-dollar before.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { createLogger } from '../src/log.js';
 import { MemoryStore } from '../src/state/store.js';
 import { BudgetNotifier } from '../src/usage/notify.js';
+import { LogCapture } from './helpers.js';
 
 // Today's period (a period already over would let its markers expire at once).
 const dayStart = new Date(`${new Date().toISOString().slice(0, 10)}T00:00:00Z`);
@@ -112,14 +112,8 @@ test('replicas sharing the state store send a threshold once: the second only re
 
 /** A logger whose lines are kept as objects. */
 function capturedLog() {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(c: Buffer, _e, cb) {
-      lines.push(JSON.parse(c.toString()) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { lines, log: createLogger({ level: 'info', destination }) };
+  const capture = new LogCapture();
+  return { lines: capture.lines, log: createLogger({ level: 'info', destination: capture }) };
 }
 
 test('each threshold reached is logged with its budget, scope, value and amounts; the dashboard sees when, and whether delivered', async () => {

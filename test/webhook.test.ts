@@ -5,11 +5,10 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { createLogger } from '../src/log.js';
 import { WebhookExporter } from '../src/usage/webhook.js';
-import { usageRecord } from './helpers.js';
+import { LogCapture, usageRecord } from './helpers.js';
 
 test('a batch that failed every attempt stays undelivered and queued; it is delivered whole, once, when the receiver is back', async () => {
   let failing = true;
@@ -66,15 +65,8 @@ async function receiver(statuses: number[]) {
 }
 
 function captured() {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(c: Buffer, _e, cb) {
-      lines.push(JSON.parse(c.toString()) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const log = createLogger({ level: 'warn', destination });
-  return { lines, log };
+  const capture = new LogCapture();
+  return { lines: capture.lines, log: createLogger({ level: 'warn', destination: capture }) };
 }
 
 test('by default three retries, backing off 400, 800 and 1,600 ms; each failure logged with its status and attempt; a 3xx is a failure', async () => {
