@@ -56,7 +56,8 @@ class Re2RegExp {
   private readonly re: RE2JS;
   constructor(literal: RegExp) {
     const f = literal.flags;
-    this.re = RE2JS.compile(literal.source, (f.includes('i') ? RE2JS.CASE_INSENSITIVE : 0) | (f.includes('s') ? RE2JS.DOTALL : 0) | (f.includes('m') ? RE2JS.MULTILINE : 0));
+    // JSONata's regex literals take the flags i and m only (its parser refuses any other).
+    this.re = RE2JS.compile(literal.source, (f.includes('i') ? RE2JS.CASE_INSENSITIVE : 0) | (f.includes('m') ? RE2JS.MULTILINE : 0));
   }
   exec(str: string): (string[] & { index: number }) | null {
     const m = this.re.matcher(str);
