@@ -164,29 +164,58 @@ test('a threshold another replica sent is remembered without a time; one this ga
   other.close();
 });
 
-test('a failed delivery backs off from 1 s, doubling; an unreachable receiver is logged with the notification id', async () => {
+test('a failed delivery backs off from 1 s, doubling; each failure is logged with the notification id', async () => {
+  const { createServer } = await import('node:http');
   const { mkdtempSync, readFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const path = await import('node:path');
   const { until } = await import('./helpers.js');
+  // The receiver notes when each attempt arrives: the backoff is measured from there, not from when the test looks.
+  const arrivals: number[] = [];
+  const receiver = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      arrivals.push(Date.now());
+      res.writeHead(500).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/budgets`;
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'switchyard-notify-')), 'nested', 'state.json');
   const { lines, log } = capturedLog();
-  const n = new BudgetNotifier({ url: 'http://127.0.0.1:1/never', timeoutMs: 200 }, file, new MemoryStore(), log);
+  const n = new BudgetNotifier({ url, timeoutMs: 2000 }, file, new MemoryStore(), log);
+  const id = `team-daily:tag:team:search:${period.start.toISOString().slice(0, 10)}:1`;
   try {
     await n.reached({ ...budget, notify: [1] }, 'search', 3, period, period.end.getTime());
     const saved = () => JSON.parse(readFileSync(file, 'utf8')) as { pending: Array<{ attempts: number; next: number }> };
     await until(() => saved().pending[0]?.attempts === 1, 5000, 'first attempt');
-    const t1 = Date.now();
-    const next1 = saved().pending[0]!.next - t1;
-    assert.ok(next1 > 700 && next1 <= 1000, `retried after about 1 s: ${next1}`);
-    await until(() => saved().pending[0]?.attempts === 2, 5000, 'second attempt');
-    const next2 = saved().pending[0]!.next - Date.now();
-    assert.ok(next2 > 1700 && next2 <= 2000, `then after about 2 s: ${next2}`);
-    const warn = lines.find((l) => l.msg === 'notification webhook unreachable; retrying');
-    assert.ok(warn, JSON.stringify(lines));
-    assert.equal(warn!.notification, `team-daily:tag:team:search:${period.start.toISOString().slice(0, 10)}:1`);
+    const next1 = saved().pending[0]!.next - arrivals[0]!;
+    assert.ok(next1 >= 1000 && next1 < 3000, `the next attempt 1 s after the failed one: ${next1}`);
+    await until(() => saved().pending[0]?.attempts === 2, 8000, 'second attempt');
+    assert.ok(arrivals[1]! - arrivals[0]! >= 995, `not retried before its time: ${arrivals[1]! - arrivals[0]!}`);
+    const next2 = saved().pending[0]!.next - arrivals[1]!;
+    assert.ok(next2 >= 2000 && next2 < 4000, `then 2 s: ${next2}`);
+    const warn = lines.filter((l) => l.msg === 'notification webhook answered 500; retrying');
+    assert.deepEqual(
+      warn.map((l) => [l.status, l.notification]),
+      [
+        [500, id],
+        [500, id],
+      ],
+    );
   } finally {
     n.close();
+    receiver.close();
+  }
+  const unreachable = capturedLog();
+  const down = new BudgetNotifier({ url: 'http://127.0.0.1:1/never', timeoutMs: 200 }, null, new MemoryStore(), unreachable.log);
+  try {
+    await down.reached({ ...budget, notify: [1] }, 'search', 3, period, period.end.getTime());
+    await until(() => unreachable.lines.some((l) => l.msg === 'notification webhook unreachable; retrying'), 5000, 'the unreachable receiver is logged');
+    assert.equal(unreachable.lines.find((l) => l.msg === 'notification webhook unreachable; retrying')!.notification, id);
+    assert.equal(down.pending, 1);
+  } finally {
+    down.close();
   }
 });
 

@@ -180,11 +180,11 @@ describe('the Redis store', () => {
   });
 
   test('a held slot is renewed past its lease; a slot whose holder is gone lapses', async () => {
-    const { store, prefix } = await redisStore({ slotLeaseMs: 300 });
+    const { store, prefix } = await redisStore({ slotLeaseMs: 600 });
     try {
       const held = await store.acquire('renewed', 1);
       assert.ok(held);
-      await sleep(700);
+      await sleep(1400); // over two leases; renewed every 200 ms
       assert.equal(await store.acquire('renewed', 1), null, 'still held after two leases: it was renewed');
       assert.ok((await raw.pttl(`${prefix}renewed`)) > 0);
       await held.release();
