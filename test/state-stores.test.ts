@@ -35,11 +35,11 @@ for (const [kind, make] of kinds) {
       const s = await make();
       try {
         assert.equal(await s.getRecord('r'), null, 'absent');
-        await s.putRecord('r', 'one', 150);
+        await s.putRecord('r', 'one', 400);
         assert.equal(await s.getRecord('r'), 'one');
-        await s.putRecord('r', 'two', 150);
+        await s.putRecord('r', 'two', 400);
         assert.equal(await s.getRecord('r'), 'two', 'a put replaces');
-        await sleep(220);
+        await sleep(550);
         assert.equal(await s.getRecord('r'), null, 'expired after its TTL');
         await s.putRecord('t', 'code', 10_000);
         const [a, b] = await Promise.all([s.takeRecord('t'), s.takeRecord('t')]);
@@ -58,10 +58,10 @@ for (const [kind, make] of kinds) {
     test('claims: the first claimer wins until the TTL ends, then the key can be claimed again', async () => {
       const s = await make();
       try {
-        const wins = await Promise.all([s.claimRecord('c', 'a', 150), s.claimRecord('c', 'b', 150), s.claimRecord('c', 'c', 150)]);
+        const wins = await Promise.all([s.claimRecord('c', 'a', 400), s.claimRecord('c', 'b', 400), s.claimRecord('c', 'c', 400)]);
         assert.equal(wins.filter(Boolean).length, 1, `one winner: ${wins}`);
         assert.equal(await s.getRecord('c'), ['a', 'b', 'c'][wins.indexOf(true)], 'the winner’s value is stored');
-        await sleep(220);
+        await sleep(550);
         assert.equal(await s.claimRecord('c', 'd', 1000), true, 'claimable again once lapsed');
         assert.equal(await s.getRecord('c'), 'd');
       } finally {
@@ -80,8 +80,8 @@ for (const [kind, make] of kinds) {
         assert.equal(c1, until, 'k1 cools until the end it was given');
         assert.equal(c2, 0, 'an end in the past sets nothing');
         assert.equal(c3, 0, 'a key never set is not cooling');
-        await s.setCooldown('short', Date.now() + 80);
-        await sleep(150);
+        await s.setCooldown('short', Date.now() + 200);
+        await sleep(350);
         assert.deepEqual(await s.cooldowns(['short']), [0], 'a cooldown ends at its end');
       } finally {
         await s.close();
@@ -99,8 +99,8 @@ for (const [kind, make] of kinds) {
         await s.seedSpend('fresh', 7.5, end);
         assert.equal(await s.spend('fresh'), 7.5, 'a seed fills an empty total');
         assert.equal(await s.addSpend('fresh', 0.5, end), 8, 'adds go on from the seed');
-        await s.addSpend('short', 3, Date.now() + 80);
-        await sleep(150);
+        await s.addSpend('short', 3, Date.now() + 200);
+        await sleep(350);
         assert.equal(await s.spend('short'), 0, 'a total is gone after its period end');
       } finally {
         await s.close();
