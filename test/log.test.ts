@@ -73,7 +73,7 @@ test('to stdout: lines buffered for speed are all written when the process exits
         'tsx',
         '--input-type=module',
         '-e',
-        `import { createLogger } from ${JSON.stringify(new URL('../src/log.ts', import.meta.url).href)}; const log = createLogger({ pretty: ${pretty} }); for (let i = 0; i < 3; i++) log.info({ i }, 'line'); ${pretty ? 'setTimeout(() => process.exit(0), 500);' : 'process.exit(0);'}`,
+        `import { createLogger } from ${JSON.stringify(new URL('../src/log.ts', import.meta.url).href)}; const log = createLogger({ pretty: ${pretty} }); for (let i = 0; i < 3; i++) log.info({ i }, 'line'); ${pretty ? '' : 'process.exit(0);'}`,
       ],
       { encoding: 'utf8', env: { ...process.env, LOG_LEVEL: 'info' } },
     );
