@@ -109,7 +109,7 @@ describe('decided offline', () => {
     assert.equal(prepared.url, 'http://127.0.0.1:9/v1/chat/completions');
     assert.equal(JSON.parse(prepared.body!.toString()).model, 'vendor-sonnet');
     assert.equal(prepared.headers.authorization, undefined, 'no key and no clients: the Anthropic credential is not sent to the vendor');
-    const counted = await decideOffline(cfg, rules, { body, headers: { 'x-route': 'vendor' }, path: '/v1/messages/count_tokens' });
+    const counted = await decideOffline(cfg, rules, { body, headers: { 'x-route': 'vendor' }, path: '/v1/messages/count_tokens?beta=true' });
     assert.equal(counted.prepared.local?.status, 200);
     assert.ok(JSON.parse(String(counted.prepared.local?.body)).input_tokens > 0);
   });
@@ -141,6 +141,8 @@ describe('decided offline', () => {
       1,
     );
     assert.equal(JSON.stringify(pt.headers).includes('sk-gateway-key-of-ci-bot'), false, `no client key upstream: ${JSON.stringify(pt.headers)}`);
+    const unconfigured = await decideOffline(config(), rules, { body, headers: {}, path: '/v1/messages', clientId: 'someone' });
+    assert.deepEqual([unconfigured.rc.client.id, unconfigured.rc.client.tags], ['someone', {}], 'a client id without clients: configured has no tags');
     const now = new Date('2026-12-07T03:00:00Z');
     const at = await decideOffline(config(), rules, { body, headers: { 'x-team': 'infra' }, path: '/v1/messages', now, groups: ['eng'] });
     assert.deepEqual(at.decision.tags, { team: 'infra' });

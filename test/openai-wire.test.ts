@@ -47,9 +47,24 @@ test('display names: Claude ids read as Anthropic writes them; dates dropped; ot
   assert.equal(displayName('claude-opus-4'), 'Claude Opus 4');
   assert.equal(displayName('gpt-5.1'), 'gpt-5.1');
   assert.equal(displayName('my-claude-proxy'), 'my-claude-proxy');
+  // Version numbers join with dots only when both sides are plain numbers; a date is dropped only at the end.
+  const cases: Array<[string, string]> = [
+    ['claude-opus-4-10-5', 'Claude Opus 4.10.5'],
+    ['claude-10-5', 'Claude 10.5'],
+    ['claude-4-1-5', 'Claude 4.1.5'],
+    ['claude-4-v2', 'Claude 4 V2'],
+    ['claude-4-2x', 'Claude 4 2x'],
+    ['claude-v4-5', 'Claude V4 5'],
+    ['claude-4x-5', 'Claude 4x 5'],
+    ['claude-12345678-x', 'Claude 12345678 X'],
+    ['claude-x-1234567', 'Claude X 1234567'],
+  ];
+  for (const [id, want] of cases) assert.equal(displayName(id), want, id);
   assert.equal(modelIdOf('/v1/models'), null);
   assert.equal(modelIdOf('/v1/models/claude-opus-4-1?beta=true'), 'claude-opus-4-1');
   assert.equal(modelIdOf('/v1/models/org%2Fmodel'), 'org/model', 'decoded');
+  assert.equal(modelIdOf('/x/v1/models/m'), null, 'only the path /v1/models/{id}');
+  assert.equal(modelIdOf('/v1/models/m/extra'), 'm/extra', 'the rest of the path is the id');
 });
 
 test('a model list becomes one page of Anthropic model objects; created (epoch seconds) becomes created_at', async () => {
