@@ -388,3 +388,54 @@ describe('breakers, credentials, pins and the client', () => {
     f.release();
   });
 });
+
+describe('registries across a config reload', () => {
+  test('a pool is kept while its keys and strategy stay; a changed key list or strategy gets a fresh pool, and the old one goes', () => {
+    const pools = new PoolRegistry();
+    const p = provider('a', { keys: ['k1', 'k2'] });
+    const first = pools.for(p);
+    first.keys[0]!.failed = true;
+    assert.equal(pools.for({ ...p }), first, 'the same settings: the same pool, with what it learned');
+    const rotated = pools.for({ ...p, keys: ['k1', 'k3'] });
+    assert.notEqual(rotated, first);
+    assert.equal(rotated.keys[0]!.failed, false, 'a new key list starts fresh');
+    assert.deepEqual(
+      pools.all().map((x) => x.keys.map((k) => k.key)),
+      [['k1', 'k3']],
+      "the provider's old pool is gone",
+    );
+    const other = pools.for(provider('b', { keys: ['k9'] }));
+    assert.notEqual(pools.for({ ...p, keys: ['k1', 'k3'], key_strategy: 'least_loaded' }), rotated, 'a new strategy: a new pool');
+    assert.deepEqual(
+      pools
+        .all()
+        .map((x) => x.provider)
+        .sort(),
+      ['a', 'b'],
+      "another provider's pool stays",
+    );
+    assert.equal(pools.for(provider('b', { keys: ['k9'] })), other);
+  });
+
+  test('a breaker is kept while its settings stay; new failures, cooldown or statuses get a fresh (closed) breaker', async () => {
+    const breakers = new BreakerRegistry();
+    const p = provider('a', { breaker: { failures: 1, cooldown_ms: 60_000 } });
+    const b1 = breakers.for(p);
+    assert.equal(breakers.for({ ...p }), b1);
+    const { u } = upstreams({ a: [{ status: 500 }] }, { breakers });
+    await forward(u, plan([{ ...p, retries: { max: 0, base_delay_ms: 1, max_delay_ms: 1, budget_ms: 1 } }]));
+    assert.deepEqual(breakers.states(), { a: 'open' });
+    for (const changed of [
+      { failures: 2, cooldown_ms: 60_000 },
+      { failures: 2, cooldown_ms: 1_000 },
+      { failures: 2, cooldown_ms: 1_000, statuses: [503] },
+    ]) {
+      const before = breakers.for(p);
+      const fresh = breakers.for({ ...p, breaker: changed });
+      assert.notEqual(fresh, before, JSON.stringify(changed));
+      assert.deepEqual(breakers.states(), { a: 'closed' }, 'a fresh breaker is closed');
+      p.breaker = changed;
+    }
+    assert.equal(breakers.for({ ...p }), breakers.for({ ...p }), 'the same statuses: the same breaker');
+  });
+});
