@@ -4,11 +4,15 @@
  * per threshold and period, and not a micro-dollar before.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { createLogger } from '../src/log.js';
 import { MemoryStore } from '../src/state/store.js';
 import { BudgetNotifier } from '../src/usage/notify.js';
-import { LogCapture } from './helpers.js';
+import { LogCapture, until } from './helpers.js';
 
 // Today's period (a period already over would let its markers expire at once).
 const dayStart = new Date(`${new Date().toISOString().slice(0, 10)}T00:00:00Z`);
@@ -31,10 +35,6 @@ test('spend exactly at a threshold notifies it (0.1, 0.7 and 1 of $3), once; a m
 });
 
 test('a notification is POSTed with its documented fields; while the receiver fails it stays pending (in the state file too) and is retried; a restart neither loses nor repeats it', async () => {
-  const { createServer } = await import('node:http');
-  const { mkdtempSync, readFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const path = await import('node:path');
   let failing = true;
   const got: Array<Record<string, unknown>> = [];
   const receiver = createServer((req, res) => {
@@ -55,7 +55,6 @@ test('a notification is POSTed with its documented fields; while the receiver fa
   const first = new BudgetNotifier(webhook, file, store, log);
   try {
     await first.reached({ ...budget, notify: [0.5] }, 'search', 1.6, period, period.end.getTime());
-    const { until } = await import('./helpers.js');
     await until(() => JSON.parse(readFileSync(file, 'utf8')).pending[0]?.attempts >= 1, 5000, 'the first attempt failed');
     assert.equal(first.pending, 1);
     assert.deepEqual(
@@ -165,11 +164,6 @@ test('a threshold another replica sent is remembered without a time; one this ga
 });
 
 test('a failed delivery backs off from 1 s, doubling; each failure is logged with the notification id', async () => {
-  const { createServer } = await import('node:http');
-  const { mkdtempSync, readFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const path = await import('node:path');
-  const { until } = await import('./helpers.js');
   // The receiver notes when each attempt arrives: the backoff is measured from there, not from when the test looks.
   const arrivals: number[] = [];
   const receiver = createServer((req, res) => {
@@ -220,9 +214,6 @@ test('a failed delivery backs off from 1 s, doubling; each failure is logged wit
 });
 
 test('start-up: markers of ended periods are forgotten; an unreadable state file is logged and the notifier starts empty; a missing one is fine', async () => {
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const path = await import('node:path');
   const dir = mkdtempSync(path.join(tmpdir(), 'switchyard-notify-'));
   const file = path.join(dir, 'state.json');
   const id = (v: string) => `team-daily:tag:team:${v}:${period.start.toISOString().slice(0, 10)}:0.5`;
