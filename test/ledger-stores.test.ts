@@ -58,12 +58,21 @@ const rec = (i: number, over: Partial<UsageRecord> = {}): UsageRecord =>
     ...over,
   });
 
+/** Opens a store, creates its schema, runs `fn`, and closes it whatever happens. */
+async function withStore(make: () => Promise<LedgerStore>, fn: (s: LedgerStore) => Promise<void>): Promise<void> {
+  const s = await make();
+  try {
+    await s.init();
+    await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
 for (const [kind, make] of kinds) {
   describe(`ledger store contract (${kind})`, () => {
     test('records: a retried batch and a replayed record are inserted once; a range reads back whole records, in time order', async () => {
-      const s = await make();
-      try {
-        await s.init();
+      await withStore(make, async (s) => {
         await s.init(); // init twice (a restart) changes nothing
         const batch = [1, 2, 3, 4, 5, 6].map((i) =>
           rec(i, { facts: { path: '/v1/messages', stream: true, body_bytes: 9, messages: 1, tools: 0, max_tokens: 5, metadata: null, headers: {}, headers_named: [] } as never }),
@@ -94,15 +103,11 @@ for (const [kind, make] of kinds) {
           ['sy_c_1'],
           'a record exactly at since is in; one exactly at until is out',
         );
-      } finally {
-        await s.close();
-      }
+      });
     });
 
     test('cost per day: grouped by day and by what a budget scope counts, priced records only, from `since`', async () => {
-      const s = await make();
-      try {
-        await s.init();
+      await withStore(make, async (s) => {
         await s.insert([
           rec(1, { time: '2026-12-03T01:00:00.000Z' }),
           rec(3, { time: '2026-12-03T23:00:00.000Z' }),
@@ -120,15 +125,11 @@ for (const [kind, make] of kinds) {
             ['2026-12-04T00:00:00.000Z', 'alice', 'claude-sonnet-4-6', ['default'], { team: 'infra' }, 0.05],
           ],
         );
-      } finally {
-        await s.close();
-      }
+      });
     });
 
     test('sums grouped by the database: requests, tokens and cost per model within the range and filters', async () => {
-      const s = await make();
-      try {
-        await s.init();
+      await withStore(make, async (s) => {
         await s.insert([1, 2, 3, 4, 5, 6].map((i) => rec(i)));
         const rows = await s.summarize({ since: '2026-12-01T00:00:00.000Z', until: '2026-12-31T00:00:00.000Z', filters: [{ by: 'client', value: 'alice' }] as never, group: 'model' });
         const byModel = Object.fromEntries(rows.map((r) => [r.key, [r.requests, r.input_tokens, r.output_tokens, Math.round(r.cost_usd * 1e6) / 1e6]]));
@@ -140,15 +141,11 @@ for (const [kind, make] of kinds) {
           [1],
           'record 5 only (December 1st)',
         );
-      } finally {
-        await s.close();
-      }
+      });
     });
 
     test('summaries across whole hours (the rollup) and partial hours (the records) equal sums over the records themselves', async () => {
-      const s = await make();
-      try {
-        await s.init();
+      await withStore(make, async (s) => {
         const base = Date.parse('2026-12-05T08:00:00.000Z');
         const records = Array.from({ length: 48 }, (_, i) =>
           rec(100 + i, {
@@ -200,15 +197,11 @@ for (const [kind, make] of kinds) {
           assert.deepEqual(round(got), round(want), `${since}..${until} ${JSON.stringify(filters)} by ${group}`);
         }
         await assert.rejects(s.summarize({ since: '2026-12-05T00:00:00.000Z', until: '2026-12-06T00:00:00.000Z', filters: [], group: 'rule' as never }), /a summary cannot group or filter by rule/);
-      } finally {
-        await s.close();
-      }
+      });
     });
 
     test('spend limits: one per scope and period, replaced in place keeping its id and creation time; deleted by id', async () => {
-      const s = await make();
-      try {
-        await s.init();
+      await withStore(make, async (s) => {
         const limit = (id: string, amount: string | null, at: string): StoredSpendLimit => ({
           id,
           scope_type: 'user',
@@ -240,15 +233,11 @@ for (const [kind, make] of kinds) {
           (await s.spendLimits()).map((l) => l.id),
           ['lim_3'],
         );
-      } finally {
-        await s.close();
-      }
+      });
     });
 
     test('session activity: counters add or rise to the highest value reported, per session, most recent first', async () => {
-      const s = await make();
-      try {
-        await s.init();
+      await withStore(make, async (s) => {
         const since = new Date(Date.now() - 60_000).toISOString();
         await s.addActivity([
           { session_id: 's1', user_id: 'alice', column: 'commits', mode: 'add', value: 2 },
@@ -267,15 +256,11 @@ for (const [kind, make] of kinds) {
           ],
         );
         assert.deepEqual(await s.activity(new Date(Date.now() + 60_000).toISOString()), [], 'nothing touched since then');
-      } finally {
-        await s.close();
-      }
+      });
     });
 
     test('resources: an owner is remembered whole; batches not yet settled are listed oldest first, within the limit', async () => {
-      const s = await make();
-      try {
-        await s.init();
+      await withStore(make, async (s) => {
         const owner = (id: string, created_at: string, k = 'batch') =>
           ({
             id,
@@ -313,9 +298,7 @@ for (const [kind, make] of kinds) {
           (await s.unsettledBatches('2026-11-01T00:00:00.000Z', 10)).map((r) => r.id),
           ['msgbatch_2'],
         );
-      } finally {
-        await s.close();
-      }
+      });
     });
   });
 }
