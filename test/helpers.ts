@@ -176,3 +176,13 @@ export function usageRecord(over: Partial<UsageRecord> & Pick<UsageRecord, 'time
     ...over,
   };
 }
+
+/** Makes something closable (a store, a client), runs `fn` with it, and closes it whatever happens. */
+export async function withClosing<T extends { close(): Promise<void> }>(make: () => Promise<T>, fn: (t: T) => Promise<void>): Promise<void> {
+  const t = await make();
+  try {
+    await fn(t);
+  } finally {
+    await t.close();
+  }
+}

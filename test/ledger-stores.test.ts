@@ -16,7 +16,7 @@ import type { LedgerStore, StoredSpendLimit } from '../src/usage/ledger.js';
 import { PostgresStore } from '../src/usage/postgres.js';
 import type { UsageRecord } from '../src/usage/record.js';
 import { SqliteStore } from '../src/usage/sqlite.js';
-import { freshDatabase, usageRecord } from './helpers.js';
+import { freshDatabase, usageRecord, withClosing } from './helpers.js';
 
 const drops: Array<() => Promise<void>> = [];
 let pgUrl: string | null = null;
@@ -59,15 +59,11 @@ const rec = (i: number, over: Partial<UsageRecord> = {}): UsageRecord =>
   });
 
 /** Opens a store, creates its schema, runs `fn`, and closes it whatever happens. */
-async function withStore(make: () => Promise<LedgerStore>, fn: (s: LedgerStore) => Promise<void>): Promise<void> {
-  const s = await make();
-  try {
+const withStore = (make: () => Promise<LedgerStore>, fn: (s: LedgerStore) => Promise<void>) =>
+  withClosing(make, async (s) => {
     await s.init();
     await fn(s);
-  } finally {
-    await s.close();
-  }
-}
+  });
 
 for (const [kind, make] of kinds) {
   describe(`ledger store contract (${kind})`, () => {

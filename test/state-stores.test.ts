@@ -11,6 +11,7 @@ import { after, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { RedisStore } from '../src/state/redis.js';
 import { MemoryStore, type StateStore } from '../src/state/store.js';
+import { withClosing } from './helpers.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -32,8 +33,7 @@ const kinds: Array<[string, () => Promise<StateStore>]> = [
 for (const [kind, make] of kinds) {
   describe(`state store contract (${kind})`, () => {
     test('records: a value until its TTL ends; a put replaces; a take hands it out once', async () => {
-      const s = await make();
-      try {
+      await withClosing(make, async (s) => {
         assert.equal(await s.getRecord('r'), null, 'absent');
         await s.putRecord('r', 'one', 400);
         assert.equal(await s.getRecord('r'), 'one');
@@ -50,28 +50,22 @@ for (const [kind, make] of kinds) {
         await s.putRecord('tiny', 'x', 0.2);
         await sleep(20);
         assert.equal(await s.getRecord('tiny'), null);
-      } finally {
-        await s.close();
-      }
+      });
     });
 
     test('claims: the first claimer wins until the TTL ends, then the key can be claimed again', async () => {
-      const s = await make();
-      try {
+      await withClosing(make, async (s) => {
         const wins = await Promise.all([s.claimRecord('c', 'a', 400), s.claimRecord('c', 'b', 400), s.claimRecord('c', 'c', 400)]);
         assert.equal(wins.filter(Boolean).length, 1, `one winner: ${wins}`);
         assert.equal(await s.getRecord('c'), ['a', 'b', 'c'][wins.indexOf(true)], 'the winner’s value is stored');
         await sleep(550);
         assert.equal(await s.claimRecord('c', 'd', 1000), true, 'claimable again once lapsed');
         assert.equal(await s.getRecord('c'), 'd');
-      } finally {
-        await s.close();
-      }
+      });
     });
 
     test('cooldowns: each key its own end; a past end is no cooldown; an empty list is empty', async () => {
-      const s = await make();
-      try {
+      await withClosing(make, async (s) => {
         const until = Date.now() + 5_000;
         await s.setCooldown('k1', until);
         await s.setCooldown('k2', Date.now() - 10);
@@ -83,14 +77,11 @@ for (const [kind, make] of kinds) {
         await s.setCooldown('short', Date.now() + 200);
         await sleep(350);
         assert.deepEqual(await s.cooldowns(['short']), [0], 'a cooldown ends at its end');
-      } finally {
-        await s.close();
-      }
+      });
     });
 
     test('spend: totals add up atomically, expire at their period end; seeding fills only an empty total', async () => {
-      const s = await make();
-      try {
+      await withClosing(make, async (s) => {
         const end = Date.now() + 60_000;
         assert.equal(await s.spend('b'), 0);
         const totals = await Promise.all([s.addSpend('b', 0.25, end), s.addSpend('b', 0.5, end), s.addSpend('b', 1.25, end)]);
@@ -102,14 +93,11 @@ for (const [kind, make] of kinds) {
         await s.addSpend('short', 3, Date.now() + 200);
         await sleep(350);
         assert.equal(await s.spend('short'), 0, 'a total is gone after its period end');
-      } finally {
-        await s.close();
-      }
+      });
     });
 
     test('buckets: takes until empty, a retry-after that refills just enough, charges into debt, cost 0 asks about debt', async () => {
-      const s = await make();
-      try {
+      await withClosing(make, async (s) => {
         const spec = { capacity: 2, refillPerMs: 0.001 }; // one token a second
         const first = await s.take('b', 1, spec);
         assert.deepEqual([first.ok, first.retryAfterMs], [true, 0]);
@@ -131,14 +119,11 @@ for (const [kind, make] of kinds) {
         assert.equal(afterCharge.ok, false, 'a charge drives the bucket into debt');
         assert.ok(afterCharge.remaining < -0.9, `debt after a charge: ${afterCharge.remaining}`);
         assert.equal((await s.take('other', 0, spec)).ok, true, 'cost 0 on a bucket out of debt is admitted');
-      } finally {
-        await s.close();
-      }
+      });
     });
 
     test('slots: at most `limit` held at once; a release frees one, and releasing twice frees only one', async () => {
-      const s = await make();
-      try {
+      await withClosing(make, async (s) => {
         const a = await s.acquire('slots', 2);
         const b = await s.acquire('slots', 2);
         assert.ok(a && b, 'two of two');
@@ -151,9 +136,7 @@ for (const [kind, make] of kinds) {
         assert.ok(await s.acquire('other', 1), 'another key has its own slots');
         await b.release();
         await c.release();
-      } finally {
-        await s.close();
-      }
+      });
     });
   });
 }
